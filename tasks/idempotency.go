@@ -1,0 +1,54 @@
+package tasks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Submission is what an Idempotency-Key stands for: the request it first came with and the job that
+// request was given.
+type Submission struct {
+	// Fingerprint identifies the request's content; a replay with another fingerprint is refused.
+	Fingerprint string    `json:"fingerprint"`
+	JobID       string    `json:"job_id"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// ClaimIdempotencyKey records sub under client's key for ttl unless the key already has a record. It
+// returns the record the key holds after the call, and whether that is sub: exactly one of any number of
+// concurrent claims wins.
+func (s *Store) ClaimIdempotencyKey(ctx context.Context, client, key string, sub Submission, ttl time.Duration) (Submission, bool, error) {
+	b, err := json.Marshal(sub)
+	if err != nil {
+		return Submission{}, false, fmt.Errorf("encode submission: %w", err)
+	}
+	k := idempotencyKey(client, key)
+	// The loop covers a record that expires between the failed SET NX and the GET.
+	for range 3 {
+		ok, err := s.rdb.SetNX(ctx, k, b, ttl).Result()
+		if err != nil {
+			return Submission{}, false, fmt.Errorf("claim idempotency key: %w", err)
+		}
+		if ok {
+			return sub, true, nil
+		}
+		held, err := s.rdb.Get(ctx, k).Bytes()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return Submission{}, false, fmt.Errorf("read idempotency key: %w", err)
+		}
+		var got Submission
+		if err := json.Unmarshal(held, &got); err != nil {
+			return Submission{}, false, fmt.Errorf("decode idempotency key record: %w", err)
+		}
+		return got, false, nil
+	}
+	return Submission{}, false, errors.New("claim idempotency key: the record kept expiring")
+}

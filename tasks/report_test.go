@@ -1,0 +1,335 @@
+package tasks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/reportd/reportd/internal/redistest"
+)
+
+var _ ReportSaver = (*fakeSaver)(nil)
+
+// fakeSaver keeps saved reports by job id; err, when set, fails every save.
+type fakeSaver struct {
+	mu    sync.Mutex
+	err   error
+	saved map[string][]byte
+	calls int
+}
+
+func (s *fakeSaver) SaveReport(_ context.Context, id string, body []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	if s.err != nil {
+		return s.err
+	}
+	if s.saved == nil {
+		s.saved = map[string][]byte{}
+	}
+	s.saved[id] = append([]byte(nil), body...)
+	return nil
+}
+
+func (s *fakeSaver) report(id string) ([]byte, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.saved[id], s.calls
+}
+
+// quietLogger drops asynq's log lines.
+type quietLogger struct{}
+
+func (quietLogger) Debug(...any) {}
+func (quietLogger) Info(...any)  {}
+func (quietLogger) Warn(...any)  {}
+func (quietLogger) Error(...any) {}
+func (quietLogger) Fatal(...any) {}
+
+// worker is an in-process asynq server on an embedded Redis, serving the report queue with one handler.
+type worker struct {
+	client    *asynq.Client
+	inspector *asynq.Inspector
+	// errs receives what the handler returned, once per attempt.
+	errs chan error
+}
+
+// startWorker serves TypeReport with h on a fresh embedded Redis, and stops when the test ends. A task
+// built by asynq's client has no ResultWriter, which ProcessTask needs, so ProcessTask can only be
+// exercised on tasks that an asynq server hands it.
+func startWorker(t *testing.T, h asynq.HandlerFunc) *worker {
+	t.Helper()
+	b := redistest.Embedded(t)
+	rdb := redis.NewClient(&redis.Options{Addr: b.Addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	w := &worker{
+		client:    asynq.NewClientFromRedisClient(rdb),
+		inspector: asynq.NewInspectorFromRedisClient(rdb),
+		errs:      make(chan error, 16),
+	}
+	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		Concurrency:       1,
+		Queues:            map[string]int{Queue: 1},
+		TaskCheckInterval: 10 * time.Millisecond,
+		ShutdownTimeout:   2 * time.Second,
+		Logger:            quietLogger{},
+	})
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(TypeReport, func(ctx context.Context, task *asynq.Task) error {
+		err := h(ctx, task)
+		w.errs <- err
+		return err
+	})
+	if err := srv.Start(mux); err != nil {
+		t.Fatalf("start asynq server: %v", err)
+	}
+	t.Cleanup(srv.Shutdown)
+	return w
+}
+
+// enqueue puts a report job on the queue, kept an hour once finished, with opts added.
+func (w *worker) enqueue(t *testing.T, task *asynq.Task, opts ...asynq.Option) {
+	t.Helper()
+	if _, err := w.client.Enqueue(task, append([]asynq.Option{asynq.Retention(time.Hour)}, opts...)...); err != nil {
+		t.Fatalf("enqueue: %v", err)
+	}
+}
+
+// wait returns the task's info once it is completed or archived.
+func (w *worker) wait(t *testing.T, id string) *asynq.TaskInfo {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := w.inspector.GetTaskInfo(Queue, id)
+		if err == nil && (info.State == asynq.TaskStateCompleted || info.State == asynq.TaskStateArchived) {
+			return info
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task %s did not finish in 10s: %+v, %v", id, info, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// handlerErr returns what the handler returned on its (only) attempt.
+func (w *worker) handlerErr(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-w.errs:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler did not return in 10s")
+		return nil
+	}
+}
+
+func newProcessor(l Ledger, s ReportSaver) *ReportProcessor {
+	return &ReportProcessor{Ledger: l, Reports: s, Now: time.Now, Log: slog.New(slog.DiscardHandler)}
+}
+
+var tenDays = DateRange{From: day(2026, 1, 1), To: day(2026, 1, 10)}
+
+func TestReportProcessorDone(t *testing.T) {
+	t.Parallel()
+	const id = "6ba7b810-9dad-41d1-80b4-00c04fd430c8"
+	ledger := NewSyntheticLedger(200)
+	saver := &fakeSaver{}
+	w := startWorker(t, newProcessor(ledger, saver).ProcessTask)
+	task, err := NewReportTask(id, tenDays, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.enqueue(t, task, asynq.MaxRetry(0))
+	if err := w.handlerErr(t); err != nil {
+		t.Fatalf("ProcessTask: %v", err)
+	}
+	info := w.wait(t, id)
+	if info.State != asynq.TaskStateCompleted {
+		t.Fatalf("task state = %v (%s), want completed", info.State, info.LastErr)
+	}
+
+	body, calls := saver.report(id)
+	if calls != 1 {
+		t.Errorf("SaveReport called %d times, want 1", calls)
+	}
+	var got Report
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatalf("saved report does not decode: %v\n%s", err, body)
+	}
+	want, err := Summarize(context.Background(), ledger, tenDays, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.ID = id
+	if got.GeneratedAt.IsZero() {
+		t.Error("saved report has no generated_at")
+	}
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(Report{}, "GeneratedAt")); diff != "" {
+		t.Errorf("saved report (-want +got):\n%s", diff)
+	}
+	var days []string
+	for _, d := range got.ByDay {
+		days = append(days, d.Date)
+	}
+	wantDays := []string{"2026-01-01", "2026-01-02", "2026-01-03", "2026-01-04", "2026-01-05",
+		"2026-01-06", "2026-01-07", "2026-01-08", "2026-01-09", "2026-01-10"}
+	if diff := cmp.Diff(wantDays, days); diff != "" {
+		t.Errorf("by_day dates (-want +got):\n%s", diff)
+	}
+
+	p, err := ParseProgress(info.Result)
+	if err != nil {
+		t.Fatalf("task result is not progress: %v (%q)", err, info.Result)
+	}
+	if p.StartedAt.IsZero() {
+		t.Error("progress has no started_at")
+	}
+	if diff := cmp.Diff(Progress{Share: 1, DaysDone: 10, DaysTotal: 10, Attempt: 1}, p, cmpopts.IgnoreFields(Progress{}, "StartedAt")); diff != "" {
+		t.Errorf("final progress (-want +got):\n%s", diff)
+	}
+}
+
+// gatedLedger blocks on one day until released (or its context is done), so that a test can look at a
+// job in the middle of its run.
+type gatedLedger struct {
+	inner   Ledger
+	at      time.Time
+	reached chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedLedger) Day(ctx context.Context, d time.Time, buf []Order) ([]Order, error) {
+	if d.Equal(g.at) {
+		close(g.reached)
+		select {
+		case <-g.release:
+		case <-ctx.Done():
+			return buf, ctx.Err()
+		}
+	}
+	return g.inner.Day(ctx, d, buf)
+}
+
+func newGatedLedger(at time.Time) *gatedLedger {
+	return &gatedLedger{inner: NewSyntheticLedger(100), at: at, reached: make(chan struct{}), release: make(chan struct{})}
+}
+
+func awaitGate(t *testing.T, g *gatedLedger) {
+	t.Helper()
+	select {
+	case <-g.reached:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the job did not reach the gated day in 10s")
+	}
+}
+
+func TestReportProcessorProgressWhileRunning(t *testing.T) {
+	t.Parallel()
+	const id = "6ba7b811-9dad-41d1-80b4-00c04fd430c8"
+	ledger := newGatedLedger(day(2026, 1, 5))
+	saver := &fakeSaver{}
+	w := startWorker(t, newProcessor(ledger, saver).ProcessTask)
+	task, err := NewReportTask(id, tenDays, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.enqueue(t, task, asynq.MaxRetry(0))
+	awaitGate(t, ledger)
+
+	info, err := w.inspector.GetTaskInfo(Queue, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ParseProgress(info.Result)
+	if err != nil {
+		t.Fatalf("task result is not progress: %v (%q)", err, info.Result)
+	}
+	if info.State != asynq.TaskStateActive {
+		t.Errorf("state = %v, want active", info.State)
+	}
+	if diff := cmp.Diff(Progress{Share: 0.4, DaysDone: 4, DaysTotal: 10, Attempt: 1}, p, cmpopts.IgnoreFields(Progress{}, "StartedAt")); diff != "" {
+		t.Errorf("progress with 4 of 10 days done (-want +got):\n%s", diff)
+	}
+	close(ledger.release)
+	if err := w.handlerErr(t); err != nil {
+		t.Fatalf("ProcessTask: %v", err)
+	}
+	if info := w.wait(t, id); info.State != asynq.TaskStateCompleted {
+		t.Errorf("state = %v, want completed", info.State)
+	}
+}
+
+func TestReportProcessorFailures(t *testing.T) {
+	t.Parallel()
+	saveErr := errors.New("save report: i/o timeout")
+	tests := []struct {
+		name      string
+		payload   string
+		saveErr   error
+		cancelCtx bool
+		// cancelAt, when set, cancels the running job through asynq when it reaches that day.
+		cancelAt  time.Time
+		wantErr   error // what the handler's error must wrap
+		wantSaves int
+	}{
+		{name: "payload-not-json", payload: "not json", wantErr: asynq.SkipRetry},
+		{name: "payload-bad-range", payload: `{"range":"2026-Q9"}`, wantErr: asynq.SkipRetry},
+		{name: "payload-unservable-range", payload: `{"range":"2026-02-30..2026-03-01"}`, wantErr: asynq.SkipRetry},
+		{name: "canceled-before-start", payload: `{"range":"2026-01-01..2026-01-10"}`, cancelCtx: true, wantErr: context.Canceled},
+		{name: "canceled-while-running", payload: `{"range":"2026-01-01..2026-01-10"}`, cancelAt: day(2026, 1, 3), wantErr: context.Canceled},
+		{name: "save-fails", payload: `{"range":"2026-01-01..2026-01-02"}`, saveErr: saveErr, wantErr: saveErr, wantSaves: 1},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			id := "6ba7b812-9dad-41d1-80b4-00c04fd430c" + string(rune('0'+i))
+			saver := &fakeSaver{err: tt.saveErr}
+			var ledger Ledger = NewSyntheticLedger(100)
+			var gate *gatedLedger
+			if !tt.cancelAt.IsZero() {
+				gate = newGatedLedger(tt.cancelAt)
+				ledger = gate
+			}
+			p := newProcessor(ledger, saver)
+			w := startWorker(t, func(ctx context.Context, task *asynq.Task) error {
+				if tt.cancelCtx {
+					c, cancel := context.WithCancel(ctx)
+					cancel()
+					ctx = c
+				}
+				return p.ProcessTask(ctx, task)
+			})
+			// Several retries are allowed: only an error wrapping SkipRetry archives the task at once.
+			w.enqueue(t, asynq.NewTask(TypeReport, []byte(tt.payload), asynq.TaskID(id), asynq.Queue(Queue), asynq.MaxRetry(3)))
+			if gate != nil {
+				awaitGate(t, gate)
+				if err := w.inspector.CancelProcessing(id); err != nil {
+					t.Fatalf("CancelProcessing: %v", err)
+				}
+			}
+			err := w.handlerErr(t)
+			if !errors.Is(err, tt.wantErr) {
+				t.Errorf("ProcessTask = %v, want an error wrapping %v", err, tt.wantErr)
+			}
+			if _, saves := saver.report(id); saves != tt.wantSaves {
+				t.Errorf("SaveReport called %d times, want %d", saves, tt.wantSaves)
+			}
+			if tt.wantErr == asynq.SkipRetry {
+				info := w.wait(t, id)
+				if info.State != asynq.TaskStateArchived || info.Retried != 0 {
+					t.Errorf("task state = %v after %d retries, want archived after none", info.State, info.Retried)
+				}
+			}
+		})
+	}
+}
