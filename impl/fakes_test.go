@@ -1,0 +1,220 @@
+package impl
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/reportd/reportd/tasks"
+)
+
+var (
+	_ Enqueuer   = (*fakeQueue)(nil)
+	_ TaskReader = (*fakeTasks)(nil)
+	_ JobStore   = (*fakeStore)(nil)
+)
+
+// callLog records, across fakes, the order in which they were called.
+type callLog struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (l *callLog) add(call string) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls = append(l.calls, call)
+}
+
+func (l *callLog) list() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.calls)
+}
+
+// enqueuedTask is what fakeQueue saw of one enqueued task: its type, payload, headers, and every
+// option (the task's own and the call's) by its type.
+type enqueuedTask struct {
+	Type    string
+	Payload string
+	Headers map[string]string
+	Options map[asynq.OptionType]any
+}
+
+// fakeQueue records the tasks enqueued on it and answers like asynq's client: a pending TaskInfo that
+// reflects the task's options. It fails every call with err when err is set.
+type fakeQueue struct {
+	calls *callLog
+
+	mu    sync.Mutex
+	err   error
+	tasks []enqueuedTask
+}
+
+func (q *fakeQueue) EnqueueContext(_ context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error) {
+	q.calls.add("enqueue")
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.err != nil {
+		return nil, q.err
+	}
+	options := map[asynq.OptionType]any{}
+	for _, o := range append(taskOptions(task), opts...) {
+		options[o.Type()] = o.Value()
+	}
+	q.tasks = append(q.tasks, enqueuedTask{
+		Type: task.Type(), Payload: string(task.Payload()), Headers: maps.Clone(task.Headers()), Options: options,
+	})
+	info := &asynq.TaskInfo{
+		Queue:   "default",
+		Type:    task.Type(),
+		Payload: task.Payload(),
+		Headers: maps.Clone(task.Headers()),
+		State:   asynq.TaskStatePending,
+		// asynq's defaults, overridden below by the options.
+		MaxRetry: 25,
+		Timeout:  30 * time.Minute,
+	}
+	if v, ok := options[asynq.TaskIDOpt].(string); ok {
+		info.ID = v
+	}
+	if v, ok := options[asynq.QueueOpt].(string); ok {
+		info.Queue = v
+	}
+	if v, ok := options[asynq.MaxRetryOpt].(int); ok {
+		info.MaxRetry = v
+	}
+	if v, ok := options[asynq.TimeoutOpt].(time.Duration); ok {
+		info.Timeout = v
+	}
+	if v, ok := options[asynq.RetentionOpt].(time.Duration); ok {
+		info.Retention = v
+	}
+	return info, nil
+}
+
+func (q *fakeQueue) enqueued() []enqueuedTask {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return slices.Clone(q.tasks)
+}
+
+// taskOptions returns the options a task was built with. asynq keeps them unexported and only its
+// client reads them, but they are what decides the task's id, queue, retries, timeout and retention,
+// so a fake queue that ignored them could not check the policy the handler enqueues with.
+func taskOptions(task *asynq.Task) []asynq.Option {
+	f := reflect.ValueOf(task).Elem().FieldByName("opts")
+	if !f.IsValid() || f.Type() != reflect.TypeFor[[]asynq.Option]() {
+		panic(fmt.Sprintf("asynq.Task has no opts []asynq.Option field any more (found %v): update taskOptions", f))
+	}
+	return *(*[]asynq.Option)(unsafe.Pointer(f.UnsafeAddr()))
+}
+
+// fakeTasks answers GetTaskInfo like asynq's inspector from the tasks it holds: unknown ids give an
+// error wrapping asynq.ErrTaskNotFound, or asynq.ErrQueueNotFound when noQueue is set (a fresh Redis);
+// err, when set, fails every call.
+type fakeTasks struct {
+	mu      sync.Mutex
+	infos   map[string]*asynq.TaskInfo
+	noQueue bool
+	err     error
+}
+
+func (f *fakeTasks) GetTaskInfo(queue, id string) (*asynq.TaskInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case f.err != nil:
+		return nil, f.err
+	case f.noQueue || queue != tasks.Queue:
+		return nil, fmt.Errorf("asynq: %w", asynq.ErrQueueNotFound)
+	}
+	info, ok := f.infos[id]
+	if !ok {
+		return nil, fmt.Errorf("asynq: %w", asynq.ErrTaskNotFound)
+	}
+	c := *info
+	return &c, nil
+}
+
+func (f *fakeTasks) put(info *asynq.TaskInfo) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.infos == nil {
+		f.infos = map[string]*asynq.TaskInfo{}
+	}
+	f.infos[info.ID] = info
+}
+
+// tombstoneCall is one CreateTombstone call.
+type tombstoneCall struct {
+	ID       string
+	Lifetime time.Duration
+}
+
+// fakeStore keeps tombstones and reports in maps and records CreateTombstone calls. Each *Err, when
+// set, fails the method it names.
+type fakeStore struct {
+	calls *callLog
+
+	mu         sync.Mutex
+	tombstones map[string]bool
+	reports    map[string][]byte
+	created    []tombstoneCall
+	createErr  error
+	existsErr  error
+	reportErr  error
+}
+
+func (s *fakeStore) CreateTombstone(_ context.Context, id string, lifetime time.Duration) error {
+	s.calls.add("tombstone")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.created = append(s.created, tombstoneCall{ID: id, Lifetime: lifetime})
+	if s.createErr != nil {
+		return s.createErr
+	}
+	if s.tombstones == nil {
+		s.tombstones = map[string]bool{}
+	}
+	s.tombstones[id] = true
+	return nil
+}
+
+func (s *fakeStore) TombstoneExists(_ context.Context, id string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.existsErr != nil {
+		return false, s.existsErr
+	}
+	return s.tombstones[id], nil
+}
+
+func (s *fakeStore) Report(_ context.Context, id string) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reportErr != nil {
+		return nil, s.reportErr
+	}
+	b, ok := s.reports[id]
+	if !ok {
+		return nil, fmt.Errorf("job %s: %w", id, tasks.ErrNoReport)
+	}
+	return b, nil
+}
+
+func (s *fakeStore) tombstoneCalls() []tombstoneCall {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.created)
+}

@@ -1,0 +1,645 @@
+package impl_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/reportd/reportd/gen"
+	"github.com/reportd/reportd/impl"
+	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/tasks"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden from what the server answers now")
+
+// contract is openapi.yaml as the server embeds it, with a router that finds each request's operation.
+type contract struct {
+	spec   *openapi3.T
+	router routers.Router
+}
+
+// loadContract loads the spec once: every response of every test is checked against it.
+var loadContract = sync.OnceValues(func() (*contract, error) {
+	spec, err := gen.GetSpec()
+	if err != nil {
+		return nil, fmt.Errorf("load embedded spec: %w", err)
+	}
+	// Without this the router matches only the hosts in servers, and httptest's 127.0.0.1:port is not one.
+	spec.Servers = nil
+	router, err := gorillamux.NewRouter(spec)
+	if err != nil {
+		return nil, fmt.Errorf("route the spec: %w", err)
+	}
+	return &contract{spec: spec, router: router}, nil
+})
+
+func mustContract(tb testing.TB) *contract {
+	tb.Helper()
+	c, err := loadContract()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+// checkRequest validates a request the test means to be valid, so that a case cannot pass only because
+// the test sent something the contract does not allow.
+func (c *contract) checkRequest(req *http.Request) error {
+	route, params, err := c.router.FindRoute(req)
+	if err != nil {
+		return fmt.Errorf("request %s %s: %w", req.Method, req.URL.Path, err)
+	}
+	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{MultiError: true}}
+	if err := openapi3filter.ValidateRequest(req.Context(), in); err != nil {
+		return fmt.Errorf("request %s %s does not match the contract: %w", req.Method, req.URL.Path, err)
+	}
+	return nil
+}
+
+// checkExchange reports every way a response breaks the contract. Responses to operations in the spec are
+// validated by openapi3filter (status, headers and body, 303s and problems included); responses on paths
+// or methods the spec does not have must still be problems. Invariants the spec states in prose (no-store,
+// Retry-After only while a job is pending or running, 303 to the result) are checked here too.
+func (c *contract) checkExchange(req *http.Request, status int, header http.Header, body []byte) error {
+	var errs []error
+	route, params, err := c.router.FindRoute(req)
+	switch {
+	case err == nil:
+		opts := &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true}
+		in := &openapi3filter.ResponseValidationInput{
+			RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: opts},
+			Status:                 status,
+			Header:                 header,
+			Options:                opts,
+		}
+		in.SetBodyBytes(body)
+		if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
+			errs = append(errs, fmt.Errorf("openapi3filter: %w", err))
+		}
+	case errors.Is(err, routers.ErrPathNotFound), errors.Is(err, routers.ErrMethodNotAllowed):
+		// Outside the spec: only the problem-type descriptions may answer anything but a problem.
+		if status < 400 && !strings.HasPrefix(req.URL.Path, "/problems/") {
+			errs = append(errs, fmt.Errorf("%s %s is outside the contract but answered %d", req.Method, req.URL.Path, status))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("find operation: %w", err))
+	}
+	if status >= 400 {
+		if _, err := decodeProblem(status, header, body); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	switch status {
+	case http.StatusServiceUnavailable:
+		if _, err := retryAfter(header); err != nil {
+			errs = append(errs, fmt.Errorf("503: %w", err))
+		}
+	case http.StatusMethodNotAllowed:
+		if header.Get("Allow") == "" {
+			errs = append(errs, errors.New("405 without an Allow header"))
+		}
+	}
+	if route != nil && route.Method == http.MethodGet && route.Path == "/v1/reports/{id}" {
+		errs = append(errs, checkStatusInvariants(req, status, header, body))
+	}
+	return errors.Join(errs...)
+}
+
+// checkStatusInvariants checks what the spec says in prose about the status URL's 200 and 303.
+func checkStatusInvariants(req *http.Request, status int, header http.Header, body []byte) error {
+	if status != http.StatusOK && status != http.StatusSeeOther {
+		return nil
+	}
+	var errs []error
+	if cc := header.Get("Cache-Control"); cc != "no-store" {
+		errs = append(errs, fmt.Errorf("status %d: Cache-Control is %q, want no-store", status, cc))
+	}
+	if status == http.StatusSeeOther {
+		if loc := header.Get("Location"); !strings.EqualFold(loc, req.URL.Path+"/result") {
+			errs = append(errs, fmt.Errorf("303: Location is %q, want %s/result", loc, req.URL.Path))
+		}
+		if header.Get("Retry-After") != "" {
+			errs = append(errs, errors.New("303 carries a Retry-After"))
+		}
+		return errors.Join(errs...)
+	}
+	var st gen.JobStatus
+	if err := json.Unmarshal(body, &st); err != nil {
+		return errors.Join(append(errs, fmt.Errorf("status 200: decode: %w", err))...)
+	}
+	_, raErr := retryAfter(header)
+	switch st.Status {
+	case gen.Pending, gen.Running:
+		if raErr != nil {
+			errs = append(errs, fmt.Errorf("status %s: %w", st.Status, raErr))
+		}
+		if st.Error != nil {
+			errs = append(errs, fmt.Errorf("status %s carries an error", st.Status))
+		}
+	case gen.Failed:
+		if header.Get("Retry-After") != "" {
+			errs = append(errs, fmt.Errorf("failed status carries Retry-After %q", header.Get("Retry-After")))
+		}
+		if st.Error == nil {
+			errs = append(errs, errors.New("failed status has no error"))
+		}
+	case gen.Done:
+		errs = append(errs, errors.New("a done job answered 200 instead of 303"))
+	}
+	if !strings.EqualFold(st.Links.Self, req.URL.Path) {
+		errs = append(errs, fmt.Errorf("links.self is %q, want %q", st.Links.Self, req.URL.Path))
+	}
+	return errors.Join(errs...)
+}
+
+// decodeProblem checks that a response is an RFC 9457 problem of the response's own status and returns it.
+func decodeProblem(status int, header http.Header, body []byte) (gen.Problem, error) {
+	mt, _, err := mime.ParseMediaType(header.Get("Content-Type"))
+	if err != nil || mt != "application/problem+json" {
+		return gen.Problem{}, fmt.Errorf("%d: Content-Type is %q, want application/problem+json", status, header.Get("Content-Type"))
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		return gen.Problem{}, fmt.Errorf("%d: problem body %q: %w", status, body, err)
+	}
+	for _, k := range []string{"type", "title", "status", "detail"} {
+		if _, ok := fields[k]; !ok {
+			return gen.Problem{}, fmt.Errorf("%d: problem %s has no %q", status, body, k)
+		}
+	}
+	var p gen.Problem
+	if err := json.Unmarshal(body, &p); err != nil {
+		return gen.Problem{}, fmt.Errorf("%d: problem body %s: %w", status, body, err)
+	}
+	if p.Type == "" || p.Title == "" || p.Detail == "" {
+		return p, fmt.Errorf("%d: problem %s has an empty type, title or detail", status, body)
+	}
+	if p.Status != status {
+		return p, fmt.Errorf("problem status %d in a %d response", p.Status, status)
+	}
+	return p, nil
+}
+
+// retryAfter parses a Retry-After the contract allows: an integer number of seconds from 1 to 30.
+func retryAfter(h http.Header) (int, error) {
+	v := h.Get("Retry-After")
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 30 {
+		return 0, fmt.Errorf("Retry-After %q is not an integer from 1 to 30", v)
+	}
+	return n, nil
+}
+
+// response is a response whose body has been read and whose exchange was checked against the contract.
+type response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+	Took   time.Duration
+}
+
+// problem decodes r as a problem, failing the test if it is not one.
+func (r *response) problem(tb testing.TB) gen.Problem {
+	tb.Helper()
+	p, err := decodeProblem(r.Status, r.Header, r.Body)
+	if err != nil {
+		tb.Fatalf("not a problem: %v", err)
+	}
+	return p
+}
+
+// jobStatus decodes r as a JobStatus.
+func (r *response) jobStatus(tb testing.TB) gen.JobStatus {
+	tb.Helper()
+	var s gen.JobStatus
+	if err := json.Unmarshal(r.Body, &s); err != nil {
+		tb.Fatalf("decode JobStatus %s: %v", r.Body, err)
+	}
+	return s
+}
+
+// mediaType is the response's media type without parameters.
+func (r *response) mediaType() string {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return mt
+}
+
+func (r *response) String() string {
+	return fmt.Sprintf("%d %v %s", r.Status, r.Header, r.Body)
+}
+
+// clock is a settable clock for impl.Deps.Now: the real time until set.
+type clock struct{ fixed atomic.Pointer[time.Time] }
+
+func (c *clock) Now() time.Time {
+	if t := c.fixed.Load(); t != nil {
+		return *t
+	}
+	return time.Now()
+}
+
+func (c *clock) Set(t time.Time) { c.fixed.Store(&t) }
+func (c *clock) Reset()          { c.fixed.Store(nil) }
+
+// logBuffer collects the server's and worker's logs; they are shown only when a test fails, and never
+// written to t after it ends.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// asynqLogger hands asynq's log lines to slog.
+type asynqLogger struct{ log *slog.Logger }
+
+func (l asynqLogger) Debug(args ...any) { l.log.Debug(fmt.Sprint(args...)) }
+func (l asynqLogger) Info(args ...any)  { l.log.Info(fmt.Sprint(args...)) }
+func (l asynqLogger) Warn(args ...any)  { l.log.Warn(fmt.Sprint(args...)) }
+func (l asynqLogger) Error(args ...any) { l.log.Error(fmt.Sprint(args...)) }
+func (l asynqLogger) Fatal(args ...any) { l.log.Error(fmt.Sprint(args...)) }
+
+// setup says how a harness is built. The zero value is an API without a worker, with a day's retention.
+type setup struct {
+	// Policy is the server's job policy; zero fields get test defaults.
+	Policy impl.Policy
+	// Clock, if set, is the server's clock; otherwise it runs on the real time.
+	Clock *clock
+	// Worker runs an in-process asynq worker on the same Redis.
+	Worker bool
+	// Ledger is the worker's ledger; nil means a small synthetic one.
+	Ledger tasks.Ledger
+	// Handler replaces the worker's report processor.
+	Handler asynq.Handler
+	// Redis replaces the backend's client (for a Redis that cannot be reached).
+	Redis *redis.Client
+}
+
+// smallRows is the synthetic ledger's rows a day in tests: enough to fill every region and product.
+const smallRows = 200
+
+// harness is the real reportd API (impl.Handler over impl.New) on real asynq and tasks.Store, on one Redis,
+// served by httptest, optionally with a worker.
+type harness struct {
+	URL       string
+	Redis     *redis.Client
+	Store     *tasks.Store
+	Inspector *asynq.Inspector
+	Policy    impl.Policy
+	Log       *logBuffer
+
+	contract *contract
+	client   *http.Client
+}
+
+// newHarness builds a harness on backend b (or s.Redis) and stops it when the test ends.
+func newHarness(tb testing.TB, b redistest.Backend, s setup) *harness {
+	tb.Helper()
+	c := mustContract(tb)
+	logs := &logBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			tb.Logf("server and worker log:\n%s", logs)
+		}
+	})
+
+	rdb := s.Redis
+	if rdb == nil {
+		rdb = redis.NewClient(&redis.Options{Addr: b.Addr})
+	}
+	tb.Cleanup(func() { _ = rdb.Close() })
+
+	p := s.Policy
+	if p.Retention == 0 {
+		p.Retention = 24 * time.Hour
+	}
+	if p.JobTimeout == 0 {
+		p.JobTimeout = time.Minute
+	}
+	if p.Tombstone == 0 {
+		p.Tombstone = time.Hour
+	}
+	store := tasks.NewStore(rdb, p.Retention, p.Tombstone)
+
+	if s.Worker {
+		startWorker(tb, rdb, store, s, log)
+	}
+
+	deps := impl.Deps{
+		Queue:  asynq.NewClientFromRedisClient(rdb),
+		Tasks:  asynq.NewInspectorFromRedisClient(rdb),
+		Store:  store,
+		Policy: p,
+		Log:    log,
+	}
+	if s.Clock != nil {
+		deps.Now = s.Clock.Now
+	}
+	handler, err := impl.Handler(impl.New(deps), log, nil)
+	if err != nil {
+		tb.Fatalf("impl.Handler: %v", err)
+	}
+	srv := httptest.NewServer(handler)
+	tb.Cleanup(srv.Close)
+
+	return &harness{
+		URL:       srv.URL,
+		Redis:     rdb,
+		Store:     store,
+		Inspector: asynq.NewInspectorFromRedisClient(rdb),
+		Policy:    p,
+		Log:       logs,
+		contract:  c,
+		client: &http.Client{
+			Timeout: 10 * time.Second,
+			// Go follows a 303 silently and would decode the report as a status.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+}
+
+// startWorker runs an asynq worker for report jobs on rdb until the test ends.
+func startWorker(tb testing.TB, rdb *redis.Client, store *tasks.Store, s setup, log *slog.Logger) {
+	tb.Helper()
+	w := asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		Concurrency:              2,
+		Queues:                   map[string]int{tasks.Queue: 1},
+		TaskCheckInterval:        10 * time.Millisecond,
+		DelayedTaskCheckInterval: 50 * time.Millisecond,
+		JanitorInterval:          200 * time.Millisecond,
+		ShutdownTimeout:          2 * time.Second,
+		RetryDelayFunc:           tasks.RetryDelay,
+		Logger:                   asynqLogger{log.With("component", "asynq")},
+		LogLevel:                 asynq.ErrorLevel,
+	})
+	h := s.Handler
+	if h == nil {
+		ledger := s.Ledger
+		if ledger == nil {
+			ledger = tasks.NewSyntheticLedger(smallRows)
+		}
+		h = &tasks.ReportProcessor{
+			Ledger:        ledger,
+			Reports:       store,
+			ProgressEvery: 20 * time.Millisecond,
+			Now:           time.Now,
+			Log:           log.With("component", "worker"),
+		}
+	}
+	mux := asynq.NewServeMux()
+	mux.Handle(tasks.TypeReport, h)
+	if err := w.Start(mux); err != nil {
+		tb.Fatalf("start worker: %v", err)
+	}
+	tb.Cleanup(w.Shutdown)
+}
+
+// request builds a request to the harness; body may be nil.
+func (h *harness) request(tb testing.TB, method, path string, body io.Reader, header ...string) *http.Request {
+	tb.Helper()
+	req, err := http.NewRequest(method, h.URL+path, body)
+	if err != nil {
+		tb.Fatalf("new request: %v", err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	return req
+}
+
+// do sends req and checks the exchange against the contract, failing the test on any violation. Every
+// request of the suite goes through it (or through doer, which calls it).
+func (h *harness) do(tb testing.TB, req *http.Request) *response {
+	tb.Helper()
+	start := time.Now()
+	res, err := h.client.Do(req)
+	if err != nil {
+		tb.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		tb.Fatalf("%s %s: read body: %v", req.Method, req.URL.Path, err)
+	}
+	r := &response{Status: res.StatusCode, Header: res.Header, Body: body, Took: time.Since(start)}
+	if err := h.contract.checkExchange(req, r.Status, r.Header, r.Body); err != nil {
+		tb.Errorf("%s %s answered %d, breaking the contract:\n%v\nresponse: %s", req.Method, req.URL.Path, r.Status, err, r)
+	}
+	return r
+}
+
+// doValid validates req against the contract before sending it with do.
+func (h *harness) doValid(tb testing.TB, req *http.Request) *response {
+	tb.Helper()
+	if err := h.contract.checkRequest(req); err != nil {
+		tb.Fatalf("the test sent an invalid request: %v", err)
+	}
+	return h.do(tb, req)
+}
+
+// doer is a gen.HttpRequestDoer that sends through do, so that the generated client is checked too.
+type doer struct {
+	tb testing.TB
+	h  *harness
+}
+
+func (d doer) Do(req *http.Request) (*http.Response, error) {
+	d.tb.Helper()
+	r := d.h.doValid(d.tb, req)
+	return &http.Response{
+		Status:        strconv.Itoa(r.Status) + " " + http.StatusText(r.Status),
+		StatusCode:    r.Status,
+		Header:        r.Header,
+		Body:          io.NopCloser(bytes.NewReader(r.Body)),
+		ContentLength: int64(len(r.Body)),
+		Request:       req,
+	}, nil
+}
+
+// client is the client generated from the spec, sending through do.
+func (h *harness) genClient(tb testing.TB) *gen.ClientWithResponses {
+	tb.Helper()
+	c, err := gen.NewClientWithResponses(h.URL, gen.WithHTTPClient(doer{tb: tb, h: h}))
+	if err != nil {
+		tb.Fatalf("generated client: %v", err)
+	}
+	return c
+}
+
+// create submits a report job over rng and returns its id, failing unless it is accepted.
+func (h *harness) create(tb testing.TB, rng string) string {
+	tb.Helper()
+	r := h.doValid(tb, h.request(tb, http.MethodPost, "/v1/reports", strings.NewReader(`{"range":"`+rng+`"}`),
+		"Content-Type", "application/json"))
+	if r.Status != http.StatusAccepted {
+		tb.Fatalf("POST %s: %s", rng, r)
+	}
+	id := strings.TrimPrefix(r.Header.Get("Location"), "/v1/reports/")
+	if _, err := uuid.Parse(id); err != nil {
+		tb.Fatalf("Location %q does not end in a job id: %v", r.Header.Get("Location"), err)
+	}
+	return id
+}
+
+// get sends a GET with optional header pairs.
+func (h *harness) get(tb testing.TB, path string, header ...string) *response {
+	tb.Helper()
+	return h.do(tb, h.request(tb, http.MethodGet, path, nil, header...))
+}
+
+// poll GETs the status URL of job id until until returns true, sleeping Retry-After between polls but
+// never longer than maxSleep, and fails the test after timeout. It returns the last response.
+func (h *harness) poll(tb testing.TB, id string, maxSleep, timeout time.Duration, until func(*response) bool) *response {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		r := h.get(tb, "/v1/reports/"+id)
+		if until(r) {
+			return r
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("job %s: gave up after %s; last answer: %s", id, timeout, r)
+		}
+		sleep := maxSleep
+		if n, err := retryAfter(r.Header); err == nil {
+			sleep = min(time.Duration(n)*time.Second, maxSleep)
+		}
+		time.Sleep(sleep)
+	}
+}
+
+// is303 is a poll condition: the job is done.
+func is303(r *response) bool { return r.Status == http.StatusSeeOther }
+
+// hasState is a poll condition: the status answers 200 with state s.
+func hasState(tb testing.TB, s gen.JobState) func(*response) bool {
+	return func(r *response) bool { return r.Status == http.StatusOK && r.jobStatus(tb).Status == s }
+}
+
+// eachBackend runs fn in a parallel subtest per Redis backend, each with its own Redis.
+func eachBackend(t *testing.T, fn func(t *testing.T, b redistest.Backend)) {
+	t.Helper()
+	for _, b := range redistest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, b)
+		})
+	}
+}
+
+// slowLedger is a synthetic ledger that takes perDay for each day, so that a job runs long enough to be
+// watched. Being a different type, it makes Summarize use the generic Ledger path.
+type slowLedger struct {
+	inner  *tasks.SyntheticLedger
+	perDay time.Duration
+}
+
+func (l slowLedger) Day(ctx context.Context, day time.Time, buf []tasks.Order) ([]tasks.Order, error) {
+	select {
+	case <-ctx.Done():
+		return buf, ctx.Err()
+	case <-time.After(l.perDay):
+	}
+	return l.inner.Day(ctx, day, buf)
+}
+
+// gateLedger blocks every day until its gate opens or the job's context ends.
+type gateLedger struct {
+	inner *tasks.SyntheticLedger
+	gate  chan struct{}
+}
+
+func (l gateLedger) Day(ctx context.Context, day time.Time, buf []tasks.Order) ([]tasks.Order, error) {
+	select {
+	case <-ctx.Done():
+		return buf, fmt.Errorf("gate ledger: %w", ctx.Err())
+	case <-l.gate:
+	}
+	return l.inner.Day(ctx, day, buf)
+}
+
+// failingLedger fails every day with err.
+type failingLedger struct{ err error }
+
+func (l failingLedger) Day(context.Context, time.Time, []tasks.Order) ([]tasks.Order, error) {
+	return nil, l.err
+}
+
+// fixedLedger sells, each day, one order in each of the first three regions, of the first three
+// products, with units and prices that follow the date, so that a golden file does not depend on the
+// synthetic ledger's data.
+type fixedLedger struct{}
+
+func (fixedLedger) Day(_ context.Context, day time.Time, buf []tasks.Order) ([]tasks.Order, error) {
+	d := day.Day()
+	for i := range 3 {
+		buf = append(buf, tasks.Order{Region: uint8(i), Product: uint8((d + i) % 3), Units: int64(d%4 + i + 1), UnitPriceCents: int64(100*d + 7*i)})
+	}
+	return buf, nil
+}
+
+var (
+	_ tasks.Ledger = fixedLedger{}
+	_ tasks.Ledger = slowLedger{}
+	_ tasks.Ledger = gateLedger{}
+	_ tasks.Ledger = failingLedger{}
+)
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(tb testing.TB, name string, got []byte) {
+	tb.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			tb.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatalf("read golden file (run with -update to create it): %v", err)
+	}
+	if !bytes.Equal(want, got) {
+		tb.Errorf("%s differs from the golden file (run with -update if the change is intended):\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}

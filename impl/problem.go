@@ -1,0 +1,168 @@
+package impl
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+)
+
+// Kind is a class of failure that a client can act on. Each maps to one HTTP status and one problem type.
+type Kind int
+
+// The kinds of failure reportd reports.
+const (
+	KindInternal Kind = iota
+	KindInvalid
+	KindUnprocessable
+	KindNotFound
+	KindGone
+	KindNotDone
+	KindNotAcceptable
+	KindUnavailable
+	KindTooLarge
+	KindUnsupportedMediaType
+	KindNoRoute
+	KindMethodNotAllowed
+)
+
+// problemType is what every occurrence of a Kind has in common.
+type problemType struct {
+	status int
+	slug   string
+	title  string
+	about  string
+}
+
+// problemTypes is the one table from failure to HTTP. A problem's type URI is /problems/{slug}, and
+// GET on it describes the problem.
+var problemTypes = map[Kind]problemType{
+	KindInternal: {http.StatusInternalServerError, "internal",
+		"Internal server error", "reportd failed in a way it did not expect. The error is logged with the request id; retrying may help."},
+	KindInvalid: {http.StatusBadRequest, "invalid-request",
+		"Request does not match the API contract", "The request was refused by the OpenAPI contract: malformed JSON, a missing, unknown or mistyped field, or a malformed id. The detail names the field by its JSON pointer."},
+	KindUnprocessable: {http.StatusUnprocessableEntity, "range-unservable",
+		"Range cannot be served", "The range is well formed but names a day that does not exist, ends before it starts, or spans more than 366 days."},
+	KindNotFound: {http.StatusNotFound, "job-not-found",
+		"Job not found", "No job with this id was ever issued here, or it expired so long ago that even its tombstone is gone."},
+	KindGone: {http.StatusGone, "job-expired",
+		"Job expired", "The job existed but its retention period has passed: its status and report are gone for good. Submit it again."},
+	KindNotDone: {http.StatusConflict, "job-not-done",
+		"Job is not done", "The report is only readable once the job is done. Poll the job's status URL, honouring Retry-After."},
+	KindNotAcceptable: {http.StatusNotAcceptable, "not-acceptable",
+		"No acceptable representation", "The Accept header allows none of the media types this resource has: application/json and text/csv."},
+	KindUnavailable: {http.StatusServiceUnavailable, "unavailable",
+		"Service unavailable", "reportd cannot reach its job store (Redis) right now. Retry after the number of seconds in Retry-After."},
+	KindTooLarge: {http.StatusRequestEntityTooLarge, "payload-too-large",
+		"Request body too large", "Request bodies are limited to 64 KiB."},
+	KindUnsupportedMediaType: {http.StatusUnsupportedMediaType, "unsupported-media-type",
+		"Unsupported media type", "Request bodies must be application/json."},
+	KindNoRoute: {http.StatusNotFound, "no-route",
+		"No such resource", "Nothing is served at this path. The API is described at /openapi.yaml."},
+	KindMethodNotAllowed: {http.StatusMethodNotAllowed, "method-not-allowed",
+		"Method not allowed", "This resource does not support this method; the Allow header lists those it does."},
+}
+
+// The problems a failed job's status carries in its error member.
+var (
+	failedType = problemType{http.StatusInternalServerError, "report-failed",
+		"Report failed", "The job failed on every attempt it was given. Submitting it again may help."}
+	timedOutType = problemType{http.StatusInternalServerError, "report-timeout",
+		"Report took too long", "The job ran longer than the job time limit. Ask for a shorter range."}
+	unreadableType = problemType{http.StatusUnprocessableEntity, "report-unreadable",
+		"Job unreadable", "The job's stored request cannot be read by this version of reportd. Submit it again."}
+)
+
+// unavailableRetryAfter is the Retry-After, in seconds, of a 503: long enough not to hammer a Redis that
+// is restarting, short enough that a client notices its return.
+const unavailableRetryAfter = 2
+
+// Error is reportd's one error vocabulary: a Kind, what to tell the client, and the cause to log.
+type Error struct {
+	Kind   Kind
+	Detail string
+	Err    error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Detail + ": " + e.Err.Error()
+	}
+	return e.Detail
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// errorf returns an *Error of kind k whose detail is formatted for the client.
+func errorf(k Kind, format string, args ...any) *Error {
+	return &Error{Kind: k, Detail: fmt.Sprintf(format, args...)}
+}
+
+// unavailable wraps a failure to reach Redis.
+func unavailable(err error) *Error {
+	return &Error{Kind: KindUnavailable, Detail: "the job store cannot be reached; retry shortly", Err: err}
+}
+
+// problem is the RFC 9457 body.
+type problem struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail"`
+	Instance string `json:"instance,omitempty"`
+}
+
+// problemFor turns err into the problem a client sees, and its HTTP status. An error outside the
+// vocabulary is internal, and its details never reach the client.
+func problemFor(err error, instance string) (problem, int) {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = &Error{Kind: KindInternal, Err: err}
+	}
+	pt, ok := problemTypes[e.Kind]
+	if !ok {
+		pt = problemTypes[KindInternal]
+	}
+	detail := e.Detail
+	if pt.status == http.StatusInternalServerError || detail == "" {
+		detail = pt.about
+	}
+	return problem{Type: "/problems/" + pt.slug, Title: pt.title, Status: pt.status, Detail: detail, Instance: instance}, pt.status
+}
+
+// writeProblem writes err as application/problem+json. Internal errors are logged with their cause;
+// the client is told only what it can act on.
+func writeProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	p, status := problemFor(err, r.URL.Path)
+	if status >= 500 {
+		log.ErrorContext(r.Context(), "request failed", "status", status, "err", err,
+			"method", r.Method, "path", r.URL.Path)
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", strconv.Itoa(unavailableRetryAfter))
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Del("Content-Length")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+// serveProblemType describes a problem type at its type URI, so that the URI in every problem leads
+// somewhere a person can read.
+func serveProblemType(w http.ResponseWriter, r *http.Request, slug string) bool {
+	all := []problemType{failedType, timedOutType, unreadableType}
+	for _, pt := range problemTypes {
+		all = append(all, pt)
+	}
+	for _, pt := range all {
+		if pt.slug == slug {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			fmt.Fprintf(w, "%s (HTTP %d)\n\n%s\n", pt.title, pt.status, pt.about)
+			return true
+		}
+	}
+	return false
+}

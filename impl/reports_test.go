@@ -1,0 +1,668 @@
+package impl
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+	openapi_types "github.com/oapi-codegen/runtime/types"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/reportd/reportd/gen"
+	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/tasks"
+)
+
+var (
+	// testNow is the fixture's clock; testCreated is when its jobs were accepted.
+	testNow     = time.Date(2026, 4, 2, 10, 0, 0, 0, time.UTC)
+	testCreated = testNow.Add(-time.Minute)
+	testID      = uuid.MustParse("0f8fad5b-d9cb-469f-a165-70867728950e")
+	testPolicy  = Policy{Retention: 24 * time.Hour, Tombstone: 720 * time.Hour, JobTimeout: 10 * time.Minute, MaxRetry: 3}
+)
+
+// fixture is a Server on fakes, with a fixed clock and id.
+type fixture struct {
+	srv   *Server
+	calls *callLog
+	queue *fakeQueue
+	tasks *fakeTasks
+	store *fakeStore
+}
+
+func newFixture() *fixture {
+	calls := &callLog{}
+	f := &fixture{
+		calls: calls,
+		queue: &fakeQueue{calls: calls},
+		tasks: &fakeTasks{},
+		store: &fakeStore{calls: calls},
+	}
+	f.srv = New(Deps{
+		Queue: f.queue, Tasks: f.tasks, Store: f.store, Policy: testPolicy,
+		Now: func() time.Time { return testNow }, NewID: func() uuid.UUID { return testID },
+	})
+	return f
+}
+
+// reportInfo is the TaskInfo of job testID over Q1 2026 in state, changed by mods.
+func reportInfo(state asynq.TaskState, mods ...func(*asynq.TaskInfo)) *asynq.TaskInfo {
+	info := &asynq.TaskInfo{
+		ID:        testID.String(),
+		Queue:     tasks.Queue,
+		Type:      tasks.TypeReport,
+		Payload:   []byte(`{"range":"2026-01-01..2026-03-31"}`),
+		Headers:   map[string]string{tasks.HeaderCreatedAt: testCreated.Format(time.RFC3339Nano)},
+		State:     state,
+		MaxRetry:  testPolicy.MaxRetry,
+		Timeout:   testPolicy.JobTimeout,
+		Retention: testPolicy.Retention,
+	}
+	for _, m := range mods {
+		m(info)
+	}
+	return info
+}
+
+func withProgress(p tasks.Progress) func(*asynq.TaskInfo) {
+	return func(info *asynq.TaskInfo) {
+		b, err := json.Marshal(p)
+		if err != nil {
+			panic(err)
+		}
+		info.Result = b
+	}
+}
+
+func withPayloadRange(r string) func(*asynq.TaskInfo) {
+	return func(info *asynq.TaskInfo) { info.Payload = []byte(`{"range":"` + r + `"}`) }
+}
+
+func date(y int, m time.Month, d int) openapi_types.Date {
+	return openapi_types.Date{Time: time.Date(y, m, d, 0, 0, 0, 0, time.UTC)}
+}
+
+// baseStatus is the JobStatus of job testID over Q1 2026 in state, with nothing optional set.
+func baseStatus(state gen.JobState) gen.JobStatus {
+	return gen.JobStatus{
+		Id:        testID,
+		Status:    state,
+		Range:     gen.DateRange{From: date(2026, 1, 1), To: date(2026, 3, 31)},
+		CreatedAt: testCreated,
+		Links:     gen.JobLinks{Self: "/v1/reports/" + testID.String()},
+	}
+}
+
+// checkKind fails t unless err is an *Error of kind want; for KindInternal, unless err is an error
+// outside the vocabulary (or of kind internal).
+func checkKind(t *testing.T, err error, want Kind) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("err = nil, want an error of kind %d", want)
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		if want != KindInternal {
+			t.Fatalf("err = %v (%T), want an *Error of kind %d", err, err, want)
+		}
+		return
+	}
+	if e.Kind != want {
+		t.Fatalf("err kind = %d (%v), want %d", e.Kind, err, want)
+	}
+}
+
+func TestCreateReport(t *testing.T) {
+	t.Parallel()
+	wantHeaders := map[string]string{tasks.HeaderCreatedAt: testNow.Format(time.RFC3339Nano)}
+	accepted := func(from, to openapi_types.Date) gen.CreateReportResponseObject {
+		body := baseStatus(gen.Pending)
+		body.CreatedAt = testNow
+		body.Range = gen.DateRange{From: from, To: to}
+		return gen.CreateReport202JSONResponse{
+			Body:    body,
+			Headers: gen.CreateReport202ResponseHeaders{Location: "/v1/reports/" + testID.String(), RetryAfter: 1},
+		}
+	}
+	enqueued := func(rng string) []enqueuedTask {
+		return []enqueuedTask{{
+			Type:    tasks.TypeReport,
+			Payload: `{"range":"` + rng + `"}`,
+			Headers: wantHeaders,
+			Options: map[asynq.OptionType]any{
+				asynq.TaskIDOpt:    testID.String(),
+				asynq.QueueOpt:     tasks.Queue,
+				asynq.MaxRetryOpt:  testPolicy.MaxRetry,
+				asynq.TimeoutOpt:   testPolicy.JobTimeout,
+				asynq.RetentionOpt: testPolicy.Retention,
+			},
+		}}
+	}
+	tests := []struct {
+		name         string
+		rng          string
+		setup        func(*fixture)
+		want         gen.CreateReportResponseObject
+		wantKind     Kind
+		wantEnqueued []enqueuedTask
+		wantCalls    []string
+	}{
+		{
+			name: "create-202-quarter", rng: "2026-Q1",
+			want:         accepted(date(2026, 1, 1), date(2026, 3, 31)),
+			wantEnqueued: enqueued("2026-01-01..2026-03-31"),
+			wantCalls:    []string{"tombstone", "enqueue"},
+		},
+		{
+			name: "create-202-leap-month", rng: "2024-02",
+			want:         accepted(date(2024, 2, 1), date(2024, 2, 29)),
+			wantEnqueued: enqueued("2024-02-01..2024-02-29"),
+			wantCalls:    []string{"tombstone", "enqueue"},
+		},
+		{
+			name: "create-202-span", rng: "2025-12-31..2026-01-02",
+			want:         accepted(date(2025, 12, 31), date(2026, 1, 2)),
+			wantEnqueued: enqueued("2025-12-31..2026-01-02"),
+			wantCalls:    []string{"tombstone", "enqueue"},
+		},
+		{name: "create-400-quarter-5", rng: "2026-Q5", wantKind: KindInvalid},
+		{name: "create-400-words", rng: "last quarter", wantKind: KindInvalid},
+		{name: "create-400-empty", rng: "", wantKind: KindInvalid},
+		{name: "create-422-feb-30", rng: "2026-02-30..2026-03-01", wantKind: KindUnprocessable},
+		{name: "create-422-reversed", rng: "2026-03-01..2026-02-01", wantKind: KindUnprocessable},
+		{name: "create-422-too-long", rng: "2024-01-01..2025-01-01", wantKind: KindUnprocessable},
+		{
+			name: "create-503-enqueue-fails", rng: "2026-Q1",
+			setup:     func(f *fixture) { f.queue.err = errors.New("dial tcp 10.0.0.7:6379: connection refused") },
+			wantKind:  KindUnavailable,
+			wantCalls: []string{"tombstone", "enqueue"},
+		},
+		{
+			name: "create-503-tombstone-fails", rng: "2026-Q1",
+			setup:     func(f *fixture) { f.store.createErr = errors.New("dial tcp 10.0.0.7:6379: i/o timeout") },
+			wantKind:  KindUnavailable,
+			wantCalls: []string{"tombstone"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture()
+			if tt.setup != nil {
+				tt.setup(f)
+			}
+			got, err := f.srv.CreateReport(context.Background(), gen.CreateReportRequestObject{Body: &gen.ReportRequest{Range: tt.rng}})
+			if tt.want != nil {
+				if err != nil {
+					t.Fatalf("CreateReport: %v", err)
+				}
+				if diff := cmp.Diff(tt.want, got); diff != "" {
+					t.Errorf("response (-want +got):\n%s", diff)
+				}
+			} else {
+				checkKind(t, err, tt.wantKind)
+				if got != nil {
+					t.Errorf("response = %#v alongside an error", got)
+				}
+			}
+			if diff := cmp.Diff(tt.wantEnqueued, f.queue.enqueued(), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("enqueued (-want +got):\n%s", diff)
+			}
+			// The tombstone comes first: a job that is in the queue without one would answer 404
+			// instead of 410 once it expires.
+			if diff := cmp.Diff(tt.wantCalls, f.calls.list(), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("calls in order (-want +got):\n%s", diff)
+			}
+			for _, c := range f.store.tombstoneCalls() {
+				if c.ID != testID.String() {
+					t.Errorf("tombstone of %q, want %q", c.ID, testID)
+				}
+				if min := testPolicy.JobTimeout * time.Duration(testPolicy.MaxRetry+1); c.Lifetime < min {
+					t.Errorf("tombstone lifetime = %s, want at least JobTimeout*(MaxRetry+1) = %s", c.Lifetime, min)
+				}
+			}
+		})
+	}
+}
+
+// TestCreateReportRangeDetail checks that a refused range is named by its JSON pointer.
+func TestCreateReportRangeDetail(t *testing.T) {
+	t.Parallel()
+	for _, rng := range []string{"2026-Q5", "2026-02-30..2026-03-01"} {
+		_, err := newFixture().srv.CreateReport(context.Background(), gen.CreateReportRequestObject{Body: &gen.ReportRequest{Range: rng}})
+		var e *Error
+		if !errors.As(err, &e) || !strings.HasPrefix(e.Detail, "/range: ") || !strings.Contains(e.Detail, rng) {
+			t.Errorf("CreateReport(%q) error = %#v, want a detail starting /range: that quotes the range", rng, err)
+		}
+	}
+}
+
+// TestCreateReportWithAsynq runs CreateReport on asynq's real client and inspector, so that the options
+// the fake queue reads are checked against what asynq stores.
+func TestCreateReportWithAsynq(t *testing.T) {
+	t.Parallel()
+	b := redistest.Embedded(t)
+	rdb := redis.NewClient(&redis.Options{Addr: b.Addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	client := asynq.NewClientFromRedisClient(rdb)
+	inspector := asynq.NewInspectorFromRedisClient(rdb)
+	store := &fakeStore{}
+	s := New(Deps{Queue: client, Tasks: inspector, Store: store, Policy: testPolicy,
+		Now: func() time.Time { return testNow }, NewID: func() uuid.UUID { return testID }})
+
+	if _, err := s.CreateReport(context.Background(), gen.CreateReportRequestObject{Body: &gen.ReportRequest{Range: "2026-Q1"}}); err != nil {
+		t.Fatalf("CreateReport: %v", err)
+	}
+	info, err := inspector.GetTaskInfo(tasks.Queue, testID.String())
+	if err != nil {
+		t.Fatalf("GetTaskInfo: %v", err)
+	}
+	type stored struct {
+		Type, Payload, CreatedAt string
+		State                    asynq.TaskState
+		MaxRetry                 int
+		Timeout, Retention       time.Duration
+	}
+	want := stored{
+		Type: tasks.TypeReport, Payload: `{"range":"2026-01-01..2026-03-31"}`, CreatedAt: testNow.Format(time.RFC3339Nano),
+		State: asynq.TaskStatePending, MaxRetry: testPolicy.MaxRetry, Timeout: testPolicy.JobTimeout, Retention: testPolicy.Retention,
+	}
+	got := stored{
+		Type: info.Type, Payload: string(info.Payload), CreatedAt: info.Headers[tasks.HeaderCreatedAt],
+		State: info.State, MaxRetry: info.MaxRetry, Timeout: info.Timeout, Retention: info.Retention,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("task in Redis (-want +got):\n%s", diff)
+	}
+
+	status, err := s.GetReportStatus(context.Background(), gen.GetReportStatusRequestObject{Id: testID})
+	if err != nil {
+		t.Fatalf("GetReportStatus: %v", err)
+	}
+	wantStatus := gen.GetReportStatus200JSONResponse{
+		Body:    baseStatus(gen.Pending),
+		Headers: gen.GetReportStatus200ResponseHeaders{CacheControl: ptr("no-store"), RetryAfter: ptr(1)},
+	}
+	wantStatus.Body.CreatedAt = testNow
+	if diff := cmp.Diff(gen.GetReportStatusResponseObject(wantStatus), status); diff != "" {
+		t.Errorf("status (-want +got):\n%s", diff)
+	}
+}
+
+func TestGetReportStatus(t *testing.T) {
+	t.Parallel()
+	started := testNow.Add(-10 * time.Second)
+	failedAt := testNow.Add(-time.Hour).Truncate(time.Second)
+	ok := func(body gen.JobStatus, retryAfter *int) gen.GetReportStatusResponseObject {
+		return gen.GetReportStatus200JSONResponse{
+			Body:    body,
+			Headers: gen.GetReportStatus200ResponseHeaders{CacheControl: ptr("no-store"), RetryAfter: retryAfter},
+		}
+	}
+	running := func(share float64, attempt int) gen.JobStatus {
+		s := baseStatus(gen.Running)
+		s.Progress, s.StartedAt, s.Attempt = share, ptr(started), ptr(attempt)
+		return s
+	}
+	failed := func(problemType string) gen.JobStatus {
+		s := baseStatus(gen.Failed)
+		s.Progress, s.StartedAt, s.Attempt = 0.25, ptr(started), ptr(4)
+		s.FinishedAt, s.ExpiresAt = ptr(failedAt), ptr(failedAt.Add(testPolicy.Retention))
+		s.Error = &gen.Problem{Type: problemType, Status: http.StatusInternalServerError}
+		return s
+	}
+	retried := func() gen.JobStatus {
+		s := baseStatus(gen.Pending)
+		s.StartedAt, s.Attempt = ptr(started), ptr(1)
+		return s
+	}
+	archived := func(lastErr string, at time.Time) func(*asynq.TaskInfo) {
+		return func(info *asynq.TaskInfo) {
+			info.LastErr, info.LastFailedAt, info.Retried = lastErr, at, testPolicy.MaxRetry
+			withProgress(tasks.Progress{Share: 0.25, DaysDone: 22, DaysTotal: 90, StartedAt: started, Attempt: 4})(info)
+		}
+	}
+	completed := func(at time.Time) func(*asynq.TaskInfo) {
+		return func(info *asynq.TaskInfo) {
+			info.CompletedAt = at
+			withProgress(tasks.Progress{Share: 1, DaysDone: 90, DaysTotal: 90, StartedAt: started, Attempt: 1})(info)
+		}
+	}
+	active := func(share float64) func(*asynq.TaskInfo) {
+		return withProgress(tasks.Progress{Share: share, StartedAt: started, Attempt: 1})
+	}
+	tests := []struct {
+		name     string
+		info     *asynq.TaskInfo // the job's task, if asynq has it
+		setup    func(*fixture)
+		want     gen.GetReportStatusResponseObject
+		wantKind Kind
+	}{
+		{name: "status-200-pending", info: reportInfo(asynq.TaskStatePending), want: ok(baseStatus(gen.Pending), ptr(1))},
+		{name: "status-200-scheduled", info: reportInfo(asynq.TaskStateScheduled), want: ok(baseStatus(gen.Pending), ptr(1))},
+		{
+			name: "status-200-retry-is-pending",
+			info: reportInfo(asynq.TaskStateRetry, withProgress(tasks.Progress{Share: 0.5, StartedAt: started, Attempt: 1}),
+				func(i *asynq.TaskInfo) { i.LastErr, i.Retried = "boom", 1 }),
+			want: ok(retried(), ptr(1)),
+		},
+		{name: "status-200-running-half", info: reportInfo(asynq.TaskStateActive, active(0.5)), want: ok(running(0.5, 1), ptr(10))},
+		{name: "status-200-running-quarter", info: reportInfo(asynq.TaskStateActive, active(0.25)), want: ok(running(0.25, 1), ptr(30))},
+		{name: "status-200-running-clamped-high", info: reportInfo(asynq.TaskStateActive, active(0.01)), want: ok(running(0.01, 1), ptr(30))},
+		{name: "status-200-running-clamped-low", info: reportInfo(asynq.TaskStateActive, active(0.999)), want: ok(running(0.999, 1), ptr(1))},
+		{name: "status-200-running-no-progress-yet", info: reportInfo(asynq.TaskStateActive), want: ok(baseStatus(gen.Running), ptr(1))},
+		{
+			name: "status-303-completed",
+			info: reportInfo(asynq.TaskStateCompleted, completed(testNow.Add(-time.Hour))),
+			want: gen.GetReportStatus303Response{Headers: gen.GetReportStatus303ResponseHeaders{
+				Location: "/v1/reports/" + testID.String() + "/result", CacheControl: ptr("no-store"),
+			}},
+		},
+		{name: "status-410-completed-past-retention", info: reportInfo(asynq.TaskStateCompleted, completed(testNow.Add(-25*time.Hour))), wantKind: KindGone},
+		{name: "status-410-completed-at-retention", info: reportInfo(asynq.TaskStateCompleted, completed(testNow.Add(-24*time.Hour))), wantKind: KindGone},
+		{
+			name: "status-200-failed-timeout",
+			info: reportInfo(asynq.TaskStateArchived, archived("summarize 2026-01-01..2026-03-31: day 2026-01-23: context deadline exceeded", failedAt)),
+			want: ok(failed("/problems/report-timeout"), nil),
+		},
+		{
+			name: "status-200-failed-other",
+			info: reportInfo(asynq.TaskStateArchived, archived("save report of job x: dial tcp 10.0.0.7:6379: connection refused", failedAt)),
+			want: ok(failed("/problems/report-failed"), nil),
+		},
+		{name: "status-410-failed-past-retention", info: reportInfo(asynq.TaskStateArchived, archived("boom", testNow.Add(-25*time.Hour))), wantKind: KindGone},
+		{name: "status-410-unknown-with-tombstone", setup: func(f *fixture) { f.store.tombstones = map[string]bool{testID.String(): true} }, wantKind: KindGone},
+		{name: "status-404-unknown", wantKind: KindNotFound},
+		{name: "status-404-fresh-redis", setup: func(f *fixture) { f.tasks.noQueue = true }, wantKind: KindNotFound},
+		{name: "status-503-inspector-fails", setup: func(f *fixture) { f.tasks.err = errors.New("asynq: dial tcp: i/o timeout") }, wantKind: KindUnavailable},
+		{name: "status-503-tombstone-read-fails", setup: func(f *fixture) { f.store.existsErr = errors.New("i/o timeout") }, wantKind: KindUnavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture()
+			if tt.info != nil {
+				f.tasks.put(tt.info)
+			}
+			if tt.setup != nil {
+				tt.setup(f)
+			}
+			got, err := f.srv.GetReportStatus(context.Background(), gen.GetReportStatusRequestObject{Id: testID})
+			if tt.want == nil {
+				checkKind(t, err, tt.wantKind)
+				return
+			}
+			if err != nil {
+				t.Fatalf("GetReportStatus: %v", err)
+			}
+			// A failed job's problem is checked for its type and status here; its prose in
+			// TestFailureProblem.
+			opts := cmpopts.IgnoreFields(gen.Problem{}, "Title", "Detail")
+			if diff := cmp.Diff(tt.want, got, opts); diff != "" {
+				t.Errorf("response (-want +got):\n%s", diff)
+			}
+			if tt.info != nil && tt.info.LastErr != "" {
+				b, _ := json.Marshal(got)
+				if strings.Contains(string(b), "10.0.0.7") || strings.Contains(string(b), tt.info.LastErr) {
+					t.Errorf("response leaks the task's last error %q: %s", tt.info.LastErr, b)
+				}
+			}
+		})
+	}
+}
+
+// TestGetReportStatusUnreadablePayload: a job whose stored request this version cannot read (a task
+// enqueued by another version, whose handler gave up with SkipRetry) failed for good. Its status
+// should say so with the report-unreadable problem that failureProblem has for it, not a 500.
+func TestGetReportStatusUnreadablePayload(t *testing.T) {
+	t.Parallel()
+	f := newFixture()
+	f.tasks.put(reportInfo(asynq.TaskStateArchived, func(i *asynq.TaskInfo) {
+		i.Payload = []byte(`{"from":"2026-01-01","to":"2026-03-31"}`)
+		i.LastErr = `report payload: range "": empty; want YYYY-Qn, YYYY-MM or YYYY-MM-DD..YYYY-MM-DD: range syntax: skip retry for the task`
+		i.LastFailedAt = testNow.Add(-time.Minute).Truncate(time.Second)
+	}))
+	got, err := f.srv.GetReportStatus(context.Background(), gen.GetReportStatusRequestObject{Id: testID})
+	if err != nil {
+		p, status := problemFor(err, "")
+		t.Fatalf("GetReportStatus of a failed job with an unreadable payload = %d %s (%v), want 200 failed with a /problems/report-unreadable error", status, p.Type, err)
+	}
+	body, isOK := got.(gen.GetReportStatus200JSONResponse)
+	if !isOK || body.Body.Status != gen.Failed || body.Body.Error == nil || body.Body.Error.Type != "/problems/report-unreadable" {
+		t.Errorf("GetReportStatus = %#v, want 200 failed with a /problems/report-unreadable error", got)
+	}
+}
+
+// sampleReport is a finished report of job testID over two days.
+func sampleReport() tasks.Report {
+	day := func(d string, o, u, r int64) tasks.DayTotal {
+		return tasks.DayTotal{Date: d, Totals: tasks.Totals{Orders: o, Units: u, RevenueCents: r}}
+	}
+	return tasks.Report{
+		ID:           testID.String(),
+		Range:        tasks.ReportRange{From: "2026-01-01", To: "2026-01-02"},
+		GeneratedAt:  testNow.Add(-time.Hour),
+		Orders:       3,
+		Units:        5,
+		RevenueCents: 7000,
+		ByRegion: []tasks.RegionTotal{
+			{Region: "emea-north", Totals: tasks.Totals{Orders: 2, Units: 4, RevenueCents: 5000}},
+			{Region: "amer-east", Totals: tasks.Totals{Orders: 1, Units: 1, RevenueCents: 2000}},
+		},
+		ByProduct: []tasks.ProductTotal{{Product: "Desk Lamp", Totals: tasks.Totals{Orders: 3, Units: 5, RevenueCents: 7000}}},
+		ByDay:     []tasks.DayTotal{day("2026-01-01", 2, 3, 4000), day("2026-01-02", 1, 2, 3000)},
+	}
+}
+
+func TestGetReportResult(t *testing.T) {
+	t.Parallel()
+	rep, err := json.Marshal(sampleReport())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantJSON := gen.GetReportResult200JSONResponse{Body: gen.Report{
+		Id:           testID,
+		Range:        gen.DateRange{From: date(2026, 1, 1), To: date(2026, 1, 2)},
+		GeneratedAt:  testNow.Add(-time.Hour),
+		Orders:       3,
+		Units:        5,
+		RevenueCents: 7000,
+		ByRegion: []gen.RegionTotals{
+			{Region: "emea-north", Orders: 2, Units: 4, RevenueCents: 5000},
+			{Region: "amer-east", Orders: 1, Units: 1, RevenueCents: 2000},
+		},
+		ByProduct: []gen.ProductTotals{{Product: "Desk Lamp", Orders: 3, Units: 5, RevenueCents: 7000}},
+		ByDay: []gen.DayTotals{
+			{Date: date(2026, 1, 1), Orders: 2, Units: 3, RevenueCents: 4000},
+			{Date: date(2026, 1, 2), Orders: 1, Units: 2, RevenueCents: 3000},
+		},
+	}}
+	const wantCSV = "date,orders,units,revenue_cents\n2026-01-01,2,3,4000\n2026-01-02,1,2,3000\n"
+	const wantDisposition = `attachment; filename="report-2026-01-01_2026-01-02.csv"`
+
+	done := reportInfo(asynq.TaskStateCompleted, withPayloadRange("2026-01-01..2026-01-02"),
+		func(i *asynq.TaskInfo) { i.CompletedAt = testNow.Add(-time.Hour) })
+	stored := func(f *fixture) { f.store.reports = map[string][]byte{testID.String(): rep} }
+
+	tests := []struct {
+		name       string
+		accept     string
+		info       *asynq.TaskInfo
+		setup      func(*fixture)
+		want       gen.GetReportResultResponseObject // a JSON answer
+		wantCSV    bool
+		wantKind   Kind
+		wantDetail string // a substring of the error's detail
+	}{
+		{name: "result-200-json-no-accept", info: done, setup: stored, want: wantJSON},
+		{name: "result-200-json", accept: "application/json", info: done, setup: stored, want: wantJSON},
+		{name: "result-200-json-any", accept: "*/*", info: done, setup: stored, want: wantJSON},
+		{name: "result-200-csv", accept: "text/csv", info: done, setup: stored, wantCSV: true},
+		{name: "result-200-csv-preferred", accept: "application/json;q=0.5, text/csv", info: done, setup: stored, wantCSV: true},
+		{name: "result-406-png", accept: "image/png", info: done, setup: stored, wantKind: KindNotAcceptable},
+		// The id is looked up first: an unknown job is 404 whatever the Accept header says.
+		{name: "result-404-unknown-wins-over-406", accept: "image/png", wantKind: KindNotFound},
+		{name: "result-409-pending", info: reportInfo(asynq.TaskStatePending), wantKind: KindNotDone, wantDetail: "pending"},
+		{name: "result-409-running", info: reportInfo(asynq.TaskStateActive), wantKind: KindNotDone, wantDetail: "running"},
+		{
+			name:     "result-409-failed",
+			info:     reportInfo(asynq.TaskStateArchived, func(i *asynq.TaskInfo) { i.LastErr, i.LastFailedAt = "boom", testNow.Add(-time.Hour) }),
+			wantKind: KindNotDone, wantDetail: "failed",
+		},
+		{name: "result-410-report-missing", info: done, wantKind: KindGone},
+		{
+			name: "result-410-expired", setup: stored,
+			info:     reportInfo(asynq.TaskStateCompleted, func(i *asynq.TaskInfo) { i.CompletedAt = testNow.Add(-25 * time.Hour) }),
+			wantKind: KindGone,
+		},
+		{name: "result-410-tombstone", setup: func(f *fixture) { f.store.tombstones = map[string]bool{testID.String(): true} }, wantKind: KindGone},
+		{name: "result-404-unknown", wantKind: KindNotFound},
+		{name: "result-503-report-read-fails", info: done, setup: func(f *fixture) { f.store.reportErr = errors.New("i/o timeout") }, wantKind: KindUnavailable},
+		{
+			name: "result-500-corrupt-report", info: done,
+			setup:    func(f *fixture) { f.store.reports = map[string][]byte{testID.String(): []byte("{not json")} },
+			wantKind: KindInternal,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture()
+			if tt.info != nil {
+				f.tasks.put(tt.info)
+			}
+			if tt.setup != nil {
+				tt.setup(f)
+			}
+			ctx := withAccept(context.Background(), tt.accept)
+			got, err := f.srv.GetReportResult(ctx, gen.GetReportResultRequestObject{Id: testID})
+			switch {
+			case tt.want != nil:
+				if err != nil {
+					t.Fatalf("GetReportResult: %v", err)
+				}
+				if diff := cmp.Diff(tt.want, got); diff != "" {
+					t.Errorf("response (-want +got):\n%s", diff)
+				}
+			case tt.wantCSV:
+				if err != nil {
+					t.Fatalf("GetReportResult: %v", err)
+				}
+				csv, isCSV := got.(gen.GetReportResult200TextcsvResponse)
+				if !isCSV {
+					t.Fatalf("response = %T, want GetReportResult200TextcsvResponse", got)
+				}
+				body, err := io.ReadAll(csv.Body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				type answer struct {
+					Body, Disposition string
+					Length            int64
+				}
+				want := answer{Body: wantCSV, Disposition: wantDisposition, Length: int64(len(wantCSV))}
+				gotA := answer{Body: string(body), Length: csv.ContentLength}
+				if csv.Headers.ContentDisposition != nil {
+					gotA.Disposition = *csv.Headers.ContentDisposition
+				}
+				if diff := cmp.Diff(want, gotA); diff != "" {
+					t.Errorf("CSV answer (-want +got):\n%s", diff)
+				}
+			default:
+				checkKind(t, err, tt.wantKind)
+				var e *Error
+				if tt.wantDetail != "" && (!errors.As(err, &e) || !strings.Contains(e.Detail, tt.wantDetail)) {
+					t.Errorf("error %v: detail does not name %q", err, tt.wantDetail)
+				}
+			}
+		})
+	}
+}
+
+func TestProblemFor(t *testing.T) {
+	t.Parallel()
+	const secret = "dial tcp 10.0.0.7:6379: connect: connection refused (password hunter2)"
+	tests := []struct {
+		name       string
+		err        error
+		wantStatus int
+		wantType   string
+		wantDetail string // "" means the problem type's own description
+	}{
+		{name: "internal-plain-error", err: errors.New(secret), wantStatus: 500, wantType: "/problems/internal"},
+		{name: "internal-kind-with-detail", err: &Error{Kind: KindInternal, Detail: secret, Err: errors.New(secret)}, wantStatus: 500, wantType: "/problems/internal"},
+		{name: "unknown-kind", err: &Error{Kind: Kind(99), Detail: "whatever"}, wantStatus: 500, wantType: "/problems/internal"},
+		{name: "invalid", err: errorf(KindInvalid, "/range: bad"), wantStatus: 400, wantType: "/problems/invalid-request", wantDetail: "/range: bad"},
+		{name: "unprocessable", err: errorf(KindUnprocessable, "/range: feb 30"), wantStatus: 422, wantType: "/problems/range-unservable", wantDetail: "/range: feb 30"},
+		{name: "not-found", err: errorf(KindNotFound, "no job"), wantStatus: 404, wantType: "/problems/job-not-found", wantDetail: "no job"},
+		{name: "gone", err: errorf(KindGone, "expired"), wantStatus: 410, wantType: "/problems/job-expired", wantDetail: "expired"},
+		{name: "not-done", err: errorf(KindNotDone, "pending"), wantStatus: 409, wantType: "/problems/job-not-done", wantDetail: "pending"},
+		{name: "not-acceptable", err: errorf(KindNotAcceptable, "png"), wantStatus: 406, wantType: "/problems/not-acceptable", wantDetail: "png"},
+		{name: "unavailable-hides-cause", err: unavailable(errors.New(secret)), wantStatus: 503, wantType: "/problems/unavailable", wantDetail: "the job store cannot be reached; retry shortly"},
+		{name: "too-large", err: errorf(KindTooLarge, "big"), wantStatus: 413, wantType: "/problems/payload-too-large", wantDetail: "big"},
+		{name: "unsupported-media-type", err: errorf(KindUnsupportedMediaType, "xml"), wantStatus: 415, wantType: "/problems/unsupported-media-type", wantDetail: "xml"},
+		{name: "no-route", err: errorf(KindNoRoute, "nothing"), wantStatus: 404, wantType: "/problems/no-route", wantDetail: "nothing"},
+		{name: "method-not-allowed", err: errorf(KindMethodNotAllowed, "PUT"), wantStatus: 405, wantType: "/problems/method-not-allowed", wantDetail: "PUT"},
+		{name: "wrapped-error", err: fmt.Errorf("read job: %w", errorf(KindGone, "expired")), wantStatus: 410, wantType: "/problems/job-expired", wantDetail: "expired"},
+		{name: "empty-detail", err: &Error{Kind: KindGone}, wantStatus: 410, wantType: "/problems/job-expired"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p, status := problemFor(tt.err, "/v1/reports/x")
+			if status != tt.wantStatus || p.Status != tt.wantStatus {
+				t.Errorf("status = %d, body status %d, want %d", status, p.Status, tt.wantStatus)
+			}
+			if p.Type != tt.wantType || p.Instance != "/v1/reports/x" || p.Title == "" {
+				t.Errorf("problem = %+v, want type %s, instance /v1/reports/x and a title", p, tt.wantType)
+			}
+			want := tt.wantDetail
+			if want == "" {
+				want = problemTypes[KindInternal].about
+				var e *Error
+				if errors.As(tt.err, &e) {
+					if pt, ok := problemTypes[e.Kind]; ok {
+						want = pt.about
+					}
+				}
+			}
+			if p.Detail != want {
+				t.Errorf("detail = %q, want %q", p.Detail, want)
+			}
+			if strings.Contains(p.Detail, "10.0.0.7") || strings.Contains(p.Detail, "hunter2") {
+				t.Errorf("detail leaks the internal error: %q", p.Detail)
+			}
+		})
+	}
+}
+
+// TestProblemTypesComplete checks that every Kind has its own row in the one table, with a status that
+// is an error, and that no two kinds share a type URI.
+func TestProblemTypesComplete(t *testing.T) {
+	t.Parallel()
+	slugs := map[string]Kind{}
+	for k := KindInternal; k <= KindMethodNotAllowed; k++ {
+		pt, ok := problemTypes[k]
+		if !ok {
+			t.Errorf("Kind %d has no problem type", k)
+			continue
+		}
+		if pt.status < 400 || pt.status > 599 || pt.slug == "" || pt.title == "" || pt.about == "" {
+			t.Errorf("Kind %d: incomplete problem type %+v", k, pt)
+		}
+		if other, dup := slugs[pt.slug]; dup {
+			t.Errorf("Kinds %d and %d share the type /problems/%s", other, k, pt.slug)
+		}
+		slugs[pt.slug] = k
+	}
+}

@@ -1,0 +1,92 @@
+// Package impl is reportd's hand-written HTTP server: it satisfies the strict-server interface generated
+// from openapi.yaml, puts the spec's request validator in front of it, and turns every failure into an
+// RFC 9457 problem. Requests come in over HTTP; jobs go out to asynq on Redis.
+package impl
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+
+	"github.com/reportd/reportd/gen"
+	"github.com/reportd/reportd/tasks"
+)
+
+var _ gen.StrictServerInterface = (*Server)(nil)
+
+// Enqueuer puts tasks on the queue; *asynq.Client is the production one.
+type Enqueuer interface {
+	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
+}
+
+// TaskReader reads a task's state; *asynq.Inspector is the production one.
+type TaskReader interface {
+	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
+}
+
+// JobStore keeps what asynq does not: tombstones of issued ids and finished reports. *tasks.Store is
+// the production one.
+type JobStore interface {
+	CreateTombstone(ctx context.Context, id string, lifetime time.Duration) error
+	TombstoneExists(ctx context.Context, id string) (bool, error)
+	Report(ctx context.Context, id string) ([]byte, error)
+}
+
+// Policy is how jobs are run and kept.
+type Policy struct {
+	// Retention is how long a finished job stays readable.
+	Retention time.Duration
+	// Tombstone is how much longer its id answers 410 Gone rather than 404 Not Found.
+	Tombstone time.Duration
+	// JobTimeout bounds one attempt of a job.
+	JobTimeout time.Duration
+	// MaxRetry is how many times a failed attempt is retried.
+	MaxRetry int
+}
+
+// Deps are the Server's collaborators.
+type Deps struct {
+	Queue  Enqueuer
+	Tasks  TaskReader
+	Store  JobStore
+	Policy Policy
+	Log    *slog.Logger
+	// Now and NewID are injected so that tests control time and ids; nil means the real ones.
+	Now   func() time.Time
+	NewID func() uuid.UUID
+}
+
+// Server implements gen.StrictServerInterface.
+type Server struct {
+	queue  Enqueuer
+	tasks  TaskReader
+	store  JobStore
+	policy Policy
+	log    *slog.Logger
+	now    func() time.Time
+	newID  func() uuid.UUID
+}
+
+// New returns a Server on d.
+func New(d Deps) *Server {
+	s := &Server{queue: d.Queue, tasks: d.Tasks, store: d.Store, policy: d.Policy, log: d.Log, now: d.Now, newID: d.NewID}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.newID == nil {
+		s.newID = uuid.New
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	return s
+}
+
+// lifetime bounds how long a job can live before it finishes: every attempt running to its timeout,
+// with the longest retry delays between them, plus a day of queueing. The tombstone must outlast it.
+func (p Policy) lifetime() time.Duration {
+	return time.Duration(p.MaxRetry+1)*(p.JobTimeout+tasks.MaxRetryDelay) + 24*time.Hour
+}
