@@ -1,0 +1,142 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/reportd/reportd/tasks"
+)
+
+// config is everything reportd reads from its environment, read once at start.
+type config struct {
+	Addr            string        // REPORTD_ADDR
+	RedisURL        string        // REDIS_URL; empty means an embedded, non-durable Redis
+	Retention       time.Duration // REPORTD_RETENTION
+	Tombstone       time.Duration // REPORTD_TOMBSTONE
+	Concurrency     int           // REPORTD_CONCURRENCY
+	JobTimeout      time.Duration // REPORTD_JOB_TIMEOUT
+	MaxRetry        int           // REPORTD_MAX_RETRY
+	RowsPerDay      int           // REPORTD_ROWS_PER_DAY
+	CheckInterval   time.Duration // REPORTD_CHECK_INTERVAL
+	JanitorInterval time.Duration // REPORTD_JANITOR_INTERVAL
+	ProgressEvery   time.Duration // REPORTD_PROGRESS_EVERY
+	ShutdownTimeout time.Duration // REPORTD_SHUTDOWN_TIMEOUT
+}
+
+func defaultConfig() config {
+	return config{
+		Addr:        "localhost:8080",
+		Retention:   24 * time.Hour,
+		Tombstone:   720 * time.Hour,
+		Concurrency: runtime.NumCPU(),
+		JobTimeout:  10 * time.Minute,
+		MaxRetry:    3,
+		RowsPerDay:  tasks.DefaultRowsPerDay,
+		// asynq's default of 1 s makes every job wait ~0.5 s for a worker; 20 ms makes it ~10 ms for
+		// about 1% of a core and ~140 Redis commands a second per idle worker (see README).
+		CheckInterval:   20 * time.Millisecond,
+		JanitorInterval: 8 * time.Second,
+		ProgressEvery:   250 * time.Millisecond,
+		ShutdownTimeout: 20 * time.Second,
+	}
+}
+
+// loadConfig reads the configuration from getenv. An invalid value is an error naming the variable.
+func loadConfig(getenv func(string) string) (config, error) {
+	c := defaultConfig()
+	var errs []error
+	str := func(name string, dst *string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	dur := func(name string, dst *time.Duration, min time.Duration) {
+		v := getenv(name)
+		if v == "" {
+			return
+		}
+		d, err := time.ParseDuration(v)
+		if err == nil && d < min {
+			err = fmt.Errorf("must be at least %s", min)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
+			return
+		}
+		*dst = d
+	}
+	num := func(name string, dst *int, min int) {
+		v := getenv(name)
+		if v == "" {
+			return
+		}
+		n, err := strconv.Atoi(v)
+		if err == nil && n < min {
+			err = fmt.Errorf("must be at least %d", min)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
+			return
+		}
+		*dst = n
+	}
+	str("REPORTD_ADDR", &c.Addr)
+	str("REDIS_URL", &c.RedisURL)
+	dur("REPORTD_RETENTION", &c.Retention, time.Second)
+	dur("REPORTD_TOMBSTONE", &c.Tombstone, 0)
+	num("REPORTD_CONCURRENCY", &c.Concurrency, 1)
+	dur("REPORTD_JOB_TIMEOUT", &c.JobTimeout, time.Second)
+	num("REPORTD_MAX_RETRY", &c.MaxRetry, 0)
+	num("REPORTD_ROWS_PER_DAY", &c.RowsPerDay, 1)
+	dur("REPORTD_CHECK_INTERVAL", &c.CheckInterval, time.Millisecond)
+	dur("REPORTD_JANITOR_INTERVAL", &c.JanitorInterval, 100*time.Millisecond)
+	dur("REPORTD_PROGRESS_EVERY", &c.ProgressEvery, 0)
+	dur("REPORTD_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout, time.Second)
+	if c.Retention%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("REPORTD_RETENTION=%s: asynq keeps tasks for whole seconds", c.Retention))
+	}
+	return c, errors.Join(errs...)
+}
+
+// redacted is the configuration as it may be logged: the Redis URL without its password. A URL that
+// does not parse is hidden whole, since where its password is cannot be told.
+func (c config) redacted() config {
+	if c.RedisURL == "" {
+		return c
+	}
+	u, err := url.Parse(c.RedisURL)
+	switch {
+	case err != nil:
+		c.RedisURL = "(not a valid URL; hidden)"
+	case u.User != nil:
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			c.RedisURL = u.String()
+		}
+	}
+	return c
+}
+
+// LogValue logs the configuration by variable name, durations as "24h0m0s" rather than nanoseconds.
+// Call it on a redacted config.
+func (c config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("REPORTD_ADDR", c.Addr),
+		slog.String("REDIS_URL", c.RedisURL),
+		slog.String("REPORTD_RETENTION", c.Retention.String()),
+		slog.String("REPORTD_TOMBSTONE", c.Tombstone.String()),
+		slog.Int("REPORTD_CONCURRENCY", c.Concurrency),
+		slog.String("REPORTD_JOB_TIMEOUT", c.JobTimeout.String()),
+		slog.Int("REPORTD_MAX_RETRY", c.MaxRetry),
+		slog.Int("REPORTD_ROWS_PER_DAY", c.RowsPerDay),
+		slog.String("REPORTD_CHECK_INTERVAL", c.CheckInterval.String()),
+		slog.String("REPORTD_JANITOR_INTERVAL", c.JanitorInterval.String()),
+		slog.String("REPORTD_PROGRESS_EVERY", c.ProgressEvery.String()),
+		slog.String("REPORTD_SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String()),
+	)
+}

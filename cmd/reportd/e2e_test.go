@@ -1,0 +1,580 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/reportd/reportd/gen"
+	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/tasks"
+)
+
+// logSink collects reportd's JSON log, one object a line, and lets a test wait for a line.
+type logSink struct {
+	mu      sync.Mutex
+	partial []byte
+	lines   []map[string]any
+	raw     bytes.Buffer
+	changed chan struct{} // closed, and replaced, whenever a line arrives
+}
+
+func newLogSink() *logSink { return &logSink{changed: make(chan struct{})} }
+
+func (s *logSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.raw.Write(p)
+	s.partial = append(s.partial, p...)
+	for {
+		i := bytes.IndexByte(s.partial, '\n')
+		if i < 0 {
+			break
+		}
+		var line map[string]any
+		if err := json.Unmarshal(s.partial[:i], &line); err != nil {
+			line = map[string]any{"unparsed": string(s.partial[:i])}
+		}
+		s.lines = append(s.lines, line)
+		s.partial = s.partial[i+1:]
+	}
+	close(s.changed)
+	s.changed = make(chan struct{})
+	return len(p), nil
+}
+
+func (s *logSink) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.raw.String()
+}
+
+// find returns the first line that match accepts.
+func (s *logSink) find(match func(map[string]any) bool) (map[string]any, bool, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.lines {
+		if match(l) {
+			return l, true, nil
+		}
+	}
+	return nil, false, s.changed
+}
+
+// waitFor returns the first line that match accepts, waiting up to timeout for it, or until stop is
+// closed.
+func (s *logSink) waitFor(timeout time.Duration, stop <-chan struct{}, match func(map[string]any) bool) (map[string]any, bool) {
+	deadline := time.After(timeout)
+	for {
+		l, ok, changed := s.find(match)
+		if ok {
+			return l, true
+		}
+		select {
+		case <-changed:
+		case <-stop:
+			l, ok, _ := s.find(match)
+			return l, ok
+		case <-deadline:
+			return nil, false
+		}
+	}
+}
+
+func msgIs(msg string) func(map[string]any) bool {
+	return func(l map[string]any) bool { return l["msg"] == msg }
+}
+
+// instance is one run of reportd in this process.
+type instance struct {
+	base   string // http://host:port, for an instance that serves the API
+	log    *logSink
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error // what run returned, once done is closed
+}
+
+// start runs reportd with args and vars, waits until it serves (or, for a worker alone, until the worker
+// runs), and stops it when the test ends.
+func start(t *testing.T, args []string, vars map[string]string) *instance {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	in := &instance{log: newLogSink(), cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(in.done)
+		in.err = run(ctx, args, env(vars), in.log)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-in.done:
+			if in.err != nil {
+				t.Errorf("run returned %v after its context was canceled", in.err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("run did not return 30s after its context was canceled")
+		}
+	})
+	ready := "listening"
+	if len(args) == 1 && args[0] == "worker" {
+		ready = "worker running"
+	}
+	l, ok := in.log.waitFor(10*time.Second, in.done, msgIs(ready))
+	if !ok {
+		select {
+		case <-in.done:
+			t.Fatalf("reportd %v returned %v before it logged %q; log:\n%s", args, in.err, ready, in.log)
+		default:
+			t.Fatalf("reportd %v did not log %q in 10s; log:\n%s", args, ready, in.log)
+		}
+	}
+	if ready == "listening" {
+		addr, _ := l["addr"].(string)
+		if addr == "" || strings.HasSuffix(addr, ":0") {
+			t.Fatalf("listening line has no bound addr: %v", l)
+		}
+		in.base = "http://" + addr
+	}
+	return in
+}
+
+// e2eVars are the variables of a quick reportd on a free port, with vars added.
+func e2eVars(vars map[string]string) map[string]string {
+	out := map[string]string{
+		"REPORTD_ADDR":             "127.0.0.1:0",
+		"REPORTD_ROWS_PER_DAY":     "500",
+		"REPORTD_CHECK_INTERVAL":   "10ms",
+		"REPORTD_SHUTDOWN_TIMEOUT": "5s",
+	}
+	for k, v := range vars {
+		out[k] = v
+	}
+	return out
+}
+
+// noRedirects is a client that shows a 303 instead of following it.
+var noRedirects = &http.Client{
+	Timeout:       10 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+// response is an HTTP answer read whole.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func do(t *testing.T, method, url, accept, body string) response {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	res, err := noRedirects.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", method, url, err)
+	}
+	return response{status: res.StatusCode, header: res.Header, body: b}
+}
+
+func (r response) String() string {
+	return fmt.Sprintf("%d %v %s", r.status, r.header, r.body)
+}
+
+var statusPath = regexp.MustCompile(`^/v1/reports/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$`)
+
+// submit POSTs a report job over rng and returns its status path.
+func submit(t *testing.T, base, rng string) string {
+	t.Helper()
+	res := do(t, http.MethodPost, base+"/v1/reports", "", `{"range":"`+rng+`"}`)
+	if res.status != http.StatusAccepted {
+		t.Fatalf("POST /v1/reports = %s, want 202", res)
+	}
+	loc := res.header.Get("Location")
+	m := statusPath.FindStringSubmatch(loc)
+	if m == nil {
+		t.Fatalf("202 Location = %q, want /v1/reports/{uuid}", loc)
+	}
+	if ra := res.header.Get("Retry-After"); ra != "1" {
+		t.Errorf("202 Retry-After = %q, want 1", ra)
+	}
+	var st gen.JobStatus
+	if err := json.Unmarshal(res.body, &st); err != nil {
+		t.Fatalf("202 body: %v\n%s", err, res.body)
+	}
+	if st.Id.String() != m[1] || st.Status != gen.Pending || st.Links.Self != loc {
+		t.Errorf("202 body = %+v, want pending job %s linking to itself", st, m[1])
+	}
+	return loc
+}
+
+// awaitDone polls a job's status, waiting Retry-After between polls, until it answers 303; it returns
+// the 303's Location.
+func awaitDone(t *testing.T, base, loc string) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		res := do(t, http.MethodGet, base+loc, "", "")
+		if cc := res.header.Get("Cache-Control"); cc != "no-store" {
+			t.Errorf("GET %s: Cache-Control = %q, want no-store", loc, cc)
+		}
+		switch res.status {
+		case http.StatusSeeOther:
+			return res.header.Get("Location")
+		case http.StatusOK:
+			var st gen.JobStatus
+			if err := json.Unmarshal(res.body, &st); err != nil {
+				t.Fatalf("GET %s: %v\n%s", loc, err, res.body)
+			}
+			if st.Status != gen.Pending && st.Status != gen.Running {
+				t.Fatalf("GET %s = %s, want the job pending or running", loc, res)
+			}
+			secs, err := strconv.Atoi(res.header.Get("Retry-After"))
+			if err != nil || secs < 1 || secs > 30 {
+				t.Fatalf("GET %s: Retry-After = %q, want 1..30", loc, res.header.Get("Retry-After"))
+			}
+			if time.Now().Add(time.Duration(secs) * time.Second).After(deadline) {
+				t.Fatalf("job %s not done in 20s; last status %s", loc, res)
+			}
+			time.Sleep(time.Duration(secs) * time.Second)
+		default:
+			t.Fatalf("GET %s = %s, want 200 or 303", loc, res)
+		}
+	}
+}
+
+// checkProblem fails t unless res is a problem+json of status want.
+func checkProblem(t *testing.T, what string, res response, want int) {
+	t.Helper()
+	if res.status != want {
+		t.Fatalf("%s = %s, want %d", what, res, want)
+	}
+	if ct := res.header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Errorf("%s: Content-Type = %q, want application/problem+json", what, ct)
+	}
+	var p gen.Problem
+	if err := json.Unmarshal(res.body, &p); err != nil || p.Status != want || p.Type == "" || p.Title == "" || p.Detail == "" {
+		t.Errorf("%s: problem = %+v (%v), want a complete problem of status %d", what, p, err, want)
+	}
+}
+
+// checkReport fails t unless the job at loc answered 303 to its result and the result is Q1 2026's
+// report, as JSON and as CSV.
+func checkReport(t *testing.T, base, loc, resultLoc string) {
+	t.Helper()
+	if resultLoc != loc+"/result" {
+		t.Errorf("303 Location = %q, want %q", resultLoc, loc+"/result")
+	}
+	res := do(t, http.MethodGet, base+resultLoc, "", "")
+	if res.status != http.StatusOK || res.header.Get("Content-Type") != "application/json" {
+		t.Fatalf("GET %s = %s, want 200 application/json", resultLoc, res)
+	}
+	var rep gen.Report
+	if err := json.Unmarshal(res.body, &rep); err != nil {
+		t.Fatalf("GET %s: %v", resultLoc, err)
+	}
+	if "/v1/reports/"+rep.Id.String() != loc {
+		t.Errorf("report id = %s, want the job's (%s)", rep.Id, loc)
+	}
+	if got := rep.Range.From.String() + ".." + rep.Range.To.String(); got != "2026-01-01..2026-03-31" {
+		t.Errorf("report range = %s, want 2026-01-01..2026-03-31", got)
+	}
+	var orders, revenue int64
+	for _, d := range rep.ByDay {
+		orders += d.Orders
+		revenue += d.RevenueCents
+	}
+	if len(rep.ByDay) != 90 || rep.Orders == 0 || orders != rep.Orders || revenue != rep.RevenueCents {
+		t.Errorf("report has %d days, %d orders (by day %d), revenue %d (by day %d); want 90 days summing to the totals",
+			len(rep.ByDay), rep.Orders, orders, rep.RevenueCents, revenue)
+	}
+	csv := do(t, http.MethodGet, base+resultLoc, "text/csv", "")
+	if csv.status != http.StatusOK || !strings.HasPrefix(csv.header.Get("Content-Type"), "text/csv") {
+		t.Fatalf("GET %s as CSV = %s, want 200 text/csv", resultLoc, csv)
+	}
+	if lines := strings.Split(strings.TrimSuffix(string(csv.body), "\n"), "\n"); len(lines) != 91 || lines[0] != "date,orders,units,revenue_cents" {
+		t.Errorf("CSV has %d lines starting %q, want a header and 90 days", len(lines), lines[0])
+	}
+	if cd := csv.header.Get("Content-Disposition"); !strings.Contains(cd, "report-2026-01-01_2026-03-31.csv") {
+		t.Errorf("CSV Content-Disposition = %q", cd)
+	}
+}
+
+// backend is a Redis for reportd: REDIS_URL (empty for the embedded one).
+type backend struct {
+	name     string
+	redisURL func(t *testing.T) string
+}
+
+var backends = []backend{
+	{name: "embedded", redisURL: func(*testing.T) string { return "" }},
+	{name: "redis-server", redisURL: func(t *testing.T) string { return redistest.StartServer(t).URL }},
+}
+
+// redisAddr is where an instance's Redis is: REDIS_URL's, or the embedded one's, from its warning.
+func redisAddr(t *testing.T, in *instance, redisURL string) string {
+	t.Helper()
+	if redisURL != "" {
+		return strings.TrimPrefix(redisURL, "redis://")
+	}
+	l, ok := in.log.waitFor(0, nil, func(l map[string]any) bool { return l["level"] == "WARN" && l["addr"] != nil })
+	if !ok {
+		t.Fatalf("no warning names the embedded Redis; log:\n%s", in.log)
+	}
+	return l["addr"].(string)
+}
+
+func TestE2E(t *testing.T) {
+	t.Parallel()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			t.Run("flow", func(t *testing.T) {
+				t.Parallel()
+				url := b.redisURL(t)
+				in := start(t, nil, e2eVars(map[string]string{"REDIS_URL": url}))
+				warned := func(l map[string]any) bool {
+					msg, _ := l["msg"].(string)
+					return l["level"] == "WARN" && strings.Contains(msg, "NOTHING IS DURABLE")
+				}
+				if _, ok := in.log.waitFor(0, nil, warned); ok != (url == "") {
+					t.Errorf("warned that nothing is durable: %v, want %v; log:\n%s", ok, url == "", in.log)
+				}
+
+				loc := submit(t, in.base, "2026-Q1")
+				checkReport(t, in.base, loc, awaitDone(t, in.base, loc))
+
+				unknown := "/v1/reports/" + uuid.NewString()
+				checkProblem(t, "GET unknown status", do(t, http.MethodGet, in.base+unknown, "", ""), http.StatusNotFound)
+				checkProblem(t, "GET unknown result", do(t, http.MethodGet, in.base+unknown+"/result", "", ""), http.StatusNotFound)
+			})
+			t.Run("expiry", func(t *testing.T) {
+				t.Parallel()
+				url := b.redisURL(t)
+				in := start(t, nil, e2eVars(map[string]string{
+					"REDIS_URL": url, "REPORTD_RETENTION": "1s", "REPORTD_JANITOR_INTERVAL": "200ms",
+				}))
+				loc := submit(t, in.base, "2026-Q1")
+				id := strings.TrimPrefix(loc, "/v1/reports/")
+				if _, ok := in.log.waitFor(10*time.Second, in.done, func(l map[string]any) bool {
+					return l["msg"] == "report done" && l["job"] == id
+				}); !ok {
+					t.Fatalf("job %s not done in 10s; log:\n%s", id, in.log)
+				}
+				finished := time.Now()
+
+				// The handler logs before asynq marks the task completed, so the job may read as running
+				// for a moment; then it answers 303 until its retention runs out, and 410 after that.
+				for {
+					res := do(t, http.MethodGet, in.base+loc, "", "")
+					if res.status == http.StatusGone {
+						checkProblem(t, "GET expired status", res, http.StatusGone)
+						break
+					}
+					if res.status != http.StatusSeeOther && !(res.status == http.StatusOK && bytes.Contains(res.body, []byte(`"status":"running"`))) {
+						t.Fatalf("GET %s of a done job = %s, want running, 303 or 410", loc, res)
+					}
+					if time.Since(finished) > 3*time.Second {
+						t.Fatalf("GET %s still answers 303 %s after the job finished, with a retention of 1s", loc, time.Since(finished))
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+
+				// Once asynq's janitor has deleted the task, the tombstone still says 410.
+				rdb := redis.NewClient(&redis.Options{Addr: redisAddr(t, in, url)})
+				defer rdb.Close()
+				inspector := asynq.NewInspectorFromRedisClient(rdb)
+				for {
+					_, err := inspector.GetTaskInfo(tasks.Queue, id)
+					if errors.Is(err, asynq.ErrTaskNotFound) {
+						break
+					}
+					if time.Since(finished) > 5*time.Second {
+						t.Fatalf("the janitor has not deleted task %s %s after it finished: %v", id, time.Since(finished), err)
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+				checkProblem(t, "GET deleted status", do(t, http.MethodGet, in.base+loc, "", ""), http.StatusGone)
+				checkProblem(t, "GET deleted result", do(t, http.MethodGet, in.base+loc+"/result", "", ""), http.StatusGone)
+			})
+		})
+	}
+}
+
+// TestE2ESplit runs the API and a worker as two runs on one Redis: the job is accepted by one and
+// computed by the other.
+func TestE2ESplit(t *testing.T) {
+	t.Parallel()
+	url := redistest.StartServer(t).URL
+	worker := start(t, []string{"worker"}, e2eVars(map[string]string{"REDIS_URL": url}))
+	api := start(t, []string{"api"}, e2eVars(map[string]string{"REDIS_URL": url}))
+	if _, ok := worker.log.waitFor(0, nil, msgIs("listening")); ok {
+		t.Error("the worker alone serves HTTP")
+	}
+
+	loc := submit(t, api.base, "2026-Q1")
+	checkReport(t, api.base, loc, awaitDone(t, api.base, loc))
+	id := strings.TrimPrefix(loc, "/v1/reports/")
+	done := func(l map[string]any) bool { return l["msg"] == "report done" && l["job"] == id }
+	if _, ok := worker.log.waitFor(0, nil, done); !ok {
+		t.Errorf("the worker did not log that it did job %s; log:\n%s", id, worker.log)
+	}
+	if _, ok := api.log.waitFor(0, nil, done); ok {
+		t.Errorf("the API alone ran job %s", id)
+	}
+}
+
+func TestRunRefusesBadSetup(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		vars map[string]string
+		want string // what the error must name
+	}{
+		{name: "bad-retention", vars: map[string]string{"REPORTD_RETENTION": "abc"}, want: "REPORTD_RETENTION"},
+		{name: "zero-concurrency", vars: map[string]string{"REPORTD_CONCURRENCY": "0"}, want: "REPORTD_CONCURRENCY"},
+		{name: "fractional-retention", vars: map[string]string{"REPORTD_RETENTION": "1500ms"}, want: "REPORTD_RETENTION"},
+		{name: "bad-redis-url", vars: map[string]string{"REDIS_URL": "http://localhost:6379"}, want: "REDIS_URL"},
+		{name: "bad-mode", args: []string{"both"}, want: "usage"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := run(ctx, tt.args, env(tt.vars), io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("run = %v, want an error naming %s", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestRunDoesNotLogRedisPassword: the configuration is logged at start, and a REDIS_URL that cannot be
+// used is an error; neither may carry the password.
+func TestRunDoesNotLogRedisPassword(t *testing.T) {
+	t.Parallel()
+	const password = "50%off"
+	sink := newLogSink()
+	err := run(context.Background(), nil, env(map[string]string{"REDIS_URL": "redis://:" + password + "@127.0.0.1:1"}), sink)
+	if err == nil {
+		t.Fatal("run with an unparseable REDIS_URL succeeded")
+	}
+	if strings.Contains(sink.String(), password) {
+		t.Errorf("the log has the Redis password:\n%s", sink)
+	}
+	if strings.Contains(err.Error(), password) {
+		t.Errorf("run's error has the Redis password: %v", err)
+	}
+}
+
+// childEnv makes the test binary, run again by TestRunListenFailureStopsWorker, play the child.
+const childEnv = "REPORTD_TEST_LISTEN_FAILURE_CHILD"
+
+// TestRunListenFailureStopsWorker: when the API cannot listen, run must return its error having stopped
+// the worker it already started; a worker left running on the Redis client that run closes keeps
+// logging, and crashes the process it shares. The run happens in a child process, so that a crash
+// fails this test instead of the whole package.
+func TestRunListenFailureStopsWorker(t *testing.T) {
+	if os.Getenv(childEnv) == "1" {
+		listenFailureChild()
+		return
+	}
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestRunListenFailureStopsWorker$", "-test.count=1")
+	cmd.Env = append(os.Environ(), childEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Errorf("after run failed to listen, its leftovers broke the process (%v):\n%s", err, out)
+	}
+}
+
+// listenFailureChild runs reportd on an address in use, and exits non-zero if anything logs after run
+// has returned.
+func listenFailureChild() {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(2)
+	}
+	defer ln.Close()
+	sink := newLogSink()
+	err = run(context.Background(), nil, env(e2eVars(map[string]string{"REPORTD_ADDR": ln.Addr().String()})), sink)
+	if err == nil || !strings.Contains(err.Error(), "listen") {
+		fmt.Printf("run on an address in use = %v, want a listen error\n", err)
+		os.Exit(1)
+	}
+	returned := sink.String()
+	time.Sleep(time.Second)
+	if after := strings.TrimPrefix(sink.String(), returned); after != "" {
+		fmt.Printf("run returned %q, but logged afterwards:\n%s\n", err, after)
+		os.Exit(1)
+	}
+}
+
+func TestRunStopsOnCancel(t *testing.T) {
+	t.Parallel()
+	const timeout = 2 * time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sink := newLogSink()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, nil, env(e2eVars(map[string]string{"REPORTD_SHUTDOWN_TIMEOUT": timeout.String()})), sink)
+	}()
+	if _, ok := sink.waitFor(10*time.Second, nil, msgIs("listening")); !ok {
+		t.Fatalf("reportd did not start; log:\n%s", sink)
+	}
+	cancel()
+	canceled := time.Now()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run after cancel = %v, want nil", err)
+		}
+		if took := time.Since(canceled); took > timeout {
+			t.Errorf("run took %s to return after cancel, more than its shutdown timeout of %s", took, timeout)
+		}
+	case <-time.After(timeout + 3*time.Second):
+		t.Fatalf("run did not return %s after cancel; log:\n%s", timeout+3*time.Second, sink)
+	}
+	if _, ok := sink.waitFor(0, nil, msgIs("stopped")); !ok {
+		t.Errorf("no stopped line; log:\n%s", sink)
+	}
+}
