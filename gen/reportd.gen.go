@@ -25,15 +25,18 @@ import (
 
 // Defines values for JobState.
 const (
-	Done    JobState = "done"
-	Failed  JobState = "failed"
-	Pending JobState = "pending"
-	Running JobState = "running"
+	Canceled JobState = "canceled"
+	Done     JobState = "done"
+	Failed   JobState = "failed"
+	Pending  JobState = "pending"
+	Running  JobState = "running"
 )
 
 // Valid indicates whether the value is a known member of the JobState enum.
 func (e JobState) Valid() bool {
 	switch e {
+	case Canceled:
+		return true
 	case Done:
 		return true
 	case Failed:
@@ -74,14 +77,17 @@ type JobLinks struct {
 
 // JobState `pending`: queued, not started (or waiting to be retried after a failed attempt). `running`: a worker
 // is computing it. `done`: the report is ready (the status URL answers `303`). `failed`: it failed for
-// good; `error` says why.
+// good; `error` says why. `canceled`: it was canceled before it finished, and has no report.
 type JobState string
 
 // JobStatus defines model for JobStatus.
 type JobStatus struct {
 	// Attempt The number of the current (or last) attempt; failed attempts are retried a few times.
-	Attempt   *int      `json:"attempt,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
+	Attempt *int `json:"attempt,omitempty"`
+
+	// CancelRequested True once a cancel was asked for a job that has not stopped yet.
+	CancelRequested *bool     `json:"cancel_requested,omitempty"`
+	CreatedAt       time.Time `json:"created_at"`
 
 	// Error An RFC 9457 problem. Members other than these may be added.
 	Error *Problem `json:"error,omitempty"`
@@ -89,7 +95,7 @@ type JobStatus struct {
 	// ExpiresAt When a finished job's status and result expire (then its id answers `410`).
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 
-	// FinishedAt When the job finished (done or failed).
+	// FinishedAt When the job finished (done, failed or canceled).
 	FinishedAt *time.Time         `json:"finished_at,omitempty"`
 	Id         openapi_types.UUID `json:"id"`
 	Links      JobLinks           `json:"links"`
@@ -103,7 +109,7 @@ type JobStatus struct {
 
 	// Status `pending`: queued, not started (or waiting to be retried after a failed attempt). `running`: a worker
 	// is computing it. `done`: the report is ready (the status URL answers `303`). `failed`: it failed for
-	// good; `error` says why.
+	// good; `error` says why. `canceled`: it was canceled before it finished, and has no report.
 	Status JobState `json:"status"`
 }
 
@@ -177,8 +183,14 @@ type Totals struct {
 	Units        int64 `json:"units"`
 }
 
+// IdempotencyKey defines model for IdempotencyKey.
+type IdempotencyKey = string
+
 // JobID defines model for JobID.
 type JobID = openapi_types.UUID
+
+// Prefer defines model for Prefer.
+type Prefer = string
 
 // BadRequest An RFC 9457 problem. Members other than these may be added.
 type BadRequest = Problem
@@ -209,6 +221,31 @@ type Unprocessable = Problem
 
 // UnsupportedMediaType An RFC 9457 problem. Members other than these may be added.
 type UnsupportedMediaType = Problem
+
+// CreateReportParams defines parameters for CreateReport.
+type CreateReportParams struct {
+	// IdempotencyKey A key the client chose for this submission (1 to 255 printable ASCII characters, as a plain token or
+	// a quoted Structured Field string), so that retrying the request cannot create a second job.
+	// Keys are per client and remembered at least as long as the job they name is readable.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+
+	// Prefer RFC 7240 preferences. `wait=N` holds the request for up to N seconds (at most 60) for the job to
+	// finish; reportd says `Preference-Applied: wait=N` when it honoured it. Others are ignored.
+	Prefer *Prefer `json:"Prefer,omitempty"`
+}
+
+// GetReportStatusParams defines parameters for GetReportStatus.
+type GetReportStatusParams struct {
+	// Prefer RFC 7240 preferences. `wait=N` holds the request for up to N seconds (at most 60) for the job to
+	// finish; reportd says `Preference-Applied: wait=N` when it honoured it. Others are ignored.
+	Prefer *Prefer `json:"Prefer,omitempty"`
+}
+
+// GetReportResultParams defines parameters for GetReportResult.
+type GetReportResultParams struct {
+	// IfNoneMatch An ETag from an earlier response; if it still matches, the answer is `304`.
+	IfNoneMatch *string `json:"If-None-Match,omitempty"`
+}
 
 // CreateReportJSONRequestBody defines body for CreateReport for application/json ContentType.
 type CreateReportJSONRequestBody = ReportRequest
@@ -292,37 +329,72 @@ type ClientInterface interface {
 	// Validates the request, durably enqueues the job, and answers `202 Accepted` with the job's status
 	// URL in `Location`. The job is in Redis before the response is written.
 	//
+	// With `Idempotency-Key`, a retried request gets the same job (the same id, `Location` and status)
+	// instead of a second one, however many copies arrive at once. The key is remembered at least as
+	// long as its job is readable; the same key with a different body is refused with `422`.
+	//
+	// With `Prefer: respond-async, wait=N`, the request is held for up to N seconds (at most 60): if the
+	// job is done by then the answer is `303 See Other` to its result, otherwise the usual `202`.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/reports (the `CreateReport` operationId).
-	CreateReportWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateReportWithBody(ctx context.Context, params *CreateReportParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateReport Submit a report job.
 	//
 	// Validates the request, durably enqueues the job, and answers `202 Accepted` with the job's status
 	// URL in `Location`. The job is in Redis before the response is written.
 	//
+	// With `Idempotency-Key`, a retried request gets the same job (the same id, `Location` and status)
+	// instead of a second one, however many copies arrive at once. The key is remembered at least as
+	// long as its job is readable; the same key with a different body is refused with `422`.
+	//
+	// With `Prefer: respond-async, wait=N`, the request is held for up to N seconds (at most 60): if the
+	// job is done by then the answer is `303 See Other` to its result, otherwise the usual `202`.
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/reports (the `CreateReport` operationId).
-	CreateReport(ctx context.Context, body CreateReportJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateReport(ctx context.Context, params *CreateReportParams, body CreateReportJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CancelReport Cancel a job, or delete a finished one.
+	//
+	// A pending or running job is canceled for good: it never runs (again) and never gets a result; its
+	// status becomes `canceled` (kept for the retention period like a finished job's). The answer is
+	// `200` with that status once the job has stopped, or `202` with the current status when the worker
+	// has not confirmed within about a second (the status URL shows `canceled` once it has).
+	//
+	// A done, failed or canceled job is deleted now, report included: `204`, and its id answers `410`
+	// afterwards. Repeating a DELETE is harmless.
+	//
+	// Corresponds with DELETE /v1/reports/{id} (the `CancelReport` operationId).
+	CancelReport(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetReportStatus Read a job's status.
 	//
-	// `200` with the status while the job is pending or running (with `Retry-After`), and when it failed.
-	// `303 See Other` to the result once it is done. `404` for an id that was never issued, `410` for one
-	// that expired.
+	// `200` with the status while the job is pending or running (with `Retry-After`), and when it failed
+	// or was canceled. `303 See Other` to the result once it is done. `404` for an id that was never
+	// issued, `410` for one that expired or was deleted.
+	//
+	// With `Prefer: wait=N` the request is held for up to N seconds (at most 60) and answered as soon as
+	// the job reaches a terminal status (done, failed, canceled), or with the current status when the
+	// time is up: one request instead of many polls.
 	//
 	// Corresponds with GET /v1/reports/{id} (the `GetReportStatus` operationId).
-	GetReportStatus(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*http.Response, error)
+	GetReportStatus(ctx context.Context, id JobID, params *GetReportStatusParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetReportResult Read a finished report.
 	//
 	// The report as JSON (`Accept: application/json`, or no preference) or its daily table as CSV
 	// (`Accept: text/csv`). `409` while the job is not done, `406` for an `Accept` that allows neither.
 	//
+	// A report never changes, so it is cacheable until it expires: it carries a strong `ETag` and
+	// `Cache-Control: private, max-age=<seconds until it expires>`, and `If-None-Match` with that ETag
+	// answers `304 Not Modified`.
+	//
 	// Corresponds with GET /v1/reports/{id}/result (the `GetReportResult` operationId).
-	GetReportResult(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*http.Response, error)
+	GetReportResult(ctx context.Context, id JobID, params *GetReportResultParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // CreateReportWithBody Submit a report job.
@@ -330,11 +402,18 @@ type ClientInterface interface {
 // Validates the request, durably enqueues the job, and answers `202 Accepted` with the job's status
 // URL in `Location`. The job is in Redis before the response is written.
 //
+// With `Idempotency-Key`, a retried request gets the same job (the same id, `Location` and status)
+// instead of a second one, however many copies arrive at once. The key is remembered at least as
+// long as its job is readable; the same key with a different body is refused with `422`.
+//
+// With `Prefer: respond-async, wait=N`, the request is held for up to N seconds (at most 60): if the
+// job is done by then the answer is `303 See Other` to its result, otherwise the usual `202`.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/reports (the `CreateReport` operationId).
-func (c *Client) CreateReportWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateReportRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateReportWithBody(ctx context.Context, params *CreateReportParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateReportRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -350,11 +429,41 @@ func (c *Client) CreateReportWithBody(ctx context.Context, contentType string, b
 // Validates the request, durably enqueues the job, and answers `202 Accepted` with the job's status
 // URL in `Location`. The job is in Redis before the response is written.
 //
+// With `Idempotency-Key`, a retried request gets the same job (the same id, `Location` and status)
+// instead of a second one, however many copies arrive at once. The key is remembered at least as
+// long as its job is readable; the same key with a different body is refused with `422`.
+//
+// With `Prefer: respond-async, wait=N`, the request is held for up to N seconds (at most 60): if the
+// job is done by then the answer is `303 See Other` to its result, otherwise the usual `202`.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/reports (the `CreateReport` operationId).
-func (c *Client) CreateReport(ctx context.Context, body CreateReportJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateReportRequest(c.Server, body)
+func (c *Client) CreateReport(ctx context.Context, params *CreateReportParams, body CreateReportJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateReportRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CancelReport Cancel a job, or delete a finished one.
+//
+// A pending or running job is canceled for good: it never runs (again) and never gets a result; its
+// status becomes `canceled` (kept for the retention period like a finished job's). The answer is
+// `200` with that status once the job has stopped, or `202` with the current status when the worker
+// has not confirmed within about a second (the status URL shows `canceled` once it has).
+//
+// A done, failed or canceled job is deleted now, report included: `204`, and its id answers `410`
+// afterwards. Repeating a DELETE is harmless.
+//
+// Corresponds with DELETE /v1/reports/{id} (the `CancelReport` operationId).
+func (c *Client) CancelReport(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCancelReportRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -367,13 +476,17 @@ func (c *Client) CreateReport(ctx context.Context, body CreateReportJSONRequestB
 
 // GetReportStatus Read a job's status.
 //
-// `200` with the status while the job is pending or running (with `Retry-After`), and when it failed.
-// `303 See Other` to the result once it is done. `404` for an id that was never issued, `410` for one
-// that expired.
+// `200` with the status while the job is pending or running (with `Retry-After`), and when it failed
+// or was canceled. `303 See Other` to the result once it is done. `404` for an id that was never
+// issued, `410` for one that expired or was deleted.
+//
+// With `Prefer: wait=N` the request is held for up to N seconds (at most 60) and answered as soon as
+// the job reaches a terminal status (done, failed, canceled), or with the current status when the
+// time is up: one request instead of many polls.
 //
 // Corresponds with GET /v1/reports/{id} (the `GetReportStatus` operationId).
-func (c *Client) GetReportStatus(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetReportStatusRequest(c.Server, id)
+func (c *Client) GetReportStatus(ctx context.Context, id JobID, params *GetReportStatusParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetReportStatusRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -389,9 +502,13 @@ func (c *Client) GetReportStatus(ctx context.Context, id JobID, reqEditors ...Re
 // The report as JSON (`Accept: application/json`, or no preference) or its daily table as CSV
 // (`Accept: text/csv`). `409` while the job is not done, `406` for an `Accept` that allows neither.
 //
+// A report never changes, so it is cacheable until it expires: it carries a strong `ETag` and
+// `Cache-Control: private, max-age=<seconds until it expires>`, and `If-None-Match` with that ETag
+// answers `304 Not Modified`.
+//
 // Corresponds with GET /v1/reports/{id}/result (the `GetReportResult` operationId).
-func (c *Client) GetReportResult(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetReportResultRequest(c.Server, id)
+func (c *Client) GetReportResult(ctx context.Context, id JobID, params *GetReportResultParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetReportResultRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -403,18 +520,18 @@ func (c *Client) GetReportResult(ctx context.Context, id JobID, reqEditors ...Re
 }
 
 // NewCreateReportRequest calls the generic CreateReport builder with application/json body
-func NewCreateReportRequest(server string, body CreateReportJSONRequestBody) (*http.Request, error) {
+func NewCreateReportRequest(server string, params *CreateReportParams, body CreateReportJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateReportRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateReportRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateReportRequestWithBody constructs an http.Request for the CreateReport method, with any body, and a specified content type
-func NewCreateReportRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateReportRequestWithBody(server string, params *CreateReportParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -439,11 +556,71 @@ func NewCreateReportRequestWithBody(server string, contentType string, body io.R
 
 	req.Header.Add("Content-Type", contentType)
 
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+		if params.Prefer != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "Prefer", *params.Prefer, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Prefer", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewCancelReportRequest constructs an http.Request for the CancelReport method
+func NewCancelReportRequest(server string, id JobID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/reports/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
 	return req, nil
 }
 
 // NewGetReportStatusRequest constructs an http.Request for the GetReportStatus method
-func NewGetReportStatusRequest(server string, id JobID) (*http.Request, error) {
+func NewGetReportStatusRequest(server string, id JobID, params *GetReportStatusParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -473,11 +650,26 @@ func NewGetReportStatusRequest(server string, id JobID) (*http.Request, error) {
 		return nil, err
 	}
 
+	if params != nil {
+
+		if params.Prefer != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Prefer", *params.Prefer, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Prefer", headerParam0)
+		}
+
+	}
+
 	return req, nil
 }
 
 // NewGetReportResultRequest constructs an http.Request for the GetReportResult method
-func NewGetReportResultRequest(server string, id JobID) (*http.Request, error) {
+func NewGetReportResultRequest(server string, id JobID, params *GetReportResultParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -505,6 +697,21 @@ func NewGetReportResultRequest(server string, id JobID) (*http.Request, error) {
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IfNoneMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-None-Match", *params.IfNoneMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-None-Match", headerParam0)
+		}
+
 	}
 
 	return req, nil
@@ -559,47 +766,92 @@ type ClientWithResponsesInterface interface {
 	// Validates the request, durably enqueues the job, and answers `202 Accepted` with the job's status
 	// URL in `Location`. The job is in Redis before the response is written.
 	//
+	// With `Idempotency-Key`, a retried request gets the same job (the same id, `Location` and status)
+	// instead of a second one, however many copies arrive at once. The key is remembered at least as
+	// long as its job is readable; the same key with a different body is refused with `422`.
+	//
+	// With `Prefer: respond-async, wait=N`, the request is held for up to N seconds (at most 60): if the
+	// job is done by then the answer is `303 See Other` to its result, otherwise the usual `202`.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/reports (the `CreateReport` operationId).
-	CreateReportWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateReportResponse, error)
+	CreateReportWithBodyWithResponse(ctx context.Context, params *CreateReportParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateReportResponse, error)
 
 	// CreateReportWithResponse Submit a report job.
 	//
 	// Validates the request, durably enqueues the job, and answers `202 Accepted` with the job's status
 	// URL in `Location`. The job is in Redis before the response is written.
 	//
+	// With `Idempotency-Key`, a retried request gets the same job (the same id, `Location` and status)
+	// instead of a second one, however many copies arrive at once. The key is remembered at least as
+	// long as its job is readable; the same key with a different body is refused with `422`.
+	//
+	// With `Prefer: respond-async, wait=N`, the request is held for up to N seconds (at most 60): if the
+	// job is done by then the answer is `303 See Other` to its result, otherwise the usual `202`.
+	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/reports (the `CreateReport` operationId).
-	CreateReportWithResponse(ctx context.Context, body CreateReportJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateReportResponse, error)
+	CreateReportWithResponse(ctx context.Context, params *CreateReportParams, body CreateReportJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateReportResponse, error)
+
+	// CancelReportWithResponse Cancel a job, or delete a finished one.
+	//
+	// A pending or running job is canceled for good: it never runs (again) and never gets a result; its
+	// status becomes `canceled` (kept for the retention period like a finished job's). The answer is
+	// `200` with that status once the job has stopped, or `202` with the current status when the worker
+	// has not confirmed within about a second (the status URL shows `canceled` once it has).
+	//
+	// A done, failed or canceled job is deleted now, report included: `204`, and its id answers `410`
+	// afterwards. Repeating a DELETE is harmless.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/reports/{id} (the `CancelReport` operationId).
+	CancelReportWithResponse(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*CancelReportResponse, error)
 
 	// GetReportStatusWithResponse Read a job's status.
 	//
-	// `200` with the status while the job is pending or running (with `Retry-After`), and when it failed.
-	// `303 See Other` to the result once it is done. `404` for an id that was never issued, `410` for one
-	// that expired.
+	// `200` with the status while the job is pending or running (with `Retry-After`), and when it failed
+	// or was canceled. `303 See Other` to the result once it is done. `404` for an id that was never
+	// issued, `410` for one that expired or was deleted.
+	//
+	// With `Prefer: wait=N` the request is held for up to N seconds (at most 60) and answered as soon as
+	// the job reaches a terminal status (done, failed, canceled), or with the current status when the
+	// time is up: one request instead of many polls.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/reports/{id} (the `GetReportStatus` operationId).
-	GetReportStatusWithResponse(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*GetReportStatusResponse, error)
+	GetReportStatusWithResponse(ctx context.Context, id JobID, params *GetReportStatusParams, reqEditors ...RequestEditorFn) (*GetReportStatusResponse, error)
 
 	// GetReportResultWithResponse Read a finished report.
 	//
 	// The report as JSON (`Accept: application/json`, or no preference) or its daily table as CSV
 	// (`Accept: text/csv`). `409` while the job is not done, `406` for an `Accept` that allows neither.
 	//
+	// A report never changes, so it is cacheable until it expires: it carries a strong `ETag` and
+	// `Cache-Control: private, max-age=<seconds until it expires>`, and `If-None-Match` with that ETag
+	// answers `304 Not Modified`.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/reports/{id}/result (the `GetReportResult` operationId).
-	GetReportResultWithResponse(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*GetReportResultResponse, error)
+	GetReportResultWithResponse(ctx context.Context, id JobID, params *GetReportResultParams, reqEditors ...RequestEditorFn) (*GetReportResultResponse, error)
 }
 
 // CreateReportResponse202Headers the declared response headers of an HTTP 202 response for CreateReport
 type CreateReportResponse202Headers struct {
-	Location   string
-	RetryAfter int
+	Location          string
+	PreferenceApplied *string
+	RetryAfter        int
+}
+
+// CreateReportResponse303Headers the declared response headers of an HTTP 303 response for CreateReport
+type CreateReportResponse303Headers struct {
+	Expires           *string
+	Location          string
+	PreferenceApplied *string
 }
 
 // CreateReportResponse503Headers the declared response headers of an HTTP 503 response for CreateReport
@@ -614,6 +866,8 @@ type CreateReportResponse struct {
 	JSON202 *JobStatus
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
+	ApplicationproblemJSON410 *Gone
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
@@ -626,6 +880,8 @@ type CreateReportResponse struct {
 	ApplicationproblemJSONDefault *Error
 	// Headers202 the parsed response headers for an HTTP 202 response
 	Headers202 *CreateReportResponse202Headers
+	// Headers303 the parsed response headers for an HTTP 303 response
+	Headers303 *CreateReportResponse303Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *CreateReportResponse503Headers
 }
@@ -638,6 +894,11 @@ func (r CreateReportResponse) GetJSON202() *JobStatus {
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
 func (r CreateReportResponse) GetApplicationproblemJSON400() *BadRequest {
 	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
+func (r CreateReportResponse) GetApplicationproblemJSON410() *Gone {
+	return r.ApplicationproblemJSON410
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -694,16 +955,116 @@ func (r CreateReportResponse) ContentType() string {
 	return ""
 }
 
+// CancelReportResponse202Headers the declared response headers of an HTTP 202 response for CancelReport
+type CancelReportResponse202Headers struct {
+	RetryAfter int
+}
+
+// CancelReportResponse503Headers the declared response headers of an HTTP 503 response for CancelReport
+type CancelReportResponse503Headers struct {
+	RetryAfter int
+}
+
+type CancelReportResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *JobStatus
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *JobStatus
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
+	ApplicationproblemJSON410 *Gone
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Error
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *CancelReportResponse202Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CancelReportResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CancelReportResponse) GetJSON200() *JobStatus {
+	return r.JSON200
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r CancelReportResponse) GetJSON202() *JobStatus {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CancelReportResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r CancelReportResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
+func (r CancelReportResponse) GetApplicationproblemJSON410() *Gone {
+	return r.ApplicationproblemJSON410
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r CancelReportResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CancelReportResponse) GetApplicationproblemJSONDefault() *Error {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CancelReportResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CancelReportResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CancelReportResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CancelReportResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetReportStatusResponse200Headers the declared response headers of an HTTP 200 response for GetReportStatus
 type GetReportStatusResponse200Headers struct {
-	CacheControl *string
-	RetryAfter   *int
+	CacheControl      *string
+	PreferenceApplied *string
+	RetryAfter        *int
 }
 
 // GetReportStatusResponse303Headers the declared response headers of an HTTP 303 response for GetReportStatus
 type GetReportStatusResponse303Headers struct {
-	CacheControl *string
-	Location     string
+	CacheControl      *string
+	Expires           *string
+	Location          string
+	PreferenceApplied *string
 }
 
 // GetReportStatusResponse503Headers the declared response headers of an HTTP 503 response for GetReportStatus
@@ -795,7 +1156,19 @@ func (r GetReportStatusResponse) ContentType() string {
 
 // GetReportResultResponse200Headers the declared response headers of an HTTP 200 response for GetReportResult
 type GetReportResultResponse200Headers struct {
+	CacheControl       string
 	ContentDisposition *string
+	ETag               string
+	Expires            *string
+	Vary               *string
+}
+
+// GetReportResultResponse304Headers the declared response headers of an HTTP 304 response for GetReportResult
+type GetReportResultResponse304Headers struct {
+	CacheControl string
+	ETag         string
+	Expires      *string
+	Vary         *string
 }
 
 // GetReportResultResponse503Headers the declared response headers of an HTTP 503 response for GetReportResult
@@ -824,6 +1197,8 @@ type GetReportResultResponse struct {
 	ApplicationproblemJSONDefault *Error
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetReportResultResponse200Headers
+	// Headers304 the parsed response headers for an HTTP 304 response
+	Headers304 *GetReportResultResponse304Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetReportResultResponse503Headers
 }
@@ -902,11 +1277,18 @@ func (r GetReportResultResponse) ContentType() string {
 // Validates the request, durably enqueues the job, and answers `202 Accepted` with the job's status
 // URL in `Location`. The job is in Redis before the response is written.
 //
+// With `Idempotency-Key`, a retried request gets the same job (the same id, `Location` and status)
+// instead of a second one, however many copies arrive at once. The key is remembered at least as
+// long as its job is readable; the same key with a different body is refused with `422`.
+//
+// With `Prefer: respond-async, wait=N`, the request is held for up to N seconds (at most 60): if the
+// job is done by then the answer is `303 See Other` to its result, otherwise the usual `202`.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/reports (the `CreateReport` operationId).
-func (c *ClientWithResponses) CreateReportWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateReportResponse, error) {
-	rsp, err := c.CreateReportWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateReportWithBodyWithResponse(ctx context.Context, params *CreateReportParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateReportResponse, error) {
+	rsp, err := c.CreateReportWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -918,28 +1300,60 @@ func (c *ClientWithResponses) CreateReportWithBodyWithResponse(ctx context.Conte
 // Validates the request, durably enqueues the job, and answers `202 Accepted` with the job's status
 // URL in `Location`. The job is in Redis before the response is written.
 //
+// With `Idempotency-Key`, a retried request gets the same job (the same id, `Location` and status)
+// instead of a second one, however many copies arrive at once. The key is remembered at least as
+// long as its job is readable; the same key with a different body is refused with `422`.
+//
+// With `Prefer: respond-async, wait=N`, the request is held for up to N seconds (at most 60): if the
+// job is done by then the answer is `303 See Other` to its result, otherwise the usual `202`.
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/reports (the `CreateReport` operationId).
-func (c *ClientWithResponses) CreateReportWithResponse(ctx context.Context, body CreateReportJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateReportResponse, error) {
-	rsp, err := c.CreateReport(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateReportWithResponse(ctx context.Context, params *CreateReportParams, body CreateReportJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateReportResponse, error) {
+	rsp, err := c.CreateReport(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
 	return ParseCreateReportResponse(rsp)
 }
 
+// CancelReportWithResponse Cancel a job, or delete a finished one.
+//
+// A pending or running job is canceled for good: it never runs (again) and never gets a result; its
+// status becomes `canceled` (kept for the retention period like a finished job's). The answer is
+// `200` with that status once the job has stopped, or `202` with the current status when the worker
+// has not confirmed within about a second (the status URL shows `canceled` once it has).
+//
+// A done, failed or canceled job is deleted now, report included: `204`, and its id answers `410`
+// afterwards. Repeating a DELETE is harmless.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/reports/{id} (the `CancelReport` operationId).
+func (c *ClientWithResponses) CancelReportWithResponse(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*CancelReportResponse, error) {
+	rsp, err := c.CancelReport(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCancelReportResponse(rsp)
+}
+
 // GetReportStatusWithResponse Read a job's status.
 //
-// `200` with the status while the job is pending or running (with `Retry-After`), and when it failed.
-// `303 See Other` to the result once it is done. `404` for an id that was never issued, `410` for one
-// that expired.
+// `200` with the status while the job is pending or running (with `Retry-After`), and when it failed
+// or was canceled. `303 See Other` to the result once it is done. `404` for an id that was never
+// issued, `410` for one that expired or was deleted.
+//
+// With `Prefer: wait=N` the request is held for up to N seconds (at most 60) and answered as soon as
+// the job reaches a terminal status (done, failed, canceled), or with the current status when the
+// time is up: one request instead of many polls.
 //
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/reports/{id} (the `GetReportStatus` operationId).
-func (c *ClientWithResponses) GetReportStatusWithResponse(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*GetReportStatusResponse, error) {
-	rsp, err := c.GetReportStatus(ctx, id, reqEditors...)
+func (c *ClientWithResponses) GetReportStatusWithResponse(ctx context.Context, id JobID, params *GetReportStatusParams, reqEditors ...RequestEditorFn) (*GetReportStatusResponse, error) {
+	rsp, err := c.GetReportStatus(ctx, id, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -951,11 +1365,15 @@ func (c *ClientWithResponses) GetReportStatusWithResponse(ctx context.Context, i
 // The report as JSON (`Accept: application/json`, or no preference) or its daily table as CSV
 // (`Accept: text/csv`). `409` while the job is not done, `406` for an `Accept` that allows neither.
 //
+// A report never changes, so it is cacheable until it expires: it carries a strong `ETag` and
+// `Cache-Control: private, max-age=<seconds until it expires>`, and `If-None-Match` with that ETag
+// answers `304 Not Modified`.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/reports/{id}/result (the `GetReportResult` operationId).
-func (c *ClientWithResponses) GetReportResultWithResponse(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*GetReportResultResponse, error) {
-	rsp, err := c.GetReportResult(ctx, id, reqEditors...)
+func (c *ClientWithResponses) GetReportResultWithResponse(ctx context.Context, id JobID, params *GetReportResultParams, reqEditors ...RequestEditorFn) (*GetReportResultResponse, error) {
+	rsp, err := c.GetReportResult(ctx, id, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -983,12 +1401,22 @@ func ParseCreateReportResponse(rsp *http.Response) (*CreateReportResponse, error
 		}
 		response.JSON202 = &dest
 
+	case rsp.StatusCode == 303:
+		break // No content-type
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest BadRequest
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest Gone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON410 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest PayloadTooLarge
@@ -1037,6 +1465,131 @@ func ParseCreateReportResponse(rsp *http.Response) (*CreateReportResponse, error
 			}
 			headers.Location = value
 		}
+		if values := rsp.Header.Values("Preference-Applied"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Preference-Applied", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.PreferenceApplied = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers202 = &headers
+	case rsp.StatusCode == 303:
+		var headers CreateReportResponse303Headers
+		if values := rsp.Header.Values("Expires"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Expires", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Expires = &value
+		}
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("Preference-Applied"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Preference-Applied", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.PreferenceApplied = &value
+		}
+		response.Headers303 = &headers
+	case rsp.StatusCode == 503:
+		var headers CreateReportResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCancelReportResponse parses an HTTP response from a CancelReportWithResponse call
+func ParseCancelReportResponse(rsp *http.Response) (*CancelReportResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CancelReportResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest JobStatus
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest JobStatus
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest Gone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		var headers CancelReportResponse202Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
@@ -1046,7 +1599,7 @@ func ParseCreateReportResponse(rsp *http.Response) (*CreateReportResponse, error
 		}
 		response.Headers202 = &headers
 	case rsp.StatusCode == 503:
-		var headers CreateReportResponse503Headers
+		var headers CancelReportResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
@@ -1131,6 +1684,13 @@ func ParseGetReportStatusResponse(rsp *http.Response) (*GetReportStatusResponse,
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("Preference-Applied"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Preference-Applied", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.PreferenceApplied = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -1148,12 +1708,26 @@ func ParseGetReportStatusResponse(rsp *http.Response) (*GetReportStatusResponse,
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("Expires"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Expires", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Expires = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
 			headers.Location = value
+		}
+		if values := rsp.Header.Values("Preference-Applied"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Preference-Applied", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.PreferenceApplied = &value
 		}
 		response.Headers303 = &headers
 	case rsp.StatusCode == 503:
@@ -1191,6 +1765,9 @@ func ParseGetReportResultResponse(rsp *http.Response) (*GetReportResultResponse,
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case rsp.StatusCode == 304:
+		break // No content-type
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest BadRequest
@@ -1249,6 +1826,13 @@ func ParseGetReportResultResponse(rsp *http.Response) (*GetReportResultResponse,
 	switch {
 	case rsp.StatusCode == 200:
 		var headers GetReportResultResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
 		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -1256,7 +1840,59 @@ func ParseGetReportResultResponse(rsp *http.Response) (*GetReportResultResponse,
 			}
 			headers.ContentDisposition = &value
 		}
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		if values := rsp.Header.Values("Expires"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Expires", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Expires = &value
+		}
+		if values := rsp.Header.Values("Vary"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Vary", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Vary = &value
+		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 304:
+		var headers GetReportResultResponse304Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		if values := rsp.Header.Values("Expires"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Expires", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Expires = &value
+		}
+		if values := rsp.Header.Values("Vary"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Vary", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Vary = &value
+		}
+		response.Headers304 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetReportResultResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -1276,13 +1912,16 @@ func ParseGetReportResultResponse(rsp *http.Response) (*GetReportResultResponse,
 type ServerInterface interface {
 	// CreateReport Submit a report job.
 	// (POST /v1/reports)
-	CreateReport(w http.ResponseWriter, r *http.Request)
+	CreateReport(w http.ResponseWriter, r *http.Request, params CreateReportParams)
+	// CancelReport Cancel a job, or delete a finished one.
+	// (DELETE /v1/reports/{id})
+	CancelReport(w http.ResponseWriter, r *http.Request, id JobID)
 	// GetReportStatus Read a job's status.
 	// (GET /v1/reports/{id})
-	GetReportStatus(w http.ResponseWriter, r *http.Request, id JobID)
+	GetReportStatus(w http.ResponseWriter, r *http.Request, id JobID, params GetReportStatusParams)
 	// GetReportResult Read a finished report.
 	// (GET /v1/reports/{id}/result)
-	GetReportResult(w http.ResponseWriter, r *http.Request, id JobID)
+	GetReportResult(w http.ResponseWriter, r *http.Request, id JobID, params GetReportResultParams)
 }
 
 // Unimplemented server implementation that returns http.StatusNotImplemented for each endpoint.
@@ -1291,19 +1930,25 @@ type Unimplemented struct{}
 
 // CreateReport Submit a report job.
 // (POST /v1/reports)
-func (_ Unimplemented) CreateReport(w http.ResponseWriter, r *http.Request) {
+func (_ Unimplemented) CreateReport(w http.ResponseWriter, r *http.Request, params CreateReportParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// CancelReport Cancel a job, or delete a finished one.
+// (DELETE /v1/reports/{id})
+func (_ Unimplemented) CancelReport(w http.ResponseWriter, r *http.Request, id JobID) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
 // GetReportStatus Read a job's status.
 // (GET /v1/reports/{id})
-func (_ Unimplemented) GetReportStatus(w http.ResponseWriter, r *http.Request, id JobID) {
+func (_ Unimplemented) GetReportStatus(w http.ResponseWriter, r *http.Request, id JobID, params GetReportStatusParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
 // GetReportResult Read a finished report.
 // (GET /v1/reports/{id}/result)
-func (_ Unimplemented) GetReportResult(w http.ResponseWriter, r *http.Request, id JobID) {
+func (_ Unimplemented) GetReportResult(w http.ResponseWriter, r *http.Request, id JobID, params GetReportResultParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -1319,8 +1964,80 @@ type MiddlewareFunc func(http.Handler) http.Handler
 // CreateReport operation middleware
 func (siw *ServerInterfaceWrapper) CreateReport(w http.ResponseWriter, r *http.Request) {
 
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateReportParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "Idempotency-Key", Err: err})
+			return
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+
+	}
+
+	// ------------- Optional header parameter "Prefer" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Prefer")]; found {
+		var Prefer Prefer
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "Prefer", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Prefer", valueList[0], &Prefer, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "Prefer", Err: err})
+			return
+		}
+
+		params.Prefer = &Prefer
+
+	}
+
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.CreateReport(w, r)
+		siw.Handler.CreateReport(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CancelReport operation middleware
+func (siw *ServerInterfaceWrapper) CancelReport(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id JobID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", chi.URLParam(r, "id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CancelReport(w, r, id)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1345,8 +2062,32 @@ func (siw *ServerInterfaceWrapper) GetReportStatus(w http.ResponseWriter, r *htt
 		return
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetReportStatusParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "Prefer" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Prefer")]; found {
+		var Prefer Prefer
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "Prefer", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Prefer", valueList[0], &Prefer, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "Prefer", Err: err})
+			return
+		}
+
+		params.Prefer = &Prefer
+
+	}
+
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.GetReportStatus(w, r, id)
+		siw.Handler.GetReportStatus(w, r, id, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1371,8 +2112,32 @@ func (siw *ServerInterfaceWrapper) GetReportResult(w http.ResponseWriter, r *htt
 		return
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetReportResultParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch string
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "If-None-Match", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "If-None-Match", Err: err})
+			return
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
+
+	}
+
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.GetReportResult(w, r, id)
+		siw.Handler.GetReportResult(w, r, id, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1499,6 +2264,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Post(options.BaseURL+"/v1/reports", wrapper.CreateReport)
 	})
 	r.Group(func(r chi.Router) {
+		r.Delete(options.BaseURL+"/v1/reports/{id}", wrapper.CancelReport)
+	})
+	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/reports/{id}", wrapper.GetReportStatus)
 	})
 	r.Group(func(r chi.Router) {
@@ -1536,7 +2304,8 @@ type UnprocessableApplicationProblemPlusJSONResponse Problem
 type UnsupportedMediaTypeApplicationProblemPlusJSONResponse Problem
 
 type CreateReportRequestObject struct {
-	Body *CreateReportJSONRequestBody
+	Params CreateReportParams
+	Body   *CreateReportJSONRequestBody
 }
 
 type CreateReportResponseObject interface {
@@ -1544,8 +2313,9 @@ type CreateReportResponseObject interface {
 }
 
 type CreateReport202ResponseHeaders struct {
-	Location   string
-	RetryAfter int
+	Location          string
+	PreferenceApplied *string
+	RetryAfter        int
 }
 
 type CreateReport202JSONResponse struct {
@@ -1561,10 +2331,35 @@ func (response CreateReport202JSONResponse) VisitCreateReportResponse(w http.Res
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.PreferenceApplied != nil {
+		w.Header().Set("Preference-Applied", fmt.Sprint(*response.Headers.PreferenceApplied))
+	}
 	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(202)
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+type CreateReport303ResponseHeaders struct {
+	Expires           *string
+	Location          string
+	PreferenceApplied *string
+}
+
+type CreateReport303Response struct {
+	Headers CreateReport303ResponseHeaders
+}
+
+func (response CreateReport303Response) VisitCreateReportResponse(w http.ResponseWriter) error {
+	if response.Headers.Expires != nil {
+		w.Header().Set("Expires", fmt.Sprint(*response.Headers.Expires))
+	}
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.PreferenceApplied != nil {
+		w.Header().Set("Preference-Applied", fmt.Sprint(*response.Headers.PreferenceApplied))
+	}
+	w.WriteHeader(303)
+	return nil
 }
 
 type CreateReport400ApplicationProblemPlusJSONResponse struct {
@@ -1579,6 +2374,22 @@ func (response CreateReport400ApplicationProblemPlusJSONResponse) VisitCreateRep
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateReport410ApplicationProblemPlusJSONResponse struct {
+	GoneApplicationProblemPlusJSONResponse
+}
+
+func (response CreateReport410ApplicationProblemPlusJSONResponse) VisitCreateReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(410)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1665,8 +2476,143 @@ func (response CreateReportdefaultApplicationProblemPlusJSONResponse) VisitCreat
 	return err
 }
 
-type GetReportStatusRequestObject struct {
+type CancelReportRequestObject struct {
 	Id JobID `json:"id"`
+}
+
+type CancelReportResponseObject interface {
+	VisitCancelReportResponse(w http.ResponseWriter) error
+}
+
+type CancelReport200JSONResponse JobStatus
+
+func (response CancelReport200JSONResponse) VisitCancelReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelReport202ResponseHeaders struct {
+	RetryAfter int
+}
+
+type CancelReport202JSONResponse struct {
+	Body    JobStatus
+	Headers CancelReport202ResponseHeaders
+}
+
+func (response CancelReport202JSONResponse) VisitCancelReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelReport204Response struct {
+}
+
+func (response CancelReport204Response) VisitCancelReportResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type CancelReport400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CancelReport400ApplicationProblemPlusJSONResponse) VisitCancelReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelReport404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response CancelReport404ApplicationProblemPlusJSONResponse) VisitCancelReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelReport410ApplicationProblemPlusJSONResponse struct {
+	GoneApplicationProblemPlusJSONResponse
+}
+
+func (response CancelReport410ApplicationProblemPlusJSONResponse) VisitCancelReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(410)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelReport503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response CancelReport503ApplicationProblemPlusJSONResponse) VisitCancelReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelReportdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response CancelReportdefaultApplicationProblemPlusJSONResponse) VisitCancelReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetReportStatusRequestObject struct {
+	Id     JobID `json:"id"`
+	Params GetReportStatusParams
 }
 
 type GetReportStatusResponseObject interface {
@@ -1674,8 +2620,9 @@ type GetReportStatusResponseObject interface {
 }
 
 type GetReportStatus200ResponseHeaders struct {
-	CacheControl *string
-	RetryAfter   *int
+	CacheControl      *string
+	PreferenceApplied *string
+	RetryAfter        *int
 }
 
 type GetReportStatus200JSONResponse struct {
@@ -1693,6 +2640,9 @@ func (response GetReportStatus200JSONResponse) VisitGetReportStatusResponse(w ht
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
+	if response.Headers.PreferenceApplied != nil {
+		w.Header().Set("Preference-Applied", fmt.Sprint(*response.Headers.PreferenceApplied))
+	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
@@ -1702,8 +2652,10 @@ func (response GetReportStatus200JSONResponse) VisitGetReportStatusResponse(w ht
 }
 
 type GetReportStatus303ResponseHeaders struct {
-	CacheControl *string
-	Location     string
+	CacheControl      *string
+	Expires           *string
+	Location          string
+	PreferenceApplied *string
 }
 
 type GetReportStatus303Response struct {
@@ -1714,7 +2666,13 @@ func (response GetReportStatus303Response) VisitGetReportStatusResponse(w http.R
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
+	if response.Headers.Expires != nil {
+		w.Header().Set("Expires", fmt.Sprint(*response.Headers.Expires))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.PreferenceApplied != nil {
+		w.Header().Set("Preference-Applied", fmt.Sprint(*response.Headers.PreferenceApplied))
+	}
 	w.WriteHeader(303)
 	return nil
 }
@@ -1802,7 +2760,8 @@ func (response GetReportStatusdefaultApplicationProblemPlusJSONResponse) VisitGe
 }
 
 type GetReportResultRequestObject struct {
-	Id JobID `json:"id"`
+	Id     JobID `json:"id"`
+	Params GetReportResultParams
 }
 
 type GetReportResultResponseObject interface {
@@ -1810,7 +2769,11 @@ type GetReportResultResponseObject interface {
 }
 
 type GetReportResult200ResponseHeaders struct {
+	CacheControl       string
 	ContentDisposition *string
+	ETag               string
+	Expires            *string
+	Vary               *string
 }
 
 type GetReportResult200JSONResponse struct {
@@ -1825,8 +2788,16 @@ func (response GetReportResult200JSONResponse) VisitGetReportResultResponse(w ht
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	if response.Headers.ContentDisposition != nil {
 		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
+	if response.Headers.Expires != nil {
+		w.Header().Set("Expires", fmt.Sprint(*response.Headers.Expires))
+	}
+	if response.Headers.Vary != nil {
+		w.Header().Set("Vary", fmt.Sprint(*response.Headers.Vary))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -1845,8 +2816,16 @@ func (response GetReportResult200TextcsvResponse) VisitGetReportResultResponse(w
 	if response.ContentLength != 0 {
 		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
 	}
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	if response.Headers.ContentDisposition != nil {
 		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
+	if response.Headers.Expires != nil {
+		w.Header().Set("Expires", fmt.Sprint(*response.Headers.Expires))
+	}
+	if response.Headers.Vary != nil {
+		w.Header().Set("Vary", fmt.Sprint(*response.Headers.Vary))
 	}
 	w.WriteHeader(200)
 
@@ -1855,6 +2834,30 @@ func (response GetReportResult200TextcsvResponse) VisitGetReportResultResponse(w
 	}
 	_, err := io.Copy(w, response.Body)
 	return err
+}
+
+type GetReportResult304ResponseHeaders struct {
+	CacheControl string
+	ETag         string
+	Expires      *string
+	Vary         *string
+}
+
+type GetReportResult304Response struct {
+	Headers GetReportResult304ResponseHeaders
+}
+
+func (response GetReportResult304Response) VisitGetReportResultResponse(w http.ResponseWriter) error {
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
+	if response.Headers.Expires != nil {
+		w.Header().Set("Expires", fmt.Sprint(*response.Headers.Expires))
+	}
+	if response.Headers.Vary != nil {
+		w.Header().Set("Vary", fmt.Sprint(*response.Headers.Vary))
+	}
+	w.WriteHeader(304)
+	return nil
 }
 
 type GetReportResult400ApplicationProblemPlusJSONResponse struct {
@@ -1976,6 +2979,9 @@ type StrictServerInterface interface {
 	// CreateReport Submit a report job.
 	// (POST /v1/reports)
 	CreateReport(ctx context.Context, request CreateReportRequestObject) (CreateReportResponseObject, error)
+	// CancelReport Cancel a job, or delete a finished one.
+	// (DELETE /v1/reports/{id})
+	CancelReport(ctx context.Context, request CancelReportRequestObject) (CancelReportResponseObject, error)
 	// GetReportStatus Read a job's status.
 	// (GET /v1/reports/{id})
 	GetReportStatus(ctx context.Context, request GetReportStatusRequestObject) (GetReportStatusResponseObject, error)
@@ -2024,8 +3030,10 @@ type strictHandler struct {
 }
 
 // CreateReport operation middleware
-func (sh *strictHandler) CreateReport(w http.ResponseWriter, r *http.Request) {
+func (sh *strictHandler) CreateReport(w http.ResponseWriter, r *http.Request, params CreateReportParams) {
 	var request CreateReportRequestObject
+
+	request.Params = params
 
 	var body CreateReportJSONRequestBody
 	if err := runtime.BindJSONBody(r, &body); err != nil {
@@ -2054,11 +3062,38 @@ func (sh *strictHandler) CreateReport(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// CancelReport operation middleware
+func (sh *strictHandler) CancelReport(w http.ResponseWriter, r *http.Request, id JobID) {
+	var request CancelReportRequestObject
+
+	request.Id = id
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CancelReport(ctx, request.(CancelReportRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CancelReport")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CancelReportResponseObject); ok {
+		if err := validResponse.VisitCancelReportResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // GetReportStatus operation middleware
-func (sh *strictHandler) GetReportStatus(w http.ResponseWriter, r *http.Request, id JobID) {
+func (sh *strictHandler) GetReportStatus(w http.ResponseWriter, r *http.Request, id JobID, params GetReportStatusParams) {
 	var request GetReportStatusRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
 		return sh.ssi.GetReportStatus(ctx, request.(GetReportStatusRequestObject))
@@ -2081,10 +3116,11 @@ func (sh *strictHandler) GetReportStatus(w http.ResponseWriter, r *http.Request,
 }
 
 // GetReportResult operation middleware
-func (sh *strictHandler) GetReportResult(w http.ResponseWriter, r *http.Request, id JobID) {
+func (sh *strictHandler) GetReportResult(w http.ResponseWriter, r *http.Request, id JobID, params GetReportResultParams) {
 	var request GetReportResultRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
 		return sh.ssi.GetReportResult(ctx, request.(GetReportResultRequestObject))
@@ -2111,61 +3147,86 @@ func (sh *strictHandler) GetReportResult(w http.ResponseWriter, r *http.Request,
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"1Frrctu4kn6VLu5UjV1LyfQl2bX8KxPPpDKb29jJOZWyskNIbElISIABQCuqHL/7VjdAkZIoyc7MJnX+",
-	"6YJrX77+uhtfo7EuSq1QORsNvkYzFBka/vhKXzttkD5maMdGlk5qFQ2iJ/lcLCykSvcsjUgvQIB1wlUW",
-	"pAWt8gU4UyHMZ6hAOvrRoMj6URzZ8QwLQWu6RYnRILLOSDWN7u7i6AptlbsXeiz8Ruv7vp0hGCy1cT9b",
-	"eHf1Iob06Pb4yP9kj77K7O7I8BopbWXwcyUNZtGADrNva2cWTyYOzea21zjWKrPgNMyFdDDCiTYIboag",
-	"8IsD2geti0EokMrhFA1MjC7gmKacJrvPUogvsqiKaHCaxFEhlf9yHNeHDCvyKa9ZxrsF9FGPfra1NrqF",
-	"9EDp3MVRKYwo0AXD+F2Pnl/u2l1mMQiyBVthBlKxrNL63Cnoif/lJDnhs0iaXgo3i+JIiYKvne0840Sb",
-	"QrhoEFUVjyyFc2homf+9SXrnojd50vvtw9f/vuu1v5495Ovxyd1PUdwlDYO21MoiC+MXkV15A6BvY60c",
-	"Kv4oyjKX/sZHpdGjHIv//Gi92pqL/GRwEg2i/zhq3PDI/2uP3vhZftMuV+BtIdNoQWkHhXDjGUuWjmHE",
-	"2MFBIXKSFWbw+/XrVzEIKKS1Uk1jqNQnpecKtKHf6J4ZTCTmWQwjkQ2VEWqKYBfKiS88cbmUzA77kGbo",
-	"hMxTII1Z3lZPJqgyqaZ+HRgtQDrLO0OpyZJNf6iiuzj61RhtvqfAnqgFaDdDA0hbw8FZcgYTbchpa0EY",
-	"XTmM4Sx5FMOjJImh3+8fsiULCAfq0+GfaYXfW9kf9Qjwi7QOMxhVDmbCAn4pyTsuWMjB44XKwGMgCIMw",
-	"1Qr5mlOtMz78K+2ejMdYOjHKv/stUr91Cj7MgMhzPbegULJq0vYBaOMUlDaQOvzijsb2Nq1vcPmDNCC9",
-	"o2Uk1QW6i3UnaBTRhzc6z9krGiwGqazjQOiv8ZuuVPY97/FK8zXm0hFOSEJqmJMl3aKp4fpAG76H08XI",
-	"Orop2ZqpFOjKgdP6kI//RixyLbK3Wr8QZoo/CvxGOlsw6aAbPD6D/5G/8PHeKXErZP4jjJwkzLwIDq4w",
-	"k/YQxkKR2Yzo2GI8w6wPTDhAEOOAlL/0mH6kYD3doLjYImOtIduOF0YftbgMn/CdKo0eo7U/Qhi1nqSF",
-	"OeY5hAhCENZIxaK5xWwAAnzMUaKgICIgEwtwM9GKcYyBMfgwM1SBi0lHXmacjSma5VoRB3MzoeD08WNa",
-	"xYa4807ZqiQmhNlLzKR4y9H9x5ouXWsT+frM+MKStOOlcHhF4qEvpdElGic9ByG2ucKKMuFwk7vEkdP3",
-	"GHbXJl43fnGe+mE5VI8+4tjRipdi8VY7kfM5RJ6/nkSDm/Xz8T4P3pgHdey5W/jhNHcf7mIiqi+k+mQ3",
-	"JeZD5LYUg8Mnc2etxp7pB/Qn5O93SdZiPuleroH//t4r8ypdYv5dj4j8dyRjael9IR3A5worzGI2KHaH",
-	"gOaUtZA/Oe0hyBmJWcAeARMhc/rqHBalI2JnKqX8igLm2nxCM1TSAgm74oWkI/qnFaYDFo5PLuo0bwEH",
-	"a2FPKDtHYyE9TU5T2sHvmQ7IccP+E22GiljKBaRM0VKwlGXOZwvy3ThCRYnRTRTuS+mBP2cUR3SWKI78",
-	"Ui0BNvoJAqw6bCHcvFt7qipGaOqMZVwZg8qxVHNh3WEttos1MVpmX0tRwwTn4GSBDOu7srw4GhsUDrM/",
-	"hdtwmR4t0WV9WNPpe8FSHHnmaMMeq7f+JyXtAiZSSTvDbDWhbNFLvwbrWjFhkFmj6LPjJD2ku97v/PVm",
-	"2w9U++DyWAdMwrQJgn/AZjLryiA3huU1cuyS6RJhKEk2emrQ2i0wMCOLCHbEYe5ny5GJMSX2FYOEfPS4",
-	"D8+dr6IYadFCVhkOh6q2rtW76orietxUEo5bJpYsb+YtmQ5q6iiy62ZNuCF082iyWz1bnaMGo/uryC5d",
-	"dY/wPSiuwygrNKzR0kt98xUfqxXdhbq1x2xWwBRc/fYUzs8e/dcyM4SXSAK2Ic1k9uFmaBEKsSDgFVnm",
-	"ZbAWHDmD6JKrcDAngc6NJvQmvk4Ci9kL5/S305BpECNi5tJ1BiZKOYQa47ZY57lIKZyvHITbgB6zOgnQ",
-	"+rs1tDS7R+fnbWxLki50c9LlXSVFsDMKIbYqCmEWtZ/Up6F1Yp9MicIntJSyLOpjqnF3VHaB3q1v9u7q",
-	"ORicIM+s6eb6hheQPvv1bcoxSlOkbK2yP5Tzv/V9W9YY1L3F3LJq7PbzqdIP7C5ltg9RD/xLLOoKp1Kr",
-	"/acyPG7/ocK4v3gmYhyddiRytI0d3TLH8WmFnvhUAMjyHa8G+LkSIU2vCktDKEODkUHxKdNzBfhFjF1O",
-	"HCQdLf7MxCLlfJiCDyrK4Uo0nKe0oT0GYceep1wAzfN3Ttlz6XtQTAq5tM7b8lD5QTwm/O+TH6u5JrcA",
-	"g7eoKoxhJqczctuJNNbBAWmA/leiwEPPllZV409On6TDwu7H/prUL30oEsaIBX1vTn/v9VYNu3vNxnru",
-	"teSKUXasOEWF5sE86p7UQJs6LV8Olco9Pos6A28L/R4eeYPK/xzXDZoH7lgp+Q3zuuJpHTtXJLuURb3T",
-	"+onbul2xnbg2yi4k9O7dqquLLJPk4iJ/0zLsicgtrtv6Usab0Y7pltN1vqIVZTifKyInBtL379+/7/2h",
-	"Uq51a+Vm4aeXL1MuK3B7Z5xXVt7yUmBLoYaqHtS7vOz3m8/c5RAOCm3dShWC2LcoSoqC0Uly8rj3x/Fq",
-	"A+PgJumdczvij5vj3tmHfy2/HyQ3x73zD/86vkl6Jx8Omz/8h5Pmw3DYHw772/8//GlvAPNy7NJOEwpW",
-	"Jf/tbrFu5Kuqu/J/g2z6azxyhU9+R3fYY/KbIrtjHjbRdaVJeOwMrS5vjRkUQionpKK1NwpH9SCfhFOE",
-	"W4lzob3n44UTn3ClCEbBqmZ6dqarPOsP1VCRS0xyPR9A+ub19Vto9QnTJpU7SU7Al+0xS8miuSbCJWTR",
-	"buoduI7u4+FQUTgTqzXOzuJ4vKxTdNZDYYRujqig1Hlu+/DPmcyXpRmuT4TCALlqqAzAtjrESZKk/gqU",
-	"uNYJwkW7Yc3ppXT1nKFKT5NTuEaE18TvU8IRWn6ZkHrJNWuEgkCzRHvb1J9qEEZ5YuBmSCRAWCIBraYT",
-	"eDtinT1ZSczpcgtfdRGj3BNjX5BxqEgtxE6kzuDg5AxmujJMEzKciCp3hxehBsRG4zN4Gw47VJTCwzOt",
-	"MF2u2nQE6lVPE4+prUV9dpKeJWfwSjvgFkfa2ohv8SuTd9+Jk7TnRjoFB+m2QmwaKE5IJWrXiOLoFo31",
-	"7nLcT/oJh+oSlShlNIhO+0n/1CPtjCGgZe6MZdp2EMp/iFwSZbBBrqHVn1VGjPIFoOKim60N0d9+i++E",
-	"tsuqlwyVbwy1XMkT1FBxlAq4i9B+dlA3oLmqbqRzqLxICI15jedZNIiecpYbqLKHMLTuF50tdpS8H1bq",
-	"Xg3Ud6tI6UyF6+3yk+Tkb9u8qentbtmJoAHWjS+SBgRqZB7DTCvtCy2rWLXah2k/vtjVhFl7qlE/Mfm2",
-	"Ds5ZkmybshTuUeshAk05Pt0/Zb2Hx/Me7Z/X2UWhyScn95ncbkfdxdGj5PQ+s5p+Huua0Wb/PP/QgFsp",
-	"PlRGg+i6GhUEyzUP/KhHnM+LqfX5qceEDzRr/e0M7TjFDqBogXsr6szbUQq6g9SBjwhtozusazztUNLf",
-	"GoNCRZYDcxO9+ozCaf3KQWYe6OfCgmo1fGNfreVhWuFQ8ajwtqALVp6h825/Xdc01jw8+e4e3iVV4gkg",
-	"pkKqXW3WQ6b2SxkP1cF6aI5DxPZNiQtQek1XXkYtjHgqxjPsPdXKGZ3v8/X6ld0mQjzsFRpdd/sTNLjm",
-	"QuKaNQ7VpuDiYBy+5BVIDHkI3/Jb3q2R5k69j29VYLDXhk1K2+os9f8e+d4Xu9feIX4zBCdn+6csX4Ew",
-	"9t5jD3589CNQ8woFEfk2d+lGzdXngjfdezVDjvxzQi7rbXnOuRV0mxehRJj5ndlBeGM0gI2WOru60lAu",
-	"S7+HEB67ZELmC+A3UbTS0+t/EBLUKy3fHx0ypp6nm7hePwsiNE0eL0F3+eCJQXX1udNObPU2+P+JrYEX",
-	"kpLr+61O7ni+VVdAWVADEPU7rlwqhJR4cuyT45hT43glMU65gu+zUZ7A7zsCl998Zbm5/VqqtY4KXii9",
-	"S2lLbWX3C1kPg4znS6XGzXuTiWwlUXzJ3W+WvxsyJI/vNaH1so9nnd9r1mWAlH8L/Okwgr8Rgu6Wq20W",
-	"oWquaOtkXZrAvBgIV6o53Kb4vwAAAP//",
+	"5HxrcxrHtvZfWTVvqgK1B4SQ7LxGtT84tpPjxHYcWUkqZXwyzcwCOh66SXePEZWt/35qre4eBhiQ5GTb",
+	"5/LJAvq6Ls+6tv9Mcr1YaoXK2WT0ZzJHUaDhP5+IfI6vjfwgHNLnAm1u5NJJrZJRki39LyksxHVPzPCf",
+	"42owOMst5loVFirlZAlujmBwqY0DvF5Kg5ZHYdZP0sTgH5U0WCQjZypME5vPcSFoK7deYjJKrDNSzZKb",
+	"mzR5diVm+4d4DNYZrWbwQZSyEE4b0NO4qUGLygkamsJUG8ieT3uvtMLeS+Hy+f2P4C+wf4pf5qh409/1",
+	"5Eu7c1/oCAX/cXX1ulcIh90LEFOHBtxcOJDOgixAKLtCYyE7Px3wqY6d4pV+47RpYcjjciXWFjKle5ZG",
+	"ZBcgwDrhKgvSglblGuiSsKLjSkdfGhTFbRu+NjhFgyrHx8tlKYlWu1tfzRGW9TBLPMj8tMxfdIUGYa6V",
+	"rgwWKWB/1odsJaT75+kgg87lN0/gq+H5oHvbWS7RVqV7oXPhd247iCf/lxZ+unyRQnby4fTEf2VP/pTF",
+	"zYnhNe7N/Ut0Zv2YeLe/7Zsg804DXQomONUGWSQUXjugfdC6FIQCqRzO0MDU6AWc0pSzwfGzLMS1XFSL",
+	"ZHQ2SJOFVP7DaRoPGVbkU75hfh8nkJfSIBntRLo3dX4WZv04z3HpWpDC/5CNWhQTClwikU6TSB5n/02a",
+	"LIURC3QBoJ4XuFhqhypff4/rNnR4j2veNC8lKgf5XFtkKHBzacFWk4W0lo7RYU4MHzyApZHKiUmJ8PjN",
+	"k+fPIZ8LI3LaMgVhQcCyFFKB0+9RgTZjJeCPSjss4I0zVe5IwuEbiWUB/uTdFKz2amBIhqSaBUKwUEAu",
+	"lNIOcoPCIaksCxNxqT9W3+PagjAISzTxFkIVYHCBiwnSXsJBicI6Ol1JWChsBCP6dw1KLDAqO12sP1ZJ",
+	"mkiikEf7JE1oTDJqUrRHJN0RwxeoZm6ejIYPvmJJjJ9PiTPOoaE1//PteHw9HPTG4+uvnr37xxdJ2iIv",
+	"3+nJ86fHxFMWTG5pbYUFSI+vWRTsLMJ8NhwMWVj5Okvh5pvLyOKoEE+1WQiXjJKq4pHNGwx6j0Rv+rj3",
+	"zbs///9Nr/nx/D4fT4c37df34Lh//wiETTSNSPkqg7kuC7slPCTL1ZJk9xVEy9sRDhbaOng46AZhD9Kg",
+	"x2oqlbTzi4CSBVi2GRuM7wWQH0HcNJqLCN+kp/CDm5PFIsmUM6UNFkekKtz2gDCdDobnaZuyG7RLray3",
+	"uF+L4tLfmT7lWjlU/Keg83qpOFkaPSlx8Y/frce+zX5fGJwmo+T/nWy8nRP/qz157Wf5TdvsiSd1odEC",
+	"aeqCvAcPK1o5AgfoLERJ8oQFfPfmh1cpCGBkUbMUKvVe6RVhBX1H9yxgSviQwkQUY2WEmiHYtXLimifW",
+	"S8mi24esQCdkmbEae+br6RRVQTjC68BkzZ4E7QxLTebAEDfIZTFGm09JsMdqDZpkA5C2hs754JxlUKia",
+	"EEZX5DaeDx6k8GAwSKHf73cjuPql+3T4b7XCT81sUhO8lpbwfFI5mAsbHLmCGLgSFgos0WFxwTQPVtRD",
+	"MvkVrBIzrbyZmWld9KHzgxqr7PUPb66CDaRdhIJsB24jj6XlFS6gsmQQFK7IkPW7nqevtPMGlbD8U9Mn",
+	"2nLwOg6iLPXKgkLJTM+aB6CNM1DkeDu8die5/ZD1ww2efibeSq/CBTFoje5iV702PO3Da136AGbjKoFU",
+	"1rHP7K/xja5U8Snv8UrzNVbSzb0PIwsWSvyAJhrLjjZ8D6cXE+vopiTFplKgKwdO6y4f/7VYl1oUV1q/",
+	"EGaGnwtWJ7pYc3xCN3h4Dt/Lr/l4PynxQcjycwg5UZhDKOhcYiFtN/poEzo2RcVFHzgeCMFcxh96HB1k",
+	"0Q6TV9KIphtDDh0vjD5phBp8wp/U0ugcrf0cxIh8khZWWJYQbBOB44YqFs0H8hkEeGumxILMk4BCrL3r",
+	"W1tPRtcUvAEbqxAqSUdaZpxNCWbJjfUxsoKzhw9pFXsB3orsg6bBymLhdUJAIafsynjJCnbwJ2WrJTk8",
+	"WLzEQoor9jY+r8ATMfbxss/+YViSdnwqHF4SUenD0uglGie9T0Qh5JYnWwiH+/5mmjh9h2E3TWf5rV+c",
+	"p76rh+rJ75g7WvGpWF9pJ0o+hyjLH6bJ6O3u+YqQOLrfxjyoZc/jxA+nuXnng4sXUr23+xTzNvpQ3oDt",
+	"NwfEWuVYW2pp2V702yhrsZy2L7cxGv1br8yrtJH5Oz2hiL41/eY1KBvBHxVWWKQsUKxEwQaQA8/BpvbA",
+	"5YykcJERS8BUyJKjR4eLpSNH01RK+RUFrLR5j2aspAUidsULkeOfESk2obw2dR5pDZ0dY1nntc4GZxnt",
+	"4PfMRqTuYf8phdDkJl1Axi5j5kOS1XzdhywXKsd6Chm6+A1sgMOHNEQBcsPI1ikdzuaDElTVgsgcSEZR",
+	"ob9qkiZ0nSRN/GmSNInrN9ix4XZgR9UiWYGO7bKgKorVY8yaV4bxiXhUCuu6kQkXO0zx8VXNOJjiCpxc",
+	"IJuWY4mgeI3fAua05uxMhV7ORSAq01fY954rIEIGQbhAU5IuvaTwZY2uIdQTrUsUjLM+iVH8Jtye3vfo",
+	"5G0qhDFGuRO2pknIq4Y9WjKxopaI7VRXw0n3a7DAqtYsLGci73b+uNnhA0UgqY/VIalLI7e1qaX6HtvK",
+	"oi2JsTesjEB4jLo1YN6kJNYzg9YeQLU5iWTMsZNZ+tKyeYZwJaMXMCDIOe3Dc+ezzkZatFBUhn0CFcV7",
+	"+666Iucm3WQ7TxsyPqhv5lWJDmqiUTx2s431JLD24HicUQe1M2Lr3Vlka6y4hfge43etAjM0rNHgS7z5",
+	"lrZFRrcZkag7+/lRBZffPIFH5w++qgNveMl5RRuieHbB3BwtwkKsyY6IovA02LH1HEa10ZXT/8rBigs1",
+	"HLQQwTxar+hnp6HQICYUnkjXamcp7iIdOWS6vWu1FM4nZsJtQOfMTkLU/nEO1WL34NGjJrgOBm3w6qQr",
+	"sbUcNSeLaKvFQph11JN4Glon9RGlWPgEAcVt63hMlbc7GS54q7ub/XT5HOrEXfS5dze8gOzbZ1cZG0pG",
+	"9cYqt3sm/Gu8b0MaA7sPiFtR5e5293DpB7YXFJqHiAP/klN4iTOp1e2nMjzu9kOFcX/xTOSktMqRKNFu",
+	"5OgDu2w+ttJTBtw+kOQ7Xg3wj0qEXEW14PobhakwMSjeF3qlAK9F7koKh7LJ+rdCrDM26lohoKJAdomG",
+	"g7UmtKcgbO59pgugef7OGWsufQ6MyaCU1nlZHis/iMeE370TYTWnPNdg8AOqClOYy9mck9jSWAcd4gD9",
+	"rsQCu95z22aNPzn9JR0u7O3YH2OUWocSYYxY0+fN6e+83rZgt6+5kZ47LbkllC0rzlChubdHdUfXQJuY",
+	"m6iHSuUeniethreBfve3vIHlv+WxzeCeO1ZKfsS8NnsabecWZWtaxJ12T9zk7ZbspFEo25DQq3ejbCGK",
+	"QpKKi/J1Q7CnorS4K+s1jfetHbtbLoY4oBUFbH9U5JwYyH799ddfez+qjEsJWrl5+OrlyywNKRSp8rKy",
+	"8gMvBXYp1FjFQb2nT/v9zd9caIv1pJiKCVHVtVgsyQomw8HwYe/H0+0aWuftoPeIK2I/vj3tnb/7V/25",
+	"M3h72nv07l+nbwe94bvu5gf/x3Dzx3jcH4/7h3/vfnGrAfN0bOPOxhRsU/7j1WJXyHdqe/5nkJseAB65",
+	"5U9+QnW4ReT3SXbDfthUx8SZ8NgZinyxoLgQUjkhFa29lweLg3xOgSzclp0LLQjeXjjxHrcygWSsoqdn",
+	"57oqi/5YjRWpxLTUqxFwiQUavQzZJqgbDobgaxdYZCTRHPqGnGGjrtxxLR0S3bEicya2E72tFYK0Tru0",
+	"JoVhgm6FqGCpy9L24Ze5LOtME6dbQpKCVDVkKeBQWmU4GGT+ChTCxgDhotngw4UO6eKcscrOBmfwBtFX",
+	"cDPCEVq+Dk095TZrhBh1s0Rz28yfahRGecfAzZGcAGHJCWjU9MDLEfPs8VaITpdbb/oT6pq1QYeKu0SW",
+	"aKQuoDM8h7muDLsJBU5FVbq2jiobDjtWFMzDt1phVq+6KYvEVc8GHlMbi/roJDsfnMMr7YDrPFljI77F",
+	"M3befaFT0p574RR0skN55Sy4OCGUiKqRpMkHNNary2l/0B+wqV6iEkuZjJKz/qB/5pF2zhDQEHfGMm1b",
+	"HMqffXscbjUPpBSSi0m5BlScQ6z7RvztD+hOqD1ta8lY+epYQ5W8gxoSqFIBl1KarVGxvs+lBSOdQ8Vk",
+	"/YVFazfNT/YspsIiCszQ2U08RVt16k+ySJt6TRfyR+2OVajisW2L/TacvpjrFVfSFkKtIddL8kiFMWQq",
+	"A2T4W73HtU97tnXhjFVswyFpDASIwn2xOS8t0lq08OOnm6pGdj4cZg3a+IaKUaBg0RN2rfI0dmykWx0i",
+	"0sIcy+LWTpERyKnX3UbOm1TCxcyIlwf6qQVE6Ko+uZb61MFKWs/mylJs4ht1WOLJ2DJXnhfJKHnCSYwQ",
+	"CW13eL1t9zA3Q052OsAOxV6NGaEX5eadN4Zo3de6WB+pBd2vBrTt8t1s21xnKtztaxkOhn/b5pv09PEK",
+	"uAi6zErhqwfBlm0UJg39PnuWbKes2Ww1PFbT3GlM3Oor7TUaS4+tsd+JGvsyP66uejY4a+vlVA4aAMGC",
+	"681hU62skMVGEWOvVLB/vkYvgg6RCksFr8aq1rvDpcxlKdahF6GRgA/q2O03IU3aRhXGq1aDMY1u5WM0",
+	"icNu0juzcqcJ9+9iJXHkfDA4NLPWmpNGKxhNOb3DFG4l4sFntw/ebYzgeQ9un9daZKbJw+FdJjdr/Ddp",
+	"8mBwdpdZmyYJ1nj2Xm6f5/vCuNLsXW8S/GqyIDcvxpW/6wnnB8XM+nyX9zHe0azdfmGvRiW61jxli0sb",
+	"kKiu5sVmKa7zKbbBplJkoWZCqi4rlv+abb4ItoabsMYqOMcTzDUpzqZsCJ33uHSHHcpSvse9elHX2/ja",
+	"3I1Vw+X1qSy/31aVeC5srI9xnB1wIzpLsawQptZ4EgutscSWazWV3GERYMOnxWs3ZbfGaud6tXVjPpTk",
+	"ml03+NqHqk11ddt3tIHSq7Qu6qq8rAosRnSR88x7hG2VsrFir3glTGH7cIlLFM73fjx99uLZ1TN2QIRZ",
+	"lGhtq/3nw9T2f8c4Dj65cYzE4SakT2qdQxVWWqhUgQZWYj1qNiGwdBFpO9luedcbA1Nht+ZTFDRZlmNF",
+	"UtIQkj1j8ReM6HBw3p6m2orw4qmCdAmDUeqYzh+D+37f41PqFr37GopPjr5eDbzNZ/zw5GmCU+xB2QPk",
+	"NJlh27uLJmrhBnkaGQdoTzh0fNTRdPu6sV7XTAuMVeiJrZUGDuQXQt09glNsqeEIO4sNwrIIr4UICwns",
+	"x8q3NKYeangceVQ8qr0ttyVKis7Zx0RFjUCY/GULVnNaY6wiBX1DIJkkh2YhlSgjpbeq/Ommxs/svc0w",
+	"jJWT/tlGtRxtpb4avimHqT6T1IKs36LzsPqmriHfK7jaCpU+Myq3CSldHNg/ONaG6cndENnObtYqDUG2",
+	"bz+6AKV3RH8PLvllZO+JVs7o8jbAjA/2/m0hz/3eohHVDj5ES8Fyqf4ARrC+1/T3/pgvKrc7F13uAfGp",
+	"MbROLoTDUZjR8ATTpsA3MplghEPfDsb9obIsQSEW9iKsEaUirsGNBfHcNoS2YyXmQV+kY3voU8sb78um",
+	"IFyAh5zuvxR5eCX1Ma/wDoaWVzsNhYeDub9H3P7PhID/u1yBS5JWsZVePWT37wfo/tEddx4ceBVLB271",
+	"JTYPa8kI8kujTngLMoK9JmaGXKUbr9i6EB4lFEKWa/APLIWFJ29+JkSOK9XvRLrsGjzK9qEoPt8gn2Dw",
+	"sPYd6ocp7BtsP0sJYVA4v4etfC7UDC2/zfQOSU5axufyT9dl/YSbg9JcGMPp4PjkPHt2JWac8hmrbEtF",
+	"R3Cnt/Fy9018KDpsv1JvhJ204Vg1ump9ceKlLuRU1m79ASfAq+y+E7DXEka7eKNAqC1MKSkYDxJ7AXK6",
+	"AWN+CUdE3EsPn28eZe69MW1e7+iD33+n4xECTtK8KHTbk1vePsXOGZbeEYj4CKqUCiEriOG+qJpySTXd",
+	"Kqj6tLyvYvIEfhwRakD7jx+PxFN/3UZs/c8ON2nyxFO091Tapbay/ek4J0a9p1Srabp56TGVjcodU+i2",
+	"x/zxv3Q4aptozEeZsp8ZTI8Pb7xaD1b7/Cj0cWjukaMAK2P6hzVGqrb/X+Lv4tB/P1p9Ejs9eHinCY33",
+	"kDzr0Z1mPa2Twv8DvIEW7f8bHYKberX9rpWYDLaxuiFNCOfZLdlq/+C+xv8KAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

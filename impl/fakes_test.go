@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"reflect"
 	"slices"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/hibiken/asynq"
 
@@ -69,7 +67,7 @@ func (q *fakeQueue) EnqueueContext(_ context.Context, task *asynq.Task, opts ...
 		return nil, q.err
 	}
 	options := map[asynq.OptionType]any{}
-	for _, o := range append(taskOptions(task), opts...) {
+	for _, o := range opts {
 		options[o.Type()] = o.Value()
 	}
 	q.tasks = append(q.tasks, enqueuedTask{
@@ -109,17 +107,6 @@ func (q *fakeQueue) enqueued() []enqueuedTask {
 	return slices.Clone(q.tasks)
 }
 
-// taskOptions returns the options a task was built with. asynq keeps them unexported and only its
-// client reads them, but they are what decides the task's id, queue, retries, timeout and retention,
-// so a fake queue that ignored them could not check the policy the handler enqueues with.
-func taskOptions(task *asynq.Task) []asynq.Option {
-	f := reflect.ValueOf(task).Elem().FieldByName("opts")
-	if !f.IsValid() || f.Type() != reflect.TypeFor[[]asynq.Option]() {
-		panic(fmt.Sprintf("asynq.Task has no opts []asynq.Option field any more (found %v): update taskOptions", f))
-	}
-	return *(*[]asynq.Option)(unsafe.Pointer(f.UnsafeAddr()))
-}
-
 // fakeTasks answers GetTaskInfo like asynq's inspector from the tasks it holds: unknown ids give an
 // error wrapping asynq.ErrTaskNotFound, or asynq.ErrQueueNotFound when noQueue is set (a fresh Redis);
 // err, when set, fails every call.
@@ -128,6 +115,7 @@ type fakeTasks struct {
 	infos   map[string]*asynq.TaskInfo
 	noQueue bool
 	err     error
+	deleted []string
 }
 
 func (f *fakeTasks) GetTaskInfo(queue, id string) (*asynq.TaskInfo, error) {
@@ -145,6 +133,43 @@ func (f *fakeTasks) GetTaskInfo(queue, id string) (*asynq.TaskInfo, error) {
 	}
 	c := *info
 	return &c, nil
+}
+
+func (f *fakeTasks) GetQueueInfo(queue string) (*asynq.QueueInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return nil, f.err
+	}
+	qi := &asynq.QueueInfo{Queue: queue}
+	for _, info := range f.infos {
+		switch info.State {
+		case asynq.TaskStatePending:
+			qi.Pending++
+		case asynq.TaskStateActive:
+			qi.Active++
+		}
+	}
+	return qi, nil
+}
+
+// DeleteTask deletes a task that is not active, as asynq's inspector does.
+func (f *fakeTasks) DeleteTask(_, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return f.err
+	}
+	info, ok := f.infos[id]
+	switch {
+	case !ok:
+		return fmt.Errorf("asynq: %w", asynq.ErrTaskNotFound)
+	case info.State == asynq.TaskStateActive:
+		return fmt.Errorf("asynq: cannot delete task in active state")
+	}
+	delete(f.infos, id)
+	f.deleted = append(f.deleted, id)
+	return nil
 }
 
 func (f *fakeTasks) put(info *asynq.TaskInfo) {
@@ -167,13 +192,93 @@ type tombstoneCall struct {
 type fakeStore struct {
 	calls *callLog
 
-	mu         sync.Mutex
-	tombstones map[string]bool
-	reports    map[string][]byte
-	created    []tombstoneCall
-	createErr  error
-	existsErr  error
-	reportErr  error
+	mu          sync.Mutex
+	tombstones  map[string]bool
+	reports     map[string][]byte
+	created     []tombstoneCall
+	createErr   error
+	existsErr   error
+	reportErr   error
+	cancels     map[string]bool
+	canceled    map[string]tasks.Canceled
+	forgotten   []string
+	published   []string
+	idem        map[string]tasks.Submission
+	cancelsSent []string
+	onCancel    func(id string)
+}
+
+func (s *fakeStore) RequestCancel(_ context.Context, id string, _ time.Duration) error {
+	s.calls.add("cancel-marker")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cancels == nil {
+		s.cancels = map[string]bool{}
+	}
+	s.cancels[id] = true
+	return nil
+}
+
+func (s *fakeStore) SaveCanceled(_ context.Context, id string, c tasks.Canceled) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.canceled == nil {
+		s.canceled = map[string]tasks.Canceled{}
+	}
+	s.canceled[id] = c
+	return nil
+}
+
+func (s *fakeStore) CanceledJob(_ context.Context, id string) (tasks.Canceled, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.existsErr != nil {
+		return tasks.Canceled{}, false, s.existsErr
+	}
+	c, ok := s.canceled[id]
+	return c, ok, nil
+}
+
+func (s *fakeStore) Forget(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.reports, id)
+	delete(s.canceled, id)
+	delete(s.cancels, id)
+	s.forgotten = append(s.forgotten, id)
+	return nil
+}
+
+// PublishCancel records the cancel; onCancel, when set, plays the worker's part.
+func (s *fakeStore) PublishCancel(_ context.Context, id string) error {
+	s.mu.Lock()
+	s.cancelsSent = append(s.cancelsSent, id)
+	on := s.onCancel
+	s.mu.Unlock()
+	if on != nil {
+		on(id)
+	}
+	return nil
+}
+
+func (s *fakeStore) PublishFinished(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.published = append(s.published, id)
+	return nil
+}
+
+func (s *fakeStore) ClaimIdempotencyKey(_ context.Context, client, key string, sub tasks.Submission, _ time.Duration) (tasks.Submission, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.idem == nil {
+		s.idem = map[string]tasks.Submission{}
+	}
+	if held, ok := s.idem[client+"\x00"+key]; ok {
+		return held, false, nil
+	}
+	s.idem[client+"\x00"+key] = sub
+	return sub, true, nil
 }
 
 func (s *fakeStore) CreateTombstone(_ context.Context, id string, lifetime time.Duration) error {

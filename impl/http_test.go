@@ -120,8 +120,8 @@ func TestErrorResponses(t *testing.T) {
 		{name: "route-404-unknown-problem-type", method: "GET", path: "/problems/no-such-type", want: noRoute},
 		{name: "method-405", method: "GET", path: "/v1/reports", want: notAllowed("POST")},
 		{name: "method-405-put-collection", method: "PUT", path: "/v1/reports", want: notAllowed("POST")},
-		{name: "method-405-delete-status", method: "DELETE", path: "/v1/reports/{id}", want: notAllowed("GET")},
-		{name: "method-405-post-result", method: "POST", path: "/v1/reports/{id}/result", want: notAllowed("GET")},
+		{name: "method-405-put-status", method: "PUT", path: "/v1/reports/{id}", want: notAllowed("GET, HEAD, DELETE")},
+		{name: "method-405-post-result", method: "POST", path: "/v1/reports/{id}/result", want: notAllowed("GET, HEAD")},
 	}
 	eachBackend(t, func(t *testing.T, b redistest.Backend) {
 		h := newHarness(t, b, setup{})
@@ -285,7 +285,7 @@ func TestReportFlow(t *testing.T) {
 		c := h.genClient(t)
 
 		before := time.Now()
-		cr, err := c.CreateReportWithResponse(ctx, gen.CreateReportJSONRequestBody{Range: "2026-Q1"})
+		cr, err := c.CreateReportWithResponse(ctx, nil, gen.CreateReportJSONRequestBody{Range: "2026-Q1"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -309,7 +309,7 @@ func TestReportFlow(t *testing.T) {
 		var done *gen.GetReportStatusResponse
 		deadline := time.Now().Add(15 * time.Second)
 		for done == nil {
-			sr, err := c.GetReportStatusWithResponse(ctx, uuid.MustParse(id))
+			sr, err := c.GetReportStatusWithResponse(ctx, uuid.MustParse(id), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -339,7 +339,7 @@ func TestReportFlow(t *testing.T) {
 		}
 
 		// JSON, as the generated client reads it.
-		rr, err := c.GetReportResultWithResponse(ctx, uuid.MustParse(id))
+		rr, err := c.GetReportResultWithResponse(ctx, uuid.MustParse(id), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -26,6 +26,7 @@ const (
 	KindUnsupportedMediaType
 	KindNoRoute
 	KindMethodNotAllowed
+	KindIdempotencyMismatch
 )
 
 // problemType is what every occurrence of a Kind has in common.
@@ -63,6 +64,8 @@ var problemTypes = map[Kind]problemType{
 		"No such resource", "Nothing is served at this path. The API is described at /openapi.yaml."},
 	KindMethodNotAllowed: {http.StatusMethodNotAllowed, "method-not-allowed",
 		"Method not allowed", "This resource does not support this method; the Allow header lists those it does."},
+	KindIdempotencyMismatch: {http.StatusUnprocessableEntity, "idempotency-key-reused",
+		"Idempotency-Key reused", "This Idempotency-Key was first sent with a different request body. A key stands for one request: retry with the same body, or use a new key for a new request."},
 }
 
 // The problems a failed job's status carries in its error member.

@@ -151,7 +151,8 @@ func pointerToken(s string) string {
 func allowedMethods(router chi.Routes, path string) []string {
 	var out []string
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
-		if router.Match(chi.NewRouteContext(), m, path) {
+		// HEAD is served wherever GET is (headAsGet), without a route of its own.
+		if router.Match(chi.NewRouteContext(), m, path) || m == http.MethodHead && router.Match(chi.NewRouteContext(), http.MethodGet, path) {
 			out = append(out, m)
 		}
 	}

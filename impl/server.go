@@ -22,17 +22,27 @@ type Enqueuer interface {
 	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
 }
 
-// TaskReader reads a task's state; *asynq.Inspector is the production one.
+// TaskReader reads and stops tasks; *asynq.Inspector is the production one.
 type TaskReader interface {
 	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
+	GetQueueInfo(queue string) (*asynq.QueueInfo, error)
+	// DeleteTask removes a task that is not active.
+	DeleteTask(queue, id string) error
 }
 
-// JobStore keeps what asynq does not: tombstones of issued ids and finished reports. *tasks.Store is
-// the production one.
+// JobStore keeps what asynq does not: tombstones of issued ids, finished reports, cancels and
+// idempotency keys. *tasks.Store is the production one.
 type JobStore interface {
 	CreateTombstone(ctx context.Context, id string, lifetime time.Duration) error
 	TombstoneExists(ctx context.Context, id string) (bool, error)
 	Report(ctx context.Context, id string) ([]byte, error)
+	RequestCancel(ctx context.Context, id string, lifetime time.Duration) error
+	SaveCanceled(ctx context.Context, id string, c tasks.Canceled) error
+	CanceledJob(ctx context.Context, id string) (tasks.Canceled, bool, error)
+	Forget(ctx context.Context, id string) error
+	PublishFinished(ctx context.Context, id string) error
+	PublishCancel(ctx context.Context, id string) error
+	ClaimIdempotencyKey(ctx context.Context, client, key string, sub tasks.Submission, ttl time.Duration) (tasks.Submission, bool, error)
 }
 
 // Policy is how jobs are run and kept.
@@ -54,6 +64,9 @@ type Deps struct {
 	Store  JobStore
 	Policy Policy
 	Log    *slog.Logger
+	// Waiters wakes requests that wait for a job (Prefer: wait); the caller runs it on the job events.
+	// Nil means waits notice a finished job only by re-reading it now and then.
+	Waiters *Waiters
 	// Now and NewID are injected so that tests control time and ids; nil means the real ones.
 	Now   func() time.Time
 	NewID func() uuid.UUID
@@ -65,14 +78,20 @@ type Server struct {
 	tasks  TaskReader
 	store  JobStore
 	policy Policy
-	log    *slog.Logger
-	now    func() time.Time
-	newID  func() uuid.UUID
+	log     *slog.Logger
+	now     func() time.Time
+	newID   func() uuid.UUID
+	waiters *Waiters
+	pace    *pace
 }
 
 // New returns a Server on d.
 func New(d Deps) *Server {
-	s := &Server{queue: d.Queue, tasks: d.Tasks, store: d.Store, policy: d.Policy, log: d.Log, now: d.Now, newID: d.NewID}
+	s := &Server{queue: d.Queue, tasks: d.Tasks, store: d.Store, policy: d.Policy, log: d.Log, now: d.Now, newID: d.NewID,
+		waiters: d.Waiters, pace: &pace{}}
+	if s.waiters == nil {
+		s.waiters = NewWaiters()
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -89,4 +108,9 @@ func New(d Deps) *Server {
 // with the longest retry delays between them, plus a day of queueing. The tombstone must outlast it.
 func (p Policy) lifetime() time.Duration {
 	return time.Duration(p.MaxRetry+1)*(p.JobTimeout+tasks.MaxRetryDelay) + 24*time.Hour
+}
+
+// idempotencyTTL is how long an Idempotency-Key is remembered: as long as its job can be readable.
+func (p Policy) idempotencyTTL() time.Duration {
+	return p.lifetime() + p.Retention
 }

@@ -24,6 +24,23 @@ type jobView struct {
 	expiresAt  time.Time
 	lastErr    string
 	maxRetry   int
+	// task says whether asynq still has the job's task (a canceled pending job has none).
+	task bool
+}
+
+// canceledView reads a job canceled before it ran from its record.
+func canceledView(id string, c tasks.Canceled, retention time.Duration) jobView {
+	rng, _ := tasks.ParseRange(c.Range)
+	return jobView{
+		id: id, state: gen.Canceled, rng: rng, createdAt: c.CreatedAt,
+		progress:   tasks.Progress{Share: c.Progress, StartedAt: c.StartedAt, Attempt: c.Attempt},
+		finishedAt: c.CanceledAt, expiresAt: c.CanceledAt.Add(retention),
+	}
+}
+
+// terminal reports whether the job will not change any more.
+func (v jobView) terminal() bool {
+	return v.state == gen.Done || v.state == gen.Failed || v.state == gen.Canceled
 }
 
 // viewOf reads a job from its task. retention is how long a failed job stays readable (asynq keeps
@@ -32,7 +49,7 @@ func viewOf(info *asynq.TaskInfo, retention time.Duration) jobView {
 	// An unreadable payload is not an error here: the worker archives such a job, and its status must
 	// say so (failed, report-unreadable) rather than fail to answer.
 	_, rng, _ := tasks.ParseReportPayload(info.Payload)
-	v := jobView{id: info.ID, rng: rng, lastErr: info.LastErr, maxRetry: info.MaxRetry}
+	v := jobView{id: info.ID, rng: rng, lastErr: info.LastErr, maxRetry: info.MaxRetry, task: true}
 	if ts, ok := info.Headers[tasks.HeaderCreatedAt]; ok {
 		v.createdAt, _ = time.Parse(time.RFC3339Nano, ts)
 	}
@@ -48,6 +65,9 @@ func viewOf(info *asynq.TaskInfo, retention time.Duration) jobView {
 		v.expiresAt = info.CompletedAt.Add(info.Retention)
 	case asynq.TaskStateArchived:
 		v.state = gen.Failed
+		if strings.HasPrefix(info.LastErr, tasks.ErrCanceled.Error()) {
+			v.state = gen.Canceled
+		}
 		v.finishedAt = info.LastFailedAt
 		if !info.LastFailedAt.IsZero() {
 			v.expiresAt = info.LastFailedAt.Add(retention)
@@ -70,13 +90,12 @@ const (
 	maxRetryAfter = 30
 )
 
-// retryAfter estimates, in whole seconds, when polling again is worth it: for a running job, the time
-// its progress so far says it still needs; otherwise the minimum, since an idle worker picks a job up
-// within milliseconds.
-func (v jobView) retryAfter(now time.Time) int {
+// runningWait estimates, in whole seconds, how long a running job still needs: the time its progress so
+// far says; the minimum before it has any progress to go by.
+func (v jobView) runningWait(now time.Time) int {
 	secs := float64(minRetryAfter)
 	p := v.progress
-	if v.state == gen.Running && p.Share > 0 && p.Share < 1 && !p.StartedAt.IsZero() {
+	if p.Share > 0 && p.Share < 1 && !p.StartedAt.IsZero() {
 		elapsed := now.Sub(p.StartedAt).Seconds()
 		secs = math.Ceil(elapsed * (1 - p.Share) / p.Share)
 	}
@@ -99,7 +118,7 @@ func toJobStatus(v jobView, jobTimeout time.Duration) (gen.JobStatus, error) {
 		CreatedAt: v.createdAt.UTC(),
 		Links:     gen.JobLinks{Self: statusPath(v.id)},
 	}
-	if v.state == gen.Running || v.state == gen.Failed {
+	if v.state == gen.Running || v.state == gen.Failed || v.state == gen.Canceled {
 		s.Progress = v.progress.Share
 	}
 	if v.state == gen.Done {

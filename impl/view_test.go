@@ -36,13 +36,61 @@ func TestRetryAfter(t *testing.T) {
 		{name: "running-clock-skew", v: running(0.5, -5*time.Second), want: 1},
 		{name: "done", v: jobView{state: gen.Done, progress: tasks.Progress{Share: 1}}, want: 1},
 	}
+	srv := New(Deps{Tasks: &fakeTasks{}, Now: func() time.Time { return now }})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if got := tt.v.retryAfter(now); got != tt.want {
+			if got := srv.retryAfter(tt.v); got != tt.want {
 				t.Errorf("retryAfter = %d, want %d", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestPendingWait(t *testing.T) {
+	t.Parallel()
+	queue := func(pending, active int) func(string) (*asynq.QueueInfo, error) {
+		return func(q string) (*asynq.QueueInfo, error) {
+			return &asynq.QueueInfo{Queue: q, Pending: pending, Active: active}, nil
+		}
+	}
+	tests := []struct {
+		name            string
+		pending, active int
+		runs            []time.Duration
+		want            int
+	}{
+		{name: "empty-queue", pending: 0, active: 0, runs: []time.Duration{10 * time.Second}, want: 1},
+		{name: "no-runs-observed", pending: 100, active: 2, want: 1},
+		// 10 ahead on average (half of 20), 2 workers, 3 s a job: 15 s.
+		{name: "queue-of-20-on-2-workers", pending: 20, active: 2, runs: []time.Duration{3 * time.Second}, want: 15},
+		{name: "clamped-to-30", pending: 1000, active: 1, runs: []time.Duration{3 * time.Second}, want: 30},
+		{name: "short-jobs", pending: 4, active: 4, runs: []time.Duration{100 * time.Millisecond}, want: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := &pace{}
+			for _, r := range tt.runs {
+				p.observe(r)
+			}
+			if got := p.pendingWait(testNow, queue(tt.pending, tt.active), tasks.Queue); got != tt.want {
+				t.Errorf("pendingWait = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPendingWaitReadsQueueAtMostOnceASecond(t *testing.T) {
+	t.Parallel()
+	reads := 0
+	read := func(q string) (*asynq.QueueInfo, error) { reads++; return &asynq.QueueInfo{Queue: q}, nil }
+	p := &pace{}
+	for i := range 100 {
+		p.pendingWait(testNow.Add(time.Duration(i)*20*time.Millisecond), read, tasks.Queue) // 2 s of polls
+	}
+	if reads != 2 {
+		t.Errorf("queue read %d times in 2 s of polls, want 2", reads)
 	}
 }
 
@@ -54,7 +102,7 @@ func TestViewOf(t *testing.T) {
 	q1 := tasks.DateRange{From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 3, 31, 0, 0, 0, 0, time.UTC)}
 	progress := tasks.Progress{Share: 0.5, DaysDone: 45, DaysTotal: 90, StartedAt: started, Attempt: 2}
 	view := func(state gen.JobState) jobView {
-		return jobView{id: testID.String(), state: state, rng: q1, createdAt: testCreated, maxRetry: testPolicy.MaxRetry}
+		return jobView{id: testID.String(), state: state, rng: q1, createdAt: testCreated, maxRetry: testPolicy.MaxRetry, task: true}
 	}
 	const retention = 6 * time.Hour // the policy's, for failed jobs; completed ones keep their task's own
 	tests := []struct {

@@ -18,14 +18,23 @@ type EventSource interface {
 // Waiters lets requests wait for jobs to finish without polling Redis: one subscription wakes them.
 // The zero value is not usable; call NewWaiters.
 type Waiters struct {
-	mu sync.Mutex
-	by map[string]map[chan struct{}]struct{}
+	mu       sync.Mutex
+	by       map[string]map[chan struct{}]struct{}
+	draining chan struct{}
+	drain    sync.Once
 }
 
 // NewWaiters returns an empty set of waiters.
 func NewWaiters() *Waiters {
-	return &Waiters{by: map[string]map[chan struct{}]struct{}{}}
+	return &Waiters{by: map[string]map[chan struct{}]struct{}{}, draining: make(chan struct{})}
 }
+
+// Drain makes every wait, current and future, end at once with the job's current status, so that a
+// server shutting down is not held up by requests waiting for jobs.
+func (w *Waiters) Drain() { w.drain.Do(func() { close(w.draining) }) }
+
+// Draining is closed once Drain was called.
+func (w *Waiters) Draining() <-chan struct{} { return w.draining }
 
 // Run feeds events from src to the waiters until ctx is done. After an error it backs off and, since
 // events may have been lost meanwhile, wakes every waiter to look again.

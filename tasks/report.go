@@ -3,8 +3,10 @@ package tasks
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -19,16 +21,15 @@ type ReportPayload struct {
 	Range string `json:"range"`
 }
 
-// NewReportTask returns the task of job id over r, accepted at createdAt. opts are added to the task's
-// own (its id and queue): retention, timeout and retries are the caller's policy.
-func NewReportTask(id string, r DateRange, createdAt time.Time, opts ...asynq.Option) (*asynq.Task, error) {
+// NewReportTask returns the task of job id over r, accepted at createdAt, and the options that place it:
+// its id and queue. Enqueue it with those and the caller's policy (retention, timeout, retries).
+func NewReportTask(id string, r DateRange, createdAt time.Time) (*asynq.Task, []asynq.Option, error) {
 	payload, err := json.Marshal(ReportPayload{Range: r.String()})
 	if err != nil {
-		return nil, fmt.Errorf("encode report payload: %w", err)
+		return nil, nil, fmt.Errorf("encode report payload: %w", err)
 	}
 	headers := map[string]string{HeaderCreatedAt: createdAt.UTC().Format(time.RFC3339Nano)}
-	opts = append([]asynq.Option{asynq.TaskID(id), asynq.Queue(Queue)}, opts...)
-	return asynq.NewTaskWithHeaders(TypeReport, payload, headers, opts...), nil
+	return asynq.NewTaskWithHeaders(TypeReport, payload, headers), []asynq.Option{asynq.TaskID(id), asynq.Queue(Queue)}, nil
 }
 
 // ParseReportPayload decodes a report task's payload and its range.
@@ -44,32 +45,92 @@ func ParseReportPayload(b []byte) (ReportPayload, DateRange, error) {
 	return p, r, nil
 }
 
-// ReportSaver stores a finished report; Store is the production one.
-type ReportSaver interface {
+// ReportStore is what a report job keeps in Redis besides its task; Store is the production one.
+type ReportStore interface {
+	// SaveReport stores the report, or returns ErrCanceled if a cancel came first.
 	SaveReport(ctx context.Context, id string, body []byte) error
+	// CancelRequested reports whether the job was asked to stop.
+	CancelRequested(ctx context.Context, id string) (bool, error)
+	// PublishFinished wakes whoever waits for the job to finish.
+	PublishFinished(ctx context.Context, id string) error
 }
 
 // ReportProcessor runs report jobs: it summarizes the job's range from the ledger, writing progress as
 // it goes, and saves the report.
 type ReportProcessor struct {
 	Ledger  Ledger
-	Reports ReportSaver
+	Reports ReportStore
 	// ProgressEvery bounds how often progress is written (each write is a Redis round trip).
 	ProgressEvery time.Duration
-	Now           func() time.Time
-	Log           *slog.Logger
+	// CancelCheckEvery is how often a running job looks for its cancel marker, in case the cancel
+	// message (delivered by pub/sub, at most once) does not reach it. Zero means every second.
+	CancelCheckEvery time.Duration
+	Now              func() time.Time
+	Log              *slog.Logger
+
+	running sync.Map // job id -> context.CancelCauseFunc of its attempt in this process
+}
+
+// EventSource delivers job ids; *Events is the production one.
+type EventSource interface {
+	Next(ctx context.Context) (string, error)
+}
+
+// RunCancels stops this process's running jobs whose ids arrive on src (Store.SubscribeCancels), until
+// ctx is done. When the subscription was re-established, and messages may have been lost, every
+// running job looks for its cancel marker.
+func (p *ReportProcessor) RunCancels(ctx context.Context, src EventSource) {
+	for ctx.Err() == nil {
+		id, err := src.Next(ctx)
+		switch {
+		case err != nil:
+			if ctx.Err() != nil {
+				return
+			}
+			p.Log.Warn("cancel messages interrupted; running jobs fall back to their markers", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		case id == "":
+			p.running.Range(func(k, v any) bool {
+				if canceled, err := p.Reports.CancelRequested(ctx, k.(string)); err == nil && canceled {
+					v.(context.CancelCauseFunc)(ErrCanceled)
+				}
+				return true
+			})
+		default:
+			if stop, ok := p.running.Load(id); ok {
+				stop.(context.CancelCauseFunc)(ErrCanceled)
+			}
+		}
+	}
 }
 
 // ProcessTask runs one attempt of a report job. An undecodable payload can never succeed, so it is not
-// retried. A canceled context ends the attempt at once, without a report.
-func (p *ReportProcessor) ProcessTask(ctx context.Context, t *asynq.Task) error {
+// retried. A canceled job ends at once, without a report and without a retry; a job stopped by a
+// shutdown returns its context's error, and asynq puts it back in the queue.
+func (p *ReportProcessor) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 	id := t.ResultWriter().TaskID()
 	log := p.Log.With("job", id)
+	defer func() { p.announce(ctx, id, err, log) }()
+
 	_, r, err := ParseReportPayload(t.Payload())
 	if err != nil {
 		log.Error("report job has a bad payload; not retrying", "err", err)
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
+	if canceled, cerr := p.Reports.CancelRequested(ctx, id); cerr == nil && canceled {
+		log.Info("report canceled before it started")
+		return fmt.Errorf("%w: %w", ErrCanceled, asynq.SkipRetry)
+	}
+	runCtx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	p.running.Store(id, stop)
+	defer p.running.Delete(id)
+	go p.watchCancel(runCtx, id, stop)
+
 	retried, _ := asynq.GetRetryCount(ctx)
 	start := p.Now()
 	pw := &progressWriter{w: t.ResultWriter(), now: p.Now, every: p.ProgressEvery,
@@ -80,12 +141,16 @@ func (p *ReportProcessor) ProcessTask(ctx context.Context, t *asynq.Task) error 
 	}
 	log.Info("report started", "range", r.String(), "attempt", retried+1)
 
-	rep, err := Summarize(ctx, p.Ledger, r, func(done, total int) {
-		if err := pw.set(done, total, false); err != nil {
+	rep, err := Summarize(runCtx, p.Ledger, r, func(done, total int) {
+		if err := pw.set(done, total, false); err != nil && runCtx.Err() == nil {
 			log.Warn("progress not written", "err", err)
 		}
 	})
 	if err != nil {
+		if p.canceled(runCtx, id) {
+			log.Info("report canceled", "days_done", pw.p.DaysDone, "days", total)
+			return fmt.Errorf("%w: %w", ErrCanceled, asynq.SkipRetry)
+		}
 		return fmt.Errorf("summarize %s: %w", r, err)
 	}
 	rep.ID = id
@@ -95,6 +160,10 @@ func (p *ReportProcessor) ProcessTask(ctx context.Context, t *asynq.Task) error 
 		return fmt.Errorf("encode report: %w", err)
 	}
 	if err := p.Reports.SaveReport(ctx, id, body); err != nil {
+		if errors.Is(err, ErrCanceled) {
+			log.Info("report canceled as it finished; not saved")
+			return fmt.Errorf("%w: %w", ErrCanceled, asynq.SkipRetry)
+		}
 		return err
 	}
 	if err := pw.set(total, total, true); err != nil {
@@ -102,4 +171,56 @@ func (p *ReportProcessor) ProcessTask(ctx context.Context, t *asynq.Task) error 
 	}
 	log.Info("report done", "orders", rep.Orders, "took", p.Now().Sub(start).Round(time.Millisecond))
 	return nil
+}
+
+// watchCancel stops the attempt (through stop) when the job's cancel marker appears, until ctx ends.
+func (p *ReportProcessor) watchCancel(ctx context.Context, id string, stop context.CancelCauseFunc) {
+	every := p.CancelCheckEvery
+	if every <= 0 {
+		every = time.Second
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if canceled, err := p.Reports.CancelRequested(ctx, id); err == nil && canceled {
+				stop(ErrCanceled)
+				return
+			}
+		}
+	}
+}
+
+// canceled reports whether an attempt that stopped early stopped because the job was canceled (and not
+// for a shutdown or its time limit), asking Redis when asynq's cancel reached it first.
+func (p *ReportProcessor) canceled(ctx context.Context, id string) bool {
+	if errors.Is(context.Cause(ctx), ErrCanceled) {
+		return true
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	canceled, err := p.Reports.CancelRequested(rctx, id)
+	return err == nil && canceled
+}
+
+// announce publishes that the job finished when this attempt was its last: it succeeded, was
+// canceled, cannot be retried, or used up its retries. Waiting requests then answer at once.
+func (p *ReportProcessor) announce(ctx context.Context, id string, err error, log *slog.Logger) {
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	switch {
+	case err == nil, errors.Is(err, asynq.SkipRetry):
+	case errors.Is(ctx.Err(), context.Canceled):
+		return // a shutdown: asynq puts the job back in the queue
+	case retried < maxRetry:
+		return // a retry follows
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if perr := p.Reports.PublishFinished(pctx, id); perr != nil {
+		log.Warn("finish not announced; waiters will notice on their next look", "err", perr)
+	}
 }

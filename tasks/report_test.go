@@ -17,14 +17,30 @@ import (
 	"github.com/reportd/reportd/internal/redistest"
 )
 
-var _ ReportSaver = (*fakeSaver)(nil)
+var _ ReportStore = (*fakeSaver)(nil)
 
-// fakeSaver keeps saved reports by job id; err, when set, fails every save.
+// fakeSaver keeps saved reports by job id; err, when set, fails every save. It records the jobs
+// announced as finished, and cancels the jobs in canceled.
 type fakeSaver struct {
-	mu    sync.Mutex
-	err   error
-	saved map[string][]byte
-	calls int
+	mu        sync.Mutex
+	err       error
+	saved     map[string][]byte
+	calls     int
+	canceled  map[string]bool
+	announced []string
+}
+
+func (s *fakeSaver) CancelRequested(_ context.Context, id string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.canceled[id], nil
+}
+
+func (s *fakeSaver) PublishFinished(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.announced = append(s.announced, id)
+	return nil
 }
 
 func (s *fakeSaver) SaveReport(_ context.Context, id string, body []byte) error {
@@ -133,7 +149,7 @@ func (w *worker) handlerErr(t *testing.T) error {
 	}
 }
 
-func newProcessor(l Ledger, s ReportSaver) *ReportProcessor {
+func newProcessor(l Ledger, s ReportStore) *ReportProcessor {
 	return &ReportProcessor{Ledger: l, Reports: s, Now: time.Now, Log: slog.New(slog.DiscardHandler)}
 }
 
@@ -145,11 +161,11 @@ func TestReportProcessorDone(t *testing.T) {
 	ledger := NewSyntheticLedger(200)
 	saver := &fakeSaver{}
 	w := startWorker(t, newProcessor(ledger, saver).ProcessTask)
-	task, err := NewReportTask(id, tenDays, time.Now())
+	task, opts, err := NewReportTask(id, tenDays, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.enqueue(t, task, asynq.MaxRetry(0))
+	w.enqueue(t, task, append(opts, asynq.MaxRetry(0))...)
 	if err := w.handlerErr(t); err != nil {
 		t.Fatalf("ProcessTask: %v", err)
 	}
@@ -239,11 +255,11 @@ func TestReportProcessorProgressWhileRunning(t *testing.T) {
 	ledger := newGatedLedger(day(2026, 1, 5))
 	saver := &fakeSaver{}
 	w := startWorker(t, newProcessor(ledger, saver).ProcessTask)
-	task, err := NewReportTask(id, tenDays, time.Now())
+	task, opts, err := NewReportTask(id, tenDays, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.enqueue(t, task, asynq.MaxRetry(0))
+	w.enqueue(t, task, append(opts, asynq.MaxRetry(0))...)
 	awaitGate(t, ledger)
 
 	info, err := w.inspector.GetTaskInfo(Queue, id)

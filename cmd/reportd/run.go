@@ -51,13 +51,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			LogLevel:          asynq.WarnLevel,
 		})
 		mux := asynq.NewServeMux()
-		mux.Handle(tasks.TypeReport, &tasks.ReportProcessor{
-			Ledger:        tasks.NewSyntheticLedger(cfg.RowsPerDay),
-			Reports:       store,
-			ProgressEvery: cfg.ProgressEvery,
-			Now:           time.Now,
-			Log:           log,
-		})
+		processor := &tasks.ReportProcessor{
+			Ledger:           tasks.NewSyntheticLedger(cfg.RowsPerDay),
+			Reports:          store,
+			ProgressEvery:    cfg.ProgressEvery,
+			CancelCheckEvery: time.Second,
+			Now:              time.Now,
+			Log:              log,
+		}
+		mux.Handle(tasks.TypeReport, processor)
+		cctx, stopCancels := context.WithCancel(ctx)
+		cancels := store.SubscribeCancels(cctx)
+		cancelsDone := make(chan struct{})
+		go func() { defer close(cancelsDone); processor.RunCancels(cctx, cancels) }()
+		defer func() { stopCancels(); _ = cancels.Close(); <-cancelsDone }()
 		if err := worker.Start(mux); err != nil {
 			return fmt.Errorf("start worker: %w", err)
 		}
@@ -68,11 +75,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 
 	var srv *http.Server
+	waiters := impl.NewWaiters()
 	if m.api {
+		// One subscription per API process wakes every request waiting for a job (Prefer: wait).
+		wctx, stopWaiters := context.WithCancel(ctx)
+		events := store.SubscribeFinished(wctx)
+		waitersDone := make(chan struct{})
+		go func() { defer close(waitersDone); waiters.Run(wctx, events, log) }()
+		// Stopped before Redis is closed under it, on every way out of run.
+		defer func() { stopWaiters(); _ = events.Close(); <-waitersDone }()
+
 		client := asynq.NewClientFromRedisClient(rdb)
 		inspector := asynq.NewInspectorFromRedisClient(rdb)
 		server := impl.New(impl.Deps{
-			Queue: client, Tasks: inspector, Store: store, Log: log,
+			Queue: client, Tasks: inspector, Store: store, Log: log, Waiters: waiters,
 			Policy: impl.Policy{Retention: cfg.Retention, Tombstone: cfg.Tombstone, JobTimeout: cfg.JobTimeout, MaxRetry: cfg.MaxRetry},
 		})
 		handler, err := impl.Handler(server, log, func(r chi.Router) {
@@ -118,6 +134,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		log.Error("stopping after failure", "err", runErr)
 	}
 	if srv != nil {
+		waiters.Drain() // requests waiting for jobs answer now, with the status as it is
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		defer cancel()
 		if err := srv.Shutdown(sctx); err != nil {
