@@ -74,10 +74,10 @@ type Deps struct {
 
 // Server implements gen.StrictServerInterface.
 type Server struct {
-	queue  Enqueuer
-	tasks  TaskReader
-	store  JobStore
-	policy Policy
+	queue   Enqueuer
+	tasks   TaskReader
+	store   JobStore
+	policy  Policy
 	log     *slog.Logger
 	now     func() time.Time
 	newID   func() uuid.UUID
