@@ -50,6 +50,27 @@ func (e JobState) Valid() bool {
 	}
 }
 
+// Defines values for WebhookEventType.
+const (
+	ReportCanceled WebhookEventType = "report.canceled"
+	ReportDone     WebhookEventType = "report.done"
+	ReportFailed   WebhookEventType = "report.failed"
+)
+
+// Valid indicates whether the value is a known member of the WebhookEventType enum.
+func (e WebhookEventType) Valid() bool {
+	switch e {
+	case ReportCanceled:
+		return true
+	case ReportDone:
+		return true
+	case ReportFailed:
+		return true
+	default:
+		return false
+	}
+}
+
 // DateRange defines model for DateRange.
 type DateRange struct {
 	From openapi_types.Date `json:"from"`
@@ -111,6 +132,9 @@ type JobStatus struct {
 	// is computing it. `done`: the report is ready (the status URL answers `303`). `failed`: it failed for
 	// good; `error` says why. `canceled`: it was canceled before it finished, and has no report.
 	Status JobState `json:"status"`
+
+	// Webhook The delivery of the job's webhook, for a job submitted with `callback_url`.
+	Webhook *WebhookDelivery `json:"webhook,omitempty"`
 }
 
 // Problem An RFC 9457 problem. Members other than these may be added.
@@ -166,6 +190,15 @@ type Report struct {
 
 // ReportRequest defines model for ReportRequest.
 type ReportRequest struct {
+	// CallbackUrl Where to POST the `reportFinished` event when the job finishes: an absolute `https://` URL
+	// (`http://` only where the operator allows it). Addresses the service may not call (loopback,
+	// private, link-local, ...) are refused, with `422` when that can be told at submission.
+	// Needs webhooks to be set up on the service (`422` otherwise).
+	//
+	//
+	// Example: https://example.com/hooks/reportd
+	CallbackUrl *string `json:"callback_url,omitempty"`
+
 	// Range The days to report on: a quarter `YYYY-Qn`, a month `YYYY-MM`, or an inclusive day span
 	// `YYYY-MM-DD..YYYY-MM-DD` of at most 366 days.
 	//
@@ -182,6 +215,50 @@ type Totals struct {
 	RevenueCents int64 `json:"revenue_cents"`
 	Units        int64 `json:"units"`
 }
+
+// WebhookDelivery The delivery of the job's webhook, for a job submitted with `callback_url`.
+type WebhookDelivery struct {
+	// Attempts Delivery attempts so far.
+	Attempts int `json:"attempts"`
+
+	// DeliveredAt When the receiver accepted the event (2xx).
+	DeliveredAt *time.Time `json:"delivered_at,omitempty"`
+
+	// LastError Why the last attempt got no answer, if it got none.
+	LastError *string `json:"last_error,omitempty"`
+
+	// LastStatus The HTTP status the receiver last answered (absent when it gave none).
+	LastStatus *int `json:"last_status,omitempty"`
+
+	// Url The callback URL.
+	Url string `json:"url"`
+}
+
+// WebhookEvent defines model for WebhookEvent.
+type WebhookEvent struct {
+	Data struct {
+		Id    openapi_types.UUID `json:"id"`
+		Links struct {
+			// Result The report's URL, relative to the service (done only).
+			Result *string `json:"result,omitempty"`
+
+			// Status The job's status URL, relative to the service.
+			Status string `json:"status"`
+		} `json:"links"`
+
+		// Status `pending`: queued, not started (or waiting to be retried after a failed attempt). `running`: a worker
+		// is computing it. `done`: the report is ready (the status URL answers `303`). `failed`: it failed for
+		// good; `error` says why. `canceled`: it was canceled before it finished, and has no report.
+		Status JobState `json:"status"`
+	} `json:"data"`
+
+	// Timestamp When the job reached its terminal status.
+	Timestamp time.Time        `json:"timestamp"`
+	Type      WebhookEventType `json:"type"`
+}
+
+// WebhookEventType defines model for WebhookEvent.Type.
+type WebhookEventType string
 
 // IdempotencyKey defines model for IdempotencyKey.
 type IdempotencyKey = string
@@ -247,8 +324,23 @@ type GetReportResultParams struct {
 	IfNoneMatch *string `json:"If-None-Match,omitempty"`
 }
 
+// ReportFinishedParams defines parameters for ReportFinished.
+type ReportFinishedParams struct {
+	// WebhookId The message id, the same on every retry of this event.
+	WebhookId string `json:"webhook-id"`
+
+	// WebhookTimestamp When this attempt was sent, in Unix seconds.
+	WebhookTimestamp int `json:"webhook-timestamp"`
+
+	// WebhookSignature Space-separated signatures, each `v1,<base64>`.
+	WebhookSignature string `json:"webhook-signature"`
+}
+
 // CreateReportJSONRequestBody defines body for CreateReport for application/json ContentType.
 type CreateReportJSONRequestBody = ReportRequest
+
+// ReportFinishedJSONRequestBody defines body for ReportFinished for application/json ContentType.
+type ReportFinishedJSONRequestBody = WebhookEvent
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -336,6 +428,9 @@ type ClientInterface interface {
 	// With `Prefer: respond-async, wait=N`, the request is held for up to N seconds (at most 60): if the
 	// job is done by then the answer is `303 See Other` to its result, otherwise the usual `202`.
 	//
+	// With `callback_url`, the service POSTs a signed event there when the job is done, failed or
+	// canceled (the `reportFinished` callback), so the client need not poll at all.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/reports (the `CreateReport` operationId).
@@ -352,6 +447,9 @@ type ClientInterface interface {
 	//
 	// With `Prefer: respond-async, wait=N`, the request is held for up to N seconds (at most 60): if the
 	// job is done by then the answer is `303 See Other` to its result, otherwise the usual `202`.
+	//
+	// With `callback_url`, the service POSTs a signed event there when the job is done, failed or
+	// canceled (the `reportFinished` callback), so the client need not poll at all.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -395,6 +493,14 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/reports/{id}/result (the `GetReportResult` operationId).
 	GetReportResult(ctx context.Context, id JobID, params *GetReportResultParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetReportWebhook Read the delivery of a job's webhook.
+	//
+	// For a job submitted with `callback_url`: how its webhook is faring (`attempts` is 0 until the job
+	// finishes). `404` for a job without a callback, or an unknown one; `410` once the job expired.
+	//
+	// Corresponds with GET /v1/reports/{id}/webhook (the `GetReportWebhook` operationId).
+	GetReportWebhook(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // CreateReportWithBody Submit a report job.
@@ -408,6 +514,9 @@ type ClientInterface interface {
 //
 // With `Prefer: respond-async, wait=N`, the request is held for up to N seconds (at most 60): if the
 // job is done by then the answer is `303 See Other` to its result, otherwise the usual `202`.
+//
+// With `callback_url`, the service POSTs a signed event there when the job is done, failed or
+// canceled (the `reportFinished` callback), so the client need not poll at all.
 //
 // Takes any type of body and a specified content type.
 //
@@ -435,6 +544,9 @@ func (c *Client) CreateReportWithBody(ctx context.Context, params *CreateReportP
 //
 // With `Prefer: respond-async, wait=N`, the request is held for up to N seconds (at most 60): if the
 // job is done by then the answer is `303 See Other` to its result, otherwise the usual `202`.
+//
+// With `callback_url`, the service POSTs a signed event there when the job is done, failed or
+// canceled (the `reportFinished` callback), so the client need not poll at all.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -509,6 +621,24 @@ func (c *Client) GetReportStatus(ctx context.Context, id JobID, params *GetRepor
 // Corresponds with GET /v1/reports/{id}/result (the `GetReportResult` operationId).
 func (c *Client) GetReportResult(ctx context.Context, id JobID, params *GetReportResultParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetReportResultRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetReportWebhook Read the delivery of a job's webhook.
+//
+// For a job submitted with `callback_url`: how its webhook is faring (`attempts` is 0 until the job
+// finishes). `404` for a job without a callback, or an unknown one; `410` once the job expired.
+//
+// Corresponds with GET /v1/reports/{id}/webhook (the `GetReportWebhook` operationId).
+func (c *Client) GetReportWebhook(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetReportWebhookRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -717,6 +847,40 @@ func NewGetReportResultRequest(server string, id JobID, params *GetReportResultP
 	return req, nil
 }
 
+// NewGetReportWebhookRequest constructs an http.Request for the GetReportWebhook method
+func NewGetReportWebhookRequest(server string, id JobID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/reports/%s/webhook", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -773,6 +937,9 @@ type ClientWithResponsesInterface interface {
 	// With `Prefer: respond-async, wait=N`, the request is held for up to N seconds (at most 60): if the
 	// job is done by then the answer is `303 See Other` to its result, otherwise the usual `202`.
 	//
+	// With `callback_url`, the service POSTs a signed event there when the job is done, failed or
+	// canceled (the `reportFinished` callback), so the client need not poll at all.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/reports (the `CreateReport` operationId).
@@ -789,6 +956,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// With `Prefer: respond-async, wait=N`, the request is held for up to N seconds (at most 60): if the
 	// job is done by then the answer is `303 See Other` to its result, otherwise the usual `202`.
+	//
+	// With `callback_url`, the service POSTs a signed event there when the job is done, failed or
+	// canceled (the `reportFinished` callback), so the client need not poll at all.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -838,6 +1008,16 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/reports/{id}/result (the `GetReportResult` operationId).
 	GetReportResultWithResponse(ctx context.Context, id JobID, params *GetReportResultParams, reqEditors ...RequestEditorFn) (*GetReportResultResponse, error)
+
+	// GetReportWebhookWithResponse Read the delivery of a job's webhook.
+	//
+	// For a job submitted with `callback_url`: how its webhook is faring (`attempts` is 0 until the job
+	// finishes). `404` for a job without a callback, or an unknown one; `410` once the job expired.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/reports/{id}/webhook (the `GetReportWebhook` operationId).
+	GetReportWebhookWithResponse(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*GetReportWebhookResponse, error)
 }
 
 // CreateReportResponse202Headers the declared response headers of an HTTP 202 response for CreateReport
@@ -1272,6 +1452,96 @@ func (r GetReportResultResponse) ContentType() string {
 	return ""
 }
 
+// GetReportWebhookResponse200Headers the declared response headers of an HTTP 200 response for GetReportWebhook
+type GetReportWebhookResponse200Headers struct {
+	CacheControl *string
+}
+
+// GetReportWebhookResponse503Headers the declared response headers of an HTTP 503 response for GetReportWebhook
+type GetReportWebhookResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetReportWebhookResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WebhookDelivery
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
+	ApplicationproblemJSON410 *Gone
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Error
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetReportWebhookResponse200Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetReportWebhookResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetReportWebhookResponse) GetJSON200() *WebhookDelivery {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetReportWebhookResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetReportWebhookResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
+func (r GetReportWebhookResponse) GetApplicationproblemJSON410() *Gone {
+	return r.ApplicationproblemJSON410
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetReportWebhookResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetReportWebhookResponse) GetApplicationproblemJSONDefault() *Error {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetReportWebhookResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetReportWebhookResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetReportWebhookResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetReportWebhookResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // CreateReportWithBodyWithResponse Submit a report job.
 //
 // Validates the request, durably enqueues the job, and answers `202 Accepted` with the job's status
@@ -1283,6 +1553,9 @@ func (r GetReportResultResponse) ContentType() string {
 //
 // With `Prefer: respond-async, wait=N`, the request is held for up to N seconds (at most 60): if the
 // job is done by then the answer is `303 See Other` to its result, otherwise the usual `202`.
+//
+// With `callback_url`, the service POSTs a signed event there when the job is done, failed or
+// canceled (the `reportFinished` callback), so the client need not poll at all.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -1306,6 +1579,9 @@ func (c *ClientWithResponses) CreateReportWithBodyWithResponse(ctx context.Conte
 //
 // With `Prefer: respond-async, wait=N`, the request is held for up to N seconds (at most 60): if the
 // job is done by then the answer is `303 See Other` to its result, otherwise the usual `202`.
+//
+// With `callback_url`, the service POSTs a signed event there when the job is done, failed or
+// canceled (the `reportFinished` callback), so the client need not poll at all.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -1378,6 +1654,22 @@ func (c *ClientWithResponses) GetReportResultWithResponse(ctx context.Context, i
 		return nil, err
 	}
 	return ParseGetReportResultResponse(rsp)
+}
+
+// GetReportWebhookWithResponse Read the delivery of a job's webhook.
+//
+// For a job submitted with `callback_url`: how its webhook is faring (`attempts` is 0 until the job
+// finishes). `404` for a job without a callback, or an unknown one; `410` once the job expired.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/reports/{id}/webhook (the `GetReportWebhook` operationId).
+func (c *ClientWithResponses) GetReportWebhookWithResponse(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*GetReportWebhookResponse, error) {
+	rsp, err := c.GetReportWebhook(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetReportWebhookResponse(rsp)
 }
 
 // ParseCreateReportResponse parses an HTTP response from a CreateReportWithResponse call
@@ -1908,6 +2200,248 @@ func ParseGetReportResultResponse(rsp *http.Response) (*GetReportResultResponse,
 	return response, nil
 }
 
+// ParseGetReportWebhookResponse parses an HTTP response from a GetReportWebhookWithResponse call
+func ParseGetReportWebhookResponse(rsp *http.Response) (*GetReportWebhookResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetReportWebhookResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WebhookDelivery
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest Gone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetReportWebhookResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetReportWebhookResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// CallbackInitiator sends OpenAPI callback requests to target URLs.
+// Modeled on the generated Client, but with no stored Server -- the full
+// target URL is provided per-call by the caller (typically discovered
+// from a callback expression on the parent operation's request body,
+// e.g. `{$request.body#/callbackUrl}`).
+type CallbackInitiator struct {
+	// Doer for performing requests, typically a *http.Client with any
+	// customized settings, such as certificate chains.
+	Client HttpRequestDoer
+
+	// A list of callbacks for modifying requests which are generated before sending over
+	// the network.
+	RequestEditors []RequestEditorFn
+}
+
+// CallbackInitiatorOption allows setting custom parameters during construction.
+type CallbackInitiatorOption func(*CallbackInitiator) error
+
+// NewCallbackInitiator creates a new CallbackInitiator with reasonable defaults.
+func NewCallbackInitiator(opts ...CallbackInitiatorOption) (*CallbackInitiator, error) {
+	initiator := CallbackInitiator{}
+	for _, o := range opts {
+		if err := o(&initiator); err != nil {
+			return nil, err
+		}
+	}
+	if initiator.Client == nil {
+		initiator.Client = &http.Client{}
+	}
+	return &initiator, nil
+}
+
+// WithCallbackHTTPClient allows overriding the default Doer, which is
+// automatically created using http.Client. This is useful for tests.
+func WithCallbackHTTPClient(doer HttpRequestDoer) CallbackInitiatorOption {
+	return func(p *CallbackInitiator) error {
+		p.Client = doer
+		return nil
+	}
+}
+
+// WithCallbackRequestEditorFn allows setting up a callback function, which
+// will be called right before sending the callback request. This can be
+// used to mutate the request, e.g. to add signature headers.
+func WithCallbackRequestEditorFn(fn RequestEditorFn) CallbackInitiatorOption {
+	return func(p *CallbackInitiator) error {
+		p.RequestEditors = append(p.RequestEditors, fn)
+		return nil
+	}
+}
+
+func (p *CallbackInitiator) applyCallbackEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
+	for _, r := range p.RequestEditors {
+		if err := r(ctx, req); err != nil {
+			return err
+		}
+	}
+	for _, r := range additionalEditors {
+		if err := r(ctx, req); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CallbackInitiatorInterface is the interface specification for the callback initiator.
+type CallbackInitiatorInterface interface {
+	// ReportFinishedWithBody fires the reportFinished callback with any body
+	ReportFinishedWithBody(ctx context.Context, targetURL string, params *ReportFinishedParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	ReportFinished(ctx context.Context, targetURL string, params *ReportFinishedParams, body ReportFinishedJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+func (p *CallbackInitiator) ReportFinishedWithBody(ctx context.Context, targetURL string, params *ReportFinishedParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReportFinishedCallbackRequestWithBody(targetURL, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := p.applyCallbackEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return p.Client.Do(req)
+}
+
+func (p *CallbackInitiator) ReportFinished(ctx context.Context, targetURL string, params *ReportFinishedParams, body ReportFinishedJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReportFinishedCallbackRequest(targetURL, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := p.applyCallbackEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return p.Client.Do(req)
+}
+
+// NewReportFinishedCallbackRequest builds a application/json POST request for the reportFinished callback
+func NewReportFinishedCallbackRequest(targetURL string, params *ReportFinishedParams, body ReportFinishedJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewReportFinishedCallbackRequestWithBody(targetURL, params, "application/json", bodyReader)
+}
+
+// NewReportFinishedCallbackRequestWithBody builds a POST request for the reportFinished callback with any body
+func NewReportFinishedCallbackRequestWithBody(targetURL string, params *ReportFinishedParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+	_ = err
+
+	reqURL, err := url.Parse(targetURL)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, reqURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "webhook-id", params.WebhookId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("webhook-id", headerParam0)
+
+		var headerParam1 string
+
+		headerParam1, err = runtime.StyleParamWithOptions("simple", false, "webhook-timestamp", params.WebhookTimestamp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "integer", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("webhook-timestamp", headerParam1)
+
+		var headerParam2 string
+
+		headerParam2, err = runtime.StyleParamWithOptions("simple", false, "webhook-signature", params.WebhookSignature, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("webhook-signature", headerParam2)
+
+	}
+	return req, nil
+}
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// CreateReport Submit a report job.
@@ -1922,6 +2456,9 @@ type ServerInterface interface {
 	// GetReportResult Read a finished report.
 	// (GET /v1/reports/{id}/result)
 	GetReportResult(w http.ResponseWriter, r *http.Request, id JobID, params GetReportResultParams)
+	// GetReportWebhook Read the delivery of a job's webhook.
+	// (GET /v1/reports/{id}/webhook)
+	GetReportWebhook(w http.ResponseWriter, r *http.Request, id JobID)
 }
 
 // Unimplemented server implementation that returns http.StatusNotImplemented for each endpoint.
@@ -1949,6 +2486,12 @@ func (_ Unimplemented) GetReportStatus(w http.ResponseWriter, r *http.Request, i
 // GetReportResult Read a finished report.
 // (GET /v1/reports/{id}/result)
 func (_ Unimplemented) GetReportResult(w http.ResponseWriter, r *http.Request, id JobID, params GetReportResultParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// GetReportWebhook Read the delivery of a job's webhook.
+// (GET /v1/reports/{id}/webhook)
+func (_ Unimplemented) GetReportWebhook(w http.ResponseWriter, r *http.Request, id JobID) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -2147,6 +2690,32 @@ func (siw *ServerInterfaceWrapper) GetReportResult(w http.ResponseWriter, r *htt
 	handler.ServeHTTP(w, r)
 }
 
+// GetReportWebhook operation middleware
+func (siw *ServerInterfaceWrapper) GetReportWebhook(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id JobID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", chi.URLParam(r, "id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetReportWebhook(w, r, id)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 type UnescapedCookieParamError struct {
 	ParamName string
 	Err       error
@@ -2270,10 +2839,120 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Get(options.BaseURL+"/v1/reports/{id}", wrapper.GetReportStatus)
 	})
 	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/reports/{id}/webhook", wrapper.GetReportWebhook)
+	})
+	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/reports/{id}/result", wrapper.GetReportResult)
 	})
 
 	return r
+}
+
+// CallbackReceiverInterface represents handlers for receiving inbound
+// callback requests. Each callback becomes a Handle*Callback
+// method that the implementation fills in. The caller mounts the per-
+// callback http.Handler returned by {Op}CallbackHandler at
+// whatever URL path they advertise to senders.
+type CallbackReceiverInterface interface {
+	// The job reached a terminal status.
+	// HandleReportFinishedCallback handles the POST callback for reportFinished.
+	HandleReportFinishedCallback(w http.ResponseWriter, r *http.Request, params ReportFinishedParams)
+}
+
+// CallbackReceiverMiddlewareFunc wraps an http.Handler with cross-
+// cutting behavior (signature verification, logging, rate limiting, ...).
+type CallbackReceiverMiddlewareFunc func(http.Handler) http.Handler
+
+// ReportFinishedCallbackHandler returns the http.Handler for the reportFinished callback.
+// Mount this at the URL path advertised to callback senders. errHandler
+// may be nil; if so, parameter-binding errors return 400 with the error
+// message. Middlewares are applied in the order provided -- the last
+// argument becomes the outermost wrapper.
+func ReportFinishedCallbackHandler(si CallbackReceiverInterface, errHandler func(w http.ResponseWriter, r *http.Request, err error), middlewares ...CallbackReceiverMiddlewareFunc) http.Handler {
+	if errHandler == nil {
+		errHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+		}
+	}
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var err error
+		_ = err
+
+		// Parameter object where we will unmarshal all parameters from the request.
+		var params ReportFinishedParams
+
+		// ------------- Required header parameter "webhook-id" -------------
+		if valueList, found := r.Header[http.CanonicalHeaderKey("webhook-id")]; found {
+			var WebhookId string
+			n := len(valueList)
+			if n != 1 {
+				errHandler(w, r, &TooManyValuesForParamError{ParamName: "webhook-id", Count: n})
+				return
+			}
+
+			err = runtime.BindStyledParameterWithOptions("simple", "webhook-id", valueList[0], &WebhookId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""})
+			if err != nil {
+				errHandler(w, r, &InvalidParamFormatError{ParamName: "webhook-id", Err: err})
+				return
+			}
+			params.WebhookId = WebhookId
+
+		} else {
+			err := fmt.Errorf("Header parameter webhook-id is required, but not found")
+			errHandler(w, r, &RequiredHeaderError{ParamName: "webhook-id", Err: err})
+			return
+		}
+
+		// ------------- Required header parameter "webhook-timestamp" -------------
+		if valueList, found := r.Header[http.CanonicalHeaderKey("webhook-timestamp")]; found {
+			var WebhookTimestamp int
+			n := len(valueList)
+			if n != 1 {
+				errHandler(w, r, &TooManyValuesForParamError{ParamName: "webhook-timestamp", Count: n})
+				return
+			}
+
+			err = runtime.BindStyledParameterWithOptions("simple", "webhook-timestamp", valueList[0], &WebhookTimestamp, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""})
+			if err != nil {
+				errHandler(w, r, &InvalidParamFormatError{ParamName: "webhook-timestamp", Err: err})
+				return
+			}
+			params.WebhookTimestamp = WebhookTimestamp
+
+		} else {
+			err := fmt.Errorf("Header parameter webhook-timestamp is required, but not found")
+			errHandler(w, r, &RequiredHeaderError{ParamName: "webhook-timestamp", Err: err})
+			return
+		}
+
+		// ------------- Required header parameter "webhook-signature" -------------
+		if valueList, found := r.Header[http.CanonicalHeaderKey("webhook-signature")]; found {
+			var WebhookSignature string
+			n := len(valueList)
+			if n != 1 {
+				errHandler(w, r, &TooManyValuesForParamError{ParamName: "webhook-signature", Count: n})
+				return
+			}
+
+			err = runtime.BindStyledParameterWithOptions("simple", "webhook-signature", valueList[0], &WebhookSignature, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""})
+			if err != nil {
+				errHandler(w, r, &InvalidParamFormatError{ParamName: "webhook-signature", Err: err})
+				return
+			}
+			params.WebhookSignature = WebhookSignature
+
+		} else {
+			err := fmt.Errorf("Header parameter webhook-signature is required, but not found")
+			errHandler(w, r, &RequiredHeaderError{ParamName: "webhook-signature", Err: err})
+			return
+		}
+
+		si.HandleReportFinishedCallback(w, r, params)
+	})
+	for _, mw := range middlewares {
+		h = mw(h)
+	}
+	return h
 }
 
 type BadRequestApplicationProblemPlusJSONResponse Problem
@@ -2974,6 +3653,120 @@ func (response GetReportResultdefaultApplicationProblemPlusJSONResponse) VisitGe
 	return err
 }
 
+type GetReportWebhookRequestObject struct {
+	Id JobID `json:"id"`
+}
+
+type GetReportWebhookResponseObject interface {
+	VisitGetReportWebhookResponse(w http.ResponseWriter) error
+}
+
+type GetReportWebhook200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type GetReportWebhook200JSONResponse struct {
+	Body    WebhookDelivery
+	Headers GetReportWebhook200ResponseHeaders
+}
+
+func (response GetReportWebhook200JSONResponse) VisitGetReportWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetReportWebhook400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetReportWebhook400ApplicationProblemPlusJSONResponse) VisitGetReportWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetReportWebhook404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetReportWebhook404ApplicationProblemPlusJSONResponse) VisitGetReportWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetReportWebhook410ApplicationProblemPlusJSONResponse struct {
+	GoneApplicationProblemPlusJSONResponse
+}
+
+func (response GetReportWebhook410ApplicationProblemPlusJSONResponse) VisitGetReportWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(410)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetReportWebhook503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetReportWebhook503ApplicationProblemPlusJSONResponse) VisitGetReportWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetReportWebhookdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetReportWebhookdefaultApplicationProblemPlusJSONResponse) VisitGetReportWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// CreateReport Submit a report job.
@@ -2988,6 +3781,9 @@ type StrictServerInterface interface {
 	// GetReportResult Read a finished report.
 	// (GET /v1/reports/{id}/result)
 	GetReportResult(ctx context.Context, request GetReportResultRequestObject) (GetReportResultResponseObject, error)
+	// GetReportWebhook Read the delivery of a job's webhook.
+	// (GET /v1/reports/{id}/webhook)
+	GetReportWebhook(ctx context.Context, request GetReportWebhookRequestObject) (GetReportWebhookResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx context.Context, w http.ResponseWriter, r *http.Request, request any) (any, error)
@@ -3142,91 +3938,137 @@ func (sh *strictHandler) GetReportResult(w http.ResponseWriter, r *http.Request,
 	}
 }
 
+// GetReportWebhook operation middleware
+func (sh *strictHandler) GetReportWebhook(w http.ResponseWriter, r *http.Request, id JobID) {
+	var request GetReportWebhookRequestObject
+
+	request.Id = id
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetReportWebhook(ctx, request.(GetReportWebhookRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetReportWebhook")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetReportWebhookResponseObject); ok {
+		if err := validResponse.VisitGetReportWebhookResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"5HxrcxrHtvZfWTVvqgK1B4SQ7LxGtT84tpPjxHYcWUkqZXwyzcwCOh66SXePEZWt/35qre4eBhiQ5GTb",
-	"5/LJAvq6Ls+6tv9Mcr1YaoXK2WT0ZzJHUaDhP5+IfI6vjfwgHNLnAm1u5NJJrZJRki39LyksxHVPzPCf",
-	"42owOMst5loVFirlZAlujmBwqY0DvF5Kg5ZHYdZP0sTgH5U0WCQjZypME5vPcSFoK7deYjJKrDNSzZKb",
-	"mzR5diVm+4d4DNYZrWbwQZSyEE4b0NO4qUGLygkamsJUG8ieT3uvtMLeS+Hy+f2P4C+wf4pf5qh409/1",
-	"5Eu7c1/oCAX/cXX1ulcIh90LEFOHBtxcOJDOgixAKLtCYyE7Px3wqY6d4pV+47RpYcjjciXWFjKle5ZG",
-	"ZBcgwDrhKgvSglblGuiSsKLjSkdfGhTFbRu+NjhFgyrHx8tlKYlWu1tfzRGW9TBLPMj8tMxfdIUGYa6V",
-	"rgwWKWB/1odsJaT75+kgg87lN0/gq+H5oHvbWS7RVqV7oXPhd247iCf/lxZ+unyRQnby4fTEf2VP/pTF",
-	"zYnhNe7N/Ut0Zv2YeLe/7Zsg804DXQomONUGWSQUXjugfdC6FIQCqRzO0MDU6AWc0pSzwfGzLMS1XFSL",
-	"ZHQ2SJOFVP7DaRoPGVbkU75hfh8nkJfSIBntRLo3dX4WZv04z3HpWpDC/5CNWhQTClwikU6TSB5n/02a",
-	"LIURC3QBoJ4XuFhqhypff4/rNnR4j2veNC8lKgf5XFtkKHBzacFWk4W0lo7RYU4MHzyApZHKiUmJ8PjN",
-	"k+fPIZ8LI3LaMgVhQcCyFFKB0+9RgTZjJeCPSjss4I0zVe5IwuEbiWUB/uTdFKz2amBIhqSaBUKwUEAu",
-	"lNIOcoPCIaksCxNxqT9W3+PagjAISzTxFkIVYHCBiwnSXsJBicI6Ol1JWChsBCP6dw1KLDAqO12sP1ZJ",
-	"mkiikEf7JE1oTDJqUrRHJN0RwxeoZm6ejIYPvmJJjJ9PiTPOoaE1//PteHw9HPTG4+uvnr37xxdJ2iIv",
-	"3+nJ86fHxFMWTG5pbYUFSI+vWRTsLMJ8NhwMWVj5Okvh5pvLyOKoEE+1WQiXjJKq4pHNGwx6j0Rv+rj3",
-	"zbs///9Nr/nx/D4fT4c37df34Lh//wiETTSNSPkqg7kuC7slPCTL1ZJk9xVEy9sRDhbaOng46AZhD9Kg",
-	"x2oqlbTzi4CSBVi2GRuM7wWQH0HcNJqLCN+kp/CDm5PFIsmUM6UNFkekKtz2gDCdDobnaZuyG7RLray3",
-	"uF+L4tLfmT7lWjlU/Keg83qpOFkaPSlx8Y/frce+zX5fGJwmo+T/nWy8nRP/qz157Wf5TdvsiSd1odEC",
-	"aeqCvAcPK1o5AgfoLERJ8oQFfPfmh1cpCGBkUbMUKvVe6RVhBX1H9yxgSviQwkQUY2WEmiHYtXLimifW",
-	"S8mi24esQCdkmbEae+br6RRVQTjC68BkzZ4E7QxLTebAEDfIZTFGm09JsMdqDZpkA5C2hs754JxlUKia",
-	"EEZX5DaeDx6k8GAwSKHf73cjuPql+3T4b7XCT81sUhO8lpbwfFI5mAsbHLmCGLgSFgos0WFxwTQPVtRD",
-	"MvkVrBIzrbyZmWld9KHzgxqr7PUPb66CDaRdhIJsB24jj6XlFS6gsmQQFK7IkPW7nqevtPMGlbD8U9Mn",
-	"2nLwOg6iLPXKgkLJTM+aB6CNM1DkeDu8die5/ZD1ww2efibeSq/CBTFoje5iV702PO3Da136AGbjKoFU",
-	"1rHP7K/xja5U8Snv8UrzNVbSzb0PIwsWSvyAJhrLjjZ8D6cXE+vopiTFplKgKwdO6y4f/7VYl1oUV1q/",
-	"EGaGnwtWJ7pYc3xCN3h4Dt/Lr/l4PynxQcjycwg5UZhDKOhcYiFtN/poEzo2RcVFHzgeCMFcxh96HB1k",
-	"0Q6TV9KIphtDDh0vjD5phBp8wp/U0ugcrf0cxIh8khZWWJYQbBOB44YqFs0H8hkEeGumxILMk4BCrL3r",
-	"W1tPRtcUvAEbqxAqSUdaZpxNCWbJjfUxsoKzhw9pFXsB3orsg6bBymLhdUJAIafsynjJCnbwJ2WrJTk8",
-	"WLzEQoor9jY+r8ATMfbxss/+YViSdnwqHF4SUenD0uglGie9T0Qh5JYnWwiH+/5mmjh9h2E3TWf5rV+c",
-	"p76rh+rJ75g7WvGpWF9pJ0o+hyjLH6bJ6O3u+YqQOLrfxjyoZc/jxA+nuXnng4sXUr23+xTzNvpQ3oDt",
-	"NwfEWuVYW2pp2V702yhrsZy2L7cxGv1br8yrtJH5Oz2hiL41/eY1KBvBHxVWWKQsUKxEwQaQA8/BpvbA",
-	"5YykcJERS8BUyJKjR4eLpSNH01RK+RUFrLR5j2aspAUidsULkeOfESk2obw2dR5pDZ0dY1nntc4GZxnt",
-	"4PfMRqTuYf8phdDkJl1Axi5j5kOS1XzdhywXKsd6Chm6+A1sgMOHNEQBcsPI1ikdzuaDElTVgsgcSEZR",
-	"ob9qkiZ0nSRN/GmSNInrN9ix4XZgR9UiWYGO7bKgKorVY8yaV4bxiXhUCuu6kQkXO0zx8VXNOJjiCpxc",
-	"IJuWY4mgeI3fAua05uxMhV7ORSAq01fY954rIEIGQbhAU5IuvaTwZY2uIdQTrUsUjLM+iVH8Jtye3vfo",
-	"5G0qhDFGuRO2pknIq4Y9WjKxopaI7VRXw0n3a7DAqtYsLGci73b+uNnhA0UgqY/VIalLI7e1qaX6HtvK",
-	"oi2JsTesjEB4jLo1YN6kJNYzg9YeQLU5iWTMsZNZ+tKyeYZwJaMXMCDIOe3Dc+ezzkZatFBUhn0CFcV7",
-	"+666Iucm3WQ7TxsyPqhv5lWJDmqiUTx2s431JLD24HicUQe1M2Lr3Vlka6y4hfge43etAjM0rNHgS7z5",
-	"lrZFRrcZkag7+/lRBZffPIFH5w++qgNveMl5RRuieHbB3BwtwkKsyY6IovA02LH1HEa10ZXT/8rBigs1",
-	"HLQQwTxar+hnp6HQICYUnkjXamcp7iIdOWS6vWu1FM4nZsJtQOfMTkLU/nEO1WL34NGjJrgOBm3w6qQr",
-	"sbUcNSeLaKvFQph11JN4Glon9RGlWPgEAcVt63hMlbc7GS54q7ub/XT5HOrEXfS5dze8gOzbZ1cZG0pG",
-	"9cYqt3sm/Gu8b0MaA7sPiFtR5e5293DpB7YXFJqHiAP/klN4iTOp1e2nMjzu9kOFcX/xTOSktMqRKNFu",
-	"5OgDu2w+ttJTBtw+kOQ7Xg3wj0qEXEW14PobhakwMSjeF3qlAK9F7koKh7LJ+rdCrDM26lohoKJAdomG",
-	"g7UmtKcgbO59pgugef7OGWsufQ6MyaCU1nlZHis/iMeE370TYTWnPNdg8AOqClOYy9mck9jSWAcd4gD9",
-	"rsQCu95z22aNPzn9JR0u7O3YH2OUWocSYYxY0+fN6e+83rZgt6+5kZ47LbkllC0rzlChubdHdUfXQJuY",
-	"m6iHSuUeniethreBfve3vIHlv+WxzeCeO1ZKfsS8NnsabecWZWtaxJ12T9zk7ZbspFEo25DQq3ejbCGK",
-	"QpKKi/J1Q7CnorS4K+s1jfetHbtbLoY4oBUFbH9U5JwYyH799ddfez+qjEsJWrl5+OrlyywNKRSp8rKy",
-	"8gMvBXYp1FjFQb2nT/v9zd9caIv1pJiKCVHVtVgsyQomw8HwYe/H0+0aWuftoPeIK2I/vj3tnb/7V/25",
-	"M3h72nv07l+nbwe94bvu5gf/x3Dzx3jcH4/7h3/vfnGrAfN0bOPOxhRsU/7j1WJXyHdqe/5nkJseAB65",
-	"5U9+QnW4ReT3SXbDfthUx8SZ8NgZinyxoLgQUjkhFa29lweLg3xOgSzclp0LLQjeXjjxHrcygWSsoqdn",
-	"57oqi/5YjRWpxLTUqxFwiQUavQzZJqgbDobgaxdYZCTRHPqGnGGjrtxxLR0S3bEicya2E72tFYK0Tru0",
-	"JoVhgm6FqGCpy9L24Ze5LOtME6dbQpKCVDVkKeBQWmU4GGT+ChTCxgDhotngw4UO6eKcscrOBmfwBtFX",
-	"cDPCEVq+Dk095TZrhBh1s0Rz28yfahRGecfAzZGcAGHJCWjU9MDLEfPs8VaITpdbb/oT6pq1QYeKu0SW",
-	"aKQuoDM8h7muDLsJBU5FVbq2jiobDjtWFMzDt1phVq+6KYvEVc8GHlMbi/roJDsfnMMr7YDrPFljI77F",
-	"M3befaFT0p574RR0skN55Sy4OCGUiKqRpMkHNNary2l/0B+wqV6iEkuZjJKz/qB/5pF2zhDQEHfGMm1b",
-	"HMqffXscbjUPpBSSi0m5BlScQ6z7RvztD+hOqD1ta8lY+epYQ5W8gxoSqFIBl1KarVGxvs+lBSOdQ8Vk",
-	"/YVFazfNT/YspsIiCszQ2U08RVt16k+ySJt6TRfyR+2OVajisW2L/TacvpjrFVfSFkKtIddL8kiFMWQq",
-	"A2T4W73HtU97tnXhjFVswyFpDASIwn2xOS8t0lq08OOnm6pGdj4cZg3a+IaKUaBg0RN2rfI0dmykWx0i",
-	"0sIcy+LWTpERyKnX3UbOm1TCxcyIlwf6qQVE6Ko+uZb61MFKWs/mylJs4ht1WOLJ2DJXnhfJKHnCSYwQ",
-	"CW13eL1t9zA3Q052OsAOxV6NGaEX5eadN4Zo3de6WB+pBd2vBrTt8t1s21xnKtztaxkOhn/b5pv09PEK",
-	"uAi6zErhqwfBlm0UJg39PnuWbKes2Ww1PFbT3GlM3Oor7TUaS4+tsd+JGvsyP66uejY4a+vlVA4aAMGC",
-	"681hU62skMVGEWOvVLB/vkYvgg6RCksFr8aq1rvDpcxlKdahF6GRgA/q2O03IU3aRhXGq1aDMY1u5WM0",
-	"icNu0juzcqcJ9+9iJXHkfDA4NLPWmpNGKxhNOb3DFG4l4sFntw/ebYzgeQ9un9daZKbJw+FdJjdr/Ddp",
-	"8mBwdpdZmyYJ1nj2Xm6f5/vCuNLsXW8S/GqyIDcvxpW/6wnnB8XM+nyX9zHe0azdfmGvRiW61jxli0sb",
-	"kKiu5sVmKa7zKbbBplJkoWZCqi4rlv+abb4ItoabsMYqOMcTzDUpzqZsCJ33uHSHHcpSvse9elHX2/ja",
-	"3I1Vw+X1qSy/31aVeC5srI9xnB1wIzpLsawQptZ4EgutscSWazWV3GERYMOnxWs3ZbfGaud6tXVjPpTk",
-	"ml03+NqHqk11ddt3tIHSq7Qu6qq8rAosRnSR88x7hG2VsrFir3glTGH7cIlLFM73fjx99uLZ1TN2QIRZ",
-	"lGhtq/3nw9T2f8c4Dj65cYzE4SakT2qdQxVWWqhUgQZWYj1qNiGwdBFpO9luedcbA1Nht+ZTFDRZlmNF",
-	"UtIQkj1j8ReM6HBw3p6m2orw4qmCdAmDUeqYzh+D+37f41PqFr37GopPjr5eDbzNZ/zw5GmCU+xB2QPk",
-	"NJlh27uLJmrhBnkaGQdoTzh0fNTRdPu6sV7XTAuMVeiJrZUGDuQXQt09glNsqeEIO4sNwrIIr4UICwns",
-	"x8q3NKYeangceVQ8qr0ttyVKis7Zx0RFjUCY/GULVnNaY6wiBX1DIJkkh2YhlSgjpbeq/Ommxs/svc0w",
-	"jJWT/tlGtRxtpb4avimHqT6T1IKs36LzsPqmriHfK7jaCpU+Myq3CSldHNg/ONaG6cndENnObtYqDUG2",
-	"bz+6AKV3RH8PLvllZO+JVs7o8jbAjA/2/m0hz/3eohHVDj5ES8Fyqf4ARrC+1/T3/pgvKrc7F13uAfGp",
-	"MbROLoTDUZjR8ATTpsA3MplghEPfDsb9obIsQSEW9iKsEaUirsGNBfHcNoS2YyXmQV+kY3voU8sb78um",
-	"IFyAh5zuvxR5eCX1Ma/wDoaWVzsNhYeDub9H3P7PhID/u1yBS5JWsZVePWT37wfo/tEddx4ceBVLB271",
-	"JTYPa8kI8kujTngLMoK9JmaGXKUbr9i6EB4lFEKWa/APLIWFJ29+JkSOK9XvRLrsGjzK9qEoPt8gn2Dw",
-	"sPYd6ocp7BtsP0sJYVA4v4etfC7UDC2/zfQOSU5axufyT9dl/YSbg9JcGMPp4PjkPHt2JWac8hmrbEtF",
-	"R3Cnt/Fy9018KDpsv1JvhJ204Vg1ump9ceKlLuRU1m79ASfAq+y+E7DXEka7eKNAqC1MKSkYDxJ7AXK6",
-	"AWN+CUdE3EsPn28eZe69MW1e7+iD33+n4xECTtK8KHTbk1vePsXOGZbeEYj4CKqUCiEriOG+qJpySTXd",
-	"Kqj6tLyvYvIEfhwRakD7jx+PxFN/3UZs/c8ON2nyxFO091Tapbay/ek4J0a9p1Srabp56TGVjcodU+i2",
-	"x/zxv3Q4aptozEeZsp8ZTI8Pb7xaD1b7/Cj0cWjukaMAK2P6hzVGqrb/X+Lv4tB/P1p9Ejs9eHinCY33",
-	"kDzr0Z1mPa2Twv8DvIEW7f8bHYKberX9rpWYDLaxuiFNCOfZLdlq/+C+xv8KAAD//w==",
+	"7Hxrcxs30u5f6eKmKmTtkKIo2VlTtR+0tpN4N3a8lpJsyvTxgJymiHgIMABGFMur/36qG8BcyCElOYlz",
+	"Lu8nieQMLo2+PP2ggY+dmV6utELlbGf8sbNAkaHhf5+K2QJfG3ktHNLnDO3MyJWTWnXGnXTlf0lgKW76",
+	"4gr/PimGw5OZxZlWmYVCOZmDWyAYXGnjAG9W0qDlpzAddJKOwV8LaTDrjJ0pMOnY2QKXgrpymxV2xh3r",
+	"jFRXndvbpPP8UlztDuIcrDNaXcG1yGUmnDag57FTgxaVE/RoAnNtIH0x77/SCvsvhZstHj4EP4HdUfy0",
+	"QMWd/qKnX9qt+UJXKPj28vJ1PxMOe2cg5g4NuIVwIJ0FmYFQdo3GQnp6PORRHRrFK33htGlZkPN8LTYW",
+	"UqX7lp5Iz0CAdcIVFqQFrfIN0CRhTcOVjr40KLK7OnxtcI4G1QzPV6tckqy2u75cIKzKxyytQepfS/1E",
+	"12gQFlrpwmCWAA6uBpCuhXR/Px6m0H3z9VP4anQ67N01ljdoi9x9p2fC99w2EC/+Ly388Oa7BNKj6+Mj",
+	"/5U9+iiz2yPDbTx49d+gM5tzWrvdbi+CzjsNNCmY4lwbZJVQeOOA+kHrEhAKpHJ4hQbmRi/hmF45GR4e",
+	"y1LcyGWx7IxPhklnKZX/cJzEQYYWeZQXvN6HBeS1NGhGu5AeLJ0fhdmcz2a4ci2ewv+QjlsMEzJcIYlO",
+	"k0oeXv7bpLMSRizRBQf1IsPlSjtUs82/cNPmHT7ghjud5RKVg9lCW2RX4BbSgi2mS2ktDaPLKzF69AhW",
+	"RionpjnC+cXTFy9gthBGzKjLBIQFAatcSAVOf0AF2kyUgF8L7TCDC2eKmSMNh68l5hn4kfcSsNqbgSEd",
+	"kuoqCIKVAmZCKe1gZlA4JJNlZaJVGkzUv3BjQRiEFZo4C6EyMLjE5RSpL+EgR2EdjS4nXyhsdEb0dwNK",
+	"LDEaO01sMFGdpCNJQt7bd5IOPdMZ1yXaJ5FuqeF3qK7cojMePfqKNTF+PqaVcQ4Ntfm/3k4mN6NhfzK5",
+	"+er5u79+0Ula9OWfevri2SH1lBmLW1pbYAbS+9c0KnYa3Xw6Go5YWXk6K+EW1WRkdlCJ59osheuMO0XB",
+	"T9ZnMOw/Ef35ef/rdx//dtuvfzx9yMfj0W379L1z3J1/dIR1bxo95asUFjrPbEN5SJeLFenuK4iRtysc",
+	"LLV18HjYC8oetEFP1FwqaRdnwUtmYDlmVD6+H5z8GGKnMVxE9012Ct+7BUUs0kx5pbTB7IBWhdnuUabj",
+	"4eg0aTN2g3allfUR9x8ie+PnTJ9mWjlU/K+g8XqtOFoZPc1x+ddfrPd9VX9fGJx3xp2/HFVo58j/ao9e",
+	"+7d8p23xxIs602iBLHVJ6MG7Fa0cOQfoLkVO+oQZ/PPi+1cJCGDPoq4SKNQHpdfkK+g7mmcGc/IPCUxF",
+	"NlFGqCsEu1FO3PCLZVMy6w0gzdAJmadsxn7x9XyOKiM/wu3AdMNIgnqGlaZwYGg1CLIYo83nFNi52oAm",
+	"3QCkrqF7OjxlHRSqFITRBcHG0+GjBB4NhwkMBoNedK6+6QEN/hut8HMvNpkJ3khL/nxaOFgIG4BcRgu4",
+	"FhYyzNFhdsYyD1HUu2TCFWwSV1r5MHOldTaA7vdqotLX319chhhIvQgF6Za7jWssLbdwBoWlgKBwTYFs",
+	"0PNr+ko7H1DJl39u+cRYDt7GQeS5XltQKHnR0/oAqOMUFAFvhzfuaGav00GYwbM/aW2lN+GMFmiD7mzb",
+	"vKo1HcBrnfsEpoJKIJV1jJn9NL7Whco+5zxeaZ7GWrqFxzAyY6XEazQxWHa14Xk4vZxaRzMlLTaFAl04",
+	"cFr3ePivxSbXIrvU+jthrvDPcqtTnW04P6EZPD6Ff8l/8PB+UOJayPzPUHKSMKdQ0H2DmbS9iNGmNGzK",
+	"irMBcD4QkrmUP/Q5O0hjHCZUUsuma4/sG154+qiWavAIf1Aro2do7Z8hjLhO0sIa8xxCbCLnWEnForkm",
+	"zCDARzMllhSeBGRi46FvGT3ZuybgA9hEhVRJOrIy42xCbpZgrM+RFZw8fkyt2LN2j2mwsJh5gxCQyTnj",
+	"GK9WZ9SWmKh0JvJ8KmYf3hcmT71Jo7mWM4S1zHMeFj3CfZO9UHoC64XMEdY4XWj9wUMdetCig2IV4usP",
+	"yhYrAlKYvcRMiktGMX+uIdEgd/3wgHFnaJJ6fCYcvqHFog8ro1donPRYi1LTBkLOhMNdHJt0nL7HY7d1",
+	"EP7WN86vvisf1dNfcOaoxWdic6mdyHkcIs+/n3fGb7fHlwVC6mEd80MtfR4WfhjN7TuftHwn1Qe7KzEf",
+	"+/fxEYwLONHWaoYlApCW49CgTbIW83l7c1UwGtw5ZW6lTcz/1NMLt4fW85aZjuHXAgvMEq/1ZJwhtlBi",
+	"wEms9g7RGUlpKHtCAXMhc85KHS5XjgCsKZTyLQpYa/MBzURJCyTsghuihCIlUVQUgTYlP7WB7lYQLvmy",
+	"k+FJSj34PtMxuZHQ/5xSc4JfZ5AyFE19qrNebAaQzoSaYfkKBdD4DVQOyadKJAGCdxRDlQ5j88kOqmJJ",
+	"Yg4io2zTT7WTdGg6naTjR9NJOrH92nJUqx2Wo2jRrCDHdl1QxXKKJeU5Kwy7PlqjXFjXi4twtrUo3pmV",
+	"CwdzXIOTS+SQdYhgitN4H3xOKxdoCvR6LoJQWb7CfvCrAiIwE8IFmZJ26RWlRRt0NaWeap2jYD/ryZHs",
+	"vXA7dt+nkbeZEMbc516+NekEvjb00cLwilIjmhRaDfz7NlhhVSu7ywzn/cYfO9s/oOhIymF1SeuSuNra",
+	"lFr9gG5l1kaO7DyWR0d4SLqlw7xNSK2vDFq7x6stSCUjd09h6UvLYR/ClIxewpBczvEAXjjPZhtp0UJW",
+	"GMYaKqp3c666INCUVCzqcU3Hh+XMvCnRQE0MiodmVkVPctbeOR5eqL3WGX3r/ZfIlr7iDuF7H3+bdAKK",
+	"ueuVn/xjzzCX12g2O/GEVSH0XlvRKLOGnUYVaQs/0ep2GVsFb75+Ck9OH31VUgHwkplOG3gFBoVugRZh",
+	"KTYUgUSWeeltoQRO7NpWhDckCOHx1hGnUSRq7+fX9LPTkGkQU0qYpGuN0JQJknXtC/oelK2E81RRmA3o",
+	"GSsC+eLB4bUtFfbRkyd1tzwctjlmJ12OrRtkC4qltlguhdlEC4ujoXYSD4jF0lMWlElu4jDVrB2euIBz",
+	"tzv74c0LKKnEmAVsd3gG6TfPL1MOsRwPaq3cjWn41zjfmjaG5d6jblkxc3cDy5V/sH2Loz6I+OBvgpNv",
+	"8EpqdfeoDD9396DCc79xTARvWvVI5GgrPbpmsOezPT1nVz0A0nzHrQH+WojAnhRL3hGkxBmmBsWHTK8V",
+	"4I2YuXwzmKh0unmfiU3KcIDSL1SUWq/QcPpYDwoJCDvzaOsM6D0/55Qtlz6HhUkhl9Z5XZ4o/xA/E373",
+	"8MNqJmE3YPAaVYEJLOTVgml1aayDLq0A/a7EEnse8zWXxo+c/pMOl/buqBGzm9KGOsIYsaHP1ejv3V5T",
+	"sdvbrLTnXk02lLKlxStUaB6Mxe4JKrSJbEn5qFTu8WmnNWTXvN/DY3ZY8vezWPjwwB4LJT/hvbZ4GmNn",
+	"Q7KlLGJP2yOur21Dd5KolG2e0Jt3bSNFZJkkExf565piz0VucVvX6yRKK84xZPzw+vuLS78151OlrwM4",
+	"TckamVbZRa52zPBtanVeOIR04dzKjo+OUkr3JqrLX/Bnxn1r39cCgcbHVR+Bh5aUcJ5nGcGSsFkSmR4C",
+	"C5HogW6u9Yomk0xUWcdCeKWf65nI/ZZEyJLmhaUckBmm9HQ0SuMUBDNghECcznkfttpQHkzUK8TMVvyR",
+	"z5Y9ewRaNcbW9e0ywFlLG30N3ojliqJ6JwokfDOY6eURNxt27bM6diyM9Hi33K4dnv6txdpKo9mFL4y8",
+	"Xcx2QSvK3X8tCKcaSH/++eef+/9WKe9WaUVy4a9evkyZQuMqh1leWHnNTYFdCTVR8aH+s2eDQfU/7+XG",
+	"LcvI9m0LYDQcPe7/+7i5Tdt9O+w/4U3Xf7897p+++2/5uTt8e9x/8u6/x2+H/dG7XvWD/2dU/TOZDCaT",
+	"wf7fe1/ciUi8HNvMrYrtTVP6dD+37bW2to/9zyCrMhN+spFafEb/docPaxPZdgrSrp7h14gNfDoeTC2p",
+	"sQxskM5FgrhJBO+mDJEf2e01jqeiUKyGuTCDOwUZxnpXemhwhpJBFW+wYcbfepfZHd3cPCCDp+zyfcl+",
+	"bPfnC2JyLhgJCeiVdqB0ICoSkHOC5v7LPfQkd1GlKrsr9O3l5evIjzSm5zvmnjCDrpjaMihQp+Iaudde",
+	"rdu6VraFHuovLuz9eFFqJqlW+4AePr8ONP4OAy12v30odfIQDrle02YwF458q9PNMMLbmhQie3fklvcp",
+	"CtvTyz1YZ99Nm1Qfylwc5B/28wtMZjqxXN1BnIXNPL9bimYplcjj9u+9zS3mwpENDgxxIIDDp5IHDp8P",
+	"0MH78t04pcRr3+68b5mVmOu4ASV8JhGKcGLBz1JI5YRU5Jh39pPiQ56bp3yvkfWFEkGPfZz4gI2dOlK+",
+	"yHvYhS7ybDBRE0XaNc/1egxcAgG1WsO0IkdHwxGcB9eXEhxgCjls69XqvrquRVl7E0XJnWhuxLbu4Cfl",
+	"9kXrpi1M0a0RFax0ntsB/MSbgKFP3rYIZD/hnMD2w77tidFwmPopkIJFuuysXoDLFiujR7QTlZ4MT+AC",
+	"0VdYpdH4SorXS65qI3C9VRP1blM/qnF4yqfJboGUEgtLKXGt5ga8HvGanTeobprcpqofLGvKDDpUXMW5",
+	"QiN1Bt3RKSx0YThpznAuity1VTzbMNiJSk+Ph/CNVpiWrVZlC7HVk6EHpLVGPVeXng5P4ZV2wHUYaa0j",
+	"nsVzjti+EElSnzvkInTTffuzaQDhgVjrVED7Go315nI8GA6GnLiuUImV7Iw7J4Ph4MTD1AU7upq6s8/X",
+	"oYItBKzg+uuZEn3z8YtgSYOpzjZ/OaoDl9t6O9uFyCpYzgqNrxRp6lrb5kACVl4pzPgdWoELJ1QmTAYh",
+	"CNqJsiucyXmQ0xiu0cj5BtIAufrUgHCFwRS66fVx4o8CTIXFx6fw7cvzp/2Lb89Hjx6Dnk/UpPMxviez",
+	"20H5oXRxt4OPNOvbSSccFoBCZWFsH3ATq0FDQPqSrGa9sDh7PxgM2JINul5ZhG0K66KVUrNJ2LAhZSfN",
+	"JvuOPdsBnAcJTVSJMrs1cMTpzcYtqMVp4WB0c3MGBjNpcOaqKoG5poQUs57fxfQ7bWSTE0XLqOdzj1KZ",
+	"YR79LVhNNU2mY9NKTCkXEWeYFV5bMRRMwzmPy28uTZTTvJcWrdNI9AUV6enoSXqUPhqeRM/QcH70Wq7X",
+	"9Noy0Fy1Quu3bXhhidaKK+Q63XLAWgX6mAudPTqX1qPYwb7q0GqSD6s53xPZydADrl0Ly6UcCWnMD0re",
+	"1EtzDo6lHm3vHFIt+9mxx5WYYd8iiZMwfWknNvF86Lax1E7HHBxg2dCDZPbOP4zW/UNnmwOFKg8rUGlg",
+	"5dsmgKEhbdfyjv7zn70ZFvrautPj4T4kHBKJtVCOd+SXZOWsYvYsKj1bwcDjGw4Yu41R2Chzs7PSRnPh",
+	"0IRiGY96akVhES+KXbR421Kd86M/lISNku0EssKIab4BVFxhUVbre8e0BxGFir8m9pkoX5NYA0iehA/l",
+	"JVIBF7DVD6TEleCCLkPJseJg+RO7he36qgREKZqI7a7Q2crmqatu+YncQQ2t0YT8UHsTFWonme6Jpxw4",
+	"JC30musXl0JtYKZXtIDCGMo9AhD0s2Lfb/ecfZioePiBMEYQQIQsZ9V4qZHWajH//LwqJ2NSriYbX8Y+",
+	"DhLM+sJu1CyJdfJJoy5fWlhgnt1Znz+mbJsRWa0iiICOi3mK1wf6qQUa0lR93phU7CG/VthC5OF4RDWF",
+	"Bv+RNJJHwuaEBgMW8MyDY6a1QdnuAomJKotnuq3Eb+w1noQpz+MoxIzDJaFtWkyR5z7+eGJXavUi64w7",
+	"T3lbOexN7QSnNtdUPXK0dUpo325Y7Y1wXuGPcpdNEv4+/nI4+t06r0qNDldJlzQUmbCvBAv5VGXeSTgT",
+	"spNNbZW+1o+jHap73Tq81jh72K8dPjzUxu5pxXh279Nqb0+GJ3tgds2dsZlVZlImwUJmlduI52lCDubR",
+	"uQgWTw5HKng1UaWX8ER6W8XrKhebUK9eK6YKhtkb1B2wtLWKOm9atYWpnWg9JJP42G1y76XcOqj5ey0l",
+	"rcjpcLjvzdJqjmrHhSo0cfgVPm7CD5/c/fB28Ty/9+ju91oLhunl0eg+L9frwG+TzqPhyX3eqgrpm4Do",
+	"8Hv+7FATCF0wn86YgDeGftFT5gPFla2oL9t5R29tnyn1ZpSja60caaFVgicqg0s8UMM1m4oRgykUxdMr",
+	"IVWPDct/zQhFhMjIB3UmKhA0U5xpMpyqBBS6H3Dl9pMaufyAO7V/PY9IyuA8UTXaxRcX+P4aFb8LYWOt",
+	"o0/LvN+I0C6WiIVXS38Si2ZjueRMq7nkKvzgNnwaWYKq7XpZu9Drxox5UJLrL3uB79lHDpQx3596AqXX",
+	"SVmgq2Z5kWE2pomcph6/tlU9ThQzM2thMjuAN7hC4fz5gGfPv3t++ZzhkjDLHK1tjf88mDL+bwXH4WcP",
+	"jlE4nGF81ugcKmpl5ArWYjOuQzPWLhJtN90u1fXBwBTYK9cpKprM84kiLakpyU6w+A1BdDQ8bc/mGixj",
+	"HFXQLmEwap1PCT/B7/t+D79SHuN6aKD47N7Xm4GP+ew/vHjqzilu2O045KRzhW1n8+teCyvPU2O9oZ30",
+	"7u7ySL1YQVmnpicqnJssjQb2cNyhhjo6p3g8glneNB4ilVm4UYJ8ITn7ifLH3hLvavg5QlT8VPvRzZac",
+	"LoKzT8nhamk74WULVjO1PlHNfSa7yxs0K7aTql6bl/euwDBRTvqj/cVq3Nh+qWFTTqr9bkaLZ/0GnXer",
+	"F2VV74OSq0aq9Cd75TYl9Ykl4YNDR/W8uGsq293eOYn1P/4oyRkovaX6O+6Sb8/pP9XKGZ3f5TDjpS5/",
+	"WMrzsPtKSGp7LytJ6sfjdn0E23spf4/HfEFGO7jocT2/355B6+RSOByHN2pIMKkrfG03DYxw6I/28BlC",
+	"Ps+HmNmz0EbUitgGk/1x3DakthMlFsFepPOHAnl7s0JfNgHhylIG5WAlZuEmjU+5qWVvanm5dThsfzL3",
+	"+6jb/zcp4P9bUOANaatokMH74v7DHLq/mIVrwffcnEQDbsUSVaEKBUG+jaIb7gsYw86BVHa5StduOulB",
+	"OLieCZlvwF/CIyw8vfiRPHJsqbxLoMfQ4Em664riEX/CBMPHJXYoLy9gbNC8uiCkQWH83m3NFkJdoWXW",
+	"0gOSGVkZj8tfbybLa744KZ0Jw7sPIl5Llj6/FFdM+UxU2jDRMdzr/jS5fW9a2Phu3mRWSzupw4mqnZD0",
+	"G+QvdSbnsoT1e0CAN9m7tv/OFffigwJ5bWFyScl40NizUEHmnTHflkJC3CGzT/dvczWm17lzS+sPAh4h",
+	"4STLi0rXfLnlfox4loG1dwwiXpSRS4WQZrTgvioy4ZrIpFER6Sl5X0nDL/AB+lCHsHtBzoF86rfHiMbt",
+	"f7dJ56mXaP+ZtCttZfv1YkyMeqRUmmlS3QYwl7XqEZbQXRe+xWv/DsYmeuaTQtmPwleYHnq8drNZiNqn",
+	"B10fp+bec2RgZaR/2GKkaruD8Pdaof/zZPVZ4vTw8b1eqN2Zw289uddbz0pS+P8CNNBi/X8sIKgdK21F",
+	"BF/frxB7DAu95sgfGiQjmgvjeaxYpsv4d1i7V5Qr8uIJkl6DJygvyfG8aOwtnk4or+RSeBZogwZPG2iD",
+	"g7EyFD38kXTk7nHcVqcfhPalreriq+L035wi/A/eLi3MbR09EM2DB7+zvd2Wre0e84ibLzbuJkoT6DNO",
+	"Axolv3yy838HAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -27,6 +27,8 @@ const (
 	KindNoRoute
 	KindMethodNotAllowed
 	KindIdempotencyMismatch
+	KindWebhooksOff
+	KindCallbackRefused
 )
 
 // problemType is what every occurrence of a Kind has in common.
@@ -64,6 +66,10 @@ var problemTypes = map[Kind]problemType{
 		"No such resource", "Nothing is served at this path. The API is described at /openapi.yaml."},
 	KindMethodNotAllowed: {http.StatusMethodNotAllowed, "method-not-allowed",
 		"Method not allowed", "This resource does not support this method; the Allow header lists those it does."},
+	KindWebhooksOff: {http.StatusUnprocessableEntity, "webhooks-not-set-up",
+		"Webhooks are not set up", "This service has no webhook secret configured (REPORTD_WEBHOOK_SECRET), so it cannot sign callbacks. Submit without callback_url and poll, or ask the operator to set webhooks up."},
+	KindCallbackRefused: {http.StatusUnprocessableEntity, "callback-url-refused",
+		"Callback URL refused", "The service will not call this callback_url: it must be an absolute https URL of a public address (not loopback, private, link-local, multicast or otherwise special)."},
 	KindIdempotencyMismatch: {http.StatusUnprocessableEntity, "idempotency-key-reused",
 		"Idempotency-Key reused", "This Idempotency-Key was first sent with a different request body. A key stands for one request: retry with the same body, or use a new key for a new request."},
 }

@@ -37,6 +37,16 @@ func (s *Server) CreateReport(ctx context.Context, req gen.CreateReportRequestOb
 		return nil, &Error{Kind: KindUnprocessable, Detail: "/range: " + err.Error(), Err: err}
 	}
 	wait, waiting := preferWait(req.Params.Prefer)
+	var callback string
+	if u := req.Body.CallbackUrl; u != nil {
+		if s.webhooks == nil {
+			return nil, errorf(KindWebhooksOff, "this service has no webhook secret configured, so it cannot send callbacks; submit without callback_url and poll")
+		}
+		if err := tasks.CheckCallbackURL(ctx, *u, s.webhooks.Policy, s.webhooks.Resolver); err != nil {
+			return nil, &Error{Kind: KindCallbackRefused, Detail: "/callback_url: " + err.Error(), Err: err}
+		}
+		callback = *u
+	}
 
 	id, createdAt, replay := s.newID().String(), s.now(), false
 	if raw := req.Params.IdempotencyKey; raw != nil {
@@ -58,7 +68,7 @@ func (s *Server) CreateReport(ctx context.Context, req gen.CreateReportRequestOb
 		}
 	}
 
-	v, err := s.submit(ctx, id, rng, createdAt, replay)
+	v, err := s.submit(ctx, id, rng, createdAt, callback, replay)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +98,7 @@ func (s *Server) CreateReport(ctx context.Context, req gen.CreateReportRequestOb
 
 // submit enqueues job id, or, for an idempotent replay, finds the job the first request enqueued. Any
 // number of requests may submit one id at once: asynq's TaskID lets exactly one enqueue through.
-func (s *Server) submit(ctx context.Context, id string, rng tasks.DateRange, createdAt time.Time, replay bool) (jobView, error) {
+func (s *Server) submit(ctx context.Context, id string, rng tasks.DateRange, createdAt time.Time, callback string, replay bool) (jobView, error) {
 	if replay {
 		v, err := s.job(ctx, id)
 		if err == nil || !isGoneOrUnknown(err) {
@@ -99,7 +109,11 @@ func (s *Server) submit(ctx context.Context, id string, rng tasks.DateRange, cre
 		}
 		// The first request claimed the key but has not enqueued yet, or failed to: enqueue it here.
 	}
-	task, opts, err := tasks.NewReportTask(id, rng, createdAt)
+	var jobOpts []tasks.ReportOption
+	if callback != "" {
+		jobOpts = append(jobOpts, tasks.WithCallback(callback))
+	}
+	task, opts, err := tasks.NewReportTask(id, rng, createdAt, jobOpts...)
 	if err != nil {
 		return jobView{}, err
 	}
@@ -138,6 +152,9 @@ func (s *Server) GetReportStatus(ctx context.Context, req gen.GetReportStatusReq
 			Location: resultPath(v.id), CacheControl: ptr("no-store"), Expires: httpDate(v.expiresAt), PreferenceApplied: applied,
 		}}, nil
 	}
+	if v, err = s.withDelivery(ctx, v); err != nil {
+		return nil, err
+	}
 	body, err := toJobStatus(v, s.policy.JobTimeout)
 	if err != nil {
 		return nil, err
@@ -168,12 +185,17 @@ func (s *Server) CancelReport(ctx context.Context, req gen.CancelReportRequestOb
 		err := s.tasks.DeleteTask(tasks.Queue, id)
 		if err == nil {
 			c := tasks.Canceled{CreatedAt: v.createdAt, Range: v.rng.String(), CanceledAt: s.now().UTC(),
-				StartedAt: v.progress.StartedAt, Attempt: v.progress.Attempt, Progress: v.progress.Share}
+				StartedAt: v.progress.StartedAt, Attempt: v.progress.Attempt, Progress: v.progress.Share, CallbackURL: v.callback}
 			if err := s.store.SaveCanceled(ctx, id, c); err != nil {
 				return nil, unavailable(err)
 			}
 			if err := s.store.PublishFinished(ctx, id); err != nil {
 				s.log.WarnContext(ctx, "cancel not announced", "job", id, "err", err)
+			}
+			if v.callback != "" {
+				if err := tasks.ScheduleWebhook(ctx, s.queue, v.callback, tasks.NewEvent(id, "canceled", s.now())); err != nil {
+					s.log.ErrorContext(ctx, "webhook not scheduled", "job", id, "err", err)
+				}
 			}
 			s.log.InfoContext(ctx, "job canceled before it ran", "job", id)
 			body, err := toJobStatus(canceledView(id, c, s.policy.Retention), s.policy.JobTimeout)

@@ -6,6 +6,7 @@ package impl
 import (
 	"context"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/google/uuid"
@@ -64,6 +65,9 @@ type Deps struct {
 	Store  JobStore
 	Policy Policy
 	Log    *slog.Logger
+	// Webhooks is how callbacks are checked and read; nil means webhooks are not set up, and a
+	// submission with a callback_url is refused.
+	Webhooks *Webhooks
 	// Waiters wakes requests that wait for a job (Prefer: wait); the caller runs it on the job events.
 	// Nil means waits notice a finished job only by re-reading it now and then.
 	Waiters *Waiters
@@ -74,21 +78,35 @@ type Deps struct {
 
 // Server implements gen.StrictServerInterface.
 type Server struct {
-	queue   Enqueuer
-	tasks   TaskReader
-	store   JobStore
-	policy  Policy
-	log     *slog.Logger
-	now     func() time.Time
-	newID   func() uuid.UUID
-	waiters *Waiters
-	pace    *pace
+	queue    Enqueuer
+	tasks    TaskReader
+	store    JobStore
+	policy   Policy
+	log      *slog.Logger
+	now      func() time.Time
+	newID    func() uuid.UUID
+	waiters  *Waiters
+	pace     *pace
+	webhooks *Webhooks
+}
+
+// DeliveryReader reads the state of a job's webhook; *tasks.Store is the production one.
+type DeliveryReader interface {
+	WebhookDelivery(ctx context.Context, id string) (tasks.Delivery, bool, error)
+}
+
+// Webhooks is the API's side of webhooks: which callback URLs to accept, and where deliveries are
+// recorded.
+type Webhooks struct {
+	Policy     tasks.WebhookPolicy
+	Resolver   *net.Resolver
+	Deliveries DeliveryReader
 }
 
 // New returns a Server on d.
 func New(d Deps) *Server {
 	s := &Server{queue: d.Queue, tasks: d.Tasks, store: d.Store, policy: d.Policy, log: d.Log, now: d.Now, newID: d.NewID,
-		waiters: d.Waiters, pace: &pace{}}
+		waiters: d.Waiters, pace: &pace{}, webhooks: d.Webhooks}
 	if s.waiters == nil {
 		s.waiters = NewWaiters()
 	}

@@ -26,13 +26,16 @@ type jobView struct {
 	maxRetry   int
 	// task says whether asynq still has the job's task (a canceled pending job has none).
 	task bool
+	// callback is the job's callback URL, if it has one; delivery is its webhook's state once read.
+	callback string
+	delivery *tasks.Delivery
 }
 
 // canceledView reads a job canceled before it ran from its record.
 func canceledView(id string, c tasks.Canceled, retention time.Duration) jobView {
 	rng, _ := tasks.ParseRange(c.Range)
 	return jobView{
-		id: id, state: gen.Canceled, rng: rng, createdAt: c.CreatedAt,
+		id: id, state: gen.Canceled, rng: rng, createdAt: c.CreatedAt, callback: c.CallbackURL,
 		progress:   tasks.Progress{Share: c.Progress, StartedAt: c.StartedAt, Attempt: c.Attempt},
 		finishedAt: c.CanceledAt, expiresAt: c.CanceledAt.Add(retention),
 	}
@@ -48,8 +51,8 @@ func (v jobView) terminal() bool {
 func viewOf(info *asynq.TaskInfo, retention time.Duration) jobView {
 	// An unreadable payload is not an error here: the worker archives such a job, and its status must
 	// say so (failed, report-unreadable) rather than fail to answer.
-	_, rng, _ := tasks.ParseReportPayload(info.Payload)
-	v := jobView{id: info.ID, rng: rng, lastErr: info.LastErr, maxRetry: info.MaxRetry, task: true}
+	payload, rng, _ := tasks.ParseReportPayload(info.Payload)
+	v := jobView{id: info.ID, rng: rng, lastErr: info.LastErr, maxRetry: info.MaxRetry, task: true, callback: payload.CallbackURL}
 	if ts, ok := info.Headers[tasks.HeaderCreatedAt]; ok {
 		v.createdAt, _ = time.Parse(time.RFC3339Nano, ts)
 	}
@@ -138,6 +141,7 @@ func toJobStatus(v jobView, jobTimeout time.Duration) (gen.JobStatus, error) {
 	if v.state == gen.Failed {
 		s.Error = ptr(failureProblem(v, jobTimeout))
 	}
+	s.Webhook = toWebhookDelivery(v)
 	return s, nil
 }
 

@@ -23,6 +23,8 @@ type Canceled struct {
 	StartedAt time.Time `json:"started_at,omitzero"`
 	Attempt   int       `json:"attempt,omitempty"`
 	Progress  float64   `json:"progress"`
+	// CallbackURL is the job's, so that its webhook stays readable.
+	CallbackURL string `json:"callback_url,omitempty"`
 }
 
 // RequestCancel marks job id as canceled for lifetime (the job's bound on how long it may live), so

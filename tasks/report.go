@@ -19,12 +19,26 @@ const TypeReport = "report:generate"
 type ReportPayload struct {
 	// Range is the canonical day span, "YYYY-MM-DD..YYYY-MM-DD".
 	Range string `json:"range"`
+	// CallbackURL, if set, receives a webhook when the job finishes.
+	CallbackURL string `json:"callback_url,omitempty"`
+}
+
+// ReportOption adds to a report job's payload.
+type ReportOption func(*ReportPayload)
+
+// WithCallback has the job announce its end to url by webhook.
+func WithCallback(url string) ReportOption {
+	return func(p *ReportPayload) { p.CallbackURL = url }
 }
 
 // NewReportTask returns the task of job id over r, accepted at createdAt, and the options that place it:
 // its id and queue. Enqueue it with those and the caller's policy (retention, timeout, retries).
-func NewReportTask(id string, r DateRange, createdAt time.Time) (*asynq.Task, []asynq.Option, error) {
-	payload, err := json.Marshal(ReportPayload{Range: r.String()})
+func NewReportTask(id string, r DateRange, createdAt time.Time, opts ...ReportOption) (*asynq.Task, []asynq.Option, error) {
+	p := ReportPayload{Range: r.String()}
+	for _, o := range opts {
+		o(&p)
+	}
+	payload, err := json.Marshal(p)
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode report payload: %w", err)
 	}
@@ -65,10 +79,18 @@ type ReportProcessor struct {
 	// CancelCheckEvery is how often a running job looks for its cancel marker, in case the cancel
 	// message (delivered by pub/sub, at most once) does not reach it. Zero means every second.
 	CancelCheckEvery time.Duration
-	Now              func() time.Time
-	Log              *slog.Logger
+	// Webhooks enqueues the webhook of a job submitted with a callback URL when it finishes; nil
+	// means webhooks are off.
+	Webhooks Enqueuer
+	Now      func() time.Time
+	Log      *slog.Logger
 
 	running sync.Map // job id -> context.CancelCauseFunc of its attempt in this process
+}
+
+// Enqueuer puts tasks on a queue; *asynq.Client is the production one.
+type Enqueuer interface {
+	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
 }
 
 // EventSource delivers job ids; *Events is the production one.
@@ -114,9 +136,9 @@ func (p *ReportProcessor) RunCancels(ctx context.Context, src EventSource) {
 func (p *ReportProcessor) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 	id := t.ResultWriter().TaskID()
 	log := p.Log.With("job", id)
-	defer func() { p.announce(ctx, id, err, log) }()
+	payload, r, err := ParseReportPayload(t.Payload())
+	defer func() { p.announce(ctx, id, payload.CallbackURL, err, log) }()
 
-	_, r, err := ParseReportPayload(t.Payload())
 	if err != nil {
 		log.Error("report job has a bad payload; not retrying", "err", err)
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
@@ -207,8 +229,9 @@ func (p *ReportProcessor) canceled(ctx context.Context, id string) bool {
 }
 
 // announce publishes that the job finished when this attempt was its last: it succeeded, was
-// canceled, cannot be retried, or used up its retries. Waiting requests then answer at once.
-func (p *ReportProcessor) announce(ctx context.Context, id string, err error, log *slog.Logger) {
+// canceled, cannot be retried, or used up its retries. Waiting requests then answer at once, and the
+// job's webhook, if it has one, is scheduled.
+func (p *ReportProcessor) announce(ctx context.Context, id, callbackURL string, err error, log *slog.Logger) {
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
 	switch {
@@ -223,4 +246,30 @@ func (p *ReportProcessor) announce(ctx context.Context, id string, err error, lo
 	if perr := p.Reports.PublishFinished(pctx, id); perr != nil {
 		log.Warn("finish not announced; waiters will notice on their next look", "err", perr)
 	}
+	if callbackURL == "" || p.Webhooks == nil {
+		return
+	}
+	status := "failed"
+	switch {
+	case err == nil:
+		status = "done"
+	case errors.Is(err, ErrCanceled):
+		status = "canceled"
+	}
+	if werr := ScheduleWebhook(pctx, p.Webhooks, callbackURL, NewEvent(id, status, p.Now())); werr != nil {
+		log.Error("webhook not scheduled", "err", werr)
+	}
+}
+
+// ScheduleWebhook enqueues the delivery of ev to url. A second schedule for the same job is a no-op:
+// the delivery's task id is the job's.
+func ScheduleWebhook(ctx context.Context, q Enqueuer, url string, ev Event) error {
+	task, opts, err := NewWebhookTask(url, ev)
+	if err != nil {
+		return err
+	}
+	if _, err := q.EnqueueContext(ctx, task, append(opts, asynq.MaxRetry(maxWebhookRetries))...); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("enqueue webhook of job %s: %w", ev.Data.ID, err)
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/reportd/reportd/tasks"
@@ -26,6 +27,14 @@ type config struct {
 	JanitorInterval time.Duration // REPORTD_JANITOR_INTERVAL
 	ProgressEvery   time.Duration // REPORTD_PROGRESS_EVERY
 	ShutdownTimeout time.Duration // REPORTD_SHUTDOWN_TIMEOUT
+	DelayedCheck    time.Duration // REPORTD_DELAYED_CHECK_INTERVAL
+
+	WebhookSecret        string          // REPORTD_WEBHOOK_SECRET, whsec_<base64>; empty: webhooks off
+	WebhookAllowInsecure bool            // REPORTD_WEBHOOK_ALLOW_INSECURE
+	WebhookAllowPrivate  bool            // REPORTD_WEBHOOK_ALLOW_PRIVATE
+	WebhookSchedule      []time.Duration // REPORTD_WEBHOOK_SCHEDULE, comma-separated waits before each retry
+	WebhookTimeout       time.Duration   // REPORTD_WEBHOOK_TIMEOUT, one attempt
+	WebhookConcurrency   int             // REPORTD_WEBHOOK_CONCURRENCY
 }
 
 func defaultConfig() config {
@@ -43,6 +52,11 @@ func defaultConfig() config {
 		JanitorInterval: 8 * time.Second,
 		ProgressEvery:   250 * time.Millisecond,
 		ShutdownTimeout: 20 * time.Second,
+		// asynq's default of 5 s would round every short retry delay up to 5 s.
+		DelayedCheck:       time.Second,
+		WebhookSchedule:    tasks.DefaultWebhookSchedule,
+		WebhookTimeout:     15 * time.Second,
+		WebhookConcurrency: 16,
 	}
 }
 
@@ -85,6 +99,18 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 		*dst = n
 	}
+	flag := func(name string, dst *bool) {
+		v := getenv(name)
+		if v == "" {
+			return
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: must be true or false", name, v))
+			return
+		}
+		*dst = b
+	}
 	str("REPORTD_ADDR", &c.Addr)
 	str("REDIS_URL", &c.RedisURL)
 	dur("REPORTD_RETENTION", &c.Retention, time.Second)
@@ -97,6 +123,35 @@ func loadConfig(getenv func(string) string) (config, error) {
 	dur("REPORTD_JANITOR_INTERVAL", &c.JanitorInterval, 100*time.Millisecond)
 	dur("REPORTD_PROGRESS_EVERY", &c.ProgressEvery, 0)
 	dur("REPORTD_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout, time.Second)
+	dur("REPORTD_DELAYED_CHECK_INTERVAL", &c.DelayedCheck, 10*time.Millisecond)
+	str("REPORTD_WEBHOOK_SECRET", &c.WebhookSecret)
+	if c.WebhookSecret != "" {
+		if _, err := tasks.ParseWebhookSecret(c.WebhookSecret); err != nil {
+			errs = append(errs, fmt.Errorf("REPORTD_WEBHOOK_SECRET: %w", err))
+		}
+	}
+	flag("REPORTD_WEBHOOK_ALLOW_INSECURE", &c.WebhookAllowInsecure)
+	flag("REPORTD_WEBHOOK_ALLOW_PRIVATE", &c.WebhookAllowPrivate)
+	if v := getenv("REPORTD_WEBHOOK_SCHEDULE"); v != "" {
+		var sched []time.Duration
+		for _, part := range strings.Split(v, ",") {
+			d, err := time.ParseDuration(strings.TrimSpace(part))
+			if err != nil || d <= 0 {
+				errs = append(errs, fmt.Errorf("REPORTD_WEBHOOK_SCHEDULE=%q: %q is not a positive duration", v, part))
+				sched = nil
+				break
+			}
+			sched = append(sched, d)
+		}
+		if sched != nil {
+			c.WebhookSchedule = sched
+		}
+	}
+	dur("REPORTD_WEBHOOK_TIMEOUT", &c.WebhookTimeout, time.Second)
+	if c.WebhookTimeout > time.Minute {
+		errs = append(errs, fmt.Errorf("REPORTD_WEBHOOK_TIMEOUT=%s: at most 1m", c.WebhookTimeout))
+	}
+	num("REPORTD_WEBHOOK_CONCURRENCY", &c.WebhookConcurrency, 1)
 	if c.Retention%time.Second != 0 {
 		errs = append(errs, fmt.Errorf("REPORTD_RETENTION=%s: asynq keeps tasks for whole seconds", c.Retention))
 	}
@@ -106,6 +161,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 // redacted is the configuration as it may be logged: the Redis URL without its password. A URL that
 // does not parse is hidden whole, since where its password is cannot be told.
 func (c config) redacted() config {
+	if c.WebhookSecret != "" {
+		c.WebhookSecret = "whsec_xxxxx"
+	}
 	if c.RedisURL == "" {
 		return c
 	}
@@ -138,5 +196,20 @@ func (c config) LogValue() slog.Value {
 		slog.String("REPORTD_JANITOR_INTERVAL", c.JanitorInterval.String()),
 		slog.String("REPORTD_PROGRESS_EVERY", c.ProgressEvery.String()),
 		slog.String("REPORTD_SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String()),
+		slog.String("REPORTD_DELAYED_CHECK_INTERVAL", c.DelayedCheck.String()),
+		slog.String("REPORTD_WEBHOOK_SECRET", c.WebhookSecret),
+		slog.Bool("REPORTD_WEBHOOK_ALLOW_INSECURE", c.WebhookAllowInsecure),
+		slog.Bool("REPORTD_WEBHOOK_ALLOW_PRIVATE", c.WebhookAllowPrivate),
+		slog.Any("REPORTD_WEBHOOK_SCHEDULE", durations(c.WebhookSchedule)),
+		slog.String("REPORTD_WEBHOOK_TIMEOUT", c.WebhookTimeout.String()),
+		slog.Int("REPORTD_WEBHOOK_CONCURRENCY", c.WebhookConcurrency),
 	)
+}
+
+func durations(ds []time.Duration) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.String()
+	}
+	return out
 }

@@ -34,6 +34,11 @@ func TestLoadConfigDefaults(t *testing.T) {
 		JanitorInterval: 8 * time.Second,
 		ProgressEvery:   250 * time.Millisecond,
 		ShutdownTimeout: 20 * time.Second,
+		DelayedCheck:    time.Second,
+		WebhookSchedule: []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute,
+			2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour},
+		WebhookTimeout:     15 * time.Second,
+		WebhookConcurrency: 16,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)

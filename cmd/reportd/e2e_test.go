@@ -134,7 +134,7 @@ func start(t *testing.T, args []string, vars map[string]string) *instance {
 	})
 	ready := "listening"
 	if len(args) == 1 && args[0] == "worker" {
-		ready = "worker running"
+		ready = "report worker running"
 	}
 	l, ok := in.log.waitFor(10*time.Second, in.done, msgIs(ready))
 	if !ok {

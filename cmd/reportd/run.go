@@ -5,19 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"time"
 
-	"github.com/go-chi/chi/v5"
-	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
-	"github.com/reportd/reportd/impl"
 	"github.com/reportd/reportd/tasks"
 )
 
 // run starts what args ask for and blocks until ctx is done or a part fails, then drains: the HTTP
-// server stops accepting and finishes its requests, the worker finishes or requeues its jobs.
+// server stops accepting and finishes its requests, the workers finish or requeue their jobs. Every
+// part started is stopped (in reverse order, Redis last) on every way out.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	log := newLogger(stderr)
 	m, err := parseMode(args)
@@ -37,93 +34,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	defer closeRedis()
 	store := tasks.NewStore(rdb, cfg.Retention, cfg.Tombstone)
-	errc := make(chan error, 2)
 
 	if m.worker {
-		worker := asynq.NewServerFromRedisClient(rdb, asynq.Config{
-			Concurrency:       cfg.Concurrency,
-			Queues:            map[string]int{tasks.Queue: 1},
-			TaskCheckInterval: cfg.CheckInterval,
-			RetryDelayFunc:    tasks.RetryDelay,
-			JanitorInterval:   cfg.JanitorInterval,
-			ShutdownTimeout:   cfg.ShutdownTimeout,
-			Logger:            asynqLogger{log.With("component", "asynq")},
-			LogLevel:          asynq.WarnLevel,
-		})
-		mux := asynq.NewServeMux()
-		processor := &tasks.ReportProcessor{
-			Ledger:           tasks.NewSyntheticLedger(cfg.RowsPerDay),
-			Reports:          store,
-			ProgressEvery:    cfg.ProgressEvery,
-			CancelCheckEvery: time.Second,
-			Now:              time.Now,
-			Log:              log,
-		}
-		mux.Handle(tasks.TypeReport, processor)
-		cctx, stopCancels := context.WithCancel(ctx)
-		cancels := store.SubscribeCancels(cctx)
-		cancelsDone := make(chan struct{})
-		go func() { defer close(cancelsDone); processor.RunCancels(cctx, cancels) }()
-		defer func() { stopCancels(); _ = cancels.Close(); <-cancelsDone }()
-		if err := worker.Start(mux); err != nil {
-			return fmt.Errorf("start worker: %w", err)
-		}
-		// Deferred, so that the worker stops before Redis is closed under it on every way out of run,
-		// a failure to listen included; it runs after the HTTP server has drained.
-		defer worker.Shutdown()
-		log.Info("worker running", "queue", tasks.Queue, "concurrency", cfg.Concurrency)
-	}
-
-	var srv *http.Server
-	waiters := impl.NewWaiters()
-	if m.api {
-		// One subscription per API process wakes every request waiting for a job (Prefer: wait).
-		wctx, stopWaiters := context.WithCancel(ctx)
-		events := store.SubscribeFinished(wctx)
-		waitersDone := make(chan struct{})
-		go func() { defer close(waitersDone); waiters.Run(wctx, events, log) }()
-		// Stopped before Redis is closed under it, on every way out of run.
-		defer func() { stopWaiters(); _ = events.Close(); <-waitersDone }()
-
-		client := asynq.NewClientFromRedisClient(rdb)
-		inspector := asynq.NewInspectorFromRedisClient(rdb)
-		server := impl.New(impl.Deps{
-			Queue: client, Tasks: inspector, Store: store, Log: log, Waiters: waiters,
-			Policy: impl.Policy{Retention: cfg.Retention, Tombstone: cfg.Tombstone, JobTimeout: cfg.JobTimeout, MaxRetry: cfg.MaxRetry},
-		})
-		handler, err := impl.Handler(server, log, func(r chi.Router) {
-			r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
-			r.Get("/readyz", func(w http.ResponseWriter, r *http.Request) {
-				ctx, cancel := context.WithTimeout(r.Context(), time.Second)
-				defer cancel()
-				if err := rdb.Ping(ctx).Err(); err != nil {
-					http.Error(w, "redis unreachable", http.StatusServiceUnavailable)
-					return
-				}
-				_, _ = io.WriteString(w, "ready\n")
-			})
-		})
+		stopWorkers, err := startWorkers(ctx, cfg, rdb, store, log)
 		if err != nil {
 			return err
 		}
-		ln, err := net.Listen("tcp", cfg.Addr)
-		if err != nil {
-			return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+		defer stopWorkers()
+	}
+	errc := make(chan error, 1)
+	var api *apiServer
+	if m.api {
+		if api, err = startAPI(ctx, cfg, rdb, store, log, errc); err != nil {
+			return err
 		}
-		srv = &http.Server{
-			Handler:           handler,
-			ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout:       30 * time.Second,
-			WriteTimeout:      90 * time.Second,
-			IdleTimeout:       2 * time.Minute,
-			MaxHeaderBytes:    64 << 10,
-		}
-		go func() {
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("serve http: %w", err)
-			}
-		}()
-		log.Info("listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String())
+		defer api.close()
 	}
 
 	var runErr error
@@ -133,13 +58,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	case runErr = <-errc:
 		log.Error("stopping after failure", "err", runErr)
 	}
-	if srv != nil {
-		waiters.Drain() // requests waiting for jobs answer now, with the status as it is
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			runErr = errors.Join(runErr, fmt.Errorf("drain http: %w", err))
-		}
+	if api != nil {
+		runErr = errors.Join(runErr, api.drain(cfg.ShutdownTimeout))
 	}
 	return runErr
+}
+
+// subscribe runs consume on a subscription until the returned stop is called, which also waits for it.
+func subscribe(ctx context.Context, sub func(context.Context) *tasks.Events, consume func(context.Context, *tasks.Events)) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	events := sub(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); consume(ctx, events) }()
+	return func() { cancel(); _ = events.Close(); <-done }
+}
+
+// readyz answers 200 when Redis answers, 503 otherwise.
+func readyz(rdb redis.UniversalClient) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := rdb.Ping(r.Context()).Err(); err != nil {
+			http.Error(w, "redis unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	}
 }

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/reportd/reportd/impl"
+	"github.com/reportd/reportd/tasks"
+)
+
+// apiServer is the running HTTP API.
+type apiServer struct {
+	srv         *http.Server
+	waiters     *impl.Waiters
+	stopWaiters func()
+}
+
+// startAPI starts the HTTP API on cfg.Addr; a failure to serve later is sent on errc.
+func startAPI(ctx context.Context, cfg config, rdb redis.UniversalClient, store *tasks.Store, log *slog.Logger, errc chan<- error) (*apiServer, error) {
+	waiters := impl.NewWaiters()
+	deps := impl.Deps{
+		Queue:   asynq.NewClientFromRedisClient(rdb),
+		Tasks:   asynq.NewInspectorFromRedisClient(rdb),
+		Store:   store,
+		Log:     log,
+		Waiters: waiters,
+		Policy:  impl.Policy{Retention: cfg.Retention, Tombstone: cfg.Tombstone, JobTimeout: cfg.JobTimeout, MaxRetry: cfg.MaxRetry},
+	}
+	if cfg.WebhookSecret != "" {
+		deps.Webhooks = &impl.Webhooks{
+			Policy:     tasks.WebhookPolicy{AllowInsecure: cfg.WebhookAllowInsecure, AllowPrivate: cfg.WebhookAllowPrivate},
+			Resolver:   net.DefaultResolver,
+			Deliveries: store,
+		}
+	}
+	handler, err := impl.Handler(impl.New(deps), log, func(r chi.Router) {
+		r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+		r.Get("/readyz", readyz(rdb))
+	})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	a := &apiServer{
+		waiters: waiters,
+		// One subscription per API process wakes every request waiting for a job (Prefer: wait).
+		stopWaiters: subscribe(ctx, store.SubscribeFinished, func(ctx context.Context, ev *tasks.Events) { waiters.Run(ctx, ev, log) }),
+		srv: &http.Server{
+			Handler:           handler,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			// The longest answer is a Prefer: wait of 60 s.
+			WriteTimeout:   90 * time.Second,
+			IdleTimeout:    2 * time.Minute,
+			MaxHeaderBytes: 64 << 10,
+		},
+	}
+	go func() {
+		if err := a.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("serve http: %w", err)
+		}
+	}()
+	log.Info("listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String())
+	return a, nil
+}
+
+// drain stops accepting, ends the requests waiting for jobs with the status as it is, and waits up to
+// timeout for the requests in flight.
+func (a *apiServer) drain(timeout time.Duration) error {
+	a.waiters.Drain()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := a.srv.Shutdown(ctx); err != nil {
+		return fmt.Errorf("drain http: %w", err)
+	}
+	return nil
+}
+
+// close stops what the API runs beside the HTTP server.
+func (a *apiServer) close() { a.stopWaiters() }

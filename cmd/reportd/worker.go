@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/reportd/reportd/tasks"
+)
+
+// startWorkers starts the report worker and, when webhooks are set up, the webhook worker: two asynq
+// servers, so that slow webhook receivers never take a report job's place. stop shuts them down, and
+// the cancel subscription, in reverse order.
+func startWorkers(ctx context.Context, cfg config, rdb redis.UniversalClient, store *tasks.Store, log *slog.Logger) (stop func(), err error) {
+	var stops []func()
+	stop = func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
+	base := asynq.Config{
+		TaskCheckInterval:        cfg.CheckInterval,
+		DelayedTaskCheckInterval: cfg.DelayedCheck,
+		JanitorInterval:          cfg.JanitorInterval,
+		ShutdownTimeout:          cfg.ShutdownTimeout,
+		Logger:                   asynqLogger{log.With("component", "asynq")},
+		LogLevel:                 asynq.WarnLevel,
+	}
+
+	processor := &tasks.ReportProcessor{
+		Ledger:           tasks.NewSyntheticLedger(cfg.RowsPerDay),
+		Reports:          store,
+		ProgressEvery:    cfg.ProgressEvery,
+		CancelCheckEvery: time.Second,
+		Now:              time.Now,
+		Log:              log,
+	}
+	if cfg.WebhookSecret != "" {
+		processor.Webhooks = asynq.NewClientFromRedisClient(rdb)
+	}
+	stops = append(stops, subscribe(ctx, store.SubscribeCancels, func(ctx context.Context, ev *tasks.Events) { processor.RunCancels(ctx, ev) }))
+	reports := base
+	reports.Concurrency = cfg.Concurrency
+	reports.Queues = map[string]int{tasks.Queue: 1}
+	reports.RetryDelayFunc = tasks.RetryDelay
+	srv, err := serve(rdb, reports, tasks.TypeReport, processor)
+	if err != nil {
+		return stop, err
+	}
+	stops = append(stops, srv.Shutdown)
+	log.Info("report worker running", "queue", tasks.Queue, "concurrency", cfg.Concurrency)
+
+	if cfg.WebhookSecret == "" {
+		log.Info("webhooks are off: REPORTD_WEBHOOK_SECRET is not set")
+		return stop, nil
+	}
+	signer, err := tasks.ParseWebhookSecret(cfg.WebhookSecret)
+	if err != nil {
+		return stop, fmt.Errorf("REPORTD_WEBHOOK_SECRET: %w", err)
+	}
+	policy := tasks.WebhookPolicy{AllowInsecure: cfg.WebhookAllowInsecure, AllowPrivate: cfg.WebhookAllowPrivate}
+	hooks := base
+	hooks.Concurrency = cfg.WebhookConcurrency
+	hooks.Queues = map[string]int{tasks.WebhookQueue: 1}
+	hooks.RetryDelayFunc = tasks.WebhookRetryDelay(cfg.WebhookSchedule)
+	srv, err = serve(rdb, hooks, tasks.TypeWebhook, &tasks.WebhookProcessor{
+		Client: tasks.NewWebhookClient(policy, cfg.WebhookTimeout),
+		Signer: signer,
+		Store:  store,
+		Now:    time.Now,
+		Log:    log,
+	})
+	if err != nil {
+		return stop, err
+	}
+	stops = append(stops, srv.Shutdown)
+	log.Info("webhook worker running", "queue", tasks.WebhookQueue, "concurrency", cfg.WebhookConcurrency,
+		"allow_insecure", policy.AllowInsecure, "allow_private", policy.AllowPrivate)
+	return stop, nil
+}
+
+// serve starts an asynq server with cfg that runs h for tasks of type typ.
+func serve(rdb redis.UniversalClient, cfg asynq.Config, typ string, h asynq.Handler) (*asynq.Server, error) {
+	srv := asynq.NewServerFromRedisClient(rdb, cfg)
+	mux := asynq.NewServeMux()
+	mux.Handle(typ, h)
+	if err := srv.Start(mux); err != nil {
+		return nil, fmt.Errorf("start %s worker: %w", typ, err)
+	}
+	return srv, nil
+}
