@@ -29,6 +29,7 @@ const (
 	KindIdempotencyMismatch
 	KindWebhooksOff
 	KindCallbackRefused
+	KindUnauthorized
 )
 
 // problemType is what every occurrence of a Kind has in common.
@@ -66,6 +67,8 @@ var problemTypes = map[Kind]problemType{
 		"No such resource", "Nothing is served at this path. The API is described at /openapi.yaml."},
 	KindMethodNotAllowed: {http.StatusMethodNotAllowed, "method-not-allowed",
 		"Method not allowed", "This resource does not support this method; the Allow header lists those it does."},
+	KindUnauthorized: {http.StatusUnauthorized, "unauthorized",
+		"Authentication required", "This resource needs credentials that the request did not carry, or carried wrong."},
 	KindWebhooksOff: {http.StatusUnprocessableEntity, "webhooks-not-set-up",
 		"Webhooks are not set up", "This service has no webhook secret configured (REPORTD_WEBHOOK_SECRET), so it cannot sign callbacks. Submit without callback_url and poll, or ask the operator to set webhooks up."},
 	KindCallbackRefused: {http.StatusUnprocessableEntity, "callback-url-refused",

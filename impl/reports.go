@@ -129,6 +129,9 @@ func (s *Server) submit(ctx context.Context, id string, rng tasks.DateRange, cre
 		return jobView{}, unavailable(fmt.Errorf("enqueue job %s: %w", id, err))
 	}
 	s.log.InfoContext(ctx, "job accepted", "job", id, "range", rng.String())
+	if s.metrics != nil {
+		s.metrics.accepted.Inc()
+	}
 	return viewOf(info, s.policy.Retention), nil
 }
 

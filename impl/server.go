@@ -68,6 +68,8 @@ type Deps struct {
 	// Webhooks is how callbacks are checked and read; nil means webhooks are not set up, and a
 	// submission with a callback_url is refused.
 	Webhooks *Webhooks
+	// Metrics, if set, counts accepted jobs.
+	Metrics *Metrics
 	// Waiters wakes requests that wait for a job (Prefer: wait); the caller runs it on the job events.
 	// Nil means waits notice a finished job only by re-reading it now and then.
 	Waiters *Waiters
@@ -88,6 +90,7 @@ type Server struct {
 	waiters  *Waiters
 	pace     *pace
 	webhooks *Webhooks
+	metrics  *Metrics
 }
 
 // DeliveryReader reads the state of a job's webhook; *tasks.Store is the production one.
@@ -106,7 +109,7 @@ type Webhooks struct {
 // New returns a Server on d.
 func New(d Deps) *Server {
 	s := &Server{queue: d.Queue, tasks: d.Tasks, store: d.Store, policy: d.Policy, log: d.Log, now: d.Now, newID: d.NewID,
-		waiters: d.Waiters, pace: &pace{}, webhooks: d.Webhooks}
+		waiters: d.Waiters, pace: &pace{}, webhooks: d.Webhooks, metrics: d.Metrics}
 	if s.waiters == nil {
 		s.waiters = NewWaiters()
 	}

@@ -79,6 +79,8 @@ type ReportProcessor struct {
 	// CancelCheckEvery is how often a running job looks for its cancel marker, in case the cancel
 	// message (delivered by pub/sub, at most once) does not reach it. Zero means every second.
 	CancelCheckEvery time.Duration
+	// Metrics, if set, counts and times finished jobs.
+	Metrics *JobMetrics
 	// Webhooks enqueues the webhook of a job submitted with a callback URL when it finishes; nil
 	// means webhooks are off.
 	Webhooks Enqueuer
@@ -136,8 +138,9 @@ func (p *ReportProcessor) RunCancels(ctx context.Context, src EventSource) {
 func (p *ReportProcessor) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
 	id := t.ResultWriter().TaskID()
 	log := p.Log.With("job", id)
+	begin := p.Now()
 	payload, r, err := ParseReportPayload(t.Payload())
-	defer func() { p.announce(ctx, id, payload.CallbackURL, err, log) }()
+	defer func() { p.announce(ctx, id, payload.CallbackURL, err, p.Now().Sub(begin), log) }()
 
 	if err != nil {
 		log.Error("report job has a bad payload; not retrying", "err", err)
@@ -231,7 +234,7 @@ func (p *ReportProcessor) canceled(ctx context.Context, id string) bool {
 // announce publishes that the job finished when this attempt was its last: it succeeded, was
 // canceled, cannot be retried, or used up its retries. Waiting requests then answer at once, and the
 // job's webhook, if it has one, is scheduled.
-func (p *ReportProcessor) announce(ctx context.Context, id, callbackURL string, err error, log *slog.Logger) {
+func (p *ReportProcessor) announce(ctx context.Context, id, callbackURL string, err error, took time.Duration, log *slog.Logger) {
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
 	switch {
@@ -246,15 +249,16 @@ func (p *ReportProcessor) announce(ctx context.Context, id, callbackURL string, 
 	if perr := p.Reports.PublishFinished(pctx, id); perr != nil {
 		log.Warn("finish not announced; waiters will notice on their next look", "err", perr)
 	}
-	if callbackURL == "" || p.Webhooks == nil {
-		return
-	}
 	status := "failed"
 	switch {
 	case err == nil:
 		status = "done"
 	case errors.Is(err, ErrCanceled):
 		status = "canceled"
+	}
+	p.Metrics.observe(status, took)
+	if callbackURL == "" || p.Webhooks == nil {
+		return
 	}
 	if werr := ScheduleWebhook(pctx, p.Webhooks, callbackURL, NewEvent(id, status, p.Now())); werr != nil {
 		log.Error("webhook not scheduled", "err", werr)

@@ -12,11 +12,25 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/hibiken/asynq"
+	"github.com/hibiken/asynq/x/metrics"
+	"github.com/hibiken/asynqmon"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/reportd/reportd"
+	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/impl"
 	"github.com/reportd/reportd/tasks"
 )
+
+// monitoringPath is where the asynq web UI is mounted.
+const monitoringPath = "/monitoring"
+
+// sharedRedis is an asynq connection option that hands out an existing client.
+type sharedRedis struct{ rdb redis.UniversalClient }
+
+func (s sharedRedis) MakeRedisClient() any { return s.rdb }
 
 // apiServer is the running HTTP API.
 type apiServer struct {
@@ -26,7 +40,7 @@ type apiServer struct {
 }
 
 // startAPI starts the HTTP API on cfg.Addr; a failure to serve later is sent on errc.
-func startAPI(ctx context.Context, cfg config, rdb redis.UniversalClient, store *tasks.Store, log *slog.Logger, errc chan<- error) (*apiServer, error) {
+func startAPI(ctx context.Context, cfg config, rdb redis.UniversalClient, store *tasks.Store, reg *prometheus.Registry, log *slog.Logger, errc chan<- error) (*apiServer, error) {
 	waiters := impl.NewWaiters()
 	deps := impl.Deps{
 		Queue:   asynq.NewClientFromRedisClient(rdb),
@@ -43,13 +57,37 @@ func startAPI(ctx context.Context, cfg config, rdb redis.UniversalClient, store 
 			Deliveries: store,
 		}
 	}
+	reg.MustRegister(metrics.NewQueueMetricsCollector(asynq.NewInspectorFromRedisClient(rdb)))
+	deps.Metrics = impl.NewMetrics(reg)
+	spec, err := gen.GetSpec()
+	if err != nil {
+		return nil, fmt.Errorf("load embedded spec: %w", err)
+	}
+	docs, err := impl.DocsHandler(spec)
+	if err != nil {
+		return nil, fmt.Errorf("render docs: %w", err)
+	}
+	admin := impl.AdminOnly(cfg.AdminToken, log)
+	// asynqmon makes its own client from a connection option; this one hands it the shared client, so
+	// that the UI uses reportd's timeouts and, with the embedded Redis, the same server.
+	mon := asynqmon.New(asynqmon.Options{RootPath: monitoringPath, RedisConnOpt: sharedRedis{rdb}})
 	handler, err := impl.Handler(impl.New(deps), log, func(r chi.Router) {
 		r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 		r.Get("/readyz", readyz(rdb))
+		r.Get("/openapi.yaml", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/yaml")
+			_, _ = w.Write(reportd.OpenAPI)
+		})
+		r.Get("/", http.RedirectHandler("/docs", http.StatusFound).ServeHTTP)
+		r.Method(http.MethodGet, "/docs", docs)
+		r.With(admin).Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		r.With(admin).Handle(monitoringPath, http.RedirectHandler(monitoringPath+"/", http.StatusMovedPermanently))
+		r.With(admin).Handle(monitoringPath+"/*", mon)
 	})
 	if err != nil {
 		return nil, err
 	}
+	handler = impl.RequestIDs(deps.Metrics.Instrument(handler))
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)

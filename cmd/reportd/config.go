@@ -29,6 +29,8 @@ type config struct {
 	ShutdownTimeout time.Duration // REPORTD_SHUTDOWN_TIMEOUT
 	DelayedCheck    time.Duration // REPORTD_DELAYED_CHECK_INTERVAL
 
+	AdminToken string // REPORTD_ADMIN_TOKEN, for /monitoring and /metrics; empty: one is generated
+
 	WebhookSecret        string          // REPORTD_WEBHOOK_SECRET, whsec_<base64>; empty: webhooks off
 	WebhookAllowInsecure bool            // REPORTD_WEBHOOK_ALLOW_INSECURE
 	WebhookAllowPrivate  bool            // REPORTD_WEBHOOK_ALLOW_PRIVATE
@@ -124,6 +126,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	dur("REPORTD_PROGRESS_EVERY", &c.ProgressEvery, 0)
 	dur("REPORTD_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout, time.Second)
 	dur("REPORTD_DELAYED_CHECK_INTERVAL", &c.DelayedCheck, 10*time.Millisecond)
+	str("REPORTD_ADMIN_TOKEN", &c.AdminToken)
 	str("REPORTD_WEBHOOK_SECRET", &c.WebhookSecret)
 	if c.WebhookSecret != "" {
 		if _, err := tasks.ParseWebhookSecret(c.WebhookSecret); err != nil {
@@ -164,6 +167,9 @@ func (c config) redacted() config {
 	if c.WebhookSecret != "" {
 		c.WebhookSecret = "whsec_xxxxx"
 	}
+	if c.AdminToken != "" {
+		c.AdminToken = "xxxxx"
+	}
 	if c.RedisURL == "" {
 		return c
 	}
@@ -197,6 +203,7 @@ func (c config) LogValue() slog.Value {
 		slog.String("REPORTD_PROGRESS_EVERY", c.ProgressEvery.String()),
 		slog.String("REPORTD_SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String()),
 		slog.String("REPORTD_DELAYED_CHECK_INTERVAL", c.DelayedCheck.String()),
+		slog.String("REPORTD_ADMIN_TOKEN", c.AdminToken),
 		slog.String("REPORTD_WEBHOOK_SECRET", c.WebhookSecret),
 		slog.Bool("REPORTD_WEBHOOK_ALLOW_INSECURE", c.WebhookAllowInsecure),
 		slog.Bool("REPORTD_WEBHOOK_ALLOW_PRIVATE", c.WebhookAllowPrivate),

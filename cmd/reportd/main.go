@@ -15,6 +15,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/reportd/reportd/impl"
 )
 
 func main() {
@@ -46,7 +48,15 @@ func parseMode(args []string) (mode, error) {
 	return mode{}, fmt.Errorf("usage: reportd [all|api|worker] (got %q)", args)
 }
 
-// newLogger logs JSON, one object a line, to w.
+// newLogger logs to w: JSON, one object a line, unless w is a terminal, where text reads better.
+// Lines logged with a request's context carry its request_id.
 func newLogger(w io.Writer) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			h = slog.NewTextHandler(w, opts)
+		}
+	}
+	return slog.New(impl.ContextHandler{Handler: h})
 }

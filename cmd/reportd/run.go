@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/reportd/reportd/tasks"
@@ -34,9 +37,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	defer closeRedis()
 	store := tasks.NewStore(rdb, cfg.Retention, cfg.Tombstone)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if cfg.AdminToken == "" {
+		cfg.AdminToken = rand.Text()
+		log.Warn("REPORTD_ADMIN_TOKEN is not set: generated an admin token for /monitoring and /metrics; it is logged only here", "admin_token", cfg.AdminToken)
+	}
 
 	if m.worker {
-		stopWorkers, err := startWorkers(ctx, cfg, rdb, store, log)
+		stopWorkers, err := startWorkers(ctx, cfg, rdb, store, tasks.NewJobMetrics(reg), log)
 		if err != nil {
 			return err
 		}
@@ -45,7 +54,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	errc := make(chan error, 1)
 	var api *apiServer
 	if m.api {
-		if api, err = startAPI(ctx, cfg, rdb, store, log, errc); err != nil {
+		if api, err = startAPI(ctx, cfg, rdb, store, reg, log, errc); err != nil {
 			return err
 		}
 		defer api.close()

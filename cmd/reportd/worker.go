@@ -15,7 +15,7 @@ import (
 // startWorkers starts the report worker and, when webhooks are set up, the webhook worker: two asynq
 // servers, so that slow webhook receivers never take a report job's place. stop shuts them down, and
 // the cancel subscription, in reverse order.
-func startWorkers(ctx context.Context, cfg config, rdb redis.UniversalClient, store *tasks.Store, log *slog.Logger) (stop func(), err error) {
+func startWorkers(ctx context.Context, cfg config, rdb redis.UniversalClient, store *tasks.Store, jobs *tasks.JobMetrics, log *slog.Logger) (stop func(), err error) {
 	var stops []func()
 	stop = func() {
 		for i := len(stops) - 1; i >= 0; i-- {
@@ -41,6 +41,7 @@ func startWorkers(ctx context.Context, cfg config, rdb redis.UniversalClient, st
 		Reports:          store,
 		ProgressEvery:    cfg.ProgressEvery,
 		CancelCheckEvery: time.Second,
+		Metrics:          jobs,
 		Now:              time.Now,
 		Log:              log,
 	}
