@@ -128,7 +128,9 @@ func fieldsOf(s *openapi3.Schema) []docField {
 
 func renderDocs(spec *openapi3.T) ([]byte, error) {
 	var ops []docOp
-	for _, path := range spec.Paths.InMatchingOrder() {
+	paths := spec.Paths.InMatchingOrder()
+	sort.Strings(paths)
+	for _, path := range paths {
 		item := spec.Paths.Value(path)
 		for _, method := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
 			op := item.GetOperation(method)

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/reportd/reportd"
+)
+
+// get sends a GET with optional credentials and reads the answer whole.
+func get(t *testing.T, url string, auth func(*http.Request)) response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth != nil {
+		auth(req)
+	}
+	res, err := noRedirects.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer res.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(res.Body)
+	return response{status: res.StatusCode, header: res.Header, body: b.Bytes()}
+}
+
+func bearer(tok string) func(*http.Request) {
+	return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
+}
+
+func basic(pass string) func(*http.Request) {
+	return func(r *http.Request) { r.SetBasicAuth("anyone", pass) }
+}
+
+func TestOperatorPages(t *testing.T) {
+	t.Parallel()
+	const token = "op-token-for-tests"
+	in := start(t, nil, e2eVars(map[string]string{"REPORTD_ADMIN_TOKEN": token}))
+	loc := submit(t, in.base, "2026-01")
+	awaitDone(t, in.base, loc)
+
+	guarded := []string{"/monitoring/", "/monitoring/api/queues", "/metrics"}
+	for _, path := range guarded {
+		for name, auth := range map[string]func(*http.Request){
+			"none": nil, "wrong-bearer": bearer("nope"), "wrong-basic": basic("nope"), "empty-bearer": bearer(""),
+		} {
+			res := get(t, in.base+path, auth)
+			if res.status != http.StatusUnauthorized {
+				t.Errorf("GET %s with %s credentials = %d, want 401", path, name, res.status)
+			}
+			if !strings.Contains(strings.Join(res.header.Values("WWW-Authenticate"), ","), "Basic") {
+				t.Errorf("GET %s 401 has no Basic challenge (a browser could not log in): %v", path, res.header)
+			}
+			checkProblem(t, "GET "+path, res, http.StatusUnauthorized)
+		}
+	}
+
+	ui := get(t, in.base+"/monitoring/", basic(token))
+	if ui.status != http.StatusOK || !bytes.Contains(ui.body, []byte("<div id=\"root\">")) {
+		t.Errorf("GET /monitoring/ with basic auth = %d, want the asynqmon page:\n%.300s", ui.status, ui.body)
+	}
+	var queues struct {
+		Queues []struct {
+			Queue     string `json:"queue"`
+			Completed int    `json:"completed"`
+		} `json:"queues"`
+	}
+	api := get(t, in.base+"/monitoring/api/queues", bearer(token))
+	if err := json.Unmarshal(api.body, &queues); err != nil || api.status != http.StatusOK {
+		t.Fatalf("GET /monitoring/api/queues = %d %v:\n%s", api.status, err, api.body)
+	}
+	found := false
+	for _, q := range queues.Queues {
+		if q.Queue == "reports" && q.Completed >= 1 {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("asynqmon does not show the reports queue with the completed job: %s", api.body)
+	}
+
+	m := get(t, in.base+"/metrics", bearer(token))
+	if m.status != http.StatusOK {
+		t.Fatalf("GET /metrics = %d", m.status)
+	}
+	for _, series := range []string{
+		`reportd_http_requests_total{method="POST",route="/v1/reports",status="202"} 1`,
+		`reportd_http_request_duration_seconds_bucket{method="GET",route="/v1/reports/{id}",status="303"`,
+		`reportd_jobs_accepted_total 1`,
+		`reportd_jobs_finished_total{status="done"} 1`,
+		`reportd_job_duration_seconds_count{status="done"} 1`,
+		`asynq_tasks_processed_total{queue="reports"}`,
+		`asynq_queue_size{queue="reports"}`,
+	} {
+		if !bytes.Contains(m.body, []byte(series)) {
+			t.Errorf("/metrics lacks %s", series)
+		}
+	}
+	if bytes.Contains(m.body, []byte(strings.TrimPrefix(loc, "/v1/reports/"))) {
+		t.Errorf("/metrics labels a series with a job id (one series per job):\n%s", m.body)
+	}
+
+	spec := get(t, in.base+"/openapi.yaml", nil)
+	if spec.status != http.StatusOK || !bytes.Equal(spec.body, reportd.OpenAPI) {
+		t.Errorf("GET /openapi.yaml = %d, %d bytes; want the committed openapi.yaml (%d bytes)", spec.status, len(spec.body), len(reportd.OpenAPI))
+	}
+	docs := get(t, in.base+"/docs", nil)
+	if docs.status != http.StatusOK || !strings.HasPrefix(docs.header.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET /docs = %d %s", docs.status, docs.header.Get("Content-Type"))
+	}
+	for _, want := range []string{"createReport", "/v1/reports/{id}/result", "Retry-After", "JobStatus", "WebhookEvent"} {
+		if !bytes.Contains(docs.body, []byte(want)) {
+			t.Errorf("/docs does not mention %s", want)
+		}
+	}
+	if bytes.Contains(docs.body, []byte("<script")) || bytes.Contains(docs.body, []byte("https://")) && bytes.Contains(docs.body, []byte("src=\"http")) {
+		t.Errorf("/docs loads something from elsewhere")
+	}
+
+	res := get(t, in.base+"/healthz", func(r *http.Request) { r.Header.Set("X-Request-Id", "trace-42") })
+	if res.status != http.StatusOK || res.header.Get("X-Request-Id") != "trace-42" {
+		t.Errorf("GET /healthz = %d, X-Request-Id %q; want 200 echoing trace-42", res.status, res.header.Get("X-Request-Id"))
+	}
+	if _, ok, _ := in.log.find(func(l map[string]any) bool { return l["msg"] == "job accepted" && l["request_id"] != nil && l["job"] != nil }); !ok {
+		t.Errorf("the job accepted log line has no request_id or job:\n%s", in.log)
+	}
+}
+
+func TestAdminTokenGeneratedWhenUnset(t *testing.T) {
+	t.Parallel()
+	in := start(t, nil, e2eVars(nil))
+	l, ok, _ := in.log.find(func(l map[string]any) bool { return l["admin_token"] != nil })
+	if !ok {
+		t.Fatalf("no generated admin token logged:\n%s", in.log)
+	}
+	tok, _ := l["admin_token"].(string)
+	if len(tok) < 20 {
+		t.Fatalf("generated admin token %q is too short", tok)
+	}
+	if res := get(t, in.base+"/metrics", nil); res.status != http.StatusUnauthorized {
+		t.Errorf("GET /metrics without the generated token = %d, want 401", res.status)
+	}
+	if res := get(t, in.base+"/metrics", bearer(tok)); res.status != http.StatusOK {
+		t.Errorf("GET /metrics with the generated token = %d, want 200", res.status)
+	}
+	if n := strings.Count(in.log.String(), tok); n != 1 {
+		t.Errorf("the generated token appears %d times in the log, want exactly once", n)
+	}
+}
