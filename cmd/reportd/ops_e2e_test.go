@@ -127,7 +127,9 @@ func TestOperatorPages(t *testing.T) {
 	if res.status != http.StatusOK || res.header.Get("X-Request-Id") != "trace-42" {
 		t.Errorf("GET /healthz = %d, X-Request-Id %q; want 200 echoing trace-42", res.status, res.header.Get("X-Request-Id"))
 	}
-	if _, ok, _ := in.log.find(func(l map[string]any) bool { return l["msg"] == "job accepted" && l["request_id"] != nil && l["job"] != nil }); !ok {
+	if _, ok, _ := in.log.find(func(l map[string]any) bool {
+		return l["msg"] == "job accepted" && l["request_id"] != nil && l["job"] != nil
+	}); !ok {
 		t.Errorf("the job accepted log line has no request_id or job:\n%s", in.log)
 	}
 }
