@@ -268,6 +268,16 @@ func (s *fakeStore) PublishFinished(_ context.Context, id string) error {
 	return nil
 }
 
+func (s *fakeStore) MarkEnqueued(_ context.Context, client, key string, sub tasks.Submission) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.idem[client+"\x00"+key]; ok {
+		sub.Enqueued = true
+		s.idem[client+"\x00"+key] = sub
+	}
+	return nil
+}
+
 func (s *fakeStore) ClaimIdempotencyKey(_ context.Context, client, key string, sub tasks.Submission, _ time.Duration) (tasks.Submission, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

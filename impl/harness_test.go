@@ -309,6 +309,11 @@ type setup struct {
 	Handler asynq.Handler
 	// Redis replaces the backend's client (for a Redis that cannot be reached).
 	Redis *redis.Client
+	// Waiters wires impl.Deps.Waiters, fed by the store's finish events as cmd/reportd does, so that
+	// Prefer: wait and DELETE are woken by events; without it they only re-read now and then.
+	Waiters bool
+	// Cancels has the worker's report processor take cancel messages (RunCancels), as cmd/reportd does.
+	Cancels bool
 }
 
 // smallRows is the synthetic ledger's rows a day in tests: enough to fill every region and product.
@@ -323,6 +328,8 @@ type harness struct {
 	Inspector *asynq.Inspector
 	Policy    impl.Policy
 	Log       *logBuffer
+	// Waiters is the server's, when setup.Waiters asked for them.
+	Waiters *impl.Waiters
 
 	contract *contract
 	client   *http.Client
@@ -372,12 +379,19 @@ func newHarness(tb testing.TB, b redistest.Backend, s setup) *harness {
 	if s.Clock != nil {
 		deps.Now = s.Clock.Now
 	}
+	if s.Waiters {
+		deps.Waiters = runWaiters(tb, store, log)
+	}
 	handler, err := impl.Handler(impl.New(deps), log, nil)
 	if err != nil {
 		tb.Fatalf("impl.Handler: %v", err)
 	}
 	srv := httptest.NewServer(handler)
 	tb.Cleanup(srv.Close)
+	if deps.Waiters != nil {
+		// Before srv.Close, which waits for every request: waiting ones answer at once.
+		tb.Cleanup(deps.Waiters.Drain)
+	}
 
 	return &harness{
 		URL:       srv.URL,
@@ -386,6 +400,7 @@ func newHarness(tb testing.TB, b redistest.Backend, s setup) *harness {
 		Inspector: asynq.NewInspectorFromRedisClient(rdb),
 		Policy:    p,
 		Log:       logs,
+		Waiters:   deps.Waiters,
 		contract:  c,
 		client: &http.Client{
 			Timeout: 10 * time.Second,
@@ -423,12 +438,38 @@ func startWorker(tb testing.TB, rdb *redis.Client, store *tasks.Store, s setup, 
 			Log:           log.With("component", "worker"),
 		}
 	}
+	if p, ok := h.(*tasks.ReportProcessor); ok && s.Cancels {
+		runCancels(tb, p, store)
+	}
 	mux := asynq.NewServeMux()
 	mux.Handle(tasks.TypeReport, h)
 	if err := w.Start(mux); err != nil {
 		tb.Fatalf("start worker: %v", err)
 	}
 	tb.Cleanup(w.Shutdown)
+}
+
+// runWaiters returns Waiters fed by store's finish events until the test ends, as cmd/reportd runs them.
+func runWaiters(tb testing.TB, store *tasks.Store, log *slog.Logger) *impl.Waiters {
+	tb.Helper()
+	w := impl.NewWaiters()
+	ctx, cancel := context.WithCancel(context.Background())
+	events := store.SubscribeFinished(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx, events, log) }()
+	tb.Cleanup(func() { cancel(); _ = events.Close(); <-done })
+	return w
+}
+
+// runCancels has p stop its running jobs on store's cancel messages until the test ends, as cmd/reportd
+// does.
+func runCancels(tb testing.TB, p *tasks.ReportProcessor, store *tasks.Store) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancels := store.SubscribeCancels(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); p.RunCancels(ctx, cancels) }()
+	tb.Cleanup(func() { cancel(); _ = cancels.Close(); <-done })
 }
 
 // request builds a request to the harness; body may be nil.

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -28,11 +29,17 @@ func preferWait(header *string) (time.Duration, bool) {
 			continue
 		}
 		val = strings.Trim(strings.TrimSpace(val), `"`)
-		n, err := strconv.ParseUint(val, 10, 32)
+		n, err := strconv.ParseUint(val, 10, 64)
+		if errors.Is(err, strconv.ErrRange) {
+			return maxWait, true // a number too large for any clock still asks for the longest wait
+		}
 		if err != nil {
 			return 0, false
 		}
-		return min(time.Duration(n)*time.Second, maxWait), true
+		if n > uint64(maxWait/time.Second) {
+			return maxWait, true
+		}
+		return time.Duration(n) * time.Second, true
 	}
 	return 0, false
 }
@@ -46,7 +53,10 @@ func preferenceApplied(wait time.Duration) *string {
 // or as a Structured Field string ("..."), which the IETF draft specifies and some clients send.
 func idempotencyKey(raw string) (string, bool) {
 	k := raw
-	if len(k) >= 2 && k[0] == '"' && k[len(k)-1] == '"' {
+	if strings.HasPrefix(k, `"`) || strings.HasSuffix(k, `"`) {
+		if len(k) < 2 || k[0] != '"' || k[len(k)-1] != '"' {
+			return "", false // a quoted string that does not end (or begin) with its quote
+		}
 		k = k[1 : len(k)-1]
 		if strings.ContainsAny(k, `"\`) {
 			return "", false

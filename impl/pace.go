@@ -18,18 +18,36 @@ type pace struct {
 	active   int
 	avgRun   time.Duration // moving average of recent jobs' run time
 	observed bool
+	// seen are the jobs already observed, so that a job read many times counts once.
+	seen     map[string]struct{}
+	seenRing []string
 }
+
+// seenCap bounds the memory of observed jobs.
+const seenCap = 1024
 
 // queueEvery is how stale the queue's counts may be.
 const queueEvery = time.Second
 
-// observe records how long a finished job ran.
-func (p *pace) observe(run time.Duration) {
+// observe records how long finished job id ran, once per job.
+func (p *pace) observe(id string, run time.Duration) {
 	if run <= 0 {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if _, ok := p.seen[id]; ok {
+		return
+	}
+	if p.seen == nil {
+		p.seen = map[string]struct{}{}
+	}
+	if len(p.seenRing) >= seenCap {
+		delete(p.seen, p.seenRing[0])
+		p.seenRing = p.seenRing[1:]
+	}
+	p.seen[id] = struct{}{}
+	p.seenRing = append(p.seenRing, id)
 	if !p.observed {
 		p.avgRun, p.observed = run, true
 		return
@@ -42,13 +60,21 @@ func (p *pace) observe(run time.Duration) {
 // there is a queue), at the recent run time. With no queue it is the minimum.
 func (p *pace) pendingWait(now time.Time, read func(string) (*asynq.QueueInfo, error), queue string) int {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if now.Sub(p.readAt) >= queueEvery {
-		if qi, err := read(queue); err == nil {
-			p.pending, p.active = qi.Pending, qi.Active
-		}
-		p.readAt = now
+	stale := now.Sub(p.readAt) >= queueEvery
+	if stale {
+		p.readAt = now // claim the read, so concurrent requests use the old counts meanwhile
 	}
+	p.mu.Unlock()
+	if stale {
+		// Outside the lock: a slow Redis must not stall every request that estimates a wait.
+		if qi, err := read(queue); err == nil {
+			p.mu.Lock()
+			p.pending, p.active = qi.Pending, qi.Active
+			p.mu.Unlock()
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.pending <= 1 || !p.observed {
 		return minRetryAfter
 	}

@@ -48,29 +48,37 @@ func (s *Server) CreateReport(ctx context.Context, req gen.CreateReportRequestOb
 		callback = *u
 	}
 
-	id, createdAt, replay := s.newID().String(), s.now(), false
+	id, createdAt := s.newID().String(), s.now()
+	var key string
+	var held *tasks.Submission // the key's record, when the key was used before
 	if raw := req.Params.IdempotencyKey; raw != nil {
-		key, ok := idempotencyKey(*raw)
-		if !ok {
+		var ok bool
+		if key, ok = idempotencyKey(*raw); !ok {
 			return nil, errorf(KindInvalid, "header Idempotency-Key: must be 1 to 255 printable ASCII characters, plain or as a quoted string")
 		}
 		fp := fingerprint(req.Body)
-		held, mine, err := s.store.ClaimIdempotencyKey(ctx, anonymous, key,
+		sub, mine, err := s.store.ClaimIdempotencyKey(ctx, anonymous, key,
 			tasks.Submission{Fingerprint: fp, JobID: id, CreatedAt: createdAt}, s.policy.idempotencyTTL())
 		if err != nil {
 			return nil, unavailable(err)
 		}
 		if !mine {
-			if held.Fingerprint != fp {
-				return nil, errorf(KindIdempotencyMismatch, "Idempotency-Key %q was first used with a different body (for job %s)", key, held.JobID)
+			if sub.Fingerprint != fp {
+				return nil, errorf(KindIdempotencyMismatch, "Idempotency-Key %q was first used with a different body (for job %s)", key, sub.JobID)
 			}
-			id, createdAt, replay = held.JobID, held.CreatedAt, true
+			id, createdAt, held = sub.JobID, sub.CreatedAt, &sub
 		}
 	}
 
-	v, err := s.submit(ctx, id, rng, createdAt, callback, replay)
+	v, err := s.submit(ctx, id, rng, createdAt, callback, held)
 	if err != nil {
 		return nil, err
+	}
+	if key != "" && (held == nil || !held.Enqueued) {
+		sub := tasks.Submission{Fingerprint: fingerprint(req.Body), JobID: id, CreatedAt: createdAt}
+		if err := s.store.MarkEnqueued(ctx, anonymous, key, sub); err != nil {
+			return nil, unavailable(err)
+		}
 	}
 	var applied *string
 	if waiting && !v.terminal() {
@@ -96,15 +104,16 @@ func (s *Server) CreateReport(ctx context.Context, req gen.CreateReportRequestOb
 	}, nil
 }
 
-// submit enqueues job id, or, for an idempotent replay, finds the job the first request enqueued. Any
-// number of requests may submit one id at once: asynq's TaskID lets exactly one enqueue through.
-func (s *Server) submit(ctx context.Context, id string, rng tasks.DateRange, createdAt time.Time, callback string, replay bool) (jobView, error) {
-	if replay {
+// submit enqueues job id, or, for an idempotent replay (held is the key's record), finds the job the
+// first request enqueued. Any number of requests may submit one id at once: asynq's TaskID lets exactly
+// one enqueue through.
+func (s *Server) submit(ctx context.Context, id string, rng tasks.DateRange, createdAt time.Time, callback string, held *tasks.Submission) (jobView, error) {
+	if held != nil {
 		v, err := s.job(ctx, id)
 		if err == nil || !isGoneOrUnknown(err) {
 			return v, err
 		}
-		if s.now().Sub(createdAt) > replayGrace {
+		if held.Enqueued || s.now().Sub(createdAt) > replayGrace {
 			return jobView{}, errorf(KindGone, "the job this Idempotency-Key submitted (%s) has expired or was deleted; use a new key", id)
 		}
 		// The first request claimed the key but has not enqueued yet, or failed to: enqueue it here.
@@ -327,7 +336,7 @@ func (s *Server) job(ctx context.Context, sid string) (jobView, error) {
 		return jobView{}, errorf(KindGone, "job %s has expired: finished jobs are kept for %s", sid, s.policy.Retention)
 	}
 	if v.state == gen.Done && v.progress.Attempt > 0 {
-		s.pace.observe(v.finishedAt.Sub(v.progress.StartedAt))
+		s.pace.observe(v.id, v.finishedAt.Sub(v.progress.StartedAt))
 	}
 	return v, nil
 }

@@ -40,7 +40,7 @@ func Handler(s *Server, log *slog.Logger, extra func(chi.Router)) (http.Handler,
 	fail := func(w http.ResponseWriter, r *http.Request, err error) { writeProblem(w, r, log, err) }
 
 	r := chi.NewRouter()
-	r.Use(recoverProblems(log), headAsGet)
+	r.Use(recoverProblems(log), headAsGet, joinPrefer)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, errorf(KindNoRoute, "nothing is served at %s", r.URL.Path))
 	})
@@ -128,6 +128,17 @@ func readBody(log *slog.Logger) func(http.Handler) http.Handler {
 func isJSON(contentType string) bool {
 	mt, _, err := mime.ParseMediaType(contentType)
 	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+}
+
+// joinPrefer folds several Prefer header lines into one, as RFC 7240 allows a client to send them; the
+// generated parameter binding would refuse more than one line.
+func joinPrefer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if vs := r.Header.Values("Prefer"); len(vs) > 1 {
+			r.Header.Set("Prefer", strings.Join(vs, ", "))
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // headAsGet serves HEAD like GET, as RFC 9110 requires of a general-purpose server; net/http drops

@@ -44,6 +44,7 @@ type JobStore interface {
 	PublishFinished(ctx context.Context, id string) error
 	PublishCancel(ctx context.Context, id string) error
 	ClaimIdempotencyKey(ctx context.Context, client, key string, sub tasks.Submission, ttl time.Duration) (tasks.Submission, bool, error)
+	MarkEnqueued(ctx context.Context, client, key string, sub tasks.Submission) error
 }
 
 // Policy is how jobs are run and kept.

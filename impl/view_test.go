@@ -1,6 +1,7 @@
 package impl
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -71,8 +72,8 @@ func TestPendingWait(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			p := &pace{}
-			for _, r := range tt.runs {
-				p.observe(r)
+			for i, r := range tt.runs {
+				p.observe(fmt.Sprint("job-", i), r)
 			}
 			if got := p.pendingWait(testNow, queue(tt.pending, tt.active), tasks.Queue); got != tt.want {
 				t.Errorf("pendingWait = %d, want %d", got, tt.want)

@@ -17,6 +17,9 @@ type Submission struct {
 	Fingerprint string    `json:"fingerprint"`
 	JobID       string    `json:"job_id"`
 	CreatedAt   time.Time `json:"created_at"`
+	// Enqueued is set once the job is in the queue: from then on, a replay that finds no job knows it
+	// was deleted or expired, not still on its way.
+	Enqueued bool `json:"enqueued,omitempty"`
 }
 
 // ClaimIdempotencyKey records sub under client's key for ttl unless the key already has a record. It
@@ -51,4 +54,17 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, client, key string, sub
 		return got, false, nil
 	}
 	return Submission{}, false, errors.New("claim idempotency key: the record kept expiring")
+}
+
+// MarkEnqueued records that the job client's key names is in the queue, keeping the record's expiry.
+func (s *Store) MarkEnqueued(ctx context.Context, client, key string, sub Submission) error {
+	sub.Enqueued = true
+	b, err := json.Marshal(sub)
+	if err != nil {
+		return fmt.Errorf("encode submission: %w", err)
+	}
+	if err := s.rdb.SetArgs(ctx, idempotencyKey(client, key), b, redis.SetArgs{Mode: "XX", KeepTTL: true}).Err(); err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("mark idempotency key: %w", err)
+	}
+	return nil
 }

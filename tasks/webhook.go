@@ -108,7 +108,7 @@ func (e *retryAfterError) Error() string {
 }
 
 // WebhookRetryDelay returns the asynq RetryDelayFunc for deliveries on schedule: the n-th retry waits
-// schedule[n-1] with ±20% jitter (so receivers that failed together are not hit together), or what the
+// schedule[n] with ±20% jitter (so receivers that failed together are not hit together), or what the
 // receiver asked for in Retry-After.
 func WebhookRetryDelay(schedule []time.Duration) asynq.RetryDelayFunc {
 	return func(n int, err error, _ *asynq.Task) time.Duration {
@@ -116,7 +116,7 @@ func WebhookRetryDelay(schedule []time.Duration) asynq.RetryDelayFunc {
 		if errors.As(err, &ra) {
 			return ra.after
 		}
-		d := schedule[min(max(n-1, 0), len(schedule)-1)]
+		d := schedule[min(max(n, 0), len(schedule)-1)] // asynq passes the retries so far: 0 on the first failure
 		return d*8/10 + rand.N(d*4/10+1)
 	}
 }

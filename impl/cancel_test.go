@@ -1,0 +1,242 @@
+package impl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+
+	"github.com/reportd/reportd/gen"
+	"github.com/reportd/reportd/tasks"
+)
+
+// activeOnDelete is a fakeTasks whose pending task becomes active just as DELETE tries to delete it: a
+// worker picked it up between the read and the delete.
+type activeOnDelete struct{ *fakeTasks }
+
+func (a activeOnDelete) DeleteTask(queue, id string) error {
+	info, err := a.GetTaskInfo(tasks.Queue, id)
+	if err == nil && info.State == asynq.TaskStatePending {
+		info.State = asynq.TaskStateActive
+		a.put(info)
+	}
+	return a.fakeTasks.DeleteTask(queue, id)
+}
+
+func TestCancelReport(t *testing.T) {
+	t.Parallel()
+	started := testNow.Add(-10 * time.Second)
+	stoppedAt := testNow.Add(-time.Second).Truncate(time.Second)
+	id := testID.String()
+	progress := func(share float64) func(*asynq.TaskInfo) {
+		return withProgress(tasks.Progress{Share: share, StartedAt: started, Attempt: 1})
+	}
+	// The worker's part, played by the fake store's PublishCancel.
+	stops := func(f *fixture) {
+		f.tasks.put(reportInfo(asynq.TaskStateArchived, progress(0.4), func(i *asynq.TaskInfo) {
+			i.LastErr, i.LastFailedAt = "job canceled: skip retry for the task", stoppedAt
+		}))
+	}
+	finishes := func(f *fixture) {
+		f.tasks.put(reportInfo(asynq.TaskStateCompleted, progress(1), func(i *asynq.TaskInfo) { i.CompletedAt = stoppedAt }))
+	}
+
+	canceledNow := baseStatus(gen.Canceled)
+	canceledNow.FinishedAt, canceledNow.ExpiresAt = ptr(testNow), ptr(testNow.Add(testPolicy.Retention))
+	retriedCanceled := canceledNow
+	retriedCanceled.Progress, retriedCanceled.StartedAt, retriedCanceled.Attempt = 0.25, ptr(started), ptr(1)
+	stopped := baseStatus(gen.Canceled)
+	stopped.Progress, stopped.StartedAt, stopped.Attempt = 0.4, ptr(started), ptr(1)
+	stopped.FinishedAt, stopped.ExpiresAt = ptr(stoppedAt), ptr(stoppedAt.Add(testPolicy.Retention))
+	stillRunning := baseStatus(gen.Running)
+	stillRunning.Progress, stillRunning.StartedAt, stillRunning.Attempt, stillRunning.CancelRequested = 0.4, ptr(started), ptr(1), ptr(true)
+
+	tests := []struct {
+		name  string
+		info  *asynq.TaskInfo
+		setup func(*fixture)
+		// worker, when set, is what the worker does when it gets the cancel message.
+		worker      func(*fixture)
+		activeOnDel bool
+		want        gen.CancelReportResponseObject
+		wantKind    Kind
+		// wantCalls is the order of the cancel marker and the cancel message.
+		wantCalls     []string
+		wantDeleted   []string
+		wantForgotten []string
+		wantRecord    *tasks.Canceled
+		wantFinished  []string // finish events published by the API
+		wantMinTook   time.Duration
+	}{
+		{
+			name: "cancel-200-pending", info: reportInfo(asynq.TaskStatePending),
+			want:      gen.CancelReport200JSONResponse(canceledNow),
+			wantCalls: []string{"cancel-marker"}, wantDeleted: []string{id},
+			wantRecord:   &tasks.Canceled{CreatedAt: testCreated, Range: "2026-01-01..2026-03-31", CanceledAt: testNow},
+			wantFinished: []string{id},
+		},
+		{
+			// Waiting for its next attempt: the record keeps the attempt that failed.
+			name: "cancel-200-retry",
+			info: reportInfo(asynq.TaskStateRetry, withProgress(tasks.Progress{Share: 0.25, StartedAt: started, Attempt: 1}),
+				func(i *asynq.TaskInfo) { i.LastErr, i.Retried = "boom", 1 }),
+			want:      gen.CancelReport200JSONResponse(retriedCanceled),
+			wantCalls: []string{"cancel-marker"}, wantDeleted: []string{id},
+			wantRecord: &tasks.Canceled{CreatedAt: testCreated, Range: "2026-01-01..2026-03-31", CanceledAt: testNow,
+				StartedAt: started, Attempt: 1, Progress: 0.25},
+			wantFinished: []string{id},
+		},
+		{
+			name: "cancel-200-running-confirmed", info: reportInfo(asynq.TaskStateActive, progress(0.4)), worker: stops,
+			want:      gen.CancelReport200JSONResponse(stopped),
+			wantCalls: []string{"cancel-marker", "publish-cancel"},
+		},
+		{
+			name: "cancel-200-pending-became-active", info: reportInfo(asynq.TaskStatePending), activeOnDel: true, worker: stops,
+			want:      gen.CancelReport200JSONResponse(stopped),
+			wantCalls: []string{"cancel-marker", "publish-cancel"},
+		},
+		{
+			name: "cancel-202-running-unconfirmed", info: reportInfo(asynq.TaskStateActive, progress(0.4)),
+			want: gen.CancelReport202JSONResponse{Body: stillRunning,
+				Headers: gen.CancelReport202ResponseHeaders{RetryAfter: 1}},
+			wantCalls:   []string{"cancel-marker", "publish-cancel"},
+			wantMinTook: cancelConfirmWait,
+		},
+		{
+			name: "cancel-204-done-during-cancel", info: reportInfo(asynq.TaskStateActive, progress(0.9)), worker: finishes,
+			want:      gen.CancelReport204Response{},
+			wantCalls: []string{"cancel-marker", "publish-cancel"}, wantDeleted: []string{id}, wantForgotten: []string{id},
+		},
+		{
+			name: "cancel-204-done", info: reportInfo(asynq.TaskStateCompleted, progress(1), func(i *asynq.TaskInfo) { i.CompletedAt = stoppedAt }),
+			want:        gen.CancelReport204Response{},
+			wantDeleted: []string{id}, wantForgotten: []string{id},
+		},
+		{
+			name: "cancel-204-failed",
+			info: reportInfo(asynq.TaskStateArchived, func(i *asynq.TaskInfo) { i.LastErr, i.LastFailedAt = "boom", stoppedAt }),
+			want: gen.CancelReport204Response{}, wantDeleted: []string{id}, wantForgotten: []string{id},
+		},
+		{
+			name: "cancel-204-canceled-while-running",
+			info: reportInfo(asynq.TaskStateArchived, func(i *asynq.TaskInfo) {
+				i.LastErr, i.LastFailedAt = "job canceled: skip retry for the task", stoppedAt
+			}),
+			want: gen.CancelReport204Response{}, wantDeleted: []string{id}, wantForgotten: []string{id},
+		},
+		{
+			name: "cancel-204-canceled-before-it-ran",
+			setup: func(f *fixture) {
+				f.store.canceled = map[string]tasks.Canceled{id: {CreatedAt: testCreated, Range: "2026-01-01..2026-03-31", CanceledAt: stoppedAt}}
+			},
+			want: gen.CancelReport204Response{}, wantForgotten: []string{id},
+		},
+		{
+			name:     "cancel-410-done-past-retention",
+			info:     reportInfo(asynq.TaskStateCompleted, func(i *asynq.TaskInfo) { i.CompletedAt = testNow.Add(-25 * time.Hour) }),
+			wantKind: KindGone,
+		},
+		{name: "cancel-410-tombstone", setup: func(f *fixture) { f.store.tombstones = map[string]bool{id: true} }, wantKind: KindGone},
+		{name: "cancel-404-unknown", wantKind: KindNotFound},
+		{name: "cancel-503-inspector-fails", setup: func(f *fixture) { f.tasks.err = errors.New("i/o timeout") }, wantKind: KindUnavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture()
+			if tt.activeOnDel {
+				f.srv = New(Deps{Queue: f.queue, Tasks: activeOnDelete{f.tasks}, Store: f.store, Policy: testPolicy,
+					Now: func() time.Time { return testNow }, NewID: func() uuid.UUID { return testID }})
+			}
+			if tt.info != nil {
+				f.tasks.put(tt.info)
+			}
+			if tt.setup != nil {
+				tt.setup(f)
+			}
+			f.store.onCancel = func(string) {
+				f.calls.add("publish-cancel")
+				if tt.worker != nil {
+					tt.worker(f)
+				}
+			}
+
+			start := time.Now()
+			got, err := f.srv.CancelReport(context.Background(), gen.CancelReportRequestObject{Id: testID})
+			took := time.Since(start)
+			if tt.want == nil {
+				checkKind(t, err, tt.wantKind)
+			} else {
+				if err != nil {
+					t.Fatalf("CancelReport: %v", err)
+				}
+				if diff := cmp.Diff(tt.want, got); diff != "" {
+					t.Errorf("response (-want +got):\n%s", diff)
+				}
+			}
+			if took < tt.wantMinTook || took > tt.wantMinTook+time.Second {
+				t.Errorf("CancelReport took %s, want %s to %s", took, tt.wantMinTook, tt.wantMinTook+time.Second)
+			}
+
+			f.store.mu.Lock()
+			defer f.store.mu.Unlock()
+			f.tasks.mu.Lock()
+			defer f.tasks.mu.Unlock()
+			type effects struct {
+				Calls, Deleted, Forgotten, Finished []string
+				Record                              *tasks.Canceled
+			}
+			want := effects{Calls: tt.wantCalls, Deleted: tt.wantDeleted, Forgotten: tt.wantForgotten, Finished: tt.wantFinished, Record: tt.wantRecord}
+			gotFx := effects{Calls: f.calls.list(), Deleted: f.tasks.deleted, Forgotten: f.store.forgotten, Finished: f.store.published}
+			if c, ok := f.store.canceled[id]; ok && tt.setup == nil {
+				gotFx.Record = &c
+			}
+			if diff := cmp.Diff(want, gotFx, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("effects (-want +got):\n%s", diff)
+			}
+			// Whatever the path, a job that was pending or running keeps its cancel marker: an attempt
+			// that starts or finishes later finds it. A deleted job keeps nothing.
+			marked := f.store.cancels[id]
+			if wantMarker := len(tt.wantCalls) > 0 && len(tt.wantForgotten) == 0; marked != wantMarker {
+				t.Errorf("cancel marker set = %v, want %v", marked, wantMarker)
+			}
+		})
+	}
+}
+
+// TestCancelReportStoreFails: when the marker cannot be set, nothing else is tried, and the answer is 503.
+func TestCancelReportStoreFails(t *testing.T) {
+	t.Parallel()
+	for _, state := range []asynq.TaskState{asynq.TaskStatePending, asynq.TaskStateActive} {
+		t.Run(fmt.Sprint(state), func(t *testing.T) {
+			t.Parallel()
+			f := newFixture()
+			f.tasks.put(reportInfo(state))
+			f.srv = New(Deps{Queue: f.queue, Tasks: f.tasks, Store: failingMarker{f.store}, Policy: testPolicy,
+				Now: func() time.Time { return testNow }, NewID: func() uuid.UUID { return testID }})
+			_, err := f.srv.CancelReport(context.Background(), gen.CancelReportRequestObject{Id: testID})
+			checkKind(t, err, KindUnavailable)
+			f.tasks.mu.Lock()
+			defer f.tasks.mu.Unlock()
+			f.store.mu.Lock()
+			defer f.store.mu.Unlock()
+			if len(f.tasks.deleted) != 0 || len(f.store.cancelsSent) != 0 {
+				t.Errorf("without a marker, the job was deleted (%v) or told to stop (%v)", f.tasks.deleted, f.store.cancelsSent)
+			}
+		})
+	}
+}
+
+// failingMarker is a fakeStore that cannot set cancel markers.
+type failingMarker struct{ *fakeStore }
+
+func (failingMarker) RequestCancel(context.Context, string, time.Duration) error {
+	return errors.New("dial tcp 10.0.0.7:6379: i/o timeout")
+}
