@@ -1,0 +1,335 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/reportd/reportd/gen"
+)
+
+func TestNewRefusesBadBaseURL(t *testing.T) {
+	t.Parallel()
+	for _, base := range []string{"", "localhost:8080", "ftp://example.com", "http://", "http://[::1"} {
+		if _, err := New(base); err == nil {
+			t.Errorf("New(%q) succeeded, want an error", base)
+		}
+	}
+}
+
+// TestWithHTTPClientNeverFollows: a caller's http.Client is used, but a copy that does not follow
+// redirects, and the caller's own is left as it was.
+func TestWithHTTPClientNeverFollows(t *testing.T) {
+	t.Parallel()
+	f := newFake(t, seeOther, report)
+	hc := &http.Client{Timeout: 20 * time.Second}
+	st, err := f.client(WithHTTPClient(hc)).Status(context.Background(), jobID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Done || len(f.seen()) != 1 {
+		t.Errorf("Status = %+v after %d requests, want the 303 read as done after 1", st, len(f.seen()))
+	}
+	if hc.CheckRedirect != nil {
+		t.Error("WithHTTPClient changed the caller's http.Client")
+	}
+}
+
+func TestRequestsCarryUserAgentAndAPIKey(t *testing.T) {
+	t.Parallel()
+	f := newFake(t, status("running", 0.5, "1"))
+	if _, err := f.client(WithUserAgent("reportctl/test"), WithAPIKey("k3y")).Status(context.Background(), jobID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.client().Status(context.Background(), jobID); err != nil {
+		t.Fatal(err)
+	}
+	reqs := f.seen()
+	if ua, auth := reqs[0].header.Get("User-Agent"), reqs[0].header.Get("Authorization"); ua != "reportctl/test" || auth != "Bearer k3y" {
+		t.Errorf("with options: User-Agent %q, Authorization %q; want reportctl/test, Bearer k3y", ua, auth)
+	}
+	if ua, auth := reqs[1].header.Get("User-Agent"), reqs[1].header.Get("Authorization"); ua != DefaultUserAgent || auth != "" {
+		t.Errorf("without options: User-Agent %q, Authorization %q; want %s and none", ua, auth, DefaultUserAgent)
+	}
+}
+
+func TestCreate(t *testing.T) {
+	t.Parallel()
+	accepted := func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Location", "/v1/reports/"+jobID)
+		w.Header().Set("Retry-After", "2")
+		writeJSON(w, http.StatusAccepted, "application/json", jobStatus("pending", 0, nil))
+	}
+	tests := []struct {
+		name       string
+		answer     http.HandlerFunc
+		opts       CreateOptions
+		want       func(base string) *Job
+		wantHeader map[string]string
+		wantBody   string
+		wantErr    string
+	}{
+		{
+			name: "202", answer: accepted,
+			want: func(base string) *Job {
+				return &Job{ID: jobID, StatusURL: base + "/v1/reports/" + jobID, RetryAfter: 2 * time.Second}
+			},
+			wantHeader: map[string]string{"Content-Type": "application/json", "Prefer": "", "Idempotency-Key": ""},
+			wantBody:   `{"range":"2026-01"}`,
+		},
+		{
+			name: "202-with-options", answer: accepted,
+			opts: CreateOptions{IdempotencyKey: "order-42", CallbackURL: "https://example.com/hook", Wait: 5 * time.Second},
+			want: func(base string) *Job {
+				return &Job{ID: jobID, StatusURL: base + "/v1/reports/" + jobID, RetryAfter: 2 * time.Second}
+			},
+			wantHeader: map[string]string{"Prefer": "respond-async, wait=5", "Idempotency-Key": "order-42"},
+			wantBody:   `{"callback_url":"https://example.com/hook","range":"2026-01"}`,
+		},
+		{
+			name: "303", answer: seeOther, opts: CreateOptions{Wait: 90 * time.Second},
+			want: func(base string) *Job {
+				return &Job{ID: jobID, StatusURL: base + "/v1/reports/" + jobID, Done: true, ResultURL: base + "/v1/reports/" + jobID + "/result"}
+			},
+			wantHeader: map[string]string{"Prefer": "respond-async, wait=60"},
+			wantBody:   `{"range":"2026-01"}`,
+		},
+		{
+			name:    "422",
+			answer:  problem(http.StatusUnprocessableEntity, "range-unservable", "Range cannot be served", "/range: month 13 does not exist"),
+			wantErr: "Range cannot be served: /range: month 13 does not exist",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFake(t, tt.answer)
+			job, err := f.client().Create(context.Background(), "2026-01", tt.opts)
+			if tt.wantErr != "" {
+				var pe *ProblemError
+				if !errors.As(err, &pe) || err.Error() != tt.wantErr {
+					t.Fatalf("Create = %+v, %v; want a *ProblemError %q", job, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (job.Status != nil) != !job.Done || (job.Status != nil && job.Status.Status != gen.Pending) {
+				t.Errorf("Job.Status = %+v, want the 202's pending status (nil for a 303)", job.Status)
+			}
+			job.Status = nil
+			if diff := cmp.Diff(tt.want(f.srv.URL), job); diff != "" {
+				t.Errorf("Job (-want +got):\n%s", diff)
+			}
+			req := f.seen()[0]
+			if req.method != http.MethodPost || req.path != "/v1/reports" {
+				t.Errorf("request = %s %s, want POST /v1/reports", req.method, req.path)
+			}
+			for k, v := range tt.wantHeader {
+				if got := req.header.Get(k); got != v {
+					t.Errorf("header %s = %q, want %q", k, got, v)
+				}
+			}
+			if got := strings.TrimSpace(req.body); got != tt.wantBody {
+				t.Errorf("body = %s, want %s", got, tt.wantBody)
+			}
+		})
+	}
+}
+
+func TestCancel(t *testing.T) {
+	t.Parallel()
+	stopping := func(w http.ResponseWriter, _ *http.Request) {
+		st := jobStatus("running", 0.5, nil)
+		st["cancel_requested"] = true
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusAccepted, "application/json", st)
+	}
+	deleted := func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }
+	tests := []struct {
+		name        string
+		answer      http.HandlerFunc
+		wantState   gen.JobState
+		wantDeleted bool
+		wantRetry   time.Duration
+		wantCancel  bool
+	}{
+		{name: "200-canceled", answer: status("canceled", 0.5, ""), wantState: gen.Canceled},
+		{name: "202-stopping", answer: stopping, wantState: gen.Running, wantRetry: time.Second, wantCancel: true},
+		{name: "204-deleted", answer: deleted, wantDeleted: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFake(t, tt.answer)
+			st, err := f.client().Cancel(context.Background(), jobID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.ID != jobID || st.State != tt.wantState || st.Deleted != tt.wantDeleted || st.RetryAfter != tt.wantRetry {
+				t.Errorf("Cancel = %+v, want state %q, deleted %v, retry after %s", st, tt.wantState, tt.wantDeleted, tt.wantRetry)
+			}
+			if got := st.Job != nil && st.Job.CancelRequested != nil && *st.Job.CancelRequested; got != tt.wantCancel {
+				t.Errorf("cancel_requested = %v, want %v", got, tt.wantCancel)
+			}
+			if req := f.seen()[0]; req.method != http.MethodDelete || req.path != "/v1/reports/"+jobID {
+				t.Errorf("request = %s %s", req.method, req.path)
+			}
+		})
+	}
+}
+
+func TestResult(t *testing.T) {
+	t.Parallel()
+	f := newFake(t, report)
+	rep, err := f.client().Result(context.Background(), jobID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Id.String() != jobID || rep.Orders != 30 || len(rep.ByDay) != 2 || rep.ByDay[1].Date.String() != "2026-01-02" {
+		t.Errorf("Result = %+v", rep)
+	}
+	if got := f.seen()[0].header.Get("Accept"); got != "application/json" {
+		t.Errorf("Accept = %q, want application/json", got)
+	}
+}
+
+func TestResultCSV(t *testing.T) {
+	t.Parallel()
+	const table = "date,orders,units,revenue_cents\n2026-01-01,10,20,23456\n2026-01-02,20,50,100000\n"
+	f := newFake(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		_, _ = w.Write([]byte(table))
+	})
+	var buf bytes.Buffer
+	if err := f.client().ResultCSV(context.Background(), jobID, &buf); err != nil {
+		t.Fatal(err)
+	}
+	if buf.String() != table {
+		t.Errorf("CSV = %q, want %q", buf.String(), table)
+	}
+	if got := f.seen()[0].header.Get("Accept"); got != "text/csv" {
+		t.Errorf("Accept = %q, want text/csv", got)
+	}
+}
+
+func TestResultCSVRefusesOtherMedia(t *testing.T) {
+	t.Parallel()
+	f := newFake(t, report)
+	var buf bytes.Buffer
+	err := f.client().ResultCSV(context.Background(), jobID, &buf)
+	if err == nil || !strings.Contains(err.Error(), "want text/csv") || buf.Len() != 0 {
+		t.Errorf("ResultCSV of a JSON answer = %v, wrote %d bytes; want an error and nothing written", err, buf.Len())
+	}
+}
+
+// TestProblemErrors: every operation turns an error answer into a *ProblemError carrying its problem,
+// and an answer that is no problem into one made from its status.
+func TestProblemErrors(t *testing.T) {
+	t.Parallel()
+	notFound := problem(http.StatusNotFound, "job-not-found", "Job not found", "no job "+jobID+" was issued here")
+	notDone := problem(http.StatusConflict, "job-not-done", "Job is not done", "the job is running; poll /v1/reports/"+jobID+" until it answers 303")
+	badGateway := func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusBadGateway)
+		_, _ = w.Write([]byte("<html><body>upstream   down</body></html>"))
+	}
+	ops := map[string]func(*Client) error{
+		"create": func(c *Client) error {
+			_, err := c.Create(context.Background(), "2026-Q1", CreateOptions{})
+			return err
+		},
+		"status": func(c *Client) error { _, err := c.Status(context.Background(), jobID); return err },
+		"wait": func(c *Client) error {
+			_, err := c.Wait(context.Background(), "/v1/reports/"+jobID, nil)
+			return err
+		},
+		"result":     func(c *Client) error { _, err := c.Result(context.Background(), jobID); return err },
+		"result-csv": func(c *Client) error { return c.ResultCSV(context.Background(), jobID, &bytes.Buffer{}) },
+		"cancel":     func(c *Client) error { _, err := c.Cancel(context.Background(), jobID); return err },
+	}
+	tests := []struct {
+		name   string
+		answer http.HandlerFunc
+		want   gen.Problem
+		text   string
+	}{
+		{name: "404", answer: notFound,
+			want: gen.Problem{Type: "/problems/job-not-found", Title: "Job not found", Status: 404, Detail: "no job " + jobID + " was issued here"},
+			text: "Job not found: no job " + jobID + " was issued here"},
+		{name: "409", answer: notDone,
+			want: gen.Problem{Type: "/problems/job-not-done", Title: "Job is not done", Status: 409, Detail: "the job is running; poll /v1/reports/" + jobID + " until it answers 303"},
+			text: "Job is not done: the job is running; poll /v1/reports/" + jobID + " until it answers 303"},
+		{name: "502-not-a-problem", answer: badGateway,
+			want: gen.Problem{Type: "about:blank", Title: "Bad Gateway", Status: 502},
+			text: `Bad Gateway: `},
+	}
+	for _, tt := range tests {
+		for op, call := range ops {
+			t.Run(tt.name+"/"+op, func(t *testing.T) {
+				t.Parallel()
+				f := newFake(t, tt.answer)
+				err := call(f.client())
+				var pe *ProblemError
+				if !errors.As(err, &pe) {
+					t.Fatalf("%s = %v, want a *ProblemError", op, err)
+				}
+				got := pe.Problem
+				got.Instance = nil
+				if tt.want.Detail == "" {
+					if !strings.Contains(got.Detail, `answered "<html><body>upstream down</body></html>"`) {
+						t.Errorf("detail = %q, want the answer's method, URL and body", got.Detail)
+					}
+					got.Detail = ""
+				}
+				if diff := cmp.Diff(tt.want, got); diff != "" {
+					t.Errorf("problem (-want +got):\n%s", diff)
+				}
+				if !strings.HasPrefix(err.Error(), tt.text) {
+					t.Errorf("Error() = %q, want %q", err, tt.text)
+				}
+			})
+		}
+	}
+}
+
+func TestProblemErrorCarriesRetryAfter(t *testing.T) {
+	t.Parallel()
+	f := newFake(t, problem(http.StatusServiceUnavailable, "unavailable", "Service unavailable", "the job store cannot be reached; retry shortly"))
+	_, err := f.client().Status(context.Background(), jobID)
+	var pe *ProblemError
+	if !errors.As(err, &pe) || pe.Status != 503 || pe.RetryAfter != time.Second {
+		t.Fatalf("Status = %v, want a 503 problem asking to retry after 1s", err)
+	}
+	b, _ := json.Marshal(pe.Problem)
+	if !strings.Contains(string(b), `"instance":"/v1/reports/`+jobID+`"`) {
+		t.Errorf("problem lost its instance: %s", b)
+	}
+}
+
+func TestBadJobIDIsRefusedBeforeSending(t *testing.T) {
+	t.Parallel()
+	f := newFake(t, report)
+	c := f.client()
+	for name, call := range map[string]func() error{
+		"status": func() error { _, err := c.Status(context.Background(), "../admin"); return err },
+		"result": func() error { _, err := c.Result(context.Background(), "42"); return err },
+		"csv":    func() error { return c.ResultCSV(context.Background(), "", &bytes.Buffer{}) },
+		"cancel": func() error { _, err := c.Cancel(context.Background(), "x"); return err },
+	} {
+		if err := call(); err == nil || !strings.Contains(err.Error(), "not a job id") {
+			t.Errorf("%s with a bad id = %v, want an error saying it is not a job id", name, err)
+		}
+	}
+	if n := len(f.seen()); n != 0 {
+		t.Errorf("the fake saw %d requests, want none", n)
+	}
+}

@@ -1,0 +1,65 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+
+	"github.com/reportd/reportd/gen"
+)
+
+// Result reads the report of job id, which must be done (a *ProblemError of status 409 says it is not
+// yet; 404 and 410 that there is no such job, or no more).
+func (c *Client) Result(ctx context.Context, id string) (*gen.Report, error) {
+	jid, err := parseID(id)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.api.GetReportResult(ctx, jid, nil, accept("application/json"))
+	resp, body, err := exchange(ctx, resp, err)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, problemFrom(resp, body, c.now())
+	}
+	var rep gen.Report
+	if err := decodeJSON(resp, body, &rep); err != nil {
+		return nil, err
+	}
+	return &rep, nil
+}
+
+// ResultCSV writes the daily table of job id's report to w as CSV (a header line
+// "date,orders,units,revenue_cents", then a line a day), as the service renders it.
+func (c *Client) ResultCSV(ctx context.Context, id string, w io.Writer) error {
+	jid, err := parseID(id)
+	if err != nil {
+		return err
+	}
+	resp, err := c.api.GetReportResult(ctx, jid, nil, accept("text/csv"))
+	if err != nil {
+		_, _, err = exchange(ctx, nil, err)
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp, body, err := exchange(ctx, resp, nil)
+		if err != nil {
+			return err
+		}
+		return problemFrom(resp, body, c.now())
+	}
+	defer resp.Body.Close()
+	if media, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); media != "text/csv" {
+		return fmt.Errorf("client: %s %s answered %q, want text/csv", resp.Request.Method, resp.Request.URL, resp.Header.Get("Content-Type"))
+	}
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("client: copy CSV of job %s: %w", id, err)
+	}
+	return nil
+}

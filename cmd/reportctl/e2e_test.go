@@ -1,0 +1,300 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/reportd/reportd/gen"
+)
+
+// The reportd services the end-to-end tests run against, started by TestMain.
+var (
+	// service runs the API and a worker: its jobs finish in milliseconds.
+	service string
+	// idle runs the API alone, with no worker: its jobs stay pending until canceled.
+	idle string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "reportctl-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "reportd")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/reportd")
+	build.Dir = filepath.Join("..", "..")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build reportd: %v\n%s", err, out)
+		return 1
+	}
+	var stops []func()
+	defer func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}()
+	for _, s := range []struct {
+		url  *string
+		args []string
+	}{{&service, nil}, {&idle, []string{"api"}}} {
+		url, stop, err := startReportd(bin, s.args...)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		stops = append(stops, stop)
+		*s.url = url
+	}
+	return m.Run()
+}
+
+// startReportd runs reportd on a free loopback port with embedded Redis and small jobs, and returns
+// its base URL once it listens, and a function that stops it.
+func startReportd(bin string, args ...string) (string, func(), error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(),
+		"REPORTD_ADDR=127.0.0.1:0", "REPORTD_ROWS_PER_DAY=500", "REPORTD_CHECK_INTERVAL=10ms",
+		"REPORTD_SHUTDOWN_TIMEOUT=5s", "REDIS_URL=")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	var (
+		mu  sync.Mutex
+		log bytes.Buffer
+	)
+	listening := make(chan string, 1)
+	drained := make(chan struct{})
+	go func() { // read the log to its end, so that reportd never blocks on a full pipe
+		defer close(drained)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			mu.Lock()
+			log.Write(sc.Bytes())
+			log.WriteByte('\n')
+			mu.Unlock()
+			var line struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" && line.Addr != "" {
+				select {
+				case listening <- "http://" + line.Addr:
+				default:
+				}
+			}
+		}
+	}()
+	stop := func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		<-drained
+	}
+	select {
+	case url := <-listening:
+		return url, stop, nil
+	case <-drained:
+	case <-time.After(15 * time.Second):
+	}
+	stop()
+	mu.Lock()
+	defer mu.Unlock()
+	return "", nil, fmt.Errorf("reportd %v did not log that it listens; its log:\n%s", args, log.String())
+}
+
+// result is what one run of reportctl did.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+}
+
+// reportctl runs reportctl in-process against server with args.
+func reportctl(t *testing.T, server string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	env := func(k string) string {
+		if k == "REPORTD_URL" {
+			return server
+		}
+		return ""
+	}
+	code := run(ctx, args, env, &stdout, &stderr)
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// mustRun runs reportctl and fails t unless it exits 0.
+func mustRun(t *testing.T, server string, args ...string) result {
+	t.Helper()
+	r := reportctl(t, server, args...)
+	if r.code != 0 {
+		t.Fatalf("reportctl %s: %s", strings.Join(args, " "), r)
+	}
+	return r
+}
+
+var reportLine = regexp.MustCompile(`(?m)^report\s+([0-9a-f-]{36})$`)
+
+// checkCSV fails t unless file holds the daily table of January 2026.
+func checkCSV(t *testing.T, file string) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(lines) != 32 || lines[0] != "date,orders,units,revenue_cents" || !strings.HasPrefix(lines[1], "2026-01-01,") {
+		t.Errorf("%s has %d lines starting %q, want a header and the 31 days of January 2026", file, len(lines), lines[0])
+	}
+}
+
+// TestCreateWaitAndResult: create --wait follows a job to its report, prints its totals and writes the
+// CSV; result writes the same table again, and prints the JSON report; status shows the job done.
+func TestCreateWaitAndResult(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	created := filepath.Join(dir, "created.csv")
+	r := mustRun(t, service, "create", "--range", "2026-01", "--wait", "-o", created)
+	m := reportLine.FindStringSubmatch(r.stdout)
+	if m == nil || !strings.Contains(r.stdout, "range    2026-01-01..2026-01-31 (31 days)") || !strings.Contains(r.stdout, "orders   ") {
+		t.Fatalf("create --wait printed no summary of January's report:\n%s", r)
+	}
+	if !strings.Contains(r.stderr, "done 100%") || strings.Contains(r.stderr, "\r") {
+		t.Errorf("create --wait off a terminal: want plain progress lines ending done 100%%:\n%s", r.stderr)
+	}
+	checkCSV(t, created)
+	id := m[1]
+
+	downloaded := filepath.Join(dir, "result.txt")
+	mustRun(t, service, "result", id, "--csv", "-o", downloaded)
+	checkCSV(t, downloaded)
+	a, _ := os.ReadFile(created)
+	b, _ := os.ReadFile(downloaded)
+	if !bytes.Equal(a, b) {
+		t.Errorf("result --csv wrote another table than create --wait -o")
+	}
+
+	r = mustRun(t, "http://127.0.0.1:1", "--server", service, "result", id)
+	var rep gen.Report
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || rep.Id.String() != id || len(rep.ByDay) != 31 {
+		t.Errorf("result printed no JSON report of job %s (%v):\n%s", id, err, r)
+	}
+
+	r = mustRun(t, service, "status", id)
+	if !strings.Contains(r.stdout, "status       done") || !strings.Contains(r.stdout, "/v1/reports/"+id+"/result") {
+		t.Errorf("status of a done job:\n%s", r)
+	}
+}
+
+// TestCancel: a pending job (the idle service has no worker) is canceled, then deleted; its id then
+// answers 410, which status reports as an error.
+func TestCancel(t *testing.T) {
+	t.Parallel()
+	r := mustRun(t, idle, "create", "--range", "2026-Q1")
+	id := strings.SplitN(r.stdout, "\n", 2)[0]
+	if !regexp.MustCompile(`^[0-9a-f-]{36}$`).MatchString(id) || !strings.Contains(r.stdout, "status     pending") {
+		t.Fatalf("create did not print the id first, and the job pending:\n%s", r)
+	}
+	if r := mustRun(t, idle, "cancel", id); r.stdout != "canceled "+id+"\n" {
+		t.Errorf("cancel of a pending job:\n%s", r)
+	}
+	if r := mustRun(t, idle, "status", id); !strings.Contains(r.stdout, "status       canceled") {
+		t.Errorf("status of a canceled job:\n%s", r)
+	}
+	if r := mustRun(t, idle, "cancel", id); !strings.HasPrefix(r.stdout, "deleted "+id) {
+		t.Errorf("cancel of a canceled job:\n%s", r)
+	}
+	if r := reportctl(t, idle, "status", id); r.code != 1 || !strings.Contains(r.stderr, "Job expired") {
+		t.Errorf("status of a deleted job: want exit 1 and the 410's problem:\n%s", r)
+	}
+}
+
+func TestErrorsPrintTheProblem(t *testing.T) {
+	t.Parallel()
+	const unknown = "00000000-0000-4000-8000-000000000000"
+	tests := []struct {
+		name string
+		args []string
+		want string // in stderr
+	}{
+		{name: "status-unknown", args: []string{"status", unknown}, want: "Job not found: no job " + unknown + " was issued here (HTTP 404"},
+		{name: "result-unknown", args: []string{"result", unknown, "--csv"}, want: "Job not found: no job " + unknown + " was issued here"},
+		{name: "cancel-unknown", args: []string{"cancel", unknown}, want: "Job not found"},
+		{name: "create-unservable", args: []string{"create", "--range", "2026-02-01..2026-02-30"}, want: "Range cannot be served: /range: "},
+		{name: "create-malformed", args: []string{"create", "--range", "2026-13"}, want: "(HTTP 400, /problems/invalid-request)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := reportctl(t, service, tt.args...)
+			if r.code != 1 || !strings.Contains(r.stderr, tt.want) || r.stdout != "" {
+				t.Errorf("want exit 1 and %q on stderr, nothing on stdout; got %s", tt.want, r)
+			}
+		})
+	}
+}
+
+// TestCreateWaitTimeout: a job that does not finish in --timeout ends reportctl with exit 1.
+func TestCreateWaitTimeout(t *testing.T) {
+	t.Parallel()
+	start := time.Now()
+	r := reportctl(t, idle, "--timeout", "1500ms", "create", "--range", "2026-01", "--wait")
+	if r.code != 1 || !strings.Contains(r.stderr, "gave up after --timeout 1.5s") || !strings.Contains(r.stderr, "pending 0%") {
+		t.Errorf("want exit 1 after the timeout, with progress:\n%s", r)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("reportctl took %s to give up after 1.5s", took)
+	}
+	if m := regexp.MustCompile(`job ([0-9a-f-]{36}) accepted`).FindStringSubmatch(r.stderr); m != nil {
+		mustRun(t, idle, "cancel", m[1])
+	}
+}
+
+func TestBench(t *testing.T) {
+	t.Parallel()
+	r := mustRun(t, service, "bench", "-n", "20", "-c", "4")
+	for _, want := range []string{"reports      20 in ", "accept       p50 ", "to result    p50 ", "polls/job    p50 ", "errors       0\n", "lost: 0\n"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("bench output lacks %q:\n%s", want, r)
+		}
+	}
+}
+
+// TestBenchCountsLostJobs: jobs that never finish within --timeout are lost, and bench fails.
+func TestBenchCountsLostJobs(t *testing.T) {
+	t.Parallel()
+	r := reportctl(t, idle, "--timeout", "1s", "bench", "-n", "3", "-c", "3", "--range", "2026-02")
+	if r.code != 1 || !strings.Contains(r.stdout, "lost: 3\n") || !strings.Contains(r.stdout, "wait: timed out") {
+		t.Errorf("want exit 1 and 3 lost jobs:\n%s", r)
+	}
+}

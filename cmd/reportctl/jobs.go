@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/reportd/reportd/client"
+	"github.com/reportd/reportd/gen"
+)
+
+var statusCommand = command{
+	name:     "status",
+	args:     "ID",
+	summary:  "Read a job's status once (a done job shows its result's URL; the report is not fetched).",
+	needArgs: 1,
+	flags: func(*flag.FlagSet) func(context.Context, *env, []string) error {
+		return func(ctx context.Context, e *env, args []string) error {
+			if err := checkID(args[0]); err != nil {
+				return err
+			}
+			st, err := e.client.Status(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			printStatus(e.stdout, st)
+			return nil
+		}
+	},
+}
+
+var resultCommand = command{
+	name:     "result",
+	args:     "ID [--csv] [-o FILE]",
+	summary:  "Print a done job's report as JSON, or its daily table as CSV, or write it to a file.",
+	needArgs: 1,
+	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+		csv := fs.Bool("csv", false, "the daily table as CSV instead of the report as JSON")
+		out := fs.String("o", "", "write to `FILE` instead of stdout (CSV when it is named *.csv)")
+		return func(ctx context.Context, e *env, args []string) error {
+			if err := checkID(args[0]); err != nil {
+				return err
+			}
+			return saveReport(ctx, e, args[0], nil, *out, isCSV(*csv, *out))
+		}
+	},
+}
+
+var cancelCommand = command{
+	name:     "cancel",
+	args:     "ID",
+	summary:  "Cancel a pending or running job for good, or delete a finished one and its report.",
+	needArgs: 1,
+	flags: func(*flag.FlagSet) func(context.Context, *env, []string) error {
+		return func(ctx context.Context, e *env, args []string) error {
+			if err := checkID(args[0]); err != nil {
+				return err
+			}
+			st, err := e.client.Cancel(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			switch {
+			case st.Deleted:
+				fmt.Fprintf(e.stdout, "deleted %s: it had finished; it and its report are gone\n", st.ID)
+			case st.State == gen.Canceled:
+				fmt.Fprintf(e.stdout, "canceled %s\n", st.ID)
+			default:
+				fmt.Fprintf(e.stdout, "cancel requested for %s: it is stopping (status %s); its status will say canceled\n", st.ID, st.State)
+			}
+			return nil
+		}
+	},
+}
+
+// checkID refuses an argument that cannot be a job id, as a usage error.
+func checkID(id string) error {
+	if _, err := uuid.Parse(id); err != nil {
+		return usagef("%q is not a job id (a UUID, as create prints)", id)
+	}
+	return nil
+}
+
+// printStatus prints a status reading, one field a line.
+func printStatus(w io.Writer, st *client.Status) {
+	field := func(name, format string, args ...any) {
+		fmt.Fprintf(w, "%-12s "+format+"\n", append([]any{name}, args...)...)
+	}
+	field("job", "%s", st.ID)
+	field("status", "%s", st.State)
+	if st.Done {
+		field("result", "%s", st.ResultURL)
+		if !st.Expires.IsZero() {
+			field("expires", "%s", st.Expires.UTC().Format(time.RFC3339))
+		}
+	}
+	j := st.Job
+	if j == nil {
+		return
+	}
+	field("range", "%s..%s", j.Range.From, j.Range.To)
+	field("progress", "%.0f%%", j.Progress*100)
+	if j.Attempt != nil {
+		field("attempt", "%d", *j.Attempt)
+	}
+	field("created", "%s", j.CreatedAt.UTC().Format(time.RFC3339))
+	for _, t := range []struct {
+		name string
+		at   *time.Time
+	}{{"started", j.StartedAt}, {"finished", j.FinishedAt}, {"expires", j.ExpiresAt}} {
+		if t.at != nil {
+			field(t.name, "%s", t.at.UTC().Format(time.RFC3339))
+		}
+	}
+	if j.CancelRequested != nil && *j.CancelRequested {
+		field("cancel", "requested")
+	}
+	if j.Error != nil {
+		field("error", "%s: %s", j.Error.Title, j.Error.Detail)
+	}
+	if j.Webhook != nil {
+		field("webhook", "%s, %d attempt(s)", j.Webhook.Url, j.Webhook.Attempts)
+	}
+	if st.RetryAfter > 0 {
+		field("retry after", "%s", st.RetryAfter)
+	}
+}
