@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -94,6 +95,14 @@ type JobLinks struct {
 
 	// Self The status URL.
 	Self string `json:"self"`
+}
+
+// JobList defines model for JobList.
+type JobList struct {
+	Items []JobStatus `json:"items"`
+
+	// Next The URL of the next page, when there is one.
+	Next *string `json:"next,omitempty"`
 }
 
 // JobState `pending`: queued, not started (or waiting to be retried after a failed attempt). `running`: a worker
@@ -290,6 +299,12 @@ type NotFound = Problem
 // PayloadTooLarge An RFC 9457 problem. Members other than these may be added.
 type PayloadTooLarge = Problem
 
+// TooManyRequests An RFC 9457 problem. Members other than these may be added.
+type TooManyRequests = Problem
+
+// Unauthorized An RFC 9457 problem. Members other than these may be added.
+type Unauthorized = Problem
+
 // Unavailable An RFC 9457 problem. Members other than these may be added.
 type Unavailable = Problem
 
@@ -298,6 +313,15 @@ type Unprocessable = Problem
 
 // UnsupportedMediaType An RFC 9457 problem. Members other than these may be added.
 type UnsupportedMediaType = Problem
+
+// ListReportsParams defines parameters for ListReports.
+type ListReportsParams struct {
+	Status *JobState `form:"status,omitempty" json:"status,omitempty"`
+	Limit  *int      `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque; take it from a previous page's `next`.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
 
 // CreateReportParams defines parameters for CreateReport.
 type CreateReportParams struct {
@@ -416,6 +440,16 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
+	// ListReports List the caller's jobs.
+	//
+	// The caller's own jobs, newest first, optionally only those with one `status`. Pages hold up to
+	// `limit` jobs; follow `next` (also sent as a `Link: <...>; rel="next"` header) for the next page
+	// until it is absent. A page may hold fewer than `limit` jobs when a status filter skipped some: its
+	// cost is bounded, never a scan of the whole queue. Expired jobs drop out.
+	//
+	// Corresponds with GET /v1/reports (the `ListReports` operationId).
+	ListReports(ctx context.Context, params *ListReportsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// CreateReportWithBody Submit a report job.
 	//
 	// Validates the request, durably enqueues the job, and answers `202 Accepted` with the job's status
@@ -501,6 +535,26 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/reports/{id}/webhook (the `GetReportWebhook` operationId).
 	GetReportWebhook(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// ListReports List the caller's jobs.
+//
+// The caller's own jobs, newest first, optionally only those with one `status`. Pages hold up to
+// `limit` jobs; follow `next` (also sent as a `Link: <...>; rel="next"` header) for the next page
+// until it is absent. A page may hold fewer than `limit` jobs when a status filter skipped some: its
+// cost is bounded, never a scan of the whole queue. Expired jobs drop out.
+//
+// Corresponds with GET /v1/reports (the `ListReports` operationId).
+func (c *Client) ListReports(ctx context.Context, params *ListReportsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListReportsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // CreateReportWithBody Submit a report job.
@@ -647,6 +701,84 @@ func (c *Client) GetReportWebhook(ctx context.Context, id JobID, reqEditors ...R
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewListReportsRequest constructs an http.Request for the ListReports method
+func NewListReportsRequest(server string, params *ListReportsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/reports")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
 }
 
 // NewCreateReportRequest calls the generic CreateReport builder with application/json body
@@ -925,6 +1057,18 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// ListReportsWithResponse List the caller's jobs.
+	//
+	// The caller's own jobs, newest first, optionally only those with one `status`. Pages hold up to
+	// `limit` jobs; follow `next` (also sent as a `Link: <...>; rel="next"` header) for the next page
+	// until it is absent. A page may hold fewer than `limit` jobs when a status filter skipped some: its
+	// cost is bounded, never a scan of the whole queue. Expired jobs drop out.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/reports (the `ListReports` operationId).
+	ListReportsWithResponse(ctx context.Context, params *ListReportsParams, reqEditors ...RequestEditorFn) (*ListReportsResponse, error)
+
 	// CreateReportWithBodyWithResponse Submit a report job.
 	//
 	// Validates the request, durably enqueues the job, and answers `202 Accepted` with the job's status
@@ -1020,6 +1164,97 @@ type ClientWithResponsesInterface interface {
 	GetReportWebhookWithResponse(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*GetReportWebhookResponse, error)
 }
 
+// ListReportsResponse200Headers the declared response headers of an HTTP 200 response for ListReports
+type ListReportsResponse200Headers struct {
+	CacheControl *string
+	Link         *string
+}
+
+// ListReportsResponse401Headers the declared response headers of an HTTP 401 response for ListReports
+type ListReportsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// ListReportsResponse503Headers the declared response headers of an HTTP 503 response for ListReports
+type ListReportsResponse503Headers struct {
+	RetryAfter int
+}
+
+type ListReportsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *JobList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Error
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListReportsResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListReportsResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListReportsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListReportsResponse) GetJSON200() *JobList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListReportsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListReportsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListReportsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListReportsResponse) GetApplicationproblemJSONDefault() *Error {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListReportsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListReportsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListReportsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListReportsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // CreateReportResponse202Headers the declared response headers of an HTTP 202 response for CreateReport
 type CreateReportResponse202Headers struct {
 	Location          string
@@ -1034,6 +1269,16 @@ type CreateReportResponse303Headers struct {
 	PreferenceApplied *string
 }
 
+// CreateReportResponse401Headers the declared response headers of an HTTP 401 response for CreateReport
+type CreateReportResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// CreateReportResponse429Headers the declared response headers of an HTTP 429 response for CreateReport
+type CreateReportResponse429Headers struct {
+	RetryAfter int
+}
+
 // CreateReportResponse503Headers the declared response headers of an HTTP 503 response for CreateReport
 type CreateReportResponse503Headers struct {
 	RetryAfter int
@@ -1046,6 +1291,8 @@ type CreateReportResponse struct {
 	JSON202 *JobStatus
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
 	ApplicationproblemJSON410 *Gone
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
@@ -1054,6 +1301,8 @@ type CreateReportResponse struct {
 	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Unprocessable
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
@@ -1062,6 +1311,10 @@ type CreateReportResponse struct {
 	Headers202 *CreateReportResponse202Headers
 	// Headers303 the parsed response headers for an HTTP 303 response
 	Headers303 *CreateReportResponse303Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CreateReportResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateReportResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *CreateReportResponse503Headers
 }
@@ -1074,6 +1327,11 @@ func (r CreateReportResponse) GetJSON202() *JobStatus {
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
 func (r CreateReportResponse) GetApplicationproblemJSON400() *BadRequest {
 	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreateReportResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
@@ -1094,6 +1352,11 @@ func (r CreateReportResponse) GetApplicationproblemJSON415() *UnsupportedMediaTy
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r CreateReportResponse) GetApplicationproblemJSON422() *Unprocessable {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CreateReportResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
@@ -1140,6 +1403,11 @@ type CancelReportResponse202Headers struct {
 	RetryAfter int
 }
 
+// CancelReportResponse401Headers the declared response headers of an HTTP 401 response for CancelReport
+type CancelReportResponse401Headers struct {
+	WWWAuthenticate string
+}
+
 // CancelReportResponse503Headers the declared response headers of an HTTP 503 response for CancelReport
 type CancelReportResponse503Headers struct {
 	RetryAfter int
@@ -1154,6 +1422,8 @@ type CancelReportResponse struct {
 	JSON202 *JobStatus
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
@@ -1164,6 +1434,8 @@ type CancelReportResponse struct {
 	ApplicationproblemJSONDefault *Error
 	// Headers202 the parsed response headers for an HTTP 202 response
 	Headers202 *CancelReportResponse202Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CancelReportResponse401Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *CancelReportResponse503Headers
 }
@@ -1181,6 +1453,11 @@ func (r CancelReportResponse) GetJSON202() *JobStatus {
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
 func (r CancelReportResponse) GetApplicationproblemJSON400() *BadRequest {
 	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CancelReportResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -1247,6 +1524,11 @@ type GetReportStatusResponse303Headers struct {
 	PreferenceApplied *string
 }
 
+// GetReportStatusResponse401Headers the declared response headers of an HTTP 401 response for GetReportStatus
+type GetReportStatusResponse401Headers struct {
+	WWWAuthenticate string
+}
+
 // GetReportStatusResponse503Headers the declared response headers of an HTTP 503 response for GetReportStatus
 type GetReportStatusResponse503Headers struct {
 	RetryAfter int
@@ -1259,6 +1541,8 @@ type GetReportStatusResponse struct {
 	JSON200 *JobStatus
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
@@ -1271,6 +1555,8 @@ type GetReportStatusResponse struct {
 	Headers200 *GetReportStatusResponse200Headers
 	// Headers303 the parsed response headers for an HTTP 303 response
 	Headers303 *GetReportStatusResponse303Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetReportStatusResponse401Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetReportStatusResponse503Headers
 }
@@ -1283,6 +1569,11 @@ func (r GetReportStatusResponse) GetJSON200() *JobStatus {
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
 func (r GetReportStatusResponse) GetApplicationproblemJSON400() *BadRequest {
 	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetReportStatusResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -1351,6 +1642,11 @@ type GetReportResultResponse304Headers struct {
 	Vary         *string
 }
 
+// GetReportResultResponse401Headers the declared response headers of an HTTP 401 response for GetReportResult
+type GetReportResultResponse401Headers struct {
+	WWWAuthenticate string
+}
+
 // GetReportResultResponse503Headers the declared response headers of an HTTP 503 response for GetReportResult
 type GetReportResultResponse503Headers struct {
 	RetryAfter int
@@ -1363,6 +1659,8 @@ type GetReportResultResponse struct {
 	JSON200 *Report
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSON406 the response for an HTTP 406 `application/problem+json` response
@@ -1379,6 +1677,8 @@ type GetReportResultResponse struct {
 	Headers200 *GetReportResultResponse200Headers
 	// Headers304 the parsed response headers for an HTTP 304 response
 	Headers304 *GetReportResultResponse304Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetReportResultResponse401Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetReportResultResponse503Headers
 }
@@ -1391,6 +1691,11 @@ func (r GetReportResultResponse) GetJSON200() *Report {
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
 func (r GetReportResultResponse) GetApplicationproblemJSON400() *BadRequest {
 	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetReportResultResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -1457,6 +1762,11 @@ type GetReportWebhookResponse200Headers struct {
 	CacheControl *string
 }
 
+// GetReportWebhookResponse401Headers the declared response headers of an HTTP 401 response for GetReportWebhook
+type GetReportWebhookResponse401Headers struct {
+	WWWAuthenticate string
+}
+
 // GetReportWebhookResponse503Headers the declared response headers of an HTTP 503 response for GetReportWebhook
 type GetReportWebhookResponse503Headers struct {
 	RetryAfter int
@@ -1469,6 +1779,8 @@ type GetReportWebhookResponse struct {
 	JSON200 *WebhookDelivery
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
@@ -1479,6 +1791,8 @@ type GetReportWebhookResponse struct {
 	ApplicationproblemJSONDefault *Error
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetReportWebhookResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetReportWebhookResponse401Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetReportWebhookResponse503Headers
 }
@@ -1491,6 +1805,11 @@ func (r GetReportWebhookResponse) GetJSON200() *WebhookDelivery {
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
 func (r GetReportWebhookResponse) GetApplicationproblemJSON400() *BadRequest {
 	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetReportWebhookResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -1540,6 +1859,24 @@ func (r GetReportWebhookResponse) ContentType() string {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
+}
+
+// ListReportsWithResponse List the caller's jobs.
+//
+// The caller's own jobs, newest first, optionally only those with one `status`. Pages hold up to
+// `limit` jobs; follow `next` (also sent as a `Link: <...>; rel="next"` header) for the next page
+// until it is absent. A page may hold fewer than `limit` jobs when a status filter skipped some: its
+// cost is bounded, never a scan of the whole queue. Expired jobs drop out.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/reports (the `ListReports` operationId).
+func (c *ClientWithResponses) ListReportsWithResponse(ctx context.Context, params *ListReportsParams, reqEditors ...RequestEditorFn) (*ListReportsResponse, error) {
+	rsp, err := c.ListReports(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListReportsResponse(rsp)
 }
 
 // CreateReportWithBodyWithResponse Submit a report job.
@@ -1672,6 +2009,100 @@ func (c *ClientWithResponses) GetReportWebhookWithResponse(ctx context.Context, 
 	return ParseGetReportWebhookResponse(rsp)
 }
 
+// ParseListReportsResponse parses an HTTP response from a ListReportsWithResponse call
+func ParseListReportsResponse(rsp *http.Response) (*ListReportsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListReportsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest JobList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListReportsResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("Link"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Link = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListReportsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListReportsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseCreateReportResponse parses an HTTP response from a CreateReportWithResponse call
 func ParseCreateReportResponse(rsp *http.Response) (*CreateReportResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -1703,6 +2134,13 @@ func ParseCreateReportResponse(rsp *http.Response) (*CreateReportResponse, error
 		}
 		response.ApplicationproblemJSON400 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
 		var dest Gone
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -1730,6 +2168,13 @@ func ParseCreateReportResponse(rsp *http.Response) (*CreateReportResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Unavailable
@@ -1796,6 +2241,26 @@ func ParseCreateReportResponse(rsp *http.Response) (*CreateReportResponse, error
 			headers.PreferenceApplied = &value
 		}
 		response.Headers303 = &headers
+	case rsp.StatusCode == 401:
+		var headers CreateReportResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers CreateReportResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers CreateReportResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -1849,6 +2314,13 @@ func ParseCancelReportResponse(rsp *http.Response) (*CancelReportResponse, error
 		}
 		response.ApplicationproblemJSON400 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -1890,6 +2362,16 @@ func ParseCancelReportResponse(rsp *http.Response) (*CancelReportResponse, error
 			headers.RetryAfter = value
 		}
 		response.Headers202 = &headers
+	case rsp.StatusCode == 401:
+		var headers CancelReportResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
 	case rsp.StatusCode == 503:
 		var headers CancelReportResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -1935,6 +2417,13 @@ func ParseGetReportStatusResponse(rsp *http.Response) (*GetReportStatusResponse,
 			return nil, err
 		}
 		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
@@ -2022,6 +2511,16 @@ func ParseGetReportStatusResponse(rsp *http.Response) (*GetReportStatusResponse,
 			headers.PreferenceApplied = &value
 		}
 		response.Headers303 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetReportStatusResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetReportStatusResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -2067,6 +2566,13 @@ func ParseGetReportResultResponse(rsp *http.Response) (*GetReportResultResponse,
 			return nil, err
 		}
 		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
@@ -2185,6 +2691,16 @@ func ParseGetReportResultResponse(rsp *http.Response) (*GetReportResultResponse,
 			headers.Vary = &value
 		}
 		response.Headers304 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetReportResultResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetReportResultResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -2228,6 +2744,13 @@ func ParseGetReportWebhookResponse(rsp *http.Response) (*GetReportWebhookRespons
 		}
 		response.ApplicationproblemJSON400 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -2269,6 +2792,16 @@ func ParseGetReportWebhookResponse(rsp *http.Response) (*GetReportWebhookRespons
 			headers.CacheControl = &value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetReportWebhookResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetReportWebhookResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -2444,6 +2977,9 @@ func NewReportFinishedCallbackRequestWithBody(targetURL string, params *ReportFi
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// ListReports List the caller's jobs.
+	// (GET /v1/reports)
+	ListReports(w http.ResponseWriter, r *http.Request, params ListReportsParams)
 	// CreateReport Submit a report job.
 	// (POST /v1/reports)
 	CreateReport(w http.ResponseWriter, r *http.Request, params CreateReportParams)
@@ -2464,6 +3000,12 @@ type ServerInterface interface {
 // Unimplemented server implementation that returns http.StatusNotImplemented for each endpoint.
 
 type Unimplemented struct{}
+
+// ListReports List the caller's jobs.
+// (GET /v1/reports)
+func (_ Unimplemented) ListReports(w http.ResponseWriter, r *http.Request, params ListReportsParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
 
 // CreateReport Submit a report job.
 // (POST /v1/reports)
@@ -2503,6 +3045,65 @@ type ServerInterfaceWrapper struct {
 }
 
 type MiddlewareFunc func(http.Handler) http.Handler
+
+// ListReports operation middleware
+func (siw *ServerInterfaceWrapper) ListReports(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListReportsParams
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", r.URL.Query(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "status"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "status", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListReports(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
 
 // CreateReport operation middleware
 func (siw *ServerInterfaceWrapper) CreateReport(w http.ResponseWriter, r *http.Request) {
@@ -2830,6 +3431,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	}
 
 	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/reports", wrapper.ListReports)
+	})
+	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/v1/reports", wrapper.CreateReport)
 	})
 	r.Group(func(r chi.Router) {
@@ -2969,6 +3573,24 @@ type NotFoundApplicationProblemPlusJSONResponse Problem
 
 type PayloadTooLargeApplicationProblemPlusJSONResponse Problem
 
+type TooManyRequestsResponseHeaders struct {
+	RetryAfter int
+}
+type TooManyRequestsApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers TooManyRequestsResponseHeaders
+}
+
+type UnauthorizedResponseHeaders struct {
+	WWWAuthenticate string
+}
+type UnauthorizedApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers UnauthorizedResponseHeaders
+}
+
 type UnavailableResponseHeaders struct {
 	RetryAfter int
 }
@@ -2981,6 +3603,109 @@ type UnavailableApplicationProblemPlusJSONResponse struct {
 type UnprocessableApplicationProblemPlusJSONResponse Problem
 
 type UnsupportedMediaTypeApplicationProblemPlusJSONResponse Problem
+
+type ListReportsRequestObject struct {
+	Params ListReportsParams
+}
+
+type ListReportsResponseObject interface {
+	VisitListReportsResponse(w http.ResponseWriter) error
+}
+
+type ListReports200ResponseHeaders struct {
+	CacheControl *string
+	Link         *string
+}
+
+type ListReports200JSONResponse struct {
+	Body    JobList
+	Headers ListReports200ResponseHeaders
+}
+
+func (response ListReports200JSONResponse) VisitListReportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.Link != nil {
+		w.Header().Set("Link", fmt.Sprint(*response.Headers.Link))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListReports400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListReports400ApplicationProblemPlusJSONResponse) VisitListReportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListReports401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListReports401ApplicationProblemPlusJSONResponse) VisitListReportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListReports503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListReports503ApplicationProblemPlusJSONResponse) VisitListReportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListReportsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListReportsdefaultApplicationProblemPlusJSONResponse) VisitListReportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
 
 type CreateReportRequestObject struct {
 	Params CreateReportParams
@@ -3057,6 +3782,23 @@ func (response CreateReport400ApplicationProblemPlusJSONResponse) VisitCreateRep
 	return err
 }
 
+type CreateReport401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateReport401ApplicationProblemPlusJSONResponse) VisitCreateReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateReport410ApplicationProblemPlusJSONResponse struct {
 	GoneApplicationProblemPlusJSONResponse
 }
@@ -3117,6 +3859,23 @@ func (response CreateReport422ApplicationProblemPlusJSONResponse) VisitCreateRep
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateReport429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateReport429ApplicationProblemPlusJSONResponse) VisitCreateReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3219,6 +3978,23 @@ func (response CancelReport400ApplicationProblemPlusJSONResponse) VisitCancelRep
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelReport401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CancelReport401ApplicationProblemPlusJSONResponse) VisitCancelReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3368,6 +4144,23 @@ func (response GetReportStatus400ApplicationProblemPlusJSONResponse) VisitGetRep
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetReportStatus401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetReportStatus401ApplicationProblemPlusJSONResponse) VisitGetReportStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3555,6 +4348,23 @@ func (response GetReportResult400ApplicationProblemPlusJSONResponse) VisitGetRep
 	return err
 }
 
+type GetReportResult401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetReportResult401ApplicationProblemPlusJSONResponse) VisitGetReportResultResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetReportResult404ApplicationProblemPlusJSONResponse struct {
 	NotFoundApplicationProblemPlusJSONResponse
 }
@@ -3701,6 +4511,23 @@ func (response GetReportWebhook400ApplicationProblemPlusJSONResponse) VisitGetRe
 	return err
 }
 
+type GetReportWebhook401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetReportWebhook401ApplicationProblemPlusJSONResponse) VisitGetReportWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetReportWebhook404ApplicationProblemPlusJSONResponse struct {
 	NotFoundApplicationProblemPlusJSONResponse
 }
@@ -3769,6 +4596,9 @@ func (response GetReportWebhookdefaultApplicationProblemPlusJSONResponse) VisitG
 
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
+	// ListReports List the caller's jobs.
+	// (GET /v1/reports)
+	ListReports(ctx context.Context, request ListReportsRequestObject) (ListReportsResponseObject, error)
 	// CreateReport Submit a report job.
 	// (POST /v1/reports)
 	CreateReport(ctx context.Context, request CreateReportRequestObject) (CreateReportResponseObject, error)
@@ -3823,6 +4653,32 @@ type strictHandler struct {
 	ssi         StrictServerInterface
 	middlewares []StrictMiddlewareFunc
 	options     StrictHTTPServerOptions
+}
+
+// ListReports operation middleware
+func (sh *strictHandler) ListReports(w http.ResponseWriter, r *http.Request, params ListReportsParams) {
+	var request ListReportsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListReports(ctx, request.(ListReportsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListReports")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListReportsResponseObject); ok {
+		if err := validResponse.VisitListReportsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
 }
 
 // CreateReport operation middleware
@@ -3969,106 +4825,117 @@ func (sh *strictHandler) GetReportWebhook(w http.ResponseWriter, r *http.Request
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Hxrcxs30u5f6eKmKmTtkKIo2VlTtR+0tpN4N3a8lpJsyvTxgJymiHgIMABGFMur/36qG8BcyCElOYlz",
-	"Lu8nieQMLo2+PP2ggY+dmV6utELlbGf8sbNAkaHhf5+K2QJfG3ktHNLnDO3MyJWTWnXGnXTlf0lgKW76",
-	"4gr/PimGw5OZxZlWmYVCOZmDWyAYXGnjAG9W0qDlpzAddJKOwV8LaTDrjJ0pMOnY2QKXgrpymxV2xh3r",
-	"jFRXndvbpPP8UlztDuIcrDNaXcG1yGUmnDag57FTgxaVE/RoAnNtIH0x77/SCvsvhZstHj4EP4HdUfy0",
-	"QMWd/qKnX9qt+UJXKPj28vJ1PxMOe2cg5g4NuIVwIJ0FmYFQdo3GQnp6PORRHRrFK33htGlZkPN8LTYW",
-	"UqX7lp5Iz0CAdcIVFqQFrfIN0CRhTcOVjr40KLK7OnxtcI4G1QzPV6tckqy2u75cIKzKxyytQepfS/1E",
-	"12gQFlrpwmCWAA6uBpCuhXR/Px6m0H3z9VP4anQ67N01ljdoi9x9p2fC99w2EC/+Ly388Oa7BNKj6+Mj",
-	"/5U9+iiz2yPDbTx49d+gM5tzWrvdbi+CzjsNNCmY4lwbZJVQeOOA+kHrEhAKpHJ4hQbmRi/hmF45GR4e",
-	"y1LcyGWx7IxPhklnKZX/cJzEQYYWeZQXvN6HBeS1NGhGu5AeLJ0fhdmcz2a4ci2ewv+QjlsMEzJcIYlO",
-	"k0oeXv7bpLMSRizRBQf1IsPlSjtUs82/cNPmHT7ghjud5RKVg9lCW2RX4BbSgi2mS2ktDaPLKzF69AhW",
-	"RionpjnC+cXTFy9gthBGzKjLBIQFAatcSAVOf0AF2kyUgF8L7TCDC2eKmSMNh68l5hn4kfcSsNqbgSEd",
-	"kuoqCIKVAmZCKe1gZlA4JJNlZaJVGkzUv3BjQRiEFZo4C6EyMLjE5RSpL+EgR2EdjS4nXyhsdEb0dwNK",
-	"LDEaO01sMFGdpCNJQt7bd5IOPdMZ1yXaJ5FuqeF3qK7cojMePfqKNTF+PqaVcQ4Ntfm/3k4mN6NhfzK5",
-	"+er5u79+0Ula9OWfevri2SH1lBmLW1pbYAbS+9c0KnYa3Xw6Go5YWXk6K+EW1WRkdlCJ59osheuMO0XB",
-	"T9ZnMOw/Ef35ef/rdx//dtuvfzx9yMfj0W379L1z3J1/dIR1bxo95asUFjrPbEN5SJeLFenuK4iRtysc",
-	"LLV18HjYC8oetEFP1FwqaRdnwUtmYDlmVD6+H5z8GGKnMVxE9012Ct+7BUUs0kx5pbTB7IBWhdnuUabj",
-	"4eg0aTN2g3allfUR9x8ie+PnTJ9mWjlU/K+g8XqtOFoZPc1x+ddfrPd9VX9fGJx3xp2/HFVo58j/ao9e",
-	"+7d8p23xxIs602iBLHVJ6MG7Fa0cOQfoLkVO+oQZ/PPi+1cJCGDPoq4SKNQHpdfkK+g7mmcGc/IPCUxF",
-	"NlFGqCsEu1FO3PCLZVMy6w0gzdAJmadsxn7x9XyOKiM/wu3AdMNIgnqGlaZwYGg1CLIYo83nFNi52oAm",
-	"3QCkrqF7OjxlHRSqFITRBcHG0+GjBB4NhwkMBoNedK6+6QEN/hut8HMvNpkJ3khL/nxaOFgIG4BcRgu4",
-	"FhYyzNFhdsYyD1HUu2TCFWwSV1r5MHOldTaA7vdqotLX319chhhIvQgF6Za7jWssLbdwBoWlgKBwTYFs",
-	"0PNr+ko7H1DJl39u+cRYDt7GQeS5XltQKHnR0/oAqOMUFAFvhzfuaGav00GYwbM/aW2lN+GMFmiD7mzb",
-	"vKo1HcBrnfsEpoJKIJV1jJn9NL7Whco+5zxeaZ7GWrqFxzAyY6XEazQxWHa14Xk4vZxaRzMlLTaFAl04",
-	"cFr3ePivxSbXIrvU+jthrvDPcqtTnW04P6EZPD6Ff8l/8PB+UOJayPzPUHKSMKdQ0H2DmbS9iNGmNGzK",
-	"irMBcD4QkrmUP/Q5O0hjHCZUUsuma4/sG154+qiWavAIf1Aro2do7Z8hjLhO0sIa8xxCbCLnWEnForkm",
-	"zCDARzMllhSeBGRi46FvGT3ZuybgA9hEhVRJOrIy42xCbpZgrM+RFZw8fkyt2LN2j2mwsJh5gxCQyTnj",
-	"GK9WZ9SWmKh0JvJ8KmYf3hcmT71Jo7mWM4S1zHMeFj3CfZO9UHoC64XMEdY4XWj9wUMdetCig2IV4usP",
-	"yhYrAlKYvcRMiktGMX+uIdEgd/3wgHFnaJJ6fCYcvqHFog8ro1donPRYi1LTBkLOhMNdHJt0nL7HY7d1",
-	"EP7WN86vvisf1dNfcOaoxWdic6mdyHkcIs+/n3fGb7fHlwVC6mEd80MtfR4WfhjN7TuftHwn1Qe7KzEf",
-	"+/fxEYwLONHWaoYlApCW49CgTbIW83l7c1UwGtw5ZW6lTcz/1NMLt4fW85aZjuHXAgvMEq/1ZJwhtlBi",
-	"wEms9g7RGUlpKHtCAXMhc85KHS5XjgCsKZTyLQpYa/MBzURJCyTsghuihCIlUVQUgTYlP7WB7lYQLvmy",
-	"k+FJSj34PtMxuZHQ/5xSc4JfZ5AyFE19qrNebAaQzoSaYfkKBdD4DVQOyadKJAGCdxRDlQ5j88kOqmJJ",
-	"Yg4io2zTT7WTdGg6naTjR9NJOrH92nJUqx2Wo2jRrCDHdl1QxXKKJeU5Kwy7PlqjXFjXi4twtrUo3pmV",
-	"CwdzXIOTS+SQdYhgitN4H3xOKxdoCvR6LoJQWb7CfvCrAiIwE8IFmZJ26RWlRRt0NaWeap2jYD/ryZHs",
-	"vXA7dt+nkbeZEMbc516+NekEvjb00cLwilIjmhRaDfz7NlhhVSu7ywzn/cYfO9s/oOhIymF1SeuSuNra",
-	"lFr9gG5l1kaO7DyWR0d4SLqlw7xNSK2vDFq7x6stSCUjd09h6UvLYR/ClIxewpBczvEAXjjPZhtp0UJW",
-	"GMYaKqp3c666INCUVCzqcU3Hh+XMvCnRQE0MiodmVkVPctbeOR5eqL3WGX3r/ZfIlr7iDuF7H3+bdAKK",
-	"ueuVn/xjzzCX12g2O/GEVSH0XlvRKLOGnUYVaQs/0ep2GVsFb75+Ck9OH31VUgHwkplOG3gFBoVugRZh",
-	"KTYUgUSWeeltoQRO7NpWhDckCOHx1hGnUSRq7+fX9LPTkGkQU0qYpGuN0JQJknXtC/oelK2E81RRmA3o",
-	"GSsC+eLB4bUtFfbRkyd1tzwctjlmJ12OrRtkC4qltlguhdlEC4ujoXYSD4jF0lMWlElu4jDVrB2euIBz",
-	"tzv74c0LKKnEmAVsd3gG6TfPL1MOsRwPaq3cjWn41zjfmjaG5d6jblkxc3cDy5V/sH2Loz6I+OBvgpNv",
-	"8EpqdfeoDD9396DCc79xTARvWvVI5GgrPbpmsOezPT1nVz0A0nzHrQH+WojAnhRL3hGkxBmmBsWHTK8V",
-	"4I2YuXwzmKh0unmfiU3KcIDSL1SUWq/QcPpYDwoJCDvzaOsM6D0/55Qtlz6HhUkhl9Z5XZ4o/xA/E373",
-	"8MNqJmE3YPAaVYEJLOTVgml1aayDLq0A/a7EEnse8zWXxo+c/pMOl/buqBGzm9KGOsIYsaHP1ejv3V5T",
-	"sdvbrLTnXk02lLKlxStUaB6Mxe4JKrSJbEn5qFTu8WmnNWTXvN/DY3ZY8vezWPjwwB4LJT/hvbZ4GmNn",
-	"Q7KlLGJP2yOur21Dd5KolG2e0Jt3bSNFZJkkExf565piz0VucVvX6yRKK84xZPzw+vuLS78151OlrwM4",
-	"TckamVbZRa52zPBtanVeOIR04dzKjo+OUkr3JqrLX/Bnxn1r39cCgcbHVR+Bh5aUcJ5nGcGSsFkSmR4C",
-	"C5HogW6u9Yomk0xUWcdCeKWf65nI/ZZEyJLmhaUckBmm9HQ0SuMUBDNghECcznkfttpQHkzUK8TMVvyR",
-	"z5Y9ewRaNcbW9e0ywFlLG30N3ojliqJ6JwokfDOY6eURNxt27bM6diyM9Hi33K4dnv6txdpKo9mFL4y8",
-	"Xcx2QSvK3X8tCKcaSH/++eef+/9WKe9WaUVy4a9evkyZQuMqh1leWHnNTYFdCTVR8aH+s2eDQfU/7+XG",
-	"LcvI9m0LYDQcPe7/+7i5Tdt9O+w/4U3Xf7897p+++2/5uTt8e9x/8u6/x2+H/dG7XvWD/2dU/TOZDCaT",
-	"wf7fe1/ciUi8HNvMrYrtTVP6dD+37bW2to/9zyCrMhN+spFafEb/docPaxPZdgrSrp7h14gNfDoeTC2p",
-	"sQxskM5FgrhJBO+mDJEf2e01jqeiUKyGuTCDOwUZxnpXemhwhpJBFW+wYcbfepfZHd3cPCCDp+zyfcl+",
-	"bPfnC2JyLhgJCeiVdqB0ICoSkHOC5v7LPfQkd1GlKrsr9O3l5evIjzSm5zvmnjCDrpjaMihQp+Iaudde",
-	"rdu6VraFHuovLuz9eFFqJqlW+4AePr8ONP4OAy12v30odfIQDrle02YwF458q9PNMMLbmhQie3fklvcp",
-	"CtvTyz1YZ99Nm1Qfylwc5B/28wtMZjqxXN1BnIXNPL9bimYplcjj9u+9zS3mwpENDgxxIIDDp5IHDp8P",
-	"0MH78t04pcRr3+68b5mVmOu4ASV8JhGKcGLBz1JI5YRU5Jh39pPiQ56bp3yvkfWFEkGPfZz4gI2dOlK+",
-	"yHvYhS7ybDBRE0XaNc/1egxcAgG1WsO0IkdHwxGcB9eXEhxgCjls69XqvrquRVl7E0XJnWhuxLbu4Cfl",
-	"9kXrpi1M0a0RFax0ntsB/MSbgKFP3rYIZD/hnMD2w77tidFwmPopkIJFuuysXoDLFiujR7QTlZ4MT+AC",
-	"0VdYpdH4SorXS65qI3C9VRP1blM/qnF4yqfJboGUEgtLKXGt5ga8HvGanTeobprcpqofLGvKDDpUXMW5",
-	"QiN1Bt3RKSx0YThpznAuity1VTzbMNiJSk+Ph/CNVpiWrVZlC7HVk6EHpLVGPVeXng5P4ZV2wHUYaa0j",
-	"nsVzjti+EElSnzvkInTTffuzaQDhgVjrVED7Go315nI8GA6GnLiuUImV7Iw7J4Ph4MTD1AU7upq6s8/X",
-	"oYItBKzg+uuZEn3z8YtgSYOpzjZ/OaoDl9t6O9uFyCpYzgqNrxRp6lrb5kACVl4pzPgdWoELJ1QmTAYh",
-	"CNqJsiucyXmQ0xiu0cj5BtIAufrUgHCFwRS66fVx4o8CTIXFx6fw7cvzp/2Lb89Hjx6Dnk/UpPMxviez",
-	"20H5oXRxt4OPNOvbSSccFoBCZWFsH3ATq0FDQPqSrGa9sDh7PxgM2JINul5ZhG0K66KVUrNJ2LAhZSfN",
-	"JvuOPdsBnAcJTVSJMrs1cMTpzcYtqMVp4WB0c3MGBjNpcOaqKoG5poQUs57fxfQ7bWSTE0XLqOdzj1KZ",
-	"YR79LVhNNU2mY9NKTCkXEWeYFV5bMRRMwzmPy28uTZTTvJcWrdNI9AUV6enoSXqUPhqeRM/QcH70Wq7X",
-	"9Noy0Fy1Quu3bXhhidaKK+Q63XLAWgX6mAudPTqX1qPYwb7q0GqSD6s53xPZydADrl0Ly6UcCWnMD0re",
-	"1EtzDo6lHm3vHFIt+9mxx5WYYd8iiZMwfWknNvF86Lax1E7HHBxg2dCDZPbOP4zW/UNnmwOFKg8rUGlg",
-	"5dsmgKEhbdfyjv7zn70ZFvrautPj4T4kHBKJtVCOd+SXZOWsYvYsKj1bwcDjGw4Yu41R2Chzs7PSRnPh",
-	"0IRiGY96akVhES+KXbR421Kd86M/lISNku0EssKIab4BVFxhUVbre8e0BxGFir8m9pkoX5NYA0iehA/l",
-	"JVIBF7DVD6TEleCCLkPJseJg+RO7he36qgREKZqI7a7Q2crmqatu+YncQQ2t0YT8UHsTFWonme6Jpxw4",
-	"JC30musXl0JtYKZXtIDCGMo9AhD0s2Lfb/ecfZioePiBMEYQQIQsZ9V4qZHWajH//LwqJ2NSriYbX8Y+",
-	"DhLM+sJu1CyJdfJJoy5fWlhgnt1Znz+mbJsRWa0iiICOi3mK1wf6qQUa0lR93phU7CG/VthC5OF4RDWF",
-	"Bv+RNJJHwuaEBgMW8MyDY6a1QdnuAomJKotnuq3Eb+w1noQpz+MoxIzDJaFtWkyR5z7+eGJXavUi64w7",
-	"T3lbOexN7QSnNtdUPXK0dUpo325Y7Y1wXuGPcpdNEv4+/nI4+t06r0qNDldJlzQUmbCvBAv5VGXeSTgT",
-	"spNNbZW+1o+jHap73Tq81jh72K8dPjzUxu5pxXh279Nqb0+GJ3tgds2dsZlVZlImwUJmlduI52lCDubR",
-	"uQgWTw5HKng1UaWX8ER6W8XrKhebUK9eK6YKhtkb1B2wtLWKOm9atYWpnWg9JJP42G1y76XcOqj5ey0l",
-	"rcjpcLjvzdJqjmrHhSo0cfgVPm7CD5/c/fB28Ty/9+ju91oLhunl0eg+L9frwG+TzqPhyX3eqgrpm4Do",
-	"8Hv+7FATCF0wn86YgDeGftFT5gPFla2oL9t5R29tnyn1ZpSja60caaFVgicqg0s8UMM1m4oRgykUxdMr",
-	"IVWPDct/zQhFhMjIB3UmKhA0U5xpMpyqBBS6H3Dl9pMaufyAO7V/PY9IyuA8UTXaxRcX+P4aFb8LYWOt",
-	"o0/LvN+I0C6WiIVXS38Si2ZjueRMq7nkKvzgNnwaWYKq7XpZu9Drxox5UJLrL3uB79lHDpQx3596AqXX",
-	"SVmgq2Z5kWE2pomcph6/tlU9ThQzM2thMjuAN7hC4fz5gGfPv3t++ZzhkjDLHK1tjf88mDL+bwXH4WcP",
-	"jlE4nGF81ugcKmpl5ArWYjOuQzPWLhJtN90u1fXBwBTYK9cpKprM84kiLakpyU6w+A1BdDQ8bc/mGixj",
-	"HFXQLmEwap1PCT/B7/t+D79SHuN6aKD47N7Xm4GP+ew/vHjqzilu2O045KRzhW1n8+teCyvPU2O9oZ30",
-	"7u7ySL1YQVmnpicqnJssjQb2cNyhhjo6p3g8glneNB4ilVm4UYJ8ITn7ifLH3hLvavg5QlT8VPvRzZac",
-	"LoKzT8nhamk74WULVjO1PlHNfSa7yxs0K7aTql6bl/euwDBRTvqj/cVq3Nh+qWFTTqr9bkaLZ/0GnXer",
-	"F2VV74OSq0aq9Cd75TYl9Ykl4YNDR/W8uGsq293eOYn1P/4oyRkovaX6O+6Sb8/pP9XKGZ3f5TDjpS5/",
-	"WMrzsPtKSGp7LytJ6sfjdn0E23spf4/HfEFGO7jocT2/355B6+RSOByHN2pIMKkrfG03DYxw6I/28BlC",
-	"Ps+HmNmz0EbUitgGk/1x3DakthMlFsFepPOHAnl7s0JfNgHhylIG5WAlZuEmjU+5qWVvanm5dThsfzL3",
-	"+6jb/zcp4P9bUOANaatokMH74v7DHLq/mIVrwffcnEQDbsUSVaEKBUG+jaIb7gsYw86BVHa5StduOulB",
-	"OLieCZlvwF/CIyw8vfiRPHJsqbxLoMfQ4Em664riEX/CBMPHJXYoLy9gbNC8uiCkQWH83m3NFkJdoWXW",
-	"0gOSGVkZj8tfbybLa744KZ0Jw7sPIl5Llj6/FFdM+UxU2jDRMdzr/jS5fW9a2Phu3mRWSzupw4mqnZD0",
-	"G+QvdSbnsoT1e0CAN9m7tv/OFffigwJ5bWFyScl40NizUEHmnTHflkJC3CGzT/dvczWm17lzS+sPAh4h",
-	"4STLi0rXfLnlfox4loG1dwwiXpSRS4WQZrTgvioy4ZrIpFER6Sl5X0nDL/AB+lCHsHtBzoF86rfHiMbt",
-	"f7dJ56mXaP+ZtCttZfv1YkyMeqRUmmlS3QYwl7XqEZbQXRe+xWv/DsYmeuaTQtmPwleYHnq8drNZiNqn",
-	"B10fp+bec2RgZaR/2GKkaruD8Pdaof/zZPVZ4vTw8b1eqN2Zw289uddbz0pS+P8CNNBi/X8sIKgdK21F",
-	"BF/frxB7DAu95sgfGiQjmgvjeaxYpsv4d1i7V5Qr8uIJkl6DJygvyfG8aOwtnk4or+RSeBZogwZPG2iD",
-	"g7EyFD38kXTk7nHcVqcfhPalreriq+L035wi/A/eLi3MbR09EM2DB7+zvd2Wre0e84ibLzbuJkoT6DNO",
-	"Axolv3yy838HAAD//w==",
+	"7Hx7c9u2tu9Xweh0JtIcSpYVJ92Rp3+4Sdpm77x27LanN8wNIXJJQk0BLABa1snxd7+zFgA+JEq22zTd",
+	"d87+y5ZE4rGwHr/1wqdeqlaFkiCt6U0/9ZbAM9D071OeLuGtFlfcAn7OwKRaFFYo2Zv2ksL9ErEVvx7y",
+	"BXwTl+Pxw9RAqmRmWCmtyJldAtNQKG0ZXBdCg6GnIBn1op6G30qhIetNrS4h6pl0CSuOU9lNAb1pz1gt",
+	"5KJ3cxP1nl/wxe4izpixWskFu+K5yLhVmql5mFSDAWk5PhqxudIseTEfvlYShq+4TZf3X4LbwO4qfl6C",
+	"pEl/VbMHZmu/rM8l++Hi4u0w4xYGp4zPLWhml9wyYQ0TGePSrEEblpwcj2lVh1bxWp1bpTsO5Cxf841h",
+	"iVRDg08kp4wzY7ktDROGKZlvGG6SrXG5wuKXGnh224RvNcxBg0zhrChygbTanvpiCayoHjN4Bol7LXEb",
+	"XYMGtlRSlRqyiMFoMWLJmgv7zfE4Yf133z1lX09OxoPb1vIOTJnblyrlbuauhTjyPzDsx3cvI5YcXR0f",
+	"ua/M0SeR3RxpGuPep/8OrN6c4dntTnvued4qhptiM5grDcQSEq4tw3nA2IhxyYS0sADN5lqt2DG+8nB8",
+	"eC0rfi1W5ao3fTiOeish3YfjKCzSj0irPKfzPkwgx6WeM7qJdG/q/MT15ixNobAdmsL9kEw7BJNlUACS",
+	"TiFLHj7+m6hXcM1XYL2CepHBqlAWZLr5B2y6tMMlbGjSNBcgLUuXygCpArsUhplythLG4DL6dBKTR49Y",
+	"oYW0fJYDOzt/+uIFS5dc8xSnjBg3jLMi50Iyqy5BMqVjydlvpbKQsXOry9Qih7PvBOQZcysfRMwoJwYa",
+	"eUjIhScEMQVLuZTKslQDt4AiS8yEpzSK5T9gYxjXwArQYRdcZkzDClYzwLm4ZTlwY3F1OepCboIywr8b",
+	"JvkKgrDjxkax7EU9gRRy2r4X9fCZ3rRJ0SGSdIsNX4Jc2GVvOnn0NXFi+HyMJ2MtaBzz/76P4+vJeBjH",
+	"118///CfX/WiDn75u5q9eHaIPUVG5BbGlJAx4fRrEhg7CWo+mYwnxKy0nYLbZb0ZkR1k4rnSK257015Z",
+	"0pPNHYyHT/hwfjb87sOnv90Mmx9P7vPxeHLTvX2nHHf3HxRhU5sGTfk6YUuVZ6bFPMjLZYG8+5oFy9vn",
+	"lq2UsezxeOCZ3XODiuVcSGGWp15LZsyQzah1/NAr+SkLkwZzEdQ3yil7Y5dosZAzxUIqDdkBrvK73cNM",
+	"x+PJSdQl7BpMoaRxFvdbnr1ze8ZPqZIWJP3Lcb2OK44KrWY5rP7zV+N0Xz3fVxrmvWnvP45qtHPkfjVH",
+	"b91bbtIue+JInSkwDCV1hejBqRUlLSoH1l/xHPkJMvb38zevI8YZaRa5iFgpL6Vao67A73CfGZujfojY",
+	"jGex1FwugJmNtPyaXqyGEtlgxJIMLBd5QmLsDl/N5yAz1CM0DpttCEngzKxQaA40ngZCFq2V/pIEO5Mb",
+	"ppA3GODUrH8yPiEe5LIihFYlwsaT8aOIPRqPIzYajQZBubqhR7j475WEL33YKCZwLQzq81lp2ZIbD+Qy",
+	"PMA1NyyDHCxkp0Rzb0WdSkZcQSKxUNKZmYVS2Yj138hYJm/fnF94G4izcMmSLXUbzlgYGuGUlQYNgoQ1",
+	"GrLRwJ3pa2WdQUVd/qXpE2w5czLOeJ6rtWESBB160lwATpwwicDbwrU9Ss1VMvI7ePYXna1wIpzhAW3A",
+	"nm6LV32mI/ZW5c6BqaESE9JYwsxuG9+pUmZfch+vFW1jLezSYRiREVPCFehgLPtK0z6sWs2MxZ0iF+tS",
+	"MlVaZpUa0PLf8k2ueHah1EuuF/BXqdWZyjbkn+AOHp+wf4hvaXkXSr3icuOVvvnSy/NYiyCiNWzOjffa",
+	"JNFWI1bLxUrYCPUCEpgbtuJyw0pvY4EwHH0v0GhsRox8COcAxjKhT0NyKZJgvJ0VbTjhjYf27cg/fdTw",
+	"UGhTP0pe2qXS4r8h+9LkO3v7gsC3MMEQkvpEX33U3uDPP/88PCvtEqTFFXVFGr4FrkEjfs1X38Q9D13i",
+	"3j29FE+TKy7yv0J1otySY8767yATZhCQ/wyFgadLyFocwroZ5DOyR6FVCsb8FcQI0i8MW0OeM4940OTW",
+	"VDGgrxCJcuYwkuQrZCTOMr5xDlWFychmR8zBolh6B1xY1N3aGhJSdI6CDD98/BhHMafddlhDaSBzapaz",
+	"TMwJHTtldYpj8VgmKc/zGU8vP5Y6T5yhAH0lUmBrkee0LHyE5kYtjE4vWy9FDmwNs6VSlw5A44MGLCsL",
+	"j9p+lKYskMchewWZ4BfEyH+tesZF7lr3EXkzfkic8Rm38A4PCz8UWhWgrXAIfq7VquV3ZSjtO8g/6ll1",
+	"h8dumpL/3g1Or36oHlWzXyG1OOIzvrlQlue0Dp7nb+a96fvt9WVe+dxvYnqoY87DxPerufngXOGXQl6a",
+	"XYo5RLkvykVok8I3SqZQ4UphCN2MuihrIJ93D1dDnNGtW6ZRushMO3EOWnsjwsKq/c8h4vxdzVwYi5jB",
+	"TcK15hv8LOF6D0UQnvmoAAXdCr6AyHmviE3BBUHh9v25Re7ZIK6sMxruVE8yZb+VUEIWObFG7eMhGfrT",
+	"FPtRTuNbLSDzqp6zORc5BXMsrAqLfp8upXQjcrZW+hIxgzAMCVbSQOiHJ3jWdWRN6Sqsu2H9LexahZkf",
+	"jh8mOIObM5minvTzz5WOJXotpywhDy5xEYL1cjNiScplCtUriDvDN6zWuAH9ROQVITKSyq/NoRuQ5Qrp",
+	"7EmGNtxttRf1cDu9qOdW04t6YfzGcdTsXDPKDsd5OnZziixXM6gyBWmpSbfjGeXc2EE4hNOtQ3Haujo4",
+	"Noc1s2IFZJMPxWXDNj56pdoZQtclOEHmnqhEX24u3akw7gN63HqaInepooAMHZkGV8+UyoGTIXExxewj",
+	"tzuKbYgr79IREEIGdzIeUc+nOfwcHYkRzpp4+EGXz+zGIIaVnUkRSgzcbf1hsv0LCpqyWlYfuS4Kp610",
+	"xdX3mFZkXTHFncfyoOlvUYDOItxEyNYLDcbsUdtLZMmQ8kK7+8AQrmF+S1qt2BhVzvGIvbAuCaSFAcOy",
+	"UhOYkoG923tVJaLCqE4+HDd4fFztzIkSLlQHq39oZzU8QGvklOPhg9ornUG33v2ITKUr7mB9aIUept32",
+	"ys/usWeQiyvQm12DgqzgZ2+caKBZS04Di3SZnyB1u4kOyd5995Q9OXn0dRVBY68oQWB8OI5Qr12CAXRF",
+	"0QLxLHPU24JBFA/pOhHK4yGEpYwrRR+Q1E7Pr/Fnq1imGJ+p0vpszq6cSGNRuvahGoc6C25dhNXvhqmU",
+	"GAF18ejw2VYM++jJk6ZaHo+7FLMVNofOvPISbakpVyuuN0HCwmpwnMghfr5ykT7Akw/LlGk3/rIeyG9P",
+	"9uO7F6yKwAc3Z3vCU5Z8//wiIRNL9qAxyu2ghn4N+21woz/uPeyWlam9HTkX7sHuzGBzEeHBP4SX38FC",
+	"KHn7qjQ9d/ui/HN/cE0Ibzr5iOdgaj66IrDn3Fk1J1U9Ysj5lkZj8FvJfdCxXFEiHXi6ZDMN/DJTa8ng",
+	"mqc234ximcw2HzO+SQgOoH8J0uoNJQrRP24ahYhxkzq0dcrwPbfnhCQXP/uDSVgujHW8HEv3ED3jf3fw",
+	"wyjKXWyYhiuQJURsKRZLykYJbSzr4wng75KvYOAwX/to3Mrv7BDU7luHQ1Cv/s7jtRm7e8yae+40ZIsp",
+	"O0ZcgAR9byx2R1ChdAgHVY8KaR+f9DpNdkP73d9m+yP/mIZ6oXvOWErxO97rsqfBdrYoW9EizLS94ubZ",
+	"tngnCkzZpQmdeDfyjzzLBIo4z982GHvOcwPbvN6MEnXiHI3Cz96+Ob9wGW3nKn3nwWmC0khxo13kaqYE",
+	"32ZG5aUFliytLcz06ChBdy+WffqCPhPuW7u5lsBwfVQs5dM3Ah3OsyxDWOJzjCGUhWAhRLJYP1eqwM1E",
+	"sazKvxCvDHOV8txl8ryXNC8N+oAUQktOJpMkbIFTiA8RiFU5lS/UdRijWL4GyEwdIHPesguPMSVba+u7",
+	"cQngrIUJugau+apAq94LBPHfjFK1OqJhfbFL1sSOpRYO71ZVDuOTv3VIWyU0u/CFkLcN3i5TEn3330rE",
+	"qZolv/zyyy/Df8qEkrxKIl3oq1evEooRUnFQmpdGXNFQzBRcxjI8NHz2bDSq/6cSiJDpD+HMbQJMxpPH",
+	"w38et6sb+u/HwydUq/DP98fDkw//U33uj98fD598+J/j9+Ph5MOg/sH9M6n/ieNRHI/2/z746lZE4ujY",
+	"JW61bW+L0u/Xc9taa6vqwv3MRF2dRU+2XIsvqN9u0WFdJNt2QbrZ0/8asIFzx72oRY0og8t62RABb0e6",
+	"d12GEB/ZnTWspw6hGMXmXI9uJaRf623uoYYUBIEqyktDRt86ldmfXF/fw4NH7/JjFf3Yns/VkeVUZ+Ud",
+	"0IWyTCofqIiYmCM0d1/uib/SFLWrsntCP1xcvA3xkdb23MQ0E2Ssz2emMgo4Kb8CmnXQmLbJlV2mh7Kc",
+	"/mDvFvjFYaL6tA/w4fMrn6fYCbHzjujwPUMn9wmSN0tBNeTcom61qm1GqBoATeTgFt/yLrWUe2a5Q1jd",
+	"TdNF1ftGLg7GH/bHFyiYafmquCVw5rOVrsgA9EpInoeqiTuLW/CFQzTYR4h9ANh/quLA/vOBcPA+fzds",
+	"KXLct7tvyoukpRZ2c46U9DqtEN01pTLktqliKTnzKXZKik2ZT1W7UvhL2IRqd/Yc3bhL2LAZ5EouCCYg",
+	"27k6g1PGq4oDABORH2aiWLoNh2BpkSPAIDCHtEd/kEoM+ly6KI8b44FxmaDMeJXBkpPxSeLhEbELBYpp",
+	"rfXZIFpy6UAh5yokHLlzrHwpXygbXHEhLRcS7dRO/jA85FIV6P62nGBfaOygoOWX0MrMIlFCGMgsVZln",
+	"o1jGEoVtnqv1lFEhFWtULCd1rHgynrAzbwkSREcUUfdp3Eb1aN92yO4glkhm3k68d9YBRVU2pzNJz2Zg",
+	"1wCSFSrPzYj9TElfPydlcXzuA2GfT36wfdmayXicuC3gmYfo4WmzjJ8UmAgGwsQyeTh+yM4BXJ1mEnRR",
+	"FfF2lKvH8KHveojmtIlb1dQ/5aIGdgmx1MCNkq3KPebEis7srBX5x81t6irkqjJVgwVJteAFaKEy1p+c",
+	"sKUqNcUQMpjzMrddfROBu2OZnByP2fdKQlKNWhc/hVEfjh0+bwzqQpcoHOy1soyquZLGRLSL5wRgXDmj",
+	"wDl3Yq2sn+zLxweh83HGXu13XIE2TlyOR+PRmPz4AiQvRG/aezgajx461L4kddRgd/y4ALvfoIN+UOuG",
+	"iElYV7GZiKnC+a35xneEUEk8nTMSy581cj1fgKGKY1dgHMuE6p0SGvaUzRX6jiyRcG0T1ue5Ua7Cgbgh",
+	"eSnk5dTrwdFo5PTgKVrHb2JK4sa9UERYFylXedtYuvYhx94O7YzYGf1GLimtaw7roDWaa3NcXfW+zEWO",
+	"52kuBSXLjFrBFDkolqlyFSgzPHdK2YKLzxl0UD1IXi9VDi6pO2LPfSkoTZNpVTBV+qym86mFki+y3rT3",
+	"Uhj7zp9Xu23h/SdXJP1biTi9qpGuzPPdqjeatr57QCJIazzP9ejYNvM641u7SrYZ7U3Bfyvh1Olu1B5a",
+	"rUgDwJVQpaFTemA8a1TF+VvrS0tt1N6i8AmuqlmRfzb8P3z43+Phk4/D7p6CD1sF45Px+EDNzP1qZUJh",
+	"Q1fBs+NJNSee2KrOog664VMlrVb5bfVZobHrJuqh8HTUGDhpqoSEojydctUueuC1XN3SYHMT9U4c2boW",
+	"WpH3qFGMT68c3/5KqxjxJuo9Gj+800tVtR5R3jPwbe+5sndCdg5zeIl0GcWgIsOBWb4wNQI1vQ83Ua9Q",
+	"vtHAO0je1WhG5vCbT195qDKaqWzzH0dNR/mGfBU/zna/mPTQpADtCnrbxrwrGR0xIxYSMnoHN3Juucy4",
+	"zph3ukwsTQGpmHsmn7Ir0GK+YYl38Yc4ALelhoT1k6vjyDHUjBt4fMJ+eHX2dHj+w9nk0WOm5rGMe5/C",
+	"eyK7GVUfKkh9M/qEu76Jex7lMlSjbm1U+9mK1j1AWLJeGkg/jkYjgkoa7KDqldOlsQEG4bCRx7yIJlCV",
+	"I4AKMxu0BY5CsayiGv2GM07htI1d4oiz0rLJ9TUKSSY0pLYuu3NGDLKBq5pxlR1oDGOJx6jmcxcVoYzm",
+	"5G8eltTbpPRfUpMpoV6vDLLSqRrwfW3sLODw43ESS6uodiPAHy3AVSgmJ5MnyVHyaPwwQK8WusTX0Oba",
+	"Jax8WqVtWHbxwAqMQVUhska+UkmfrqR+NGfohHFRk9G+Jp56k/drDdzjSaJe8nGUNTeEHCLkmB+luG7W",
+	"uh5cS9O7u3VJBwzaecFTGBpAclrECEFOTOTyb9vC0mhiPrjAaqB70eyDexiM/VZlm89mxVqxmZu2w4xL",
+	"2m65mvzXf+2N6IFrgTg5Hu+LvPjA1ZpLSxVgK5RyYjFzGpiepGC0pdq3Gx4sq2KBp5WM5tyCHm2p+Iut",
+	"+ATfjU7cdJjwn1zvOLQ66yKWlZrP8g0DSeCvaqp0immPy+kbM9rOZSxd60jDA3VJX1+vKSSjivBm33A4",
+	"CaqQ1sJakOSN/ExqYbtgOWK8Ik1wnhdgTS3zOFW/+oTqoOEO44bcUgex9C0ulF4IzahkkpZqTfiYuhxS",
+	"VeABcq3FFQRP2+3K1/13t6jGMvSoohPnCRB8wtN6vThIZ/m1e35e12dTEqhBG9dtOPUUzIbcbGQahXbG",
+	"qNU+KQxbQp7d2kY5ZWLuXN5GiS16kjbExXygRbjyyi3fmzpGKE4Z1dkqeq00Jc99F2u9hVa8PWoFK9++",
+	"Ob9ASOexgIt0O6jXShHuAokQTILMMcJOojHMGhqWqyYYCZCRuSxUnuNh8jzvcnqeUhmTr4XYMU5dqql+",
+	"5GirmXtf9UXjDd9W+mepy3bS9y76cjz5nB5HqIE+2MxWpT1QhF3lsQ9Y1eId+dbdnXDVlrfSvDXgkKOy",
+	"dcdA64qIYeOOiENj7F4qEa5Y+H3NLA+dO9EBsxvqjMSsFpMqyshFVquN0Pbsg1wOnXMv8ahwhGSvY1lp",
+	"CZe47WohKXK+8W2FjeJdL5iDUVMBC9Oo4N7pAWtcPHKIJuExdCDveJRb92l8rqP8ko6khyCHX6JWYnr4",
+	"Dl7ndmMkvffoLivraNvBlyeTu7zc7Mait57c/tZ2k+Rf4VifU7KYAAhVPfyqZt1e9U3U275nxMlsDraz",
+	"LLIjSO7VXmXJQpM1NSS48J0uJRrvBRdyQFLsviY4xL0ZPnUBQB8hnEGqUErr/gbWv4TC7g9R5+ISdgrb",
+	"Bw7+VEgglo0guqucc/O1+nWW3IRCfucDOiUVcGSof/avVsordISEXoBUybmgHjqvo5zPWiG47WYQs1Tr",
+	"1o5pUYKaCwY+er8vElEBDNcJz6RaR1X3iUzzMoNsihs5SRxY7irpjyXF2ddcZ2bE3kEB3LruvmfPXz6/",
+	"eE7YjOtVDsZ0gg1aTAU2/szY350scSAOuTNfFAr4dhERAhNrvpk2cSBxF5K2n2z3oTjLo0sYVOcUGE3k",
+	"eSyRSxpM8jm7kyfjk27XsZUzCqvy3MU1BK5z/ueXMjJusYdfqu4DuK9V+uIq28mOQyWkdBxNmxotlLB0",
+	"xEY7k08tVQe1umokPll33rO/G+kahJ6CZnYylv4CjkrS2J40p+8qChotdES6LHi4jURk/moyVKBoIWLp",
+	"7k+InH6i5xDz0VPdd4B0eJ0BPv4eL7MRWEBEb5hRlF2NZbvywuxGNto9TFHdwUTHe5s1iaUV7o6ospi2",
+	"MvAN9Exuv0tod6jj78Hnu86rPpd7uX8tZ+4vVuVdTOpcXwQVh7rzHbkbLNvfTp6HiljXXHnKpNpi/R0d",
+	"+3uTSH+OU3a/i++QantvvYuaHfG7OoLkvaK/A3GuRLEbkQyow81l6MFYseIWpv6NBnyMmgzfKKhwV3pQ",
+	"sytdG0At/AAZpbpxjMAVYQxKR4R1G+98x5IvvbwI6+4BoCxpDdlMxLitivukZQVPoVGZc88r//Y6vxdb",
+	"/eD73c3Pw27/dlL/9+CHd8jivBXj3ptIvZcVcNcCUkvVnns7D1a/BJTo70Lr+9uqpmzn4grS01I17tkb",
+	"MH9tUsZFvmHuCkhu2NPzn1CNh5Gqm6wGhCeeJLv6K1wwhUBi/LgCHNXVWQQo2hdneYfLr9/punTJ5QIM",
+	"BWMdiklRNGldVXWM774m9zflmpIqPFyKmzy/4AuKZMUyacn1lN3p9l6xfWuvL5hq36PbcHBxwlg2Lhpw",
+	"hVWvVCbmonIg9iAHJ+e3ZTXPJM3ii04kA65zQbcDOY499YXYToPTXX1IxJ0Y/cn+7F1re71bM3V/Elrx",
+	"ri1KXmC69ssdt7OFlkDi3inj4Zq2XEhgSYYH7poLImotiFqNBS7T4Cow6QW6aMfXr+1ez3jAc/vjhqV1",
+	"9/RN1HvqKDp8JkyhjOi+3JbivQ5eVWIa1bcGzUWj6pAodNt1w+HS6YMGDZ/5XfbvJ+4aNQ493rhX15v6",
+	"k4Oqj4IATnNkzIgQaCKJEbLrBuzPdUL/erT61zXu48d3eqFxzSO99eRObz2rYt3/H0CIDpXx56KIxpUO",
+	"nTDiu7s1QU3ZUq0JLvgBUfLmXLswW2iRIaQ9blyFT+XfoXtz0IpIVPc6urBtmC10Bla3yEo49QGKVhjZ",
+	"BygOGlhfAPJnRkt3r8LotBSeaA9M3ZNWN4b9YWfk38j+j4ml3eoV5O1Owc8spI3+G3ovdN68/4Dwyk+0",
+	"27IZck0mZGqF9oE/8kVa/Sp0S8P/CwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

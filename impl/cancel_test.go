@@ -78,7 +78,7 @@ func TestCancelReport(t *testing.T) {
 			name: "cancel-200-pending", info: reportInfo(asynq.TaskStatePending),
 			want:      gen.CancelReport200JSONResponse(canceledNow),
 			wantCalls: []string{"cancel-marker"}, wantDeleted: []string{id},
-			wantRecord:   &tasks.Canceled{CreatedAt: testCreated, Range: "2026-01-01..2026-03-31", CanceledAt: testNow},
+			wantRecord:   &tasks.Canceled{CreatedAt: testCreated, Range: "2026-01-01..2026-03-31", CanceledAt: testNow, Client: Anonymous},
 			wantFinished: []string{id},
 		},
 		{
@@ -88,7 +88,7 @@ func TestCancelReport(t *testing.T) {
 				func(i *asynq.TaskInfo) { i.LastErr, i.Retried = "boom", 1 }),
 			want:      gen.CancelReport200JSONResponse(retriedCanceled),
 			wantCalls: []string{"cancel-marker"}, wantDeleted: []string{id},
-			wantRecord: &tasks.Canceled{CreatedAt: testCreated, Range: "2026-01-01..2026-03-31", CanceledAt: testNow,
+			wantRecord: &tasks.Canceled{CreatedAt: testCreated, Range: "2026-01-01..2026-03-31", CanceledAt: testNow, Client: Anonymous,
 				StartedAt: started, Attempt: 1, Progress: 0.25},
 			wantFinished: []string{id},
 		},

@@ -291,7 +291,7 @@ func (s *fakeStore) ClaimIdempotencyKey(_ context.Context, client, key string, s
 	return sub, true, nil
 }
 
-func (s *fakeStore) CreateTombstone(_ context.Context, id string, lifetime time.Duration) error {
+func (s *fakeStore) CreateTombstone(_ context.Context, id, _ string, lifetime time.Duration) error {
 	s.calls.add("tombstone")
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -306,13 +306,32 @@ func (s *fakeStore) CreateTombstone(_ context.Context, id string, lifetime time.
 	return nil
 }
 
-func (s *fakeStore) TombstoneExists(_ context.Context, id string) (bool, error) {
+// Tombstone answers for the anonymous client, the only one the fakes serve.
+func (s *fakeStore) Tombstone(_ context.Context, id string) (string, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.existsErr != nil {
-		return false, s.existsErr
+		return "", false, s.existsErr
 	}
-	return s.tombstones[id], nil
+	return "", s.tombstones[id], nil
+}
+
+func (s *fakeStore) IndexJob(context.Context, string, string, time.Time, time.Duration) error {
+	return nil
+}
+
+func (s *fakeStore) ListJobs(context.Context, string, int64, int) ([]tasks.IndexedJob, error) {
+	return nil, nil
+}
+
+func (s *fakeStore) Unindex(context.Context, string, ...string) error { return nil }
+
+func (s *fakeStore) JobClosed(context.Context, string, string) error { return nil }
+
+func (s *fakeStore) OpenJobs(context.Context, string) ([]string, error) { return nil, nil }
+
+func (s *fakeStore) AllowSubmit(context.Context, string, float64, int) (bool, time.Duration, error) {
+	return true, 0, nil
 }
 
 func (s *fakeStore) Report(_ context.Context, id string) ([]byte, error) {

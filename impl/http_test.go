@@ -118,8 +118,8 @@ func TestErrorResponses(t *testing.T) {
 		{name: "route-404-trailing-slash", method: "GET", path: "/v1/reports/", want: noRoute},
 		{name: "route-404-under-job", method: "GET", path: "/v1/reports/{id}/nothing", want: noRoute},
 		{name: "route-404-unknown-problem-type", method: "GET", path: "/problems/no-such-type", want: noRoute},
-		{name: "method-405", method: "GET", path: "/v1/reports", want: notAllowed("POST")},
-		{name: "method-405-put-collection", method: "PUT", path: "/v1/reports", want: notAllowed("POST")},
+		{name: "method-405", method: "DELETE", path: "/v1/reports", want: notAllowed("GET, HEAD, POST")},
+		{name: "method-405-put-collection", method: "PUT", path: "/v1/reports", want: notAllowed("GET, HEAD, POST")},
 		{name: "method-405-put-status", method: "PUT", path: "/v1/reports/{id}", want: notAllowed("GET, HEAD, DELETE")},
 		{name: "method-405-post-result", method: "POST", path: "/v1/reports/{id}/result", want: notAllowed("GET, HEAD")},
 	}

@@ -30,6 +30,7 @@ const (
 	KindWebhooksOff
 	KindCallbackRefused
 	KindUnauthorized
+	KindRateLimited
 )
 
 // problemType is what every occurrence of a Kind has in common.
@@ -69,6 +70,8 @@ var problemTypes = map[Kind]problemType{
 		"Method not allowed", "This resource does not support this method; the Allow header lists those it does."},
 	KindUnauthorized: {http.StatusUnauthorized, "unauthorized",
 		"Authentication required", "This resource needs credentials that the request did not carry, or carried wrong."},
+	KindRateLimited: {http.StatusTooManyRequests, "rate-limited",
+		"Too many requests", "This client submits faster than its limit, or has as many unfinished jobs as it may have. Retry after the number of seconds in Retry-After."},
 	KindWebhooksOff: {http.StatusUnprocessableEntity, "webhooks-not-set-up",
 		"Webhooks are not set up", "This service has no webhook secret configured (REPORTD_WEBHOOK_SECRET), so it cannot sign callbacks. Submit without callback_url and poll, or ask the operator to set webhooks up."},
 	KindCallbackRefused: {http.StatusUnprocessableEntity, "callback-url-refused",
@@ -96,6 +99,8 @@ type Error struct {
 	Kind   Kind
 	Detail string
 	Err    error
+	// RetryAfter, in seconds, is sent as Retry-After with a 429 (a 503 always gets one).
+	RetryAfter int
 }
 
 func (e *Error) Error() string {
@@ -152,8 +157,14 @@ func writeProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err 
 		log.ErrorContext(r.Context(), "request failed", "status", status, "err", err,
 			"method", r.Method, "path", r.URL.Path)
 	}
-	if status == http.StatusServiceUnavailable {
+	var e *Error
+	switch {
+	case status == http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", strconv.Itoa(unavailableRetryAfter))
+	case status == http.StatusTooManyRequests && errors.As(err, &e):
+		w.Header().Set("Retry-After", strconv.Itoa(min(max(e.RetryAfter, 1), maxRetryAfter)))
+	case status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "":
+		w.Header().Set("WWW-Authenticate", `Bearer realm="reportd"`)
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")

@@ -14,9 +14,6 @@ import (
 	"github.com/reportd/reportd/tasks"
 )
 
-// anonymous is the client every request belongs to while the API has no keys.
-const anonymous = "anonymous"
-
 // replayGrace is how long after an Idempotency-Key was first claimed a replay may still enqueue its job:
 // the first request may have failed between claiming the key and enqueueing. Past it, a key whose job
 // is gone names an expired or deleted job.
@@ -36,6 +33,7 @@ func (s *Server) CreateReport(ctx context.Context, req gen.CreateReportRequestOb
 	case err != nil:
 		return nil, &Error{Kind: KindUnprocessable, Detail: "/range: " + err.Error(), Err: err}
 	}
+	client := clientFrom(ctx)
 	wait, waiting := preferWait(req.Params.Prefer)
 	var callback string
 	if u := req.Body.CallbackUrl; u != nil {
@@ -57,7 +55,7 @@ func (s *Server) CreateReport(ctx context.Context, req gen.CreateReportRequestOb
 			return nil, errorf(KindInvalid, "header Idempotency-Key: must be 1 to 255 printable ASCII characters, plain or as a quoted string")
 		}
 		fp := fingerprint(req.Body)
-		sub, mine, err := s.store.ClaimIdempotencyKey(ctx, anonymous, key,
+		sub, mine, err := s.store.ClaimIdempotencyKey(ctx, client, key,
 			tasks.Submission{Fingerprint: fp, JobID: id, CreatedAt: createdAt}, s.policy.idempotencyTTL())
 		if err != nil {
 			return nil, unavailable(err)
@@ -70,13 +68,18 @@ func (s *Server) CreateReport(ctx context.Context, req gen.CreateReportRequestOb
 		}
 	}
 
-	v, err := s.submit(ctx, id, rng, createdAt, callback, held)
+	if held == nil {
+		if err := s.admit(ctx, client); err != nil {
+			return nil, err
+		}
+	}
+	v, err := s.submit(ctx, client, id, rng, createdAt, callback, held)
 	if err != nil {
 		return nil, err
 	}
 	if key != "" && (held == nil || !held.Enqueued) {
 		sub := tasks.Submission{Fingerprint: fingerprint(req.Body), JobID: id, CreatedAt: createdAt}
-		if err := s.store.MarkEnqueued(ctx, anonymous, key, sub); err != nil {
+		if err := s.store.MarkEnqueued(ctx, client, key, sub); err != nil {
 			return nil, unavailable(err)
 		}
 	}
@@ -107,7 +110,7 @@ func (s *Server) CreateReport(ctx context.Context, req gen.CreateReportRequestOb
 // submit enqueues job id, or, for an idempotent replay (held is the key's record), finds the job the
 // first request enqueued. Any number of requests may submit one id at once: asynq's TaskID lets exactly
 // one enqueue through.
-func (s *Server) submit(ctx context.Context, id string, rng tasks.DateRange, createdAt time.Time, callback string, held *tasks.Submission) (jobView, error) {
+func (s *Server) submit(ctx context.Context, client, id string, rng tasks.DateRange, createdAt time.Time, callback string, held *tasks.Submission) (jobView, error) {
 	if held != nil {
 		v, err := s.job(ctx, id)
 		if err == nil || !isGoneOrUnknown(err) {
@@ -118,7 +121,7 @@ func (s *Server) submit(ctx context.Context, id string, rng tasks.DateRange, cre
 		}
 		// The first request claimed the key but has not enqueued yet, or failed to: enqueue it here.
 	}
-	var jobOpts []tasks.ReportOption
+	jobOpts := []tasks.ReportOption{tasks.WithClient(client)}
 	if callback != "" {
 		jobOpts = append(jobOpts, tasks.WithCallback(callback))
 	}
@@ -127,7 +130,10 @@ func (s *Server) submit(ctx context.Context, id string, rng tasks.DateRange, cre
 		return jobView{}, err
 	}
 	opts = append(opts, asynq.MaxRetry(s.policy.MaxRetry), asynq.Timeout(s.policy.JobTimeout), asynq.Retention(s.policy.Retention))
-	if err := s.store.CreateTombstone(ctx, id, s.policy.lifetime()); err != nil {
+	if err := s.store.CreateTombstone(ctx, id, client, s.policy.lifetime()); err != nil {
+		return jobView{}, unavailable(err)
+	}
+	if err := s.store.IndexJob(ctx, client, id, createdAt, s.policy.idempotencyTTL()); err != nil {
 		return jobView{}, unavailable(err)
 	}
 	info, err := s.queue.EnqueueContext(ctx, task, opts...)
@@ -197,15 +203,18 @@ func (s *Server) CancelReport(ctx context.Context, req gen.CancelReportRequestOb
 		err := s.tasks.DeleteTask(tasks.Queue, id)
 		if err == nil {
 			c := tasks.Canceled{CreatedAt: v.createdAt, Range: v.rng.String(), CanceledAt: s.now().UTC(),
-				StartedAt: v.progress.StartedAt, Attempt: v.progress.Attempt, Progress: v.progress.Share, CallbackURL: v.callback}
+				StartedAt: v.progress.StartedAt, Attempt: v.progress.Attempt, Progress: v.progress.Share, CallbackURL: v.callback, Client: v.client}
 			if err := s.store.SaveCanceled(ctx, id, c); err != nil {
 				return nil, unavailable(err)
 			}
 			if err := s.store.PublishFinished(ctx, id); err != nil {
 				s.log.WarnContext(ctx, "cancel not announced", "job", id, "err", err)
 			}
+			if err := s.store.JobClosed(ctx, v.client, id); err != nil {
+				s.log.WarnContext(ctx, "canceled job not closed in its client's count", "job", id, "err", err)
+			}
 			if v.callback != "" {
-				if err := tasks.ScheduleWebhook(ctx, s.queue, v.callback, tasks.NewEvent(id, "canceled", s.now())); err != nil {
+				if err := tasks.ScheduleWebhook(ctx, s.queue, v.callback, tasks.NewEvent(id, "canceled", s.now()), s.policy.Retention); err != nil {
 					s.log.ErrorContext(ctx, "webhook not scheduled", "job", id, "err", err)
 				}
 			}
@@ -252,6 +261,9 @@ func (s *Server) forget(ctx context.Context, v jobView) (gen.CancelReportRespons
 		}
 	}
 	if err := s.store.Forget(ctx, v.id); err != nil {
+		return nil, unavailable(err)
+	}
+	if err := s.store.Unindex(ctx, v.client, v.id); err != nil {
 		return nil, unavailable(err)
 	}
 	s.log.InfoContext(ctx, "job deleted", "job", v.id, "status", v.state)
@@ -326,6 +338,10 @@ func (s *Server) job(ctx context.Context, sid string) (jobView, error) {
 		return jobView{}, unavailable(fmt.Errorf("read job %s: %w", sid, err))
 	}
 	v := viewOf(info, s.policy.Retention)
+	if v.client != clientFrom(ctx) {
+		// Another client's job: its existence is not revealed.
+		return jobView{}, errorf(KindNotFound, "no job %s was issued here", sid)
+	}
 	now := s.now()
 	if v.expired(now) {
 		// asynq keeps failed (archived) tasks for months: past the tombstone period such an id answers
@@ -348,14 +364,15 @@ func (s *Server) missingJob(ctx context.Context, id string) (jobView, error) {
 	if err != nil {
 		return jobView{}, unavailable(err)
 	}
-	if ok {
+	caller := clientFrom(ctx)
+	if ok && ownerOf(c.Client) == caller {
 		return canceledView(id, c, s.policy.Retention), nil
 	}
-	issued, err := s.store.TombstoneExists(ctx, id)
+	owner, issued, err := s.store.Tombstone(ctx, id)
 	switch {
 	case err != nil:
 		return jobView{}, unavailable(err)
-	case issued:
+	case issued && ownerOf(owner) == caller:
 		return jobView{}, errorf(KindGone, "job %s has expired or was deleted: finished jobs are kept for %s", id, s.policy.Retention)
 	default:
 		return jobView{}, errorf(KindNotFound, "no job %s was issued here", id)

@@ -137,7 +137,7 @@ func TestCreateReport(t *testing.T) {
 	enqueued := func(rng string) []enqueuedTask {
 		return []enqueuedTask{{
 			Type:    tasks.TypeReport,
-			Payload: `{"range":"` + rng + `"}`,
+			Payload: `{"range":"` + rng + `","client":"anonymous"}`,
 			Headers: wantHeaders,
 			Options: map[asynq.OptionType]any{
 				asynq.TaskIDOpt:    testID.String(),
@@ -274,7 +274,7 @@ func TestCreateReportWithAsynq(t *testing.T) {
 		Timeout, Retention       time.Duration
 	}
 	want := stored{
-		Type: tasks.TypeReport, Payload: `{"range":"2026-01-01..2026-03-31"}`, CreatedAt: testNow.Format(time.RFC3339Nano),
+		Type: tasks.TypeReport, Payload: `{"range":"2026-01-01..2026-03-31","client":"anonymous"}`, CreatedAt: testNow.Format(time.RFC3339Nano),
 		State: asynq.TaskStatePending, MaxRetry: testPolicy.MaxRetry, Timeout: testPolicy.JobTimeout, Retention: testPolicy.Retention,
 	}
 	got := stored{

@@ -62,12 +62,13 @@ func Handler(s *Server, log *slog.Logger, extra func(chi.Router)) (http.Handler,
 		ResponseErrorHandlerFunc: fail,
 	})
 	r.Group(func(api chi.Router) {
-		api.Use(readBody(log))
+		api.Use(readBody(log), carryCaller)
 		api.Use(nethttpmiddleware.OapiRequestValidatorWithOptions(spec, &nethttpmiddleware.Options{
 			ErrorHandlerWithOpts: func(_ context.Context, err error, w http.ResponseWriter, r *http.Request, _ nethttpmiddleware.ErrorHandlerOpts) {
 				fail(w, r, validationError(err))
 			},
-			Options: openapi3filter.Options{MultiError: false},
+			// API keys are checked by the spec's security scheme, through the validator's hook.
+			Options: openapi3filter.Options{MultiError: false, AuthenticationFunc: authenticate(s.keys)},
 		}))
 		gen.HandlerWithOptions(strict, gen.ChiServerOptions{
 			BaseRouter: api,
@@ -80,6 +81,14 @@ func Handler(s *Server, log *slog.Logger, extra func(chi.Router)) (http.Handler,
 		extra(r)
 	}
 	return r, nil
+}
+
+// carryCaller puts an empty caller in the request's context for the authentication hook to fill.
+func carryCaller(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, _ := withCaller(r.Context())
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 // carryAccept hands the Accept header to the strict handlers through their context.
@@ -181,6 +190,10 @@ func validationError(err error) *Error {
 	}
 	if errors.Is(err, routers.ErrMethodNotAllowed) {
 		return &Error{Kind: KindMethodNotAllowed, Detail: "this method is not allowed here", Err: err}
+	}
+	var secErr *openapi3filter.SecurityRequirementsError
+	if errors.As(err, &secErr) {
+		return &Error{Kind: KindUnauthorized, Detail: "send a valid API key as Authorization: Bearer <key>", Err: err}
 	}
 	if errors.Is(err, routers.ErrPathNotFound) {
 		return &Error{Kind: KindNoRoute, Detail: "nothing is served at this path", Err: err}

@@ -34,8 +34,8 @@ type TaskReader interface {
 // JobStore keeps what asynq does not: tombstones of issued ids, finished reports, cancels and
 // idempotency keys. *tasks.Store is the production one.
 type JobStore interface {
-	CreateTombstone(ctx context.Context, id string, lifetime time.Duration) error
-	TombstoneExists(ctx context.Context, id string) (bool, error)
+	CreateTombstone(ctx context.Context, id, client string, lifetime time.Duration) error
+	Tombstone(ctx context.Context, id string) (client string, ok bool, err error)
 	Report(ctx context.Context, id string) ([]byte, error)
 	RequestCancel(ctx context.Context, id string, lifetime time.Duration) error
 	SaveCanceled(ctx context.Context, id string, c tasks.Canceled) error
@@ -45,6 +45,21 @@ type JobStore interface {
 	PublishCancel(ctx context.Context, id string) error
 	ClaimIdempotencyKey(ctx context.Context, client, key string, sub tasks.Submission, ttl time.Duration) (tasks.Submission, bool, error)
 	MarkEnqueued(ctx context.Context, client, key string, sub tasks.Submission) error
+	IndexJob(ctx context.Context, client, id string, at time.Time, keep time.Duration) error
+	ListJobs(ctx context.Context, client string, before int64, n int) ([]tasks.IndexedJob, error)
+	Unindex(ctx context.Context, client string, ids ...string) error
+	JobClosed(ctx context.Context, client, id string) error
+	OpenJobs(ctx context.Context, client string) ([]string, error)
+	AllowSubmit(ctx context.Context, client string, perSecond float64, burst int) (bool, time.Duration, error)
+}
+
+// Limits bound what one client may ask of the service.
+type Limits struct {
+	// SubmitsPerSecond and SubmitBurst bound how fast a client submits jobs; zero means no limit.
+	SubmitsPerSecond float64
+	SubmitBurst      int
+	// MaxOpenJobs bounds a client's unfinished jobs; zero means no limit.
+	MaxOpenJobs int
 }
 
 // Policy is how jobs are run and kept.
@@ -71,6 +86,10 @@ type Deps struct {
 	Webhooks *Webhooks
 	// Metrics, if set, counts accepted jobs.
 	Metrics *Metrics
+	// APIKeys are the clients' keys; none means the API is open, as one anonymous client.
+	APIKeys []APIKey
+	// Limits bound each client.
+	Limits Limits
 	// Waiters wakes requests that wait for a job (Prefer: wait); the caller runs it on the job events.
 	// Nil means waits notice a finished job only by re-reading it now and then.
 	Waiters *Waiters
@@ -92,6 +111,8 @@ type Server struct {
 	pace     *pace
 	webhooks *Webhooks
 	metrics  *Metrics
+	keys     []APIKey
+	limits   Limits
 }
 
 // DeliveryReader reads the state of a job's webhook; *tasks.Store is the production one.
@@ -110,7 +131,8 @@ type Webhooks struct {
 // New returns a Server on d.
 func New(d Deps) *Server {
 	s := &Server{queue: d.Queue, tasks: d.Tasks, store: d.Store, policy: d.Policy, log: d.Log, now: d.Now, newID: d.NewID,
-		waiters: d.Waiters, pace: &pace{}, webhooks: d.Webhooks, metrics: d.Metrics}
+		waiters: d.Waiters, pace: &pace{}, webhooks: d.Webhooks, metrics: d.Metrics,
+		keys: d.APIKeys, limits: d.Limits}
 	if s.waiters == nil {
 		s.waiters = NewWaiters()
 	}

@@ -26,6 +26,8 @@ type jobView struct {
 	maxRetry   int
 	// task says whether asynq still has the job's task (a canceled pending job has none).
 	task bool
+	// client owns the job.
+	client string
 	// callback is the job's callback URL, if it has one; delivery is its webhook's state once read.
 	callback string
 	delivery *tasks.Delivery
@@ -35,7 +37,7 @@ type jobView struct {
 func canceledView(id string, c tasks.Canceled, retention time.Duration) jobView {
 	rng, _ := tasks.ParseRange(c.Range)
 	return jobView{
-		id: id, state: gen.Canceled, rng: rng, createdAt: c.CreatedAt, callback: c.CallbackURL,
+		id: id, state: gen.Canceled, rng: rng, createdAt: c.CreatedAt, callback: c.CallbackURL, client: ownerOf(c.Client),
 		progress:   tasks.Progress{Share: c.Progress, StartedAt: c.StartedAt, Attempt: c.Attempt},
 		finishedAt: c.CanceledAt, expiresAt: c.CanceledAt.Add(retention),
 	}
@@ -52,7 +54,8 @@ func viewOf(info *asynq.TaskInfo, retention time.Duration) jobView {
 	// An unreadable payload is not an error here: the worker archives such a job, and its status must
 	// say so (failed, report-unreadable) rather than fail to answer.
 	payload, rng, _ := tasks.ParseReportPayload(info.Payload)
-	v := jobView{id: info.ID, rng: rng, lastErr: info.LastErr, maxRetry: info.MaxRetry, task: true, callback: payload.CallbackURL}
+	v := jobView{id: info.ID, rng: rng, lastErr: info.LastErr, maxRetry: info.MaxRetry, task: true,
+		callback: payload.CallbackURL, client: ownerOf(payload.Client)}
 	if ts, ok := info.Headers[tasks.HeaderCreatedAt]; ok {
 		v.createdAt, _ = time.Parse(time.RFC3339Nano, ts)
 	}
@@ -167,3 +170,12 @@ func toDateRange(r tasks.DateRange) gen.DateRange {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// ownerOf is the client a recorded owner names: jobs recorded before clients existed are the
+// anonymous client's (a tombstone then held "1").
+func ownerOf(recorded string) string {
+	if recorded == "" || recorded == "1" {
+		return Anonymous
+	}
+	return recorded
+}

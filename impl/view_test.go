@@ -103,7 +103,7 @@ func TestViewOf(t *testing.T) {
 	q1 := tasks.DateRange{From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 3, 31, 0, 0, 0, 0, time.UTC)}
 	progress := tasks.Progress{Share: 0.5, DaysDone: 45, DaysTotal: 90, StartedAt: started, Attempt: 2}
 	view := func(state gen.JobState) jobView {
-		return jobView{id: testID.String(), state: state, rng: q1, createdAt: testCreated, maxRetry: testPolicy.MaxRetry, task: true}
+		return jobView{id: testID.String(), state: state, rng: q1, createdAt: testCreated, maxRetry: testPolicy.MaxRetry, task: true, client: Anonymous}
 	}
 	const retention = 6 * time.Hour // the policy's, for failed jobs; completed ones keep their task's own
 	tests := []struct {

@@ -25,6 +25,8 @@ type Canceled struct {
 	Progress  float64   `json:"progress"`
 	// CallbackURL is the job's, so that its webhook stays readable.
 	CallbackURL string `json:"callback_url,omitempty"`
+	// Client owns the job.
+	Client string `json:"client,omitempty"`
 }
 
 // RequestCancel marks job id as canceled for lifetime (the job's bound on how long it may live), so
@@ -78,8 +80,8 @@ func (s *Store) CanceledJob(ctx context.Context, id string) (Canceled, bool, err
 // answers 410 Gone for the whole tombstone period.
 func (s *Store) Forget(ctx context.Context, id string) error {
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, reportKey(id), canceledKey(id), cancelKey(id))
-		p.Set(ctx, tombstoneKey(id), "1", s.tombstone+resultSlack)
+		p.Del(ctx, reportKey(id), canceledKey(id), cancelKey(id), webhookKey(id))
+		p.PExpire(ctx, tombstoneKey(id), s.tombstone+resultSlack)
 		return nil
 	})
 	if err != nil {

@@ -96,7 +96,7 @@ func TestStoreCancel(t *testing.T) {
 			t.Parallel()
 			id := uuid.NewString()
 			const lifetime = 5 * time.Hour
-			if err := s.CreateTombstone(ctx, id, lifetime); err != nil {
+			if err := s.CreateTombstone(ctx, id, "acme", lifetime); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.RequestCancel(ctx, id, lifetime); err != nil {
@@ -119,7 +119,7 @@ func TestStoreCancel(t *testing.T) {
 		t.Run("forget", func(t *testing.T) {
 			t.Parallel()
 			id := uuid.NewString()
-			if err := s.CreateTombstone(ctx, id, 5*time.Hour); err != nil {
+			if err := s.CreateTombstone(ctx, id, "acme", 5*time.Hour); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.SaveReport(ctx, id, []byte(`{"orders":3}`)); err != nil {
@@ -144,7 +144,7 @@ func TestStoreCancel(t *testing.T) {
 				t.Errorf("CancelRequested after Forget = %v, %v; want false, nil", ok, err)
 			}
 			// The id answers 410 for the whole tombstone period from now.
-			if ok, err := s.TombstoneExists(ctx, id); err != nil || !ok {
+			if ok, err := tombstoneExists(ctx, s, id); err != nil || !ok {
 				t.Errorf("TombstoneExists after Forget = %v, %v; want true, nil", ok, err)
 			}
 			checkTTL(t, rdb, tombstoneKey(id), testTombstone+resultSlack)

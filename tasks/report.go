@@ -21,10 +21,17 @@ type ReportPayload struct {
 	Range string `json:"range"`
 	// CallbackURL, if set, receives a webhook when the job finishes.
 	CallbackURL string `json:"callback_url,omitempty"`
+	// Client names the client that owns the job (never its key); empty for a keyless deployment's.
+	Client string `json:"client,omitempty"`
 }
 
 // ReportOption adds to a report job's payload.
 type ReportOption func(*ReportPayload)
+
+// WithClient records which client owns the job.
+func WithClient(name string) ReportOption {
+	return func(p *ReportPayload) { p.Client = name }
+}
 
 // WithCallback has the job announce its end to url by webhook.
 func WithCallback(url string) ReportOption {
@@ -67,6 +74,8 @@ type ReportStore interface {
 	CancelRequested(ctx context.Context, id string) (bool, error)
 	// PublishFinished wakes whoever waits for the job to finish.
 	PublishFinished(ctx context.Context, id string) error
+	// JobClosed drops the job from its client's unfinished jobs.
+	JobClosed(ctx context.Context, client, id string) error
 }
 
 // ReportProcessor runs report jobs: it summarizes the job's range from the ledger, writing progress as
@@ -82,10 +91,11 @@ type ReportProcessor struct {
 	// Metrics, if set, counts and times finished jobs.
 	Metrics *JobMetrics
 	// Webhooks enqueues the webhook of a job submitted with a callback URL when it finishes; nil
-	// means webhooks are off.
-	Webhooks Enqueuer
-	Now      func() time.Time
-	Log      *slog.Logger
+	// means webhooks are off. A delivered webhook's task is kept for WebhookRetention.
+	Webhooks         Enqueuer
+	WebhookRetention time.Duration
+	Now              func() time.Time
+	Log              *slog.Logger
 
 	running sync.Map // job id -> context.CancelCauseFunc of its attempt in this process
 }
@@ -140,7 +150,7 @@ func (p *ReportProcessor) ProcessTask(ctx context.Context, t *asynq.Task) (err e
 	log := p.Log.With("job", id)
 	begin := p.Now()
 	payload, r, err := ParseReportPayload(t.Payload())
-	defer func() { p.announce(ctx, id, payload.CallbackURL, err, p.Now().Sub(begin), log) }()
+	defer func() { p.announce(ctx, id, payload, err, p.Now().Sub(begin), log) }()
 
 	if err != nil {
 		log.Error("report job has a bad payload; not retrying", "err", err)
@@ -234,7 +244,7 @@ func (p *ReportProcessor) canceled(ctx context.Context, id string) bool {
 // announce publishes that the job finished when this attempt was its last: it succeeded, was
 // canceled, cannot be retried, or used up its retries. Waiting requests then answer at once, and the
 // job's webhook, if it has one, is scheduled.
-func (p *ReportProcessor) announce(ctx context.Context, id, callbackURL string, err error, took time.Duration, log *slog.Logger) {
+func (p *ReportProcessor) announce(ctx context.Context, id string, payload ReportPayload, err error, took time.Duration, log *slog.Logger) {
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
 	switch {
@@ -249,6 +259,9 @@ func (p *ReportProcessor) announce(ctx context.Context, id, callbackURL string, 
 	if perr := p.Reports.PublishFinished(pctx, id); perr != nil {
 		log.Warn("finish not announced; waiters will notice on their next look", "err", perr)
 	}
+	if cerr := p.Reports.JobClosed(pctx, payload.Client, id); cerr != nil {
+		log.Warn("job not closed in its client's count; the API recounts when the cap is reached", "err", cerr)
+	}
 	status := "failed"
 	switch {
 	case err == nil:
@@ -257,18 +270,19 @@ func (p *ReportProcessor) announce(ctx context.Context, id, callbackURL string, 
 		status = "canceled"
 	}
 	p.Metrics.observe(status, took)
+	callbackURL := payload.CallbackURL
 	if callbackURL == "" || p.Webhooks == nil {
 		return
 	}
-	if werr := ScheduleWebhook(pctx, p.Webhooks, callbackURL, NewEvent(id, status, p.Now())); werr != nil {
+	if werr := ScheduleWebhook(pctx, p.Webhooks, callbackURL, NewEvent(id, status, p.Now()), p.WebhookRetention); werr != nil {
 		log.Error("webhook not scheduled", "err", werr)
 	}
 }
 
-// ScheduleWebhook enqueues the delivery of ev to url. A second schedule for the same job is a no-op:
-// the delivery's task id is the job's.
-func ScheduleWebhook(ctx context.Context, q Enqueuer, url string, ev Event) error {
-	task, opts, err := NewWebhookTask(url, ev)
+// ScheduleWebhook enqueues the delivery of ev to url, kept for retention once delivered. A second
+// schedule for the same job within that time is a no-op: the delivery's task id is the job's.
+func ScheduleWebhook(ctx context.Context, q Enqueuer, url string, ev Event, retention time.Duration) error {
+	task, opts, err := NewWebhookTask(url, ev, retention)
 	if err != nil {
 		return err
 	}

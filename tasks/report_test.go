@@ -36,6 +36,8 @@ func (s *fakeSaver) CancelRequested(_ context.Context, id string) (bool, error) 
 	return s.canceled[id], nil
 }
 
+func (s *fakeSaver) JobClosed(context.Context, string, string) error { return nil }
+
 func (s *fakeSaver) PublishFinished(_ context.Context, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

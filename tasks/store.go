@@ -27,23 +27,27 @@ func NewStore(rdb redis.UniversalClient, retention, tombstone time.Duration) *St
 	return &Store{rdb: rdb, retention: retention, tombstone: tombstone}
 }
 
-// CreateTombstone records that id was issued, for lifetime: the caller's bound on how long the job may
-// live before it finishes, plus retention and the tombstone period.
-func (s *Store) CreateTombstone(ctx context.Context, id string, lifetime time.Duration) error {
+// CreateTombstone records that id was issued to client, for lifetime: the caller's bound on how long
+// the job may live before it finishes, plus retention and the tombstone period.
+func (s *Store) CreateTombstone(ctx context.Context, id, client string, lifetime time.Duration) error {
 	ttl := lifetime + s.retention + s.tombstone
-	if err := s.rdb.Set(ctx, tombstoneKey(id), "1", ttl).Err(); err != nil {
+	if err := s.rdb.Set(ctx, tombstoneKey(id), client, ttl).Err(); err != nil {
 		return fmt.Errorf("create tombstone of job %s: %w", id, err)
 	}
 	return nil
 }
 
-// TombstoneExists reports whether id was issued and its tombstone has not run out.
-func (s *Store) TombstoneExists(ctx context.Context, id string) (bool, error) {
-	n, err := s.rdb.Exists(ctx, tombstoneKey(id)).Result()
-	if err != nil {
-		return false, fmt.Errorf("read tombstone of job %s: %w", id, err)
+// Tombstone returns the client job id was issued to, and false when it was never issued or its
+// tombstone has run out.
+func (s *Store) Tombstone(ctx context.Context, id string) (string, bool, error) {
+	owner, err := s.rdb.Get(ctx, tombstoneKey(id)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", false, nil
 	}
-	return n == 1, nil
+	if err != nil {
+		return "", false, fmt.Errorf("read tombstone of job %s: %w", id, err)
+	}
+	return owner, true, nil
 }
 
 // saveReportScript stores a report unless a cancel was asked for, in one step, so that a job canceled
@@ -51,7 +55,7 @@ func (s *Store) TombstoneExists(ctx context.Context, id string) (bool, error) {
 var saveReportScript = redis.NewScript(`
 if redis.call("EXISTS", KEYS[3]) == 1 then return 0 end
 redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
-redis.call("SET", KEYS[2], "1", "PX", ARGV[3])
+redis.call("PEXPIRE", KEYS[2], ARGV[3])
 return 1`)
 
 // SaveReport stores a finished job's report for the retention period and restarts the job's tombstone

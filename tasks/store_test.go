@@ -42,18 +42,18 @@ func TestStore(t *testing.T) {
 			t.Run("tombstone", func(t *testing.T) {
 				t.Parallel()
 				id := uuid.NewString()
-				if ok, err := s.TombstoneExists(ctx, id); err != nil || ok {
+				if ok, err := tombstoneExists(ctx, s, id); err != nil || ok {
 					t.Fatalf("TombstoneExists before CreateTombstone = %v, %v; want false, nil", ok, err)
 				}
 				const lifetime = 5 * time.Hour
-				if err := s.CreateTombstone(ctx, id, lifetime); err != nil {
+				if err := s.CreateTombstone(ctx, id, "acme", lifetime); err != nil {
 					t.Fatalf("CreateTombstone: %v", err)
 				}
-				if ok, err := s.TombstoneExists(ctx, id); err != nil || !ok {
+				if ok, err := tombstoneExists(ctx, s, id); err != nil || !ok {
 					t.Fatalf("TombstoneExists after CreateTombstone = %v, %v; want true, nil", ok, err)
 				}
 				checkTTL(t, rdb, tombstoneKey(id), lifetime+testRetention+testTombstone)
-				if ok, err := s.TombstoneExists(ctx, uuid.NewString()); err != nil || ok {
+				if ok, err := tombstoneExists(ctx, s, uuid.NewString()); err != nil || ok {
 					t.Errorf("TombstoneExists of another id = %v, %v; want false, nil", ok, err)
 				}
 			})
@@ -61,7 +61,7 @@ func TestStore(t *testing.T) {
 			t.Run("report-round-trip", func(t *testing.T) {
 				t.Parallel()
 				id := uuid.NewString()
-				if err := s.CreateTombstone(ctx, id, 5*time.Hour); err != nil {
+				if err := s.CreateTombstone(ctx, id, "acme", 5*time.Hour); err != nil {
 					t.Fatalf("CreateTombstone: %v", err)
 				}
 				body := []byte(`{"id":"` + id + `","orders":3}`)
@@ -79,7 +79,7 @@ func TestStore(t *testing.T) {
 				// Saving restarts the tombstone: the id answers 410 for the whole tombstone period
 				// after the report expires.
 				checkTTL(t, rdb, tombstoneKey(id), testRetention+resultSlack+testTombstone)
-				if ok, err := s.TombstoneExists(ctx, id); err != nil || !ok {
+				if ok, err := tombstoneExists(ctx, s, id); err != nil || !ok {
 					t.Errorf("TombstoneExists after SaveReport = %v, %v; want true, nil", ok, err)
 				}
 			})
@@ -120,13 +120,19 @@ func TestStoreUnreachable(t *testing.T) {
 	if _, err := s.Report(ctx, "x"); err == nil || errors.Is(err, ErrNoReport) {
 		t.Errorf("Report = %v, want an error that is not ErrNoReport", err)
 	}
-	if _, err := s.TombstoneExists(ctx, "x"); err == nil {
+	if _, err := tombstoneExists(ctx, s, "x"); err == nil {
 		t.Error("TombstoneExists succeeded without a Redis")
 	}
-	if err := s.CreateTombstone(ctx, "x", time.Hour); err == nil {
+	if err := s.CreateTombstone(ctx, "x", "acme", time.Hour); err == nil {
 		t.Error("CreateTombstone succeeded without a Redis")
 	}
 	if err := s.SaveReport(ctx, "x", []byte("{}")); err == nil {
 		t.Error("SaveReport succeeded without a Redis")
 	}
+}
+
+// tombstoneExists is Store.Tombstone without the owner.
+func tombstoneExists(ctx context.Context, s *Store, id string) (bool, error) {
+	_, ok, err := s.Tombstone(ctx, id)
+	return ok, err
 }

@@ -74,8 +74,9 @@ type WebhookPayload struct {
 }
 
 // NewWebhookTask returns the delivery of ev to url, and the options that place it. Its task id is
-// derived from the job's, so that one job has one logical event however often its end is announced.
-func NewWebhookTask(url string, ev Event) (*asynq.Task, []asynq.Option, error) {
+// derived from the job's, and the task is kept for retention after it is delivered, so that one job
+// has one logical event however often its end is announced (a job is delivered at least once).
+func NewWebhookTask(url string, ev Event, retention time.Duration) (*asynq.Task, []asynq.Option, error) {
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode webhook event: %w", err)
@@ -85,7 +86,8 @@ func NewWebhookTask(url string, ev Event) (*asynq.Task, []asynq.Option, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode webhook payload: %w", err)
 	}
-	return asynq.NewTask(TypeWebhook, b), []asynq.Option{asynq.TaskID("webhook-" + ev.Data.ID), asynq.Queue(WebhookQueue)}, nil
+	return asynq.NewTask(TypeWebhook, b), []asynq.Option{asynq.TaskID("webhook-" + ev.Data.ID), asynq.Queue(WebhookQueue),
+		asynq.Retention(retention)}, nil
 }
 
 // DefaultWebhookSchedule is the wait before each retry of a failed delivery: the Standard Webhooks
@@ -114,7 +116,9 @@ func WebhookRetryDelay(schedule []time.Duration) asynq.RetryDelayFunc {
 	return func(n int, err error, _ *asynq.Task) time.Duration {
 		var ra *retryAfterError
 		if errors.As(err, &ra) {
-			return ra.after
+			// asynq keeps retry times in whole seconds, rounding down: a second more keeps the wait at
+			// least as long as the receiver asked.
+			return ra.after + time.Second
 		}
 		d := schedule[min(max(n, 0), len(schedule)-1)] // asynq passes the retries so far: 0 on the first failure
 		return d*8/10 + rand.N(d*4/10+1)

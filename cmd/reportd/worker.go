@@ -47,6 +47,7 @@ func startWorkers(ctx context.Context, cfg config, rdb redis.UniversalClient, st
 	}
 	if cfg.WebhookSecret != "" {
 		processor.Webhooks = asynq.NewClientFromRedisClient(rdb)
+		processor.WebhookRetention = cfg.Retention
 	}
 	stops = append(stops, subscribe(ctx, store.SubscribeCancels, func(ctx context.Context, ev *tasks.Events) { processor.RunCancels(ctx, ev) }))
 	reports := base

@@ -1,0 +1,591 @@
+package impl_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/reportd/reportd/gen"
+	"github.com/reportd/reportd/impl"
+	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/tasks"
+)
+
+// webhookSetup says how a harness with webhooks set up is built.
+type webhookSetup struct {
+	// Policy is which callback URLs the API accepts and the webhook worker may call.
+	Policy tasks.WebhookPolicy
+	// Worker runs a report worker whose processor schedules the webhooks of the jobs it finishes.
+	Worker bool
+	// Ledger is the report worker's ledger; nil means a small synthetic one.
+	Ledger tasks.Ledger
+	// Deliveries runs a webhook worker: an asynq server on tasks.WebhookQueue running
+	// tasks.WebhookProcessor, as cmd/reportd runs it.
+	Deliveries bool
+	// MaxRetry is the job policy's.
+	MaxRetry int
+}
+
+// webhookHarness is a harness whose API has impl.Deps.Webhooks set, and the secret its worker signs with.
+type webhookHarness struct {
+	*harness
+	Secret string
+}
+
+// newWebhookHarness builds the real API with webhooks set up on backend b, as cmd/reportd wires it,
+// and stops it when the test ends. Every exchange still goes through the harness's contract checks.
+func newWebhookHarness(tb testing.TB, b redistest.Backend, ws webhookSetup) *webhookHarness {
+	tb.Helper()
+	c := mustContract(tb)
+	logs := &logBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			tb.Logf("server and worker log:\n%s", logs)
+		}
+	})
+	rdb := redis.NewClient(&redis.Options{Addr: b.Addr})
+	tb.Cleanup(func() { _ = rdb.Close() })
+	p := impl.Policy{Retention: 24 * time.Hour, JobTimeout: time.Minute, Tombstone: time.Hour, MaxRetry: ws.MaxRetry}
+	store := tasks.NewStore(rdb, p.Retention, p.Tombstone)
+
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		tb.Fatal(err)
+	}
+	secret := "whsec_" + base64.StdEncoding.EncodeToString(key)
+
+	if ws.Worker {
+		ledger := ws.Ledger
+		if ledger == nil {
+			ledger = tasks.NewSyntheticLedger(smallRows)
+		}
+		startWorker(tb, rdb, store, setup{Handler: &tasks.ReportProcessor{
+			Ledger:           ledger,
+			Reports:          store,
+			ProgressEvery:    20 * time.Millisecond,
+			CancelCheckEvery: 50 * time.Millisecond,
+			Webhooks:         asynq.NewClientFromRedisClient(rdb),
+			Now:              time.Now,
+			Log:              log.With("component", "worker"),
+		}}, log)
+	}
+	if ws.Deliveries {
+		startDeliveries(tb, rdb, store, ws.Policy, secret, log)
+	}
+
+	deps := impl.Deps{
+		Queue:  asynq.NewClientFromRedisClient(rdb),
+		Tasks:  asynq.NewInspectorFromRedisClient(rdb),
+		Store:  store,
+		Policy: p,
+		Log:    log,
+		Webhooks: &impl.Webhooks{
+			Policy:     ws.Policy,
+			Resolver:   net.DefaultResolver,
+			Deliveries: store,
+		},
+	}
+	handler, err := impl.Handler(impl.New(deps), log, nil)
+	if err != nil {
+		tb.Fatalf("impl.Handler: %v", err)
+	}
+	srv := httptest.NewServer(handler)
+	tb.Cleanup(srv.Close)
+	return &webhookHarness{
+		harness: &harness{
+			URL:       srv.URL,
+			Redis:     rdb,
+			Store:     store,
+			Inspector: asynq.NewInspectorFromRedisClient(rdb),
+			Policy:    p,
+			Log:       logs,
+			contract:  c,
+			client: &http.Client{
+				Timeout:       10 * time.Second,
+				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			},
+		},
+		Secret: secret,
+	}
+}
+
+// startDeliveries runs the webhook worker on rdb until the test ends.
+func startDeliveries(tb testing.TB, rdb *redis.Client, store *tasks.Store, policy tasks.WebhookPolicy, secret string, log *slog.Logger) {
+	tb.Helper()
+	signer, err := tasks.ParseWebhookSecret(secret)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	w := asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		Concurrency:              2,
+		Queues:                   map[string]int{tasks.WebhookQueue: 1},
+		TaskCheckInterval:        10 * time.Millisecond,
+		DelayedTaskCheckInterval: 100 * time.Millisecond,
+		ShutdownTimeout:          2 * time.Second,
+		RetryDelayFunc:           tasks.WebhookRetryDelay([]time.Duration{time.Second}),
+		Logger:                   asynqLogger{log.With("component", "asynq-webhooks")},
+		LogLevel:                 asynq.ErrorLevel,
+	})
+	mux := asynq.NewServeMux()
+	mux.Handle(tasks.TypeWebhook, &tasks.WebhookProcessor{
+		Client: tasks.NewWebhookClient(policy, 5*time.Second),
+		Signer: signer,
+		Store:  store,
+		Now:    time.Now,
+		Log:    log.With("component", "webhooks"),
+	})
+	if err := w.Start(mux); err != nil {
+		tb.Fatalf("start webhook worker: %v", err)
+	}
+	tb.Cleanup(w.Shutdown)
+}
+
+// postWithCallback submits a job over rng with callback_url u.
+func (h *harness) postWithCallback(tb testing.TB, rng, u string) *response {
+	tb.Helper()
+	body, _ := json.Marshal(map[string]string{"range": rng, "callback_url": u})
+	return h.doValid(tb, h.request(tb, http.MethodPost, "/v1/reports", bytes.NewReader(body), "Content-Type", appJSON))
+}
+
+// createWithCallback submits a job with a callback and returns its id, failing unless it is accepted.
+func (h *harness) createWithCallback(tb testing.TB, rng, u string) string {
+	tb.Helper()
+	r := h.postWithCallback(tb, rng, u)
+	if r.Status != http.StatusAccepted {
+		tb.Fatalf("POST %s with callback_url %s: %s", rng, u, r)
+	}
+	m := locationRE.FindStringSubmatch(r.Header.Get("Location"))
+	if m == nil {
+		tb.Fatalf("Location %q", r.Header.Get("Location"))
+	}
+	return m[1]
+}
+
+// noJobs fails tb if anything was put on the report queue.
+func noJobs(tb testing.TB, h *harness) {
+	tb.Helper()
+	queues, err := h.Inspector.Queues()
+	if err != nil {
+		tb.Fatalf("list queues: %v", err)
+	}
+	for _, q := range queues {
+		if q != tasks.Queue {
+			continue
+		}
+		qi, err := h.Inspector.GetQueueInfo(q)
+		if err != nil {
+			tb.Fatalf("GetQueueInfo: %v", err)
+		}
+		if qi.Size != 0 {
+			tb.Errorf("%d jobs were queued by refused submissions", qi.Size)
+		}
+	}
+}
+
+// TestCallbackWithoutWebhooks: with no webhook secret configured, a submission with a callback is
+// refused rather than accepted and never called back.
+func TestCallbackWithoutWebhooks(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+		h := newHarness(t, b, setup{})
+		r := h.postWithCallback(t, "2026-Q1", "https://8.8.8.8/hooks/reportd")
+		p := r.problem(t)
+		if r.Status != http.StatusUnprocessableEntity || p.Type != "/problems/webhooks-not-set-up" {
+			t.Errorf("POST with callback_url and webhooks off = %s, want 422 /problems/webhooks-not-set-up", r)
+		}
+		if d := h.get(t, p.Type); d.Status != http.StatusOK {
+			t.Errorf("GET %s = %s, want the problem type described", p.Type, d)
+		}
+		noJobs(t, h)
+	})
+}
+
+// TestCallbackURLRefused: callback URLs the service must not call are refused at submission, with the
+// detail pointing at the member.
+func TestCallbackURLRefused(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		url  string
+	}{
+		{"create-422-http", "http://8.8.8.8/hook"},
+		{"create-422-loopback", "https://127.0.0.1/x"},
+		{"create-422-loopback-v6", "https://[::1]/x"},
+		{"create-422-private", "https://10.0.0.1/"},
+		{"create-422-metadata", "https://169.254.169.254/"},
+		{"create-422-metadata-path", "https://169.254.169.254/latest/meta-data"},
+		{"create-422-localhost", "https://localhost/"},
+		{"create-422-credentials", "https://user:pw@8.8.8.8/hook"},
+		{"create-422-ftp", "ftp://8.8.8.8/hook"},
+	}
+	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+		h := newWebhookHarness(t, b, webhookSetup{})
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				r := h.postWithCallback(t, "2026-Q1", tc.url)
+				p := r.problem(t)
+				if r.Status != http.StatusUnprocessableEntity || p.Type != "/problems/callback-url-refused" {
+					t.Errorf("POST with callback_url %s = %s, want 422 /problems/callback-url-refused", tc.url, r)
+				}
+				if !strings.HasPrefix(p.Detail, "/callback_url") {
+					t.Errorf("detail %q does not start with /callback_url", p.Detail)
+				}
+				if strings.Contains(p.Detail, "pw@") {
+					t.Errorf("detail %q echoes the URL's password", p.Detail)
+				}
+			})
+		}
+		t.Run("create-202-public-https", func(t *testing.T) {
+			t.Parallel()
+			const u = "https://8.8.8.8/hooks/reportd"
+			id := h.createWithCallback(t, "2026-Q1", u)
+			st := h.get(t, "/v1/reports/"+id)
+			if st.Status != http.StatusOK {
+				t.Fatalf("GET status = %s", st)
+			}
+			if w := st.jobStatus(t).Webhook; w == nil || w.Url != u || w.Attempts != 0 || w.LastStatus != nil || w.DeliveredAt != nil {
+				t.Errorf("pending job's webhook = %+v, want %s with 0 attempts", w, u)
+			}
+			wr := h.get(t, "/v1/reports/"+id+"/webhook")
+			var d gen.WebhookDelivery
+			if wr.Status != http.StatusOK || json.Unmarshal(wr.Body, &d) != nil || d.Url != u || d.Attempts != 0 {
+				t.Errorf("GET webhook of a pending job = %s, want 200 %s with 0 attempts", wr, u)
+			}
+			if cc := wr.Header.Get("Cache-Control"); cc != "no-store" {
+				t.Errorf("GET webhook: Cache-Control = %q, want no-store", cc)
+			}
+		})
+	})
+	t.Run("refused-submissions-queue-nothing", func(t *testing.T) {
+		t.Parallel()
+		h := newWebhookHarness(t, redistest.Embedded(t), webhookSetup{})
+		for _, tc := range cases {
+			h.postWithCallback(t, "2026-Q1", tc.url)
+		}
+		noJobs(t, h.harness)
+	})
+}
+
+// hookEvent is one request a callback receiver got.
+type hookEvent struct {
+	Header    http.Header
+	Body      []byte
+	VerifyErr error
+	Event     gen.WebhookEvent
+}
+
+// hookReceiver is a callback receiver on 127.0.0.1 that verifies each request's signature with the
+// Standard Webhooks library, checks it against the reportFinished callback in openapi.yaml, and
+// answers 200.
+type hookReceiver struct {
+	*httptest.Server
+	mu      sync.Mutex
+	events  []hookEvent
+	changed chan struct{}
+}
+
+func newHookReceiver(t *testing.T, secret string) *hookReceiver {
+	t.Helper()
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := callbackValidator(t)
+	rc := &hookReceiver{changed: make(chan struct{})}
+	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		ev := hookEvent{Header: r.Header.Clone(), Body: body, VerifyErr: wh.Verify(body, r.Header)}
+		if err := json.Unmarshal(body, &ev.Event); err != nil {
+			t.Errorf("callback body %s: %v", body, err)
+		}
+		if err := check(r, body); err != nil {
+			t.Errorf("the callback request breaks the contract: %v", err)
+		}
+		rc.mu.Lock()
+		rc.events = append(rc.events, ev)
+		close(rc.changed)
+		rc.changed = make(chan struct{})
+		rc.mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+// wait returns the first n requests, failing t if they do not come within timeout.
+func (rc *hookReceiver) wait(t *testing.T, n int, timeout time.Duration) []hookEvent {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		rc.mu.Lock()
+		got, changed := append([]hookEvent(nil), rc.events...), rc.changed
+		rc.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("callback receiver got %d requests in %s, want %d", len(got), timeout, n)
+		}
+	}
+}
+
+func (rc *hookReceiver) count() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return len(rc.events)
+}
+
+// callbackValidator returns a check of a callback request against the reportFinished callback of
+// POST /v1/reports in openapi.yaml: its headers and its body.
+func callbackValidator(t *testing.T) func(r *http.Request, body []byte) error {
+	t.Helper()
+	spec := mustContract(t).spec
+	create := spec.Paths.Find("/v1/reports")
+	if create == nil || create.Post == nil {
+		t.Fatal("openapi.yaml has no POST /v1/reports")
+	}
+	cb := create.Post.Callbacks["reportFinished"]
+	if cb == nil || cb.Value == nil {
+		t.Fatal("POST /v1/reports has no reportFinished callback")
+	}
+	var item *openapi3.PathItem
+	for _, pi := range cb.Value.Map() {
+		item = pi
+	}
+	if item == nil || item.Post == nil {
+		t.Fatal("the reportFinished callback has no POST")
+	}
+	return func(r *http.Request, body []byte) error {
+		req := r.Clone(context.Background())
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		in := &openapi3filter.RequestValidationInput{
+			Request: req,
+			Route:   &routers.Route{Spec: spec, Path: r.URL.Path, PathItem: item, Method: http.MethodPost, Operation: item.Post},
+			Options: &openapi3filter.Options{MultiError: true, AuthenticationFunc: openapi3filter.NoopAuthenticationFunc},
+		}
+		return openapi3filter.ValidateRequest(context.Background(), in)
+	}
+}
+
+// checkHookEvent fails t unless ev is job id's signed event of status.
+func checkHookEvent(t *testing.T, ev hookEvent, id string, status gen.JobState) {
+	t.Helper()
+	if ev.VerifyErr != nil {
+		t.Errorf("the Standard Webhooks library refused the callback's signature: %v", ev.VerifyErr)
+	}
+	if got := ev.Header.Get("webhook-id"); got != "msg_"+id {
+		t.Errorf("webhook-id = %q, want msg_%s", got, id)
+	}
+	e := ev.Event
+	if string(e.Type) != "report."+string(status) || e.Data.Id.String() != id || e.Data.Status != status ||
+		e.Data.Links.Status != "/v1/reports/"+id {
+		t.Errorf("event = %s, want report.%s of job %s linking to its status", ev.Body, status, id)
+	}
+	wantResult := status == gen.Done
+	if (e.Data.Links.Result != nil) != wantResult || wantResult && *e.Data.Links.Result != "/v1/reports/"+id+"/result" {
+		t.Errorf("event %s: result link %v, want one only for a done job", ev.Body, e.Data.Links.Result)
+	}
+}
+
+// awaitDelivered polls GET /v1/reports/{id}/webhook until the receiver's acceptance is recorded.
+func awaitDelivered(t *testing.T, h *harness, id string) gen.WebhookDelivery {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := h.get(t, "/v1/reports/"+id+"/webhook")
+		if r.Status != http.StatusOK {
+			t.Fatalf("GET webhook of job %s = %s", id, r)
+		}
+		if cc := r.Header.Get("Cache-Control"); cc != "no-store" {
+			t.Errorf("GET webhook: Cache-Control = %q, want no-store", cc)
+		}
+		var d gen.WebhookDelivery
+		if err := json.Unmarshal(r.Body, &d); err != nil {
+			t.Fatalf("GET webhook: %v: %s", err, r.Body)
+		}
+		if d.DeliveredAt != nil {
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s's webhook not delivered after 10s: %s", id, r.Body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// checkDelivered fails t unless d is one accepted attempt to url, between before and now.
+func checkDelivered(t *testing.T, d gen.WebhookDelivery, url string, before time.Time) {
+	t.Helper()
+	if d.Url != url || d.Attempts != 1 || d.LastStatus == nil || *d.LastStatus != http.StatusOK || d.LastError != nil ||
+		d.DeliveredAt == nil || d.DeliveredAt.Before(before) || d.DeliveredAt.After(time.Now()) {
+		b, _ := json.Marshal(d)
+		t.Errorf("webhook delivery = %s, want 1 attempt to %s, last_status 200, delivered during the test", b, url)
+	}
+}
+
+// TestWebhookFlow: a job submitted with a callback is announced once to the receiver, whose result
+// link serves the report, and the job's webhook resource says how the delivery went.
+func TestWebhookFlow(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+		h := newWebhookHarness(t, b, webhookSetup{
+			Policy: tasks.WebhookPolicy{AllowPrivate: true, AllowInsecure: true}, Worker: true, Deliveries: true,
+		})
+		rc := newHookReceiver(t, h.Secret)
+		url := rc.URL + "/hooks/reportd"
+		before := time.Now()
+		id := h.createWithCallback(t, "2026-01", url)
+
+		ev := rc.wait(t, 1, 15*time.Second)[0]
+		checkHookEvent(t, ev, id, gen.Done)
+		if ev.Event.Data.Links.Result != nil {
+			res := h.get(t, *ev.Event.Data.Links.Result)
+			var rep gen.Report
+			if res.Status != http.StatusOK || json.Unmarshal(res.Body, &rep) != nil || rep.Id.String() != id {
+				t.Errorf("GET the event's result link %s = %d, want 200 with job %s's report", *ev.Event.Data.Links.Result, res.Status, id)
+			}
+		}
+		if st := h.get(t, "/v1/reports/"+id); st.Status != http.StatusSeeOther {
+			t.Errorf("GET status of the announced job = %s, want 303", st)
+		}
+		checkDelivered(t, awaitDelivered(t, h.harness, id), url, before)
+
+		plain := h.create(t, "2026-01")
+		h.poll(t, plain, 50*time.Millisecond, 15*time.Second, is303)
+		r := h.get(t, "/v1/reports/"+plain+"/webhook")
+		if r.Status != http.StatusNotFound || r.problem(t).Type != "/problems/job-not-found" {
+			t.Errorf("GET webhook of a job without callback_url = %s, want 404 /problems/job-not-found", r)
+		}
+		time.Sleep(300 * time.Millisecond)
+		if n := rc.count(); n != 1 {
+			t.Errorf("the receiver got %d requests, want 1", n)
+		}
+	})
+}
+
+// TestWebhookFailedJob: a job that fails for good is announced as report.failed, and its status shows
+// the webhook's delivery.
+func TestWebhookFailedJob(t *testing.T) {
+	t.Parallel()
+	h := newWebhookHarness(t, redistest.Embedded(t), webhookSetup{
+		Policy: tasks.WebhookPolicy{AllowPrivate: true, AllowInsecure: true}, Worker: true, Deliveries: true,
+		Ledger: failingLedger{err: errors.New("ledger unreachable")},
+	})
+	rc := newHookReceiver(t, h.Secret)
+	before := time.Now()
+	id := h.createWithCallback(t, "2026-01", rc.URL)
+	checkHookEvent(t, rc.wait(t, 1, 15*time.Second)[0], id, gen.Failed)
+	checkDelivered(t, awaitDelivered(t, h.harness, id), rc.URL, before)
+	st := h.get(t, "/v1/reports/"+id)
+	if st.Status != http.StatusOK {
+		t.Fatalf("GET status of the failed job = %s", st)
+	}
+	s := st.jobStatus(t)
+	if s.Status != gen.Failed || s.Webhook == nil {
+		t.Fatalf("status = %s, want failed with its webhook", st.Body)
+	}
+	checkDelivered(t, *s.Webhook, rc.URL, before)
+}
+
+// TestWebhookCanceledJob: canceling a job with a callback, pending or running, announces report.canceled.
+func TestWebhookCanceledJob(t *testing.T) {
+	t.Parallel()
+	policy := tasks.WebhookPolicy{AllowPrivate: true, AllowInsecure: true}
+	t.Run("pending", func(t *testing.T) {
+		t.Parallel()
+		// No report worker: the job stays pending until canceled.
+		h := newWebhookHarness(t, redistest.Embedded(t), webhookSetup{Policy: policy, Deliveries: true})
+		rc := newHookReceiver(t, h.Secret)
+		before := time.Now()
+		id := h.createWithCallback(t, "2026-01", rc.URL)
+		del := h.doValid(t, h.request(t, http.MethodDelete, "/v1/reports/"+id, nil))
+		if del.Status != http.StatusOK || del.jobStatus(t).Status != gen.Canceled {
+			t.Fatalf("DELETE pending job = %s, want 200 canceled", del)
+		}
+		checkHookEvent(t, rc.wait(t, 1, 10*time.Second)[0], id, gen.Canceled)
+		checkDelivered(t, awaitDelivered(t, h.harness, id), rc.URL, before)
+		st := h.get(t, "/v1/reports/"+id)
+		if s := st.jobStatus(t); st.Status != http.StatusOK || s.Status != gen.Canceled || s.Webhook == nil {
+			t.Errorf("status of the canceled job = %s, want 200 canceled with its webhook", st)
+		} else {
+			checkDelivered(t, *s.Webhook, rc.URL, before)
+		}
+	})
+	t.Run("running", func(t *testing.T) {
+		t.Parallel()
+		h := newWebhookHarness(t, redistest.Embedded(t), webhookSetup{
+			Policy: policy, Worker: true, Deliveries: true,
+			Ledger: gateLedger{inner: tasks.NewSyntheticLedger(smallRows), gate: make(chan struct{})},
+		})
+		rc := newHookReceiver(t, h.Secret)
+		before := time.Now()
+		id := h.createWithCallback(t, "2026-01", rc.URL)
+		h.poll(t, id, 20*time.Millisecond, 10*time.Second, hasState(t, gen.Running))
+		del := h.doValid(t, h.request(t, http.MethodDelete, "/v1/reports/"+id, nil))
+		if del.Status != http.StatusOK && del.Status != http.StatusAccepted {
+			t.Fatalf("DELETE running job = %s, want 200 or 202", del)
+		}
+		checkHookEvent(t, rc.wait(t, 1, 10*time.Second)[0], id, gen.Canceled)
+		checkDelivered(t, awaitDelivered(t, h.harness, id), rc.URL, before)
+		time.Sleep(300 * time.Millisecond)
+		if n := rc.count(); n != 1 {
+			t.Errorf("the receiver got %d requests, want 1", n)
+		}
+	})
+}
+
+// TestCallbackValidator: the check the receivers make refuses callbacks the contract does not allow,
+// so that the webhook tests cannot pass on requests it would not notice.
+func TestCallbackValidator(t *testing.T) {
+	t.Parallel()
+	check := callbackValidator(t)
+	const good = `{"type":"report.done","timestamp":"2026-04-01T10:00:00Z","data":{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c8","status":"done","links":{"status":"/v1/reports/6ba7b810-9dad-41d1-80b4-00c04fd430c8"}}}`
+	req := func(body string, drop string) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "http://127.0.0.1/hook", strings.NewReader(body))
+		r.Header.Set("Content-Type", appJSON)
+		r.Header.Set("webhook-id", "msg_6ba7b810-9dad-41d1-80b4-00c04fd430c8")
+		r.Header.Set("webhook-timestamp", "1775037600")
+		r.Header.Set("webhook-signature", "v1,AAAA")
+		r.Header.Del(drop)
+		return r
+	}
+	if err := check(req(good, ""), []byte(good)); err != nil {
+		t.Fatalf("a valid callback was refused: %v", err)
+	}
+	bad := map[string]*http.Request{
+		"no-webhook-id":      req(good, "webhook-id"),
+		"no-timestamp":       req(good, "webhook-timestamp"),
+		"no-signature":       req(good, "webhook-signature"),
+		"unknown-event-type": req(strings.Replace(good, "report.done", "report.exploded", 1), ""),
+		"no-data":            req(`{"type":"report.done","timestamp":"2026-04-01T10:00:00Z"}`, ""),
+	}
+	for name, r := range bad {
+		body, _ := io.ReadAll(r.Body)
+		if err := check(r, body); err == nil {
+			t.Errorf("%s: the callback check accepted it", name)
+		}
+	}
+}

@@ -1,0 +1,128 @@
+package tasks
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// HeaderClient is the task header naming the client that owns the job.
+const HeaderClient = "reportd-client"
+
+// clientJobsKey names a client's index of its jobs: a sorted set of job ids scored by creation time in
+// microseconds, for listing newest first without scanning the queue.
+func clientJobsKey(client string) string { return "reportd:client:{" + client + "}:jobs" }
+
+// clientOpenKey names the set of a client's unfinished jobs, for its cap.
+func clientOpenKey(client string) string { return "reportd:client:{" + client + "}:open" }
+
+// clientRateKey names a client's rate limiter state.
+func clientRateKey(client string) string { return "reportd:client:{" + client + "}:rate" }
+
+// IndexJob adds job id, created at, to its client's index and unfinished set, and drops from the index
+// the entries older than keep (jobs that cannot be readable any more).
+func (s *Store) IndexJob(ctx context.Context, client, id string, at time.Time, keep time.Duration) error {
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZAdd(ctx, clientJobsKey(client), redis.Z{Score: float64(at.UnixMicro()), Member: id})
+		p.ZRemRangeByScore(ctx, clientJobsKey(client), "-inf", "("+strconv.FormatInt(at.Add(-keep).UnixMicro(), 10))
+		p.SAdd(ctx, clientOpenKey(client), id)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("index job %s: %w", id, err)
+	}
+	return nil
+}
+
+// IndexedJob is one entry of a client's index.
+type IndexedJob struct {
+	ID string
+	// Score is the job's creation time in microseconds, the position in the index.
+	Score int64
+}
+
+// ListJobs returns up to n of client's jobs created before the one at score before (0: the newest),
+// newest first.
+func (s *Store) ListJobs(ctx context.Context, client string, before int64, n int) ([]IndexedJob, error) {
+	hi := "+inf"
+	if before > 0 {
+		hi = "(" + strconv.FormatInt(before, 10)
+	}
+	zs, err := s.rdb.ZRevRangeByScoreWithScores(ctx, clientJobsKey(client), &redis.ZRangeBy{Max: hi, Min: "-inf", Count: int64(n)}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	out := make([]IndexedJob, 0, len(zs))
+	for _, z := range zs {
+		id, _ := z.Member.(string)
+		out = append(out, IndexedJob{ID: id, Score: int64(z.Score)})
+	}
+	return out, nil
+}
+
+// Unindex drops jobs that are gone from client's index and unfinished set.
+func (s *Store) Unindex(ctx context.Context, client string, ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	members := make([]any, len(ids))
+	for i, id := range ids {
+		members[i] = id
+	}
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZRem(ctx, clientJobsKey(client), members...)
+		p.SRem(ctx, clientOpenKey(client), members...)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("unindex jobs: %w", err)
+	}
+	return nil
+}
+
+// JobClosed drops job id from client's unfinished jobs.
+func (s *Store) JobClosed(ctx context.Context, client, id string) error {
+	if err := s.rdb.SRem(ctx, clientOpenKey(client), id).Err(); err != nil {
+		return fmt.Errorf("close job %s: %w", id, err)
+	}
+	return nil
+}
+
+// OpenJobs returns the ids of client's unfinished jobs, as recorded.
+func (s *Store) OpenJobs(ctx context.Context, client string) ([]string, error) {
+	ids, err := s.rdb.SMembers(ctx, clientOpenKey(client)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read open jobs: %w", err)
+	}
+	return ids, nil
+}
+
+// rateScript is a generic cell rate algorithm (GCRA) limiter: one key holding the theoretical arrival
+// time, in microseconds; a request is allowed when it is not earlier than that time minus the burst.
+// It returns {allowed, microseconds to wait}. The clock is Redis's, so every API process agrees.
+var rateScript = redis.NewScript(`
+local t = redis.call("TIME")
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call("GET", KEYS[1]) or now)
+if tat < now then tat = now end
+local allow_at = tat - interval * (burst - 1)
+if now < allow_at then return {0, allow_at - now} end
+local new_tat = tat + interval
+redis.call("SET", KEYS[1], new_tat, "PX", math.ceil((new_tat - now) / 1000) + 1000)
+return {1, 0}`)
+
+// AllowSubmit takes one submission from client's allowance of perSecond a second with bursts of burst.
+// When it is spent it returns false and how long until the next submission is allowed.
+func (s *Store) AllowSubmit(ctx context.Context, client string, perSecond float64, burst int) (bool, time.Duration, error) {
+	interval := int64(1e6 / perSecond)
+	res, err := rateScript.Run(ctx, s.rdb, []string{clientRateKey(client)}, interval, burst).Int64Slice()
+	if err != nil {
+		return false, 0, fmt.Errorf("rate limit: %w", err)
+	}
+	return res[0] == 1, time.Duration(res[1]) * time.Microsecond, nil
+}

@@ -1,0 +1,876 @@
+package tasks
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/reportd/reportd/gen"
+	"github.com/reportd/reportd/internal/redistest"
+)
+
+// hookLog is a log that tests read while the worker writes it.
+type hookLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *hookLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *hookLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// hookAttempt is one run of WebhookProcessor.ProcessTask, as the asynq server saw it.
+type hookAttempt struct {
+	err  error
+	took time.Duration
+}
+
+// hookRig is a webhook worker: a real asynq server on WebhookQueue running WebhookProcessor, on its own
+// Redis, with the client that enqueues deliveries and the store they are recorded in.
+type hookRig struct {
+	rdb       *redis.Client
+	store     *Store
+	client    *asynq.Client
+	inspector *asynq.Inspector
+	secret    string
+	log       *hookLog
+
+	mu       sync.Mutex
+	attempts map[string][]hookAttempt // by job id
+	changed  chan struct{}            // closed, and replaced, on every attempt
+}
+
+// hookRigConfig says how a hookRig runs; zero fields get defaults.
+type hookRigConfig struct {
+	backend  redistest.Backend // the embedded Redis when zero
+	policy   *WebhookPolicy    // private and insecure allowed when nil, as the receivers are on http://127.0.0.1
+	timeout  time.Duration     // the client's, 5 s when zero
+	schedule []time.Duration   // 1 s, 1 s when nil
+}
+
+func startHookRig(t *testing.T, cfg hookRigConfig) *hookRig {
+	t.Helper()
+	if cfg.backend.Addr == "" {
+		cfg.backend = redistest.Embedded(t)
+	}
+	policy := WebhookPolicy{AllowPrivate: true, AllowInsecure: true}
+	if cfg.policy != nil {
+		policy = *cfg.policy
+	}
+	if cfg.timeout == 0 {
+		cfg.timeout = 5 * time.Second
+	}
+	if cfg.schedule == nil {
+		cfg.schedule = []time.Duration{time.Second, time.Second}
+	}
+	rdb := cfg.backend.Client(t)
+	r := &hookRig{
+		rdb:       rdb,
+		store:     NewStore(rdb, time.Hour, time.Hour),
+		client:    asynq.NewClientFromRedisClient(rdb),
+		inspector: asynq.NewInspectorFromRedisClient(rdb),
+		secret:    newTestSecret(t, 32),
+		log:       &hookLog{},
+		attempts:  map[string][]hookAttempt{},
+		changed:   make(chan struct{}),
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("webhook worker log:\n%s", r.log)
+		}
+	})
+	signer, err := ParseWebhookSecret(r.secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &WebhookProcessor{
+		Client: NewWebhookClient(policy, cfg.timeout),
+		Signer: signer,
+		Store:  r.store,
+		Now:    time.Now,
+		Log:    slog.New(slog.NewTextHandler(r.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		Concurrency:              4,
+		Queues:                   map[string]int{WebhookQueue: 1},
+		TaskCheckInterval:        10 * time.Millisecond,
+		DelayedTaskCheckInterval: 100 * time.Millisecond,
+		RetryDelayFunc:           WebhookRetryDelay(cfg.schedule),
+		ShutdownTimeout:          2 * time.Second,
+		Logger:                   quietLogger{},
+	})
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(TypeWebhook, func(ctx context.Context, task *asynq.Task) error {
+		start := time.Now()
+		err := p.ProcessTask(ctx, task)
+		var wp WebhookPayload
+		_ = json.Unmarshal(task.Payload(), &wp)
+		r.mu.Lock()
+		r.attempts[wp.JobID] = append(r.attempts[wp.JobID], hookAttempt{err: err, took: time.Since(start)})
+		close(r.changed)
+		r.changed = make(chan struct{})
+		r.mu.Unlock()
+		return err
+	})
+	if err := srv.Start(mux); err != nil {
+		t.Fatalf("start webhook worker: %v", err)
+	}
+	t.Cleanup(srv.Shutdown)
+	return r
+}
+
+// schedule enqueues the webhook announcing that a new job reached status, to url, and returns the job id.
+func (r *hookRig) schedule(t *testing.T, url, status string) string {
+	t.Helper()
+	id := uuid.NewString()
+	if err := ScheduleWebhook(context.Background(), r.client, url, NewEvent(id, status, time.Now()), time.Hour); err != nil {
+		t.Fatalf("ScheduleWebhook: %v", err)
+	}
+	return id
+}
+
+// waitAttempts returns job id's first n attempts, failing t if they do not happen within timeout.
+func (r *hookRig) waitAttempts(t *testing.T, id string, n int, timeout time.Duration) []hookAttempt {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		r.mu.Lock()
+		got, changed := append([]hookAttempt(nil), r.attempts[id]...), r.changed
+		r.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("job %s: %d webhook attempts in %s, want %d", id, len(got), timeout, n)
+		}
+	}
+}
+
+// delivery returns what the store recorded of job id's webhook.
+func (r *hookRig) delivery(t *testing.T, id string) Delivery {
+	t.Helper()
+	d, ok, err := r.store.WebhookDelivery(context.Background(), id)
+	if err != nil || !ok {
+		t.Fatalf("WebhookDelivery(%s) = %+v, %v, %v; want a recorded delivery", id, d, ok, err)
+	}
+	return d
+}
+
+// taskState returns the state of job id's delivery task, or false once asynq has none.
+func (r *hookRig) taskState(t *testing.T, id string) (asynq.TaskState, bool) {
+	t.Helper()
+	info, err := r.inspector.GetTaskInfo(WebhookQueue, "webhook-"+id)
+	if errors.Is(err, asynq.ErrTaskNotFound) {
+		return 0, false
+	}
+	if err != nil {
+		t.Fatalf("GetTaskInfo(webhook-%s): %v", id, err)
+	}
+	return info.State, true
+}
+
+// hookHit is one request a receiver got.
+type hookHit struct {
+	at        time.Time
+	header    http.Header
+	body      []byte
+	verifyErr error // what the Standard Webhooks library said of its signature
+}
+
+// receiver is a webhook receiver on 127.0.0.1 that verifies and records every request, and answers the
+// n-th (from 1) with respond.
+type receiver struct {
+	*httptest.Server
+	mu      sync.Mutex
+	hits    []hookHit
+	changed chan struct{}
+}
+
+func newReceiver(t *testing.T, secret string, respond func(n int, w http.ResponseWriter, r *http.Request)) *receiver {
+	t.Helper()
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := &receiver{changed: make(chan struct{})}
+	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body := new(bytes.Buffer)
+		_, _ = body.ReadFrom(r.Body)
+		h := hookHit{at: time.Now(), header: r.Header.Clone(), body: body.Bytes(), verifyErr: wh.Verify(body.Bytes(), r.Header)}
+		rc.mu.Lock()
+		rc.hits = append(rc.hits, h)
+		n := len(rc.hits)
+		close(rc.changed)
+		rc.changed = make(chan struct{})
+		rc.mu.Unlock()
+		respond(n, w, r)
+	}))
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+// got returns the requests so far.
+func (rc *receiver) got() []hookHit {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]hookHit(nil), rc.hits...)
+}
+
+// wait returns the first n requests, failing t if they do not arrive within timeout.
+func (rc *receiver) wait(t *testing.T, n int, timeout time.Duration) []hookHit {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		rc.mu.Lock()
+		got, changed := append([]hookHit(nil), rc.hits...), rc.changed
+		rc.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("receiver got %d requests in %s, want %d", len(got), timeout, n)
+		}
+	}
+}
+
+// answer is a respond func that always answers status.
+func answer(status int) func(int, http.ResponseWriter, *http.Request) {
+	return func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(status) }
+}
+
+// webhookEventSchema validates an event body against WebhookEvent in openapi.yaml.
+func checkEventSchema(t *testing.T, body []byte) {
+	t.Helper()
+	spec, err := gen.GetSpec()
+	if err != nil {
+		t.Fatalf("load spec: %v", err)
+	}
+	ref := spec.Components.Schemas["WebhookEvent"]
+	if ref == nil || ref.Value == nil {
+		t.Fatal("openapi.yaml has no WebhookEvent schema")
+	}
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		t.Fatalf("event body %s: %v", body, err)
+	}
+	if err := ref.Value.VisitJSON(v); err != nil {
+		t.Errorf("event body %s does not match WebhookEvent: %v", body, err)
+	}
+}
+
+func TestNewEvent(t *testing.T) {
+	t.Parallel()
+	const id = "6ba7b810-9dad-41d1-80b4-00c04fd430c8"
+	at := time.Date(2026, 4, 1, 12, 30, 0, 5, time.FixedZone("CEST", 2*3600))
+	tests := []struct {
+		status string
+		want   string // the event as JSON
+	}{
+		{"done", `{"type":"report.done","timestamp":"2026-04-01T10:30:00.000000005Z","data":{"id":"` + id + `","status":"done",` +
+			`"links":{"status":"/v1/reports/` + id + `","result":"/v1/reports/` + id + `/result"}}}`},
+		{"failed", `{"type":"report.failed","timestamp":"2026-04-01T10:30:00.000000005Z","data":{"id":"` + id + `","status":"failed",` +
+			`"links":{"status":"/v1/reports/` + id + `"}}}`},
+		{"canceled", `{"type":"report.canceled","timestamp":"2026-04-01T10:30:00.000000005Z","data":{"id":"` + id + `","status":"canceled",` +
+			`"links":{"status":"/v1/reports/` + id + `"}}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.status, func(t *testing.T) {
+			t.Parallel()
+			got, err := json.Marshal(NewEvent(id, tt.status, at))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, string(got)); diff != "" {
+				t.Errorf("NewEvent(%s) as JSON (-want +got):\n%s", tt.status, diff)
+			}
+			checkEventSchema(t, got)
+		})
+	}
+}
+
+// TestScheduleWebhookOnce: however often a job's end is announced, it has one delivery task, placed on
+// the webhook queue with a bounded number of retries, carrying the first announcement.
+func TestScheduleWebhookOnce(t *testing.T) {
+	t.Parallel()
+	rdb := redistest.Embedded(t).Client(t)
+	client := asynq.NewClientFromRedisClient(rdb)
+	inspector := asynq.NewInspectorFromRedisClient(rdb)
+	ctx := context.Background()
+	id := uuid.NewString()
+	at := time.Date(2026, 4, 1, 10, 0, 0, 0, time.UTC)
+	if err := ScheduleWebhook(ctx, client, "https://8.8.8.8/hook", NewEvent(id, "done", at), time.Hour); err != nil {
+		t.Fatalf("first ScheduleWebhook: %v", err)
+	}
+	if err := ScheduleWebhook(ctx, client, "https://8.8.8.8/hook", NewEvent(id, "canceled", at.Add(time.Minute)), time.Hour); err != nil {
+		t.Fatalf("second ScheduleWebhook: %v", err)
+	}
+	other := uuid.NewString()
+	if err := ScheduleWebhook(ctx, client, "https://8.8.8.8/hook", NewEvent(other, "failed", at), time.Hour); err != nil {
+		t.Fatalf("ScheduleWebhook of another job: %v", err)
+	}
+
+	pending, err := inspector.ListPendingTasks(WebhookQueue)
+	if err != nil {
+		t.Fatalf("ListPendingTasks: %v", err)
+	}
+	var ids []string
+	for _, p := range pending {
+		ids = append(ids, p.ID)
+	}
+	if len(pending) != 2 {
+		t.Fatalf("pending deliveries = %v, want one for each of the 2 jobs", ids)
+	}
+	info, err := inspector.GetTaskInfo(WebhookQueue, "webhook-"+id)
+	if err != nil {
+		t.Fatalf("GetTaskInfo(webhook-%s): %v", id, err)
+	}
+	if info.Type != TypeWebhook || info.Queue != WebhookQueue || info.MaxRetry != 7 {
+		t.Errorf("delivery task: type %q, queue %q, max retry %d; want %q, %q, 7", info.Type, info.Queue, info.MaxRetry, TypeWebhook, WebhookQueue)
+	}
+	var p WebhookPayload
+	if err := json.Unmarshal(info.Payload, &p); err != nil {
+		t.Fatalf("payload %s: %v", info.Payload, err)
+	}
+	want, _ := json.Marshal(NewEvent(id, "done", at))
+	if p.MessageID != "msg_"+id || p.JobID != id || p.URL != "https://8.8.8.8/hook" || string(p.Body) != string(want) {
+		t.Errorf("payload = %+v (body %s), want message msg_%s to the URL with the first event %s", p, p.Body, id, want)
+	}
+}
+
+// TestScheduleWebhookAfterDelivery: a job's end can be announced again after its webhook was delivered
+// (a job is run at least once: a worker that dies after announcing but before asynq records the job
+// done runs it again). ScheduleWebhook promises that a second schedule for the same job is a no-op,
+// so the receiver must not get the event a second time.
+func TestScheduleWebhookAfterDelivery(t *testing.T) {
+	t.Parallel()
+	rig := startHookRig(t, hookRigConfig{})
+	rc := newReceiver(t, rig.secret, answer(http.StatusOK))
+	id := uuid.NewString()
+	ev := NewEvent(id, "done", time.Now())
+	if err := ScheduleWebhook(context.Background(), rig.client, rc.URL, ev, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	rig.waitAttempts(t, id, 1, 10*time.Second)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if state, ok := rig.taskState(t, id); !ok || state == asynq.TaskStateCompleted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the delivery task is not completed 5s after the receiver accepted it")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := ScheduleWebhook(context.Background(), rig.client, rc.URL, ev, time.Hour); err != nil {
+		t.Fatalf("second ScheduleWebhook: %v", err)
+	}
+	time.Sleep(time.Second)
+	if n := len(rc.got()); n != 1 {
+		t.Errorf("the receiver got the event of job %s %d times, want once", id, n)
+	}
+}
+
+// failingEnqueuer refuses every task.
+type failingEnqueuer struct{ err error }
+
+func (f failingEnqueuer) EnqueueContext(context.Context, *asynq.Task, ...asynq.Option) (*asynq.TaskInfo, error) {
+	return nil, f.err
+}
+
+var _ Enqueuer = failingEnqueuer{}
+
+func TestScheduleWebhookError(t *testing.T) {
+	t.Parallel()
+	down := errors.New("redis down")
+	err := ScheduleWebhook(context.Background(), failingEnqueuer{down}, "https://8.8.8.8/", NewEvent(uuid.NewString(), "done", time.Now()), time.Hour)
+	if !errors.Is(err, down) {
+		t.Errorf("ScheduleWebhook on a failing queue = %v, want it to wrap %v", err, down)
+	}
+	if err := ScheduleWebhook(context.Background(), failingEnqueuer{asynq.ErrTaskIDConflict}, "https://8.8.8.8/", NewEvent(uuid.NewString(), "done", time.Now()), time.Hour); err != nil {
+		t.Errorf("ScheduleWebhook of a delivery already scheduled = %v, want nil", err)
+	}
+}
+
+// TestWebhookRetryDelayFollowsSchedule calls the delay function as asynq does: n is the number of times
+// the task has been retried so far (asynq.RetryDelayFunc), so the first retry is asked for with n = 0.
+// The k-th retry waits schedule[k-1], ±20%, and the schedule's last wait repeats past its end.
+func TestWebhookRetryDelayFollowsSchedule(t *testing.T) {
+	t.Parallel()
+	schedule := []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second}
+	delay := WebhookRetryDelay(schedule)
+	task := asynq.NewTask(TypeWebhook, nil)
+	for retry := 1; retry <= 6; retry++ {
+		want := schedule[min(retry, len(schedule))-1]
+		t.Run(fmt.Sprintf("retry-%d", retry), func(t *testing.T) {
+			t.Parallel()
+			lo, hi := want, time.Duration(0)
+			for range 500 {
+				d := delay(retry-1, errors.New("receiver answered 500"), task)
+				lo, hi = min(lo, d), max(hi, d)
+			}
+			if lo < want*8/10 || hi > want*12/10 {
+				t.Errorf("retry %d (n=%d) waits %s..%s, want %s ±20%% (%s..%s)", retry, retry-1, lo, hi, want, want*8/10, want*12/10)
+			}
+			// Jitter spreads receivers that failed together.
+			if lo > want*9/10 || hi < want*11/10 {
+				t.Errorf("retry %d waits %s..%s over 500 draws, want a spread over most of %s ±20%%", retry, lo, hi, want)
+			}
+		})
+	}
+}
+
+// TestWebhookRetryDelaySumsToSchedule: the default schedule's retries add up to what openapi.yaml
+// promises (about 28 hours), as asynq would ask for them with MaxRetry 7.
+func TestWebhookRetryDelaySumsToSchedule(t *testing.T) {
+	t.Parallel()
+	delay := WebhookRetryDelay(DefaultWebhookSchedule)
+	var want, got time.Duration
+	for _, d := range DefaultWebhookSchedule {
+		want += d
+	}
+	for n := range maxWebhookRetries {
+		got += delay(n, errors.New("receiver answered 500"), nil)
+	}
+	if got < want*8/10 || got > want*12/10 {
+		t.Errorf("the %d retries of the default schedule wait %s in all, want about %s (the schedule's sum, ±20%%)", maxWebhookRetries, got.Round(time.Minute), want)
+	}
+}
+
+func TestWebhookRetryDelayHonoursRetryAfter(t *testing.T) {
+	t.Parallel()
+	delay := WebhookRetryDelay([]time.Duration{time.Hour})
+	for _, after := range []time.Duration{0, time.Second, 90 * time.Second} {
+		for n := range 3 {
+			err := fmt.Errorf("attempt: %w", &retryAfterError{status: http.StatusTooManyRequests, after: after})
+			// Up to a second more is fair: asynq keeps retry times in whole seconds, truncated.
+			if got := delay(n, err, nil); got < after || got > after+time.Second {
+				t.Errorf("delay(%d, retry after %s) = %s, want %s (or up to 1s more)", n, after, got, after)
+			}
+		}
+	}
+	if got := delay(0, errors.New("receiver answered 500"), nil); got < 48*time.Minute || got > 72*time.Minute {
+		t.Errorf("delay without Retry-After = %s, want the schedule's 1h ±20%%", got)
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 4, 1, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"", 0, false},
+		{"1", time.Second, true},
+		{"120", 2 * time.Minute, true},
+		{"0", 0, true},
+		{"-1", 0, false},
+		{"soon", 0, false},
+		{now.Add(30 * time.Second).Format(http.TimeFormat), 30 * time.Second, true},
+		{now.Add(-time.Minute).Format(http.TimeFormat), 0, true},
+	}
+	for _, tt := range tests {
+		got, ok := parseRetryAfter(tt.in, now)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("parseRetryAfter(%q) = %s, %v; want %s, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+// checkHit fails t unless h is a correctly signed and formed delivery of job id's event of status,
+// sent between before and after.
+func checkHit(t *testing.T, h hookHit, id, status string, before, after time.Time) {
+	t.Helper()
+	if h.verifyErr != nil {
+		t.Errorf("the Standard Webhooks library refused the signature: %v (headers %v)", h.verifyErr, h.header)
+	}
+	if got := h.header.Get("webhook-id"); got != "msg_"+id {
+		t.Errorf("webhook-id = %q, want msg_%s", got, id)
+	}
+	ts, err := strconv.ParseInt(h.header.Get("webhook-timestamp"), 10, 64)
+	if err != nil || ts < before.Unix() || ts > after.Unix()+1 {
+		t.Errorf("webhook-timestamp = %q, want the Unix seconds of the attempt (%d..%d)", h.header.Get("webhook-timestamp"), before.Unix(), after.Unix())
+	}
+	if ct := h.header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type = %q, want application/json", ct)
+	}
+	if sig := h.header.Get("webhook-signature"); !strings.HasPrefix(sig, "v1,") {
+		t.Errorf("webhook-signature = %q, want v1,<base64>", sig)
+	}
+	checkEventSchema(t, h.body)
+	var ev Event
+	if err := json.Unmarshal(h.body, &ev); err != nil {
+		t.Fatalf("event %s: %v", h.body, err)
+	}
+	want := Event{
+		Type:      "report." + status,
+		Timestamp: ev.Timestamp,
+		Data:      EventData{ID: id, Status: status, Links: EventLinks{Status: "/v1/reports/" + id}},
+	}
+	if status == "done" {
+		want.Data.Links.Result = "/v1/reports/" + id + "/result"
+	}
+	if diff := cmp.Diff(want, ev); diff != "" {
+		t.Errorf("event (-want +got):\n%s", diff)
+	}
+	if ev.Timestamp.Before(before.Add(-time.Second)) || ev.Timestamp.After(after) || ev.Timestamp.Location() != time.UTC {
+		t.Errorf("event timestamp = %s, want when the job finished (%s..%s), in UTC", ev.Timestamp, before, after)
+	}
+	var raw map[string]map[string]map[string]any
+	_ = json.Unmarshal(h.body, &raw)
+	if _, has := raw["data"]["links"]["result"]; has != (status == "done") {
+		t.Errorf("event %s: has a result link: %v, want %v", h.body, has, status == "done")
+	}
+}
+
+// TestWebhookDelivery delivers the event of each terminal status to a receiver that checks it as a
+// client following the Standard Webhooks specification would.
+func TestWebhookDelivery(t *testing.T) {
+	t.Parallel()
+	rig := startHookRig(t, hookRigConfig{})
+	for _, status := range []string{"done", "failed", "canceled"} {
+		t.Run(status, func(t *testing.T) {
+			t.Parallel()
+			rc := newReceiver(t, rig.secret, answer(http.StatusNoContent))
+			before := time.Now()
+			id := rig.schedule(t, rc.URL+"/hooks/reportd", status)
+			hits := rc.wait(t, 1, 10*time.Second)
+			checkHit(t, hits[0], id, status, before, time.Now())
+			rig.waitAttempts(t, id, 1, 5*time.Second)
+			d := rig.delivery(t, id)
+			if d.Attempts != 1 || d.LastStatus != http.StatusNoContent || d.LastError != "" || d.DeliveredAt.Before(before) || d.DeliveredAt.After(time.Now()) {
+				t.Errorf("delivery = %+v, want 1 attempt, last status 204, delivered during the test", d)
+			}
+		})
+	}
+}
+
+// TestWebhookDeliveryRetries: a receiver that fails twice gets the same message three times, under the
+// same webhook-id and body, and nothing after it accepted one.
+func TestWebhookDeliveryRetries(t *testing.T) {
+	t.Parallel()
+	for _, b := range redistest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			rig := startHookRig(t, hookRigConfig{backend: b})
+			rc := newReceiver(t, rig.secret, func(n int, w http.ResponseWriter, _ *http.Request) {
+				if n <= 2 {
+					http.Error(w, "try again", http.StatusInternalServerError)
+					return
+				}
+				w.WriteHeader(http.StatusOK)
+			})
+			before := time.Now()
+			id := rig.schedule(t, rc.URL, "done")
+			hits := rc.wait(t, 3, 15*time.Second)
+			attempts := rig.waitAttempts(t, id, 3, 5*time.Second)
+			for i, h := range hits {
+				checkHit(t, h, id, "done", before, time.Now())
+				if h.header.Get("webhook-id") != hits[0].header.Get("webhook-id") || !bytes.Equal(h.body, hits[0].body) {
+					t.Errorf("attempt %d sent %s %s, want the first attempt's id and body (%s %s)", i+1,
+						h.header.Get("webhook-id"), h.body, hits[0].header.Get("webhook-id"), hits[0].body)
+				}
+			}
+			for i, a := range attempts[:2] {
+				if a.err == nil {
+					t.Errorf("attempt %d (answered 500) returned nil, want an error", i+1)
+				}
+			}
+			if attempts[2].err != nil {
+				t.Errorf("attempt 3 (answered 200) returned %v, want nil", attempts[2].err)
+			}
+
+			// Delivered: the task is done (and, without retention, deleted), and no attempt follows.
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				state, ok := rig.taskState(t, id)
+				if !ok || state == asynq.TaskStateCompleted {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("delivery task is %s 5s after the receiver accepted it", state)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			time.Sleep(1500 * time.Millisecond) // longer than the schedule's 1 s ±20%
+			if n := len(rc.got()); n != 3 {
+				t.Errorf("receiver got %d requests, want exactly 3", n)
+			}
+			d := rig.delivery(t, id)
+			if d.Attempts != 3 || d.LastStatus != http.StatusOK || d.LastError != "" || d.DeliveredAt.Before(hits[2].at.Add(-time.Second)) || d.DeliveredAt.After(time.Now()) {
+				t.Errorf("delivery = %+v, want 3 attempts, last status 200, delivered at the third attempt (%s)", d, hits[2].at)
+			}
+		})
+	}
+}
+
+// TestWebhookDeliveryRetriesFollowSchedule: the waits between attempts are the schedule's, in order.
+// With a schedule of 1 s then 3 s, the second retry must come about 3 s after the first.
+func TestWebhookDeliveryRetriesFollowSchedule(t *testing.T) {
+	t.Parallel()
+	rig := startHookRig(t, hookRigConfig{schedule: []time.Duration{time.Second, 3 * time.Second}})
+	rc := newReceiver(t, rig.secret, func(n int, w http.ResponseWriter, _ *http.Request) {
+		if n <= 2 {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	rig.schedule(t, rc.URL, "done")
+	hits := rc.wait(t, 3, 15*time.Second)
+	first, second := hits[1].at.Sub(hits[0].at), hits[2].at.Sub(hits[1].at)
+	t.Logf("waits between attempts: %s, %s", first.Round(time.Millisecond), second.Round(time.Millisecond))
+	// asynq keeps retry times in whole seconds, so a wait can come up to 1 s early (plus a forwarder tick late).
+	if first > 1500*time.Millisecond {
+		t.Errorf("first retry came %s after the first attempt, want the schedule's first wait, 1 s ±20%%", first)
+	}
+	if second < 3*time.Second*8/10-time.Second {
+		t.Errorf("second retry came %s after the first retry, want the schedule's second wait, 3 s ±20%% (at least 1.4 s with asynq's whole seconds)", second)
+	}
+}
+
+// TestWebhookDeliveryGone: a receiver answering 410 gets no more attempts, and the task is archived.
+func TestWebhookDeliveryGone(t *testing.T) {
+	t.Parallel()
+	rig := startHookRig(t, hookRigConfig{})
+	rc := newReceiver(t, rig.secret, answer(http.StatusGone))
+	id := rig.schedule(t, rc.URL, "failed")
+	rc.wait(t, 1, 10*time.Second)
+	attempts := rig.waitAttempts(t, id, 1, 5*time.Second)
+	if !errors.Is(attempts[0].err, asynq.SkipRetry) {
+		t.Errorf("attempt answered 410 returned %v, want an error wrapping asynq.SkipRetry", attempts[0].err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		state, ok := rig.taskState(t, id)
+		if ok && state == asynq.TaskStateArchived {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("delivery task is %v (exists: %v) 5s after a 410, want archived", state, ok)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(1500 * time.Millisecond) // longer than the schedule's 1 s ±20%
+	if n := len(rc.got()); n != 1 {
+		t.Errorf("receiver that answered 410 got %d requests, want 1", n)
+	}
+	d := rig.delivery(t, id)
+	if d.Attempts != 1 || d.LastStatus != http.StatusGone || !d.DeliveredAt.IsZero() {
+		t.Errorf("delivery = %+v, want 1 attempt, last status 410, not delivered", d)
+	}
+}
+
+// TestWebhookDeliveryRetryAfter: a receiver answering 429 or 503 with Retry-After is next called no sooner
+// than it asked, instead of on the schedule (1 s here).
+func TestWebhookDeliveryRetryAfter(t *testing.T) {
+	t.Parallel()
+	for _, status := range []int{http.StatusTooManyRequests, http.StatusServiceUnavailable} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			t.Parallel()
+			rig := startHookRig(t, hookRigConfig{})
+			rc := newReceiver(t, rig.secret, func(n int, w http.ResponseWriter, _ *http.Request) {
+				if n == 1 {
+					w.Header().Set("Retry-After", "3")
+					w.WriteHeader(status)
+					return
+				}
+				w.WriteHeader(http.StatusOK)
+			})
+			id := rig.schedule(t, rc.URL, "done")
+			hits := rc.wait(t, 2, 10*time.Second)
+			rig.waitAttempts(t, id, 2, 5*time.Second)
+			gap := hits[1].at.Sub(hits[0].at)
+			// asynq keeps retry times in whole seconds: a wait of 3 s becomes 2 to 3 s.
+			if gap < 2*time.Second {
+				t.Errorf("after %d with Retry-After: 3 the next attempt came %s later, want about 3 s", status, gap)
+			}
+			d := rig.delivery(t, id)
+			if d.Attempts != 2 || d.LastStatus != http.StatusOK {
+				t.Errorf("delivery = %+v, want 2 attempts, last status 200", d)
+			}
+		})
+	}
+}
+
+// TestWebhookDeliveryRetryAfterOneSecond: Retry-After: 1 means no sooner than a second later. asynq
+// keeps retry times in whole Unix seconds (truncated), so a delay of exactly 1 s returned late in a
+// second comes due at the start of the next one, a fraction of a second later. The receiver answers its
+// 429 at 0.8 s into a second, where that shows.
+func TestWebhookDeliveryRetryAfterOneSecond(t *testing.T) {
+	t.Parallel()
+	rig := startHookRig(t, hookRigConfig{})
+	rc := newReceiver(t, rig.secret, func(n int, w http.ResponseWriter, _ *http.Request) {
+		if n == 1 {
+			now := time.Now()
+			frac := time.Duration(now.Nanosecond())
+			wait := 800*time.Millisecond - frac
+			if wait < 0 {
+				wait += time.Second
+			}
+			time.Sleep(wait)
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	rig.schedule(t, rc.URL, "done")
+	hits := rc.wait(t, 2, 10*time.Second)
+	answered := hits[0].at.Add(800*time.Millisecond - time.Duration(hits[0].at.Nanosecond()))
+	if answered.Before(hits[0].at) {
+		answered = answered.Add(time.Second)
+	}
+	if gap := hits[1].at.Sub(answered); gap < 900*time.Millisecond {
+		t.Errorf("after a 429 with Retry-After: 1 the next attempt came %s later, want at least ~1 s", gap.Round(time.Millisecond))
+	}
+}
+
+// TestWebhookDeliveryRedirectNotFollowed: a 3xx is a failed delivery; its Location is never requested.
+func TestWebhookDeliveryRedirectNotFollowed(t *testing.T) {
+	t.Parallel()
+	rig := startHookRig(t, hookRigConfig{schedule: []time.Duration{time.Minute}})
+	for _, status := range []int{http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			t.Parallel()
+			target := newReceiver(t, rig.secret, answer(http.StatusOK))
+			rc := newReceiver(t, rig.secret, func(_ int, w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, target.URL+"/elsewhere", status)
+			})
+			id := rig.schedule(t, rc.URL, "done")
+			attempts := rig.waitAttempts(t, id, 1, 10*time.Second)
+			if attempts[0].err == nil {
+				t.Errorf("attempt answered %d returned nil, want a failure", status)
+			}
+			time.Sleep(200 * time.Millisecond)
+			if n := len(target.got()); n != 0 {
+				t.Errorf("the redirect's Location got %d requests, want 0", n)
+			}
+			d := rig.delivery(t, id)
+			if d.Attempts != 1 || d.LastStatus != status || !d.DeliveredAt.IsZero() {
+				t.Errorf("delivery = %+v, want 1 attempt, last status %d, not delivered", d, status)
+			}
+			if state, ok := rig.taskState(t, id); !ok || state != asynq.TaskStateRetry {
+				t.Errorf("delivery task after a %d is %v (exists: %v), want retry", status, state, ok)
+			}
+		})
+	}
+}
+
+// TestWebhookDeliverySlowReceiver: an attempt ends at the client's timeout, as a failure that says so.
+func TestWebhookDeliverySlowReceiver(t *testing.T) {
+	t.Parallel()
+	rig := startHookRig(t, hookRigConfig{timeout: 300 * time.Millisecond, schedule: []time.Duration{time.Minute}})
+	rc := newReceiver(t, rig.secret, func(_ int, w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	id := rig.schedule(t, rc.URL, "done")
+	attempts := rig.waitAttempts(t, id, 1, 10*time.Second)
+	if attempts[0].err == nil {
+		t.Error("an attempt past the timeout returned nil, want a failure")
+	}
+	if attempts[0].took > 2*time.Second {
+		t.Errorf("an attempt with a 300ms timeout took %s", attempts[0].took)
+	}
+	d := rig.delivery(t, id)
+	if d.Attempts != 1 || d.LastStatus != 0 || d.LastError != "the receiver did not answer in time" || !d.DeliveredAt.IsZero() {
+		t.Errorf("delivery = %+v, want 1 attempt, no status, the error saying the receiver did not answer in time", d)
+	}
+}
+
+// TestWebhookDeliveryLargeResponse: a receiver's body is read up to 4 KiB and no further, and never
+// logged. The receiver sends 10 MiB and then holds the body open: reading it whole would last until the
+// client's timeout (5 s).
+func TestWebhookDeliveryLargeResponse(t *testing.T) {
+	t.Parallel()
+	const marker = "RECEIVER-SECRET-BODY-"
+	rig := startHookRig(t, hookRigConfig{schedule: []time.Duration{time.Minute}})
+	chunk := []byte(strings.Repeat(marker, 64<<10/len(marker)))
+	rc := newReceiver(t, rig.secret, func(_ int, w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusInternalServerError)
+		for sent := 0; sent < 10<<20; sent += len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+			if f, ok := w.(http.Flusher); ok {
+				f.Flush()
+			}
+		}
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+	})
+	id := rig.schedule(t, rc.URL, "done")
+	attempts := rig.waitAttempts(t, id, 1, 15*time.Second)
+	if attempts[0].err == nil {
+		t.Error("an attempt answered 500 returned nil")
+	}
+	if attempts[0].took > 2*time.Second {
+		t.Errorf("the attempt took %s: the 10 MiB body was read on", attempts[0].took)
+	}
+	log := rig.log.String()
+	if strings.Contains(log, marker) {
+		t.Errorf("the log holds the receiver's body")
+	}
+	if !strings.Contains(log, "body_bytes_read=4096") {
+		t.Errorf("the log does not say 4096 bytes of the body were read:\n%s", log)
+	}
+	if d := rig.delivery(t, id); d.Attempts != 1 || d.LastStatus != http.StatusInternalServerError {
+		t.Errorf("delivery = %+v, want 1 attempt, last status 500", d)
+	}
+}
+
+// TestWebhookDeliveryForbiddenAddress: without AllowPrivate a delivery to 127.0.0.1 is refused at dial,
+// the receiver is never reached, and the delivery says why without detail.
+func TestWebhookDeliveryForbiddenAddress(t *testing.T) {
+	t.Parallel()
+	rig := startHookRig(t, hookRigConfig{policy: &WebhookPolicy{AllowInsecure: true}, schedule: []time.Duration{time.Minute}})
+	rc := newReceiver(t, rig.secret, answer(http.StatusOK))
+	id := rig.schedule(t, rc.URL, "done")
+	attempts := rig.waitAttempts(t, id, 1, 10*time.Second)
+	if attempts[0].err == nil {
+		t.Error("a delivery to a forbidden address returned nil")
+	}
+	if n := len(rc.got()); n != 0 {
+		t.Errorf("the receiver on 127.0.0.1 got %d requests, want 0", n)
+	}
+	d := rig.delivery(t, id)
+	if d.Attempts != 1 || d.LastStatus != 0 || d.LastError != "the callback URL leads to an address webhooks may not be sent to" {
+		t.Errorf("delivery = %+v, want 1 attempt, no status, the forbidden-address error", d)
+	}
+}
