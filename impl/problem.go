@@ -170,7 +170,9 @@ func writeProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err 
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Del("Content-Length")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(p)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // a problem is JSON, not HTML: "<key>" reads better than "\u003ckey\u003e"
+	_ = enc.Encode(p)
 }
 
 // serveProblemType describes a problem type at its type URI, so that the URI in every problem leads

@@ -3,7 +3,6 @@ package impl
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -122,9 +121,11 @@ func readBody(log *slog.Logger) func(http.Handler) http.Handler {
 				writeProblem(w, r, log, &Error{Kind: KindInvalid, Detail: "the body could not be read", Err: err})
 				return
 			}
-			if isJSON(r.Header.Get("Content-Type")) && len(body) > 0 && !json.Valid(body) {
-				writeProblem(w, r, log, errorf(KindInvalid, "the body is not valid JSON (exactly one JSON value is expected)"))
-				return
+			if isJSON(r.Header.Get("Content-Type")) && len(body) > 0 {
+				if err := checkJSON(body); err != nil {
+					writeProblem(w, r, log, &Error{Kind: KindInvalid, Detail: err.Error(), Err: err})
+					return
+				}
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			r.ContentLength = int64(len(body))

@@ -49,6 +49,8 @@ func startAPI(ctx context.Context, cfg config, rdb redis.UniversalClient, store 
 		Log:     log,
 		Waiters: waiters,
 		Policy:  impl.Policy{Retention: cfg.Retention, Tombstone: cfg.Tombstone, JobTimeout: cfg.JobTimeout, MaxRetry: cfg.MaxRetry},
+		APIKeys: cfg.APIKeys,
+		Limits:  impl.Limits{SubmitsPerSecond: cfg.SubmitsPerSecond, SubmitBurst: cfg.SubmitBurst, MaxOpenJobs: cfg.MaxOpenJobs},
 	}
 	if cfg.WebhookSecret != "" {
 		deps.Webhooks = &impl.Webhooks{
@@ -93,6 +95,15 @@ func startAPI(ctx context.Context, cfg config, rdb redis.UniversalClient, store 
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
+	if len(cfg.APIKeys) == 0 {
+		if !isLoopback(ln.Addr()) && !cfg.AllowOpen {
+			_ = ln.Close()
+			return nil, fmt.Errorf("REPORTD_ADDR=%s is reachable from other hosts and no API keys are set: set REPORTD_API_KEYS (or REPORTD_API_KEYS_FILE), or REPORTD_ALLOW_OPEN=true to serve it open", cfg.Addr)
+		}
+		log.Warn("no API keys are set: the API is open, every request is one anonymous client", "addr", ln.Addr().String())
+	} else {
+		log.Info("API keys set", "clients", clientNames(cfg.APIKeys))
+	}
 	a := &apiServer{
 		waiters: waiters,
 		// One subscription per API process wakes every request waiting for a job (Prefer: wait).
@@ -114,6 +125,12 @@ func startAPI(ctx context.Context, cfg config, rdb redis.UniversalClient, store 
 	}()
 	log.Info("listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String())
 	return a, nil
+}
+
+// isLoopback reports whether a listener's address is reachable only from this host.
+func isLoopback(a net.Addr) bool {
+	tcp, ok := a.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
 }
 
 // drain stops accepting, ends the requests waiting for jobs with the status as it is, and waits up to

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/reportd/reportd/impl"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -30,6 +32,13 @@ type config struct {
 	DelayedCheck    time.Duration // REPORTD_DELAYED_CHECK_INTERVAL
 
 	AdminToken string // REPORTD_ADMIN_TOKEN, for /monitoring and /metrics; empty: one is generated
+
+	APIKeys   []impl.APIKey // REPORTD_API_KEYS or REPORTD_API_KEYS_FILE: name:key entries
+	AllowOpen bool          // REPORTD_ALLOW_OPEN: serve a non-loopback address with no keys
+
+	SubmitsPerSecond float64 // REPORTD_RATE_LIMIT, per client; 0: none
+	SubmitBurst      int     // REPORTD_RATE_BURST
+	MaxOpenJobs      int     // REPORTD_MAX_OPEN_JOBS, per client; 0: none
 
 	WebhookSecret        string          // REPORTD_WEBHOOK_SECRET, whsec_<base64>; empty: webhooks off
 	WebhookAllowInsecure bool            // REPORTD_WEBHOOK_ALLOW_INSECURE
@@ -59,6 +68,9 @@ func defaultConfig() config {
 		WebhookSchedule:    tasks.DefaultWebhookSchedule,
 		WebhookTimeout:     15 * time.Second,
 		WebhookConcurrency: 16,
+		SubmitsPerSecond:   20,
+		SubmitBurst:        50,
+		MaxOpenJobs:        1000,
 	}
 }
 
@@ -127,6 +139,36 @@ func loadConfig(getenv func(string) string) (config, error) {
 	dur("REPORTD_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout, time.Second)
 	dur("REPORTD_DELAYED_CHECK_INTERVAL", &c.DelayedCheck, 10*time.Millisecond)
 	str("REPORTD_ADMIN_TOKEN", &c.AdminToken)
+	keys, keysFile := getenv("REPORTD_API_KEYS"), getenv("REPORTD_API_KEYS_FILE")
+	switch {
+	case keys != "" && keysFile != "":
+		errs = append(errs, errors.New("REPORTD_API_KEYS and REPORTD_API_KEYS_FILE: set one, not both"))
+	case keysFile != "":
+		b, err := os.ReadFile(keysFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("REPORTD_API_KEYS_FILE: %w", err))
+		}
+		keys = string(b)
+		fallthrough
+	case keys != "":
+		parsed, err := impl.ParseAPIKeys(keys)
+		if err != nil {
+			// The error names the client, never the key.
+			errs = append(errs, fmt.Errorf("REPORTD_API_KEYS: %w", err))
+		}
+		c.APIKeys = parsed
+	}
+	flag("REPORTD_ALLOW_OPEN", &c.AllowOpen)
+	if v := getenv("REPORTD_RATE_LIMIT"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 || f > 1e6 {
+			errs = append(errs, fmt.Errorf("REPORTD_RATE_LIMIT=%q: submissions a second per client, 0 for none", v))
+		} else {
+			c.SubmitsPerSecond = f
+		}
+	}
+	num("REPORTD_RATE_BURST", &c.SubmitBurst, 1)
+	num("REPORTD_MAX_OPEN_JOBS", &c.MaxOpenJobs, 0)
 	str("REPORTD_WEBHOOK_SECRET", &c.WebhookSecret)
 	if c.WebhookSecret != "" {
 		if _, err := tasks.ParseWebhookSecret(c.WebhookSecret); err != nil {
@@ -204,6 +246,11 @@ func (c config) LogValue() slog.Value {
 		slog.String("REPORTD_SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String()),
 		slog.String("REPORTD_DELAYED_CHECK_INTERVAL", c.DelayedCheck.String()),
 		slog.String("REPORTD_ADMIN_TOKEN", c.AdminToken),
+		slog.Any("REPORTD_API_KEYS", clientNames(c.APIKeys)),
+		slog.Bool("REPORTD_ALLOW_OPEN", c.AllowOpen),
+		slog.Float64("REPORTD_RATE_LIMIT", c.SubmitsPerSecond),
+		slog.Int("REPORTD_RATE_BURST", c.SubmitBurst),
+		slog.Int("REPORTD_MAX_OPEN_JOBS", c.MaxOpenJobs),
 		slog.String("REPORTD_WEBHOOK_SECRET", c.WebhookSecret),
 		slog.Bool("REPORTD_WEBHOOK_ALLOW_INSECURE", c.WebhookAllowInsecure),
 		slog.Bool("REPORTD_WEBHOOK_ALLOW_PRIVATE", c.WebhookAllowPrivate),
@@ -211,6 +258,15 @@ func (c config) LogValue() slog.Value {
 		slog.String("REPORTD_WEBHOOK_TIMEOUT", c.WebhookTimeout.String()),
 		slog.Int("REPORTD_WEBHOOK_CONCURRENCY", c.WebhookConcurrency),
 	)
+}
+
+// clientNames lists the clients that have keys, which is all of the keys a log may show.
+func clientNames(keys []impl.APIKey) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = k.Client
+	}
+	return out
 }
 
 func durations(ds []time.Duration) []string {

@@ -39,6 +39,9 @@ func TestLoadConfigDefaults(t *testing.T) {
 			2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour},
 		WebhookTimeout:     15 * time.Second,
 		WebhookConcurrency: 16,
+		SubmitsPerSecond:   20,
+		SubmitBurst:        50,
+		MaxOpenJobs:        1000,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
