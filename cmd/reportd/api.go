@@ -40,7 +40,7 @@ type apiServer struct {
 }
 
 // startAPI starts the HTTP API on cfg.Addr; a failure to serve later is sent on errc.
-func startAPI(ctx context.Context, cfg config, rdb redis.UniversalClient, store *tasks.Store, reg *prometheus.Registry, log *slog.Logger, errc chan<- error) (*apiServer, error) {
+func startAPI(ctx context.Context, cfg config, rdb redis.UniversalClient, store *tasks.Store, reg *prometheus.Registry, localWorker bool, log *slog.Logger, errc chan<- error) (*apiServer, error) {
 	waiters := impl.NewWaiters()
 	deps := impl.Deps{
 		Queue:   asynq.NewClientFromRedisClient(rdb),
@@ -76,7 +76,7 @@ func startAPI(ctx context.Context, cfg config, rdb redis.UniversalClient, store 
 	mon := asynqmon.New(asynqmon.Options{RootPath: monitoringPath, RedisConnOpt: sharedRedis{rdb}})
 	handler, err := impl.Handler(impl.New(deps), log, func(r chi.Router) {
 		r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
-		r.Get("/readyz", readyz(rdb))
+		r.Get("/readyz", readyz(rdb, localWorker))
 		r.Get("/openapi.yaml", func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/yaml")
 			_, _ = w.Write(reportd.OpenAPI)

@@ -6,8 +6,10 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/reportd/reportd"
+	"github.com/reportd/reportd/internal/redistest"
 )
 
 // get sends a GET with optional credentials and reads the answer whole.
@@ -153,5 +155,30 @@ func TestAdminTokenGeneratedWhenUnset(t *testing.T) {
 	}
 	if n := strings.Count(in.log.String(), tok); n != 1 {
 		t.Errorf("the generated token appears %d times in the log, want exactly once", n)
+	}
+}
+
+func TestReadyzNeedsAWorker(t *testing.T) {
+	t.Parallel()
+	srv := redistest.StartServer(t)
+	vars := e2eVars(map[string]string{"REDIS_URL": srv.URL})
+	api := start(t, []string{"api"}, vars)
+	if res := get(t, api.base+"/readyz", nil); res.status != http.StatusServiceUnavailable || !bytes.Contains(res.body, []byte("no worker")) {
+		t.Errorf("GET /readyz of an API with no worker anywhere = %d %s, want 503 naming the missing worker", res.status, res.body)
+	}
+	start(t, []string{"worker"}, vars)
+	deadline := time.Now().Add(10 * time.Second) // asynq registers a server on its first heartbeat
+	for {
+		res := get(t, api.base+"/readyz", nil)
+		if res.status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /readyz with a worker running = %d %s, want 200", res.status, res.body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if res := get(t, api.base+"/healthz", nil); res.status != http.StatusOK {
+		t.Errorf("GET /healthz = %d, want 200", res.status)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
@@ -54,7 +55,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	errc := make(chan error, 1)
 	var api *apiServer
 	if m.api {
-		if api, err = startAPI(ctx, cfg, rdb, store, reg, log, errc); err != nil {
+		if api, err = startAPI(ctx, cfg, rdb, store, reg, m.worker, log, errc); err != nil {
 			return err
 		}
 		defer api.close()
@@ -82,13 +83,33 @@ func subscribe(ctx context.Context, sub func(context.Context) *tasks.Events, con
 	return func() { cancel(); _ = events.Close(); <-done }
 }
 
-// readyz answers 200 when Redis answers, 503 otherwise.
-func readyz(rdb redis.UniversalClient) http.HandlerFunc {
+// readyz answers 200 when Redis answers and a worker serves the report queue (in this process, or
+// any other: asynq's servers register themselves in Redis), 503 otherwise, saying which is missing.
+func readyz(rdb redis.UniversalClient, localWorker bool) http.HandlerFunc {
+	inspector := asynq.NewInspectorFromRedisClient(rdb)
 	return func(w http.ResponseWriter, r *http.Request) {
 		if err := rdb.Ping(r.Context()).Err(); err != nil {
 			http.Error(w, "redis unreachable", http.StatusServiceUnavailable)
 			return
 		}
+		if !localWorker && !workerServing(inspector) {
+			http.Error(w, "no worker serves the report queue", http.StatusServiceUnavailable)
+			return
+		}
 		_, _ = io.WriteString(w, "ready\n")
 	}
+}
+
+// workerServing reports whether some asynq server registered in Redis serves the report queue.
+func workerServing(inspector *asynq.Inspector) bool {
+	servers, err := inspector.Servers()
+	if err != nil {
+		return false
+	}
+	for _, s := range servers {
+		if _, ok := s.Queues[tasks.Queue]; ok && s.Status == "active" {
+			return true
+		}
+	}
+	return false
 }
