@@ -18,11 +18,18 @@ const (
 	redisDialAttempts  = 1
 	redisCommandRetry  = 1
 	redisPoolWaitLimit = time.Second
+
+	// clusterMaxRedirects bounds a cluster command's attempts: one retry on a network error (as
+	// redisCommandRetry), plus one for a MOVED or ASK met on the way, which costs no wait.
+	clusterMaxRedirects = 2
+	// clusterStateReload is how stale a cluster client's slot map may get: after a failover, clients
+	// reach the new master at most this long after it took over.
+	clusterStateReload = 2 * time.Second
 )
 
 // NewRedisClient builds the go-redis client that reportd's API, worker and asynq share for what
-// opt (asynq.ParseRedisURI of REDIS_URL) names, with reportd's timeouts and retries: asynq's own
-// MakeRedisClient cannot set the retries.
+// opt names (asynq.ParseRedisURI of REDIS_URL, or a RedisClusterClientOpt of REDIS_CLUSTER_ADDRS),
+// with reportd's timeouts and retries: asynq's own MakeRedisClient cannot set the retries.
 func NewRedisClient(opt asynq.RedisConnOpt) (redis.UniversalClient, error) {
 	switch o := opt.(type) {
 	case asynq.RedisClientOpt:
@@ -41,6 +48,24 @@ func NewRedisClient(opt asynq.RedisConnOpt) (redis.UniversalClient, error) {
 			DialTimeout: redisDialTimeout, DialerRetries: redisDialAttempts,
 			ReadTimeout: redisIOTimeout, WriteTimeout: redisIOTimeout,
 			MaxRetries: redisCommandRetry, PoolTimeout: redisPoolWaitLimit,
+		}), nil
+	case asynq.RedisClusterClientOpt:
+		maxRedirects := o.MaxRedirects
+		if maxRedirects == 0 {
+			maxRedirects = clusterMaxRedirects
+		}
+		return redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs: o.Addrs, Username: o.Username, Password: o.Password, TLSConfig: o.TLSConfig,
+			DialTimeout: redisDialTimeout, DialerRetries: redisDialAttempts,
+			ReadTimeout: redisIOTimeout, WriteTimeout: redisIOTimeout, PoolTimeout: redisPoolWaitLimit,
+			// A cluster client retries by itself, per command, up to MaxRedirects times: on a network
+			// error (the same node once, then the slot's node afresh) and on MOVED/ASK. Its node clients
+			// keep go-redis's cluster default of no retries of their own, or the two would multiply.
+			MaxRedirects: maxRedirects,
+			// go-redis re-reads the slot map on MOVED, but a master that died answers nothing: until the
+			// map is re-read, commands for its slots go to the dead address even after a replica took
+			// over. The default of 60 s made a failover last a minute for clients; see clusterStateReload.
+			ClusterStateReloadInterval: clusterStateReload,
 		}), nil
 	}
 	return nil, fmt.Errorf("unsupported Redis connection type %T", opt)

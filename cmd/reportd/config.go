@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"runtime"
@@ -30,6 +31,8 @@ type config struct {
 	ProgressEvery   time.Duration // REPORTD_PROGRESS_EVERY
 	ShutdownTimeout time.Duration // REPORTD_SHUTDOWN_TIMEOUT
 	DelayedCheck    time.Duration // REPORTD_DELAYED_CHECK_INTERVAL
+
+	RedisClusterAddrs []string // REDIS_CLUSTER_ADDRS: host:port seeds of a Redis Cluster; excludes REDIS_URL
 
 	AdminToken string // REPORTD_ADMIN_TOKEN, for /monitoring and /metrics; empty: one is generated
 
@@ -127,6 +130,17 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	str("REPORTD_ADDR", &c.Addr)
 	str("REDIS_URL", &c.RedisURL)
+	if v := getenv("REDIS_CLUSTER_ADDRS"); v != "" {
+		addrs, err := parseClusterAddrs(v)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("REDIS_CLUSTER_ADDRS=%q: %w", v, err))
+		case c.RedisURL != "":
+			errs = append(errs, errors.New("REDIS_URL and REDIS_CLUSTER_ADDRS: set one, not both"))
+		default:
+			c.RedisClusterAddrs = addrs
+		}
+	}
 	dur("REPORTD_RETENTION", &c.Retention, time.Second)
 	dur("REPORTD_TOMBSTONE", &c.Tombstone, 0)
 	num("REPORTD_CONCURRENCY", &c.Concurrency, 1)
@@ -203,6 +217,26 @@ func loadConfig(getenv func(string) string) (config, error) {
 	return c, errors.Join(errs...)
 }
 
+// parseClusterAddrs reads REDIS_CLUSTER_ADDRS: comma-separated host:port seed nodes.
+func parseClusterAddrs(v string) ([]string, error) {
+	var addrs []string
+	for _, a := range strings.Split(v, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
+		host, port, err := net.SplitHostPort(a)
+		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("%q is not host:port", a)
+		}
+		addrs = append(addrs, a)
+	}
+	if len(addrs) == 0 {
+		return nil, errors.New("no host:port in it")
+	}
+	return addrs, nil
+}
+
 // redacted is the configuration as it may be logged: the Redis URL without its password. A URL that
 // does not parse is hidden whole, since where its password is cannot be told.
 func (c config) redacted() config {
@@ -234,6 +268,7 @@ func (c config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("REPORTD_ADDR", c.Addr),
 		slog.String("REDIS_URL", c.RedisURL),
+		slog.Any("REDIS_CLUSTER_ADDRS", c.RedisClusterAddrs),
 		slog.String("REPORTD_RETENTION", c.Retention.String()),
 		slog.String("REPORTD_TOMBSTONE", c.Tombstone.String()),
 		slog.Int("REPORTD_CONCURRENCY", c.Concurrency),

@@ -12,9 +12,16 @@ import (
 )
 
 // connectRedis returns the Redis client that asynq, the API and the worker share, and a func that
-// releases it. With no REDIS_URL it starts an embedded in-memory Redis and says, once, that nothing is
-// durable.
+// releases it: a cluster client for REDIS_CLUSTER_ADDRS, else one for REDIS_URL. With neither it starts
+// an embedded in-memory Redis and says, once, that nothing is durable.
 func connectRedis(cfg config, log *slog.Logger) (redis.UniversalClient, func(), error) {
+	if len(cfg.RedisClusterAddrs) > 0 {
+		rdb, err := tasks.NewRedisClient(asynq.RedisClusterClientOpt{Addrs: cfg.RedisClusterAddrs})
+		if err != nil {
+			return nil, nil, err
+		}
+		return rdb, func() { _ = rdb.Close() }, nil
+	}
 	url := cfg.RedisURL
 	stopEmbedded := func() {}
 	if url == "" {

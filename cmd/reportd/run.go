@@ -88,7 +88,9 @@ func subscribe(ctx context.Context, sub func(context.Context) *tasks.Events, con
 func readyz(rdb redis.UniversalClient, localWorker bool) http.HandlerFunc {
 	inspector := asynq.NewInspectorFromRedisClient(rdb)
 	return func(w http.ResponseWriter, r *http.Request) {
-		if err := rdb.Ping(r.Context()).Err(); err != nil {
+		// A read in the queue's hash slot, not a PING: on a Redis Cluster any live node answers a PING,
+		// while the master that holds asynq's queue may be down.
+		if err := rdb.Get(r.Context(), "asynq:{"+tasks.Queue+"}:readyz").Err(); err != nil && !errors.Is(err, redis.Nil) {
 			http.Error(w, "redis unreachable", http.StatusServiceUnavailable)
 			return
 		}

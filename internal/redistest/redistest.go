@@ -207,3 +207,14 @@ func waitPing(addr string, timeout time.Duration) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// LongEnv is the variable that runs the tests that take minutes (failovers, crash recovery); CI sets it.
+const LongEnv = "REPORTD_LONG_TESTS"
+
+// Long skips the test unless REPORTD_LONG_TESTS=1, saying why it is long.
+func Long(tb testing.TB, why string) {
+	tb.Helper()
+	if os.Getenv(LongEnv) != "1" {
+		tb.Skipf("%s; set %s=1 to run it", why, LongEnv)
+	}
+}
