@@ -8,16 +8,19 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Redis timeouts and retries: few and short, so that an unreachable or hung Redis is a 503 within
-// about two seconds, never a hang. go-redis's defaults (5 dial attempts of 5 s, 3 command retries)
-// took 22 s to fail against a host that drops packets. One command retry stays, for the stale pooled
-// connection that the first command after a Redis restart meets.
+// Redis timeouts and retries: few and short, so that an unreachable or hung Redis is a 503 within two
+// seconds, never a hang. go-redis's defaults (5 dial attempts of 5 s, 3 command retries) took 22 s to
+// fail against a host that drops packets. One command retry stays, for the stale pooled connection
+// that the first command after a Redis restart meets. The worst case is a wait for a pooled
+// connection plus two timed-out attempts: 0.4 + 2 x 0.6 s. The pool is larger than go-redis's default
+// (10 a CPU), so that a burst of requests against a hung Redis does not queue for connections.
 const (
-	redisDialTimeout   = 700 * time.Millisecond
-	redisIOTimeout     = 800 * time.Millisecond
+	redisDialTimeout   = 600 * time.Millisecond
+	redisIOTimeout     = 600 * time.Millisecond
 	redisDialAttempts  = 1
 	redisCommandRetry  = 1
-	redisPoolWaitLimit = time.Second
+	redisPoolWaitLimit = 400 * time.Millisecond
+	redisPoolSize      = 128
 
 	// clusterMaxRedirects bounds a cluster command's attempts: one retry on a network error (as
 	// redisCommandRetry), plus one for a MOVED or ASK met on the way, which costs no wait.
@@ -35,19 +38,19 @@ func NewRedisClient(opt asynq.RedisConnOpt) (redis.UniversalClient, error) {
 	case asynq.RedisClientOpt:
 		return redis.NewClient(&redis.Options{
 			Network: o.Network, Addr: o.Addr, Username: o.Username, Password: o.Password, DB: o.DB,
-			TLSConfig: o.TLSConfig, PoolSize: o.PoolSize,
+			TLSConfig:   o.TLSConfig,
 			DialTimeout: redisDialTimeout, DialerRetries: redisDialAttempts,
 			ReadTimeout: redisIOTimeout, WriteTimeout: redisIOTimeout,
-			MaxRetries: redisCommandRetry, PoolTimeout: redisPoolWaitLimit,
+			MaxRetries: redisCommandRetry, PoolTimeout: redisPoolWaitLimit, PoolSize: max(o.PoolSize, redisPoolSize),
 		}), nil
 	case asynq.RedisFailoverClientOpt:
 		return redis.NewFailoverClient(&redis.FailoverOptions{
 			MasterName: o.MasterName, SentinelAddrs: o.SentinelAddrs,
 			SentinelUsername: o.SentinelUsername, SentinelPassword: o.SentinelPassword,
-			Username: o.Username, Password: o.Password, DB: o.DB, TLSConfig: o.TLSConfig, PoolSize: o.PoolSize,
+			Username: o.Username, Password: o.Password, DB: o.DB, TLSConfig: o.TLSConfig,
 			DialTimeout: redisDialTimeout, DialerRetries: redisDialAttempts,
 			ReadTimeout: redisIOTimeout, WriteTimeout: redisIOTimeout,
-			MaxRetries: redisCommandRetry, PoolTimeout: redisPoolWaitLimit,
+			MaxRetries: redisCommandRetry, PoolTimeout: redisPoolWaitLimit, PoolSize: max(o.PoolSize, redisPoolSize),
 		}), nil
 	case asynq.RedisClusterClientOpt:
 		maxRedirects := o.MaxRedirects
@@ -57,7 +60,7 @@ func NewRedisClient(opt asynq.RedisConnOpt) (redis.UniversalClient, error) {
 		return redis.NewClusterClient(&redis.ClusterOptions{
 			Addrs: o.Addrs, Username: o.Username, Password: o.Password, TLSConfig: o.TLSConfig,
 			DialTimeout: redisDialTimeout, DialerRetries: redisDialAttempts,
-			ReadTimeout: redisIOTimeout, WriteTimeout: redisIOTimeout, PoolTimeout: redisPoolWaitLimit,
+			ReadTimeout: redisIOTimeout, WriteTimeout: redisIOTimeout, PoolTimeout: redisPoolWaitLimit, PoolSize: redisPoolSize,
 			// A cluster client retries by itself, per command, up to MaxRedirects times: on a network
 			// error (the same node once, then the slot's node afresh) and on MOVED/ASK. Its node clients
 			// keep go-redis's cluster default of no retries of their own, or the two would multiply.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -37,6 +38,32 @@ type apiServer struct {
 	srv         *http.Server
 	waiters     *impl.Waiters
 	stopWaiters func()
+
+	mu    sync.Mutex
+	fresh map[net.Conn]bool // connections that have not sent a request yet
+}
+
+// track remembers which connections have not sent a request yet: net/http's Shutdown waits up to 5 s
+// for such a connection as if it were busy, which a browser's preconnect or a load balancer's TCP
+// check would turn into a slow, failed drain.
+func (a *apiServer) track(c net.Conn, state http.ConnState) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if state == http.StateNew {
+		a.fresh[c] = true
+	} else {
+		delete(a.fresh, c)
+	}
+}
+
+// closeFresh closes the connections that have not sent a request: nothing is lost by it.
+func (a *apiServer) closeFresh() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for c := range a.fresh {
+		_ = c.Close()
+		delete(a.fresh, c)
+	}
 }
 
 // startAPI starts the HTTP API on cfg.Addr; a failure to serve later is sent on errc.
@@ -105,6 +132,7 @@ func startAPI(ctx context.Context, cfg config, rdb redis.UniversalClient, store 
 		log.Info("API keys set", "clients", clientNames(cfg.APIKeys))
 	}
 	a := &apiServer{
+		fresh:   map[net.Conn]bool{},
 		waiters: waiters,
 		// One subscription per API process wakes every request waiting for a job (Prefer: wait).
 		stopWaiters: subscribe(ctx, store.SubscribeFinished, func(ctx context.Context, ev *tasks.Events) { waiters.Run(ctx, ev, log) }),
@@ -118,6 +146,7 @@ func startAPI(ctx context.Context, cfg config, rdb redis.UniversalClient, store 
 			MaxHeaderBytes: 64 << 10,
 		},
 	}
+	a.srv.ConnState = a.track
 	go func() {
 		if err := a.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("serve http: %w", err)
@@ -139,7 +168,12 @@ func (a *apiServer) drain(timeout time.Duration) error {
 	a.waiters.Drain()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if err := a.srv.Shutdown(ctx); err != nil {
+	done := make(chan error, 1)
+	go func() { done <- a.srv.Shutdown(ctx) }()
+	// Shutdown closes the listener first, so no new connection arrives after this.
+	time.Sleep(10 * time.Millisecond)
+	a.closeFresh()
+	if err := <-done; err != nil {
 		return fmt.Errorf("drain http: %w", err)
 	}
 	return nil

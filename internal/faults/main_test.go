@@ -1,0 +1,52 @@
+// Package faults holds fault-injection tests of reportd: real redis-server and reportd processes,
+// killed, stopped and restarted while they work. They need redis-server on PATH (they skip without
+// it, or fail with REPORTD_REQUIRE_REDIS=1); the worker-SIGKILL test waits for asynq's crash
+// recovery (60-120 s). REPORTD_LONG_TESTS=1 adds the slower tests.
+package faults
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// reportdBin is the reportd binary that TestMain builds once for every test.
+var reportdBin string
+
+// longEnv enables the tests that take more than a couple of minutes each.
+const longEnv = "REPORTD_LONG_TESTS"
+
+func TestMain(m *testing.M) { os.Exit(testMain(m)) }
+
+func testMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "reportd-faults-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	reportdBin = filepath.Join(dir, "reportd")
+	build := exec.Command("go", "build", "-o", reportdBin, "github.com/reportd/reportd/cmd/reportd")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build reportd: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+func requireLong(t *testing.T) {
+	t.Helper()
+	if os.Getenv(longEnv) != "1" {
+		t.Skipf("takes minutes; set %s=1 to run it", longEnv)
+	}
+}
+
+// skipShort skips a test that takes long, why, under go test -short.
+func skipShort(t *testing.T, why string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("-short: this test %s", why)
+	}
+}
