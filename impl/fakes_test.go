@@ -320,7 +320,14 @@ func (s *fakeStore) IndexJob(context.Context, string, string, time.Time, time.Du
 	return nil
 }
 
-func (s *fakeStore) ListJobs(context.Context, string, int64, int) ([]tasks.IndexedJob, error) {
+func (s *fakeStore) ReleaseIdempotencyKey(_ context.Context, client, key string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.idem, client+"\x00"+key)
+	return nil
+}
+
+func (s *fakeStore) ListJobs(context.Context, string, tasks.IndexedJob, int) ([]tasks.IndexedJob, error) {
 	return nil, nil
 }
 

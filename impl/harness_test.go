@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -27,6 +28,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/reportd/reportd/gen"
@@ -314,6 +316,17 @@ type setup struct {
 	Waiters bool
 	// Cancels has the worker's report processor take cancel messages (RunCancels), as cmd/reportd does.
 	Cancels bool
+	// APIKeys and Limits are impl.Deps'; none means an open API, one anonymous client, without limits.
+	APIKeys []impl.APIKey
+	Limits  impl.Limits
+	// Webhooks sets impl.Deps.Webhooks up (any http or private callback URL accepted, deliveries read
+	// from the store), without a webhook worker.
+	Webhooks bool
+	// Metrics wraps the API as cmd/reportd does (impl.Metrics and request ids); the series are on
+	// harness.Metrics.
+	Metrics bool
+	// WrapTasks, if set, wraps the API's task reader, e.g. to count its reads.
+	WrapTasks func(impl.TaskReader) impl.TaskReader
 }
 
 // smallRows is the synthetic ledger's rows a day in tests: enough to fill every region and product.
@@ -330,6 +343,8 @@ type harness struct {
 	Log       *logBuffer
 	// Waiters is the server's, when setup.Waiters asked for them.
 	Waiters *impl.Waiters
+	// Metrics holds the API's series, when setup.Metrics asked for them.
+	Metrics *prometheus.Registry
 
 	contract *contract
 	client   *http.Client
@@ -375,6 +390,21 @@ func newHarness(tb testing.TB, b redistest.Backend, s setup) *harness {
 		Store:  store,
 		Policy: p,
 		Log:    log,
+
+		APIKeys: s.APIKeys,
+		Limits:  s.Limits,
+	}
+	if s.WrapTasks != nil {
+		deps.Tasks = s.WrapTasks(deps.Tasks)
+	}
+	if s.Webhooks {
+		deps.Webhooks = &impl.Webhooks{Policy: tasks.WebhookPolicy{AllowInsecure: true, AllowPrivate: true},
+			Resolver: net.DefaultResolver, Deliveries: store}
+	}
+	var reg *prometheus.Registry
+	if s.Metrics {
+		reg = prometheus.NewRegistry()
+		deps.Metrics = impl.NewMetrics(reg)
 	}
 	if s.Clock != nil {
 		deps.Now = s.Clock.Now
@@ -385,6 +415,9 @@ func newHarness(tb testing.TB, b redistest.Backend, s setup) *harness {
 	handler, err := impl.Handler(impl.New(deps), log, nil)
 	if err != nil {
 		tb.Fatalf("impl.Handler: %v", err)
+	}
+	if deps.Metrics != nil {
+		handler = impl.RequestIDs(deps.Metrics.Instrument(handler))
 	}
 	srv := httptest.NewServer(handler)
 	tb.Cleanup(srv.Close)
@@ -401,6 +434,7 @@ func newHarness(tb testing.TB, b redistest.Backend, s setup) *harness {
 		Policy:    p,
 		Log:       logs,
 		Waiters:   deps.Waiters,
+		Metrics:   reg,
 		contract:  c,
 		client: &http.Client{
 			Timeout: 10 * time.Second,

@@ -75,5 +75,8 @@ func checkJSON(body []byte) error {
 	if values == 0 {
 		return errors.New("the body is empty")
 	}
+	if len(stack) > 0 {
+		return errors.New("the body is not valid JSON: it ends inside an object or array")
+	}
 	return nil
 }

@@ -5,8 +5,10 @@ import (
 	"encoding/base64"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/reportd/reportd/gen"
+	"github.com/reportd/reportd/tasks"
 )
 
 // List page bounds: a page holds up to limit jobs and reads at most maxScanFactor times that many from
@@ -23,10 +25,10 @@ func (s *Server) ListReports(ctx context.Context, req gen.ListReportsRequestObje
 	if req.Params.Limit != nil {
 		limit = *req.Params.Limit
 	}
-	var before int64
+	var after tasks.IndexedJob
 	if c := req.Params.Cursor; c != nil {
 		var ok bool
-		if before, ok = decodeCursor(*c); !ok {
+		if after, ok = decodeCursor(*c); !ok {
 			return nil, errorf(KindInvalid, "query parameter \"cursor\": not a cursor this service gave out; start again without it")
 		}
 	}
@@ -35,7 +37,7 @@ func (s *Server) ListReports(ctx context.Context, req gen.ListReportsRequestObje
 	scanned, exhausted := 0, false
 	for len(items) < limit && scanned < limit*maxScanFactor {
 		want := min(limit*maxScanFactor-scanned, 100)
-		batch, err := s.store.ListJobs(ctx, client, before, want)
+		batch, err := s.store.ListJobs(ctx, client, after, want)
 		if err != nil {
 			return nil, unavailable(err)
 		}
@@ -43,7 +45,7 @@ func (s *Server) ListReports(ctx context.Context, req gen.ListReportsRequestObje
 		for _, j := range batch {
 			read++
 			scanned++
-			before = j.Score
+			after = j
 			v, err := s.job(ctx, j.ID)
 			if isGoneOrUnknown(err) {
 				gone = append(gone, j.ID)
@@ -77,8 +79,8 @@ func (s *Server) ListReports(ctx context.Context, req gen.ListReportsRequestObje
 		}
 	}
 	out := gen.ListReports200JSONResponse{Body: gen.JobList{Items: items}, Headers: gen.ListReports200ResponseHeaders{CacheControl: ptr("no-store")}}
-	if !exhausted && before > 0 {
-		q := url.Values{"cursor": {encodeCursor(before)}, "limit": {strconv.Itoa(limit)}}
+	if !exhausted && after.Score > 0 {
+		q := url.Values{"cursor": {encodeCursor(after)}, "limit": {strconv.Itoa(limit)}}
 		if f := req.Params.Status; f != nil {
 			q.Set("status", string(*f))
 		}
@@ -89,16 +91,22 @@ func (s *Server) ListReports(ctx context.Context, req gen.ListReportsRequestObje
 	return out, nil
 }
 
-// encodeCursor makes a page position opaque: clients must not build cursors, only pass them back.
-func encodeCursor(score int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("v1:" + strconv.FormatInt(score, 10)))
+// encodeCursor makes a page position (the last entry read) opaque: clients must not build cursors,
+// only pass them back.
+func encodeCursor(j tasks.IndexedJob) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("v2:" + strconv.FormatInt(j.Score, 10) + ":" + j.ID))
 }
 
-func decodeCursor(c string) (int64, bool) {
+func decodeCursor(c string) (tasks.IndexedJob, bool) {
 	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil || len(b) < 4 || string(b[:3]) != "v1:" {
-		return 0, false
+	if err != nil {
+		return tasks.IndexedJob{}, false
 	}
-	n, err := strconv.ParseInt(string(b[3:]), 10, 64)
-	return n, err == nil && n > 0
+	rest, ok := strings.CutPrefix(string(b), "v2:")
+	score, id, ok2 := strings.Cut(rest, ":")
+	n, err := strconv.ParseInt(score, 10, 64)
+	if !ok || !ok2 || err != nil || n <= 0 || len(id) > 64 {
+		return tasks.IndexedJob{}, false
+	}
+	return tasks.IndexedJob{Score: n, ID: id}, true
 }

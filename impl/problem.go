@@ -1,6 +1,7 @@
 package impl
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +32,7 @@ const (
 	KindCallbackRefused
 	KindUnauthorized
 	KindRateLimited
+	KindClientGone
 )
 
 // problemType is what every occurrence of a Kind has in common.
@@ -70,6 +72,8 @@ var problemTypes = map[Kind]problemType{
 		"Method not allowed", "This resource does not support this method; the Allow header lists those it does."},
 	KindUnauthorized: {http.StatusUnauthorized, "unauthorized",
 		"Authentication required", "This resource needs credentials that the request did not carry, or carried wrong."},
+	KindClientGone: {499, "client-closed-request",
+		"Client closed the request", "The client went away before the answer was ready (for example during a Prefer: wait); nothing failed on the server."},
 	KindRateLimited: {http.StatusTooManyRequests, "rate-limited",
 		"Too many requests", "This client submits faster than its limit, or has as many unfinished jobs as it may have. Retry after the number of seconds in Retry-After."},
 	KindWebhooksOff: {http.StatusUnprocessableEntity, "webhooks-not-set-up",
@@ -135,7 +139,11 @@ type problem struct {
 // vocabulary is internal, and its details never reach the client.
 func problemFor(err error, instance string) (problem, int) {
 	var e *Error
-	if !errors.As(err, &e) {
+	switch {
+	case errors.As(err, &e):
+	case errors.Is(err, context.Canceled):
+		e = &Error{Kind: KindClientGone, Err: err}
+	default:
 		e = &Error{Kind: KindInternal, Err: err}
 	}
 	pt, ok := problemTypes[e.Kind]

@@ -70,6 +70,12 @@ func (s *Server) CreateReport(ctx context.Context, req gen.CreateReportRequestOb
 
 	if held == nil {
 		if err := s.admit(ctx, client); err != nil {
+			if key != "" {
+				// Refused before a job existed: the key must not name a job that never will.
+				if rerr := s.store.ReleaseIdempotencyKey(ctx, client, key); rerr != nil {
+					return nil, unavailable(rerr)
+				}
+			}
 			return nil, err
 		}
 	}

@@ -45,6 +45,10 @@ func Handler(s *Server, log *slog.Logger, extra func(chi.Router)) (http.Handler,
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
 		allowed := allowedMethods(r, req.URL.Path)
+		if len(allowed) == 0 { // chi calls an unknown method "not allowed" even where nothing is served
+			fail(w, req, errorf(KindNoRoute, "nothing is served at %s", req.URL.Path))
+			return
+		}
 		w.Header().Set("Allow", strings.Join(allowed, ", "))
 		fail(w, req, errorf(KindMethodNotAllowed, "%s is not allowed on %s; allowed: %s", req.Method, req.URL.Path, strings.Join(allowed, ", ")))
 	})

@@ -45,8 +45,9 @@ type JobStore interface {
 	PublishCancel(ctx context.Context, id string) error
 	ClaimIdempotencyKey(ctx context.Context, client, key string, sub tasks.Submission, ttl time.Duration) (tasks.Submission, bool, error)
 	MarkEnqueued(ctx context.Context, client, key string, sub tasks.Submission) error
+	ReleaseIdempotencyKey(ctx context.Context, client, key string) error
 	IndexJob(ctx context.Context, client, id string, at time.Time, keep time.Duration) error
-	ListJobs(ctx context.Context, client string, before int64, n int) ([]tasks.IndexedJob, error)
+	ListJobs(ctx context.Context, client string, after tasks.IndexedJob, n int) ([]tasks.IndexedJob, error)
 	Unindex(ctx context.Context, client string, ids ...string) error
 	JobClosed(ctx context.Context, client, id string) error
 	OpenJobs(ctx context.Context, client string) ([]string, error)

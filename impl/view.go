@@ -171,10 +171,9 @@ func toDateRange(r tasks.DateRange) gen.DateRange {
 
 func ptr[T any](v T) *T { return &v }
 
-// ownerOf is the client a recorded owner names: jobs recorded before clients existed are the
-// anonymous client's (a tombstone then held "1").
+// ownerOf is the client a recorded owner names; a job recorded with none is the anonymous client's.
 func ownerOf(recorded string) string {
-	if recorded == "" || recorded == "1" {
+	if recorded == "" {
 		return Anonymous
 	}
 	return recorded

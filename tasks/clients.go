@@ -44,21 +44,34 @@ type IndexedJob struct {
 	Score int64
 }
 
-// ListJobs returns up to n of client's jobs created before the one at score before (0: the newest),
-// newest first.
-func (s *Store) ListJobs(ctx context.Context, client string, before int64, n int) ([]IndexedJob, error) {
+// sameMicrosecondSlack is how many jobs of one client created in the same microsecond a page can step
+// over; more would need a client submitting faster than Redis can take its writes.
+const sameMicrosecondSlack = 64
+
+// ListJobs returns up to n of client's jobs that come after the entry after in the index's order
+// (newest first, and by id, descending, among jobs created in the same microsecond); a zero after
+// starts at the newest.
+func (s *Store) ListJobs(ctx context.Context, client string, after IndexedJob, n int) ([]IndexedJob, error) {
 	hi := "+inf"
-	if before > 0 {
-		hi = "(" + strconv.FormatInt(before, 10)
+	if after.Score > 0 {
+		hi = strconv.FormatInt(after.Score, 10) // inclusive: entries of the same microsecond are filtered below
 	}
-	zs, err := s.rdb.ZRevRangeByScoreWithScores(ctx, clientJobsKey(client), &redis.ZRangeBy{Max: hi, Min: "-inf", Count: int64(n)}).Result()
+	zs, err := s.rdb.ZRevRangeByScoreWithScores(ctx, clientJobsKey(client),
+		&redis.ZRangeBy{Max: hi, Min: "-inf", Count: int64(n + sameMicrosecondSlack)}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
-	out := make([]IndexedJob, 0, len(zs))
+	out := make([]IndexedJob, 0, n)
 	for _, z := range zs {
 		id, _ := z.Member.(string)
-		out = append(out, IndexedJob{ID: id, Score: int64(z.Score)})
+		j := IndexedJob{ID: id, Score: int64(z.Score)}
+		if after.Score > 0 && j.Score == after.Score && j.ID >= after.ID {
+			continue // at or before the cursor
+		}
+		if len(out) == n {
+			break
+		}
+		out = append(out, j)
 	}
 	return out, nil
 }

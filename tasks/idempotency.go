@@ -68,3 +68,12 @@ func (s *Store) MarkEnqueued(ctx context.Context, client, key string, sub Submis
 	}
 	return nil
 }
+
+// ReleaseIdempotencyKey forgets client's key, when the request that claimed it was refused before its
+// job was created (a limit): the client's retry must be able to claim it again.
+func (s *Store) ReleaseIdempotencyKey(ctx context.Context, client, key string) error {
+	if err := s.rdb.Del(ctx, idempotencyKey(client, key)).Err(); err != nil {
+		return fmt.Errorf("release idempotency key: %w", err)
+	}
+	return nil
+}

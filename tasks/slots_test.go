@@ -211,7 +211,7 @@ func exerciseStore(t *testing.T, s *Store, id, client string) {
 	check("MarkEnqueued", s.MarkEnqueued(ctx, client, "key-"+id, sub))
 	check("CreateTombstone", s.CreateTombstone(ctx, id, client, time.Hour))
 	check("IndexJob", s.IndexJob(ctx, client, id, now, time.Hour))
-	check("ListJobs", func() error { _, err := s.ListJobs(ctx, client, 0, 10); return err }())
+	check("ListJobs", func() error { _, err := s.ListJobs(ctx, client, IndexedJob{}, 10); return err }())
 	check("OpenJobs", func() error { _, err := s.OpenJobs(ctx, client); return err }())
 	check("Tombstone", func() error { _, _, err := s.Tombstone(ctx, id); return err }())
 	check("CancelRequested", func() error { _, err := s.CancelRequested(ctx, id); return err }())

@@ -1,0 +1,201 @@
+package impl_test
+
+import (
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/reportd/reportd/impl"
+	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/tasks"
+)
+
+// checkRateLimited fails t unless r is a 429 problem, and returns its Retry-After.
+func checkRateLimited(t *testing.T, what string, r *response) int {
+	t.Helper()
+	if r.Status != http.StatusTooManyRequests {
+		t.Fatalf("%s: %s, want 429", what, r)
+	}
+	if p := r.problem(t); p.Type != "/problems/rate-limited" {
+		t.Errorf("%s: problem type %q, want /problems/rate-limited", what, p.Type)
+	}
+	n, err := strconv.Atoi(r.Header.Get("Retry-After"))
+	if err != nil || n < 1 {
+		t.Fatalf("%s: Retry-After %q, want a whole number of seconds, at least 1", what, r.Header.Get("Retry-After"))
+	}
+	return n
+}
+
+// TestSubmitRate: a client's burst of submissions is honoured exactly, the next is a 429 with a
+// Retry-After that is enough, and another client is unaffected. Replays of a key are not submissions.
+func TestSubmitRate(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+		h := newHarness(t, b, setup{APIKeys: twoClients(), Limits: impl.Limits{SubmitsPerSecond: 2, SubmitBurst: 3}})
+		first := h.as(t, acmeKey, http.MethodPost, "/v1/reports", `{"range":"2026-Q1"}`, "Idempotency-Key", "replayed")
+		if first.Status != http.StatusAccepted {
+			t.Fatalf("1st POST: %s", first)
+		}
+		for i := 2; i <= 3; i++ {
+			if r := h.as(t, acmeKey, http.MethodPost, "/v1/reports", `{"range":"2026-Q1"}`); r.Status != http.StatusAccepted {
+				t.Fatalf("POST %d of a burst of 3: %s", i, r)
+			}
+		}
+		wait := checkRateLimited(t, "4th POST", h.as(t, acmeKey, http.MethodPost, "/v1/reports", `{"range":"2026-Q1"}`))
+		limited := time.Now()
+
+		// A replay answers with its job, limit or not.
+		if r := h.as(t, acmeKey, http.MethodPost, "/v1/reports", `{"range":"2026-Q1"}`, "Idempotency-Key", "replayed"); r.Status != http.StatusAccepted || r.jobStatus(t).Id != first.jobStatus(t).Id {
+			t.Errorf("replay at the limit: %s, want 202 with job %s", r, first.jobStatus(t).Id)
+		}
+		// globex has an allowance of its own.
+		for i := 1; i <= 3; i++ {
+			if r := h.as(t, globexKey, http.MethodPost, "/v1/reports", `{"range":"2026-Q1"}`); r.Status != http.StatusAccepted {
+				t.Errorf("globex's POST %d while acme is limited: %s", i, r)
+			}
+		}
+		checkRateLimited(t, "globex's 4th POST", h.as(t, globexKey, http.MethodPost, "/v1/reports", `{"range":"2026-Q1"}`))
+
+		// Retry-After (1 s, rounded up from 0.5 s) refills two submissions at 2 a second, not the burst
+		// of 3 (a third only if the machine is slow enough for another half second to pass).
+		time.Sleep(time.Until(limited.Add(time.Duration(wait) * time.Second)))
+		accepted := 0
+		for range 5 {
+			r := h.as(t, acmeKey, http.MethodPost, "/v1/reports", `{"range":"2026-Q1"}`)
+			if r.Status != http.StatusAccepted {
+				checkRateLimited(t, "POST after the refill", r)
+				break
+			}
+			accepted++
+		}
+		if accepted < 1 || accepted > 3 {
+			t.Errorf("%d POSTs accepted after waiting Retry-After (%ds), want 2", accepted, wait)
+		}
+	})
+}
+
+// TestRefusedSubmissionLeavesNothing: a submission refused by the limit creates no job, index entry or
+// open job.
+func TestRefusedSubmissionLeavesNothing(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, redistest.Embedded(t), setup{APIKeys: twoClients(), Limits: impl.Limits{SubmitsPerSecond: 0.001, SubmitBurst: 1}})
+	id := h.createAs(t, acmeKey, "2026-Q1")
+	checkRateLimited(t, "2nd POST", h.as(t, acmeKey, http.MethodPost, "/v1/reports", `{"range":"2026-Q2"}`, "Idempotency-Key", "refused"))
+	if got := h.listAs(t, acmeKey, ""); len(got) != 1 || got[0] != id {
+		t.Errorf("acme's jobs after a refused POST: %v, want only %s", got, id)
+	}
+	open, err := h.Store.OpenJobs(t.Context(), "acme")
+	if err != nil || len(open) != 1 {
+		t.Errorf("acme's open jobs after a refused POST: %v, %v; want only %s", open, err, id)
+	}
+	if q, err := h.Inspector.GetQueueInfo(tasks.Queue); err != nil || q.Size != 1 {
+		t.Errorf("queue after a refused POST: %+v, %v; want 1 task", q, err)
+	}
+}
+
+// TestMaxOpenJobs: a client with as many unfinished jobs as it may have is refused a new one, until one
+// finishes, is canceled, or turns out to be gone; another client is unaffected.
+func TestMaxOpenJobs(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+		h := newHarness(t, b, setup{APIKeys: twoClients(), Limits: impl.Limits{MaxOpenJobs: 2}})
+		a := h.createAs(t, acmeKey, "2026-Q1")
+		h.createAs(t, acmeKey, "2026-Q2")
+		checkRateLimited(t, "3rd open job", h.as(t, acmeKey, http.MethodPost, "/v1/reports", `{"range":"2026-Q3"}`))
+		g1 := h.createAs(t, globexKey, "2026-Q1")
+		h.createAs(t, globexKey, "2026-Q2")
+		checkRateLimited(t, "globex's 3rd open job", h.as(t, globexKey, http.MethodPost, "/v1/reports", `{"range":"2026-Q3"}`))
+
+		// The record says open, but the task is gone (deleted behind the API's back, or expired): the
+		// count heals at the cap.
+		if err := h.Inspector.DeleteTask(tasks.Queue, a); err != nil {
+			t.Fatal(err)
+		}
+		c := h.createAs(t, acmeKey, "2026-Q3")
+		checkRateLimited(t, "acme at the cap again", h.as(t, acmeKey, http.MethodPost, "/v1/reports", `{"range":"2026-Q4"}`))
+		open, err := h.Store.OpenJobs(t.Context(), "acme")
+		if err != nil || len(open) != 2 {
+			t.Errorf("acme's open jobs: %v, %v; want 2, without the deleted %s", open, err, a)
+		}
+
+		// A canceled job is not open.
+		if r := h.as(t, acmeKey, http.MethodDelete, "/v1/reports/"+c, ""); r.Status != http.StatusOK {
+			t.Fatalf("DELETE pending job: %s", r)
+		}
+		h.createAs(t, acmeKey, "2026-Q4")
+
+		// globex is still at its cap, whatever acme did.
+		checkRateLimited(t, "globex still at its cap", h.as(t, globexKey, http.MethodPost, "/v1/reports", `{"range":"2026-Q3"}`))
+		if r := h.as(t, globexKey, http.MethodDelete, "/v1/reports/"+g1, ""); r.Status != http.StatusOK {
+			t.Fatalf("globex's DELETE: %s", r)
+		}
+		h.createAs(t, globexKey, "2026-Q3")
+	})
+}
+
+// TestMaxOpenJobsFinished: a job the worker finishes is no longer open.
+func TestMaxOpenJobsFinished(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, redistest.Embedded(t), setup{Worker: true, Limits: impl.Limits{MaxOpenJobs: 1}})
+	for i := range 3 {
+		id := h.create(t, "2026-02")
+		h.poll(t, id, 10*time.Millisecond, 10*time.Second, is303)
+		if i == 0 {
+			// The worker closes the job as it finishes; the count must not even need healing.
+			if open, err := h.Store.OpenJobs(t.Context(), impl.Anonymous); err != nil || len(open) != 0 {
+				t.Errorf("open jobs after the only one finished: %v, %v; want none", open, err)
+			}
+		}
+	}
+}
+
+// TestLimitsHoldForRetriedKeys retries a refused submission with its Idempotency-Key, as a client should:
+// at once it is still refused (the key's claim must not let it past the limit), and once the limit
+// allows it, it is accepted as the new job it is (not answered as an expired one).
+func TestLimitsHoldForRetriedKeys(t *testing.T) {
+	t.Parallel()
+	t.Run("rate", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, redistest.Embedded(t), setup{Limits: impl.Limits{SubmitsPerSecond: 0.001, SubmitBurst: 1}})
+		h.create(t, "2026-Q1")
+		for i := range 3 {
+			key := "retry-" + strconv.Itoa(i)
+			checkRateLimited(t, "POST over the rate", h.as(t, "", http.MethodPost, "/v1/reports", `{"range":"2026-Q2"}`, "Idempotency-Key", key))
+			r := h.as(t, "", http.MethodPost, "/v1/reports", `{"range":"2026-Q2"}`, "Idempotency-Key", key)
+			if r.Status != http.StatusTooManyRequests {
+				t.Errorf("the same POST retried at once with its key: %s, want 429", r)
+			}
+		}
+		if got := h.listAs(t, "", ""); len(got) != 1 {
+			t.Errorf("with a rate of one submission, the client has %d jobs: %v", len(got), got)
+		}
+	})
+	t.Run("open-jobs", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, redistest.Embedded(t), setup{Limits: impl.Limits{MaxOpenJobs: 1}})
+		h.create(t, "2026-Q1")
+		checkRateLimited(t, "2nd open job", h.as(t, "", http.MethodPost, "/v1/reports", `{"range":"2026-Q2"}`, "Idempotency-Key", "k"))
+		if r := h.as(t, "", http.MethodPost, "/v1/reports", `{"range":"2026-Q2"}`, "Idempotency-Key", "k"); r.Status != http.StatusTooManyRequests {
+			t.Errorf("the same POST retried at once with its key: %s, want 429", r)
+		}
+		if open, err := h.Store.OpenJobs(t.Context(), impl.Anonymous); err != nil || len(open) != 1 {
+			t.Errorf("open jobs with a cap of 1: %v, %v", open, err)
+		}
+	})
+	t.Run("open-jobs-retried-later", func(t *testing.T) {
+		t.Parallel()
+		clk := &clock{}
+		h := newHarness(t, redistest.Embedded(t), setup{Clock: clk, Limits: impl.Limits{MaxOpenJobs: 1}})
+		first := h.create(t, "2026-Q1")
+		checkRateLimited(t, "2nd open job", h.as(t, "", http.MethodPost, "/v1/reports", `{"range":"2026-Q2"}`, "Idempotency-Key", "k"))
+		// The client waits for its first job to end (here: cancels it), a minute later, then retries.
+		clk.Set(time.Now().Add(time.Minute))
+		if r := h.as(t, "", http.MethodDelete, "/v1/reports/"+first, ""); r.Status != http.StatusOK {
+			t.Fatalf("DELETE: %s", r)
+		}
+		if r := h.as(t, "", http.MethodPost, "/v1/reports", `{"range":"2026-Q2"}`, "Idempotency-Key", "k"); r.Status != http.StatusAccepted {
+			t.Errorf("the refused POST retried with its key once the client is under its cap: %s, want 202", r)
+		}
+	})
+}
