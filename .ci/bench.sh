@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Every performance figure in the README's Performance section, in one run (a few minutes on 2 cores;
+# needs redis-server on PATH): the report loop beside its PRNG floor, the API on redis-server beside a
+# bare-HGET floor (status reads, POST accepts, pickup latency), the 10,000-job load run, and reportd's
+# memory with 1,000 and 100,000 jobs queued. Compare ratios within the run, not figures across runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}
+echo "=== the report loop beside its floor"
+go test ./tasks -run '^$' -bench 'Summarize|PRNGFloor' -benchtime 3x -count 5
+echo "=== the API on redis-server beside its floor"
+go test ./impl -run '^$' -bench 'Status|Floor|Create|Pickup' -benchtime 3000x -count 1
+echo "=== load"
+bash .ci/load.sh 10000 64
+echo "=== memory with the queue"
+REPORTD_MEASURE=1 go test ./internal/faults -run TestMemoryFlatWithQueuedJobs -count=1 -v | grep -E 'RSS|ok|FAIL'
