@@ -91,15 +91,21 @@ func readyz(rdb redis.UniversalClient, localWorker bool) http.HandlerFunc {
 		// A read in the queue's hash slot, not a PING: on a Redis Cluster any live node answers a PING,
 		// while the master that holds asynq's queue may be down.
 		if err := rdb.Get(r.Context(), "asynq:{"+tasks.Queue+"}:readyz").Err(); err != nil && !errors.Is(err, redis.Nil) {
-			http.Error(w, "redis unreachable", http.StatusServiceUnavailable)
+			notReady(w, "redis unreachable")
 			return
 		}
 		if !localWorker && !workerServing(inspector) {
-			http.Error(w, "no worker serves the report queue", http.StatusServiceUnavailable)
+			notReady(w, "no worker serves the report queue")
 			return
 		}
 		_, _ = io.WriteString(w, "ready\n")
 	}
+}
+
+// notReady answers 503, with the Retry-After every 503 of reportd's carries.
+func notReady(w http.ResponseWriter, why string) {
+	w.Header().Set("Retry-After", "2")
+	http.Error(w, why, http.StatusServiceUnavailable)
 }
 
 // workerServing reports whether some asynq server registered in Redis serves the report queue.
