@@ -140,11 +140,22 @@ func TestClusterE2E(t *testing.T) {
 		checkReport(t, in.base, loc, awaitDone(t, in.base, loc))
 
 		// Prefer: wait, woken by the finish event over the cluster's pub/sub.
+		// Waits of 5 s stay under the test client's 10 s timeout; under the race detector the job may
+		// outlast one, which then answers its current status, and the next wait takes over.
 		waited := submit(t, in.base, "2026-Q1")
 		sent := time.Now()
-		w := mustTry(t, http.MethodGet, in.base+waited, "", "Prefer", "wait=20")
-		if w.status != http.StatusSeeOther || w.header.Get("Preference-Applied") != "wait=20" {
-			t.Errorf("GET with Prefer: wait=20 = %s, want 303 with Preference-Applied", w)
+		var w response
+		for range 12 {
+			w = mustTry(t, http.MethodGet, in.base+waited, "", "Prefer", "wait=5")
+			if w.header.Get("Preference-Applied") != "wait=5" && w.status != http.StatusSeeOther {
+				t.Errorf("GET with Prefer: wait=5 = %s, want Preference-Applied: wait=5", w)
+			}
+			if w.status == http.StatusSeeOther {
+				break
+			}
+		}
+		if w.status != http.StatusSeeOther {
+			t.Errorf("GET with Prefer: wait=5 never answered 303; last: %s", w)
 		}
 		t.Logf("Prefer: wait answered %d after %s", w.status, time.Since(sent).Round(time.Millisecond))
 
