@@ -111,6 +111,11 @@ func awaitRunning(t *testing.T, base, loc string) gen.JobStatus {
 // after expiry.
 func TestClusterE2E(t *testing.T) {
 	t.Parallel()
+	if raceDetector {
+		// Its jobs must still be running when looked at, and done within the polls' patience; the race
+		// detector's tenfold slowdown breaks the second. CI runs it in the plain pass.
+		t.Skip("jobs sized for a normal build; the race detector slows them tenfold")
+	}
 	began := time.Now()
 	c := redistest.StartCluster(t, redistest.ClusterOptions{Masters: 3})
 	t.Logf("3-master cluster on %v up in %s", c.Addrs, time.Since(began).Round(time.Millisecond))
