@@ -58,15 +58,12 @@ func StartCluster(tb testing.TB, o ClusterOptions) *Cluster {
 	}
 	c := &Cluster{tb: tb}
 	for range o.Masters * (1 + o.Replicas) {
-		// The cluster bus listens on port+10000 unless told otherwise, which is past 65535 for most
-		// ephemeral ports: give it a free port of its own.
 		args := append([]string{
 			"cluster-enabled yes",
 			"cluster-config-file nodes.conf",
-			"cluster-port " + strconv.Itoa(freePort(tb)),
 			"cluster-node-timeout " + strconv.FormatInt(o.NodeTimeout.Milliseconds(), 10),
 		}, o.Args...)
-		s := StartServer(tb, args...)
+		s := startServer(tb, true, args...)
 		c.Nodes = append(c.Nodes, s)
 		c.Addrs = append(c.Addrs, s.Addr)
 	}

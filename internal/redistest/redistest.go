@@ -5,14 +5,18 @@ package redistest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,16 +48,52 @@ func (b Backend) Client(tb testing.TB) *redis.Client {
 // Server is a redis-server process started by StartServer.
 type Server struct {
 	Backend
-	Dir  string
-	cmd  *exec.Cmd
-	args []string
-	tb   testing.TB
+	Dir         string
+	clusterPort int // the cluster bus port, for a cluster node; 0 otherwise
+	cmd         *exec.Cmd
+	exited      chan struct{} // closed when cmd has exited and been waited for
+	args        []string
+	tb          testing.TB
 }
+
+// errPortTaken is start's answer when redis-server could not listen because another process holds
+// the port: the caller picks another port and tries again.
+var errPortTaken = errors.New("port already in use")
 
 // StartServer starts a redis-server on a free loopback port, with its data in a temporary directory and
 // extra config lines args ("appendonly yes", ...), and stops it when the test ends. Without redis-server
 // on PATH it skips the test, or fails it when REPORTD_REQUIRE_REDIS=1.
 func StartServer(tb testing.TB, args ...string) *Server {
+	tb.Helper()
+	return startServer(tb, false, args...)
+}
+
+func startServer(tb testing.TB, clusterNode bool, args ...string) *Server {
+	tb.Helper()
+	bin := redisServer(tb)
+	s := &Server{Dir: tb.TempDir(), args: args, tb: tb}
+	s.Name = "redis-server"
+	tb.Cleanup(s.Stop)
+	// A port that was free when it was picked can be taken before redis-server binds it, by another
+	// test process doing the same: pick again, a few times, rather than fail the test.
+	for attempt := 1; ; attempt++ {
+		s.Addr = "127.0.0.1:" + strconv.Itoa(freePort(tb))
+		s.URL = "redis://" + s.Addr
+		if clusterNode {
+			s.clusterPort = freePort(tb)
+		}
+		err := s.start(bin)
+		if err == nil {
+			return s
+		}
+		if !errors.Is(err, errPortTaken) || attempt == 5 {
+			tb.Fatalf("%v", err)
+		}
+		tb.Logf("redistest: %v; picking other ports", err)
+	}
+}
+
+func redisServer(tb testing.TB) string {
 	tb.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -62,74 +102,90 @@ func StartServer(tb testing.TB, args ...string) *Server {
 		}
 		tb.Skipf("redis-server is not on PATH (install it, e.g. apt-get install redis-server; %s=1 makes this a failure)", RequireEnv)
 	}
-	s := &Server{Dir: tb.TempDir(), args: args, tb: tb}
-	s.Addr = "127.0.0.1:" + strconv.Itoa(freePort(tb))
-	s.URL = "redis://" + s.Addr
-	s.Name = "redis-server"
-	s.start(bin)
-	tb.Cleanup(s.Stop)
-	return s
+	return bin
 }
 
-func (s *Server) start(bin string) {
-	s.tb.Helper()
+// start runs redis-server on s.Addr and waits until it answers PING. It returns errPortTaken when
+// the server exited because a port it was to listen on was in use.
+func (s *Server) start(bin string) error {
 	_, port, _ := net.SplitHostPort(s.Addr)
 	conf := []string{"port " + port, "bind 127.0.0.1", "dir " + s.Dir, "save \"\"", "appendonly no", "protected-mode yes"}
+	if s.clusterPort != 0 {
+		// The cluster bus listens on port+10000 unless told otherwise: give it a free port of its own.
+		conf = append(conf, "cluster-port "+strconv.Itoa(s.clusterPort))
+	}
 	conf = append(conf, s.args...)
 	confPath := filepath.Join(s.Dir, "redis.conf")
 	if err := os.WriteFile(confPath, []byte(strings.Join(conf, "\n")+"\n"), 0o600); err != nil {
-		s.tb.Fatalf("write redis.conf: %v", err)
+		return fmt.Errorf("write redis.conf: %w", err)
 	}
-	s.cmd = exec.Command(bin, confPath)
-	logf, err := os.Create(filepath.Join(s.Dir, "redis.log"))
+	logPath := filepath.Join(s.Dir, "redis.log")
+	logf, err := os.Create(logPath)
 	if err != nil {
-		s.tb.Fatalf("create redis.log: %v", err)
+		return fmt.Errorf("create redis.log: %w", err)
 	}
-	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	if err := s.cmd.Start(); err != nil {
-		s.tb.Fatalf("start redis-server: %v", err)
+	defer logf.Close()
+	cmd := exec.Command(bin, confPath)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start redis-server: %w", err)
 	}
-	if err := waitPing(s.Addr, 10*time.Second); err != nil {
-		log, _ := os.ReadFile(filepath.Join(s.Dir, "redis.log"))
-		s.tb.Fatalf("redis-server on %s did not answer: %v\n%s", s.Addr, err, log)
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	s.cmd, s.exited = cmd, exited
+	if err := waitPing(s.Addr, exited, 10*time.Second); err != nil {
+		s.Kill()
+		log, _ := os.ReadFile(logPath)
+		if bytes.Contains(log, []byte("Address already in use")) {
+			return fmt.Errorf("redis-server on %s: %w", s.Addr, errPortTaken)
+		}
+		return fmt.Errorf("redis-server on %s did not answer: %v\n%s", s.Addr, err, log)
 	}
+	return nil
 }
 
 // Stop stops the server (SIGTERM, then SIGKILL after 5 s); stopping a stopped server does nothing.
 func (s *Server) Stop() {
-	if s.cmd == nil || s.cmd.Process == nil {
+	if s.cmd == nil {
 		return
 	}
 	_ = s.cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { _ = s.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-s.exited:
 	case <-time.After(5 * time.Second):
 		_ = s.cmd.Process.Kill()
-		<-done
+		<-s.exited
 	}
 	s.cmd = nil
 }
 
 // Kill stops the server with SIGKILL, as a crash would.
 func (s *Server) Kill() {
-	if s.cmd == nil || s.cmd.Process == nil {
+	if s.cmd == nil {
 		return
 	}
 	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
+	<-s.exited
 	s.cmd = nil
 }
 
-// Restart starts a stopped server again on the same port and data directory.
+// Restart starts a stopped server again on the same ports and data directory. Should another process
+// have taken a port meanwhile, it tries again for up to 10 s before failing the test: its clients know
+// only this address.
 func (s *Server) Restart() {
 	s.tb.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		s.tb.Fatalf("redis-server: %v", err)
+	bin := redisServer(s.tb)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := s.start(bin)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, errPortTaken) || time.Now().After(deadline) {
+			s.tb.Fatalf("restart: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	s.start(bin)
 }
 
 // Embedded starts a miniredis, with TTLs that run on the wall clock, and closes it when the test ends.
@@ -180,18 +236,66 @@ func CommandStats(ctx context.Context, c redis.UniversalClient) (map[string]int6
 	return out, nil
 }
 
+// freePort returns a loopback port that no one was listening on a moment ago. It picks at random
+// below the kernel's ephemeral range, where neither the outgoing connections of the many clients
+// these tests run nor other tests' listeners on port 0 are given ports, and never hands out the same
+// port twice in one process. It can still lose a race with another process; start detects that.
 func freePort(tb testing.TB) int {
 	tb.Helper()
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	const lowest = 10000
+	if first := ephemeralFirst(); first-lowest >= 1000 {
+		for range 100 {
+			p := lowest + rand.IntN(first-lowest)
+			if portsGiven[p] {
+				continue
+			}
+			l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+			if err != nil {
+				continue
+			}
+			_ = l.Close()
+			portsGiven[p] = true
+			return p
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatalf("find a free port: %v", err)
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	p := l.Addr().(*net.TCPAddr).Port
+	portsGiven[p] = true
+	return p
 }
 
-func waitPing(addr string, timeout time.Duration) error {
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
+
+// ephemeralFirst is the first port of the kernel's ephemeral range (Linux's
+// /proc/sys/net/ipv4/ip_local_port_range), or 32768 where that cannot be read.
+func ephemeralFirst() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 32768
+	}
+	return n
+}
+
+// waitPing waits until the server on addr answers PING, it exits (exited is closed), or timeout passes.
+func waitPing(addr string, exited <-chan struct{}, timeout time.Duration) error {
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond})
 	defer c.Close()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -204,7 +308,11 @@ func waitPing(addr string, timeout time.Duration) error {
 		if time.Now().After(deadline) {
 			return err
 		}
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case <-exited:
+			return fmt.Errorf("redis-server exited: %w", err)
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
 
