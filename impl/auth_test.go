@@ -154,6 +154,13 @@ func TestAuthRefused(t *testing.T) {
 			{http.MethodDelete, "/v1/reports/" + id, ""},
 			// Refused before the id is looked at: an unknown id reveals nothing either.
 			{http.MethodGet, "/v1/reports/" + uuid.NewString(), ""},
+			// Refused before the body is looked at: a body that would be a 413 or 400 for a client
+			// with a key is a 401 without one.
+			{http.MethodPost, "/v1/reports", `{"range":"2026-Q2"} {"range":"2026-Q3"}`},
+			{http.MethodPost, "/v1/reports", `{"range":"2026-Q2","range":"2026-Q3"}`},
+			{http.MethodPost, "/v1/reports", `{"range":`},
+			{http.MethodPost, "/v1/reports", `{"range":"` + strings.Repeat("x", impl.MaxBodyBytes) + `"}`},
+			{http.MethodPost, "/v1/reports", `{"range":"2026-Q2","extra":1}`},
 		}
 		for _, a := range auths {
 			for _, op := range ops {

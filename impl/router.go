@@ -15,6 +15,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/go-chi/chi/v5"
 	nethttpmiddleware "github.com/oapi-codegen/nethttp-middleware"
 
@@ -64,14 +65,19 @@ func Handler(s *Server, log *slog.Logger, extra func(chi.Router)) (http.Handler,
 		},
 		ResponseErrorHandlerFunc: fail,
 	})
+	// API keys are checked by the spec's security scheme, through the validator's hook.
+	auth := authenticate(s.keys)
+	specRouter, err := gorillamux.NewRouter(spec)
+	if err != nil {
+		return nil, fmt.Errorf("route the embedded spec: %w", err)
+	}
 	r.Group(func(api chi.Router) {
-		api.Use(readBody(log), carryCaller)
+		api.Use(carryCaller, readBody(log, authFirst(specRouter, auth)))
 		api.Use(nethttpmiddleware.OapiRequestValidatorWithOptions(spec, &nethttpmiddleware.Options{
 			ErrorHandlerWithOpts: func(_ context.Context, err error, w http.ResponseWriter, r *http.Request, _ nethttpmiddleware.ErrorHandlerOpts) {
 				fail(w, r, validationError(err))
 			},
-			// API keys are checked by the spec's security scheme, through the validator's hook.
-			Options: openapi3filter.Options{MultiError: false, AuthenticationFunc: authenticate(s.keys)},
+			Options: openapi3filter.Options{MultiError: false, AuthenticationFunc: auth},
 		}))
 		gen.HandlerWithOptions(strict, gen.ChiServerOptions{
 			BaseRouter: api,
@@ -101,14 +107,41 @@ func carryAccept(f gen.StrictHandlerFunc, _ string) gen.StrictHandlerFunc {
 	}
 }
 
+// authFirst checks, the way the validator will, the security requirements of the operation a request
+// is routed to: so that a body refused before validation (too large, not one JSON value) is refused
+// with 401 when its sender is not authenticated either, and nobody without a key learns more of the
+// API than that it wants one. Requests routed nowhere pass; the validator answers them.
+func authFirst(router routers.Router, auth openapi3filter.AuthenticationFunc) func(*http.Request) error {
+	opts := &openapi3filter.Options{AuthenticationFunc: auth}
+	return func(r *http.Request) error {
+		route, params, err := router.FindRoute(r)
+		if err != nil {
+			return nil
+		}
+		security := route.Operation.Security
+		if security == nil {
+			security = &route.Spec.Security
+		}
+		in := &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: route, Options: opts}
+		return openapi3filter.ValidateSecurityRequirements(r.Context(), in, *security)
+	}
+}
+
 // readBody reads a request body of at most MaxBodyBytes into memory, refusing a larger one with 413 (at
 // once when Content-Length says so), and a JSON body that is not exactly one JSON value with 400: the
 // validator and the strict handler both decode only the first value and would ignore trailing data.
-func readBody(log *slog.Logger) func(http.Handler) http.Handler {
+// A sender that authFirst refuses gets its 401 instead of either.
+func readBody(log *slog.Logger, authFirst func(*http.Request) error) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			refuse := func(e *Error) {
+				if err := authFirst(r); err != nil {
+					e = validationError(err)
+				}
+				writeProblem(w, r, log, e)
+			}
 			if r.ContentLength > MaxBodyBytes {
-				writeProblem(w, r, log, errorf(KindTooLarge, "the body is %d bytes; the limit is %d", r.ContentLength, MaxBodyBytes))
+				refuse(errorf(KindTooLarge, "the body is %d bytes; the limit is %d", r.ContentLength, MaxBodyBytes))
 				return
 			}
 			if r.Body == nil || r.Body == http.NoBody {
@@ -119,15 +152,15 @@ func readBody(log *slog.Logger) func(http.Handler) http.Handler {
 			var tooLarge *http.MaxBytesError
 			switch {
 			case errors.As(err, &tooLarge):
-				writeProblem(w, r, log, errorf(KindTooLarge, "the body is over the limit of %d bytes", MaxBodyBytes))
+				refuse(errorf(KindTooLarge, "the body is over the limit of %d bytes", MaxBodyBytes))
 				return
 			case err != nil:
-				writeProblem(w, r, log, &Error{Kind: KindInvalid, Detail: "the body could not be read", Err: err})
+				refuse(&Error{Kind: KindInvalid, Detail: "the body could not be read", Err: err})
 				return
 			}
 			if isJSON(r.Header.Get("Content-Type")) && len(body) > 0 {
 				if err := checkJSON(body); err != nil {
-					writeProblem(w, r, log, &Error{Kind: KindInvalid, Detail: err.Error(), Err: err})
+					refuse(&Error{Kind: KindInvalid, Detail: err.Error(), Err: err})
 					return
 				}
 			}
