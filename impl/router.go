@@ -108,9 +108,10 @@ func carryAccept(f gen.StrictHandlerFunc, _ string) gen.StrictHandlerFunc {
 }
 
 // authFirst checks, the way the validator will, the security requirements of the operation a request
-// is routed to: so that a body refused before validation (too large, not one JSON value) is refused
-// with 401 when its sender is not authenticated either, and nobody without a key learns more of the
-// API than that it wants one. Requests routed nowhere pass; the validator answers them.
+// is routed to, before its body is read: a sender without a key is refused with 401 whatever its body
+// (too large, endless, not one JSON value), learns no more of the API than that it wants a key, and
+// holds no connection open by trickling a body. Requests routed nowhere pass; the validator answers
+// them.
 func authFirst(router routers.Router, auth openapi3filter.AuthenticationFunc) func(*http.Request) error {
 	opts := &openapi3filter.Options{AuthenticationFunc: auth}
 	return func(r *http.Request) error {
@@ -122,6 +123,10 @@ func authFirst(router routers.Router, auth openapi3filter.AuthenticationFunc) fu
 		if security == nil {
 			security = &route.Spec.Security
 		}
+		// The validator reads the body for authentication hooks that want it; this one reads only
+		// headers, and the body is not to be read before the sender is known.
+		r = r.Clone(r.Context())
+		r.Body, r.ContentLength = http.NoBody, 0
 		in := &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: route, Options: opts}
 		return openapi3filter.ValidateSecurityRequirements(r.Context(), in, *security)
 	}
@@ -130,18 +135,20 @@ func authFirst(router routers.Router, auth openapi3filter.AuthenticationFunc) fu
 // readBody reads a request body of at most MaxBodyBytes into memory, refusing a larger one with 413 (at
 // once when Content-Length says so), and a JSON body that is not exactly one JSON value with 400: the
 // validator and the strict handler both decode only the first value and would ignore trailing data.
-// A sender that authFirst refuses gets its 401 instead of either.
+// A sender that authFirst refuses gets its 401 before any of it.
 func readBody(log *slog.Logger, authFirst func(*http.Request) error) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			refuse := func(e *Error) {
-				if err := authFirst(r); err != nil {
-					e = validationError(err)
-				}
-				writeProblem(w, r, log, e)
+			// Refused before the body is read: the connection is closed after the answer, for net/http
+			// would otherwise read what is left of the body first, which may never come.
+			if err := authFirst(r); err != nil {
+				w.Header().Set("Connection", "close")
+				writeProblem(w, r, log, validationError(err))
+				return
 			}
 			if r.ContentLength > MaxBodyBytes {
-				refuse(errorf(KindTooLarge, "the body is %d bytes; the limit is %d", r.ContentLength, MaxBodyBytes))
+				w.Header().Set("Connection", "close")
+				writeProblem(w, r, log, errorf(KindTooLarge, "the body is %d bytes; the limit is %d", r.ContentLength, MaxBodyBytes))
 				return
 			}
 			if r.Body == nil || r.Body == http.NoBody {
@@ -152,15 +159,15 @@ func readBody(log *slog.Logger, authFirst func(*http.Request) error) func(http.H
 			var tooLarge *http.MaxBytesError
 			switch {
 			case errors.As(err, &tooLarge):
-				refuse(errorf(KindTooLarge, "the body is over the limit of %d bytes", MaxBodyBytes))
+				writeProblem(w, r, log, errorf(KindTooLarge, "the body is over the limit of %d bytes", MaxBodyBytes))
 				return
 			case err != nil:
-				refuse(&Error{Kind: KindInvalid, Detail: "the body could not be read", Err: err})
+				writeProblem(w, r, log, &Error{Kind: KindInvalid, Detail: "the body could not be read", Err: err})
 				return
 			}
 			if isJSON(r.Header.Get("Content-Type")) && len(body) > 0 {
 				if err := checkJSON(body); err != nil {
-					refuse(&Error{Kind: KindInvalid, Detail: err.Error(), Err: err})
+					writeProblem(w, r, log, &Error{Kind: KindInvalid, Detail: err.Error(), Err: err})
 					return
 				}
 			}

@@ -315,3 +315,32 @@ func trickleChunks(total, step int, pause time.Duration) func(net.Conn) error {
 		return err
 	}
 }
+
+// TestHostileInputWithoutKeyE2E sends broken or endless bodies without a key to a server that has
+// keys: each is refused with 401 at once (the body is never waited for), and the server answers a
+// client with a key afterwards.
+func TestHostileInputWithoutKeyE2E(t *testing.T) {
+	t.Parallel()
+	in := start(t, nil, e2eVars(map[string]string{"REPORTD_API_KEYS": "acme:" + e2eAcmeKey}))
+	addr := strings.TrimPrefix(in.base, "http://")
+	const head = "POST /v1/reports HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+	tests := []struct {
+		name string
+		raw  string
+	}{
+		{"huge-declared-length", head + "Content-Length: 100000000\r\n\r\n{\"range\":"},
+		{"body-never-ends", head + "Content-Length: 1000\r\n\r\n{\"range\":"},
+		{"bad-chunk", head + "Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"},
+		{"trailing-json", head + "Content-Length: 27\r\n\r\n" + `{"range":"2026-Q1"} {"a":1}`},
+		{"duplicate-keys", head + "Content-Length: 37\r\n\r\n" + `{"range":"2026-Q1","range":"2026-Q2"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := rawExchange(t, addr, 5*time.Second, write(tt.raw))
+			checkClean(t, r, false, http.StatusUnauthorized)
+		})
+	}
+	if res := doAs(t, e2eAcmeKey, http.MethodPost, in.base+"/v1/reports", `{"range":"2026-02"}`); res.status != http.StatusAccepted {
+		t.Errorf("POST with the key afterwards = %s, want 202", res)
+	}
+}
