@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -102,7 +101,7 @@ func startAPI(ctx context.Context, cfg config, rdb redis.UniversalClient, store 
 	// that the UI uses reportd's timeouts and, with the embedded Redis, the same server.
 	mon := asynqmon.New(asynqmon.Options{RootPath: monitoringPath, RedisConnOpt: sharedRedis{rdb}})
 	handler, err := impl.Handler(impl.New(deps), log, func(r chi.Router) {
-		r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+		r.Get("/healthz", healthz)
 		r.Get("/readyz", readyz(rdb, localWorker))
 		r.Get("/openapi.yaml", func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/yaml")

@@ -35,6 +35,7 @@ type config struct {
 	RedisClusterAddrs []string // REDIS_CLUSTER_ADDRS: host:port seeds of a Redis Cluster; excludes REDIS_URL
 
 	AdminToken string // REPORTD_ADMIN_TOKEN, for /monitoring and /metrics; empty: one is generated
+	OpsAddr    string // REPORTD_OPS_ADDR: address of /healthz, /readyz and /metrics alone; empty: none
 
 	APIKeys   []impl.APIKey // REPORTD_API_KEYS or REPORTD_API_KEYS_FILE: name:key entries
 	AllowOpen bool          // REPORTD_ALLOW_OPEN: serve a non-loopback address with no keys
@@ -129,6 +130,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		*dst = b
 	}
 	str("REPORTD_ADDR", &c.Addr)
+	str("REPORTD_OPS_ADDR", &c.OpsAddr)
 	str("REDIS_URL", &c.RedisURL)
 	if v := getenv("REDIS_CLUSTER_ADDRS"); v != "" {
 		addrs, err := parseClusterAddrs(v)
@@ -281,6 +283,7 @@ func (c config) LogValue() slog.Value {
 		slog.String("REPORTD_SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String()),
 		slog.String("REPORTD_DELAYED_CHECK_INTERVAL", c.DelayedCheck.String()),
 		slog.String("REPORTD_ADMIN_TOKEN", c.AdminToken),
+		slog.String("REPORTD_OPS_ADDR", c.OpsAddr),
 		slog.Any("REPORTD_API_KEYS", clientNames(c.APIKeys)),
 		slog.Bool("REPORTD_ALLOW_OPEN", c.AllowOpen),
 		slog.Float64("REPORTD_RATE_LIMIT", c.SubmitsPerSecond),

@@ -55,6 +55,7 @@ func TestLoadConfigVariables(t *testing.T) {
 		set         func(*config)
 	}{
 		{"REPORTD_ADDR", "127.0.0.1:0", func(c *config) { c.Addr = "127.0.0.1:0" }},
+		{"REPORTD_OPS_ADDR", "127.0.0.1:9090", func(c *config) { c.OpsAddr = "127.0.0.1:9090" }},
 		{"REDIS_URL", "redis://localhost:6379/2", func(c *config) { c.RedisURL = "redis://localhost:6379/2" }},
 		{"REPORTD_RETENTION", "2h", func(c *config) { c.Retention = 2 * time.Hour }},
 		{"REPORTD_TOMBSTONE", "0s", func(c *config) { c.Tombstone = 0 }},

@@ -182,3 +182,54 @@ func TestReadyzNeedsAWorker(t *testing.T) {
 		t.Errorf("GET /healthz = %d, want 200", res.status)
 	}
 }
+
+// TestWorkerOpsAddr runs a worker alone with REPORTD_OPS_ADDR: it serves health, readiness and its own
+// job metrics there (metrics behind the admin token), and nothing of the API.
+func TestWorkerOpsAddr(t *testing.T) {
+	t.Parallel()
+	const token = "op-token-for-tests"
+	srv := redistest.StartServer(t)
+	vars := e2eVars(map[string]string{"REDIS_URL": srv.URL, "REPORTD_ADMIN_TOKEN": token})
+	workerVars := e2eVars(map[string]string{"REDIS_URL": srv.URL, "REPORTD_ADMIN_TOKEN": token, "REPORTD_OPS_ADDR": "127.0.0.1:0"})
+	worker := start(t, []string{"worker"}, workerVars)
+	l, ok := worker.log.waitFor(0, nil, msgIs("ops listening"))
+	if !ok {
+		t.Fatalf("the worker did not log where its ops address listens; log:\n%s", worker.log)
+	}
+	ops := "http://" + l["addr"].(string)
+	if _, ok := worker.log.waitFor(0, nil, msgIs("listening")); ok {
+		t.Error("the worker alone serves the API")
+	}
+
+	if res := get(t, ops+"/healthz", nil); res.status != http.StatusOK {
+		t.Errorf("GET /healthz = %s, want 200", res)
+	}
+	if res := get(t, ops+"/readyz", nil); res.status != http.StatusOK {
+		t.Errorf("GET /readyz of a worker with Redis up = %s, want 200", res)
+	}
+	for _, path := range []string{"/v1/reports", "/monitoring/", "/docs"} {
+		if res := get(t, ops+path, bearer(token)); res.status != http.StatusNotFound {
+			t.Errorf("GET %s on the ops address = %s, want 404", path, res)
+		}
+	}
+	if res := get(t, ops+"/metrics", nil); res.status != http.StatusUnauthorized {
+		t.Errorf("GET /metrics without the admin token = %s, want 401", res)
+	}
+
+	// A job done by this worker is counted in its metrics.
+	api := start(t, []string{"api"}, vars)
+	awaitDone(t, api.base, submit(t, api.base, "2026-01"))
+	want := []byte(`reportd_jobs_finished_total{status="done"} 1`)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		res := get(t, ops+"/metrics", bearer(token))
+		if res.status != http.StatusOK {
+			t.Fatalf("GET /metrics with the admin token = %s, want 200", res)
+		}
+		if bytes.Contains(res.body, want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker's metrics lack %s 10 s after the job was done:\n%s", want, res.body)
+		}
+	}
+}

@@ -45,6 +45,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		log.Warn("REPORTD_ADMIN_TOKEN is not set: generated an admin token for /monitoring and /metrics; it is logged only here", "admin_token", cfg.AdminToken)
 	}
 
+	errc := make(chan error, 2)
+	if cfg.OpsAddr != "" {
+		// Stopped last of all (defers run in reverse), so that it answers while the rest drains.
+		stopOps, err := startOps(cfg, rdb, reg, m.worker, log, errc)
+		if err != nil {
+			return err
+		}
+		defer stopOps()
+	}
 	if m.worker {
 		stopWorkers, err := startWorkers(ctx, cfg, rdb, store, tasks.NewJobMetrics(reg), log)
 		if err != nil {
@@ -52,7 +61,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 		defer stopWorkers()
 	}
-	errc := make(chan error, 1)
 	var api *apiServer
 	if m.api {
 		if api, err = startAPI(ctx, cfg, rdb, store, reg, m.worker, log, errc); err != nil {

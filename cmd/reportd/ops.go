@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/reportd/reportd/impl"
+)
+
+// startOps serves, on cfg.OpsAddr, what an orchestrator and Prometheus need of any reportd process:
+// /healthz, /readyz and /metrics (behind the admin token), and nothing else. It is how a worker-only
+// process, which serves no API, is probed and scraped; in the other modes it keeps those off the
+// API's address. A failure to serve later is sent on errc. The returned stop closes it.
+func startOps(cfg config, rdb redis.UniversalClient, reg *prometheus.Registry, localWorker bool, log *slog.Logger, errc chan<- error) (stop func(), err error) {
+	r := chi.NewRouter()
+	r.Get("/healthz", healthz)
+	r.Get("/readyz", readyz(rdb, localWorker))
+	r.With(impl.AdminOnly(cfg.AdminToken, log)).Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "this address serves only /healthz, /readyz and /metrics", http.StatusNotFound)
+	})
+	ln, err := net.Listen("tcp", cfg.OpsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on REPORTD_OPS_ADDR=%s: %w", cfg.OpsAddr, err)
+	}
+	srv := &http.Server{
+		Handler:           r,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+	}
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("serve ops http: %w", err)
+		}
+	}()
+	log.Info("ops listening", "addr", ln.Addr().String(), "paths", []string{"/healthz", "/readyz", "/metrics"})
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			_ = srv.Close()
+		}
+	}, nil
+}
+
+// healthz answers while the process runs.
+func healthz(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") }
