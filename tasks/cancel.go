@@ -48,6 +48,16 @@ func (s *Store) CancelRequested(ctx context.Context, id string) (bool, error) {
 	return n == 1, nil
 }
 
+// QueueReachable returns nil when the Redis node that holds asynq's queue answers: a read of a key in
+// the queue's hash slot, which on a Redis Cluster is served by that node alone (a PING would be
+// answered by any node).
+func (s *Store) QueueReachable(ctx context.Context) error {
+	if err := s.rdb.Get(ctx, QueueProbeKey).Err(); err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("reach the queue: %w", err)
+	}
+	return nil
+}
+
 // SaveCanceled records that job id was canceled, for the retention period.
 func (s *Store) SaveCanceled(ctx context.Context, id string, c Canceled) error {
 	b, err := json.Marshal(c)

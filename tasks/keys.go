@@ -9,6 +9,10 @@ import (
 // Queue is the asynq queue every report job runs on. A job's id is its asynq task id in this queue.
 const Queue = "reports"
 
+// QueueProbeKey is a key that is never written, in the hash slot of asynq's keys of Queue: reading it
+// tells whether the Redis node that holds the queue answers.
+const QueueProbeKey = "asynq:{" + Queue + "}:probe"
+
 // HeaderCreatedAt is the task header that carries when the job was accepted (RFC 3339, UTC), because
 // asynq's TaskInfo has no creation time.
 const HeaderCreatedAt = "reportd-created-at"

@@ -76,6 +76,8 @@ type ReportStore interface {
 	PublishFinished(ctx context.Context, id string) error
 	// JobClosed drops the job from its client's unfinished jobs.
 	JobClosed(ctx context.Context, client, id string) error
+	// QueueReachable returns nil when the Redis that holds asynq's queue answers.
+	QueueReachable(ctx context.Context) error
 }
 
 // ReportProcessor runs report jobs: it summarizes the job's range from the ledger, writing progress as
@@ -94,8 +96,12 @@ type ReportProcessor struct {
 	// means webhooks are off. A delivered webhook's task is kept for WebhookRetention.
 	Webhooks         Enqueuer
 	WebhookRetention time.Duration
-	Now              func() time.Time
-	Log              *slog.Logger
+	// SaveRetryFor is how long a finished attempt keeps trying to save its report, and then waits for
+	// the queue's Redis to answer, while Redis fails (a restart, a failover); zero means
+	// DefaultSaveRetryFor.
+	SaveRetryFor time.Duration
+	Now          func() time.Time
+	Log          *slog.Logger
 
 	running sync.Map // job id -> context.CancelCauseFunc of its attempt in this process
 }
@@ -150,7 +156,10 @@ func (p *ReportProcessor) ProcessTask(ctx context.Context, t *asynq.Task) (err e
 	log := p.Log.With("job", id)
 	begin := p.Now()
 	payload, r, err := ParseReportPayload(t.Payload())
-	defer func() { p.announce(ctx, id, payload, err, p.Now().Sub(begin), log) }()
+	defer func() {
+		p.awaitQueue(ctx, log)
+		p.announce(ctx, id, payload, err, p.Now().Sub(begin), log)
+	}()
 
 	if err != nil {
 		log.Error("report job has a bad payload; not retrying", "err", err)
@@ -194,7 +203,7 @@ func (p *ReportProcessor) ProcessTask(ctx context.Context, t *asynq.Task) (err e
 	if err != nil {
 		return fmt.Errorf("encode report: %w", err)
 	}
-	if err := p.Reports.SaveReport(ctx, id, body); err != nil {
+	if err := p.save(ctx, id, body, log); err != nil {
 		if errors.Is(err, ErrCanceled) {
 			log.Info("report canceled as it finished; not saved")
 			return fmt.Errorf("%w: %w", ErrCanceled, asynq.SkipRetry)
@@ -206,6 +215,65 @@ func (p *ReportProcessor) ProcessTask(ctx context.Context, t *asynq.Task) (err e
 	}
 	log.Info("report done", "orders", rep.Orders, "took", p.Now().Sub(start).Round(time.Millisecond))
 	return nil
+}
+
+// DefaultSaveRetryFor is how long a finished attempt keeps trying to save its report, and waits for
+// the queue to be reachable, while Redis fails. An attempt that ends while Redis is away is worse off
+// than one that waits: asynq v0.26.0 cannot move such a task to completed or to its retry while Redis
+// is down and gives up on it for good (its syncer's context is canceled when the processor returns),
+// so the job reads "running" until asynq's recoverer takes it, 60-120 s later. Waiting here lets the
+// attempt end, and asynq record it, once Redis is back. It stays well under asynq's 30 s task lease,
+// which cannot be extended while Redis is away.
+const DefaultSaveRetryFor = 15 * time.Second
+
+// save saves the report, trying again while Redis fails (see DefaultSaveRetryFor). A cancel that came
+// first (ErrCanceled) is final at once.
+func (p *ReportProcessor) save(ctx context.Context, id string, body []byte, log *slog.Logger) error {
+	return p.retryRedis(ctx, log, "report not saved; trying again", "report saved after Redis failed",
+		func() error { return p.Reports.SaveReport(ctx, id, body) })
+}
+
+// awaitQueue waits, as save does, until the Redis that holds asynq's queue answers, so that asynq can
+// record how the attempt ended as soon as the handler returns. On a Redis Cluster the report is saved
+// in the job's own slot, which a failover of the queue's master does not touch. A shutdown does not
+// wait: asynq puts the job back by itself.
+func (p *ReportProcessor) awaitQueue(ctx context.Context, log *slog.Logger) {
+	if ctx.Err() != nil {
+		return
+	}
+	_ = p.retryRedis(ctx, log, "queue unreachable; waiting for it before ending the attempt", "queue reachable again",
+		func() error { return p.Reports.QueueReachable(ctx) })
+}
+
+// retryRedis calls f until it succeeds, fails with ErrCanceled, ctx ends, or SaveRetryFor has passed,
+// with waits from 100 ms doubling to 2 s, logging retrying before each wait and recovered on a late
+// success. It returns f's last error.
+func (p *ReportProcessor) retryRedis(ctx context.Context, log *slog.Logger, retrying, recovered string, f func() error) error {
+	retryFor := p.SaveRetryFor
+	if retryFor <= 0 {
+		retryFor = DefaultSaveRetryFor
+	}
+	deadline := time.Now().Add(retryFor)
+	wait := 100 * time.Millisecond
+	for tries := 1; ; tries++ {
+		err := f()
+		if err == nil {
+			if tries > 1 {
+				log.Info(recovered, "tries", tries)
+			}
+			return nil
+		}
+		if errors.Is(err, ErrCanceled) || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		log.Warn(retrying, "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
 }
 
 // watchCancel stops the attempt (through stop) when the job's cancel marker appears, until ctx ends.

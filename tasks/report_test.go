@@ -19,11 +19,13 @@ import (
 
 var _ ReportStore = (*fakeSaver)(nil)
 
-// fakeSaver keeps saved reports by job id; err, when set, fails every save. It records the jobs
-// announced as finished, and cancels the jobs in canceled.
+// fakeSaver keeps saved reports by job id; err, when set, fails every save (or only the first
+// failures saves, when that is set). It records the jobs announced as finished, and cancels the jobs
+// in canceled.
 type fakeSaver struct {
 	mu        sync.Mutex
 	err       error
+	failures  int
 	saved     map[string][]byte
 	calls     int
 	canceled  map[string]bool
@@ -38,6 +40,8 @@ func (s *fakeSaver) CancelRequested(_ context.Context, id string) (bool, error) 
 
 func (s *fakeSaver) JobClosed(context.Context, string, string) error { return nil }
 
+func (s *fakeSaver) QueueReachable(context.Context) error { return nil }
+
 func (s *fakeSaver) PublishFinished(_ context.Context, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -49,7 +53,7 @@ func (s *fakeSaver) SaveReport(_ context.Context, id string, body []byte) error 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
-	if s.err != nil {
+	if s.err != nil && (s.failures == 0 || s.calls <= s.failures) {
 		return s.err
 	}
 	if s.saved == nil {
@@ -297,21 +301,25 @@ func TestReportProcessorFailures(t *testing.T) {
 		cancelCtx bool
 		// cancelAt, when set, cancels the running job through asynq when it reaches that day.
 		cancelAt  time.Time
+		saveFails int   // with saveErr: how many saves fail before one succeeds; 0: all
 		wantErr   error // what the handler's error must wrap
-		wantSaves int
+		wantSaves int   // -1: more than one
 	}{
 		{name: "payload-not-json", payload: "not json", wantErr: asynq.SkipRetry},
 		{name: "payload-bad-range", payload: `{"range":"2026-Q9"}`, wantErr: asynq.SkipRetry},
 		{name: "payload-unservable-range", payload: `{"range":"2026-02-30..2026-03-01"}`, wantErr: asynq.SkipRetry},
 		{name: "canceled-before-start", payload: `{"range":"2026-01-01..2026-01-10"}`, cancelCtx: true, wantErr: context.Canceled},
 		{name: "canceled-while-running", payload: `{"range":"2026-01-01..2026-01-10"}`, cancelAt: day(2026, 1, 3), wantErr: context.Canceled},
-		{name: "save-fails", payload: `{"range":"2026-01-01..2026-01-02"}`, saveErr: saveErr, wantErr: saveErr, wantSaves: 1},
+		// A save that keeps failing is tried again for SaveRetryFor, then fails the attempt.
+		{name: "save-fails", payload: `{"range":"2026-01-01..2026-01-02"}`, saveErr: saveErr, wantErr: saveErr, wantSaves: -1},
+		// A save that fails while Redis is briefly away succeeds once it is back, in the same attempt.
+		{name: "save-recovers", payload: `{"range":"2026-01-01..2026-01-02"}`, saveErr: saveErr, saveFails: 2, wantSaves: 3},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			id := "6ba7b812-9dad-41d1-80b4-00c04fd430c" + string(rune('0'+i))
-			saver := &fakeSaver{err: tt.saveErr}
+			saver := &fakeSaver{err: tt.saveErr, failures: tt.saveFails}
 			var ledger Ledger = NewSyntheticLedger(100)
 			var gate *gatedLedger
 			if !tt.cancelAt.IsZero() {
@@ -319,6 +327,7 @@ func TestReportProcessorFailures(t *testing.T) {
 				ledger = gate
 			}
 			p := newProcessor(ledger, saver)
+			p.SaveRetryFor = time.Second
 			w := startWorker(t, func(ctx context.Context, task *asynq.Task) error {
 				if tt.cancelCtx {
 					c, cancel := context.WithCancel(ctx)
@@ -339,8 +348,16 @@ func TestReportProcessorFailures(t *testing.T) {
 			if !errors.Is(err, tt.wantErr) {
 				t.Errorf("ProcessTask = %v, want an error wrapping %v", err, tt.wantErr)
 			}
-			if _, saves := saver.report(id); saves != tt.wantSaves {
-				t.Errorf("SaveReport called %d times, want %d", saves, tt.wantSaves)
+			if _, saves := saver.report(id); tt.wantSaves >= 0 && saves != tt.wantSaves || tt.wantSaves < 0 && saves < 2 {
+				t.Errorf("SaveReport called %d times, want %d (-1: more than once)", saves, tt.wantSaves)
+			}
+			if tt.wantErr == nil {
+				if info := w.wait(t, id); info.State != asynq.TaskStateCompleted {
+					t.Errorf("task state = %v (%s), want completed", info.State, info.LastErr)
+				}
+				if body, _ := saver.report(id); len(body) == 0 {
+					t.Error("no report saved")
+				}
 			}
 			if tt.wantErr == asynq.SkipRetry {
 				info := w.wait(t, id)

@@ -351,3 +351,24 @@ func TestSlotsOnCluster(t *testing.T) {
 		t.Errorf("a MULTI over two jobs' keys = %v, want CROSSSLOT", err)
 	}
 }
+
+// TestQueueReachable checks that the queue probe reads in the slot of asynq's queue keys, answers nil
+// while Redis answers, and an error when it does not.
+func TestQueueReachable(t *testing.T) {
+	t.Parallel()
+	if got, want := keySlot(QueueProbeKey), keySlot("asynq:{"+Queue+"}:pending"); got != want {
+		t.Errorf("QueueProbeKey is in slot %d, asynq's queue in slot %d", got, want)
+	}
+	b := redistest.Embedded(t)
+	rdb := redis.NewClient(&redis.Options{Addr: b.Addr, MaxRetries: -1})
+	t.Cleanup(func() { _ = rdb.Close() })
+	s := NewStore(rdb, time.Hour, time.Hour)
+	ctx := context.Background()
+	if err := s.QueueReachable(ctx); err != nil {
+		t.Fatalf("QueueReachable with Redis up: %v", err)
+	}
+	_ = rdb.Close()
+	if err := s.QueueReachable(ctx); err == nil {
+		t.Error("QueueReachable on a closed client: nil, want an error")
+	}
+}

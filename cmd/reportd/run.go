@@ -98,7 +98,7 @@ func readyz(rdb redis.UniversalClient, localWorker bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		// A read in the queue's hash slot, not a PING: on a Redis Cluster any live node answers a PING,
 		// while the master that holds asynq's queue may be down.
-		if err := rdb.Get(r.Context(), "asynq:{"+tasks.Queue+"}:readyz").Err(); err != nil && !errors.Is(err, redis.Nil) {
+		if err := rdb.Get(r.Context(), tasks.QueueProbeKey).Err(); err != nil && !errors.Is(err, redis.Nil) {
 			notReady(w, "redis unreachable")
 			return
 		}
