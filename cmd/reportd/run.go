@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,9 +17,9 @@ import (
 	"github.com/reportd/reportd/tasks"
 )
 
-// run starts what args ask for and blocks until ctx is done or a part fails, then drains: the HTTP
-// server stops accepting and finishes its requests, the workers finish or requeue their jobs. Every
-// part started is stopped (in reverse order, Redis last) on every way out.
+// run starts what args ask for and blocks until ctx is done or a part fails, then drains, within one
+// REPORTD_SHUTDOWN_TIMEOUT: the HTTP server stops accepting and finishes its requests while the
+// workers finish or requeue their jobs. Every part started is stopped on every way out, Redis last.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	log := newLogger(stderr)
 	m, err := parseMode(args)
@@ -54,12 +55,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 		defer stopOps()
 	}
+	stopWorkers := func() {}
 	if m.worker {
-		stopWorkers, err := startWorkers(ctx, cfg, rdb, store, tasks.NewJobMetrics(reg), log)
+		stop, err := startWorkers(ctx, cfg, rdb, store, tasks.NewJobMetrics(reg), log)
 		if err != nil {
 			return err
 		}
-		defer stopWorkers()
+		stopWorkers = sync.OnceFunc(stop)
+		defer stopWorkers() // on the ways out before the drain below
 	}
 	var api *apiServer
 	if m.api {
@@ -76,9 +79,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	case runErr = <-errc:
 		log.Error("stopping after failure", "err", runErr)
 	}
+	// The API drains while the workers finish or requeue their jobs: an all-in-one process stops
+	// within one REPORTD_SHUTDOWN_TIMEOUT, not one for each.
+	var wg sync.WaitGroup
+	wg.Go(stopWorkers)
 	if api != nil {
 		runErr = errors.Join(runErr, api.drain(cfg.ShutdownTimeout))
 	}
+	wg.Wait()
 	return runErr
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -13,13 +14,22 @@ import (
 )
 
 // startWorkers starts the report worker and, when webhooks are set up, the webhook worker: two asynq
-// servers, so that slow webhook receivers never take a report job's place. stop shuts them down, and
-// the cancel subscription, in reverse order.
+// servers, so that slow webhook receivers never take a report job's place. stop shuts the servers down
+// at once, each within REPORTD_SHUTDOWN_TIMEOUT, and then the cancel subscription, which running jobs
+// listen to until they end.
 func startWorkers(ctx context.Context, cfg config, rdb redis.UniversalClient, store *tasks.Store, jobs *tasks.JobMetrics, log *slog.Logger) (stop func(), err error) {
-	var stops []func()
+	var (
+		stopCancels func()
+		servers     []*asynq.Server
+	)
 	stop = func() {
-		for i := len(stops) - 1; i >= 0; i-- {
-			stops[i]()
+		var wg sync.WaitGroup
+		for _, srv := range servers {
+			wg.Go(srv.Shutdown)
+		}
+		wg.Wait()
+		if stopCancels != nil {
+			stopCancels()
 		}
 	}
 	defer func() {
@@ -49,7 +59,7 @@ func startWorkers(ctx context.Context, cfg config, rdb redis.UniversalClient, st
 		processor.Webhooks = asynq.NewClientFromRedisClient(rdb)
 		processor.WebhookRetention = cfg.Retention
 	}
-	stops = append(stops, subscribe(ctx, store.SubscribeCancels, func(ctx context.Context, ev *tasks.Events) { processor.RunCancels(ctx, ev) }))
+	stopCancels = subscribe(ctx, store.SubscribeCancels, func(ctx context.Context, ev *tasks.Events) { processor.RunCancels(ctx, ev) })
 	reports := base
 	reports.Concurrency = cfg.Concurrency
 	reports.Queues = map[string]int{tasks.Queue: 1}
@@ -58,7 +68,7 @@ func startWorkers(ctx context.Context, cfg config, rdb redis.UniversalClient, st
 	if err != nil {
 		return stop, err
 	}
-	stops = append(stops, srv.Shutdown)
+	servers = append(servers, srv)
 	log.Info("report worker running", "queue", tasks.Queue, "concurrency", cfg.Concurrency)
 
 	if cfg.WebhookSecret == "" {
@@ -84,7 +94,7 @@ func startWorkers(ctx context.Context, cfg config, rdb redis.UniversalClient, st
 	if err != nil {
 		return stop, err
 	}
-	stops = append(stops, srv.Shutdown)
+	servers = append(servers, srv)
 	log.Info("webhook worker running", "queue", tasks.WebhookQueue, "concurrency", cfg.WebhookConcurrency,
 		"allow_insecure", policy.AllowInsecure, "allow_private", policy.AllowPrivate)
 	return stop, nil
