@@ -2,10 +2,19 @@ package redistest
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,7 +31,15 @@ type Cluster struct {
 	Nodes []*Server
 	// Addrs are every node's host:port, in the order of Nodes: the seed list for a client.
 	Addrs []string
-	tb    testing.TB
+	// TLSAddrs are every node's TLS host:port, in the order of Nodes, when ClusterOptions.TLS is set:
+	// the seed list for a TLS client, which is then told of TLS ports only. Nil otherwise.
+	TLSAddrs []string
+	// CAFile is the PEM file of the CA that signed every node's certificate, when ClusterOptions.TLS
+	// is set; TLSConfig trusts it.
+	CAFile   string
+	caPool   *x509.CertPool
+	password string
+	tb       testing.TB
 }
 
 // ClusterOptions shape a Cluster.
@@ -34,6 +51,21 @@ type ClusterOptions struct {
 	NodeTimeout time.Duration
 	// Args are extra redis.conf lines for every node.
 	Args []string
+	// Password, when set, is every node's requirepass (the default user's password) and masterauth
+	// (what a replica gives its master). redis-cli --cluster create and the Cluster's own clients
+	// (Client, MasterOf, WaitHealthy) give it.
+	//
+	// It is set with CONFIG SET once a node answers, not in redis.conf: the PING with which
+	// startServer waits for a node does not authenticate. A node's redis.conf includes it from then on,
+	// so that a Server.Restart of such a node fails (NOAUTH) rather than bring the node back without a
+	// password: restarting the nodes of a cluster with a password is not supported.
+	Password string
+	// TLS, when set, makes every node serve TLS on a port of its own (Cluster.TLSAddrs) with a
+	// certificate for 127.0.0.1 signed by a CA made for the test (Cluster.CAFile), and talk TLS on the
+	// cluster bus and to its master (tls-cluster, tls-replication). Clients need no certificate. The
+	// plain port (Cluster.Addrs) stays open: startServer waits for a node there, and the Cluster's
+	// own helpers use it.
+	TLS bool
 }
 
 // StartCluster starts a Redis Cluster of o.Masters masters with o.Replicas replicas each, every node a
@@ -56,24 +88,89 @@ func StartCluster(tb testing.TB, o ClusterOptions) *Cluster {
 	if o.NodeTimeout <= 0 {
 		o.NodeTimeout = 15 * time.Second
 	}
-	c := &Cluster{tb: tb}
+	c := &Cluster{tb: tb, password: o.Password}
+	var tlsArgs []string
+	if o.TLS {
+		dir := tb.TempDir()
+		ca, cert, key, err := writeTestCerts(dir)
+		if err != nil {
+			tb.Fatalf("StartCluster: make TLS certificates: %v", err)
+		}
+		caPEM, err := os.ReadFile(ca)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		c.CAFile, c.caPool = ca, x509.NewCertPool()
+		c.caPool.AppendCertsFromPEM(caPEM)
+		tlsArgs = []string{
+			"tls-cert-file " + cert, "tls-key-file " + key, "tls-ca-cert-file " + ca,
+			"tls-auth-clients no", "tls-cluster yes", "tls-replication yes",
+		}
+	}
+	var authConf string
+	if o.Password != "" {
+		// Empty until every node has started and been given the password; see ClusterOptions.Password.
+		authConf = filepath.Join(tb.TempDir(), "auth.conf")
+		if err := os.WriteFile(authConf, nil, 0o600); err != nil {
+			tb.Fatal(err)
+		}
+	}
 	for range o.Masters * (1 + o.Replicas) {
 		args := append([]string{
 			"cluster-enabled yes",
 			"cluster-config-file nodes.conf",
 			"cluster-node-timeout " + strconv.FormatInt(o.NodeTimeout.Milliseconds(), 10),
-		}, o.Args...)
-		s := startServer(tb, true, args...)
+		}, tlsArgs...)
+		var tlsAddr string
+		if o.TLS {
+			// A port of its own: startServer picks and listens on the plain one. Should another process
+			// take it first, startServer's retries meet the same taken port and fail the test.
+			tlsAddr = "127.0.0.1:" + strconv.Itoa(freePort(tb))
+			_, port, _ := net.SplitHostPort(tlsAddr)
+			args = append(args, "tls-port "+port)
+		}
+		if authConf != "" {
+			args = append(args, "include "+authConf)
+		}
+		s := startServer(tb, true, append(args, o.Args...)...)
 		c.Nodes = append(c.Nodes, s)
 		c.Addrs = append(c.Addrs, s.Addr)
+		if o.TLS {
+			c.TLSAddrs = append(c.TLSAddrs, tlsAddr)
+		}
+	}
+	if o.Password != "" {
+		for _, n := range c.Nodes {
+			if err := setPassword(n.Addr, o.Password); err != nil {
+				tb.Fatalf("StartCluster: %v", err)
+			}
+		}
+		auth := "masterauth " + strconv.Quote(o.Password) + "\nrequirepass " + strconv.Quote(o.Password) + "\n"
+		if err := os.WriteFile(authConf, []byte(auth), 0o600); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	create := append([]string{"--cluster", "create"}, c.Addrs...)
+	var flags []string
+	seeds := c.Addrs
+	if o.Password != "" {
+		flags = append(flags, "-a", o.Password, "--no-auth-warning")
+	}
+	if o.TLS {
+		// Joined over TLS, as a TLS client sees it.
+		flags = append(flags, "--tls", "--cacert", c.CAFile)
+		seeds = c.TLSAddrs
+	}
+	create := append(append(flags, "--cluster", "create"), seeds...)
 	create = append(create, "--cluster-replicas", strconv.Itoa(o.Replicas), "--cluster-yes")
 	out, err := exec.CommandContext(ctx, cli, create...).CombinedOutput()
 	if err != nil {
-		tb.Fatalf("redis-cli %s: %v\n%s", strings.Join(create, " "), err, out)
+		shown := strings.Join(create, " ")
+		if o.Password != "" {
+			shown = strings.ReplaceAll(shown, o.Password, "xxxxx")
+		}
+		tb.Fatalf("redis-cli %s: %v\n%s", shown, err, out)
 	}
 	if err := c.WaitHealthy(30 * time.Second); err != nil {
 		tb.Fatalf("cluster on %v: %v\nredis-cli said:\n%s", c.Addrs, err, out)
@@ -81,12 +178,101 @@ func StartCluster(tb testing.TB, o ClusterOptions) *Cluster {
 	return c
 }
 
-// Client returns a go-redis cluster client on c, closed when the test ends.
+// Client returns a go-redis cluster client on c's plain ports, with its password, closed when the
+// test ends.
 func (c *Cluster) Client(tb testing.TB) *redis.ClusterClient {
 	tb.Helper()
-	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs, Password: c.password})
 	tb.Cleanup(func() { _ = cc.Close() })
 	return cc
+}
+
+// TLSConfig returns a client TLS configuration that trusts c's CA alone, or nil when c has no TLS.
+func (c *Cluster) TLSConfig() *tls.Config {
+	if c.caPool == nil {
+		return nil
+	}
+	return &tls.Config{RootCAs: c.caPool, MinVersion: tls.VersionTLS12}
+}
+
+// nodeClient returns a client of the node at addr that fails fast, with c's password.
+func (c *Cluster) nodeClient(addr string) *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: addr, Password: c.password, MaxRetries: -1, DialTimeout: 500 * time.Millisecond})
+}
+
+// setPassword makes password the node's requirepass and masterauth; masterauth first, so that the
+// node never lacks it while clients need the password.
+func setPassword(addr, password string) error {
+	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 500 * time.Millisecond})
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, name := range []string{"masterauth", "requirepass"} {
+		if err := rdb.ConfigSet(ctx, name, password).Err(); err != nil {
+			return fmt.Errorf("%s: config set %s: %w", addr, name, err)
+		}
+	}
+	return nil
+}
+
+// writeTestCerts writes into dir a CA (ca.pem) and a certificate for 127.0.0.1 and localhost signed by
+// it (cert.pem, key.pem), ECDSA P-256, valid for a day, good for a server and a client. It returns
+// their paths.
+func writeTestCerts(dir string) (caFile, certFile, keyFile string, err error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", "", err
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "redistest CA"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return "", "", "", err
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return "", "", "", err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", "", err
+	}
+	leafTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "redistest node"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:     []string{"localhost"},
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return "", "", "", err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return "", "", "", err
+	}
+	caFile, certFile, keyFile = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	for _, f := range []struct {
+		path, typ string
+		der       []byte
+	}{{caFile, "CERTIFICATE", caDER}, {certFile, "CERTIFICATE", leafDER}, {keyFile, "PRIVATE KEY", keyDER}} {
+		if err := os.WriteFile(f.path, pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der}), 0o600); err != nil {
+			return "", "", "", err
+		}
+	}
+	return caFile, certFile, keyFile, nil
 }
 
 // Node returns the running node at addr, or nil.
@@ -107,7 +293,7 @@ func (c *Cluster) MasterOf(slot int) (string, error) {
 		if n.cmd == nil {
 			continue
 		}
-		m, err := masterOf(n.Addr, slot)
+		m, err := c.masterOf(n.Addr, slot)
 		if err == nil {
 			return m, nil
 		}
@@ -116,8 +302,8 @@ func (c *Cluster) MasterOf(slot int) (string, error) {
 	return "", fmt.Errorf("no running node knows the master of slot %d: %v", slot, lastErr)
 }
 
-func masterOf(addr string, slot int) (string, error) {
-	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 500 * time.Millisecond})
+func (c *Cluster) masterOf(addr string, slot int) (string, error) {
+	rdb := c.nodeClient(addr)
 	defer rdb.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -183,7 +369,7 @@ func (c *Cluster) healthy() error {
 			continue
 		}
 		err := func() error {
-			rdb := redis.NewClient(&redis.Options{Addr: n.Addr, MaxRetries: -1, DialTimeout: 500 * time.Millisecond})
+			rdb := c.nodeClient(n.Addr)
 			defer rdb.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
