@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,7 +33,11 @@ type config struct {
 	ShutdownTimeout time.Duration // REPORTD_SHUTDOWN_TIMEOUT
 	DelayedCheck    time.Duration // REPORTD_DELAYED_CHECK_INTERVAL
 
-	RedisClusterAddrs []string // REDIS_CLUSTER_ADDRS: host:port seeds of a Redis Cluster; excludes REDIS_URL
+	RedisClusterAddrs    []string // REDIS_CLUSTER_ADDRS: host:port seeds of a Redis Cluster; excludes REDIS_URL
+	RedisClusterUsername string   // REDIS_CLUSTER_USERNAME: the cluster's ACL user; empty: default
+	RedisClusterPassword string   // REDIS_CLUSTER_PASSWORD, or REDIS_CLUSTER_PASSWORD_FILE's content
+	RedisClusterTLS      bool     // REDIS_CLUSTER_TLS, or implied by REDIS_CLUSTER_TLS_CA_FILE
+	RedisClusterCAFile   string   // REDIS_CLUSTER_TLS_CA_FILE: PEM CAs to trust instead of the system's
 
 	AdminToken string // REPORTD_ADMIN_TOKEN, for /monitoring and /metrics; empty: one is generated
 	OpsAddr    string // REPORTD_OPS_ADDR: address of /healthz, /readyz and /metrics alone; empty: none
@@ -143,6 +148,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 			c.RedisClusterAddrs = addrs
 		}
 	}
+	errs = append(errs, loadClusterAuth(getenv, &c)...)
 	dur("REPORTD_RETENTION", &c.Retention, time.Second)
 	dur("REPORTD_TOMBSTONE", &c.Tombstone, 0)
 	num("REPORTD_CONCURRENCY", &c.Concurrency, 1)
@@ -239,8 +245,80 @@ func parseClusterAddrs(v string) ([]string, error) {
 	return addrs, nil
 }
 
-// redacted is the configuration as it may be logged: the Redis URL without its password. A URL that
-// does not parse is hidden whole, since where its password is cannot be told.
+// clusterVars are the variables that shape the connection to a Redis Cluster: each needs
+// REDIS_CLUSTER_ADDRS.
+var clusterVars = []string{
+	"REDIS_CLUSTER_USERNAME", "REDIS_CLUSTER_PASSWORD", "REDIS_CLUSTER_PASSWORD_FILE",
+	"REDIS_CLUSTER_TLS", "REDIS_CLUSTER_TLS_CA_FILE",
+}
+
+// loadClusterAuth reads the cluster's credentials and TLS settings into c. An error never quotes the
+// password.
+func loadClusterAuth(getenv func(string) string, c *config) []error {
+	if getenv("REDIS_CLUSTER_ADDRS") == "" {
+		var errs []error
+		for _, name := range clusterVars {
+			if getenv(name) != "" {
+				errs = append(errs, fmt.Errorf("%s is set without REDIS_CLUSTER_ADDRS: it is for a Redis Cluster only (for one Redis, put it in REDIS_URL)", name))
+			}
+		}
+		return errs
+	}
+	var errs []error
+	c.RedisClusterUsername = getenv("REDIS_CLUSTER_USERNAME")
+	password, passwordFile := getenv("REDIS_CLUSTER_PASSWORD"), getenv("REDIS_CLUSTER_PASSWORD_FILE")
+	switch {
+	case password != "" && passwordFile != "":
+		errs = append(errs, errors.New("REDIS_CLUSTER_PASSWORD and REDIS_CLUSTER_PASSWORD_FILE: set one, not both"))
+	case passwordFile != "":
+		b, err := os.ReadFile(passwordFile)
+		switch p := strings.TrimRight(string(b), "\r\n"); {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("REDIS_CLUSTER_PASSWORD_FILE: %w", err))
+		case p == "":
+			errs = append(errs, fmt.Errorf("REDIS_CLUSTER_PASSWORD_FILE: %s is empty", passwordFile))
+		default:
+			c.RedisClusterPassword = p
+		}
+	default:
+		c.RedisClusterPassword = password
+	}
+	tlsOff := false // REDIS_CLUSTER_TLS=false, said outright
+	if v := getenv("REDIS_CLUSTER_TLS"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("REDIS_CLUSTER_TLS=%q: must be true or false", v))
+		}
+		c.RedisClusterTLS, tlsOff = b, err == nil && !b
+	}
+	if ca := getenv("REDIS_CLUSTER_TLS_CA_FILE"); ca != "" {
+		if tlsOff {
+			errs = append(errs, errors.New("REDIS_CLUSTER_TLS=false and REDIS_CLUSTER_TLS_CA_FILE: a CA file is for TLS; unset one"))
+		}
+		if _, err := loadCAFile(ca); err != nil {
+			errs = append(errs, fmt.Errorf("REDIS_CLUSTER_TLS_CA_FILE: %w", err))
+		}
+		c.RedisClusterTLS, c.RedisClusterCAFile = true, ca
+	}
+	return errs
+}
+
+// loadCAFile reads a PEM bundle of CA certificates.
+func loadCAFile(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
+
+// redacted is the configuration as it may be logged: the Redis URL without its password, and the
+// cluster's password, the admin token and the webhook secret as "xxxxx". A URL that does not parse is
+// hidden whole, since where its password is cannot be told.
 func (c config) redacted() config {
 	if c.WebhookSecret != "" {
 		c.WebhookSecret = "whsec_xxxxx"
@@ -248,6 +326,7 @@ func (c config) redacted() config {
 	if c.AdminToken != "" {
 		c.AdminToken = "xxxxx"
 	}
+	c.RedisClusterPassword = masked(c.RedisClusterPassword)
 	if c.RedisURL == "" {
 		return c
 	}
@@ -271,6 +350,11 @@ func (c config) LogValue() slog.Value {
 		slog.String("REPORTD_ADDR", c.Addr),
 		slog.String("REDIS_URL", c.RedisURL),
 		slog.Any("REDIS_CLUSTER_ADDRS", c.RedisClusterAddrs),
+		slog.String("REDIS_CLUSTER_USERNAME", c.RedisClusterUsername),
+		// Masked here too: a password must not reach the log even from a config not redacted.
+		slog.String("REDIS_CLUSTER_PASSWORD", masked(c.RedisClusterPassword)),
+		slog.Bool("REDIS_CLUSTER_TLS", c.RedisClusterTLS),
+		slog.String("REDIS_CLUSTER_TLS_CA_FILE", c.RedisClusterCAFile),
 		slog.String("REPORTD_RETENTION", c.Retention.String()),
 		slog.String("REPORTD_TOMBSTONE", c.Tombstone.String()),
 		slog.Int("REPORTD_CONCURRENCY", c.Concurrency),
@@ -296,6 +380,14 @@ func (c config) LogValue() slog.Value {
 		slog.String("REPORTD_WEBHOOK_TIMEOUT", c.WebhookTimeout.String()),
 		slog.Int("REPORTD_WEBHOOK_CONCURRENCY", c.WebhookConcurrency),
 	)
+}
+
+// masked is "xxxxx" for a secret that is set, "" for one that is not.
+func masked(secret string) string {
+	if secret == "" {
+		return ""
+	}
+	return "xxxxx"
 }
 
 // clientNames lists the clients that have keys, which is all of the keys a log may show.

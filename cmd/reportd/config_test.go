@@ -1,7 +1,19 @@
 package main
 
 import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"log/slog"
+	"math/big"
+	"os"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -164,6 +176,228 @@ func TestConfigRedacted(t *testing.T) {
 			got.RedisURL = c.RedisURL
 			if diff := cmp.Diff(c, got); diff != "" {
 				t.Errorf("redacted changed more than the URL (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// writeCAFile writes a self-signed CA certificate as PEM into a temporary file and returns its path.
+func writeCAFile(t *testing.T) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeFile(t, "ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+}
+
+// writeFile writes content into a file of a temporary directory and returns its path.
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestLoadConfigClusterAuth reads the cluster's user, password and TLS settings, each alongside
+// REDIS_CLUSTER_ADDRS.
+func TestLoadConfigClusterAuth(t *testing.T) {
+	t.Parallel()
+	ca := writeCAFile(t)
+	tests := []struct {
+		name string
+		vars map[string]string
+		set  func(*config)
+	}{
+		{"none", nil, func(*config) {}},
+		{"username", map[string]string{"REDIS_CLUSTER_USERNAME": "reportd"}, func(c *config) { c.RedisClusterUsername = "reportd" }},
+		{"password", map[string]string{"REDIS_CLUSTER_PASSWORD": " p@ss word "}, func(c *config) { c.RedisClusterPassword = " p@ss word " }},
+		{
+			"username-and-password",
+			map[string]string{"REDIS_CLUSTER_USERNAME": "reportd", "REDIS_CLUSTER_PASSWORD": "s3cret"},
+			func(c *config) { c.RedisClusterUsername, c.RedisClusterPassword = "reportd", "s3cret" },
+		},
+		{
+			"password-file",
+			map[string]string{"REDIS_CLUSTER_PASSWORD_FILE": writeFile(t, "pw", "s3cret\n")},
+			func(c *config) { c.RedisClusterPassword = "s3cret" },
+		},
+		{
+			"password-file-crlf",
+			map[string]string{"REDIS_CLUSTER_PASSWORD_FILE": writeFile(t, "pw", "s3cret \r\n")},
+			func(c *config) { c.RedisClusterPassword = "s3cret " },
+		},
+		{
+			"password-file-no-newline",
+			map[string]string{"REDIS_CLUSTER_PASSWORD_FILE": writeFile(t, "pw", "s3cret")},
+			func(c *config) { c.RedisClusterPassword = "s3cret" },
+		},
+		{"tls", map[string]string{"REDIS_CLUSTER_TLS": "true"}, func(c *config) { c.RedisClusterTLS = true }},
+		{"tls-off", map[string]string{"REDIS_CLUSTER_TLS": "false"}, func(*config) {}},
+		{"ca-file-implies-tls", map[string]string{"REDIS_CLUSTER_TLS_CA_FILE": ca}, func(c *config) { c.RedisClusterTLS, c.RedisClusterCAFile = true, ca }},
+		{
+			"tls-and-ca-file",
+			map[string]string{"REDIS_CLUSTER_TLS": "1", "REDIS_CLUSTER_TLS_CA_FILE": ca},
+			func(c *config) { c.RedisClusterTLS, c.RedisClusterCAFile = true, ca },
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			vars := map[string]string{"REDIS_CLUSTER_ADDRS": "127.0.0.1:7000"}
+			for k, v := range tt.vars {
+				vars[k] = v
+			}
+			got, err := loadConfig(env(vars))
+			if err != nil {
+				t.Fatalf("loadConfig(%v): %v", tt.vars, err)
+			}
+			want := defaultConfig()
+			want.RedisClusterAddrs = []string{"127.0.0.1:7000"}
+			tt.set(&want)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("%v (-want +got):\n%s", tt.vars, diff)
+			}
+		})
+	}
+}
+
+func TestLoadConfigClusterAuthInvalid(t *testing.T) {
+	t.Parallel()
+	const password = "s3cret-never-shown"
+	addrs := "127.0.0.1:7000"
+	notPEM := writeFile(t, "ca.pem", "not a certificate\n")
+	keyOnly := writeFile(t, "key.pem", string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte("x")})))
+	ca := writeCAFile(t)
+	tests := []struct {
+		name  string
+		vars  map[string]string
+		wants []string // every variable the error must name
+	}{
+		{
+			"password-and-file",
+			map[string]string{"REDIS_CLUSTER_ADDRS": addrs, "REDIS_CLUSTER_PASSWORD": password, "REDIS_CLUSTER_PASSWORD_FILE": writeFile(t, "pw", password)},
+			[]string{"REDIS_CLUSTER_PASSWORD", "REDIS_CLUSTER_PASSWORD_FILE"},
+		},
+		{"password-without-addrs", map[string]string{"REDIS_CLUSTER_PASSWORD": password}, []string{"REDIS_CLUSTER_PASSWORD", "REDIS_CLUSTER_ADDRS"}},
+		{
+			"password-with-redis-url",
+			map[string]string{"REDIS_URL": "redis://127.0.0.1:6379", "REDIS_CLUSTER_PASSWORD": password},
+			[]string{"REDIS_CLUSTER_PASSWORD", "REDIS_CLUSTER_ADDRS"},
+		},
+		{"username-without-addrs", map[string]string{"REDIS_CLUSTER_USERNAME": "reportd"}, []string{"REDIS_CLUSTER_USERNAME"}},
+		{"password-file-without-addrs", map[string]string{"REDIS_CLUSTER_PASSWORD_FILE": writeFile(t, "pw", password)}, []string{"REDIS_CLUSTER_PASSWORD_FILE"}},
+		{"tls-without-addrs", map[string]string{"REDIS_CLUSTER_TLS": "true"}, []string{"REDIS_CLUSTER_TLS"}},
+		{"ca-file-without-addrs", map[string]string{"REDIS_CLUSTER_TLS_CA_FILE": ca}, []string{"REDIS_CLUSTER_TLS_CA_FILE"}},
+		{
+			"password-file-missing",
+			map[string]string{"REDIS_CLUSTER_ADDRS": addrs, "REDIS_CLUSTER_PASSWORD_FILE": filepath.Join(t.TempDir(), "missing")},
+			[]string{"REDIS_CLUSTER_PASSWORD_FILE"},
+		},
+		{
+			"password-file-empty",
+			map[string]string{"REDIS_CLUSTER_ADDRS": addrs, "REDIS_CLUSTER_PASSWORD_FILE": writeFile(t, "pw", "\n")},
+			[]string{"REDIS_CLUSTER_PASSWORD_FILE"},
+		},
+		{"tls-not-a-bool", map[string]string{"REDIS_CLUSTER_ADDRS": addrs, "REDIS_CLUSTER_TLS": "yes"}, []string{"REDIS_CLUSTER_TLS"}},
+		{
+			"ca-file-unreadable",
+			map[string]string{"REDIS_CLUSTER_ADDRS": addrs, "REDIS_CLUSTER_TLS_CA_FILE": filepath.Join(t.TempDir(), "missing.pem")},
+			[]string{"REDIS_CLUSTER_TLS_CA_FILE"},
+		},
+		{"ca-file-not-pem", map[string]string{"REDIS_CLUSTER_ADDRS": addrs, "REDIS_CLUSTER_TLS_CA_FILE": notPEM}, []string{"REDIS_CLUSTER_TLS_CA_FILE"}},
+		{"ca-file-no-certificate", map[string]string{"REDIS_CLUSTER_ADDRS": addrs, "REDIS_CLUSTER_TLS_CA_FILE": keyOnly}, []string{"REDIS_CLUSTER_TLS_CA_FILE"}},
+		{
+			"ca-file-with-tls-off",
+			map[string]string{"REDIS_CLUSTER_ADDRS": addrs, "REDIS_CLUSTER_TLS": "false", "REDIS_CLUSTER_TLS_CA_FILE": ca},
+			[]string{"REDIS_CLUSTER_TLS", "REDIS_CLUSTER_TLS_CA_FILE"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := loadConfig(env(tt.vars))
+			if err == nil {
+				t.Fatalf("loadConfig(%v) succeeded, want an error", tt.vars)
+			}
+			for _, name := range tt.wants {
+				if !strings.Contains(err.Error(), name) {
+					t.Errorf("error %q does not name %s", err, name)
+				}
+			}
+			if strings.Contains(err.Error(), password) {
+				t.Errorf("error %q has the password", err)
+			}
+		})
+	}
+}
+
+// TestConfigRedactedCluster: the cluster's password is logged as "xxxxx" when set and "" when not,
+// never as itself; its user, TLS and CA file are logged as they are.
+func TestConfigRedactedCluster(t *testing.T) {
+	t.Parallel()
+	const password = "s3cret-never-logged"
+	ca := writeCAFile(t)
+	pwFile := writeFile(t, "pw", password+"\n")
+	for _, tt := range []struct {
+		name         string
+		vars         map[string]string
+		wantPassword string
+		wantLogged   []string
+	}{
+		{"no-password", map[string]string{}, "", []string{`"REDIS_CLUSTER_PASSWORD":""`, `"REDIS_CLUSTER_TLS":false`}},
+		{
+			"password",
+			map[string]string{"REDIS_CLUSTER_USERNAME": "reportd", "REDIS_CLUSTER_PASSWORD": password},
+			"xxxxx", []string{`"REDIS_CLUSTER_PASSWORD":"xxxxx"`, `"REDIS_CLUSTER_USERNAME":"reportd"`},
+		},
+		{
+			"password-file-and-tls",
+			map[string]string{"REDIS_CLUSTER_PASSWORD_FILE": pwFile, "REDIS_CLUSTER_TLS_CA_FILE": ca},
+			"xxxxx", []string{`"REDIS_CLUSTER_PASSWORD":"xxxxx"`, `"REDIS_CLUSTER_TLS":true`, `"REDIS_CLUSTER_TLS_CA_FILE":` + strconv.Quote(ca)},
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.vars["REDIS_CLUSTER_ADDRS"] = "127.0.0.1:7000"
+			c, err := loadConfig(env(tt.vars))
+			if err != nil {
+				t.Fatalf("loadConfig: %v", err)
+			}
+			r := c.redacted()
+			if r.RedisClusterPassword != tt.wantPassword {
+				t.Errorf("redacted RedisClusterPassword = %q, want %q", r.RedisClusterPassword, tt.wantPassword)
+			}
+			if c.RedisClusterPassword != "" && c.RedisClusterPassword != password {
+				t.Errorf("RedisClusterPassword = %q, want %q: redacted must not change the config it is called on", c.RedisClusterPassword, password)
+			}
+			// As run logs it, and from a config that was not redacted, which must not leak either.
+			for _, cfg := range []config{r, c} {
+				var buf bytes.Buffer
+				slog.New(slog.NewJSONHandler(&buf, nil)).Info("starting", "config", cfg)
+				if strings.Contains(buf.String(), password) {
+					t.Errorf("the logged config has the password:\n%s", buf.String())
+				}
+				for _, w := range tt.wantLogged {
+					if !strings.Contains(buf.String(), w) {
+						t.Errorf("the logged config lacks %s:\n%s", w, buf.String())
+					}
+				}
+			}
+			r.RedisClusterPassword = c.RedisClusterPassword
+			if diff := cmp.Diff(c, r); diff != "" {
+				t.Errorf("redacted changed more than the password (-want +got):\n%s", diff)
 			}
 		})
 	}

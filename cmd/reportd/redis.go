@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 
@@ -16,7 +17,18 @@ import (
 // an embedded in-memory Redis and says, once, that nothing is durable.
 func connectRedis(cfg config, log *slog.Logger) (redis.UniversalClient, func(), error) {
 	if len(cfg.RedisClusterAddrs) > 0 {
-		rdb, err := tasks.NewRedisClient(asynq.RedisClusterClientOpt{Addrs: cfg.RedisClusterAddrs})
+		tlsConfig, err := clusterTLSConfig(cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		rdb, err := tasks.NewRedisClient(asynq.RedisClusterClientOpt{
+			Addrs:    cfg.RedisClusterAddrs,
+			Username: cfg.RedisClusterUsername,
+			Password: cfg.RedisClusterPassword,
+			// Every node's client gets it; with no ServerName, Go's TLS checks each node's
+			// certificate against the host of that node's address.
+			TLSConfig: tlsConfig,
+		})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -47,6 +59,23 @@ func connectRedis(cfg config, log *slog.Logger) (redis.UniversalClient, func(), 
 		return nil, nil, err
 	}
 	return rdb, func() { _ = rdb.Close(); stopEmbedded() }, nil
+}
+
+// clusterTLSConfig is the TLS configuration of REDIS_CLUSTER_TLS and REDIS_CLUSTER_TLS_CA_FILE: nil
+// without TLS; else TLS 1.2 or later, trusting the CA file's certificates, or the system's without one.
+func clusterTLSConfig(cfg config) (*tls.Config, error) {
+	if !cfg.RedisClusterTLS {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.RedisClusterCAFile != "" {
+		pool, err := loadCAFile(cfg.RedisClusterCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_CLUSTER_TLS_CA_FILE: %w", err)
+		}
+		tc.RootCAs = pool
+	}
+	return tc, nil
 }
 
 // asynqLogger hands asynq's log lines to slog.
