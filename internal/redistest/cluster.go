@@ -121,22 +121,16 @@ func StartCluster(tb testing.TB, o ClusterOptions) *Cluster {
 			"cluster-config-file nodes.conf",
 			"cluster-node-timeout " + strconv.FormatInt(o.NodeTimeout.Milliseconds(), 10),
 		}, tlsArgs...)
-		var tlsAddr string
-		if o.TLS {
-			// A port of its own: startServer picks and listens on the plain one. Should another process
-			// take it first, startServer's retries meet the same taken port and fail the test.
-			tlsAddr = "127.0.0.1:" + strconv.Itoa(freePort(tb))
-			_, port, _ := net.SplitHostPort(tlsAddr)
-			args = append(args, "tls-port "+port)
-		}
 		if authConf != "" {
 			args = append(args, "include "+authConf)
 		}
-		s := startServer(tb, true, append(args, o.Args...)...)
+		// A TLS node gets a TLS port of its own (Server.TLSAddr), picked again with the others when one
+		// was taken.
+		s := startProcess(tb, &Server{Dir: tb.TempDir(), args: append(args, o.Args...), tb: tb, wantTLS: o.TLS}, true)
 		c.Nodes = append(c.Nodes, s)
 		c.Addrs = append(c.Addrs, s.Addr)
 		if o.TLS {
-			c.TLSAddrs = append(c.TLSAddrs, tlsAddr)
+			c.TLSAddrs = append(c.TLSAddrs, s.TLSAddr)
 		}
 	}
 	if o.Password != "" {

@@ -48,8 +48,13 @@ func (b Backend) Client(tb testing.TB) *redis.Client {
 // Server is a redis-server process started by StartServer.
 type Server struct {
 	Backend
-	Dir         string
+	Dir string
+	// TLSAddr is the host:port of its TLS port, for a server started with one; empty otherwise.
+	TLSAddr string
+
 	clusterPort int  // the cluster bus port, for a cluster node; 0 otherwise
+	wantTLS     bool // give it a TLS port (the caller's args configure its certificates)
+	tlsPort     int
 	sentinel    bool // a Sentinel (redis-server --sentinel), not a data server
 	cmd         *exec.Cmd
 	exited      chan struct{} // closed when cmd has exited and been waited for
@@ -88,6 +93,10 @@ func startProcess(tb testing.TB, s *Server, clusterNode bool) *Server {
 		if clusterNode {
 			s.clusterPort = freePort(tb)
 		}
+		if s.wantTLS {
+			s.tlsPort = freePort(tb)
+			s.TLSAddr = "127.0.0.1:" + strconv.Itoa(s.tlsPort)
+		}
 		err := s.start(bin)
 		if err == nil {
 			return s
@@ -122,6 +131,9 @@ func (s *Server) start(bin string) error {
 	if s.clusterPort != 0 {
 		// The cluster bus listens on port+10000 unless told otherwise: give it a free port of its own.
 		conf = append(conf, "cluster-port "+strconv.Itoa(s.clusterPort))
+	}
+	if s.tlsPort != 0 {
+		conf = append(conf, "tls-port "+strconv.Itoa(s.tlsPort))
 	}
 	conf = append(conf, s.args...)
 	confPath := filepath.Join(s.Dir, "redis.conf")
