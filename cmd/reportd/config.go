@@ -258,6 +258,9 @@ func loadClusterAuth(getenv func(string) string, c *config) []error {
 	if getenv("REDIS_CLUSTER_ADDRS") == "" {
 		var errs []error
 		for _, name := range clusterVars {
+			if off, err := strconv.ParseBool(getenv(name)); name == "REDIS_CLUSTER_TLS" && err == nil && !off {
+				continue // TLS off, said outright: harmless, as a template for both kinds of Redis may say it
+			}
 			if getenv(name) != "" {
 				errs = append(errs, fmt.Errorf("%s is set without REDIS_CLUSTER_ADDRS: it is for a Redis Cluster only (for one Redis, put it in REDIS_URL)", name))
 			}

@@ -299,6 +299,7 @@ func TestLoadConfigClusterAuthInvalid(t *testing.T) {
 		{"username-without-addrs", map[string]string{"REDIS_CLUSTER_USERNAME": "reportd"}, []string{"REDIS_CLUSTER_USERNAME"}},
 		{"password-file-without-addrs", map[string]string{"REDIS_CLUSTER_PASSWORD_FILE": writeFile(t, "pw", password)}, []string{"REDIS_CLUSTER_PASSWORD_FILE"}},
 		{"tls-without-addrs", map[string]string{"REDIS_CLUSTER_TLS": "true"}, []string{"REDIS_CLUSTER_TLS"}},
+		{"tls-not-bool-without-addrs", map[string]string{"REDIS_CLUSTER_TLS": "yes please"}, []string{"REDIS_CLUSTER_TLS"}},
 		{"ca-file-without-addrs", map[string]string{"REDIS_CLUSTER_TLS_CA_FILE": ca}, []string{"REDIS_CLUSTER_TLS_CA_FILE"}},
 		{
 			"password-file-missing",
@@ -400,5 +401,16 @@ func TestConfigRedactedCluster(t *testing.T) {
 				t.Errorf("redacted changed more than the password (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestClusterTLSOffWithoutCluster accepts REDIS_CLUSTER_TLS=false without a cluster: it asks for
+// nothing, and a deployment template for either kind of Redis may say it.
+func TestClusterTLSOffWithoutCluster(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{"false", "0", "FALSE"} {
+		if c, err := loadConfig(env(map[string]string{"REDIS_CLUSTER_TLS": v})); err != nil || c.RedisClusterTLS {
+			t.Errorf("REDIS_CLUSTER_TLS=%s without REDIS_CLUSTER_ADDRS: %v (TLS %v), want accepted and off", v, err, c.RedisClusterTLS)
+		}
 	}
 }
