@@ -139,6 +139,12 @@ func authFirst(router routers.Router, auth openapi3filter.AuthenticationFunc) fu
 func readBody(log *slog.Logger, authFirst func(*http.Request) error) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// A request without a body (every GET, most DELETEs) has nothing to read: the validator
+			// checks its key first of all, and it needs no second look at the route here.
+			if r.Body == nil || r.Body == http.NoBody {
+				next.ServeHTTP(w, r)
+				return
+			}
 			// Refused before the body is read: the connection is closed after the answer, for net/http
 			// would otherwise read what is left of the body first, which may never come.
 			if err := authFirst(r); err != nil {
@@ -149,10 +155,6 @@ func readBody(log *slog.Logger, authFirst func(*http.Request) error) func(http.H
 			if r.ContentLength > MaxBodyBytes {
 				w.Header().Set("Connection", "close")
 				writeProblem(w, r, log, errorf(KindTooLarge, "the body is %d bytes; the limit is %d", r.ContentLength, MaxBodyBytes))
-				return
-			}
-			if r.Body == nil || r.Body == http.NoBody {
-				next.ServeHTTP(w, r)
 				return
 			}
 			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
