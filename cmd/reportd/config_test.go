@@ -126,17 +126,25 @@ func TestLoadConfigInvalid(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := loadConfig(env(tt.vars))
-			if err == nil {
-				t.Fatalf("loadConfig(%v) succeeded, want an error", tt.vars)
-			}
-			for _, name := range tt.wants {
-				if !strings.Contains(err.Error(), name) {
-					t.Errorf("error %q does not name %s", err, name)
-				}
-			}
+			refused(t, tt.vars, tt.wants...)
 		})
 	}
+}
+
+// refused fails t unless loadConfig refuses vars with an error that names each of wants, and returns
+// that error.
+func refused(t *testing.T, vars map[string]string, wants ...string) error {
+	t.Helper()
+	_, err := loadConfig(env(vars))
+	if err == nil {
+		t.Fatalf("loadConfig(%v) succeeded, want an error", vars)
+	}
+	for _, name := range wants {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error %q does not name %s", err, name)
+		}
+	}
+	return err
 }
 
 func TestConfigRedacted(t *testing.T) {
@@ -328,16 +336,7 @@ func TestLoadConfigClusterAuthInvalid(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := loadConfig(env(tt.vars))
-			if err == nil {
-				t.Fatalf("loadConfig(%v) succeeded, want an error", tt.vars)
-			}
-			for _, name := range tt.wants {
-				if !strings.Contains(err.Error(), name) {
-					t.Errorf("error %q does not name %s", err, name)
-				}
-			}
-			if strings.Contains(err.Error(), password) {
+			if err := refused(t, tt.vars, tt.wants...); strings.Contains(err.Error(), password) {
 				t.Errorf("error %q has the password", err)
 			}
 		})
