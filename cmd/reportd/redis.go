@@ -1,9 +1,14 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
@@ -32,6 +37,10 @@ func connectRedis(cfg config, log *slog.Logger) (redis.UniversalClient, func(), 
 		if err != nil {
 			return nil, nil, err
 		}
+		if err := checkAtStart(rdb, "REDIS_CLUSTER_ADDRS", log); err != nil {
+			_ = rdb.Close()
+			return nil, nil, err
+		}
 		return rdb, func() { _ = rdb.Close() }, nil
 	}
 	url := cfg.RedisURL
@@ -58,7 +67,58 @@ func connectRedis(cfg config, log *slog.Logger) (redis.UniversalClient, func(), 
 		stopEmbedded()
 		return nil, nil, err
 	}
+	if cfg.RedisURL != "" {
+		if err := checkAtStart(rdb, "REDIS_URL", log); err != nil {
+			_ = rdb.Close()
+			return nil, nil, err
+		}
+	}
 	return rdb, func() { _ = rdb.Close(); stopEmbedded() }, nil
+}
+
+// checkAtStart asks Redis for a PING before reportd serves. A Redis that refuses reportd's credentials
+// or whose TLS certificate reportd refuses will go on refusing until reportd is restarted with other
+// settings, so that stops it at once, with the reason; a Redis that does not answer yet (still
+// starting, a network blip, a failover) is waited for as at any other time: reportd serves, answering
+// 503 until it does.
+func checkAtStart(rdb redis.UniversalClient, setting string, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	err := rdb.Ping(ctx).Err()
+	switch {
+	case err == nil:
+		return nil
+	case refusedSettings(err):
+		// Neither Redis's nor Go's TLS error quotes a password.
+		return fmt.Errorf("redis refuses reportd's settings (check %s and its password, user and TLS settings): %w", setting, err)
+	default:
+		log.Warn("redis does not answer at start; serving 503 until it does", "setting", setting, "err", err)
+		return nil
+	}
+}
+
+// refusedSettings reports whether err says that Redis refused reportd's credentials or permissions, or
+// that a TLS handshake failed over a certificate or a server that does not speak TLS: errors that no
+// wait mends.
+func refusedSettings(err error) bool {
+	msg := err.Error()
+	for _, prefix := range []string{"WRONGPASS", "NOAUTH", "NOPERM"} {
+		if strings.HasPrefix(msg, prefix) || strings.Contains(msg, ": "+prefix) {
+			return true
+		}
+	}
+	if strings.Contains(msg, "called without any password configured") {
+		return true // AUTH sent to a Redis before 6 that has no password (later ones accept any)
+	}
+	var (
+		unknownCA x509.UnknownAuthorityError
+		wrongHost x509.HostnameError
+		badCert   x509.CertificateInvalidError
+		verifyErr *tls.CertificateVerificationError
+		notTLS    tls.RecordHeaderError
+	)
+	return errors.As(err, &unknownCA) || errors.As(err, &wrongHost) || errors.As(err, &badCert) ||
+		errors.As(err, &verifyErr) || errors.As(err, &notTLS)
 }
 
 // clusterTLSConfig is the TLS configuration of REDIS_CLUSTER_TLS and REDIS_CLUSTER_TLS_CA_FILE: nil

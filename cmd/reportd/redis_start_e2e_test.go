@@ -1,0 +1,62 @@
+package main
+
+import (
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/reportd/reportd/internal/redistest"
+)
+
+// TestRedisSettingsCheckedAtStart: a Redis that refuses reportd's password stops it from starting,
+// with the reason and without the password; a Redis that does not answer yet does not: reportd serves,
+// answering 503 until it does.
+func TestRedisSettingsCheckedAtStart(t *testing.T) {
+	t.Parallel()
+	const password, wrong = "the-right-redis-pw", "not-the-redis-pw"
+	srv := redistest.StartServer(t, "requirepass "+password)
+	t.Run("wrong-password", func(t *testing.T) {
+		t.Parallel()
+		refusesToStart(t, e2eVars(map[string]string{"REDIS_URL": "redis://:" + wrong + "@" + srv.Addr}), "WRONGPASS", wrong)
+	})
+	t.Run("no-password", func(t *testing.T) {
+		t.Parallel()
+		refusesToStart(t, e2eVars(map[string]string{"REDIS_URL": srv.URL}), "NOAUTH", password)
+	})
+	t.Run("right-password", func(t *testing.T) {
+		t.Parallel()
+		in := start(t, nil, e2eVars(map[string]string{"REDIS_URL": "redis://:" + password + "@" + srv.Addr}))
+		loc := submit(t, in.base, "2026-Q1")
+		checkReport(t, in.base, loc, awaitDone(t, in.base, loc))
+		checkNoPassword(t, in, password)
+	})
+	t.Run("redis-not-up-yet", func(t *testing.T) {
+		t.Parallel()
+		// A port nothing listens on: reportd starts, says so, and answers 503 with Retry-After.
+		down := redistest.StartServer(t)
+		addr := down.Addr
+		down.Stop()
+		in := start(t, nil, e2eVars(map[string]string{"REDIS_URL": "redis://" + addr}))
+		if _, ok := in.log.waitFor(0, nil, msgIs("redis does not answer at start; serving 503 until it does")); !ok {
+			t.Errorf("reportd did not say that Redis does not answer; log:\n%s", in.log)
+		}
+		res := mustTry(t, http.MethodPost, in.base+"/v1/reports", `{"range":"2026-01"}`)
+		checkProblem(t, "POST with Redis down", res, http.StatusServiceUnavailable)
+		if ra, err := strconv.Atoi(res.header.Get("Retry-After")); err != nil || ra < 1 {
+			t.Errorf("503 with Retry-After %q, want whole seconds >= 1", res.header.Get("Retry-After"))
+		}
+		// And it recovers by itself once Redis is there.
+		down.Restart()
+		for i := 0; ; i++ {
+			res := mustTry(t, http.MethodPost, in.base+"/v1/reports", `{"range":"2026-01"}`)
+			if res.status == http.StatusAccepted {
+				break
+			}
+			if i == 100 {
+				t.Fatalf("POST after Redis came up = %s, want 202", res)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+}
