@@ -8,7 +8,7 @@
 # reportd uses REDIS_URL if the caller exported one, and its embedded Redis otherwise. It listens on a free
 # loopback port and is always stopped on exit; its log is printed if anything after its start fails.
 set -euo pipefail
-export GOTOOLCHAIN=go1.27.3 # go.mod needs Go 1.27.3; the machine's own Go is older (see the README)
+export GOTOOLCHAIN=go1.27.3 # go.mod's toolchain line; the machine's own Go is older and set to GOTOOLCHAIN=local (see the README)
 root=$(cd "$(dirname "$0")/.." && pwd)
 ts="$root/.ci/ts"
 

@@ -30,7 +30,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	log.Info("starting", "api", m.api, "worker", m.worker, "config", cfg.redacted())
+	log.Info("starting", "api", m.api, "worker", m.worker, "go", builtWith, "config", cfg.redacted())
+	if oldToolchain(builtWith) {
+		log.Warn("built with a Go that has known vulnerabilities in net/http and crypto/x509: build with "+
+			patchedGo+" or later (GOTOOLCHAIN="+patchedGo+"), as go.mod's toolchain line asks", "go", builtWith)
+	}
 	defer log.Info("stopped")
 
 	rdb, closeRedis, err := connectRedis(cfg, log)
