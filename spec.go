@@ -1,6 +1,6 @@
 // Package reportd holds reportd's contract, openapi.yaml, embedded byte for byte so that the service
-// can serve exactly the file its clients are generated from. The code lives in gen/, impl/, tasks/
-// and cmd/.
+// can serve exactly the file its clients are generated from. The code lives in gen/, impl/, tasks/,
+// internal/ and cmd/.
 package reportd
 
 import _ "embed"

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}
 echo "=== the report loop beside its floor"
-go test ./tasks -run '^$' -bench 'Summarize|PRNGFloor' -benchtime 3x -count 5
+go test ./internal/report -run '^$' -bench 'Summarize|PRNGFloor' -benchtime 3x -count 5
 echo "=== the API on redis-server beside its floor"
 go test ./impl -run '^$' -bench 'Status|Floor|Create|Pickup' -benchtime 3000x -count 1
 echo "=== load"

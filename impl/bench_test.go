@@ -18,6 +18,7 @@ import (
 
 	"github.com/reportd/reportd/impl"
 	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -86,7 +87,7 @@ type blockingLedger struct {
 	started chan struct{}
 }
 
-func (l blockingLedger) Day(ctx context.Context, _ time.Time, buf []tasks.Order) ([]tasks.Order, error) {
+func (l blockingLedger) Day(ctx context.Context, _ time.Time, buf []report.Order) ([]report.Order, error) {
 	select {
 	case l.started <- struct{}{}:
 	default:
@@ -229,7 +230,7 @@ func BenchmarkPickup(b *testing.B) {
 	}
 	b.Cleanup(ws.Shutdown)
 	client := asynq.NewClientFromRedisClient(rdb)
-	rng, _ := tasks.ParseRange("2026-01")
+	rng, _ := report.ParseRange("2026-01")
 	lat := make([]time.Duration, 0, b.N)
 	for i := 0; b.Loop(); i++ {
 		task, opts, _ := tasks.NewReportTask(fmt.Sprintf("pickup-%d-%d", i, time.Now().UnixNano()), rng, time.Now())

@@ -2,11 +2,11 @@ package impl
 
 import (
 	"github.com/reportd/reportd/gen"
-	"github.com/reportd/reportd/tasks"
+	"github.com/reportd/reportd/internal/report"
 )
 
 // toReport converts a stored report to the API's Report.
-func toReport(r tasks.Report) (gen.Report, error) {
+func toReport(r report.Report) (gen.Report, error) {
 	id, err := parseID(r.ID)
 	if err != nil {
 		return gen.Report{}, err

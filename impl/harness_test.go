@@ -34,6 +34,7 @@ import (
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/impl"
 	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -306,7 +307,7 @@ type setup struct {
 	// Worker runs an in-process asynq worker on the same Redis.
 	Worker bool
 	// Ledger is the worker's ledger; nil means a small synthetic one.
-	Ledger tasks.Ledger
+	Ledger report.Ledger
 	// Handler replaces the worker's report processor.
 	Handler asynq.Handler
 	// Redis replaces the backend's client (for a Redis that cannot be reached).
@@ -462,7 +463,7 @@ func startWorker(tb testing.TB, rdb *redis.Client, store *tasks.Store, s setup, 
 	if h == nil {
 		ledger := s.Ledger
 		if ledger == nil {
-			ledger = tasks.NewSyntheticLedger(smallRows)
+			ledger = report.NewSyntheticLedger(smallRows)
 		}
 		h = &tasks.ReportProcessor{
 			Ledger:        ledger,
@@ -642,11 +643,11 @@ func eachBackend(t *testing.T, fn func(t *testing.T, b redistest.Backend)) {
 // slowLedger is a synthetic ledger that takes perDay for each day, so that a job runs long enough to be
 // watched. Being a different type, it makes Summarize use the generic Ledger path.
 type slowLedger struct {
-	inner  *tasks.SyntheticLedger
+	inner  *report.SyntheticLedger
 	perDay time.Duration
 }
 
-func (l slowLedger) Day(ctx context.Context, day time.Time, buf []tasks.Order) ([]tasks.Order, error) {
+func (l slowLedger) Day(ctx context.Context, day time.Time, buf []report.Order) ([]report.Order, error) {
 	select {
 	case <-ctx.Done():
 		return buf, ctx.Err()
@@ -657,11 +658,11 @@ func (l slowLedger) Day(ctx context.Context, day time.Time, buf []tasks.Order) (
 
 // gateLedger blocks every day until its gate opens or the job's context ends.
 type gateLedger struct {
-	inner *tasks.SyntheticLedger
+	inner *report.SyntheticLedger
 	gate  chan struct{}
 }
 
-func (l gateLedger) Day(ctx context.Context, day time.Time, buf []tasks.Order) ([]tasks.Order, error) {
+func (l gateLedger) Day(ctx context.Context, day time.Time, buf []report.Order) ([]report.Order, error) {
 	select {
 	case <-ctx.Done():
 		return buf, fmt.Errorf("gate ledger: %w", ctx.Err())
@@ -673,7 +674,7 @@ func (l gateLedger) Day(ctx context.Context, day time.Time, buf []tasks.Order) (
 // failingLedger fails every day with err.
 type failingLedger struct{ err error }
 
-func (l failingLedger) Day(context.Context, time.Time, []tasks.Order) ([]tasks.Order, error) {
+func (l failingLedger) Day(context.Context, time.Time, []report.Order) ([]report.Order, error) {
 	return nil, l.err
 }
 
@@ -682,19 +683,19 @@ func (l failingLedger) Day(context.Context, time.Time, []tasks.Order) ([]tasks.O
 // synthetic ledger's data.
 type fixedLedger struct{}
 
-func (fixedLedger) Day(_ context.Context, day time.Time, buf []tasks.Order) ([]tasks.Order, error) {
+func (fixedLedger) Day(_ context.Context, day time.Time, buf []report.Order) ([]report.Order, error) {
 	d := day.Day()
 	for i := range 3 {
-		buf = append(buf, tasks.Order{Region: uint8(i), Product: uint8((d + i) % 3), Units: int64(d%4 + i + 1), UnitPriceCents: int64(100*d + 7*i)})
+		buf = append(buf, report.Order{Region: uint8(i), Product: uint8((d + i) % 3), Units: int64(d%4 + i + 1), UnitPriceCents: int64(100*d + 7*i)})
 	}
 	return buf, nil
 }
 
 var (
-	_ tasks.Ledger = fixedLedger{}
-	_ tasks.Ledger = slowLedger{}
-	_ tasks.Ledger = gateLedger{}
-	_ tasks.Ledger = failingLedger{}
+	_ report.Ledger = fixedLedger{}
+	_ report.Ledger = slowLedger{}
+	_ report.Ledger = gateLedger{}
+	_ report.Ledger = failingLedger{}
 )
 
 // golden compares got with testdata/name, or rewrites it with -update.

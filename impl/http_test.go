@@ -30,6 +30,7 @@ import (
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/impl"
 	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -350,19 +351,19 @@ func TestReportFlow(t *testing.T) {
 		checkReport(t, rep, id, "2026-01-01", 90, before)
 
 		// The report is exactly the synthetic ledger's summary of the range.
-		rng, err := tasks.ParseRange("2026-Q1")
+		rng, err := report.ParseRange("2026-Q1")
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, err := tasks.Summarize(ctx, tasks.NewSyntheticLedger(smallRows), rng, nil)
+		want, err := report.Summarize(ctx, report.NewSyntheticLedger(smallRows), rng, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var got tasks.Report
+		var got report.Report
 		if err := json.Unmarshal(rr.Body, &got); err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(tasks.Report{}, "ID", "GeneratedAt")); diff != "" {
+		if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(report.Report{}, "ID", "GeneratedAt")); diff != "" {
 			t.Errorf("report differs from Summarize (-want +got):\n%s", diff)
 		}
 
@@ -524,7 +525,7 @@ func checkCSV(t *testing.T, body []byte, rep gen.Report) {
 func TestProgressRises(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, b redistest.Backend) {
-		ledger := slowLedger{inner: tasks.NewSyntheticLedger(20000), perDay: 20 * time.Millisecond}
+		ledger := slowLedger{inner: report.NewSyntheticLedger(20000), perDay: 20 * time.Millisecond}
 		h := newHarness(t, b, setup{Worker: true, Ledger: ledger})
 		id := h.create(t, "2026-Q1")
 
@@ -583,7 +584,7 @@ func TestResultNotDone(t *testing.T) {
 		t.Parallel()
 		eachBackend(t, func(t *testing.T, b redistest.Backend) {
 			gate := make(chan struct{})
-			h := newHarness(t, b, setup{Worker: true, Ledger: gateLedger{inner: tasks.NewSyntheticLedger(smallRows), gate: gate}})
+			h := newHarness(t, b, setup{Worker: true, Ledger: gateLedger{inner: report.NewSyntheticLedger(smallRows), gate: gate}})
 			id := h.create(t, "2026-02")
 			h.poll(t, id, 20*time.Millisecond, 10*time.Second, hasState(t, gen.Running))
 			checkNotDone(t, h, id, "running")
@@ -621,7 +622,7 @@ func TestFailedJob(t *testing.T) {
 	cases := []struct {
 		name        string
 		policy      impl.Policy
-		ledger      tasks.Ledger
+		ledger      report.Ledger
 		rng         string
 		want        gen.Problem
 		detailHas   string
@@ -633,7 +634,7 @@ func TestFailedJob(t *testing.T) {
 			name:   "failed-timeout",
 			policy: impl.Policy{JobTimeout: time.Second, MaxRetry: 0, Retention: time.Hour},
 			// Blocks every day until the job's context ends: asynq's timeout ends it after 1 s.
-			ledger:    gateLedger{inner: tasks.NewSyntheticLedger(smallRows), gate: make(chan struct{})},
+			ledger:    gateLedger{inner: report.NewSyntheticLedger(smallRows), gate: make(chan struct{})},
 			rng:       "2026-01-01..2026-12-31",
 			want:      gen.Problem{Type: "/problems/report-timeout", Title: "Report took too long", Status: 500},
 			detailHas: "1s",

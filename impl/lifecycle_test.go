@@ -22,6 +22,7 @@ import (
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/impl"
 	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -127,7 +128,7 @@ func TestCancelRunning(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, b redistest.Backend) {
 		// 90 days of 30 ms: 2.7 s if nothing stops it.
-		ledger := slowLedger{inner: tasks.NewSyntheticLedger(smallRows), perDay: 30 * time.Millisecond}
+		ledger := slowLedger{inner: report.NewSyntheticLedger(smallRows), perDay: 30 * time.Millisecond}
 		// Retries allowed: only the cancel's SkipRetry keeps asynq from running the job again.
 		h := newHarness(t, b, setup{Worker: true, Ledger: ledger, Waiters: true, Cancels: true, Policy: impl.Policy{MaxRetry: 3}})
 		id := h.create(t, "2026-Q1")
@@ -509,7 +510,7 @@ func TestWaitWakesOnFinish(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, b redistest.Backend) {
 		gate := make(chan struct{})
-		h := newHarness(t, b, setup{Worker: true, Waiters: true, Ledger: gateLedger{inner: tasks.NewSyntheticLedger(smallRows), gate: gate}})
+		h := newHarness(t, b, setup{Worker: true, Waiters: true, Ledger: gateLedger{inner: report.NewSyntheticLedger(smallRows), gate: gate}})
 		id := h.create(t, "2026-01")
 		h.poll(t, id, 20*time.Millisecond, 10*time.Second, hasState(t, gen.Running))
 
@@ -839,7 +840,7 @@ func TestPreferWait(t *testing.T) {
 		t.Parallel()
 		eachBackend(t, func(t *testing.T, b redistest.Backend) {
 			gate := make(chan struct{})
-			h := newHarness(t, b, setup{Worker: true, Waiters: true, Ledger: gateLedger{inner: tasks.NewSyntheticLedger(smallRows), gate: gate}})
+			h := newHarness(t, b, setup{Worker: true, Waiters: true, Ledger: gateLedger{inner: report.NewSyntheticLedger(smallRows), gate: gate}})
 			t.Cleanup(func() { close(gate) })
 			r := h.post(t, `{"range":"2026-01"}`, "Prefer", "respond-async, wait=1")
 			if r.Status != http.StatusAccepted || r.Header.Get("Preference-Applied") != "wait=1" {
@@ -891,7 +892,7 @@ func TestMeasurePollsDefaultLedger(t *testing.T) {
 	t.Cleanup(func() { _ = rdb.Close() })
 	// The worker as cmd/reportd configures it by default.
 	proc := &tasks.ReportProcessor{
-		Ledger:           tasks.NewSyntheticLedger(tasks.DefaultRowsPerDay),
+		Ledger:           report.NewSyntheticLedger(report.DefaultRowsPerDay),
 		Reports:          tasks.NewStore(rdb, 24*time.Hour, time.Hour),
 		ProgressEvery:    250 * time.Millisecond,
 		CancelCheckEvery: time.Second,

@@ -19,6 +19,7 @@ import (
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/impl"
 	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -144,7 +145,7 @@ func (s stateHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 
 // newStateHandler is a stateHandler whose real processor writes to b.
 func newStateHandler(t *testing.T, b redistest.Backend) stateHandler {
-	return stateHandler{done: &tasks.ReportProcessor{Ledger: tasks.NewSyntheticLedger(smallRows),
+	return stateHandler{done: &tasks.ReportProcessor{Ledger: report.NewSyntheticLedger(smallRows),
 		Reports: tasks.NewStore(b.Client(t), 24*time.Hour, time.Hour), Now: time.Now, Log: slog.New(slog.DiscardHandler)}}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/reportd/reportd/gen"
+	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -26,9 +27,9 @@ const cancelConfirmWait = time.Second
 // written once asynq has the task in Redis. An Idempotency-Key replay answers with the job it first
 // created; Prefer: wait holds the answer until the job is done (then 303) or the wait is over.
 func (s *Server) CreateReport(ctx context.Context, req gen.CreateReportRequestObject) (gen.CreateReportResponseObject, error) {
-	rng, err := tasks.ParseRange(req.Body.Range)
+	rng, err := report.ParseRange(req.Body.Range)
 	switch {
-	case errors.Is(err, tasks.ErrRangeSyntax):
+	case errors.Is(err, report.ErrRangeSyntax):
 		return nil, &Error{Kind: KindInvalid, Detail: "/range: " + err.Error(), Err: err}
 	case err != nil:
 		return nil, &Error{Kind: KindUnprocessable, Detail: "/range: " + err.Error(), Err: err}
@@ -116,7 +117,7 @@ func (s *Server) CreateReport(ctx context.Context, req gen.CreateReportRequestOb
 // submit enqueues job id, or, for an idempotent replay (held is the key's record), finds the job the
 // first request enqueued. Any number of requests may submit one id at once: asynq's TaskID lets exactly
 // one enqueue through.
-func (s *Server) submit(ctx context.Context, client, id string, rng tasks.DateRange, createdAt time.Time, callback string, held *tasks.Submission) (jobView, error) {
+func (s *Server) submit(ctx context.Context, client, id string, rng report.DateRange, createdAt time.Time, callback string, held *tasks.Submission) (jobView, error) {
 	if held != nil {
 		v, err := s.job(ctx, id)
 		if err == nil || !isGoneOrUnknown(err) {
@@ -305,7 +306,7 @@ func (s *Server) GetReportResult(ctx context.Context, req gen.GetReportResultReq
 			ETag: etag, CacheControl: cache, Expires: httpDate(v.expiresAt), Vary: ptr("Accept"),
 		}}, nil
 	}
-	var rep tasks.Report
+	var rep report.Report
 	if err := json.Unmarshal(stored, &rep); err != nil {
 		return nil, fmt.Errorf("decode report of job %s: %w", v.id, err)
 	}

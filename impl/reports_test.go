@@ -20,6 +20,7 @@ import (
 
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -445,23 +446,23 @@ func TestGetReportStatusUnreadablePayload(t *testing.T) {
 }
 
 // sampleReport is a finished report of job testID over two days.
-func sampleReport() tasks.Report {
-	day := func(d string, o, u, r int64) tasks.DayTotal {
-		return tasks.DayTotal{Date: d, Totals: tasks.Totals{Orders: o, Units: u, RevenueCents: r}}
+func sampleReport() report.Report {
+	day := func(d string, o, u, r int64) report.DayTotal {
+		return report.DayTotal{Date: d, Totals: report.Totals{Orders: o, Units: u, RevenueCents: r}}
 	}
-	return tasks.Report{
+	return report.Report{
 		ID:           testID.String(),
-		Range:        tasks.ReportRange{From: "2026-01-01", To: "2026-01-02"},
+		Range:        report.ReportRange{From: "2026-01-01", To: "2026-01-02"},
 		GeneratedAt:  testNow.Add(-time.Hour),
 		Orders:       3,
 		Units:        5,
 		RevenueCents: 7000,
-		ByRegion: []tasks.RegionTotal{
-			{Region: "emea-north", Totals: tasks.Totals{Orders: 2, Units: 4, RevenueCents: 5000}},
-			{Region: "amer-east", Totals: tasks.Totals{Orders: 1, Units: 1, RevenueCents: 2000}},
+		ByRegion: []report.RegionTotal{
+			{Region: "emea-north", Totals: report.Totals{Orders: 2, Units: 4, RevenueCents: 5000}},
+			{Region: "amer-east", Totals: report.Totals{Orders: 1, Units: 1, RevenueCents: 2000}},
 		},
-		ByProduct: []tasks.ProductTotal{{Product: "Desk Lamp", Totals: tasks.Totals{Orders: 3, Units: 5, RevenueCents: 7000}}},
-		ByDay:     []tasks.DayTotal{day("2026-01-01", 2, 3, 4000), day("2026-01-02", 1, 2, 3000)},
+		ByProduct: []report.ProductTotal{{Product: "Desk Lamp", Totals: report.Totals{Orders: 3, Units: 5, RevenueCents: 7000}}},
+		ByDay:     []report.DayTotal{day("2026-01-01", 2, 3, 4000), day("2026-01-02", 1, 2, 3000)},
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	"github.com/reportd/reportd/gen"
+	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -17,7 +18,7 @@ import (
 type jobView struct {
 	id         string
 	state      gen.JobState
-	rng        tasks.DateRange
+	rng        report.DateRange
 	progress   tasks.Progress
 	createdAt  time.Time
 	finishedAt time.Time
@@ -35,7 +36,7 @@ type jobView struct {
 
 // canceledView reads a job canceled before it ran from its record.
 func canceledView(id string, c tasks.Canceled, retention time.Duration) jobView {
-	rng, _ := tasks.ParseRange(c.Range)
+	rng, _ := report.ParseRange(c.Range)
 	return jobView{
 		id: id, state: gen.Canceled, rng: rng, createdAt: c.CreatedAt, callback: c.CallbackURL, client: ownerOf(c.Client),
 		progress:   tasks.Progress{Share: c.Progress, StartedAt: c.StartedAt, Attempt: c.Attempt},
@@ -165,7 +166,7 @@ func failureProblem(v jobView, jobTimeout time.Duration) gen.Problem {
 	return gen.Problem{Type: "/problems/" + pt.slug, Title: pt.title, Status: pt.status, Detail: detail}
 }
 
-func toDateRange(r tasks.DateRange) gen.DateRange {
+func toDateRange(r report.DateRange) gen.DateRange {
 	return gen.DateRange{From: openapi_types.Date{Time: r.From}, To: openapi_types.Date{Time: r.To}}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/reportd/reportd/gen"
+	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -100,7 +101,7 @@ func TestViewOf(t *testing.T) {
 	completedAt := testNow.Add(-time.Hour).Truncate(time.Second)
 	failedAt := testNow.Add(-2 * time.Hour).Truncate(time.Second)
 	started := testNow.Add(-3 * time.Hour)
-	q1 := tasks.DateRange{From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 3, 31, 0, 0, 0, 0, time.UTC)}
+	q1 := report.DateRange{From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 3, 31, 0, 0, 0, 0, time.UTC)}
 	progress := tasks.Progress{Share: 0.5, DaysDone: 45, DaysTotal: 90, StartedAt: started, Attempt: 2}
 	view := func(state gen.JobState) jobView {
 		return jobView{id: testID.String(), state: state, rng: q1, createdAt: testCreated, maxRetry: testPolicy.MaxRetry, task: true, client: Anonymous}
@@ -160,7 +161,7 @@ func TestViewOf(t *testing.T) {
 			}),
 			want: func() jobView {
 				v := view(gen.Failed)
-				v.rng, v.lastErr, v.finishedAt, v.expiresAt = tasks.DateRange{}, "report payload: bad", failedAt, failedAt.Add(retention)
+				v.rng, v.lastErr, v.finishedAt, v.expiresAt = report.DateRange{}, "report payload: bad", failedAt, failedAt.Add(retention)
 				return v
 			}(),
 		},
@@ -237,7 +238,7 @@ func TestToJobStatusDone(t *testing.T) {
 	t.Parallel()
 	completedAt := testNow.Add(-time.Hour)
 	v := jobView{id: testID.String(), state: gen.Done, createdAt: testCreated,
-		rng:        tasks.DateRange{From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 3, 31, 0, 0, 0, 0, time.UTC)},
+		rng:        report.DateRange{From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 3, 31, 0, 0, 0, 0, time.UTC)},
 		progress:   tasks.Progress{Share: 1, StartedAt: testCreated, Attempt: 1},
 		finishedAt: completedAt, expiresAt: completedAt.Add(24 * time.Hour)}
 	got, err := toJobStatus(v, time.Minute)

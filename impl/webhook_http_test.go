@@ -27,6 +27,7 @@ import (
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/impl"
 	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -37,7 +38,7 @@ type webhookSetup struct {
 	// Worker runs a report worker whose processor schedules the webhooks of the jobs it finishes.
 	Worker bool
 	// Ledger is the report worker's ledger; nil means a small synthetic one.
-	Ledger tasks.Ledger
+	Ledger report.Ledger
 	// Deliveries runs a webhook worker: an asynq server on tasks.WebhookQueue running
 	// tasks.WebhookProcessor, as cmd/reportd runs it.
 	Deliveries bool
@@ -77,7 +78,7 @@ func newWebhookHarness(tb testing.TB, b redistest.Backend, ws webhookSetup) *web
 	if ws.Worker {
 		ledger := ws.Ledger
 		if ledger == nil {
-			ledger = tasks.NewSyntheticLedger(smallRows)
+			ledger = report.NewSyntheticLedger(smallRows)
 		}
 		startWorker(tb, rdb, store, setup{Handler: &tasks.ReportProcessor{
 			Ledger:           ledger,
@@ -538,7 +539,7 @@ func TestWebhookCanceledJob(t *testing.T) {
 		t.Parallel()
 		h := newWebhookHarness(t, redistest.Embedded(t), webhookSetup{
 			Policy: policy, Worker: true, Deliveries: true,
-			Ledger: gateLedger{inner: tasks.NewSyntheticLedger(smallRows), gate: make(chan struct{})},
+			Ledger: gateLedger{inner: report.NewSyntheticLedger(smallRows), gate: make(chan struct{})},
 		})
 		rc := newHookReceiver(t, h.Secret)
 		before := time.Now()

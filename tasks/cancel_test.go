@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/internal/report"
 )
 
 // forEachBackend runs fn in a parallel subtest per Redis backend, each with its own Redis.
@@ -161,12 +162,12 @@ func TestStoreCancel(t *testing.T) {
 // countingLedger is a small synthetic ledger, through the generic Ledger path, that counts the days it
 // was asked for and runs hook (when set) before each.
 type countingLedger struct {
-	inner *SyntheticLedger
+	inner *report.SyntheticLedger
 	days  atomic.Int64
 	hook  func(day time.Time)
 }
 
-func (l *countingLedger) Day(ctx context.Context, day time.Time, buf []Order) ([]Order, error) {
+func (l *countingLedger) Day(ctx context.Context, day time.Time, buf []report.Order) ([]report.Order, error) {
 	l.days.Add(1)
 	if l.hook != nil {
 		l.hook(day)
@@ -280,7 +281,7 @@ func (w *storeWorker) checkCanceledJob(t *testing.T, id string, err error) *asyn
 	return info
 }
 
-func cancelProcessor(l Ledger, s ReportStore) *ReportProcessor {
+func cancelProcessor(l report.Ledger, s ReportStore) *ReportProcessor {
 	return &ReportProcessor{Ledger: l, Reports: s, Now: time.Now, Log: slog.New(slog.DiscardHandler),
 		// Long, so that only the path under test can stop a job.
 		CancelCheckEvery: time.Hour}
@@ -320,7 +321,7 @@ func TestReportProcessorCanceledBeforeStart(t *testing.T) {
 		if err := w.store.RequestCancel(ctx, id, time.Hour); err != nil {
 			t.Fatal(err)
 		}
-		ledger := &countingLedger{inner: NewSyntheticLedger(100)}
+		ledger := &countingLedger{inner: report.NewSyntheticLedger(100)}
 		w.start(t, cancelProcessor(ledger, w.store))
 		w.enqueue(t, id)
 		w.checkCanceledJob(t, id, w.handlerErr(t))
@@ -468,7 +469,7 @@ func TestReportProcessorCanceledAsItFinishes(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b redistest.Backend) {
 		w := newStoreWorker(t, b)
 		id := uuid.NewString()
-		ledger := &countingLedger{inner: NewSyntheticLedger(100), hook: func(d time.Time) {
+		ledger := &countingLedger{inner: report.NewSyntheticLedger(100), hook: func(d time.Time) {
 			if d.Equal(tenDays.To) {
 				if err := w.store.RequestCancel(context.Background(), id, time.Hour); err != nil {
 					t.Error(err)

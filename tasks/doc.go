@@ -1,2 +1,3 @@
-// Package tasks holds reportd's asynq task types, their handlers, and the report domain they compute: date ranges, the order ledger and the sales summary.
+// Package tasks holds reportd's asynq task types and their handlers: the report jobs, which run
+// package report's summary and store its result, and the webhook deliveries that announce a job's end.
 package tasks

@@ -11,6 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/internal/report"
 )
 
 // next reads the next event within two seconds.
@@ -80,27 +81,34 @@ func TestEvents(t *testing.T) {
 	})
 }
 
+// failingLedger is a ledger that cannot be reached.
+type failingLedger struct{ err error }
+
+func (l failingLedger) Day(_ context.Context, _ time.Time, buf []report.Order) ([]report.Order, error) {
+	return buf, l.err
+}
+
 // TestReportProcessorAnnounces checks when a job's attempt announces a finish: when it is the job's
 // last (done, canceled, unretryable, out of retries), and not when a retry follows or a shutdown
 // stopped it.
 func TestReportProcessorAnnounces(t *testing.T) {
 	t.Parallel()
-	failing := funcLedger(func(time.Time) ([]Order, error) { return nil, errors.New("ledger unreachable") })
+	failing := failingLedger{errors.New("ledger unreachable")}
 	tests := []struct {
 		name     string
-		ledger   Ledger
+		ledger   report.Ledger
 		payload  string // "" means tenDays
 		maxRetry int
 		canceled bool // the job's marker is set
 		shutdown bool // the attempt's context is canceled, as asynq does on shutdown
 		want     bool
 	}{
-		{name: "done", ledger: NewSyntheticLedger(100), want: true},
-		{name: "canceled", ledger: NewSyntheticLedger(100), canceled: true, want: true},
-		{name: "bad-payload", ledger: NewSyntheticLedger(100), payload: "not json", maxRetry: 3, want: true},
+		{name: "done", ledger: report.NewSyntheticLedger(100), want: true},
+		{name: "canceled", ledger: report.NewSyntheticLedger(100), canceled: true, want: true},
+		{name: "bad-payload", ledger: report.NewSyntheticLedger(100), payload: "not json", maxRetry: 3, want: true},
 		{name: "last-retry-failed", ledger: failing, maxRetry: 0, want: true},
 		{name: "failed-with-retries-left", ledger: failing, maxRetry: 3, want: false},
-		{name: "shutdown", ledger: NewSyntheticLedger(100), maxRetry: 3, shutdown: true, want: false},
+		{name: "shutdown", ledger: report.NewSyntheticLedger(100), maxRetry: 3, shutdown: true, want: false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -141,7 +149,7 @@ func TestReportProcessorAnnouncesOnRedis(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b redistest.Backend) {
 		w := newStoreWorker(t, b)
 		events := subscribed(t, w.store.SubscribeFinished)
-		w.start(t, cancelProcessor(NewSyntheticLedger(100), w.store))
+		w.start(t, cancelProcessor(report.NewSyntheticLedger(100), w.store))
 		id := uuid.NewString()
 		w.enqueue(t, id)
 		if err := w.handlerErr(t); err != nil {

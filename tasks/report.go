@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/reportd/reportd/internal/report"
 )
 
 // TypeReport is the asynq task type of a report job.
@@ -40,7 +42,7 @@ func WithCallback(url string) ReportOption {
 
 // NewReportTask returns the task of job id over r, accepted at createdAt, and the options that place it:
 // its id and queue. Enqueue it with those and the caller's policy (retention, timeout, retries).
-func NewReportTask(id string, r DateRange, createdAt time.Time, opts ...ReportOption) (*asynq.Task, []asynq.Option, error) {
+func NewReportTask(id string, r report.DateRange, createdAt time.Time, opts ...ReportOption) (*asynq.Task, []asynq.Option, error) {
 	p := ReportPayload{Range: r.String()}
 	for _, o := range opts {
 		o(&p)
@@ -54,14 +56,14 @@ func NewReportTask(id string, r DateRange, createdAt time.Time, opts ...ReportOp
 }
 
 // ParseReportPayload decodes a report task's payload and its range.
-func ParseReportPayload(b []byte) (ReportPayload, DateRange, error) {
+func ParseReportPayload(b []byte) (ReportPayload, report.DateRange, error) {
 	var p ReportPayload
 	if err := json.Unmarshal(b, &p); err != nil {
-		return ReportPayload{}, DateRange{}, fmt.Errorf("decode report payload: %w", err)
+		return ReportPayload{}, report.DateRange{}, fmt.Errorf("decode report payload: %w", err)
 	}
-	r, err := ParseRange(p.Range)
+	r, err := report.ParseRange(p.Range)
 	if err != nil {
-		return ReportPayload{}, DateRange{}, fmt.Errorf("report payload: %w", err)
+		return ReportPayload{}, report.DateRange{}, fmt.Errorf("report payload: %w", err)
 	}
 	return p, r, nil
 }
@@ -83,7 +85,7 @@ type ReportStore interface {
 // ReportProcessor runs report jobs: it summarizes the job's range from the ledger, writing progress as
 // it goes, and saves the report.
 type ReportProcessor struct {
-	Ledger  Ledger
+	Ledger  report.Ledger
 	Reports ReportStore
 	// ProgressEvery bounds how often progress is written (each write is a Redis round trip).
 	ProgressEvery time.Duration
@@ -188,7 +190,7 @@ func (p *ReportProcessor) ProcessTask(ctx context.Context, t *asynq.Task) (err e
 	}
 	log.Info("report started", "range", r.String(), "attempt", retried+1)
 
-	rep, err := Summarize(runCtx, p.Ledger, r, func(done, total int) {
+	rep, err := report.Summarize(runCtx, p.Ledger, r, func(done, total int) {
 		if err := pw.set(done, total, false); err != nil && runCtx.Err() == nil {
 			log.Warn("progress not written", "err", err)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/internal/report"
 )
 
 var _ ReportStore = (*fakeSaver)(nil)
@@ -174,16 +175,21 @@ func (w *worker) handlerErr(t *testing.T) error {
 	}
 }
 
-func newProcessor(l Ledger, s ReportStore) *ReportProcessor {
+func newProcessor(l report.Ledger, s ReportStore) *ReportProcessor {
 	return &ReportProcessor{Ledger: l, Reports: s, Now: time.Now, Log: slog.New(slog.DiscardHandler)}
 }
 
-var tenDays = DateRange{From: day(2026, 1, 1), To: day(2026, 1, 10)}
+// day is midnight, UTC, of y-m-d: the days a ledger is asked for.
+func day(y int, m time.Month, d int) time.Time {
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+var tenDays = report.DateRange{From: day(2026, 1, 1), To: day(2026, 1, 10)}
 
 func TestReportProcessorDone(t *testing.T) {
 	t.Parallel()
 	const id = "6ba7b810-9dad-41d1-80b4-00c04fd430c8"
-	ledger := NewSyntheticLedger(200)
+	ledger := report.NewSyntheticLedger(200)
 	saver := &fakeSaver{}
 	w := startWorker(t, newProcessor(ledger, saver).ProcessTask)
 	task, opts, err := NewReportTask(id, tenDays, time.Now())
@@ -203,11 +209,11 @@ func TestReportProcessorDone(t *testing.T) {
 	if calls != 1 {
 		t.Errorf("SaveReport called %d times, want 1", calls)
 	}
-	var got Report
+	var got report.Report
 	if err := json.Unmarshal(body, &got); err != nil {
 		t.Fatalf("saved report does not decode: %v\n%s", err, body)
 	}
-	want, err := Summarize(context.Background(), ledger, tenDays, nil)
+	want, err := report.Summarize(context.Background(), ledger, tenDays, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +221,7 @@ func TestReportProcessorDone(t *testing.T) {
 	if got.GeneratedAt.IsZero() {
 		t.Error("saved report has no generated_at")
 	}
-	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(Report{}, "GeneratedAt")); diff != "" {
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(report.Report{}, "GeneratedAt")); diff != "" {
 		t.Errorf("saved report (-want +got):\n%s", diff)
 	}
 	var days []string
@@ -243,13 +249,13 @@ func TestReportProcessorDone(t *testing.T) {
 // gatedLedger blocks on one day until released (or its context is done), so that a test can look at a
 // job in the middle of its run.
 type gatedLedger struct {
-	inner   Ledger
+	inner   report.Ledger
 	at      time.Time
 	reached chan struct{}
 	release chan struct{}
 }
 
-func (g *gatedLedger) Day(ctx context.Context, d time.Time, buf []Order) ([]Order, error) {
+func (g *gatedLedger) Day(ctx context.Context, d time.Time, buf []report.Order) ([]report.Order, error) {
 	if d.Equal(g.at) {
 		close(g.reached)
 		select {
@@ -262,7 +268,7 @@ func (g *gatedLedger) Day(ctx context.Context, d time.Time, buf []Order) ([]Orde
 }
 
 func newGatedLedger(at time.Time) *gatedLedger {
-	return &gatedLedger{inner: NewSyntheticLedger(100), at: at, reached: make(chan struct{}), release: make(chan struct{})}
+	return &gatedLedger{inner: report.NewSyntheticLedger(100), at: at, reached: make(chan struct{}), release: make(chan struct{})}
 }
 
 func awaitGate(t *testing.T, g *gatedLedger) {
@@ -339,7 +345,7 @@ func TestReportProcessorFailures(t *testing.T) {
 			t.Parallel()
 			id := "6ba7b812-9dad-41d1-80b4-00c04fd430c" + string(rune('0'+i))
 			saver := &fakeSaver{err: tt.saveErr, failures: tt.saveFails}
-			var ledger Ledger = NewSyntheticLedger(100)
+			var ledger report.Ledger = report.NewSyntheticLedger(100)
 			var gate *gatedLedger
 			if !tt.cancelAt.IsZero() {
 				gate = newGatedLedger(tt.cancelAt)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/reportd/reportd/impl"
+	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -65,7 +66,7 @@ func defaultConfig() config {
 		Concurrency: runtime.NumCPU(),
 		JobTimeout:  10 * time.Minute,
 		MaxRetry:    3,
-		RowsPerDay:  tasks.DefaultRowsPerDay,
+		RowsPerDay:  report.DefaultRowsPerDay,
 		// asynq's default of 1 s makes every job wait ~0.5 s for a worker; 20 ms makes it ~10 ms for
 		// about 1% of a core and ~140 Redis commands a second per idle worker (see README).
 		CheckInterval:   20 * time.Millisecond,

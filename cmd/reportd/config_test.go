@@ -20,7 +20,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/reportd/reportd/tasks"
+	"github.com/reportd/reportd/internal/report"
 )
 
 // env is a getenv over a map.
@@ -41,7 +41,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		Concurrency:     runtime.NumCPU(),
 		JobTimeout:      10 * time.Minute,
 		MaxRetry:        3,
-		RowsPerDay:      tasks.DefaultRowsPerDay,
+		RowsPerDay:      report.DefaultRowsPerDay,
 		CheckInterval:   20 * time.Millisecond,
 		JanitorInterval: 8 * time.Second,
 		ProgressEvery:   250 * time.Millisecond,

@@ -10,6 +10,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -47,7 +48,7 @@ func startWorkers(ctx context.Context, cfg config, rdb redis.UniversalClient, st
 	}
 
 	processor := &tasks.ReportProcessor{
-		Ledger:           tasks.NewSyntheticLedger(cfg.RowsPerDay),
+		Ledger:           report.NewSyntheticLedger(cfg.RowsPerDay),
 		Reports:          store,
 		ProgressEvery:    cfg.ProgressEvery,
 		CancelCheckEvery: time.Second,

@@ -19,7 +19,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/reportd/reportd/tasks"
+	"github.com/reportd/reportd/internal/report"
 )
 
 // newClient returns an HTTP client that shows a 303 instead of following it.
@@ -371,20 +371,20 @@ func awaitAllDone(t *testing.T, c *http.Client, base func() string, ids []string
 }
 
 // expected caches the reports computed in the test process, by range and rows per day.
-var expected sync.Map // string -> func() (tasks.Report, error)
+var expected sync.Map // string -> func() (report.Report, error)
 
 // expectedReport is the report of rng over the synthetic ledger of rows per day, as a worker computes
 // it, with no id and no generated_at.
-func expectedReport(t *testing.T, rng string, rows int) tasks.Report {
+func expectedReport(t *testing.T, rng string, rows int) report.Report {
 	t.Helper()
-	f, _ := expected.LoadOrStore(fmt.Sprint(rng, "@", rows), sync.OnceValues(func() (tasks.Report, error) {
-		r, err := tasks.ParseRange(rng)
+	f, _ := expected.LoadOrStore(fmt.Sprint(rng, "@", rows), sync.OnceValues(func() (report.Report, error) {
+		r, err := report.ParseRange(rng)
 		if err != nil {
-			return tasks.Report{}, err
+			return report.Report{}, err
 		}
-		return tasks.Summarize(context.Background(), tasks.NewSyntheticLedger(rows), r, nil)
+		return report.Summarize(context.Background(), report.NewSyntheticLedger(rows), r, nil)
 	}))
-	rep, err := f.(func() (tasks.Report, error))()
+	rep, err := f.(func() (report.Report, error))()
 	if err != nil {
 		t.Fatalf("summarize %s: %v", rng, err)
 	}
@@ -400,7 +400,7 @@ func checkResult(t *testing.T, c *http.Client, base, id, rng string, rows int) {
 		t.Errorf("job %s result: %s; want 200", id, e)
 		return
 	}
-	var got tasks.Report
+	var got report.Report
 	if err := json.Unmarshal(e.body, &got); err != nil {
 		t.Errorf("job %s result: %v\n%s", id, err, truncate(e.body, 300))
 		return
@@ -414,7 +414,7 @@ func checkResult(t *testing.T, c *http.Client, base, id, rng string, rows int) {
 	want := expectedReport(t, rng, rows)
 	want.ID, want.GeneratedAt = got.ID, got.GeneratedAt
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("job %s result differs from tasks.Summarize over %s at %d rows a day (-want +got):\n%s", id, rng, rows, diff)
+		t.Errorf("job %s result differs from report.Summarize over %s at %d rows a day (-want +got):\n%s", id, rng, rows, diff)
 	}
 }
 

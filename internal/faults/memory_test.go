@@ -13,6 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -31,7 +32,7 @@ func TestMemoryFlatWithQueuedJobs(t *testing.T) {
 	client := asynq.NewClientFromRedisClient(rdb)
 	c := newClient()
 
-	rng, _ := tasks.ParseRange("2026-01")
+	rng, _ := report.ParseRange("2026-01")
 	enqueue := func(from, to int) {
 		for i := from; i < to; i++ {
 			task, opts, err := tasks.NewReportTask(fmt.Sprintf("00000000-0000-4000-8000-%012d", i), rng, time.Now(), tasks.WithClient("anonymous"))

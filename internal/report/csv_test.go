@@ -1,4 +1,4 @@
-package tasks
+package report
 
 import (
 	"bytes"
