@@ -35,6 +35,7 @@ import (
 	"github.com/reportd/reportd/impl"
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/report"
+	"github.com/reportd/reportd/internal/webhook"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -399,7 +400,7 @@ func newHarness(tb testing.TB, b redistest.Backend, s setup) *harness {
 		deps.Tasks = s.WrapTasks(deps.Tasks)
 	}
 	if s.Webhooks {
-		deps.Webhooks = &impl.Webhooks{Policy: tasks.WebhookPolicy{AllowInsecure: true, AllowPrivate: true},
+		deps.Webhooks = &impl.Webhooks{Policy: webhook.Policy{AllowInsecure: true, AllowPrivate: true},
 			Resolver: net.DefaultResolver, Deliveries: store}
 	}
 	var reg *prometheus.Registry

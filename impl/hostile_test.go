@@ -20,6 +20,7 @@ import (
 
 	"github.com/reportd/reportd/impl"
 	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/internal/webhook"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -51,7 +52,7 @@ func newFuzzAPI(f *testing.F) *fuzzAPI {
 		APIKeys:  twoClients(),
 		Limits:   impl.Limits{SubmitsPerSecond: 1000, SubmitBurst: 1000, MaxOpenJobs: 50},
 		Waiters:  waiters,
-		Webhooks: &impl.Webhooks{Policy: tasks.WebhookPolicy{AllowInsecure: true, AllowPrivate: true}, Resolver: net.DefaultResolver, Deliveries: store},
+		Webhooks: &impl.Webhooks{Policy: webhook.Policy{AllowInsecure: true, AllowPrivate: true}, Resolver: net.DefaultResolver, Deliveries: store},
 	}
 	handler, err := impl.Handler(impl.New(deps), deps.Log, nil)
 	if err != nil {

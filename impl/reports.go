@@ -12,6 +12,7 @@ import (
 
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/internal/report"
+	"github.com/reportd/reportd/internal/webhook"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -41,7 +42,7 @@ func (s *Server) CreateReport(ctx context.Context, req gen.CreateReportRequestOb
 		if s.webhooks == nil {
 			return nil, errorf(KindWebhooksOff, "this service has no webhook secret configured, so it cannot send callbacks; submit without callback_url and poll")
 		}
-		if err := tasks.CheckCallbackURL(ctx, *u, s.webhooks.Policy, s.webhooks.Resolver); err != nil {
+		if err := webhook.CheckCallbackURL(ctx, *u, s.webhooks.Policy, s.webhooks.Resolver); err != nil {
 			return nil, &Error{Kind: KindCallbackRefused, Detail: "/callback_url: " + err.Error(), Err: err}
 		}
 		callback = *u
@@ -221,7 +222,7 @@ func (s *Server) CancelReport(ctx context.Context, req gen.CancelReportRequestOb
 				s.log.WarnContext(ctx, "canceled job not closed in its client's count", "job", id, "err", err)
 			}
 			if v.callback != "" {
-				if err := tasks.ScheduleWebhook(ctx, s.queue, v.callback, tasks.NewEvent(id, "canceled", s.now()), s.policy.Retention); err != nil {
+				if err := tasks.ScheduleWebhook(ctx, s.queue, v.callback, webhook.NewEvent(id, "canceled", s.now()), s.policy.Retention); err != nil {
 					s.log.ErrorContext(ctx, "webhook not scheduled", "job", id, "err", err)
 				}
 			}

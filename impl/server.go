@@ -13,6 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/reportd/reportd/gen"
+	"github.com/reportd/reportd/internal/webhook"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -124,7 +125,7 @@ type DeliveryReader interface {
 // Webhooks is the API's side of webhooks: which callback URLs to accept, and where deliveries are
 // recorded.
 type Webhooks struct {
-	Policy     tasks.WebhookPolicy
+	Policy     webhook.Policy
 	Resolver   *net.Resolver
 	Deliveries DeliveryReader
 }

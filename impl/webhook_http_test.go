@@ -28,13 +28,14 @@ import (
 	"github.com/reportd/reportd/impl"
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/report"
+	"github.com/reportd/reportd/internal/webhook"
 	"github.com/reportd/reportd/tasks"
 )
 
 // webhookSetup says how a harness with webhooks set up is built.
 type webhookSetup struct {
 	// Policy is which callback URLs the API accepts and the webhook worker may call.
-	Policy tasks.WebhookPolicy
+	Policy webhook.Policy
 	// Worker runs a report worker whose processor schedules the webhooks of the jobs it finishes.
 	Worker bool
 	// Ledger is the report worker's ledger; nil means a small synthetic one.
@@ -131,9 +132,9 @@ func newWebhookHarness(tb testing.TB, b redistest.Backend, ws webhookSetup) *web
 }
 
 // startDeliveries runs the webhook worker on rdb until the test ends.
-func startDeliveries(tb testing.TB, rdb *redis.Client, store *tasks.Store, policy tasks.WebhookPolicy, secret string, log *slog.Logger) {
+func startDeliveries(tb testing.TB, rdb *redis.Client, store *tasks.Store, policy webhook.Policy, secret string, log *slog.Logger) {
 	tb.Helper()
-	signer, err := tasks.ParseWebhookSecret(secret)
+	signer, err := webhook.ParseSecret(secret)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func startDeliveries(tb testing.TB, rdb *redis.Client, store *tasks.Store, polic
 	})
 	mux := asynq.NewServeMux()
 	mux.Handle(tasks.TypeWebhook, &tasks.WebhookProcessor{
-		Client: tasks.NewWebhookClient(policy, 5*time.Second),
+		Client: webhook.NewClient(policy, 5*time.Second),
 		Signer: signer,
 		Store:  store,
 		Now:    time.Now,
@@ -453,7 +454,7 @@ func TestWebhookFlow(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, b redistest.Backend) {
 		h := newWebhookHarness(t, b, webhookSetup{
-			Policy: tasks.WebhookPolicy{AllowPrivate: true, AllowInsecure: true}, Worker: true, Deliveries: true,
+			Policy: webhook.Policy{AllowPrivate: true, AllowInsecure: true}, Worker: true, Deliveries: true,
 		})
 		rc := newHookReceiver(t, h.Secret)
 		url := rc.URL + "/hooks/reportd"
@@ -492,7 +493,7 @@ func TestWebhookFlow(t *testing.T) {
 func TestWebhookFailedJob(t *testing.T) {
 	t.Parallel()
 	h := newWebhookHarness(t, redistest.Embedded(t), webhookSetup{
-		Policy: tasks.WebhookPolicy{AllowPrivate: true, AllowInsecure: true}, Worker: true, Deliveries: true,
+		Policy: webhook.Policy{AllowPrivate: true, AllowInsecure: true}, Worker: true, Deliveries: true,
 		Ledger: failingLedger{err: errors.New("ledger unreachable")},
 	})
 	rc := newHookReceiver(t, h.Secret)
@@ -514,7 +515,7 @@ func TestWebhookFailedJob(t *testing.T) {
 // TestWebhookCanceledJob: canceling a job with a callback, pending or running, announces report.canceled.
 func TestWebhookCanceledJob(t *testing.T) {
 	t.Parallel()
-	policy := tasks.WebhookPolicy{AllowPrivate: true, AllowInsecure: true}
+	policy := webhook.Policy{AllowPrivate: true, AllowInsecure: true}
 	t.Run("pending", func(t *testing.T) {
 		t.Parallel()
 		// No report worker: the job stays pending until canceled.

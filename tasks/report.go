@@ -12,6 +12,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/reportd/reportd/internal/report"
+	"github.com/reportd/reportd/internal/webhook"
 )
 
 // TypeReport is the asynq task type of a report job.
@@ -351,14 +352,14 @@ func (p *ReportProcessor) announce(ctx context.Context, id string, payload Repor
 	if callbackURL == "" || p.Webhooks == nil {
 		return
 	}
-	if werr := ScheduleWebhook(pctx, p.Webhooks, callbackURL, NewEvent(id, status, p.Now()), p.WebhookRetention); werr != nil {
+	if werr := ScheduleWebhook(pctx, p.Webhooks, callbackURL, webhook.NewEvent(id, status, p.Now()), p.WebhookRetention); werr != nil {
 		log.Error("webhook not scheduled", "err", werr)
 	}
 }
 
 // ScheduleWebhook enqueues the delivery of ev to url, kept for retention once delivered. A second
 // schedule for the same job within that time is a no-op: the delivery's task id is the job's.
-func ScheduleWebhook(ctx context.Context, q Enqueuer, url string, ev Event, retention time.Duration) error {
+func ScheduleWebhook(ctx context.Context, q Enqueuer, url string, ev webhook.Event, retention time.Duration) error {
 	task, opts, err := NewWebhookTask(url, ev, retention)
 	if err != nil {
 		return err

@@ -1,11 +1,9 @@
 package tasks
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"time"
 
@@ -59,5 +57,3 @@ func (s *Store) WebhookDelivery(ctx context.Context, id string) (Delivery, bool,
 	}
 	return d, true, nil
 }
-
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

@@ -21,8 +21,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
-	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/internal/webhook"
+	"github.com/reportd/reportd/internal/webhook/webhooktest"
 )
 
 // hookLog is a log that tests read while the worker writes it.
@@ -67,7 +68,7 @@ type hookRig struct {
 // hookRigConfig says how a hookRig runs; zero fields get defaults.
 type hookRigConfig struct {
 	backend  redistest.Backend // the embedded Redis when zero
-	policy   *WebhookPolicy    // private and insecure allowed when nil, as the receivers are on http://127.0.0.1
+	policy   *webhook.Policy   // private and insecure allowed when nil, as the receivers are on http://127.0.0.1
 	timeout  time.Duration     // the client's, 5 s when zero
 	schedule []time.Duration   // 1 s, 1 s when nil
 }
@@ -77,7 +78,7 @@ func startHookRig(t *testing.T, cfg hookRigConfig) *hookRig {
 	if cfg.backend.Addr == "" {
 		cfg.backend = redistest.Embedded(t)
 	}
-	policy := WebhookPolicy{AllowPrivate: true, AllowInsecure: true}
+	policy := webhook.Policy{AllowPrivate: true, AllowInsecure: true}
 	if cfg.policy != nil {
 		policy = *cfg.policy
 	}
@@ -93,7 +94,7 @@ func startHookRig(t *testing.T, cfg hookRigConfig) *hookRig {
 		store:     NewStore(rdb, time.Hour, time.Hour),
 		client:    asynq.NewClientFromRedisClient(rdb),
 		inspector: asynq.NewInspectorFromRedisClient(rdb),
-		secret:    newTestSecret(t, 32),
+		secret:    webhooktest.NewSecret(t, 32),
 		log:       &hookLog{},
 		attempts:  map[string][]hookAttempt{},
 		changed:   make(chan struct{}),
@@ -103,12 +104,12 @@ func startHookRig(t *testing.T, cfg hookRigConfig) *hookRig {
 			t.Logf("webhook worker log:\n%s", r.log)
 		}
 	})
-	signer, err := ParseWebhookSecret(r.secret)
+	signer, err := webhook.ParseSecret(r.secret)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := &WebhookProcessor{
-		Client: NewWebhookClient(policy, cfg.timeout),
+		Client: webhook.NewClient(policy, cfg.timeout),
 		Signer: signer,
 		Store:  r.store,
 		Now:    time.Now,
@@ -147,7 +148,7 @@ func startHookRig(t *testing.T, cfg hookRigConfig) *hookRig {
 func (r *hookRig) schedule(t *testing.T, url, status string) string {
 	t.Helper()
 	id := uuid.NewString()
-	if err := ScheduleWebhook(context.Background(), r.client, url, NewEvent(id, status, time.Now()), time.Hour); err != nil {
+	if err := ScheduleWebhook(context.Background(), r.client, url, webhook.NewEvent(id, status, time.Now()), time.Hour); err != nil {
 		t.Fatalf("ScheduleWebhook: %v", err)
 	}
 	return id
@@ -266,56 +267,6 @@ func answer(status int) func(int, http.ResponseWriter, *http.Request) {
 	return func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(status) }
 }
 
-// webhookEventSchema validates an event body against WebhookEvent in openapi.yaml.
-func checkEventSchema(t *testing.T, body []byte) {
-	t.Helper()
-	spec, err := gen.GetSpec()
-	if err != nil {
-		t.Fatalf("load spec: %v", err)
-	}
-	ref := spec.Components.Schemas["WebhookEvent"]
-	if ref == nil || ref.Value == nil {
-		t.Fatal("openapi.yaml has no WebhookEvent schema")
-	}
-	var v any
-	if err := json.Unmarshal(body, &v); err != nil {
-		t.Fatalf("event body %s: %v", body, err)
-	}
-	if err := ref.Value.VisitJSON(v); err != nil {
-		t.Errorf("event body %s does not match WebhookEvent: %v", body, err)
-	}
-}
-
-func TestNewEvent(t *testing.T) {
-	t.Parallel()
-	const id = "6ba7b810-9dad-41d1-80b4-00c04fd430c8"
-	at := time.Date(2026, 4, 1, 12, 30, 0, 5, time.FixedZone("CEST", 2*3600))
-	tests := []struct {
-		status string
-		want   string // the event as JSON
-	}{
-		{"done", `{"type":"report.done","timestamp":"2026-04-01T10:30:00.000000005Z","data":{"id":"` + id + `","status":"done",` +
-			`"links":{"status":"/v1/reports/` + id + `","result":"/v1/reports/` + id + `/result"}}}`},
-		{"failed", `{"type":"report.failed","timestamp":"2026-04-01T10:30:00.000000005Z","data":{"id":"` + id + `","status":"failed",` +
-			`"links":{"status":"/v1/reports/` + id + `"}}}`},
-		{"canceled", `{"type":"report.canceled","timestamp":"2026-04-01T10:30:00.000000005Z","data":{"id":"` + id + `","status":"canceled",` +
-			`"links":{"status":"/v1/reports/` + id + `"}}}`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.status, func(t *testing.T) {
-			t.Parallel()
-			got, err := json.Marshal(NewEvent(id, tt.status, at))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(tt.want, string(got)); diff != "" {
-				t.Errorf("NewEvent(%s) as JSON (-want +got):\n%s", tt.status, diff)
-			}
-			checkEventSchema(t, got)
-		})
-	}
-}
-
 // TestScheduleWebhookOnce: however often a job's end is announced, it has one delivery task, placed on
 // the webhook queue with a bounded number of retries, carrying the first announcement.
 func TestScheduleWebhookOnce(t *testing.T) {
@@ -326,14 +277,14 @@ func TestScheduleWebhookOnce(t *testing.T) {
 	ctx := context.Background()
 	id := uuid.NewString()
 	at := time.Date(2026, 4, 1, 10, 0, 0, 0, time.UTC)
-	if err := ScheduleWebhook(ctx, client, "https://8.8.8.8/hook", NewEvent(id, "done", at), time.Hour); err != nil {
+	if err := ScheduleWebhook(ctx, client, "https://8.8.8.8/hook", webhook.NewEvent(id, "done", at), time.Hour); err != nil {
 		t.Fatalf("first ScheduleWebhook: %v", err)
 	}
-	if err := ScheduleWebhook(ctx, client, "https://8.8.8.8/hook", NewEvent(id, "canceled", at.Add(time.Minute)), time.Hour); err != nil {
+	if err := ScheduleWebhook(ctx, client, "https://8.8.8.8/hook", webhook.NewEvent(id, "canceled", at.Add(time.Minute)), time.Hour); err != nil {
 		t.Fatalf("second ScheduleWebhook: %v", err)
 	}
 	other := uuid.NewString()
-	if err := ScheduleWebhook(ctx, client, "https://8.8.8.8/hook", NewEvent(other, "failed", at), time.Hour); err != nil {
+	if err := ScheduleWebhook(ctx, client, "https://8.8.8.8/hook", webhook.NewEvent(other, "failed", at), time.Hour); err != nil {
 		t.Fatalf("ScheduleWebhook of another job: %v", err)
 	}
 
@@ -359,7 +310,7 @@ func TestScheduleWebhookOnce(t *testing.T) {
 	if err := json.Unmarshal(info.Payload, &p); err != nil {
 		t.Fatalf("payload %s: %v", info.Payload, err)
 	}
-	want, _ := json.Marshal(NewEvent(id, "done", at))
+	want, _ := json.Marshal(webhook.NewEvent(id, "done", at))
 	if p.MessageID != "msg_"+id || p.JobID != id || p.URL != "https://8.8.8.8/hook" || string(p.Body) != string(want) {
 		t.Errorf("payload = %+v (body %s), want message msg_%s to the URL with the first event %s", p, p.Body, id, want)
 	}
@@ -374,7 +325,7 @@ func TestScheduleWebhookAfterDelivery(t *testing.T) {
 	rig := startHookRig(t, hookRigConfig{})
 	rc := newReceiver(t, rig.secret, answer(http.StatusOK))
 	id := uuid.NewString()
-	ev := NewEvent(id, "done", time.Now())
+	ev := webhook.NewEvent(id, "done", time.Now())
 	if err := ScheduleWebhook(context.Background(), rig.client, rc.URL, ev, time.Hour); err != nil {
 		t.Fatal(err)
 	}
@@ -410,11 +361,11 @@ var _ Enqueuer = failingEnqueuer{}
 func TestScheduleWebhookError(t *testing.T) {
 	t.Parallel()
 	down := errors.New("redis down")
-	err := ScheduleWebhook(context.Background(), failingEnqueuer{down}, "https://8.8.8.8/", NewEvent(uuid.NewString(), "done", time.Now()), time.Hour)
+	err := ScheduleWebhook(context.Background(), failingEnqueuer{down}, "https://8.8.8.8/", webhook.NewEvent(uuid.NewString(), "done", time.Now()), time.Hour)
 	if !errors.Is(err, down) {
 		t.Errorf("ScheduleWebhook on a failing queue = %v, want it to wrap %v", err, down)
 	}
-	if err := ScheduleWebhook(context.Background(), failingEnqueuer{asynq.ErrTaskIDConflict}, "https://8.8.8.8/", NewEvent(uuid.NewString(), "done", time.Now()), time.Hour); err != nil {
+	if err := ScheduleWebhook(context.Background(), failingEnqueuer{asynq.ErrTaskIDConflict}, "https://8.8.8.8/", webhook.NewEvent(uuid.NewString(), "done", time.Now()), time.Hour); err != nil {
 		t.Errorf("ScheduleWebhook of a delivery already scheduled = %v, want nil", err)
 	}
 }
@@ -451,9 +402,9 @@ func TestWebhookRetryDelayFollowsSchedule(t *testing.T) {
 // promises (about 28 hours), as asynq would ask for them with MaxRetry 7.
 func TestWebhookRetryDelaySumsToSchedule(t *testing.T) {
 	t.Parallel()
-	delay := WebhookRetryDelay(DefaultWebhookSchedule)
+	delay := WebhookRetryDelay(webhook.DefaultSchedule)
 	var want, got time.Duration
-	for _, d := range DefaultWebhookSchedule {
+	for _, d := range webhook.DefaultSchedule {
 		want += d
 	}
 	for n := range maxWebhookRetries {
@@ -469,7 +420,7 @@ func TestWebhookRetryDelayHonoursRetryAfter(t *testing.T) {
 	delay := WebhookRetryDelay([]time.Duration{time.Hour})
 	for _, after := range []time.Duration{0, time.Second, 90 * time.Second} {
 		for n := range 3 {
-			err := fmt.Errorf("attempt: %w", &retryAfterError{status: http.StatusTooManyRequests, after: after})
+			err := fmt.Errorf("attempt: %w", &webhook.RetryAfterError{Status: http.StatusTooManyRequests, After: after})
 			// Up to a second more is fair: asynq keeps retry times in whole seconds, truncated.
 			if got := delay(n, err, nil); got < after || got > after+time.Second {
 				t.Errorf("delay(%d, retry after %s) = %s, want %s (or up to 1s more)", n, after, got, after)
@@ -478,31 +429,6 @@ func TestWebhookRetryDelayHonoursRetryAfter(t *testing.T) {
 	}
 	if got := delay(0, errors.New("receiver answered 500"), nil); got < 48*time.Minute || got > 72*time.Minute {
 		t.Errorf("delay without Retry-After = %s, want the schedule's 1h ±20%%", got)
-	}
-}
-
-func TestParseRetryAfter(t *testing.T) {
-	t.Parallel()
-	now := time.Date(2026, 4, 1, 10, 0, 0, 0, time.UTC)
-	tests := []struct {
-		in   string
-		want time.Duration
-		ok   bool
-	}{
-		{"", 0, false},
-		{"1", time.Second, true},
-		{"120", 2 * time.Minute, true},
-		{"0", 0, true},
-		{"-1", 0, false},
-		{"soon", 0, false},
-		{now.Add(30 * time.Second).Format(http.TimeFormat), 30 * time.Second, true},
-		{now.Add(-time.Minute).Format(http.TimeFormat), 0, true},
-	}
-	for _, tt := range tests {
-		got, ok := parseRetryAfter(tt.in, now)
-		if got != tt.want || ok != tt.ok {
-			t.Errorf("parseRetryAfter(%q) = %s, %v; want %s, %v", tt.in, got, ok, tt.want, tt.ok)
-		}
 	}
 }
 
@@ -526,15 +452,15 @@ func checkHit(t *testing.T, h hookHit, id, status string, before, after time.Tim
 	if sig := h.header.Get("webhook-signature"); !strings.HasPrefix(sig, "v1,") {
 		t.Errorf("webhook-signature = %q, want v1,<base64>", sig)
 	}
-	checkEventSchema(t, h.body)
-	var ev Event
+	webhooktest.CheckEventSchema(t, h.body)
+	var ev webhook.Event
 	if err := json.Unmarshal(h.body, &ev); err != nil {
 		t.Fatalf("event %s: %v", h.body, err)
 	}
-	want := Event{
+	want := webhook.Event{
 		Type:      "report." + status,
 		Timestamp: ev.Timestamp,
-		Data:      EventData{ID: id, Status: status, Links: EventLinks{Status: "/v1/reports/" + id}},
+		Data:      webhook.EventData{ID: id, Status: status, Links: webhook.EventLinks{Status: "/v1/reports/" + id}},
 	}
 	if status == "done" {
 		want.Data.Links.Result = "/v1/reports/" + id + "/result"
@@ -859,7 +785,7 @@ func TestWebhookDeliveryLargeResponse(t *testing.T) {
 // the receiver is never reached, and the delivery says why without detail.
 func TestWebhookDeliveryForbiddenAddress(t *testing.T) {
 	t.Parallel()
-	rig := startHookRig(t, hookRigConfig{policy: &WebhookPolicy{AllowInsecure: true}, schedule: []time.Duration{time.Minute}})
+	rig := startHookRig(t, hookRigConfig{policy: &webhook.Policy{AllowInsecure: true}, schedule: []time.Duration{time.Minute}})
 	rc := newReceiver(t, rig.secret, answer(http.StatusOK))
 	id := rig.schedule(t, rc.URL, "done")
 	attempts := rig.waitAttempts(t, id, 1, 10*time.Second)

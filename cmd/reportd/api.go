@@ -21,6 +21,7 @@ import (
 
 	"github.com/reportd/reportd"
 	"github.com/reportd/reportd/impl"
+	"github.com/reportd/reportd/internal/webhook"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -80,7 +81,7 @@ func startAPI(ctx context.Context, cfg config, rdb redis.UniversalClient, store 
 	}
 	if cfg.WebhookSecret != "" {
 		deps.Webhooks = &impl.Webhooks{
-			Policy:     tasks.WebhookPolicy{AllowInsecure: cfg.WebhookAllowInsecure, AllowPrivate: cfg.WebhookAllowPrivate},
+			Policy:     webhook.Policy{AllowInsecure: cfg.WebhookAllowInsecure, AllowPrivate: cfg.WebhookAllowPrivate},
 			Resolver:   net.DefaultResolver,
 			Deliveries: store,
 		}

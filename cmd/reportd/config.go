@@ -15,7 +15,7 @@ import (
 
 	"github.com/reportd/reportd/impl"
 	"github.com/reportd/reportd/internal/report"
-	"github.com/reportd/reportd/tasks"
+	"github.com/reportd/reportd/internal/webhook"
 )
 
 // config is everything reportd reads from its environment, read once at start.
@@ -75,7 +75,7 @@ func defaultConfig() config {
 		ShutdownTimeout: 20 * time.Second,
 		// asynq's default of 5 s would round every short retry delay up to 5 s.
 		DelayedCheck:       time.Second,
-		WebhookSchedule:    tasks.DefaultWebhookSchedule,
+		WebhookSchedule:    webhook.DefaultSchedule,
 		WebhookTimeout:     15 * time.Second,
 		WebhookConcurrency: 16,
 		SubmitsPerSecond:   20,
@@ -194,7 +194,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	num("REPORTD_MAX_OPEN_JOBS", &c.MaxOpenJobs, 0)
 	str("REPORTD_WEBHOOK_SECRET", &c.WebhookSecret)
 	if c.WebhookSecret != "" {
-		if _, err := tasks.ParseWebhookSecret(c.WebhookSecret); err != nil {
+		if _, err := webhook.ParseSecret(c.WebhookSecret); err != nil {
 			errs = append(errs, fmt.Errorf("REPORTD_WEBHOOK_SECRET: %w", err))
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/reportd/reportd/internal/report"
+	"github.com/reportd/reportd/internal/webhook"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -76,17 +77,17 @@ func startWorkers(ctx context.Context, cfg config, rdb redis.UniversalClient, st
 		log.Info("webhooks are off: REPORTD_WEBHOOK_SECRET is not set")
 		return stop, nil
 	}
-	signer, err := tasks.ParseWebhookSecret(cfg.WebhookSecret)
+	signer, err := webhook.ParseSecret(cfg.WebhookSecret)
 	if err != nil {
 		return stop, fmt.Errorf("REPORTD_WEBHOOK_SECRET: %w", err)
 	}
-	policy := tasks.WebhookPolicy{AllowInsecure: cfg.WebhookAllowInsecure, AllowPrivate: cfg.WebhookAllowPrivate}
+	policy := webhook.Policy{AllowInsecure: cfg.WebhookAllowInsecure, AllowPrivate: cfg.WebhookAllowPrivate}
 	hooks := base
 	hooks.Concurrency = cfg.WebhookConcurrency
 	hooks.Queues = map[string]int{tasks.WebhookQueue: 1}
 	hooks.RetryDelayFunc = tasks.WebhookRetryDelay(cfg.WebhookSchedule)
 	srv, err = serve(rdb, hooks, tasks.TypeWebhook, &tasks.WebhookProcessor{
-		Client: tasks.NewWebhookClient(policy, cfg.WebhookTimeout),
+		Client: webhook.NewClient(policy, cfg.WebhookTimeout),
 		Signer: signer,
 		Store:  store,
 		Now:    time.Now,

@@ -1,4 +1,4 @@
-package tasks
+package webhook
 
 import (
 	"context"
@@ -67,14 +67,14 @@ func TestAddressAllowed(t *testing.T) {
 
 func TestCheckCallbackURL(t *testing.T) {
 	t.Parallel()
-	strict := WebhookPolicy{}
-	insecure := WebhookPolicy{AllowInsecure: true}
-	private := WebhookPolicy{AllowPrivate: true}
-	both := WebhookPolicy{AllowInsecure: true, AllowPrivate: true}
+	strict := Policy{}
+	insecure := Policy{AllowInsecure: true}
+	private := Policy{AllowPrivate: true}
+	both := Policy{AllowInsecure: true, AllowPrivate: true}
 	tests := []struct {
 		name      string
 		url       string
-		policy    WebhookPolicy
+		policy    Policy
 		ok        bool
 		forbidden bool // the refusal wraps ErrForbiddenAddress
 	}{
@@ -148,7 +148,7 @@ func countingServer(t *testing.T) (*httptest.Server, *atomic.Int64) {
 }
 
 // guardedClient is a plain client whose connections go through GuardedDialer(p).
-func guardedClient(p WebhookPolicy) *http.Client {
+func guardedClient(p Policy) *http.Client {
 	return &http.Client{
 		Timeout:   5 * time.Second,
 		Transport: &http.Transport{Proxy: nil, DialContext: GuardedDialer(p, 2*time.Second).DialContext},
@@ -170,19 +170,19 @@ func TestGuardedDialer(t *testing.T) {
 
 	clients := []struct {
 		name   string
-		client func(WebhookPolicy) *http.Client
+		client func(Policy) *http.Client
 	}{
 		{"GuardedDialer", guardedClient},
-		{"NewWebhookClient", func(p WebhookPolicy) *http.Client {
+		{"NewClient", func(p Policy) *http.Client {
 			p.AllowInsecure = true // the test server is http; the dialer is what is under test
-			return NewWebhookClient(p, 5*time.Second)
+			return NewClient(p, 5*time.Second)
 		}},
 	}
 	for _, c := range clients {
 		t.Run(c.name, func(t *testing.T) {
 			for _, target := range []string{byIP, byName} {
 				before := hits.Load()
-				res, err := c.client(WebhookPolicy{}).Post(target, "application/json", strings.NewReader(`{}`))
+				res, err := c.client(Policy{}).Post(target, "application/json", strings.NewReader(`{}`))
 				if err == nil {
 					_ = res.Body.Close()
 					t.Errorf("POST %s through the guard answered %d, want a refused dial", target, res.StatusCode)
@@ -194,7 +194,7 @@ func TestGuardedDialer(t *testing.T) {
 				}
 
 				before = hits.Load()
-				res, err = c.client(WebhookPolicy{AllowPrivate: true}).Post(target, "application/json", strings.NewReader(`{}`))
+				res, err = c.client(Policy{AllowPrivate: true}).Post(target, "application/json", strings.NewReader(`{}`))
 				if err != nil {
 					t.Fatalf("POST %s with AllowPrivate: %v", target, err)
 				}
@@ -214,7 +214,7 @@ func TestGuardedDialerDirect(t *testing.T) {
 	addr := strings.TrimPrefix(srv.URL, "http://")
 	_, port, _ := net.SplitHostPort(addr)
 	for _, a := range []string{addr, "localhost:" + port, "[::ffff:127.0.0.1]:" + port} {
-		conn, err := GuardedDialer(WebhookPolicy{}, time.Second).DialContext(context.Background(), "tcp", a)
+		conn, err := GuardedDialer(Policy{}, time.Second).DialContext(context.Background(), "tcp", a)
 		if err == nil {
 			_ = conn.Close()
 			t.Errorf("dial %s through the guard succeeded", a)
@@ -224,7 +224,7 @@ func TestGuardedDialerDirect(t *testing.T) {
 			t.Errorf("dial %s through the guard: %v, want ErrForbiddenAddress", a, err)
 		}
 	}
-	conn, err := GuardedDialer(WebhookPolicy{AllowPrivate: true}, time.Second).DialContext(context.Background(), "tcp", addr)
+	conn, err := GuardedDialer(Policy{AllowPrivate: true}, time.Second).DialContext(context.Background(), "tcp", addr)
 	if err != nil {
 		t.Fatalf("dial %s with AllowPrivate: %v", addr, err)
 	}

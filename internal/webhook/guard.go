@@ -1,4 +1,4 @@
-package tasks
+package webhook
 
 import (
 	"context"
@@ -46,8 +46,8 @@ func AddressAllowed(ip netip.Addr) bool {
 	return true
 }
 
-// WebhookPolicy is what callback URLs may be.
-type WebhookPolicy struct {
+// Policy is what callback URLs may be.
+type Policy struct {
 	// AllowInsecure lets http:// URLs through, for local development.
 	AllowInsecure bool
 	// AllowPrivate lets loopback and private addresses through, for local development and tests.
@@ -58,7 +58,7 @@ type WebhookPolicy struct {
 // absolute https URL (http only if allowed) whose host, by its literal address or by what its name
 // resolves to now, is allowed. The address actually dialed is checked again at each delivery
 // (GuardedDialer), since DNS can change in between.
-func CheckCallbackURL(ctx context.Context, raw string, p WebhookPolicy, resolver *net.Resolver) error {
+func CheckCallbackURL(ctx context.Context, raw string, p Policy, resolver *net.Resolver) error {
 	u, err := url.Parse(raw)
 	if err != nil || !u.IsAbs() || u.Host == "" || u.Opaque != "" {
 		return errors.New("callback_url must be an absolute URL")
@@ -101,7 +101,7 @@ func CheckCallbackURL(ctx context.Context, raw string, p WebhookPolicy, resolver
 // GuardedDialer returns a dialer that refuses, at connect time, every address a webhook must not reach:
 // it checks the address actually dialed, after DNS, so neither a name resolving to 127.0.0.1 nor a
 // DNS rebinding between the submit-time check and the delivery gets through.
-func GuardedDialer(p WebhookPolicy, timeout time.Duration) *net.Dialer {
+func GuardedDialer(p Policy, timeout time.Duration) *net.Dialer {
 	d := &net.Dialer{Timeout: timeout}
 	if p.AllowPrivate {
 		return d

@@ -1,4 +1,4 @@
-package tasks
+package webhook
 
 import (
 	"crypto/hmac"
@@ -15,8 +15,8 @@ import (
 // signature is the base64 HMAC-SHA256, under the secret's key, of "{msg id}.{unix seconds}.{body}".
 type Signer struct{ key []byte }
 
-// ParseWebhookSecret reads a secret in the Standard Webhooks form "whsec_<base64 of the key>".
-func ParseWebhookSecret(secret string) (*Signer, error) {
+// ParseSecret reads a secret in the Standard Webhooks form "whsec_<base64 of the key>".
+func ParseSecret(secret string) (*Signer, error) {
 	b64, ok := strings.CutPrefix(secret, "whsec_")
 	if !ok {
 		return nil, errors.New(`a webhook secret has the form "whsec_<base64>"`)

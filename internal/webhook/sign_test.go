@@ -1,7 +1,6 @@
-package tasks
+package webhook
 
 import (
-	"crypto/rand"
 	"encoding/base64"
 	"net/http"
 	"strconv"
@@ -10,31 +9,23 @@ import (
 	"time"
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/reportd/reportd/internal/webhook/webhooktest"
 )
 
 // TestSignerStandardVector signs the test vector published with the Standard Webhooks specification
 // (and used by every reference library's tests).
 func TestSignerStandardVector(t *testing.T) {
 	t.Parallel()
-	s, err := ParseWebhookSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	s, err := ParseSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
 	if err != nil {
-		t.Fatalf("ParseWebhookSecret: %v", err)
+		t.Fatalf("ParseSecret: %v", err)
 	}
 	got := s.Sign("msg_p5jXN8AQM9LWM0D4loKWxJek", time.Unix(1614265330, 0), []byte(`{"test": 2432232314}`))
 	const want = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 	if got != want {
 		t.Errorf("Sign = %q, want %q", got, want)
 	}
-}
-
-// newTestSecret returns a fresh secret of n random bytes in the whsec_ form.
-func newTestSecret(t testing.TB, n int) string {
-	t.Helper()
-	key := make([]byte, n)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	return "whsec_" + base64.StdEncoding.EncodeToString(key)
 }
 
 // signedHeaders are the headers a delivery attempt carries, signed by s.
@@ -50,10 +41,10 @@ func signedHeaders(s *Signer, id string, ts time.Time, body []byte) http.Header 
 // under the same secret, and refuses once anything signed is changed.
 func TestSignerVerifiesWithStandardLibrary(t *testing.T) {
 	t.Parallel()
-	secret := newTestSecret(t, 32)
-	s, err := ParseWebhookSecret(secret)
+	secret := webhooktest.NewSecret(t, 32)
+	s, err := ParseSecret(secret)
 	if err != nil {
-		t.Fatalf("ParseWebhookSecret: %v", err)
+		t.Fatalf("ParseSecret: %v", err)
 	}
 	wh, err := standardwebhooks.NewWebhook(secret)
 	if err != nil {
@@ -66,7 +57,7 @@ func TestSignerVerifiesWithStandardLibrary(t *testing.T) {
 		t.Fatalf("the standard library refuses our signature %q: %v", h.Get("webhook-signature"), err)
 	}
 
-	other, err := standardwebhooks.NewWebhook(newTestSecret(t, 32))
+	other, err := standardwebhooks.NewWebhook(webhooktest.NewSecret(t, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +86,7 @@ func TestSignerVerifiesWithStandardLibrary(t *testing.T) {
 	}
 }
 
-func TestParseWebhookSecret(t *testing.T) {
+func TestParseSecret(t *testing.T) {
 	t.Parallel()
 	b64 := func(n int) string { return base64.StdEncoding.EncodeToString(make([]byte, n)) }
 	tests := []struct {
@@ -117,16 +108,16 @@ func TestParseWebhookSecret(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s, err := ParseWebhookSecret(tt.secret)
+			s, err := ParseSecret(tt.secret)
 			switch {
 			case tt.wantErr == "" && err != nil:
-				t.Fatalf("ParseWebhookSecret(%q) = %v, want a signer", tt.secret, err)
+				t.Fatalf("ParseSecret(%q) = %v, want a signer", tt.secret, err)
 			case tt.wantErr == "" && s == nil:
-				t.Fatalf("ParseWebhookSecret(%q) returned no signer", tt.secret)
+				t.Fatalf("ParseSecret(%q) returned no signer", tt.secret)
 			case tt.wantErr != "" && err == nil:
-				t.Fatalf("ParseWebhookSecret(%q) succeeded, want an error about %q", tt.secret, tt.wantErr)
+				t.Fatalf("ParseSecret(%q) succeeded, want an error about %q", tt.secret, tt.wantErr)
 			case tt.wantErr != "" && !strings.Contains(err.Error(), tt.wantErr):
-				t.Errorf("ParseWebhookSecret(%q) = %v, want an error about %q", tt.secret, err, tt.wantErr)
+				t.Errorf("ParseSecret(%q) = %v, want an error about %q", tt.secret, err, tt.wantErr)
 			}
 		})
 	}
