@@ -22,8 +22,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/reportd/reportd/gen"
-	"github.com/reportd/reportd/impl"
+	"github.com/reportd/reportd/internal/httpapi"
+	"github.com/reportd/reportd/internal/jobs"
 	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -34,8 +36,8 @@ const (
 	wrongKey  = "intruder-5555555555-SECRET-key"
 )
 
-func twoClients() []impl.APIKey {
-	return []impl.APIKey{impl.NewAPIKey("acme", acmeKey), impl.NewAPIKey("globex", globexKey)}
+func twoClients() []httpapi.APIKey {
+	return []httpapi.APIKey{httpapi.NewAPIKey("acme", acmeKey), httpapi.NewAPIKey("globex", globexKey)}
 }
 
 // as sends a request with Authorization: Bearer key (none when key is ""), a JSON body when body is not
@@ -128,7 +130,7 @@ func checkJobNotFound(t *testing.T, what string, r *response) {
 // a 401 problem with the bearer challenge, and changes nothing.
 func TestAuthRefused(t *testing.T) {
 	t.Parallel()
-	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		h := newHarness(t, b, setup{APIKeys: twoClients(), Webhooks: true})
 		id := h.createAs(t, acmeKey, "2026-Q1")
 		basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("acme:"+acmeKey))
@@ -159,7 +161,7 @@ func TestAuthRefused(t *testing.T) {
 			{http.MethodPost, "/v1/reports", `{"range":"2026-Q2"} {"range":"2026-Q3"}`},
 			{http.MethodPost, "/v1/reports", `{"range":"2026-Q2","range":"2026-Q3"}`},
 			{http.MethodPost, "/v1/reports", `{"range":`},
-			{http.MethodPost, "/v1/reports", `{"range":"` + strings.Repeat("x", impl.MaxBodyBytes) + `"}`},
+			{http.MethodPost, "/v1/reports", `{"range":"` + strings.Repeat("x", httpapi.MaxBodyBytes) + `"}`},
 			{http.MethodPost, "/v1/reports", `{"range":"2026-Q2","extra":1}`},
 		}
 		for _, a := range auths {
@@ -177,8 +179,8 @@ func TestAuthRefused(t *testing.T) {
 		if got := h.listAs(t, acmeKey, ""); !slices.Equal(got, []string{id}) {
 			t.Errorf("acme's jobs after the refused requests: %v, want only %s", got, id)
 		}
-		for _, client := range []string{impl.Anonymous, "acme", "globex", ""} {
-			if jobs, err := h.Store.ListJobs(context.Background(), client, tasks.IndexedJob{}, 10); err != nil || client != "acme" && len(jobs) > 0 {
+		for _, client := range []string{jobs.Anonymous, "acme", "globex", ""} {
+			if jobs, err := h.Store.ListJobs(context.Background(), client, store.IndexedJob{}, 10); err != nil || client != "acme" && len(jobs) > 0 {
 				t.Errorf("index of %q after the refused requests: %v, %v", client, jobs, err)
 			}
 		}
@@ -224,7 +226,7 @@ func TestAuthAccepted(t *testing.T) {
 // to it another's job is just unknown: 404, never 403 or 410.
 func TestOwnership(t *testing.T) {
 	t.Parallel()
-	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		h := newHarness(t, b, setup{APIKeys: twoClients(), Worker: true, Webhooks: true})
 		ctx := context.Background()
 
@@ -301,7 +303,7 @@ func TestOwnership(t *testing.T) {
 		for _, p := range paths {
 			checkJobNotFound(t, "globex "+p.method+" "+p.path+" after acme's DELETE", h.as(t, globexKey, p.method, p.path, ""))
 		}
-		if jobs, err := h.Store.ListJobs(ctx, "acme", tasks.IndexedJob{}, 100); err != nil || slices.ContainsFunc(jobs, func(j tasks.IndexedJob) bool { return j.ID == id }) {
+		if jobs, err := h.Store.ListJobs(ctx, "acme", store.IndexedJob{}, 100); err != nil || slices.ContainsFunc(jobs, func(j store.IndexedJob) bool { return j.ID == id }) {
 			t.Errorf("acme's index after the DELETE: %v, %v; want %s gone", jobs, err, id)
 		}
 	})
@@ -311,14 +313,14 @@ func TestOwnership(t *testing.T) {
 // neither cancels it nor marks it, and a job canceled before it ran is its owner's alone.
 func TestOwnershipOfPendingJobs(t *testing.T) {
 	t.Parallel()
-	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		h := newHarness(t, b, setup{APIKeys: twoClients()})
 		id := h.createAs(t, acmeKey, "2026-Q1")
 		checkJobNotFound(t, "globex DELETE of acme's pending job", h.as(t, globexKey, http.MethodDelete, "/v1/reports/"+id, ""))
 		if asked, err := h.Store.CancelRequested(context.Background(), id); err != nil || asked {
 			t.Errorf("globex's DELETE left a cancel request on acme's job: %v, %v", asked, err)
 		}
-		if info, err := h.Inspector.GetTaskInfo(tasks.Queue, id); err != nil || info.State != asynq.TaskStatePending {
+		if info, err := h.Inspector.GetTaskInfo(store.ReportQueue, id); err != nil || info.State != asynq.TaskStatePending {
 			t.Errorf("acme's job after globex's DELETE: %v, %v; want it pending", info, err)
 		}
 
@@ -341,9 +343,9 @@ func TestOwnershipOfPendingJobs(t *testing.T) {
 func TestEveryClientNameOwnsItsJobs(t *testing.T) {
 	t.Parallel()
 	names := []string{"a", "Z", "0", "1", "42", "anonymous", "a.b-c_d", strings.Repeat("x", 64)}
-	var keys []impl.APIKey
+	var keys []httpapi.APIKey
 	for _, n := range names {
-		keys = append(keys, impl.NewAPIKey(n, "key-of-"+n+"-0123456789abcdef"))
+		keys = append(keys, httpapi.NewAPIKey(n, "key-of-"+n+"-0123456789abcdef"))
 	}
 	h := newHarness(t, redistest.Embedded(t), setup{APIKeys: keys})
 	for _, n := range names {
@@ -373,12 +375,12 @@ func TestOpenAPIIsOneClient(t *testing.T) {
 			t.Errorf("list with key %q: %v, want [%s %s]", key, got, other, id)
 		}
 	}
-	info, err := h.Inspector.GetTaskInfo(tasks.Queue, id)
+	info, err := h.Inspector.GetTaskInfo(store.ReportQueue, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p, _, err := tasks.ParseReportPayload(info.Payload); err != nil || (p.Client != "" && p.Client != impl.Anonymous) {
-		t.Errorf("payload of an open deployment's job: %+v, %v; want client empty or %q", p, err, impl.Anonymous)
+	if p, _, err := tasks.ParseReportPayload(info.Payload); err != nil || (p.Client != "" && p.Client != jobs.Anonymous) {
+		t.Errorf("payload of an open deployment's job: %+v, %v; want client empty or %q", p, err, jobs.Anonymous)
 	}
 }
 
@@ -387,9 +389,9 @@ func TestOpenAPIIsOneClient(t *testing.T) {
 // every Redis key and value, and the task payloads and headers.
 func TestKeysNeverLeak(t *testing.T) {
 	t.Parallel()
-	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		h := newHarness(t, b, setup{APIKeys: twoClients(), Worker: true, Webhooks: true, Metrics: true,
-			Limits: impl.Limits{SubmitsPerSecond: 100, SubmitBurst: 100, MaxOpenJobs: 100}})
+			Limits: jobs.Limits{SubmitsPerSecond: 100, SubmitBurst: 100, MaxOpenJobs: 100}})
 		var secrets []string
 		for _, k := range []string{acmeKey, globexKey, wrongKey} {
 			sum := sha256.Sum256([]byte(k))
@@ -449,7 +451,7 @@ func TestKeysNeverLeak(t *testing.T) {
 		check("the metrics", metrics.Body.Bytes())
 		check("Redis", dumpRedis(t, h.Redis))
 
-		info, err := h.Inspector.GetTaskInfo(tasks.Queue, ids["globex"])
+		info, err := h.Inspector.GetTaskInfo(store.ReportQueue, ids["globex"])
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,8 +17,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/reportd/reportd/impl"
+	"github.com/reportd/reportd/internal/httpapi"
+	"github.com/reportd/reportd/internal/jobs"
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/report"
+	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -46,12 +49,12 @@ func newBenchAPI(b *testing.B, worker bool) *benchAPI {
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, PoolSize: 2 * benchConns})
 	b.Cleanup(func() { _ = rdb.Close() })
 	log := slog.New(slog.DiscardHandler)
-	policy := impl.Policy{Retention: time.Hour, Tombstone: time.Hour, JobTimeout: time.Minute, MaxRetry: 0}
-	store := tasks.NewStore(rdb, policy.Retention, policy.Tombstone)
-	h, err := impl.Handler(impl.New(impl.Deps{
-		Queue: asynq.NewClientFromRedisClient(rdb), Tasks: asynq.NewInspectorFromRedisClient(rdb),
-		Store: store, Policy: policy, Log: log,
-	}), log, nil)
+	policy := jobs.Policy{Retention: time.Hour, Tombstone: time.Hour, JobTimeout: time.Minute, MaxRetry: 0}
+	st := store.NewStore(rdb, policy.Retention, policy.Tombstone)
+	h, err := httpapi.New(impl.New(jobs.New(jobs.Deps{
+		Queue: asynq.NewClientFromRedisClient(rdb), Inspector: asynq.NewInspectorFromRedisClient(rdb),
+		Store: st, Policy: policy, Log: log,
+	})), nil, log, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -63,11 +66,11 @@ func newBenchAPI(b *testing.B, worker bool) *benchAPI {
 	}
 	gate := make(chan struct{})
 	started := make(chan struct{}, 1)
-	ws := asynq.NewServerFromRedisClient(rdb, asynq.Config{Concurrency: 1, Queues: map[string]int{tasks.Queue: 1},
+	ws := asynq.NewServerFromRedisClient(rdb, asynq.Config{Concurrency: 1, Queues: map[string]int{store.ReportQueue: 1},
 		TaskCheckInterval: 20 * time.Millisecond, LogLevel: asynq.FatalLevel, Logger: asynqLogger{log}})
 	mux := asynq.NewServeMux()
 	mux.Handle(tasks.TypeReport, &tasks.ReportProcessor{
-		Ledger: blockingLedger{gate: gate, started: started}, Reports: store,
+		Ledger: blockingLedger{gate: gate, started: started}, Jobs: jobs.New(jobs.Deps{Store: st, Log: log}),
 		ProgressEvery: time.Millisecond, Now: time.Now, Log: log,
 	})
 	if err := ws.Start(mux); err != nil {
@@ -219,9 +222,8 @@ func BenchmarkPickup(b *testing.B) {
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	b.Cleanup(func() { _ = rdb.Close() })
 	log := slog.New(slog.DiscardHandler)
-	store := tasks.NewStore(rdb, time.Hour, time.Hour)
 	started := make(chan time.Time, 1)
-	ws := asynq.NewServerFromRedisClient(rdb, asynq.Config{Concurrency: 1, Queues: map[string]int{tasks.Queue: 1},
+	ws := asynq.NewServerFromRedisClient(rdb, asynq.Config{Concurrency: 1, Queues: map[string]int{store.ReportQueue: 1},
 		TaskCheckInterval: 20 * time.Millisecond, LogLevel: asynq.FatalLevel, Logger: asynqLogger{log}})
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(tasks.TypeReport, func(context.Context, *asynq.Task) error { started <- time.Now(); return nil })
@@ -245,7 +247,6 @@ func BenchmarkPickup(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
-	_ = store
 }
 
 func commandCount(b *testing.B, rdb *redis.Client) int64 {

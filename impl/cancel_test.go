@@ -13,6 +13,10 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/reportd/reportd/gen"
+	"github.com/reportd/reportd/internal/jobs"
+	"github.com/reportd/reportd/internal/jobs/jobstest"
+	"github.com/reportd/reportd/internal/problem"
+	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -21,7 +25,7 @@ import (
 type activeOnDelete struct{ *fakeTasks }
 
 func (a activeOnDelete) DeleteTask(queue, id string) error {
-	info, err := a.GetTaskInfo(tasks.Queue, id)
+	info, err := a.GetTaskInfo(store.ReportQueue, id)
 	if err == nil && info.State == asynq.TaskStatePending {
 		info.State = asynq.TaskStateActive
 		a.put(info)
@@ -35,13 +39,14 @@ func TestCancelReport(t *testing.T) {
 	stoppedAt := testNow.Add(-time.Second).Truncate(time.Second)
 	id := testID.String()
 	progress := func(share float64) func(*asynq.TaskInfo) {
-		return withProgress(tasks.Progress{Share: share, StartedAt: started, Attempt: 1})
+		return jobstest.WithProgress(tasks.Progress{Share: share, StartedAt: started, Attempt: 1})
 	}
 	// The worker's part, played by the fake store's PublishCancel.
 	stops := func(f *fixture) {
-		f.tasks.put(reportInfo(asynq.TaskStateArchived, progress(0.4), func(i *asynq.TaskInfo) {
-			i.LastErr, i.LastFailedAt = "job canceled: skip retry for the task", stoppedAt
-		}))
+		f.tasks.put(reportInfo(asynq.TaskStateArchived, jobstest.WithProgress(tasks.Progress{Share: 0.4, StartedAt: started, Attempt: 1, Outcome: tasks.OutcomeCanceled}),
+			func(i *asynq.TaskInfo) {
+				i.LastErr, i.LastFailedAt = "job canceled: skip retry for the task", stoppedAt
+			}))
 	}
 	finishes := func(f *fixture) {
 		f.tasks.put(reportInfo(asynq.TaskStateCompleted, progress(1), func(i *asynq.TaskInfo) { i.CompletedAt = stoppedAt }))
@@ -65,12 +70,12 @@ func TestCancelReport(t *testing.T) {
 		worker      func(*fixture)
 		activeOnDel bool
 		want        gen.CancelReportResponseObject
-		wantKind    Kind
+		wantKind    problem.Kind
 		// wantCalls is the order of the cancel marker and the cancel message.
 		wantCalls     []string
 		wantDeleted   []string
 		wantForgotten []string
-		wantRecord    *tasks.Canceled
+		wantRecord    *store.Canceled
 		wantFinished  []string // finish events published by the API
 		wantMinTook   time.Duration
 	}{
@@ -78,17 +83,17 @@ func TestCancelReport(t *testing.T) {
 			name: "cancel-200-pending", info: reportInfo(asynq.TaskStatePending),
 			want:      gen.CancelReport200JSONResponse(canceledNow),
 			wantCalls: []string{"cancel-marker"}, wantDeleted: []string{id},
-			wantRecord:   &tasks.Canceled{CreatedAt: testCreated, Range: "2026-01-01..2026-03-31", CanceledAt: testNow, Client: Anonymous},
+			wantRecord:   &store.Canceled{CreatedAt: testCreated, Range: "2026-01-01..2026-03-31", CanceledAt: testNow, Client: jobs.Anonymous},
 			wantFinished: []string{id},
 		},
 		{
 			// Waiting for its next attempt: the record keeps the attempt that failed.
 			name: "cancel-200-retry",
-			info: reportInfo(asynq.TaskStateRetry, withProgress(tasks.Progress{Share: 0.25, StartedAt: started, Attempt: 1}),
+			info: reportInfo(asynq.TaskStateRetry, jobstest.WithProgress(tasks.Progress{Share: 0.25, StartedAt: started, Attempt: 1}),
 				func(i *asynq.TaskInfo) { i.LastErr, i.Retried = "boom", 1 }),
 			want:      gen.CancelReport200JSONResponse(retriedCanceled),
 			wantCalls: []string{"cancel-marker"}, wantDeleted: []string{id},
-			wantRecord: &tasks.Canceled{CreatedAt: testCreated, Range: "2026-01-01..2026-03-31", CanceledAt: testNow, Client: Anonymous,
+			wantRecord: &store.Canceled{CreatedAt: testCreated, Range: "2026-01-01..2026-03-31", CanceledAt: testNow, Client: jobs.Anonymous,
 				StartedAt: started, Attempt: 1, Progress: 0.25},
 			wantFinished: []string{id},
 		},
@@ -107,7 +112,7 @@ func TestCancelReport(t *testing.T) {
 			want: gen.CancelReport202JSONResponse{Body: stillRunning,
 				Headers: gen.CancelReport202ResponseHeaders{RetryAfter: 1}},
 			wantCalls:   []string{"cancel-marker", "publish-cancel"},
-			wantMinTook: cancelConfirmWait,
+			wantMinTook: jobs.CancelConfirmWait,
 		},
 		{
 			name: "cancel-204-done-during-cancel", info: reportInfo(asynq.TaskStateActive, progress(0.9)), worker: finishes,
@@ -128,32 +133,33 @@ func TestCancelReport(t *testing.T) {
 			name: "cancel-204-canceled-while-running",
 			info: reportInfo(asynq.TaskStateArchived, func(i *asynq.TaskInfo) {
 				i.LastErr, i.LastFailedAt = "job canceled: skip retry for the task", stoppedAt
+				i.Result = []byte(`{"outcome":"canceled"}`)
 			}),
 			want: gen.CancelReport204Response{}, wantDeleted: []string{id}, wantForgotten: []string{id},
 		},
 		{
 			name: "cancel-204-canceled-before-it-ran",
 			setup: func(f *fixture) {
-				f.store.canceled = map[string]tasks.Canceled{id: {CreatedAt: testCreated, Range: "2026-01-01..2026-03-31", CanceledAt: stoppedAt}}
+				f.store.canceled = map[string]store.Canceled{id: {CreatedAt: testCreated, Range: "2026-01-01..2026-03-31", CanceledAt: stoppedAt}}
 			},
 			want: gen.CancelReport204Response{}, wantForgotten: []string{id},
 		},
 		{
 			name:     "cancel-410-done-past-retention",
 			info:     reportInfo(asynq.TaskStateCompleted, func(i *asynq.TaskInfo) { i.CompletedAt = testNow.Add(-25 * time.Hour) }),
-			wantKind: KindGone,
+			wantKind: problem.KindGone,
 		},
-		{name: "cancel-410-tombstone", setup: func(f *fixture) { f.store.tombstones = map[string]bool{id: true} }, wantKind: KindGone},
-		{name: "cancel-404-unknown", wantKind: KindNotFound},
-		{name: "cancel-503-inspector-fails", setup: func(f *fixture) { f.tasks.err = errors.New("i/o timeout") }, wantKind: KindUnavailable},
+		{name: "cancel-410-tombstone", setup: func(f *fixture) { f.store.tombstones = map[string]bool{id: true} }, wantKind: problem.KindGone},
+		{name: "cancel-404-unknown", wantKind: problem.KindNotFound},
+		{name: "cancel-503-inspector-fails", setup: func(f *fixture) { f.tasks.err = errors.New("i/o timeout") }, wantKind: problem.KindUnavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture()
 			if tt.activeOnDel {
-				f.srv = New(Deps{Queue: f.queue, Tasks: activeOnDelete{f.tasks}, Store: f.store, Policy: testPolicy,
-					Now: func() time.Time { return testNow }, NewID: func() uuid.UUID { return testID }})
+				f.srv = New(jobs.New(jobs.Deps{Queue: f.queue, Inspector: activeOnDelete{f.tasks}, Store: f.store, Policy: testPolicy,
+					Now: func() time.Time { return testNow }, NewID: func() uuid.UUID { return testID }}))
 			}
 			if tt.info != nil {
 				f.tasks.put(tt.info)
@@ -191,7 +197,7 @@ func TestCancelReport(t *testing.T) {
 			defer f.tasks.mu.Unlock()
 			type effects struct {
 				Calls, Deleted, Forgotten, Finished []string
-				Record                              *tasks.Canceled
+				Record                              *store.Canceled
 			}
 			want := effects{Calls: tt.wantCalls, Deleted: tt.wantDeleted, Forgotten: tt.wantForgotten, Finished: tt.wantFinished, Record: tt.wantRecord}
 			gotFx := effects{Calls: f.calls.list(), Deleted: f.tasks.deleted, Forgotten: f.store.forgotten, Finished: f.store.published}
@@ -219,10 +225,10 @@ func TestCancelReportStoreFails(t *testing.T) {
 			t.Parallel()
 			f := newFixture()
 			f.tasks.put(reportInfo(state))
-			f.srv = New(Deps{Queue: f.queue, Tasks: f.tasks, Store: failingMarker{f.store}, Policy: testPolicy,
-				Now: func() time.Time { return testNow }, NewID: func() uuid.UUID { return testID }})
+			f.srv = New(jobs.New(jobs.Deps{Queue: f.queue, Inspector: f.tasks, Store: failingMarker{f.store}, Policy: testPolicy,
+				Now: func() time.Time { return testNow }, NewID: func() uuid.UUID { return testID }}))
 			_, err := f.srv.CancelReport(context.Background(), gen.CancelReportRequestObject{Id: testID})
-			checkKind(t, err, KindUnavailable)
+			checkKind(t, err, problem.KindUnavailable)
 			f.tasks.mu.Lock()
 			defer f.tasks.mu.Unlock()
 			f.store.mu.Lock()

@@ -9,14 +9,14 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-
-	"github.com/reportd/reportd/tasks"
+	"github.com/reportd/reportd/internal/jobs"
+	"github.com/reportd/reportd/internal/store"
 )
 
 var (
-	_ Enqueuer   = (*fakeQueue)(nil)
-	_ TaskReader = (*fakeTasks)(nil)
-	_ JobStore   = (*fakeStore)(nil)
+	_ jobs.Queue     = (*fakeQueue)(nil)
+	_ jobs.Inspector = (*fakeTasks)(nil)
+	_ jobs.Store     = (*fakeStore)(nil)
 )
 
 // callLog records, across fakes, the order in which they were called.
@@ -124,7 +124,7 @@ func (f *fakeTasks) GetTaskInfo(queue, id string) (*asynq.TaskInfo, error) {
 	switch {
 	case f.err != nil:
 		return nil, f.err
-	case f.noQueue || queue != tasks.Queue:
+	case f.noQueue || queue != store.ReportQueue:
 		return nil, fmt.Errorf("asynq: %w", asynq.ErrQueueNotFound)
 	}
 	info, ok := f.infos[id]
@@ -200,10 +200,10 @@ type fakeStore struct {
 	existsErr   error
 	reportErr   error
 	cancels     map[string]bool
-	canceled    map[string]tasks.Canceled
+	canceled    map[string]store.Canceled
 	forgotten   []string
 	published   []string
-	idem        map[string]tasks.Submission
+	idem        map[string]store.Submission
 	cancelsSent []string
 	onCancel    func(id string)
 }
@@ -219,27 +219,27 @@ func (s *fakeStore) RequestCancel(_ context.Context, id string, _ time.Duration)
 	return nil
 }
 
-func (s *fakeStore) SaveCanceled(_ context.Context, id string, c tasks.Canceled) error {
+func (s *fakeStore) SaveCanceled(_ context.Context, id string, c store.Canceled) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.canceled == nil {
-		s.canceled = map[string]tasks.Canceled{}
+		s.canceled = map[string]store.Canceled{}
 	}
 	s.canceled[id] = c
 	return nil
 }
 
-func (s *fakeStore) CanceledJob(_ context.Context, id string) (tasks.Canceled, bool, error) {
+func (s *fakeStore) CanceledJob(_ context.Context, id string) (store.Canceled, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.existsErr != nil {
-		return tasks.Canceled{}, false, s.existsErr
+		return store.Canceled{}, false, s.existsErr
 	}
 	c, ok := s.canceled[id]
 	return c, ok, nil
 }
 
-func (s *fakeStore) Forget(_ context.Context, id string) error {
+func (s *fakeStore) DeleteJob(_ context.Context, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.reports, id)
@@ -268,7 +268,7 @@ func (s *fakeStore) PublishFinished(_ context.Context, id string) error {
 	return nil
 }
 
-func (s *fakeStore) MarkEnqueued(_ context.Context, client, key string, sub tasks.Submission) error {
+func (s *fakeStore) MarkEnqueued(_ context.Context, client, key string, sub store.Submission) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.idem[client+"\x00"+key]; ok {
@@ -278,11 +278,11 @@ func (s *fakeStore) MarkEnqueued(_ context.Context, client, key string, sub task
 	return nil
 }
 
-func (s *fakeStore) ClaimIdempotencyKey(_ context.Context, client, key string, sub tasks.Submission, _ time.Duration) (tasks.Submission, bool, error) {
+func (s *fakeStore) ClaimIdempotencyKey(_ context.Context, client, key string, sub store.Submission, _ time.Duration) (store.Submission, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.idem == nil {
-		s.idem = map[string]tasks.Submission{}
+		s.idem = map[string]store.Submission{}
 	}
 	if held, ok := s.idem[client+"\x00"+key]; ok {
 		return held, false, nil
@@ -327,18 +327,43 @@ func (s *fakeStore) ReleaseIdempotencyKey(_ context.Context, client, key string)
 	return nil
 }
 
-func (s *fakeStore) ListJobs(context.Context, string, tasks.IndexedJob, int) ([]tasks.IndexedJob, error) {
+func (s *fakeStore) ListJobs(context.Context, string, store.IndexedJob, int) ([]store.IndexedJob, error) {
 	return nil, nil
 }
 
 func (s *fakeStore) Unindex(context.Context, string, ...string) error { return nil }
 
-func (s *fakeStore) JobClosed(context.Context, string, string) error { return nil }
+func (s *fakeStore) MarkFinished(context.Context, string, string) error { return nil }
 
 func (s *fakeStore) OpenJobs(context.Context, string) ([]string, error) { return nil, nil }
 
 func (s *fakeStore) AllowSubmit(context.Context, string, float64, int) (bool, time.Duration, error) {
 	return true, 0, nil
+}
+
+// SaveReport stores the report unless the job was canceled, as the real store does.
+func (s *fakeStore) SaveReport(_ context.Context, id string, body []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cancels[id] {
+		return fmt.Errorf("save report of job %s: %w", id, store.ErrCanceled)
+	}
+	if s.reports == nil {
+		s.reports = map[string][]byte{}
+	}
+	s.reports[id] = body
+	return nil
+}
+
+func (s *fakeStore) CancelRequested(_ context.Context, id string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cancels[id], nil
+}
+
+// WebhookDelivery answers that no delivery was attempted: the fakes serve no webhooks.
+func (s *fakeStore) WebhookDelivery(context.Context, string) (store.Delivery, bool, error) {
+	return store.Delivery{}, false, nil
 }
 
 func (s *fakeStore) Report(_ context.Context, id string) ([]byte, error) {
@@ -349,7 +374,7 @@ func (s *fakeStore) Report(_ context.Context, id string) ([]byte, error) {
 	}
 	b, ok := s.reports[id]
 	if !ok {
-		return nil, fmt.Errorf("job %s: %w", id, tasks.ErrNoReport)
+		return nil, fmt.Errorf("job %s: %w", id, store.ErrNoReport)
 	}
 	return b, nil
 }

@@ -33,8 +33,11 @@ import (
 
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/impl"
+	"github.com/reportd/reportd/internal/httpapi"
+	"github.com/reportd/reportd/internal/jobs"
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/report"
+	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/internal/webhook"
 	"github.com/reportd/reportd/tasks"
 )
@@ -258,7 +261,7 @@ func (r *response) String() string {
 	return fmt.Sprintf("%d %v %s", r.Status, r.Header, r.Body)
 }
 
-// clock is a settable clock for impl.Deps.Now: the real time until set.
+// clock is a settable clock for jobs.Deps.Now: the real time until set.
 type clock struct{ fixed atomic.Pointer[time.Time] }
 
 func (c *clock) Now() time.Time {
@@ -302,7 +305,7 @@ func (l asynqLogger) Fatal(args ...any) { l.log.Error(fmt.Sprint(args...)) }
 // setup says how a harness is built. The zero value is an API without a worker, with a day's retention.
 type setup struct {
 	// Policy is the server's job policy; zero fields get test defaults.
-	Policy impl.Policy
+	Policy jobs.Policy
 	// Clock, if set, is the server's clock; otherwise it runs on the real time.
 	Clock *clock
 	// Worker runs an in-process asynq worker on the same Redis.
@@ -313,38 +316,38 @@ type setup struct {
 	Handler asynq.Handler
 	// Redis replaces the backend's client (for a Redis that cannot be reached).
 	Redis *redis.Client
-	// Waiters wires impl.Deps.Waiters, fed by the store's finish events as cmd/reportd does, so that
+	// Waiters wires jobs.Deps.Waiters, fed by the store's finish events as cmd/reportd does, so that
 	// Prefer: wait and DELETE are woken by events; without it they only re-read now and then.
 	Waiters bool
 	// Cancels has the worker's report processor take cancel messages (RunCancels), as cmd/reportd does.
 	Cancels bool
-	// APIKeys and Limits are impl.Deps'; none means an open API, one anonymous client, without limits.
-	APIKeys []impl.APIKey
-	Limits  impl.Limits
-	// Webhooks sets impl.Deps.Webhooks up (any http or private callback URL accepted, deliveries read
+	// APIKeys and Limits are jobs.Deps'; none means an open API, one anonymous client, without limits.
+	APIKeys []httpapi.APIKey
+	Limits  jobs.Limits
+	// Webhooks sets jobs.Deps.Webhooks up (any http or private callback URL accepted, deliveries read
 	// from the store), without a webhook worker.
 	Webhooks bool
 	// Metrics wraps the API as cmd/reportd does (impl.Metrics and request ids); the series are on
 	// harness.Metrics.
 	Metrics bool
 	// WrapTasks, if set, wraps the API's task reader, e.g. to count its reads.
-	WrapTasks func(impl.TaskReader) impl.TaskReader
+	WrapTasks func(jobs.Inspector) jobs.Inspector
 }
 
 // smallRows is the synthetic ledger's rows a day in tests: enough to fill every region and product.
 const smallRows = 200
 
-// harness is the real reportd API (impl.Handler over impl.New) on real asynq and tasks.Store, on one Redis,
+// harness is the real reportd API (impl.Handler over impl.New) on real asynq and store.Store, on one Redis,
 // served by httptest, optionally with a worker.
 type harness struct {
 	URL       string
 	Redis     *redis.Client
-	Store     *tasks.Store
+	Store     *store.Store
 	Inspector *asynq.Inspector
-	Policy    impl.Policy
+	Policy    jobs.Policy
 	Log       *logBuffer
 	// Waiters is the server's, when setup.Waiters asked for them.
-	Waiters *impl.Waiters
+	Waiters *jobs.Waiters
 	// Metrics holds the API's series, when setup.Metrics asked for them.
 	Metrics *prometheus.Registry
 
@@ -380,46 +383,45 @@ func newHarness(tb testing.TB, b redistest.Backend, s setup) *harness {
 	if p.Tombstone == 0 {
 		p.Tombstone = time.Hour
 	}
-	store := tasks.NewStore(rdb, p.Retention, p.Tombstone)
+	st := store.NewStore(rdb, p.Retention, p.Tombstone)
 
 	if s.Worker {
-		startWorker(tb, rdb, store, s, log)
+		startWorker(tb, rdb, st, s, log)
 	}
 
-	deps := impl.Deps{
-		Queue:  asynq.NewClientFromRedisClient(rdb),
-		Tasks:  asynq.NewInspectorFromRedisClient(rdb),
-		Store:  store,
-		Policy: p,
-		Log:    log,
-
-		APIKeys: s.APIKeys,
-		Limits:  s.Limits,
+	deps := jobs.Deps{
+		Queue:     asynq.NewClientFromRedisClient(rdb),
+		Inspector: asynq.NewInspectorFromRedisClient(rdb),
+		Store:     st,
+		Policy:    p,
+		Log:       log,
+		Limits:    s.Limits,
 	}
 	if s.WrapTasks != nil {
-		deps.Tasks = s.WrapTasks(deps.Tasks)
+		deps.Inspector = s.WrapTasks(deps.Inspector)
 	}
 	if s.Webhooks {
-		deps.Webhooks = &impl.Webhooks{Policy: webhook.Policy{AllowInsecure: true, AllowPrivate: true},
-			Resolver: net.DefaultResolver, Deliveries: store}
+		deps.Webhooks = &jobs.Webhooks{Policy: webhook.Policy{AllowInsecure: true, AllowPrivate: true}, Resolver: net.DefaultResolver}
 	}
 	var reg *prometheus.Registry
+	var metrics *httpapi.Metrics
 	if s.Metrics {
 		reg = prometheus.NewRegistry()
-		deps.Metrics = impl.NewMetrics(reg)
+		metrics = httpapi.NewMetrics(reg)
+		deps.Accepted = metrics.Accepted
 	}
 	if s.Clock != nil {
 		deps.Now = s.Clock.Now
 	}
 	if s.Waiters {
-		deps.Waiters = runWaiters(tb, store, log)
+		deps.Waiters = runWaiters(tb, st, log)
 	}
-	handler, err := impl.Handler(impl.New(deps), log, nil)
+	handler, err := httpapi.New(impl.New(jobs.New(deps)), s.APIKeys, log, nil)
 	if err != nil {
-		tb.Fatalf("impl.Handler: %v", err)
+		tb.Fatalf("httpapi.New: %v", err)
 	}
-	if deps.Metrics != nil {
-		handler = impl.RequestIDs(deps.Metrics.Instrument(handler))
+	if metrics != nil {
+		handler = httpapi.RequestIDs(metrics.Instrument(handler))
 	}
 	srv := httptest.NewServer(handler)
 	tb.Cleanup(srv.Close)
@@ -431,7 +433,7 @@ func newHarness(tb testing.TB, b redistest.Backend, s setup) *harness {
 	return &harness{
 		URL:       srv.URL,
 		Redis:     rdb,
-		Store:     store,
+		Store:     st,
 		Inspector: asynq.NewInspectorFromRedisClient(rdb),
 		Policy:    p,
 		Log:       logs,
@@ -447,11 +449,11 @@ func newHarness(tb testing.TB, b redistest.Backend, s setup) *harness {
 }
 
 // startWorker runs an asynq worker for report jobs on rdb until the test ends.
-func startWorker(tb testing.TB, rdb *redis.Client, store *tasks.Store, s setup, log *slog.Logger) {
+func startWorker(tb testing.TB, rdb *redis.Client, st *store.Store, s setup, log *slog.Logger) {
 	tb.Helper()
 	w := asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:              2,
-		Queues:                   map[string]int{tasks.Queue: 1},
+		Queues:                   map[string]int{store.ReportQueue: 1},
 		TaskCheckInterval:        10 * time.Millisecond,
 		DelayedTaskCheckInterval: 50 * time.Millisecond,
 		JanitorInterval:          200 * time.Millisecond,
@@ -468,14 +470,14 @@ func startWorker(tb testing.TB, rdb *redis.Client, store *tasks.Store, s setup, 
 		}
 		h = &tasks.ReportProcessor{
 			Ledger:        ledger,
-			Reports:       store,
+			Jobs:          jobs.New(jobs.Deps{Store: st, Log: log}),
 			ProgressEvery: 20 * time.Millisecond,
 			Now:           time.Now,
 			Log:           log.With("component", "worker"),
 		}
 	}
 	if p, ok := h.(*tasks.ReportProcessor); ok && s.Cancels {
-		runCancels(tb, p, store)
+		runCancels(tb, p, st)
 	}
 	mux := asynq.NewServeMux()
 	mux.Handle(tasks.TypeReport, h)
@@ -486,11 +488,11 @@ func startWorker(tb testing.TB, rdb *redis.Client, store *tasks.Store, s setup, 
 }
 
 // runWaiters returns Waiters fed by store's finish events until the test ends, as cmd/reportd runs them.
-func runWaiters(tb testing.TB, store *tasks.Store, log *slog.Logger) *impl.Waiters {
+func runWaiters(tb testing.TB, st *store.Store, log *slog.Logger) *jobs.Waiters {
 	tb.Helper()
-	w := impl.NewWaiters()
+	w := jobs.NewWaiters()
 	ctx, cancel := context.WithCancel(context.Background())
-	events := store.SubscribeFinished(ctx)
+	events := st.SubscribeFinished(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); w.Run(ctx, events, log) }()
 	tb.Cleanup(func() { cancel(); _ = events.Close(); <-done })
@@ -499,10 +501,10 @@ func runWaiters(tb testing.TB, store *tasks.Store, log *slog.Logger) *impl.Waite
 
 // runCancels has p stop its running jobs on store's cancel messages until the test ends, as cmd/reportd
 // does.
-func runCancels(tb testing.TB, p *tasks.ReportProcessor, store *tasks.Store) {
+func runCancels(tb testing.TB, p *tasks.ReportProcessor, st *store.Store) {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cancels := store.SubscribeCancels(ctx)
+	cancels := st.SubscribeCancels(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); p.RunCancels(ctx, cancels) }()
 	tb.Cleanup(func() { cancel(); _ = cancels.Close(); <-done })
@@ -628,17 +630,6 @@ func is303(r *response) bool { return r.Status == http.StatusSeeOther }
 // hasState is a poll condition: the status answers 200 with state s.
 func hasState(tb testing.TB, s gen.JobState) func(*response) bool {
 	return func(r *response) bool { return r.Status == http.StatusOK && r.jobStatus(tb).Status == s }
-}
-
-// eachBackend runs fn in a parallel subtest per Redis backend, each with its own Redis.
-func eachBackend(t *testing.T, fn func(t *testing.T, b redistest.Backend)) {
-	t.Helper()
-	for _, b := range redistest.Backends(t) {
-		t.Run(b.Name, func(t *testing.T) {
-			t.Parallel()
-			fn(t, b)
-		})
-	}
 }
 
 // slowLedger is a synthetic ledger that takes perDay for each day, so that a job runs long enough to be

@@ -11,16 +11,18 @@ import (
 	"time"
 
 	"github.com/reportd/reportd/gen"
+	"github.com/reportd/reportd/internal/jobs"
 )
 
 // maxWait is the longest a request may be held by Prefer: wait.
 const maxWait = 60 * time.Second
 
 // preferWait returns the wait a Prefer header asks for (RFC 7240: "wait=N", N delta-seconds), capped at
-// maxWait. Preferences are hints: a malformed or absent one is ignored, never an error.
-func preferWait(header *string) (time.Duration, bool) {
+// maxWait, or nil for none. Preferences are hints: a malformed or absent one is ignored, never an
+// error.
+func preferWait(header *string) *time.Duration {
 	if header == nil {
-		return 0, false
+		return nil
 	}
 	for _, pref := range strings.Split(*header, ",") {
 		tok, _, _ := strings.Cut(pref, ";")
@@ -31,46 +33,25 @@ func preferWait(header *string) (time.Duration, bool) {
 		val = strings.Trim(strings.TrimSpace(val), `"`)
 		n, err := strconv.ParseUint(val, 10, 64)
 		if errors.Is(err, strconv.ErrRange) {
-			return maxWait, true // a number too large for any clock still asks for the longest wait
+			return ptr(maxWait) // a number too large for any clock still asks for the longest wait
 		}
 		if err != nil {
-			return 0, false
+			return nil
 		}
 		if n > uint64(maxWait/time.Second) {
-			return maxWait, true
+			return ptr(maxWait)
 		}
-		return time.Duration(n) * time.Second, true
+		return ptr(time.Duration(n) * time.Second)
 	}
-	return 0, false
+	return nil
 }
 
-// preferenceApplied is the Preference-Applied value for an honoured wait.
-func preferenceApplied(wait time.Duration) *string {
-	return ptr("wait=" + strconv.Itoa(int(wait/time.Second)))
-}
-
-// idempotencyKey checks an Idempotency-Key header: 1 to 255 printable ASCII characters, sent as a token
-// or as a Structured Field string ("..."), which the IETF draft specifies and some clients send.
-func idempotencyKey(raw string) (string, bool) {
-	k := raw
-	if strings.HasPrefix(k, `"`) || strings.HasSuffix(k, `"`) {
-		if len(k) < 2 || k[0] != '"' || k[len(k)-1] != '"' {
-			return "", false // a quoted string that does not end (or begin) with its quote
-		}
-		k = k[1 : len(k)-1]
-		if strings.ContainsAny(k, `"\`) {
-			return "", false
-		}
+// preferenceApplied is the Preference-Applied value when j's read honoured a wait.
+func preferenceApplied(j jobs.Job, wait *time.Duration) *string {
+	if !j.Waited || wait == nil {
+		return nil
 	}
-	if len(k) < 1 || len(k) > 255 {
-		return "", false
-	}
-	for i := range len(k) {
-		if k[i] < 0x20 || k[i] > 0x7e {
-			return "", false
-		}
-	}
-	return k, true
+	return ptr("wait=" + strconv.Itoa(int(*wait/time.Second)))
 }
 
 // fingerprint identifies a submission's content, so that a key replayed with another body is caught.

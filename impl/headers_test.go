@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/reportd/reportd/gen"
+	"github.com/reportd/reportd/internal/jobs"
 )
 
 func TestPreferWaitHeader(t *testing.T) {
@@ -53,7 +54,7 @@ func TestPreferWaitHeader(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var got answer
-			got.Wait, got.OK = preferWait(tt.header)
+			got.Wait, got.OK = waitOf(tt.header)
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("preferWait(%q) (-want +got):\n%s", deref(tt.header), diff)
 			}
@@ -67,51 +68,21 @@ func TestPreferenceApplied(t *testing.T) {
 		wait time.Duration
 		want string
 	}{{0, "wait=0"}, {time.Second, "wait=1"}, {60 * time.Second, "wait=60"}} {
-		if got := preferenceApplied(tc.wait); got == nil || *got != tc.want {
+		if got := preferenceApplied(jobs.Job{Waited: true}, &tc.wait); got == nil || *got != tc.want {
 			t.Errorf("preferenceApplied(%s) = %v, want %q", tc.wait, got, tc.want)
+		}
+		if got := preferenceApplied(jobs.Job{}, &tc.wait); got != nil {
+			t.Errorf("preferenceApplied(%s) of a read that did not wait = %q, want none", tc.wait, *got)
 		}
 	}
 }
 
-func TestIdempotencyKey(t *testing.T) {
-	t.Parallel()
-	long := strings.Repeat("k", 255)
-	tests := []struct {
-		name, raw string
-		want      string
-		ok        bool
-	}{
-		{name: "plain", raw: "abc", want: "abc", ok: true},
-		{name: "quoted-equals-plain", raw: `"abc"`, want: "abc", ok: true},
-		{name: "uuid", raw: "8e03978e-40d5-43e8-bc93-6894a57f9324", want: "8e03978e-40d5-43e8-bc93-6894a57f9324", ok: true},
-		{name: "one-char", raw: "x", want: "x", ok: true},
-		{name: "255-chars", raw: long, want: long, ok: true},
-		{name: "255-chars-quoted", raw: `"` + long + `"`, want: long, ok: true},
-		{name: "printable-punctuation", raw: "a b~!#$%&'()*+,-./:;<=>?@[]^_`{|}", want: "a b~!#$%&'()*+,-./:;<=>?@[]^_`{|}", ok: true},
-		{name: "empty", raw: ""},
-		{name: "empty-quoted", raw: `""`},
-		{name: "256-chars", raw: long + "k"},
-		{name: "256-chars-quoted", raw: `"` + long + `k"`},
-		{name: "control-char", raw: "ab\x01cd"},
-		{name: "tab", raw: "ab\tcd"},
-		{name: "newline", raw: "ab\ncd"},
-		{name: "del", raw: "ab\x7fcd"},
-		{name: "non-ascii", raw: "clé"},
-		{name: "quote-inside-quotes", raw: `"a"b"`},
-		{name: "backslash-inside-quotes", raw: `"a\b"`},
-		// A key that starts a quoted string must end it: `"unterminated` is neither a token nor a string.
-		{name: "unterminated-quote", raw: `"unterminated`},
-		{name: "lone-quote", raw: `"`},
+// waitOf is preferWait's answer as a wait and whether there is one.
+func waitOf(header *string) (time.Duration, bool) {
+	if w := preferWait(header); w != nil {
+		return *w, true
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			got, ok := idempotencyKey(tt.raw)
-			if ok != tt.ok || got != tt.want {
-				t.Errorf("idempotencyKey(%q) = %q, %v; want %q, %v", tt.raw, got, ok, tt.want, tt.ok)
-			}
-		})
-	}
+	return 0, false
 }
 
 func TestFingerprint(t *testing.T) {
@@ -183,11 +154,4 @@ func TestHTTPDate(t *testing.T) {
 	if got := *httpDate(at); got != "Thu, 02 Apr 2026 10:30:45 GMT" {
 		t.Errorf("httpDate = %q, want Thu, 02 Apr 2026 10:30:45 GMT", got)
 	}
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return "<nil>"
-	}
-	return *s
 }

@@ -19,18 +19,20 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/reportd/reportd/impl"
+	"github.com/reportd/reportd/internal/httpapi"
+	"github.com/reportd/reportd/internal/jobs"
 	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/internal/webhook"
-	"github.com/reportd/reportd/tasks"
 )
 
-// fuzzAPI is the whole API handler (validator, router, strict server) on real asynq and tasks.Store over
+// fuzzAPI is the whole API handler (validator, router, strict server) on real asynq and store.Store over
 // an embedded Redis, as cmd/reportd wires it, for fuzzing: with keys and limits, webhooks set up, and
 // its waiters drained so that Prefer: wait never holds an iteration.
 type fuzzAPI struct {
 	handler  http.Handler
 	contract *contract
-	store    *tasks.Store
+	store    *store.Store
 	// acmeJob and globexJob are pending jobs of the two clients.
 	acmeJob, globexJob string
 }
@@ -40,25 +42,24 @@ func newFuzzAPI(f *testing.F) *fuzzAPI {
 	b := redistest.Embedded(f)
 	rdb := redis.NewClient(&redis.Options{Addr: b.Addr})
 	f.Cleanup(func() { _ = rdb.Close() })
-	store := tasks.NewStore(rdb, 24*time.Hour, time.Hour)
-	waiters := impl.NewWaiters()
+	st := store.NewStore(rdb, 24*time.Hour, time.Hour)
+	waiters := jobs.NewWaiters()
 	waiters.Drain()
-	deps := impl.Deps{
-		Queue:    asynq.NewClientFromRedisClient(rdb),
-		Tasks:    asynq.NewInspectorFromRedisClient(rdb),
-		Store:    store,
-		Policy:   impl.Policy{Retention: 24 * time.Hour, Tombstone: time.Hour, JobTimeout: time.Minute},
-		Log:      slog.New(slog.DiscardHandler),
-		APIKeys:  twoClients(),
-		Limits:   impl.Limits{SubmitsPerSecond: 1000, SubmitBurst: 1000, MaxOpenJobs: 50},
-		Waiters:  waiters,
-		Webhooks: &impl.Webhooks{Policy: webhook.Policy{AllowInsecure: true, AllowPrivate: true}, Resolver: net.DefaultResolver, Deliveries: store},
+	deps := jobs.Deps{
+		Queue:     asynq.NewClientFromRedisClient(rdb),
+		Inspector: asynq.NewInspectorFromRedisClient(rdb),
+		Store:     st,
+		Policy:    jobs.Policy{Retention: 24 * time.Hour, Tombstone: time.Hour, JobTimeout: time.Minute},
+		Log:       slog.New(slog.DiscardHandler),
+		Limits:    jobs.Limits{SubmitsPerSecond: 1000, SubmitBurst: 1000, MaxOpenJobs: 50},
+		Waiters:   waiters,
+		Webhooks:  &jobs.Webhooks{Policy: webhook.Policy{AllowInsecure: true, AllowPrivate: true}, Resolver: net.DefaultResolver},
 	}
-	handler, err := impl.Handler(impl.New(deps), deps.Log, nil)
+	handler, err := httpapi.New(impl.New(jobs.New(deps)), twoClients(), deps.Log, nil)
 	if err != nil {
 		f.Fatal(err)
 	}
-	a := &fuzzAPI{handler: handler, contract: mustContract(f), store: store}
+	a := &fuzzAPI{handler: handler, contract: mustContract(f), store: st}
 	for _, c := range []struct {
 		key string
 		id  *string

@@ -28,9 +28,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/reportd/reportd/gen"
-	"github.com/reportd/reportd/impl"
+	"github.com/reportd/reportd/internal/httpapi"
+	"github.com/reportd/reportd/internal/jobs"
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/report"
+	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -55,7 +57,7 @@ type errorWant struct {
 // or with "the body" when the whole document is at fault (its pointer, "", would read as nothing).
 func TestErrorResponses(t *testing.T) {
 	t.Parallel()
-	big := `{"range":"2026-Q1","pad":"` + strings.Repeat("x", impl.MaxBodyBytes) + `"}`
+	big := `{"range":"2026-Q1","pad":"` + strings.Repeat("x", httpapi.MaxBodyBytes) + `"}`
 	// A valid body padded with whitespace to exactly n bytes.
 	padded := func(n int) string {
 		b := `{"range":"2026-Q1"}`
@@ -102,7 +104,7 @@ func TestErrorResponses(t *testing.T) {
 		{name: "create-422-end-before-start", body: `{"range":"2026-03-01..2026-02-01"}`, want: unservable, detail: "/range: "},
 		{name: "create-422-367-days", body: `{"range":"2026-01-01..2027-01-02"}`, want: unservable, detail: "/range: "},
 		{name: "create-413", body: big, want: tooLarge},
-		{name: "create-413-one-byte-over", body: padded(impl.MaxBodyBytes + 1), want: tooLarge},
+		{name: "create-413-one-byte-over", body: padded(httpapi.MaxBodyBytes + 1), want: tooLarge},
 		{name: "create-413-chunked", body: big, chunked: true, want: tooLarge},
 		{name: "create-415", contentType: "text/plain", body: `{"range":"2026-Q1"}`, want: unsupported},
 		{name: "create-415-form", contentType: "application/x-www-form-urlencoded", body: `range=2026-Q1`, want: unsupported},
@@ -124,7 +126,7 @@ func TestErrorResponses(t *testing.T) {
 		{name: "method-405-put-status", method: "PUT", path: "/v1/reports/{id}", want: notAllowed("GET, HEAD, DELETE")},
 		{name: "method-405-post-result", method: "POST", path: "/v1/reports/{id}/result", want: notAllowed("GET, HEAD")},
 	}
-	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		h := newHarness(t, b, setup{})
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
@@ -199,9 +201,9 @@ func TestCreateAccepted(t *testing.T) {
 		{name: "create-202-one-day", body: `{"range":"2026-05-05..2026-05-05"}`, want: want{"2026-05-05", "2026-05-05"}},
 		{name: "create-202-366-days", body: `{"range":"2026-01-01..2027-01-01"}`, want: want{"2026-01-01", "2027-01-01"}},
 		{name: "create-202-charset", body: `{"range":"2026-Q1"}`, contentType: "application/json; charset=utf-8", want: want{"2026-01-01", "2026-03-31"}},
-		{name: "create-202-exactly-64KiB", body: `{"range":"2026-Q1"}` + strings.Repeat(" ", impl.MaxBodyBytes-len(`{"range":"2026-Q1"}`)), want: want{"2026-01-01", "2026-03-31"}},
+		{name: "create-202-exactly-64KiB", body: `{"range":"2026-Q1"}` + strings.Repeat(" ", httpapi.MaxBodyBytes-len(`{"range":"2026-Q1"}`)), want: want{"2026-01-01", "2026-03-31"}},
 	}
-	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		h := newHarness(t, b, setup{})
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
@@ -280,7 +282,7 @@ func checkNewJob(t *testing.T, s gen.JobStatus, id, loc, from, to string, before
 // Retry-After until 303, then read the report as JSON and as CSV.
 func TestReportFlow(t *testing.T) {
 	t.Parallel()
-	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		h := newHarness(t, b, setup{Worker: true})
 		ctx := context.Background()
 		c := h.genClient(t)
@@ -418,7 +420,7 @@ func TestReportFlow(t *testing.T) {
 // fixed by the test (so that the file changes only when the rendering does). Run with -update to rewrite it.
 func TestResultCSVGolden(t *testing.T) {
 	t.Parallel()
-	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		h := newHarness(t, b, setup{Worker: true, Ledger: fixedLedger{}})
 		id := h.create(t, "2024-02-27..2024-03-02")
 		h.poll(t, id, 20*time.Millisecond, 10*time.Second, is303)
@@ -524,7 +526,7 @@ func checkCSV(t *testing.T, body []byte, rep gen.Report) {
 // progress in [0,1] that only rises, a Retry-After, and when the attempt started.
 func TestProgressRises(t *testing.T) {
 	t.Parallel()
-	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		ledger := slowLedger{inner: report.NewSyntheticLedger(20000), perDay: 20 * time.Millisecond}
 		h := newHarness(t, b, setup{Worker: true, Ledger: ledger})
 		id := h.create(t, "2026-Q1")
@@ -574,7 +576,7 @@ func TestResultNotDone(t *testing.T) {
 	t.Parallel()
 	t.Run("result-409-pending", func(t *testing.T) {
 		t.Parallel()
-		eachBackend(t, func(t *testing.T, b redistest.Backend) {
+		redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 			h := newHarness(t, b, setup{}) // no worker: the job stays pending
 			id := h.create(t, "2026-Q1")
 			checkNotDone(t, h, id, "pending")
@@ -582,7 +584,7 @@ func TestResultNotDone(t *testing.T) {
 	})
 	t.Run("result-409-running", func(t *testing.T) {
 		t.Parallel()
-		eachBackend(t, func(t *testing.T, b redistest.Backend) {
+		redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 			gate := make(chan struct{})
 			h := newHarness(t, b, setup{Worker: true, Ledger: gateLedger{inner: report.NewSyntheticLedger(smallRows), gate: gate}})
 			id := h.create(t, "2026-02")
@@ -621,7 +623,7 @@ func TestFailedJob(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name        string
-		policy      impl.Policy
+		policy      jobs.Policy
 		ledger      report.Ledger
 		rng         string
 		want        gen.Problem
@@ -632,7 +634,7 @@ func TestFailedJob(t *testing.T) {
 	}{
 		{
 			name:   "failed-timeout",
-			policy: impl.Policy{JobTimeout: time.Second, MaxRetry: 0, Retention: time.Hour},
+			policy: jobs.Policy{JobTimeout: time.Second, MaxRetry: 0, Retention: time.Hour},
 			// Blocks every day until the job's context ends: asynq's timeout ends it after 1 s.
 			ledger:    gateLedger{inner: report.NewSyntheticLedger(smallRows), gate: make(chan struct{})},
 			rng:       "2026-01-01..2026-12-31",
@@ -642,7 +644,7 @@ func TestFailedJob(t *testing.T) {
 		},
 		{
 			name:        "failed-ledger-error",
-			policy:      impl.Policy{JobTimeout: time.Minute, MaxRetry: 0, Retention: time.Hour},
+			policy:      jobs.Policy{JobTimeout: time.Minute, MaxRetry: 0, Retention: time.Hour},
 			ledger:      failingLedger{err: errors.New("dial tcp 10.9.8.7:5432: connect: connection refused")},
 			rng:         "2026-Q1",
 			want:        gen.Problem{Type: "/problems/report-failed", Title: "Report failed", Status: 500},
@@ -652,7 +654,7 @@ func TestFailedJob(t *testing.T) {
 		},
 		{
 			name:        "failed-after-retry",
-			policy:      impl.Policy{JobTimeout: time.Minute, MaxRetry: 1, Retention: time.Hour},
+			policy:      jobs.Policy{JobTimeout: time.Minute, MaxRetry: 1, Retention: time.Hour},
 			ledger:      failingLedger{err: errors.New("ledger unavailable")},
 			rng:         "2026-Q1",
 			want:        gen.Problem{Type: "/problems/report-failed", Title: "Report failed", Status: 500},
@@ -665,7 +667,7 @@ func TestFailedJob(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			eachBackend(t, func(t *testing.T, b redistest.Backend) {
+			redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 				clk := &clock{}
 				h := newHarness(t, b, setup{Worker: true, Ledger: tc.ledger, Policy: tc.policy, Clock: clk})
 				id := h.create(t, tc.rng)
@@ -732,17 +734,17 @@ func TestFailedJob(t *testing.T) {
 // with the report-unreadable problem the server defines for this case.
 func TestUnreadableJobFails(t *testing.T) {
 	t.Parallel()
-	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		h := newHarness(t, b, setup{Worker: true})
 		id := uuid.NewString()
 		task := asynq.NewTask(tasks.TypeReport, []byte(`{"from":"2026-01-01","to":"2026-03-31"}`),
-			asynq.TaskID(id), asynq.Queue(tasks.Queue), asynq.MaxRetry(3), asynq.Retention(time.Hour))
+			asynq.TaskID(id), asynq.Queue(store.ReportQueue), asynq.MaxRetry(3), asynq.Retention(time.Hour))
 		if _, err := asynq.NewClientFromRedisClient(h.Redis).Enqueue(task); err != nil {
 			t.Fatal(err)
 		}
 		deadline := time.Now().Add(5 * time.Second)
 		for {
-			info, err := h.Inspector.GetTaskInfo(tasks.Queue, id)
+			info, err := h.Inspector.GetTaskInfo(store.ReportQueue, id)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -788,10 +790,10 @@ func TestExpiredJob(t *testing.T) {
 	t.Parallel()
 	t.Run("expired-by-clock", func(t *testing.T) {
 		t.Parallel()
-		eachBackend(t, func(t *testing.T, b redistest.Backend) {
+		redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 			clk := &clock{}
 			const retention = time.Hour
-			h := newHarness(t, b, setup{Worker: true, Clock: clk, Policy: impl.Policy{Retention: retention}})
+			h := newHarness(t, b, setup{Worker: true, Clock: clk, Policy: jobs.Policy{Retention: retention}})
 			// asynq stores completion times in whole seconds.
 			before := time.Now().Truncate(time.Second)
 			id := h.create(t, "2026-Q1")
@@ -815,8 +817,8 @@ func TestExpiredJob(t *testing.T) {
 	})
 	t.Run("expired-by-janitor", func(t *testing.T) {
 		t.Parallel()
-		eachBackend(t, func(t *testing.T, b redistest.Backend) {
-			h := newHarness(t, b, setup{Worker: true, Policy: impl.Policy{Retention: 2 * time.Second}})
+		redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
+			h := newHarness(t, b, setup{Worker: true, Policy: jobs.Policy{Retention: 2 * time.Second}})
 			id := h.create(t, "2026-02")
 			h.poll(t, id, 10*time.Millisecond, 10*time.Second, is303)
 			h.poll(t, id, 100*time.Millisecond, 10*time.Second, func(r *response) bool { return r.Status == http.StatusGone })
@@ -834,7 +836,7 @@ func TestTombstoneRunsOut(t *testing.T) {
 	t.Run("done", func(t *testing.T) {
 		t.Parallel()
 		m := miniredis.RunT(t) // without ClockTTL: TTLs move only with FastForward
-		h := newHarness(t, redistest.Backend{Name: "miniredis", Addr: m.Addr()}, setup{Worker: true, Policy: impl.Policy{Retention: time.Second}})
+		h := newHarness(t, redistest.Backend{Name: "miniredis", Addr: m.Addr()}, setup{Worker: true, Policy: jobs.Policy{Retention: time.Second}})
 		id := h.create(t, "2026-02")
 		h.poll(t, id, 10*time.Millisecond, 10*time.Second, is303)
 		waitDeleted(t, h, id)
@@ -852,7 +854,7 @@ func TestTombstoneRunsOut(t *testing.T) {
 		clk := &clock{}
 		h := newHarness(t, redistest.Backend{Name: "miniredis", Addr: m.Addr()}, setup{
 			Worker: true, Clock: clk, Ledger: failingLedger{err: errors.New("no ledger")},
-			Policy: impl.Policy{MaxRetry: 0, Retention: time.Hour},
+			Policy: jobs.Policy{MaxRetry: 0, Retention: time.Hour},
 		})
 		id := h.create(t, "2026-02")
 		h.poll(t, id, 20*time.Millisecond, 10*time.Second, hasState(t, gen.Failed))
@@ -871,7 +873,7 @@ func waitDeleted(t *testing.T, h *harness, id string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		_, err := h.Inspector.GetTaskInfo(tasks.Queue, id)
+		_, err := h.Inspector.GetTaskInfo(store.ReportQueue, id)
 		if errors.Is(err, asynq.ErrTaskNotFound) {
 			return
 		}
@@ -940,7 +942,7 @@ func TestRedisUnavailable(t *testing.T) {
 		// A Redis host that is down or cut off drops packets instead of refusing them: connecting hangs
 		// until DialTimeout. The client is built exactly as cmd/reportd builds it.
 		addr, unblock := blackhole(t)
-		client, err := tasks.NewRedisClient(asynq.RedisClientOpt{Addr: addr})
+		client, err := store.NewClient(asynq.RedisClientOpt{Addr: addr})
 		if err != nil {
 			t.Fatal(err)
 		}

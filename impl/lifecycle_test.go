@@ -20,9 +20,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/reportd/reportd/gen"
-	"github.com/reportd/reportd/impl"
+	"github.com/reportd/reportd/internal/jobs"
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/report"
+	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -126,11 +127,11 @@ func checkCanceledStatus(t *testing.T, r *response) gen.JobStatus {
 // job shows canceled with the progress it had, never runs again and never has a report.
 func TestCancelRunning(t *testing.T) {
 	t.Parallel()
-	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		// 90 days of 30 ms: 2.7 s if nothing stops it.
 		ledger := slowLedger{inner: report.NewSyntheticLedger(smallRows), perDay: 30 * time.Millisecond}
 		// Retries allowed: only the cancel's SkipRetry keeps asynq from running the job again.
-		h := newHarness(t, b, setup{Worker: true, Ledger: ledger, Waiters: true, Cancels: true, Policy: impl.Policy{MaxRetry: 3}})
+		h := newHarness(t, b, setup{Worker: true, Ledger: ledger, Waiters: true, Cancels: true, Policy: jobs.Policy{MaxRetry: 3}})
 		id := h.create(t, "2026-Q1")
 		h.poll(t, id, 20*time.Millisecond, 10*time.Second, func(r *response) bool {
 			if r.Status != http.StatusOK {
@@ -164,13 +165,13 @@ func TestCancelRunning(t *testing.T) {
 			t.Errorf("attempt %v, started_at %v; want attempt 1 with its start", s.Attempt, s.StartedAt)
 		}
 		checkNotDone(t, h, id, "canceled")
-		if _, err := h.Store.Report(context.Background(), id); !errors.Is(err, tasks.ErrNoReport) {
+		if _, err := h.Store.Report(context.Background(), id); !errors.Is(err, store.ErrNoReport) {
 			t.Errorf("Report of a canceled job = %v, want ErrNoReport", err)
 		}
 
 		// The first retry would come 1 to 1.5 s after a failed attempt.
 		time.Sleep(2 * time.Second)
-		info, err := h.Inspector.GetTaskInfo(tasks.Queue, id)
+		info, err := h.Inspector.GetTaskInfo(store.ReportQueue, id)
 		if err != nil {
 			t.Fatalf("GetTaskInfo: %v", err)
 		}
@@ -199,7 +200,7 @@ func TestCancelRunning(t *testing.T) {
 // is answered, and a worker that starts later never runs it.
 func TestCancelPending(t *testing.T) {
 	t.Parallel()
-	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		h := newHarness(t, b, setup{Waiters: true}) // no worker yet: the jobs stay pending
 		victim := h.create(t, "2026-Q1")
 		other := h.create(t, "2026-02")
@@ -240,7 +241,7 @@ func TestCancelPending(t *testing.T) {
 		case <-time.After(2 * time.Second):
 			t.Error("a request waiting for the job was not answered within 2 s of its cancel")
 		}
-		if _, err := h.Inspector.GetTaskInfo(tasks.Queue, victim); !errors.Is(err, asynq.ErrTaskNotFound) {
+		if _, err := h.Inspector.GetTaskInfo(store.ReportQueue, victim); !errors.Is(err, asynq.ErrTaskNotFound) {
 			t.Errorf("the canceled job's task: %v, want it deleted", err)
 		}
 
@@ -252,7 +253,7 @@ func TestCancelPending(t *testing.T) {
 		}
 		checkCanceledStatus(t, h.get(t, "/v1/reports/"+victim))
 		checkNotDone(t, h, victim, "canceled")
-		if _, err := h.Store.Report(context.Background(), victim); !errors.Is(err, tasks.ErrNoReport) {
+		if _, err := h.Store.Report(context.Background(), victim); !errors.Is(err, store.ErrNoReport) {
 			t.Errorf("Report of a canceled job = %v, want ErrNoReport", err)
 		}
 		if r := h.del(t, victim); r.Status != http.StatusNoContent {
@@ -267,7 +268,7 @@ func TestDeleteFinished(t *testing.T) {
 	t.Parallel()
 	t.Run("done", func(t *testing.T) {
 		t.Parallel()
-		eachBackend(t, func(t *testing.T, b redistest.Backend) {
+		redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 			h := newHarness(t, b, setup{Worker: true, Ledger: fixedLedger{}})
 			id := h.create(t, "2026-01")
 			h.poll(t, id, 20*time.Millisecond, 10*time.Second, is303)
@@ -280,10 +281,10 @@ func TestDeleteFinished(t *testing.T) {
 			if r := h.del(t, id); r.Status != http.StatusGone || r.problem(t).Type != "/problems/job-expired" {
 				t.Errorf("DELETE again: %s, want 410 job-expired", r)
 			}
-			if _, err := h.Store.Report(context.Background(), id); !errors.Is(err, tasks.ErrNoReport) {
+			if _, err := h.Store.Report(context.Background(), id); !errors.Is(err, store.ErrNoReport) {
 				t.Errorf("Report of a deleted job = %v, want ErrNoReport", err)
 			}
-			if _, err := h.Inspector.GetTaskInfo(tasks.Queue, id); !errors.Is(err, asynq.ErrTaskNotFound) {
+			if _, err := h.Inspector.GetTaskInfo(store.ReportQueue, id); !errors.Is(err, asynq.ErrTaskNotFound) {
 				t.Errorf("the deleted job's task: %v, want it deleted", err)
 			}
 			// The id answers 410 for the whole tombstone period from now.
@@ -298,7 +299,7 @@ func TestDeleteFinished(t *testing.T) {
 	})
 	t.Run("failed", func(t *testing.T) {
 		t.Parallel()
-		eachBackend(t, func(t *testing.T, b redistest.Backend) {
+		redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 			h := newHarness(t, b, setup{Worker: true, Ledger: failingLedger{err: errors.New("no ledger")}})
 			id := h.create(t, "2026-01")
 			h.poll(t, id, 20*time.Millisecond, 10*time.Second, hasState(t, gen.Failed))
@@ -317,7 +318,7 @@ func TestDeleteFinished(t *testing.T) {
 // job, one task, one tombstone, and the same Location for all.
 func TestIdempotentConcurrentSubmits(t *testing.T) {
 	t.Parallel()
-	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		h := newHarness(t, b, setup{}) // no worker: the task stays where it can be counted
 		const n = 50
 		key := "submit-" + uuid.NewString()
@@ -366,7 +367,7 @@ func TestIdempotentConcurrentSubmits(t *testing.T) {
 		for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){
 			h.Inspector.ListPendingTasks, h.Inspector.ListActiveTasks, h.Inspector.ListCompletedTasks,
 		} {
-			infos, err := list(tasks.Queue)
+			infos, err := list(store.ReportQueue)
 			if err != nil {
 				t.Fatalf("list tasks: %v", err)
 			}
@@ -400,7 +401,7 @@ func TestIdempotentConcurrentSubmits(t *testing.T) {
 // replay of the first request is a 303 to its result.
 func TestIdempotencyKeyReuse(t *testing.T) {
 	t.Parallel()
-	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		h := newHarness(t, b, setup{Worker: true, Waiters: true, Ledger: fixedLedger{}})
 		key := "reuse-" + uuid.NewString()
 		first := h.post(t, `{"range":"2026-01"}`, "Idempotency-Key", key)
@@ -449,7 +450,7 @@ func TestIdempotencyKeyMalformed(t *testing.T) {
 		{name: "key-202-255-chars", key: strings.Repeat("k", 255), want: http.StatusAccepted},
 		{name: "key-202-255-quoted", key: `"` + strings.Repeat("q", 255) + `"`, want: http.StatusAccepted},
 	}
-	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		h := newHarness(t, b, setup{})
 		accepted := 0
 		for _, tt := range tests {
@@ -465,7 +466,7 @@ func TestIdempotencyKeyMalformed(t *testing.T) {
 				t.Errorf("%s: problem type %s, want /problems/invalid-request", tt.name, r.problem(t).Type)
 			}
 		}
-		infos, err := h.Inspector.ListPendingTasks(tasks.Queue)
+		infos, err := h.Inspector.ListPendingTasks(store.ReportQueue)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -479,7 +480,7 @@ func TestIdempotencyKeyMalformed(t *testing.T) {
 // good, so the replay must be a 410 ("use a new key"), and the id must keep answering 410.
 func TestReplayAfterDeleteStaysGone(t *testing.T) {
 	t.Parallel()
-	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		h := newHarness(t, b, setup{Worker: true, Waiters: true, Ledger: fixedLedger{}})
 		key := "deleted-" + uuid.NewString()
 		first := h.post(t, `{"range":"2026-01"}`, "Idempotency-Key", key)
@@ -508,7 +509,7 @@ func TestReplayAfterDeleteStaysGone(t *testing.T) {
 // the job finishes it is answered: it is woken by the finish event, not by re-reading.
 func TestWaitWakesOnFinish(t *testing.T) {
 	t.Parallel()
-	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		gate := make(chan struct{})
 		h := newHarness(t, b, setup{Worker: true, Waiters: true, Ledger: gateLedger{inner: report.NewSyntheticLedger(smallRows), gate: gate}})
 		id := h.create(t, "2026-01")
@@ -520,13 +521,13 @@ func TestWaitWakesOnFinish(t *testing.T) {
 		defer cancel()
 		events := h.Store.SubscribeFinished(ctx)
 		defer events.Close()
-		if _, err := events.Next(ctx); err != nil {
+		if _, _, err := events.Next(ctx); err != nil {
 			t.Fatalf("subscribe: %v", err)
 		}
 		announced := make(chan time.Time, 1)
 		go func() {
 			for {
-				got, err := events.Next(ctx)
+				got, _, err := events.Next(ctx)
 				if err != nil {
 					return
 				}
@@ -594,7 +595,7 @@ func TestWaitWakesOnFinish(t *testing.T) {
 // would swamp the count.
 func TestManyWaitersCheapOnRedis(t *testing.T) {
 	t.Parallel()
-	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		if b.Name != "redis-server" {
 			t.Skip("only redis-server counts its commands (INFO commandstats)")
 		}
@@ -712,7 +713,7 @@ func TestManyWaitersCheapOnRedis(t *testing.T) {
 // If-None-Match answered with 304, and a max-age that runs to the job's expiry.
 func TestResultCaching(t *testing.T) {
 	t.Parallel()
-	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		h := newHarness(t, b, setup{Worker: true, Ledger: fixedLedger{}})
 		id := h.create(t, "2026-01")
 		done := h.poll(t, id, 20*time.Millisecond, 10*time.Second, is303)
@@ -815,7 +816,7 @@ func TestPreferWait(t *testing.T) {
 	t.Parallel()
 	t.Run("create-303-done-in-time", func(t *testing.T) {
 		t.Parallel()
-		eachBackend(t, func(t *testing.T, b redistest.Backend) {
+		redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 			h := newHarness(t, b, setup{Worker: true, Waiters: true, Ledger: fixedLedger{}})
 			r := h.post(t, `{"range":"2026-01"}`, "Prefer", "respond-async, wait=10")
 			if r.Status != http.StatusSeeOther || r.Header.Get("Preference-Applied") != "wait=10" || r.Header.Get("Expires") == "" {
@@ -838,7 +839,7 @@ func TestPreferWait(t *testing.T) {
 	})
 	t.Run("202-when-not-done", func(t *testing.T) {
 		t.Parallel()
-		eachBackend(t, func(t *testing.T, b redistest.Backend) {
+		redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 			gate := make(chan struct{})
 			h := newHarness(t, b, setup{Worker: true, Waiters: true, Ledger: gateLedger{inner: report.NewSyntheticLedger(smallRows), gate: gate}})
 			t.Cleanup(func() { close(gate) })
@@ -893,7 +894,7 @@ func TestMeasurePollsDefaultLedger(t *testing.T) {
 	// The worker as cmd/reportd configures it by default.
 	proc := &tasks.ReportProcessor{
 		Ledger:           report.NewSyntheticLedger(report.DefaultRowsPerDay),
-		Reports:          tasks.NewStore(rdb, 24*time.Hour, time.Hour),
+		Jobs:             jobs.New(jobs.Deps{Store: store.NewStore(rdb, 24*time.Hour, time.Hour)}),
 		ProgressEvery:    250 * time.Millisecond,
 		CancelCheckEvery: time.Second,
 		Now:              time.Now,

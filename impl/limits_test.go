@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reportd/reportd/impl"
+	"github.com/reportd/reportd/internal/jobs"
 	"github.com/reportd/reportd/internal/redistest"
-	"github.com/reportd/reportd/tasks"
+	"github.com/reportd/reportd/internal/store"
 )
 
 // checkRateLimited fails t unless r is a 429 problem, and returns its Retry-After.
@@ -31,8 +31,8 @@ func checkRateLimited(t *testing.T, what string, r *response) int {
 // Retry-After that is enough, and another client is unaffected. Replays of a key are not submissions.
 func TestSubmitRate(t *testing.T) {
 	t.Parallel()
-	eachBackend(t, func(t *testing.T, b redistest.Backend) {
-		h := newHarness(t, b, setup{APIKeys: twoClients(), Limits: impl.Limits{SubmitsPerSecond: 2, SubmitBurst: 3}})
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
+		h := newHarness(t, b, setup{APIKeys: twoClients(), Limits: jobs.Limits{SubmitsPerSecond: 2, SubmitBurst: 3}})
 		first := h.as(t, acmeKey, http.MethodPost, "/v1/reports", `{"range":"2026-Q1"}`, "Idempotency-Key", "replayed")
 		if first.Status != http.StatusAccepted {
 			t.Fatalf("1st POST: %s", first)
@@ -79,7 +79,7 @@ func TestSubmitRate(t *testing.T) {
 // open job.
 func TestRefusedSubmissionLeavesNothing(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, redistest.Embedded(t), setup{APIKeys: twoClients(), Limits: impl.Limits{SubmitsPerSecond: 0.001, SubmitBurst: 1}})
+	h := newHarness(t, redistest.Embedded(t), setup{APIKeys: twoClients(), Limits: jobs.Limits{SubmitsPerSecond: 0.001, SubmitBurst: 1}})
 	id := h.createAs(t, acmeKey, "2026-Q1")
 	checkRateLimited(t, "2nd POST", h.as(t, acmeKey, http.MethodPost, "/v1/reports", `{"range":"2026-Q2"}`, "Idempotency-Key", "refused"))
 	if got := h.listAs(t, acmeKey, ""); len(got) != 1 || got[0] != id {
@@ -89,7 +89,7 @@ func TestRefusedSubmissionLeavesNothing(t *testing.T) {
 	if err != nil || len(open) != 1 {
 		t.Errorf("acme's open jobs after a refused POST: %v, %v; want only %s", open, err, id)
 	}
-	if q, err := h.Inspector.GetQueueInfo(tasks.Queue); err != nil || q.Size != 1 {
+	if q, err := h.Inspector.GetQueueInfo(store.ReportQueue); err != nil || q.Size != 1 {
 		t.Errorf("queue after a refused POST: %+v, %v; want 1 task", q, err)
 	}
 }
@@ -98,8 +98,8 @@ func TestRefusedSubmissionLeavesNothing(t *testing.T) {
 // finishes, is canceled, or turns out to be gone; another client is unaffected.
 func TestMaxOpenJobs(t *testing.T) {
 	t.Parallel()
-	eachBackend(t, func(t *testing.T, b redistest.Backend) {
-		h := newHarness(t, b, setup{APIKeys: twoClients(), Limits: impl.Limits{MaxOpenJobs: 2}})
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
+		h := newHarness(t, b, setup{APIKeys: twoClients(), Limits: jobs.Limits{MaxOpenJobs: 2}})
 		a := h.createAs(t, acmeKey, "2026-Q1")
 		h.createAs(t, acmeKey, "2026-Q2")
 		checkRateLimited(t, "3rd open job", h.as(t, acmeKey, http.MethodPost, "/v1/reports", `{"range":"2026-Q3"}`))
@@ -109,7 +109,7 @@ func TestMaxOpenJobs(t *testing.T) {
 
 		// The record says open, but the task is gone (deleted behind the API's back, or expired): the
 		// count heals at the cap.
-		if err := h.Inspector.DeleteTask(tasks.Queue, a); err != nil {
+		if err := h.Inspector.DeleteTask(store.ReportQueue, a); err != nil {
 			t.Fatal(err)
 		}
 		c := h.createAs(t, acmeKey, "2026-Q3")
@@ -137,13 +137,13 @@ func TestMaxOpenJobs(t *testing.T) {
 // TestMaxOpenJobsFinished: a job the worker finishes is no longer open.
 func TestMaxOpenJobsFinished(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, redistest.Embedded(t), setup{Worker: true, Limits: impl.Limits{MaxOpenJobs: 1}})
+	h := newHarness(t, redistest.Embedded(t), setup{Worker: true, Limits: jobs.Limits{MaxOpenJobs: 1}})
 	for i := range 3 {
 		id := h.create(t, "2026-02")
 		h.poll(t, id, 10*time.Millisecond, 10*time.Second, is303)
 		if i == 0 {
 			// The worker closes the job as it finishes; the count must not even need healing.
-			if open, err := h.Store.OpenJobs(t.Context(), impl.Anonymous); err != nil || len(open) != 0 {
+			if open, err := h.Store.OpenJobs(t.Context(), jobs.Anonymous); err != nil || len(open) != 0 {
 				t.Errorf("open jobs after the only one finished: %v, %v; want none", open, err)
 			}
 		}
@@ -157,7 +157,7 @@ func TestLimitsHoldForRetriedKeys(t *testing.T) {
 	t.Parallel()
 	t.Run("rate", func(t *testing.T) {
 		t.Parallel()
-		h := newHarness(t, redistest.Embedded(t), setup{Limits: impl.Limits{SubmitsPerSecond: 0.001, SubmitBurst: 1}})
+		h := newHarness(t, redistest.Embedded(t), setup{Limits: jobs.Limits{SubmitsPerSecond: 0.001, SubmitBurst: 1}})
 		h.create(t, "2026-Q1")
 		for i := range 3 {
 			key := "retry-" + strconv.Itoa(i)
@@ -173,20 +173,20 @@ func TestLimitsHoldForRetriedKeys(t *testing.T) {
 	})
 	t.Run("open-jobs", func(t *testing.T) {
 		t.Parallel()
-		h := newHarness(t, redistest.Embedded(t), setup{Limits: impl.Limits{MaxOpenJobs: 1}})
+		h := newHarness(t, redistest.Embedded(t), setup{Limits: jobs.Limits{MaxOpenJobs: 1}})
 		h.create(t, "2026-Q1")
 		checkRateLimited(t, "2nd open job", h.as(t, "", http.MethodPost, "/v1/reports", `{"range":"2026-Q2"}`, "Idempotency-Key", "k"))
 		if r := h.as(t, "", http.MethodPost, "/v1/reports", `{"range":"2026-Q2"}`, "Idempotency-Key", "k"); r.Status != http.StatusTooManyRequests {
 			t.Errorf("the same POST retried at once with its key: %s, want 429", r)
 		}
-		if open, err := h.Store.OpenJobs(t.Context(), impl.Anonymous); err != nil || len(open) != 1 {
+		if open, err := h.Store.OpenJobs(t.Context(), jobs.Anonymous); err != nil || len(open) != 1 {
 			t.Errorf("open jobs with a cap of 1: %v, %v", open, err)
 		}
 	})
 	t.Run("open-jobs-retried-later", func(t *testing.T) {
 		t.Parallel()
 		clk := &clock{}
-		h := newHarness(t, redistest.Embedded(t), setup{Clock: clk, Limits: impl.Limits{MaxOpenJobs: 1}})
+		h := newHarness(t, redistest.Embedded(t), setup{Clock: clk, Limits: jobs.Limits{MaxOpenJobs: 1}})
 		first := h.create(t, "2026-Q1")
 		checkRateLimited(t, "2nd open job", h.as(t, "", http.MethodPost, "/v1/reports", `{"range":"2026-Q2"}`, "Idempotency-Key", "k"))
 		// The client waits for its first job to end (here: cancels it), a minute later, then retries.

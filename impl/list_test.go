@@ -17,9 +17,10 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/reportd/reportd/gen"
-	"github.com/reportd/reportd/impl"
+	"github.com/reportd/reportd/internal/jobs"
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/report"
+	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -65,7 +66,7 @@ func (h *harness) listPage(t *testing.T, key, path string) page {
 // with next until the last page. Another client's jobs, made in between, never show.
 func TestListPages(t *testing.T) {
 	t.Parallel()
-	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		h := newHarness(t, b, setup{APIKeys: twoClients()})
 		var created []string
 		for i := range 25 {
@@ -146,13 +147,13 @@ func (s stateHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 // newStateHandler is a stateHandler whose real processor writes to b.
 func newStateHandler(t *testing.T, b redistest.Backend) stateHandler {
 	return stateHandler{done: &tasks.ReportProcessor{Ledger: report.NewSyntheticLedger(smallRows),
-		Reports: tasks.NewStore(b.Client(t), 24*time.Hour, time.Hour), Now: time.Now, Log: slog.New(slog.DiscardHandler)}}
+		Jobs: jobs.New(jobs.Deps{Store: store.NewStore(b.Client(t), 24*time.Hour, time.Hour)}), Now: time.Now, Log: slog.New(slog.DiscardHandler)}}
 }
 
 // TestListStatusFilter lists only the jobs in one status, paging through them with the filter kept.
 func TestListStatusFilter(t *testing.T) {
 	t.Parallel()
-	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		h := newHarness(t, b, setup{Worker: true, Handler: newStateHandler(t, b)})
 		var done, failed []string
 		for i := range 7 {
@@ -246,9 +247,9 @@ func TestListBadParams(t *testing.T) {
 // list, and out of the index, while a job still running stays.
 func TestListDropsExpiredJobs(t *testing.T) {
 	t.Parallel()
-	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		clk := &clock{}
-		h := newHarness(t, b, setup{Worker: true, Clock: clk, Policy: impl.Policy{Retention: time.Hour}, Handler: newStateHandler(t, b)})
+		h := newHarness(t, b, setup{Worker: true, Clock: clk, Policy: jobs.Policy{Retention: time.Hour}, Handler: newStateHandler(t, b)})
 		var ids []string
 		for range 3 {
 			id := h.create(t, "2026-02")
@@ -263,33 +264,33 @@ func TestListDropsExpiredJobs(t *testing.T) {
 		if got := h.listAs(t, "", ""); !slices.Equal(got, []string{fresh}) {
 			t.Errorf("after the retention: %v, want only the new job %s", got, fresh)
 		}
-		jobs, err := h.Store.ListJobs(context.Background(), impl.Anonymous, tasks.IndexedJob{}, 10)
-		if err != nil || len(jobs) != 1 || jobs[0].ID != fresh {
-			t.Errorf("index after the list met the expired jobs: %v, %v; want only %s", jobs, err, fresh)
+		indexed, err := h.Store.ListJobs(context.Background(), jobs.Anonymous, store.IndexedJob{}, 10)
+		if err != nil || len(indexed) != 1 || indexed[0].ID != fresh {
+			t.Errorf("index after the list met the expired jobs: %v, %v; want only %s", indexed, err, fresh)
 		}
 	})
 }
 
 // countingTasks counts the task reads of the API.
 type countingTasks struct {
-	impl.TaskReader
+	jobs.Inspector
 	reads atomic.Int64
 }
 
 func (c *countingTasks) GetTaskInfo(queue, id string) (*asynq.TaskInfo, error) {
 	c.reads.Add(1)
-	return c.TaskReader.GetTaskInfo(queue, id)
+	return c.Inspector.GetTaskInfo(queue, id)
 }
 
 // TestListCostIsBounded lists with a filter that matches none of 200 jobs: each page reads at most
 // limit*3 of them, answers with a next cursor while jobs remain, and the pages end.
 func TestListCostIsBounded(t *testing.T) {
 	t.Parallel()
-	const jobs, limit = 200, 10
-	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+	const total, limit = 200, 10
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		counter := &countingTasks{}
-		h := newHarness(t, b, setup{WrapTasks: func(r impl.TaskReader) impl.TaskReader { counter.TaskReader = r; return counter }})
-		for range jobs {
+		h := newHarness(t, b, setup{WrapTasks: func(r jobs.Inspector) jobs.Inspector { counter.Inspector = r; return counter }})
+		for range total {
 			h.create(t, "2026-Q1")
 		}
 		path := fmt.Sprintf("/v1/reports?status=done&limit=%d", limit)
@@ -313,7 +314,7 @@ func TestListCostIsBounded(t *testing.T) {
 			t.Errorf("one page read %d jobs, want at most %d", reads, limit*3)
 		}
 		if p.next == "" {
-			t.Errorf("the first page has no next, with %d jobs unread", jobs-reads)
+			t.Errorf("the first page has no next, with %d jobs unread", total-reads)
 		}
 		if statsAfter != nil {
 			// Each task read is one script (EVALSHA, or EVAL once, the first time) running EXISTS, HMGET
@@ -333,8 +334,8 @@ func TestListCostIsBounded(t *testing.T) {
 
 		pages := 1
 		for p.next != "" {
-			if pages > jobs/(limit*3)+2 {
-				t.Fatalf("still a next page after %d pages over %d jobs", pages, jobs)
+			if pages > total/(limit*3)+2 {
+				t.Fatalf("still a next page after %d pages over %d jobs", pages, total)
 			}
 			p = h.listPage(t, "", p.next)
 			if len(p.ids) != 0 {
@@ -342,8 +343,8 @@ func TestListCostIsBounded(t *testing.T) {
 			}
 			pages++
 		}
-		if total := counter.reads.Load() - before; total != jobs {
-			t.Errorf("paging through the whole list read %d jobs, want each of the %d once", total, jobs)
+		if read := counter.reads.Load() - before; read != total {
+			t.Errorf("paging through the whole list read %d jobs, want each of the %d once", read, total)
 		}
 	})
 }
@@ -360,7 +361,7 @@ func TestListUnindexesVanishedJobs(t *testing.T) {
 			kept = append(kept, id)
 			continue
 		}
-		if err := h.Inspector.DeleteTask(tasks.Queue, id); err != nil {
+		if err := h.Inspector.DeleteTask(store.ReportQueue, id); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -368,18 +369,18 @@ func TestListUnindexesVanishedJobs(t *testing.T) {
 	if got := h.listAs(t, "", "?limit=1"); !slices.Equal(got, kept) {
 		t.Errorf("with vanished jobs: %v, want %v", got, kept)
 	}
-	jobs, err := h.Store.ListJobs(context.Background(), impl.Anonymous, tasks.IndexedJob{}, 100)
-	if err != nil || len(jobs) != len(kept) {
-		t.Errorf("index after listing: %v, %v; want the %d jobs left", jobs, err, len(kept))
+	indexed, err := h.Store.ListJobs(context.Background(), jobs.Anonymous, store.IndexedJob{}, 100)
+	if err != nil || len(indexed) != len(kept) {
+		t.Errorf("index after listing: %v, %v; want the %d jobs left", indexed, err, len(kept))
 	}
 	// A job id that is not a job's at all (a corrupt index entry) is dropped the same way.
-	if err := h.Store.IndexJob(context.Background(), impl.Anonymous, "not-a-job-"+uuid.NewString(), time.Now(), time.Hour); err != nil {
+	if err := h.Store.IndexJob(context.Background(), jobs.Anonymous, "not-a-job-"+uuid.NewString(), time.Now(), time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	if got := h.listAs(t, "", ""); !slices.Equal(got, kept) {
 		t.Errorf("with a corrupt index entry: %v, want %v", got, kept)
 	}
-	if _, err := h.Inspector.GetTaskInfo(tasks.Queue, kept[0]); errors.Is(err, asynq.ErrTaskNotFound) {
+	if _, err := h.Inspector.GetTaskInfo(store.ReportQueue, kept[0]); errors.Is(err, asynq.ErrTaskNotFound) {
 		t.Errorf("a kept job's task is gone")
 	}
 }

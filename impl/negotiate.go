@@ -1,7 +1,6 @@
 package impl
 
 import (
-	"context"
 	"strconv"
 	"strings"
 )
@@ -63,17 +62,4 @@ func quality(accept, m string) float64 {
 		}
 	}
 	return q
-}
-
-type acceptKey struct{}
-
-// withAccept returns ctx carrying the request's Accept header, which the spec cannot declare as a
-// parameter (OpenAPI ignores header parameters named Accept) but the result handler negotiates on.
-func withAccept(ctx context.Context, accept string) context.Context {
-	return context.WithValue(ctx, acceptKey{}, accept)
-}
-
-func acceptFrom(ctx context.Context) string {
-	s, _ := ctx.Value(acceptKey{}).(string)
-	return s
 }

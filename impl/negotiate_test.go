@@ -1,7 +1,6 @@
 package impl
 
 import (
-	"context"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -55,15 +54,5 @@ func TestNegotiate(t *testing.T) {
 				t.Errorf("negotiate(%q) (-want +got):\n%s", tt.accept, diff)
 			}
 		})
-	}
-}
-
-func TestAcceptContext(t *testing.T) {
-	t.Parallel()
-	if got := acceptFrom(context.Background()); got != "" {
-		t.Errorf("acceptFrom(no Accept) = %q, want empty", got)
-	}
-	if got := acceptFrom(withAccept(context.Background(), "text/csv")); got != "text/csv" {
-		t.Errorf("acceptFrom(withAccept(text/csv)) = %q", got)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -19,8 +18,13 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/reportd/reportd/gen"
+	"github.com/reportd/reportd/internal/httpapi"
+	"github.com/reportd/reportd/internal/jobs"
+	"github.com/reportd/reportd/internal/jobs/jobstest"
+	"github.com/reportd/reportd/internal/problem"
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/report"
+	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -29,7 +33,7 @@ var (
 	testNow     = time.Date(2026, 4, 2, 10, 0, 0, 0, time.UTC)
 	testCreated = testNow.Add(-time.Minute)
 	testID      = uuid.MustParse("0f8fad5b-d9cb-469f-a165-70867728950e")
-	testPolicy  = Policy{Retention: 24 * time.Hour, Tombstone: 720 * time.Hour, JobTimeout: 10 * time.Minute, MaxRetry: 3}
+	testPolicy  = jobs.Policy{Retention: 24 * time.Hour, Tombstone: 720 * time.Hour, JobTimeout: 10 * time.Minute, MaxRetry: 3}
 )
 
 // fixture is a Server on fakes, with a fixed clock and id.
@@ -49,40 +53,16 @@ func newFixture() *fixture {
 		tasks: &fakeTasks{},
 		store: &fakeStore{calls: calls},
 	}
-	f.srv = New(Deps{
-		Queue: f.queue, Tasks: f.tasks, Store: f.store, Policy: testPolicy,
+	f.srv = New(jobs.New(jobs.Deps{
+		Queue: f.queue, Inspector: f.tasks, Store: f.store, Policy: testPolicy,
 		Now: func() time.Time { return testNow }, NewID: func() uuid.UUID { return testID },
-	})
+	}))
 	return f
 }
 
 // reportInfo is the TaskInfo of job testID over Q1 2026 in state, changed by mods.
 func reportInfo(state asynq.TaskState, mods ...func(*asynq.TaskInfo)) *asynq.TaskInfo {
-	info := &asynq.TaskInfo{
-		ID:        testID.String(),
-		Queue:     tasks.Queue,
-		Type:      tasks.TypeReport,
-		Payload:   []byte(`{"range":"2026-01-01..2026-03-31"}`),
-		Headers:   map[string]string{tasks.HeaderCreatedAt: testCreated.Format(time.RFC3339Nano)},
-		State:     state,
-		MaxRetry:  testPolicy.MaxRetry,
-		Timeout:   testPolicy.JobTimeout,
-		Retention: testPolicy.Retention,
-	}
-	for _, m := range mods {
-		m(info)
-	}
-	return info
-}
-
-func withProgress(p tasks.Progress) func(*asynq.TaskInfo) {
-	return func(info *asynq.TaskInfo) {
-		b, err := json.Marshal(p)
-		if err != nil {
-			panic(err)
-		}
-		info.Result = b
-	}
+	return jobstest.TaskInfo(testID.String(), testCreated, state, testPolicy.MaxRetry, testPolicy.JobTimeout, testPolicy.Retention, mods...)
 }
 
 func withPayloadRange(r string) func(*asynq.TaskInfo) {
@@ -104,17 +84,17 @@ func baseStatus(state gen.JobState) gen.JobStatus {
 	}
 }
 
-// checkKind fails t unless err is an *Error of kind want; for KindInternal, unless err is an error
+// checkKind fails t unless err is an *problem.Error of kind want; for problem.KindInternal, unless err is an error
 // outside the vocabulary (or of kind internal).
-func checkKind(t *testing.T, err error, want Kind) {
+func checkKind(t *testing.T, err error, want problem.Kind) {
 	t.Helper()
 	if err == nil {
 		t.Fatalf("err = nil, want an error of kind %d", want)
 	}
-	var e *Error
+	var e *problem.Error
 	if !errors.As(err, &e) {
-		if want != KindInternal {
-			t.Fatalf("err = %v (%T), want an *Error of kind %d", err, err, want)
+		if want != problem.KindInternal {
+			t.Fatalf("err = %v (%T), want an *problem.Error of kind %d", err, err, want)
 		}
 		return
 	}
@@ -142,7 +122,7 @@ func TestCreateReport(t *testing.T) {
 			Headers: wantHeaders,
 			Options: map[asynq.OptionType]any{
 				asynq.TaskIDOpt:    testID.String(),
-				asynq.QueueOpt:     tasks.Queue,
+				asynq.QueueOpt:     store.ReportQueue,
 				asynq.MaxRetryOpt:  testPolicy.MaxRetry,
 				asynq.TimeoutOpt:   testPolicy.JobTimeout,
 				asynq.RetentionOpt: testPolicy.Retention,
@@ -154,7 +134,7 @@ func TestCreateReport(t *testing.T) {
 		rng          string
 		setup        func(*fixture)
 		want         gen.CreateReportResponseObject
-		wantKind     Kind
+		wantKind     problem.Kind
 		wantEnqueued []enqueuedTask
 		wantCalls    []string
 	}{
@@ -176,22 +156,22 @@ func TestCreateReport(t *testing.T) {
 			wantEnqueued: enqueued("2025-12-31..2026-01-02"),
 			wantCalls:    []string{"tombstone", "enqueue"},
 		},
-		{name: "create-400-quarter-5", rng: "2026-Q5", wantKind: KindInvalid},
-		{name: "create-400-words", rng: "last quarter", wantKind: KindInvalid},
-		{name: "create-400-empty", rng: "", wantKind: KindInvalid},
-		{name: "create-422-feb-30", rng: "2026-02-30..2026-03-01", wantKind: KindUnprocessable},
-		{name: "create-422-reversed", rng: "2026-03-01..2026-02-01", wantKind: KindUnprocessable},
-		{name: "create-422-too-long", rng: "2024-01-01..2025-01-01", wantKind: KindUnprocessable},
+		{name: "create-400-quarter-5", rng: "2026-Q5", wantKind: problem.KindInvalid},
+		{name: "create-400-words", rng: "last quarter", wantKind: problem.KindInvalid},
+		{name: "create-400-empty", rng: "", wantKind: problem.KindInvalid},
+		{name: "create-422-feb-30", rng: "2026-02-30..2026-03-01", wantKind: problem.KindUnprocessable},
+		{name: "create-422-reversed", rng: "2026-03-01..2026-02-01", wantKind: problem.KindUnprocessable},
+		{name: "create-422-too-long", rng: "2024-01-01..2025-01-01", wantKind: problem.KindUnprocessable},
 		{
 			name: "create-503-enqueue-fails", rng: "2026-Q1",
 			setup:     func(f *fixture) { f.queue.err = errors.New("dial tcp 10.0.0.7:6379: connection refused") },
-			wantKind:  KindUnavailable,
+			wantKind:  problem.KindUnavailable,
 			wantCalls: []string{"tombstone", "enqueue"},
 		},
 		{
 			name: "create-503-tombstone-fails", rng: "2026-Q1",
 			setup:     func(f *fixture) { f.store.createErr = errors.New("dial tcp 10.0.0.7:6379: i/o timeout") },
-			wantKind:  KindUnavailable,
+			wantKind:  problem.KindUnavailable,
 			wantCalls: []string{"tombstone"},
 		},
 	}
@@ -241,7 +221,7 @@ func TestCreateReportRangeDetail(t *testing.T) {
 	t.Parallel()
 	for _, rng := range []string{"2026-Q5", "2026-02-30..2026-03-01"} {
 		_, err := newFixture().srv.CreateReport(context.Background(), gen.CreateReportRequestObject{Body: &gen.ReportRequest{Range: rng}})
-		var e *Error
+		var e *problem.Error
 		if !errors.As(err, &e) || !strings.HasPrefix(e.Detail, "/range: ") || !strings.Contains(e.Detail, rng) {
 			t.Errorf("CreateReport(%q) error = %#v, want a detail starting /range: that quotes the range", rng, err)
 		}
@@ -257,14 +237,14 @@ func TestCreateReportWithAsynq(t *testing.T) {
 	t.Cleanup(func() { _ = rdb.Close() })
 	client := asynq.NewClientFromRedisClient(rdb)
 	inspector := asynq.NewInspectorFromRedisClient(rdb)
-	store := &fakeStore{}
-	s := New(Deps{Queue: client, Tasks: inspector, Store: store, Policy: testPolicy,
-		Now: func() time.Time { return testNow }, NewID: func() uuid.UUID { return testID }})
+	st := &fakeStore{}
+	s := New(jobs.New(jobs.Deps{Queue: client, Inspector: inspector, Store: st, Policy: testPolicy,
+		Now: func() time.Time { return testNow }, NewID: func() uuid.UUID { return testID }}))
 
 	if _, err := s.CreateReport(context.Background(), gen.CreateReportRequestObject{Body: &gen.ReportRequest{Range: "2026-Q1"}}); err != nil {
 		t.Fatalf("CreateReport: %v", err)
 	}
-	info, err := inspector.GetTaskInfo(tasks.Queue, testID.String())
+	info, err := inspector.GetTaskInfo(store.ReportQueue, testID.String())
 	if err != nil {
 		t.Fatalf("GetTaskInfo: %v", err)
 	}
@@ -327,33 +307,35 @@ func TestGetReportStatus(t *testing.T) {
 		s.StartedAt, s.Attempt = ptr(started), ptr(1)
 		return s
 	}
-	archived := func(lastErr string, at time.Time) func(*asynq.TaskInfo) {
+	// archived is a job whose last attempt ended with outcome o at at, asynq recording lastErr, which must
+	// neither leak nor decide anything.
+	archived := func(lastErr string, o tasks.Outcome, at time.Time) func(*asynq.TaskInfo) {
 		return func(info *asynq.TaskInfo) {
 			info.LastErr, info.LastFailedAt, info.Retried = lastErr, at, testPolicy.MaxRetry
-			withProgress(tasks.Progress{Share: 0.25, DaysDone: 22, DaysTotal: 90, StartedAt: started, Attempt: 4})(info)
+			jobstest.WithProgress(tasks.Progress{Share: 0.25, DaysDone: 22, DaysTotal: 90, StartedAt: started, Attempt: 4, Outcome: o})(info)
 		}
 	}
 	completed := func(at time.Time) func(*asynq.TaskInfo) {
 		return func(info *asynq.TaskInfo) {
 			info.CompletedAt = at
-			withProgress(tasks.Progress{Share: 1, DaysDone: 90, DaysTotal: 90, StartedAt: started, Attempt: 1})(info)
+			jobstest.WithProgress(tasks.Progress{Share: 1, DaysDone: 90, DaysTotal: 90, StartedAt: started, Attempt: 1})(info)
 		}
 	}
 	active := func(share float64) func(*asynq.TaskInfo) {
-		return withProgress(tasks.Progress{Share: share, StartedAt: started, Attempt: 1})
+		return jobstest.WithProgress(tasks.Progress{Share: share, StartedAt: started, Attempt: 1})
 	}
 	tests := []struct {
 		name     string
 		info     *asynq.TaskInfo // the job's task, if asynq has it
 		setup    func(*fixture)
 		want     gen.GetReportStatusResponseObject
-		wantKind Kind
+		wantKind problem.Kind
 	}{
 		{name: "status-200-pending", info: reportInfo(asynq.TaskStatePending), want: ok(baseStatus(gen.Pending), ptr(1))},
 		{name: "status-200-scheduled", info: reportInfo(asynq.TaskStateScheduled), want: ok(baseStatus(gen.Pending), ptr(1))},
 		{
 			name: "status-200-retry-is-pending",
-			info: reportInfo(asynq.TaskStateRetry, withProgress(tasks.Progress{Share: 0.5, StartedAt: started, Attempt: 1}),
+			info: reportInfo(asynq.TaskStateRetry, jobstest.WithProgress(tasks.Progress{Share: 0.5, StartedAt: started, Attempt: 1}),
 				func(i *asynq.TaskInfo) { i.LastErr, i.Retried = "boom", 1 }),
 			want: ok(retried(), ptr(1)),
 		},
@@ -370,24 +352,24 @@ func TestGetReportStatus(t *testing.T) {
 				Expires: httpDate(testNow.Add(-time.Hour).Add(testPolicy.Retention)),
 			}},
 		},
-		{name: "status-410-completed-past-retention", info: reportInfo(asynq.TaskStateCompleted, completed(testNow.Add(-25*time.Hour))), wantKind: KindGone},
-		{name: "status-410-completed-at-retention", info: reportInfo(asynq.TaskStateCompleted, completed(testNow.Add(-24*time.Hour))), wantKind: KindGone},
+		{name: "status-410-completed-past-retention", info: reportInfo(asynq.TaskStateCompleted, completed(testNow.Add(-25*time.Hour))), wantKind: problem.KindGone},
+		{name: "status-410-completed-at-retention", info: reportInfo(asynq.TaskStateCompleted, completed(testNow.Add(-24*time.Hour))), wantKind: problem.KindGone},
 		{
 			name: "status-200-failed-timeout",
-			info: reportInfo(asynq.TaskStateArchived, archived("summarize 2026-01-01..2026-03-31: day 2026-01-23: context deadline exceeded", failedAt)),
+			info: reportInfo(asynq.TaskStateArchived, archived("summarize 2026-01-01..2026-03-31: day 2026-01-23: context deadline exceeded", tasks.OutcomeTimedOut, failedAt)),
 			want: ok(failed("/problems/report-timeout"), nil),
 		},
 		{
 			name: "status-200-failed-other",
-			info: reportInfo(asynq.TaskStateArchived, archived("save report of job x: dial tcp 10.0.0.7:6379: connection refused", failedAt)),
+			info: reportInfo(asynq.TaskStateArchived, archived("save report of job x: dial tcp 10.0.0.7:6379: connection refused", tasks.OutcomeFailed, failedAt)),
 			want: ok(failed("/problems/report-failed"), nil),
 		},
-		{name: "status-410-failed-past-retention", info: reportInfo(asynq.TaskStateArchived, archived("boom", testNow.Add(-25*time.Hour))), wantKind: KindGone},
-		{name: "status-410-unknown-with-tombstone", setup: func(f *fixture) { f.store.tombstones = map[string]bool{testID.String(): true} }, wantKind: KindGone},
-		{name: "status-404-unknown", wantKind: KindNotFound},
-		{name: "status-404-fresh-redis", setup: func(f *fixture) { f.tasks.noQueue = true }, wantKind: KindNotFound},
-		{name: "status-503-inspector-fails", setup: func(f *fixture) { f.tasks.err = errors.New("asynq: dial tcp: i/o timeout") }, wantKind: KindUnavailable},
-		{name: "status-503-tombstone-read-fails", setup: func(f *fixture) { f.store.existsErr = errors.New("i/o timeout") }, wantKind: KindUnavailable},
+		{name: "status-410-failed-past-retention", info: reportInfo(asynq.TaskStateArchived, archived("boom", tasks.OutcomeFailed, testNow.Add(-25*time.Hour))), wantKind: problem.KindGone},
+		{name: "status-410-unknown-with-tombstone", setup: func(f *fixture) { f.store.tombstones = map[string]bool{testID.String(): true} }, wantKind: problem.KindGone},
+		{name: "status-404-unknown", wantKind: problem.KindNotFound},
+		{name: "status-404-fresh-redis", setup: func(f *fixture) { f.tasks.noQueue = true }, wantKind: problem.KindNotFound},
+		{name: "status-503-inspector-fails", setup: func(f *fixture) { f.tasks.err = errors.New("asynq: dial tcp: i/o timeout") }, wantKind: problem.KindUnavailable},
+		{name: "status-503-tombstone-read-fails", setup: func(f *fixture) { f.store.existsErr = errors.New("i/o timeout") }, wantKind: problem.KindUnavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -425,7 +407,7 @@ func TestGetReportStatus(t *testing.T) {
 
 // TestGetReportStatusUnreadablePayload: a job whose stored request this version cannot read (a task
 // enqueued by another version, whose handler gave up with SkipRetry) failed for good. Its status
-// should say so with the report-unreadable problem that failureProblem has for it, not a 500.
+// should say so with the report-unreadable problem that the worker recorded for it, not a 500.
 func TestGetReportStatusUnreadablePayload(t *testing.T) {
 	t.Parallel()
 	f := newFixture()
@@ -433,10 +415,11 @@ func TestGetReportStatusUnreadablePayload(t *testing.T) {
 		i.Payload = []byte(`{"from":"2026-01-01","to":"2026-03-31"}`)
 		i.LastErr = `report payload: range "": empty; want YYYY-Qn, YYYY-MM or YYYY-MM-DD..YYYY-MM-DD: range syntax: skip retry for the task`
 		i.LastFailedAt = testNow.Add(-time.Minute).Truncate(time.Second)
+		i.Result = []byte(`{"outcome":"unreadable"}`)
 	}))
 	got, err := f.srv.GetReportStatus(context.Background(), gen.GetReportStatusRequestObject{Id: testID})
 	if err != nil {
-		p, status := problemFor(err, "")
+		p, status := problem.For(err, "")
 		t.Fatalf("GetReportStatus of a failed job with an unreadable payload = %d %s (%v), want 200 failed with a /problems/report-unreadable error", status, p.Type, err)
 	}
 	body, isOK := got.(gen.GetReportStatus200JSONResponse)
@@ -503,7 +486,7 @@ func TestGetReportResult(t *testing.T) {
 		setup      func(*fixture)
 		want       gen.GetReportResultResponseObject // a JSON answer
 		wantCSV    bool
-		wantKind   Kind
+		wantKind   problem.Kind
 		wantDetail string // a substring of the error's detail
 	}{
 		{name: "result-200-json-no-accept", info: done, setup: stored, want: wantJSON},
@@ -511,29 +494,29 @@ func TestGetReportResult(t *testing.T) {
 		{name: "result-200-json-any", accept: "*/*", info: done, setup: stored, want: wantJSON},
 		{name: "result-200-csv", accept: "text/csv", info: done, setup: stored, wantCSV: true},
 		{name: "result-200-csv-preferred", accept: "application/json;q=0.5, text/csv", info: done, setup: stored, wantCSV: true},
-		{name: "result-406-png", accept: "image/png", info: done, setup: stored, wantKind: KindNotAcceptable},
+		{name: "result-406-png", accept: "image/png", info: done, setup: stored, wantKind: problem.KindNotAcceptable},
 		// The id is looked up first: an unknown job is 404 whatever the Accept header says.
-		{name: "result-404-unknown-wins-over-406", accept: "image/png", wantKind: KindNotFound},
-		{name: "result-409-pending", info: reportInfo(asynq.TaskStatePending), wantKind: KindNotDone, wantDetail: "pending"},
-		{name: "result-409-running", info: reportInfo(asynq.TaskStateActive), wantKind: KindNotDone, wantDetail: "running"},
+		{name: "result-404-unknown-wins-over-406", accept: "image/png", wantKind: problem.KindNotFound},
+		{name: "result-409-pending", info: reportInfo(asynq.TaskStatePending), wantKind: problem.KindNotDone, wantDetail: "pending"},
+		{name: "result-409-running", info: reportInfo(asynq.TaskStateActive), wantKind: problem.KindNotDone, wantDetail: "running"},
 		{
 			name:     "result-409-failed",
 			info:     reportInfo(asynq.TaskStateArchived, func(i *asynq.TaskInfo) { i.LastErr, i.LastFailedAt = "boom", testNow.Add(-time.Hour) }),
-			wantKind: KindNotDone, wantDetail: "failed",
+			wantKind: problem.KindNotDone, wantDetail: "failed",
 		},
-		{name: "result-410-report-missing", info: done, wantKind: KindGone},
+		{name: "result-410-report-missing", info: done, wantKind: problem.KindGone},
 		{
 			name: "result-410-expired", setup: stored,
 			info:     reportInfo(asynq.TaskStateCompleted, func(i *asynq.TaskInfo) { i.CompletedAt = testNow.Add(-25 * time.Hour) }),
-			wantKind: KindGone,
+			wantKind: problem.KindGone,
 		},
-		{name: "result-410-tombstone", setup: func(f *fixture) { f.store.tombstones = map[string]bool{testID.String(): true} }, wantKind: KindGone},
-		{name: "result-404-unknown", wantKind: KindNotFound},
-		{name: "result-503-report-read-fails", info: done, setup: func(f *fixture) { f.store.reportErr = errors.New("i/o timeout") }, wantKind: KindUnavailable},
+		{name: "result-410-tombstone", setup: func(f *fixture) { f.store.tombstones = map[string]bool{testID.String(): true} }, wantKind: problem.KindGone},
+		{name: "result-404-unknown", wantKind: problem.KindNotFound},
+		{name: "result-503-report-read-fails", info: done, setup: func(f *fixture) { f.store.reportErr = errors.New("i/o timeout") }, wantKind: problem.KindUnavailable},
 		{
 			name: "result-500-corrupt-report", info: done,
 			setup:    func(f *fixture) { f.store.reports = map[string][]byte{testID.String(): []byte("{not json")} },
-			wantKind: KindInternal,
+			wantKind: problem.KindInternal,
 		},
 	}
 	for _, tt := range tests {
@@ -546,7 +529,7 @@ func TestGetReportResult(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup(f)
 			}
-			ctx := withAccept(context.Background(), tt.accept)
+			ctx := httpapi.WithAccept(context.Background(), tt.accept)
 			got, err := f.srv.GetReportResult(ctx, gen.GetReportResultRequestObject{Id: testID})
 			switch {
 			case tt.want != nil:
@@ -583,89 +566,11 @@ func TestGetReportResult(t *testing.T) {
 				}
 			default:
 				checkKind(t, err, tt.wantKind)
-				var e *Error
+				var e *problem.Error
 				if tt.wantDetail != "" && (!errors.As(err, &e) || !strings.Contains(e.Detail, tt.wantDetail)) {
 					t.Errorf("error %v: detail does not name %q", err, tt.wantDetail)
 				}
 			}
 		})
-	}
-}
-
-func TestProblemFor(t *testing.T) {
-	t.Parallel()
-	const secret = "dial tcp 10.0.0.7:6379: connect: connection refused (password hunter2)"
-	tests := []struct {
-		name       string
-		err        error
-		wantStatus int
-		wantType   string
-		wantDetail string // "" means the problem type's own description
-	}{
-		{name: "internal-plain-error", err: errors.New(secret), wantStatus: 500, wantType: "/problems/internal"},
-		{name: "internal-kind-with-detail", err: &Error{Kind: KindInternal, Detail: secret, Err: errors.New(secret)}, wantStatus: 500, wantType: "/problems/internal"},
-		{name: "unknown-kind", err: &Error{Kind: Kind(99), Detail: "whatever"}, wantStatus: 500, wantType: "/problems/internal"},
-		{name: "invalid", err: errorf(KindInvalid, "/range: bad"), wantStatus: 400, wantType: "/problems/invalid-request", wantDetail: "/range: bad"},
-		{name: "unprocessable", err: errorf(KindUnprocessable, "/range: feb 30"), wantStatus: 422, wantType: "/problems/range-unservable", wantDetail: "/range: feb 30"},
-		{name: "not-found", err: errorf(KindNotFound, "no job"), wantStatus: 404, wantType: "/problems/job-not-found", wantDetail: "no job"},
-		{name: "gone", err: errorf(KindGone, "expired"), wantStatus: 410, wantType: "/problems/job-expired", wantDetail: "expired"},
-		{name: "not-done", err: errorf(KindNotDone, "pending"), wantStatus: 409, wantType: "/problems/job-not-done", wantDetail: "pending"},
-		{name: "not-acceptable", err: errorf(KindNotAcceptable, "png"), wantStatus: 406, wantType: "/problems/not-acceptable", wantDetail: "png"},
-		{name: "unavailable-hides-cause", err: unavailable(errors.New(secret)), wantStatus: 503, wantType: "/problems/unavailable", wantDetail: "the job store cannot be reached; retry shortly"},
-		{name: "too-large", err: errorf(KindTooLarge, "big"), wantStatus: 413, wantType: "/problems/payload-too-large", wantDetail: "big"},
-		{name: "unsupported-media-type", err: errorf(KindUnsupportedMediaType, "xml"), wantStatus: 415, wantType: "/problems/unsupported-media-type", wantDetail: "xml"},
-		{name: "no-route", err: errorf(KindNoRoute, "nothing"), wantStatus: 404, wantType: "/problems/no-route", wantDetail: "nothing"},
-		{name: "method-not-allowed", err: errorf(KindMethodNotAllowed, "PUT"), wantStatus: 405, wantType: "/problems/method-not-allowed", wantDetail: "PUT"},
-		{name: "wrapped-error", err: fmt.Errorf("read job: %w", errorf(KindGone, "expired")), wantStatus: 410, wantType: "/problems/job-expired", wantDetail: "expired"},
-		{name: "empty-detail", err: &Error{Kind: KindGone}, wantStatus: 410, wantType: "/problems/job-expired"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			p, status := problemFor(tt.err, "/v1/reports/x")
-			if status != tt.wantStatus || p.Status != tt.wantStatus {
-				t.Errorf("status = %d, body status %d, want %d", status, p.Status, tt.wantStatus)
-			}
-			if p.Type != tt.wantType || p.Instance != "/v1/reports/x" || p.Title == "" {
-				t.Errorf("problem = %+v, want type %s, instance /v1/reports/x and a title", p, tt.wantType)
-			}
-			want := tt.wantDetail
-			if want == "" {
-				want = problemTypes[KindInternal].about
-				var e *Error
-				if errors.As(tt.err, &e) {
-					if pt, ok := problemTypes[e.Kind]; ok {
-						want = pt.about
-					}
-				}
-			}
-			if p.Detail != want {
-				t.Errorf("detail = %q, want %q", p.Detail, want)
-			}
-			if strings.Contains(p.Detail, "10.0.0.7") || strings.Contains(p.Detail, "hunter2") {
-				t.Errorf("detail leaks the internal error: %q", p.Detail)
-			}
-		})
-	}
-}
-
-// TestProblemTypesComplete checks that every Kind has its own row in the one table, with a status that
-// is an error, and that no two kinds share a type URI.
-func TestProblemTypesComplete(t *testing.T) {
-	t.Parallel()
-	slugs := map[string]Kind{}
-	for k := KindInternal; k <= KindMethodNotAllowed; k++ {
-		pt, ok := problemTypes[k]
-		if !ok {
-			t.Errorf("Kind %d has no problem type", k)
-			continue
-		}
-		if pt.status < 400 || pt.status > 599 || pt.slug == "" || pt.title == "" || pt.about == "" {
-			t.Errorf("Kind %d: incomplete problem type %+v", k, pt)
-		}
-		if other, dup := slugs[pt.slug]; dup {
-			t.Errorf("Kinds %d and %d share the type /problems/%s", other, k, pt.slug)
-		}
-		slugs[pt.slug] = k
 	}
 }

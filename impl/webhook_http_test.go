@@ -26,8 +26,11 @@ import (
 
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/impl"
+	"github.com/reportd/reportd/internal/httpapi"
+	"github.com/reportd/reportd/internal/jobs"
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/report"
+	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/internal/webhook"
 	"github.com/reportd/reportd/tasks"
 )
@@ -40,14 +43,14 @@ type webhookSetup struct {
 	Worker bool
 	// Ledger is the report worker's ledger; nil means a small synthetic one.
 	Ledger report.Ledger
-	// Deliveries runs a webhook worker: an asynq server on tasks.WebhookQueue running
+	// Deliveries runs a webhook worker: an asynq server on store.WebhookQueue running
 	// tasks.WebhookProcessor, as cmd/reportd runs it.
 	Deliveries bool
 	// MaxRetry is the job policy's.
 	MaxRetry int
 }
 
-// webhookHarness is a harness whose API has impl.Deps.Webhooks set, and the secret its worker signs with.
+// webhookHarness is a harness whose API has jobs.Deps.Webhooks set, and the secret its worker signs with.
 type webhookHarness struct {
 	*harness
 	Secret string
@@ -67,8 +70,8 @@ func newWebhookHarness(tb testing.TB, b redistest.Backend, ws webhookSetup) *web
 	})
 	rdb := redis.NewClient(&redis.Options{Addr: b.Addr})
 	tb.Cleanup(func() { _ = rdb.Close() })
-	p := impl.Policy{Retention: 24 * time.Hour, JobTimeout: time.Minute, Tombstone: time.Hour, MaxRetry: ws.MaxRetry}
-	store := tasks.NewStore(rdb, p.Retention, p.Tombstone)
+	p := jobs.Policy{Retention: 24 * time.Hour, JobTimeout: time.Minute, Tombstone: time.Hour, MaxRetry: ws.MaxRetry}
+	st := store.NewStore(rdb, p.Retention, p.Tombstone)
 
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
@@ -81,35 +84,34 @@ func newWebhookHarness(tb testing.TB, b redistest.Backend, ws webhookSetup) *web
 		if ledger == nil {
 			ledger = report.NewSyntheticLedger(smallRows)
 		}
-		startWorker(tb, rdb, store, setup{Handler: &tasks.ReportProcessor{
-			Ledger:           ledger,
-			Reports:          store,
+		startWorker(tb, rdb, st, setup{Handler: &tasks.ReportProcessor{
+			Ledger: ledger,
+			Jobs: jobs.New(jobs.Deps{Queue: asynq.NewClientFromRedisClient(rdb), Store: st, Policy: p, Log: log,
+				Webhooks: &jobs.Webhooks{Policy: ws.Policy, Resolver: net.DefaultResolver}}),
 			ProgressEvery:    20 * time.Millisecond,
 			CancelCheckEvery: 50 * time.Millisecond,
-			Webhooks:         asynq.NewClientFromRedisClient(rdb),
 			Now:              time.Now,
 			Log:              log.With("component", "worker"),
 		}}, log)
 	}
 	if ws.Deliveries {
-		startDeliveries(tb, rdb, store, ws.Policy, secret, log)
+		startDeliveries(tb, rdb, st, ws.Policy, secret, log)
 	}
 
-	deps := impl.Deps{
-		Queue:  asynq.NewClientFromRedisClient(rdb),
-		Tasks:  asynq.NewInspectorFromRedisClient(rdb),
-		Store:  store,
-		Policy: p,
-		Log:    log,
-		Webhooks: &impl.Webhooks{
-			Policy:     ws.Policy,
-			Resolver:   net.DefaultResolver,
-			Deliveries: store,
+	deps := jobs.Deps{
+		Queue:     asynq.NewClientFromRedisClient(rdb),
+		Inspector: asynq.NewInspectorFromRedisClient(rdb),
+		Store:     st,
+		Policy:    p,
+		Log:       log,
+		Webhooks: &jobs.Webhooks{
+			Policy:   ws.Policy,
+			Resolver: net.DefaultResolver,
 		},
 	}
-	handler, err := impl.Handler(impl.New(deps), log, nil)
+	handler, err := httpapi.New(impl.New(jobs.New(deps)), nil, log, nil)
 	if err != nil {
-		tb.Fatalf("impl.Handler: %v", err)
+		tb.Fatalf("httpapi.New: %v", err)
 	}
 	srv := httptest.NewServer(handler)
 	tb.Cleanup(srv.Close)
@@ -117,7 +119,7 @@ func newWebhookHarness(tb testing.TB, b redistest.Backend, ws webhookSetup) *web
 		harness: &harness{
 			URL:       srv.URL,
 			Redis:     rdb,
-			Store:     store,
+			Store:     st,
 			Inspector: asynq.NewInspectorFromRedisClient(rdb),
 			Policy:    p,
 			Log:       logs,
@@ -132,7 +134,7 @@ func newWebhookHarness(tb testing.TB, b redistest.Backend, ws webhookSetup) *web
 }
 
 // startDeliveries runs the webhook worker on rdb until the test ends.
-func startDeliveries(tb testing.TB, rdb *redis.Client, store *tasks.Store, policy webhook.Policy, secret string, log *slog.Logger) {
+func startDeliveries(tb testing.TB, rdb *redis.Client, st *store.Store, policy webhook.Policy, secret string, log *slog.Logger) {
 	tb.Helper()
 	signer, err := webhook.ParseSecret(secret)
 	if err != nil {
@@ -140,7 +142,7 @@ func startDeliveries(tb testing.TB, rdb *redis.Client, store *tasks.Store, polic
 	}
 	w := asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:              2,
-		Queues:                   map[string]int{tasks.WebhookQueue: 1},
+		Queues:                   map[string]int{store.WebhookQueue: 1},
 		TaskCheckInterval:        10 * time.Millisecond,
 		DelayedTaskCheckInterval: 100 * time.Millisecond,
 		ShutdownTimeout:          2 * time.Second,
@@ -152,7 +154,7 @@ func startDeliveries(tb testing.TB, rdb *redis.Client, store *tasks.Store, polic
 	mux.Handle(tasks.TypeWebhook, &tasks.WebhookProcessor{
 		Client: webhook.NewClient(policy, 5*time.Second),
 		Signer: signer,
-		Store:  store,
+		Store:  st,
 		Now:    time.Now,
 		Log:    log.With("component", "webhooks"),
 	})
@@ -191,7 +193,7 @@ func noJobs(tb testing.TB, h *harness) {
 		tb.Fatalf("list queues: %v", err)
 	}
 	for _, q := range queues {
-		if q != tasks.Queue {
+		if q != store.ReportQueue {
 			continue
 		}
 		qi, err := h.Inspector.GetQueueInfo(q)
@@ -208,7 +210,7 @@ func noJobs(tb testing.TB, h *harness) {
 // refused rather than accepted and never called back.
 func TestCallbackWithoutWebhooks(t *testing.T) {
 	t.Parallel()
-	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		h := newHarness(t, b, setup{})
 		r := h.postWithCallback(t, "2026-Q1", "https://8.8.8.8/hooks/reportd")
 		p := r.problem(t)
@@ -240,7 +242,7 @@ func TestCallbackURLRefused(t *testing.T) {
 		{"create-422-credentials", "https://user:pw@8.8.8.8/hook"},
 		{"create-422-ftp", "ftp://8.8.8.8/hook"},
 	}
-	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		h := newWebhookHarness(t, b, webhookSetup{})
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
@@ -452,7 +454,7 @@ func checkDelivered(t *testing.T, d gen.WebhookDelivery, url string, before time
 // link serves the report, and the job's webhook resource says how the delivery went.
 func TestWebhookFlow(t *testing.T) {
 	t.Parallel()
-	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		h := newWebhookHarness(t, b, webhookSetup{
 			Policy: webhook.Policy{AllowPrivate: true, AllowInsecure: true}, Worker: true, Deliveries: true,
 		})

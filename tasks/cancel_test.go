@@ -10,154 +10,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/report"
+	"github.com/reportd/reportd/internal/store"
 )
-
-// forEachBackend runs fn in a parallel subtest per Redis backend, each with its own Redis.
-func forEachBackend(t *testing.T, fn func(t *testing.T, b redistest.Backend)) {
-	t.Helper()
-	for _, b := range redistest.Backends(t) {
-		t.Run(b.Name, func(t *testing.T) {
-			t.Parallel()
-			fn(t, b)
-		})
-	}
-}
-
-// TestStoreCancel runs the Store's cancel contract against every Redis backend: the marker, the record
-// of a job canceled before it ran, SaveReport's refusal, and Forget.
-func TestStoreCancel(t *testing.T) {
-	t.Parallel()
-	forEachBackend(t, func(t *testing.T, b redistest.Backend) {
-		rdb := b.Client(t)
-		s := NewStore(rdb, testRetention, testTombstone)
-		ctx := context.Background()
-
-		t.Run("marker", func(t *testing.T) {
-			t.Parallel()
-			id := uuid.NewString()
-			if ok, err := s.CancelRequested(ctx, id); err != nil || ok {
-				t.Fatalf("CancelRequested before RequestCancel = %v, %v; want false, nil", ok, err)
-			}
-			const lifetime = 7 * time.Hour
-			if err := s.RequestCancel(ctx, id, lifetime); err != nil {
-				t.Fatalf("RequestCancel: %v", err)
-			}
-			if ok, err := s.CancelRequested(ctx, id); err != nil || !ok {
-				t.Fatalf("CancelRequested after RequestCancel = %v, %v; want true, nil", ok, err)
-			}
-			checkTTL(t, rdb, cancelKey(id), lifetime)
-			if err := s.RequestCancel(ctx, id, lifetime); err != nil {
-				t.Errorf("a second RequestCancel: %v", err)
-			}
-			if ok, err := s.CancelRequested(ctx, uuid.NewString()); err != nil || ok {
-				t.Errorf("CancelRequested of another job = %v, %v; want false, nil", ok, err)
-			}
-		})
-
-		t.Run("canceled-record", func(t *testing.T) {
-			t.Parallel()
-			id := uuid.NewString()
-			if _, ok, err := s.CanceledJob(ctx, id); err != nil || ok {
-				t.Fatalf("CanceledJob before SaveCanceled = %v, %v; want false, nil", ok, err)
-			}
-			at := time.Date(2026, 4, 2, 10, 0, 0, 123456789, time.UTC)
-			for _, want := range []Canceled{
-				{CreatedAt: at.Add(-time.Minute), Range: "2026-01-01..2026-03-31", CanceledAt: at},
-				{CreatedAt: at.Add(-time.Minute), Range: "2026-01-01..2026-03-31", CanceledAt: at, StartedAt: at.Add(-30 * time.Second), Attempt: 2, Progress: 0.25},
-			} {
-				if err := s.SaveCanceled(ctx, id, want); err != nil {
-					t.Fatalf("SaveCanceled: %v", err)
-				}
-				got, ok, err := s.CanceledJob(ctx, id)
-				if err != nil || !ok {
-					t.Fatalf("CanceledJob = %v, %v; want the record", ok, err)
-				}
-				if diff := cmp.Diff(want, got, cmpopts.EquateApproxTime(0)); diff != "" {
-					t.Errorf("CanceledJob (-want +got):\n%s", diff)
-				}
-				checkTTL(t, rdb, canceledKey(id), testRetention)
-			}
-			if err := rdb.Set(ctx, canceledKey(id), "{not json", time.Minute).Err(); err != nil {
-				t.Fatal(err)
-			}
-			if _, _, err := s.CanceledJob(ctx, id); err == nil {
-				t.Error("CanceledJob of a corrupt record succeeded")
-			}
-		})
-
-		t.Run("save-report-refused-after-cancel", func(t *testing.T) {
-			t.Parallel()
-			id := uuid.NewString()
-			const lifetime = 5 * time.Hour
-			if err := s.CreateTombstone(ctx, id, "acme", lifetime); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.RequestCancel(ctx, id, lifetime); err != nil {
-				t.Fatal(err)
-			}
-			err := s.SaveReport(ctx, id, []byte(`{"orders":3}`))
-			if !errors.Is(err, ErrCanceled) {
-				t.Fatalf("SaveReport of a canceled job = %v, want an error wrapping ErrCanceled", err)
-			}
-			if _, err := s.Report(ctx, id); !errors.Is(err, ErrNoReport) {
-				t.Errorf("Report after a refused save = %v, want ErrNoReport", err)
-			}
-			if n, err := rdb.Exists(ctx, reportKey(id)).Result(); err != nil || n != 0 {
-				t.Errorf("report key exists after a refused save: %d, %v", n, err)
-			}
-			// Nothing stored: the tombstone was not restarted either.
-			checkTTL(t, rdb, tombstoneKey(id), lifetime+testRetention+testTombstone)
-		})
-
-		t.Run("forget", func(t *testing.T) {
-			t.Parallel()
-			id := uuid.NewString()
-			if err := s.CreateTombstone(ctx, id, "acme", 5*time.Hour); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.SaveReport(ctx, id, []byte(`{"orders":3}`)); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.RequestCancel(ctx, id, time.Hour); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.SaveCanceled(ctx, id, Canceled{Range: "2026-01-01..2026-01-31", CanceledAt: time.Now()}); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.Forget(ctx, id); err != nil {
-				t.Fatalf("Forget: %v", err)
-			}
-			if _, err := s.Report(ctx, id); !errors.Is(err, ErrNoReport) {
-				t.Errorf("Report after Forget = %v, want ErrNoReport", err)
-			}
-			if _, ok, err := s.CanceledJob(ctx, id); err != nil || ok {
-				t.Errorf("CanceledJob after Forget = %v, %v; want false, nil", ok, err)
-			}
-			if ok, err := s.CancelRequested(ctx, id); err != nil || ok {
-				t.Errorf("CancelRequested after Forget = %v, %v; want false, nil", ok, err)
-			}
-			// The id answers 410 for the whole tombstone period from now.
-			if ok, err := tombstoneExists(ctx, s, id); err != nil || !ok {
-				t.Errorf("TombstoneExists after Forget = %v, %v; want true, nil", ok, err)
-			}
-			checkTTL(t, rdb, tombstoneKey(id), testTombstone+resultSlack)
-			if err := s.Forget(ctx, id); err != nil {
-				t.Errorf("a second Forget: %v", err)
-			}
-			if err := s.Forget(ctx, uuid.NewString()); err != nil {
-				t.Errorf("Forget of a job never seen: %v", err)
-			}
-		})
-	})
-}
 
 // countingLedger is a small synthetic ledger, through the generic Ledger path, that counts the days it
 // was asked for and runs hook (when set) before each.
@@ -175,10 +35,16 @@ func (l *countingLedger) Day(ctx context.Context, day time.Time, buf []report.Or
 	return l.inner.Day(ctx, day, buf)
 }
 
+// storeLifecycle is a report job's Lifecycle on a real store, as the job lifecycle's is: cancels and
+// reports live in Redis, and a finish is announced on the store's channel.
+type storeLifecycle struct{ *store.Store }
+
+func (l storeLifecycle) Finish(ctx context.Context, f Finished) { _ = l.PublishFinished(ctx, f.ID) }
+
 // storeWorker is an asynq server on one backend whose report jobs use a real Store.
 type storeWorker struct {
 	rdb       *redis.Client
-	store     *Store
+	store     *store.Store
 	client    *asynq.Client
 	inspector *asynq.Inspector
 	// errs receives what the handler returned, once per attempt.
@@ -190,7 +56,7 @@ func newStoreWorker(t *testing.T, b redistest.Backend) *storeWorker {
 	rdb := b.Client(t)
 	return &storeWorker{
 		rdb:       rdb,
-		store:     NewStore(rdb, testRetention, testTombstone),
+		store:     store.NewStore(rdb, 24*time.Hour, 720*time.Hour),
 		client:    asynq.NewClientFromRedisClient(rdb),
 		inspector: asynq.NewInspectorFromRedisClient(rdb),
 		errs:      make(chan error, 16),
@@ -202,7 +68,7 @@ func (w *storeWorker) start(t *testing.T, p *ReportProcessor) {
 	t.Helper()
 	srv := asynq.NewServerFromRedisClient(w.rdb, asynq.Config{
 		Concurrency:              1,
-		Queues:                   map[string]int{Queue: 1},
+		Queues:                   map[string]int{store.ReportQueue: 1},
 		TaskCheckInterval:        10 * time.Millisecond,
 		DelayedTaskCheckInterval: 50 * time.Millisecond,
 		RetryDelayFunc:           RetryDelay,
@@ -245,19 +111,19 @@ func (w *storeWorker) handlerErr(t *testing.T) error {
 	}
 }
 
-// checkCanceledJob checks that job id was canceled for good: the attempt's error wraps ErrCanceled and
+// checkCanceledJob checks that job id was canceled for good: the attempt's error wraps store.ErrCanceled and
 // SkipRetry, the task is archived at once with a last error that says canceled, no other attempt
 // follows, and no report is stored.
 func (w *storeWorker) checkCanceledJob(t *testing.T, id string, err error) *asynq.TaskInfo {
 	t.Helper()
-	if !errors.Is(err, ErrCanceled) || !errors.Is(err, asynq.SkipRetry) {
-		t.Errorf("ProcessTask = %v, want an error wrapping ErrCanceled and asynq.SkipRetry", err)
+	if !errors.Is(err, store.ErrCanceled) || !errors.Is(err, asynq.SkipRetry) {
+		t.Errorf("ProcessTask = %v, want an error wrapping store.ErrCanceled and asynq.SkipRetry", err)
 	}
 	var info *asynq.TaskInfo
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		var ierr error
-		info, ierr = w.inspector.GetTaskInfo(Queue, id)
+		info, ierr = w.inspector.GetTaskInfo(store.ReportQueue, id)
 		if ierr == nil && info.State != asynq.TaskStateActive {
 			break
 		}
@@ -266,23 +132,23 @@ func (w *storeWorker) checkCanceledJob(t *testing.T, id string, err error) *asyn
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if info.State != asynq.TaskStateArchived || info.Retried != 0 || !strings.HasPrefix(info.LastErr, ErrCanceled.Error()) {
+	if info.State != asynq.TaskStateArchived || info.Retried != 0 || !strings.HasPrefix(info.LastErr, store.ErrCanceled.Error()) {
 		t.Errorf("task: state %v, retried %d, last error %q; want archived at once with a last error starting %q",
-			info.State, info.Retried, info.LastErr, ErrCanceled.Error())
+			info.State, info.Retried, info.LastErr, store.ErrCanceled.Error())
 	}
 	select {
 	case err := <-w.errs:
 		t.Errorf("another attempt ran after the cancel: %v", err)
 	default:
 	}
-	if _, err := w.store.Report(context.Background(), id); !errors.Is(err, ErrNoReport) {
-		t.Errorf("Report of a canceled job = %v, want ErrNoReport", err)
+	if _, err := w.store.Report(context.Background(), id); !errors.Is(err, store.ErrNoReport) {
+		t.Errorf("Report of a canceled job = %v, want store.ErrNoReport", err)
 	}
 	return info
 }
 
-func cancelProcessor(l report.Ledger, s ReportStore) *ReportProcessor {
-	return &ReportProcessor{Ledger: l, Reports: s, Now: time.Now, Log: slog.New(slog.DiscardHandler),
+func cancelProcessor(l report.Ledger, s Lifecycle) *ReportProcessor {
+	return &ReportProcessor{Ledger: l, Jobs: s, Now: time.Now, Log: slog.New(slog.DiscardHandler),
 		// Long, so that only the path under test can stop a job.
 		CancelCheckEvery: time.Hour}
 }
@@ -307,13 +173,13 @@ func runCancels(t *testing.T, p *ReportProcessor, src EventSource) {
 // archived without running, and announced.
 func TestReportProcessorCanceledBeforeStart(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, b redistest.Backend) {
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		w := newStoreWorker(t, b)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		events := w.store.SubscribeFinished(ctx)
 		defer events.Close()
-		if _, err := events.Next(ctx); err != nil {
+		if _, _, err := events.Next(ctx); err != nil {
 			t.Fatal(err)
 		}
 
@@ -322,7 +188,7 @@ func TestReportProcessorCanceledBeforeStart(t *testing.T) {
 			t.Fatal(err)
 		}
 		ledger := &countingLedger{inner: report.NewSyntheticLedger(100)}
-		w.start(t, cancelProcessor(ledger, w.store))
+		w.start(t, cancelProcessor(ledger, storeLifecycle{w.store}))
 		w.enqueue(t, id)
 		w.checkCanceledJob(t, id, w.handlerErr(t))
 		if n := ledger.days.Load(); n != 0 {
@@ -330,7 +196,7 @@ func TestReportProcessorCanceledBeforeStart(t *testing.T) {
 		}
 		nctx, ncancel := context.WithTimeout(ctx, 2*time.Second)
 		defer ncancel()
-		if got, err := events.Next(nctx); err != nil || got != id {
+		if got, _, err := events.Next(nctx); err != nil || got != id {
 			t.Errorf("finish event = %q, %v; want %s", got, err, id)
 		}
 	})
@@ -340,12 +206,12 @@ func TestReportProcessorCanceledBeforeStart(t *testing.T) {
 // receives, at once (its marker is looked at only every hour here).
 func TestReportProcessorCancelMessage(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, b redistest.Backend) {
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		w := newStoreWorker(t, b)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		gate := newGatedLedger(day(2026, 1, 5))
-		p := cancelProcessor(gate, w.store)
+		p := cancelProcessor(gate, storeLifecycle{w.store})
 		runCancels(t, p, w.store.SubscribeCancels(ctx))
 		w.start(t, p)
 
@@ -376,12 +242,12 @@ func TestReportProcessorCancelMessage(t *testing.T) {
 // alone.
 func TestReportProcessorCancelMessageForAnotherJob(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, b redistest.Backend) {
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		w := newStoreWorker(t, b)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		gate := newGatedLedger(day(2026, 1, 5))
-		p := cancelProcessor(gate, w.store)
+		p := cancelProcessor(gate, storeLifecycle{w.store})
 		src := &chanEvents{c: make(chan string)}
 		runCancels(t, p, src)
 		w.start(t, p)
@@ -401,15 +267,16 @@ func TestReportProcessorCancelMessageForAnotherJob(t *testing.T) {
 	})
 }
 
-// chanEvents is an EventSource fed by a channel.
+// chanEvents is an EventSource fed by a channel; an empty id stands for a resubscription, after which
+// events may have been missed.
 type chanEvents struct{ c chan string }
 
-func (e *chanEvents) Next(ctx context.Context) (string, error) {
+func (e *chanEvents) Next(ctx context.Context) (string, bool, error) {
 	select {
 	case id := <-e.c:
-		return id, nil
+		return id, id == "", nil
 	case <-ctx.Done():
-		return "", ctx.Err()
+		return "", false, ctx.Err()
 	}
 }
 
@@ -417,10 +284,10 @@ func (e *chanEvents) Next(ctx context.Context) (string, error) {
 // may have been lost), every running job looks at its marker.
 func TestReportProcessorCancelAfterResubscribe(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, b redistest.Backend) {
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		w := newStoreWorker(t, b)
 		gate := newGatedLedger(day(2026, 1, 5))
-		p := cancelProcessor(gate, w.store)
+		p := cancelProcessor(gate, storeLifecycle{w.store})
 		src := &chanEvents{c: make(chan string)}
 		runCancels(t, p, src)
 		w.start(t, p)
@@ -440,10 +307,10 @@ func TestReportProcessorCancelAfterResubscribe(t *testing.T) {
 // within CancelCheckEvery.
 func TestReportProcessorCancelMarkerWhileRunning(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, b redistest.Backend) {
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		w := newStoreWorker(t, b)
 		gate := newGatedLedger(day(2026, 1, 5))
-		p := cancelProcessor(gate, w.store)
+		p := cancelProcessor(gate, storeLifecycle{w.store})
 		p.CancelCheckEvery = 20 * time.Millisecond
 		w.start(t, p)
 
@@ -466,7 +333,7 @@ func TestReportProcessorCancelMarkerWhileRunning(t *testing.T) {
 // wins: no report, and the job is canceled, not done.
 func TestReportProcessorCanceledAsItFinishes(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, b redistest.Backend) {
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		w := newStoreWorker(t, b)
 		id := uuid.NewString()
 		ledger := &countingLedger{inner: report.NewSyntheticLedger(100), hook: func(d time.Time) {
@@ -476,7 +343,7 @@ func TestReportProcessorCanceledAsItFinishes(t *testing.T) {
 				}
 			}
 		}}
-		w.start(t, cancelProcessor(ledger, w.store))
+		w.start(t, cancelProcessor(ledger, storeLifecycle{w.store}))
 		w.enqueue(t, id)
 		w.checkCanceledJob(t, id, w.handlerErr(t))
 		if n := ledger.days.Load(); n != 10 {

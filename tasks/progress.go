@@ -20,7 +20,28 @@ type Progress struct {
 	StartedAt time.Time `json:"started_at"`
 	// Attempt counts attempts from 1.
 	Attempt int `json:"attempt"`
+	// Outcome is how the attempt ended; empty while it runs.
+	Outcome Outcome `json:"outcome,omitempty"`
 }
+
+// Outcome is why an attempt of a report job ended. The worker records it in the task's result as the
+// attempt ends, so that a status read decodes it as data: asynq's last error is free text, and no state
+// is ever derived from it.
+type Outcome string
+
+// The outcomes of an attempt.
+const (
+	// OutcomeDone: the report was computed and saved.
+	OutcomeDone Outcome = "done"
+	// OutcomeCanceled: the job was canceled, before or while it ran, or as it finished.
+	OutcomeCanceled Outcome = "canceled"
+	// OutcomeTimedOut: the attempt ran into the job's time limit.
+	OutcomeTimedOut Outcome = "timed_out"
+	// OutcomeUnreadable: the job's payload cannot be decoded by this version of reportd.
+	OutcomeUnreadable Outcome = "unreadable"
+	// OutcomeFailed: anything else went wrong (the ledger, encoding, saving).
+	OutcomeFailed Outcome = "failed"
+)
 
 // ParseProgress decodes a task result written by a report job.
 func ParseProgress(b []byte) (Progress, error) {
@@ -53,6 +74,11 @@ func (pw *progressWriter) set(done, total int, force bool) error {
 		return nil
 	}
 	pw.last = now
+	return pw.write()
+}
+
+// write writes the progress as it is now.
+func (pw *progressWriter) write() error {
 	b, err := json.Marshal(pw.p)
 	if err != nil {
 		return fmt.Errorf("encode progress: %w", err)

@@ -10,13 +10,16 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-
 	"github.com/reportd/reportd/internal/report"
-	"github.com/reportd/reportd/internal/webhook"
+	"github.com/reportd/reportd/internal/store"
 )
 
 // TypeReport is the asynq task type of a report job.
 const TypeReport = "report:generate"
+
+// HeaderCreatedAt is the task header that carries when the job was accepted (RFC 3339, UTC), because
+// asynq's TaskInfo has no creation time.
+const HeaderCreatedAt = "reportd-created-at"
 
 // ReportPayload is a report job's task payload.
 type ReportPayload struct {
@@ -53,7 +56,7 @@ func NewReportTask(id string, r report.DateRange, createdAt time.Time, opts ...R
 		return nil, nil, fmt.Errorf("encode report payload: %w", err)
 	}
 	headers := map[string]string{HeaderCreatedAt: createdAt.UTC().Format(time.RFC3339Nano)}
-	return asynq.NewTaskWithHeaders(TypeReport, payload, headers), []asynq.Option{asynq.TaskID(id), asynq.Queue(Queue)}, nil
+	return asynq.NewTaskWithHeaders(TypeReport, payload, headers), []asynq.Option{asynq.TaskID(id), asynq.Queue(store.ReportQueue)}, nil
 }
 
 // ParseReportPayload decodes a report task's payload and its range.
@@ -69,25 +72,42 @@ func ParseReportPayload(b []byte) (ReportPayload, report.DateRange, error) {
 	return p, r, nil
 }
 
-// ReportStore is what a report job keeps in Redis besides its task; Store is the production one.
-type ReportStore interface {
-	// SaveReport stores the report, or returns ErrCanceled if a cancel came first.
-	SaveReport(ctx context.Context, id string, body []byte) error
+// Lifecycle is what a report job asks of the job lifecycle (internal/jobs's Service is the production
+// one): whether it was canceled, where its report goes, and that it finished.
+type Lifecycle interface {
 	// CancelRequested reports whether the job was asked to stop.
 	CancelRequested(ctx context.Context, id string) (bool, error)
-	// PublishFinished wakes whoever waits for the job to finish.
-	PublishFinished(ctx context.Context, id string) error
-	// JobClosed drops the job from its client's unfinished jobs.
-	JobClosed(ctx context.Context, client, id string) error
-	// QueueReachable returns nil when the Redis that holds asynq's queue answers.
-	QueueReachable(ctx context.Context) error
+	// SaveReport stores the report, or returns an error wrapping store.ErrCanceled if a cancel came
+	// first.
+	SaveReport(ctx context.Context, id string, body []byte) error
+	// Finish records that the job reached a terminal status: whoever waits for it wakes, it leaves its
+	// client's unfinished jobs, and its webhook, if it has one, is scheduled.
+	Finish(ctx context.Context, f Finished)
+}
+
+// Finished is a job that reached a terminal status, and how.
+type Finished struct {
+	ID          string
+	Client      string
+	CallbackURL string
+	Outcome     Outcome
+}
+
+// Status is the terminal status a client sees for the outcome of a job's last attempt: done, canceled
+// or failed.
+func (o Outcome) Status() string {
+	switch o {
+	case OutcomeDone, OutcomeCanceled:
+		return string(o)
+	}
+	return "failed"
 }
 
 // ReportProcessor runs report jobs: it summarizes the job's range from the ledger, writing progress as
 // it goes, and saves the report.
 type ReportProcessor struct {
-	Ledger  report.Ledger
-	Reports ReportStore
+	Ledger report.Ledger
+	Jobs   Lifecycle
 	// ProgressEvery bounds how often progress is written (each write is a Redis round trip).
 	ProgressEvery time.Duration
 	// CancelCheckEvery is how often a running job looks for its cancel marker, in case the cancel
@@ -95,13 +115,8 @@ type ReportProcessor struct {
 	CancelCheckEvery time.Duration
 	// Metrics, if set, counts and times finished jobs.
 	Metrics *JobMetrics
-	// Webhooks enqueues the webhook of a job submitted with a callback URL when it finishes; nil
-	// means webhooks are off. A delivered webhook's task is kept for WebhookRetention.
-	Webhooks         Enqueuer
-	WebhookRetention time.Duration
-	// SaveRetryFor is how long a finished attempt keeps trying to save its report, and then waits for
-	// the queue's Redis to answer, while Redis fails (a restart, a failover); zero means
-	// DefaultSaveRetryFor.
+	// SaveRetryFor is how long a finished attempt keeps trying to save its report and record how it
+	// ended while Redis fails (a restart, a failover); zero means DefaultSaveRetryFor.
 	SaveRetryFor time.Duration
 	Now          func() time.Time
 	Log          *slog.Logger
@@ -109,22 +124,18 @@ type ReportProcessor struct {
 	running sync.Map // job id -> context.CancelCauseFunc of its attempt in this process
 }
 
-// Enqueuer puts tasks on a queue; *asynq.Client is the production one.
-type Enqueuer interface {
-	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
-}
-
-// EventSource delivers job ids; *Events is the production one.
+// EventSource delivers job ids, or missed when some may have been lost; *store.Events is the
+// production one.
 type EventSource interface {
-	Next(ctx context.Context) (string, error)
+	Next(ctx context.Context) (id string, missed bool, err error)
 }
 
-// RunCancels stops this process's running jobs whose ids arrive on src (Store.SubscribeCancels), until
+// RunCancels stops this process's running jobs whose ids arrive on src (store.SubscribeCancels), until
 // ctx is done. When the subscription was re-established, and messages may have been lost, every
 // running job looks for its cancel marker.
 func (p *ReportProcessor) RunCancels(ctx context.Context, src EventSource) {
 	for ctx.Err() == nil {
-		id, err := src.Next(ctx)
+		id, missed, err := src.Next(ctx)
 		switch {
 		case err != nil:
 			if ctx.Err() != nil {
@@ -136,55 +147,72 @@ func (p *ReportProcessor) RunCancels(ctx context.Context, src EventSource) {
 				return
 			case <-time.After(time.Second):
 			}
-		case id == "":
+		case missed:
 			p.running.Range(func(k, v any) bool {
-				if canceled, err := p.Reports.CancelRequested(ctx, k.(string)); err == nil && canceled {
-					v.(context.CancelCauseFunc)(ErrCanceled)
+				if canceled, err := p.Jobs.CancelRequested(ctx, k.(string)); err == nil && canceled {
+					v.(context.CancelCauseFunc)(store.ErrCanceled)
 				}
 				return true
 			})
 		default:
 			if stop, ok := p.running.Load(id); ok {
-				stop.(context.CancelCauseFunc)(ErrCanceled)
+				stop.(context.CancelCauseFunc)(store.ErrCanceled)
 			}
 		}
 	}
 }
 
-// ProcessTask runs one attempt of a report job. An undecodable payload can never succeed, so it is not
-// retried. A canceled job ends at once, without a report and without a retry; a job stopped by a
-// shutdown returns its context's error, and asynq puts it back in the queue.
-func (p *ReportProcessor) ProcessTask(ctx context.Context, t *asynq.Task) (err error) {
+// errTimedOut is the cause of an attempt stopped by its time limit.
+var errTimedOut = errors.New("the job's time limit was reached")
+
+// timeLimitMargin is how long before asynq's deadline an attempt stops itself, so that it can still
+// record that it timed out: once asynq's deadline passes, the task's result can no longer be written.
+const timeLimitMargin = 500 * time.Millisecond
+
+// ProcessTask runs one attempt of a report job and records how it ended (its Outcome) in the task's
+// result. An undecodable payload can never succeed, so it is not retried. A canceled job ends at once,
+// without a report and without a retry; a job stopped by a shutdown returns its context's error, and
+// asynq puts it back in the queue.
+func (p *ReportProcessor) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	id := t.ResultWriter().TaskID()
 	log := p.Log.With("job", id)
 	begin := p.Now()
+	pw := &progressWriter{w: t.ResultWriter(), now: p.Now, every: p.ProgressEvery}
 	payload, r, err := ParseReportPayload(t.Payload())
-	queueAnswered := false // the last progress write reached the queue's Redis: no need to ask it again
-	defer func() {
-		if !queueAnswered {
-			p.awaitQueue(ctx, log)
-		}
-		p.announce(ctx, id, payload, err, p.Now().Sub(begin), log)
-	}()
-
+	outcome := OutcomeUnreadable
 	if err != nil {
 		log.Error("report job has a bad payload; not retrying", "err", err)
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		err = fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	} else {
+		outcome, err = p.run(ctx, t, id, r, pw, log)
 	}
-	if canceled, cerr := p.Reports.CancelRequested(ctx, id); cerr == nil && canceled {
+	p.end(ctx, pw, outcome, log)
+	p.finish(ctx, payload, id, outcome, err, p.Now().Sub(begin))
+	return err
+}
+
+// run computes and saves the report of job id over r. It returns how the attempt ended, "" for a
+// shutdown, and the error to hand asynq.
+func (p *ReportProcessor) run(ctx context.Context, t *asynq.Task, id string, r report.DateRange, pw *progressWriter, log *slog.Logger) (Outcome, error) {
+	canceled := fmt.Errorf("%w: %w", store.ErrCanceled, asynq.SkipRetry)
+	if yes, err := p.Jobs.CancelRequested(ctx, id); err == nil && yes {
 		log.Info("report canceled before it started")
-		return fmt.Errorf("%w: %w", ErrCanceled, asynq.SkipRetry)
+		return OutcomeCanceled, canceled
 	}
 	runCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
+	if deadline, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithDeadlineCause(runCtx, deadline.Add(-min(timeLimitMargin, time.Until(deadline)/10)), errTimedOut)
+		defer cancel()
+	}
 	p.running.Store(id, stop)
 	defer p.running.Delete(id)
 	go p.watchCancel(runCtx, id, stop)
 
 	retried, _ := asynq.GetRetryCount(ctx)
 	start := p.Now()
-	pw := &progressWriter{w: t.ResultWriter(), now: p.Now, every: p.ProgressEvery,
-		p: Progress{StartedAt: start.UTC(), Attempt: retried + 1}}
+	pw.p = Progress{StartedAt: start.UTC(), Attempt: retried + 1}
 	total := r.Days()
 	if err := pw.set(0, total, true); err != nil {
 		log.Warn("progress not written", "err", err)
@@ -196,35 +224,46 @@ func (p *ReportProcessor) ProcessTask(ctx context.Context, t *asynq.Task) (err e
 			log.Warn("progress not written", "err", err)
 		}
 	})
-	if err != nil {
-		if p.canceled(runCtx, id) {
-			log.Info("report canceled", "days_done", pw.p.DaysDone, "days", total)
-			return fmt.Errorf("%w: %w", ErrCanceled, asynq.SkipRetry)
-		}
-		return fmt.Errorf("summarize %s: %w", r, err)
+	switch {
+	case err == nil:
+	case p.canceled(runCtx, id):
+		log.Info("report canceled", "days_done", pw.p.DaysDone, "days", total)
+		return OutcomeCanceled, canceled
+	case errors.Is(context.Cause(runCtx), errTimedOut):
+		return OutcomeTimedOut, fmt.Errorf("summarize %s: %w", r, err)
+	case ctx.Err() != nil:
+		return "", fmt.Errorf("summarize %s: %w", r, err)
+	default:
+		return OutcomeFailed, fmt.Errorf("summarize %s: %w", r, err)
 	}
 	rep.ID = id
 	rep.GeneratedAt = p.Now().UTC()
 	body, err := json.Marshal(rep)
 	if err != nil {
-		return fmt.Errorf("encode report: %w", err)
+		return OutcomeFailed, fmt.Errorf("encode report: %w", err)
 	}
 	if err := p.save(ctx, id, body, log); err != nil {
-		if errors.Is(err, ErrCanceled) {
+		if errors.Is(err, store.ErrCanceled) {
 			log.Info("report canceled as it finished; not saved")
-			return fmt.Errorf("%w: %w", ErrCanceled, asynq.SkipRetry)
+			return OutcomeCanceled, canceled
 		}
-		return err
+		return OutcomeFailed, err
 	}
-	// The task's result lives with asynq's queue: this write succeeding shows that asynq can record
-	// the attempt's end now, so a done job costs no extra round trip for awaitQueue.
-	if err := pw.set(total, total, true); err != nil {
-		log.Warn("progress not written", "err", err)
-	} else {
-		queueAnswered = true
-	}
+	pw.p.DaysDone, pw.p.Share = total, 1
 	log.Info("report done", "orders", rep.Orders, "took", p.Now().Sub(start).Round(time.Millisecond))
-	return nil
+	return OutcomeDone, nil
+}
+
+// end records how the attempt ended in the task's result, trying again while Redis fails (see
+// DefaultSaveRetryFor). The result lives with asynq's queue, so once this write succeeds asynq can
+// record the attempt's end too. A shutdown records nothing: asynq puts the job back by itself.
+func (p *ReportProcessor) end(ctx context.Context, pw *progressWriter, o Outcome, log *slog.Logger) {
+	if o == "" || ctx.Err() != nil {
+		return
+	}
+	pw.p.Outcome = o
+	_ = p.retryRedis(ctx, log, "the attempt's end not recorded; trying again", "the attempt's end recorded after Redis failed",
+		func() error { return pw.write() })
 }
 
 // DefaultSaveRetryFor is how long a finished attempt keeps trying to save its report, and waits for
@@ -240,19 +279,7 @@ const DefaultSaveRetryFor = 15 * time.Second
 // first (ErrCanceled) is final at once.
 func (p *ReportProcessor) save(ctx context.Context, id string, body []byte, log *slog.Logger) error {
 	return p.retryRedis(ctx, log, "report not saved; trying again", "report saved after Redis failed",
-		func() error { return p.Reports.SaveReport(ctx, id, body) })
-}
-
-// awaitQueue waits, as save does, until the Redis that holds asynq's queue answers, so that asynq can
-// record how the attempt ended as soon as the handler returns. On a Redis Cluster the report is saved
-// in the job's own slot, which a failover of the queue's master does not touch. A shutdown does not
-// wait: asynq puts the job back by itself.
-func (p *ReportProcessor) awaitQueue(ctx context.Context, log *slog.Logger) {
-	if ctx.Err() != nil {
-		return
-	}
-	_ = p.retryRedis(ctx, log, "queue unreachable; waiting for it before ending the attempt", "queue reachable again",
-		func() error { return p.Reports.QueueReachable(ctx) })
+		func() error { return p.Jobs.SaveReport(ctx, id, body) })
 }
 
 // retryRedis calls f until it succeeds, fails with ErrCanceled, ctx ends, or SaveRetryFor has passed,
@@ -273,7 +300,7 @@ func (p *ReportProcessor) retryRedis(ctx context.Context, log *slog.Logger, retr
 			}
 			return nil
 		}
-		if errors.Is(err, ErrCanceled) || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
+		if errors.Is(err, store.ErrCanceled) || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
 			return err
 		}
 		log.Warn(retrying, "err", err, "in", wait)
@@ -299,8 +326,8 @@ func (p *ReportProcessor) watchCancel(ctx context.Context, id string, stop conte
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			if canceled, err := p.Reports.CancelRequested(ctx, id); err == nil && canceled {
-				stop(ErrCanceled)
+			if canceled, err := p.Jobs.CancelRequested(ctx, id); err == nil && canceled {
+				stop(store.ErrCanceled)
 				return
 			}
 		}
@@ -310,19 +337,18 @@ func (p *ReportProcessor) watchCancel(ctx context.Context, id string, stop conte
 // canceled reports whether an attempt that stopped early stopped because the job was canceled (and not
 // for a shutdown or its time limit), asking Redis when asynq's cancel reached it first.
 func (p *ReportProcessor) canceled(ctx context.Context, id string) bool {
-	if errors.Is(context.Cause(ctx), ErrCanceled) {
+	if errors.Is(context.Cause(ctx), store.ErrCanceled) {
 		return true
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	canceled, err := p.Reports.CancelRequested(rctx, id)
+	canceled, err := p.Jobs.CancelRequested(rctx, id)
 	return err == nil && canceled
 }
 
-// announce publishes that the job finished when this attempt was its last: it succeeded, was
-// canceled, cannot be retried, or used up its retries. Waiting requests then answer at once, and the
-// job's webhook, if it has one, is scheduled.
-func (p *ReportProcessor) announce(ctx context.Context, id string, payload ReportPayload, err error, took time.Duration, log *slog.Logger) {
+// finish announces the job's end when this attempt was its last: it succeeded, was canceled, cannot be
+// retried, or used up its retries; not when a retry follows or a shutdown stopped it.
+func (p *ReportProcessor) finish(ctx context.Context, payload ReportPayload, id string, o Outcome, err error, took time.Duration) {
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
 	switch {
@@ -332,40 +358,11 @@ func (p *ReportProcessor) announce(ctx context.Context, id string, payload Repor
 	case retried < maxRetry:
 		return // a retry follows
 	}
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	if o == "" {
+		o = OutcomeFailed
+	}
+	p.Metrics.observe(o.Status(), took)
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	if perr := p.Reports.PublishFinished(pctx, id); perr != nil {
-		log.Warn("finish not announced; waiters will notice on their next look", "err", perr)
-	}
-	if cerr := p.Reports.JobClosed(pctx, payload.Client, id); cerr != nil {
-		log.Warn("job not closed in its client's count; the API recounts when the cap is reached", "err", cerr)
-	}
-	status := "failed"
-	switch {
-	case err == nil:
-		status = "done"
-	case errors.Is(err, ErrCanceled):
-		status = "canceled"
-	}
-	p.Metrics.observe(status, took)
-	callbackURL := payload.CallbackURL
-	if callbackURL == "" || p.Webhooks == nil {
-		return
-	}
-	if werr := ScheduleWebhook(pctx, p.Webhooks, callbackURL, webhook.NewEvent(id, status, p.Now()), p.WebhookRetention); werr != nil {
-		log.Error("webhook not scheduled", "err", werr)
-	}
-}
-
-// ScheduleWebhook enqueues the delivery of ev to url, kept for retention once delivered. A second
-// schedule for the same job within that time is a no-op: the delivery's task id is the job's.
-func ScheduleWebhook(ctx context.Context, q Enqueuer, url string, ev webhook.Event, retention time.Duration) error {
-	task, opts, err := NewWebhookTask(url, ev, retention)
-	if err != nil {
-		return err
-	}
-	if _, err := q.EnqueueContext(ctx, task, append(opts, asynq.MaxRetry(maxWebhookRetries))...); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue webhook of job %s: %w", ev.Data.ID, err)
-	}
-	return nil
+	p.Jobs.Finish(fctx, Finished{ID: id, Client: payload.Client, CallbackURL: payload.CallbackURL, Outcome: o})
 }

@@ -16,9 +16,10 @@ import (
 
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/report"
+	"github.com/reportd/reportd/internal/store"
 )
 
-var _ ReportStore = (*fakeSaver)(nil)
+var _ Lifecycle = (*fakeSaver)(nil)
 
 // fakeSaver keeps saved reports by job id; err, when set, fails every save (or only the first
 // failures saves, when that is set). It records the jobs announced as finished, and cancels the jobs
@@ -39,15 +40,10 @@ func (s *fakeSaver) CancelRequested(_ context.Context, id string) (bool, error) 
 	return s.canceled[id], nil
 }
 
-func (s *fakeSaver) JobClosed(context.Context, string, string) error { return nil }
-
-func (s *fakeSaver) QueueReachable(context.Context) error { return nil }
-
-func (s *fakeSaver) PublishFinished(_ context.Context, id string) error {
+func (s *fakeSaver) Finish(_ context.Context, f Finished) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.announced = append(s.announced, id)
-	return nil
+	s.announced = append(s.announced, f.ID)
 }
 
 func (s *fakeSaver) SaveReport(_ context.Context, id string, body []byte) error {
@@ -102,7 +98,7 @@ func startWorker(t *testing.T, h asynq.HandlerFunc) *worker {
 	}
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:       1,
-		Queues:            map[string]int{Queue: 1},
+		Queues:            map[string]int{store.ReportQueue: 1},
 		TaskCheckInterval: 10 * time.Millisecond,
 		ShutdownTimeout:   2 * time.Second,
 		Logger:            quietLogger{},
@@ -133,7 +129,7 @@ func (w *worker) wait(t *testing.T, id string) *asynq.TaskInfo {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		info, err := w.inspector.GetTaskInfo(Queue, id)
+		info, err := w.inspector.GetTaskInfo(store.ReportQueue, id)
 		if err == nil && (info.State == asynq.TaskStateCompleted || info.State == asynq.TaskStateArchived) {
 			return info
 		}
@@ -175,8 +171,8 @@ func (w *worker) handlerErr(t *testing.T) error {
 	}
 }
 
-func newProcessor(l report.Ledger, s ReportStore) *ReportProcessor {
-	return &ReportProcessor{Ledger: l, Reports: s, Now: time.Now, Log: slog.New(slog.DiscardHandler)}
+func newProcessor(l report.Ledger, s Lifecycle) *ReportProcessor {
+	return &ReportProcessor{Ledger: l, Jobs: s, Now: time.Now, Log: slog.New(slog.DiscardHandler)}
 }
 
 // day is midnight, UTC, of y-m-d: the days a ledger is asked for.
@@ -241,7 +237,7 @@ func TestReportProcessorDone(t *testing.T) {
 	if p.StartedAt.IsZero() {
 		t.Error("progress has no started_at")
 	}
-	if diff := cmp.Diff(Progress{Share: 1, DaysDone: 10, DaysTotal: 10, Attempt: 1}, p, cmpopts.IgnoreFields(Progress{}, "StartedAt")); diff != "" {
+	if diff := cmp.Diff(Progress{Share: 1, DaysDone: 10, DaysTotal: 10, Attempt: 1, Outcome: OutcomeDone}, p, cmpopts.IgnoreFields(Progress{}, "StartedAt")); diff != "" {
 		t.Errorf("final progress (-want +got):\n%s", diff)
 	}
 }
@@ -293,7 +289,7 @@ func TestReportProcessorProgressWhileRunning(t *testing.T) {
 	w.enqueue(t, task, append(opts, asynq.MaxRetry(0))...)
 	awaitGate(t, ledger)
 
-	info, err := w.inspector.GetTaskInfo(Queue, id)
+	info, err := w.inspector.GetTaskInfo(store.ReportQueue, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +358,7 @@ func TestReportProcessorFailures(t *testing.T) {
 				return p.ProcessTask(ctx, task)
 			})
 			// Several retries are allowed: only an error wrapping SkipRetry archives the task at once.
-			w.enqueue(t, asynq.NewTask(TypeReport, []byte(tt.payload), asynq.TaskID(id), asynq.Queue(Queue), asynq.MaxRetry(3)))
+			w.enqueue(t, asynq.NewTask(TypeReport, []byte(tt.payload), asynq.TaskID(id), asynq.Queue(store.ReportQueue), asynq.MaxRetry(3)))
 			var err error
 			if gate != nil {
 				awaitGate(t, gate)
@@ -389,7 +385,32 @@ func TestReportProcessorFailures(t *testing.T) {
 				if info.State != asynq.TaskStateArchived || info.Retried != 0 {
 					t.Errorf("task state = %v after %d retries, want archived after none", info.State, info.Retried)
 				}
+				if p, err := ParseProgress(info.Result); err != nil || p.Outcome != OutcomeUnreadable {
+					t.Errorf("recorded outcome = %+v, %v; want %q", p, err, OutcomeUnreadable)
+				}
 			}
 		})
+	}
+}
+
+// TestReportProcessorTimesOut: an attempt that runs into the job's time limit stops itself just before
+// asynq's deadline, so that it can still record that it timed out; the status read decodes that.
+func TestReportProcessorTimesOut(t *testing.T) {
+	t.Parallel()
+	gate := newGatedLedger(day(2026, 1, 3)) // never released: the job runs until its time limit
+	p := newProcessor(gate, &fakeSaver{})
+	w := startWorker(t, p.ProcessTask)
+	id := "6ba7b812-9dad-41d1-80b4-00c04fd430d0"
+	w.enqueue(t, asynq.NewTask(TypeReport, []byte(`{"range":"2026-01-01..2026-01-10"}`), asynq.TaskID(id),
+		asynq.Queue(store.ReportQueue), asynq.MaxRetry(0), asynq.Timeout(time.Second)))
+	if err := w.handlerErr(t); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("ProcessTask = %v, want an error wrapping context.DeadlineExceeded", err)
+	}
+	info := w.wait(t, id)
+	if info.State != asynq.TaskStateArchived {
+		t.Fatalf("task state = %v, want archived", info.State)
+	}
+	if p, err := ParseProgress(info.Result); err != nil || p.Outcome != OutcomeTimedOut || p.DaysDone != 2 {
+		t.Errorf("recorded progress = %+v, %v; want outcome %q after 2 days", p, err, OutcomeTimedOut)
 	}
 }

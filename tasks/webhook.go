@@ -12,15 +12,12 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/internal/webhook"
 )
 
 // TypeWebhook is the asynq task type of one webhook delivery.
 const TypeWebhook = "webhook:deliver"
-
-// WebhookQueue is the queue of webhook deliveries. Workers serve it with a server of its own, so that
-// slow receivers never hold up report jobs.
-const WebhookQueue = "webhooks"
 
 // WebhookPayload is a delivery task's payload: the message is fixed when the job finishes, so that
 // every attempt sends the same body under the same webhook-id.
@@ -31,9 +28,11 @@ type WebhookPayload struct {
 	Body      json.RawMessage `json:"body"`
 }
 
-// NewWebhookTask returns the delivery of ev to url, and the options that place it. Its task id is
-// derived from the job's, and the task is kept for retention after it is delivered, so that one job
-// has one logical event however often its end is announced (a job is delivered at least once).
+// NewWebhookTask returns the delivery of ev to url, and the options that place it and bound its
+// retries. Its task id is derived from the job's, and the task is kept for retention after it is
+// delivered, so that one job has one logical event however often its end is announced (a job is
+// delivered at least once). Workers serve its queue with a server of their own, so that slow
+// receivers never hold up report jobs.
 func NewWebhookTask(url string, ev webhook.Event, retention time.Duration) (*asynq.Task, []asynq.Option, error) {
 	body, err := json.Marshal(ev)
 	if err != nil {
@@ -44,8 +43,8 @@ func NewWebhookTask(url string, ev webhook.Event, retention time.Duration) (*asy
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode webhook payload: %w", err)
 	}
-	return asynq.NewTask(TypeWebhook, b), []asynq.Option{asynq.TaskID("webhook-" + ev.Data.ID), asynq.Queue(WebhookQueue),
-		asynq.Retention(retention)}, nil
+	return asynq.NewTask(TypeWebhook, b), []asynq.Option{asynq.TaskID("webhook-" + ev.Data.ID), asynq.Queue(store.WebhookQueue),
+		asynq.Retention(retention), asynq.MaxRetry(maxWebhookRetries)}, nil
 }
 
 // maxWebhookRetries bounds a delivery's retries; the schedule's last wait repeats past its end.
@@ -67,9 +66,9 @@ func WebhookRetryDelay(schedule []time.Duration) asynq.RetryDelayFunc {
 	}
 }
 
-// WebhookStore records deliveries; Store is the production one.
+// WebhookStore records deliveries; *store.Store is the production one.
 type WebhookStore interface {
-	RecordDelivery(ctx context.Context, jobID string, d Delivery) error
+	RecordDelivery(ctx context.Context, jobID string, d store.Delivery) error
 }
 
 // WebhookProcessor delivers webhooks: signed, with a bounded timeout, never following redirects.
@@ -95,7 +94,7 @@ func (p *WebhookProcessor) ProcessTask(ctx context.Context, t *asynq.Task) error
 	if !res.Attempted {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
-	p.record(ctx, wp.JobID, Delivery{Attempts: retried + 1, LastStatus: res.Status, LastError: res.Error, DeliveredAt: res.DeliveredAt}, log)
+	p.record(ctx, wp.JobID, store.Delivery{Attempts: retried + 1, LastStatus: res.Status, LastError: res.Error, DeliveredAt: res.DeliveredAt}, log)
 	switch {
 	case err == nil:
 		log.Info("webhook delivered", "status", res.Status)
@@ -110,10 +109,28 @@ func (p *WebhookProcessor) ProcessTask(ctx context.Context, t *asynq.Task) error
 	return err
 }
 
-func (p *WebhookProcessor) record(ctx context.Context, jobID string, d Delivery, log *slog.Logger) {
+func (p *WebhookProcessor) record(ctx context.Context, jobID string, d store.Delivery, log *slog.Logger) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
 	if err := p.Store.RecordDelivery(rctx, jobID, d); err != nil {
 		log.Warn("webhook delivery not recorded", "err", err)
 	}
+}
+
+// Enqueuer puts tasks on a queue; *asynq.Client is the production one.
+type Enqueuer interface {
+	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
+}
+
+// ScheduleWebhook enqueues the delivery of ev to url, kept for retention once delivered. A second
+// schedule for the same job within that time is a no-op: the delivery's task id is the job's.
+func ScheduleWebhook(ctx context.Context, q Enqueuer, url string, ev webhook.Event, retention time.Duration) error {
+	task, opts, err := NewWebhookTask(url, ev, retention)
+	if err != nil {
+		return err
+	}
+	if _, err := q.EnqueueContext(ctx, task, opts...); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("enqueue webhook of job %s: %w", ev.Data.ID, err)
+	}
+	return nil
 }

@@ -22,6 +22,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/internal/webhook"
 	"github.com/reportd/reportd/internal/webhook/webhooktest"
 )
@@ -54,7 +55,7 @@ type hookAttempt struct {
 // Redis, with the client that enqueues deliveries and the store they are recorded in.
 type hookRig struct {
 	rdb       *redis.Client
-	store     *Store
+	store     *store.Store
 	client    *asynq.Client
 	inspector *asynq.Inspector
 	secret    string
@@ -91,7 +92,7 @@ func startHookRig(t *testing.T, cfg hookRigConfig) *hookRig {
 	rdb := cfg.backend.Client(t)
 	r := &hookRig{
 		rdb:       rdb,
-		store:     NewStore(rdb, time.Hour, time.Hour),
+		store:     store.NewStore(rdb, time.Hour, time.Hour),
 		client:    asynq.NewClientFromRedisClient(rdb),
 		inspector: asynq.NewInspectorFromRedisClient(rdb),
 		secret:    webhooktest.NewSecret(t, 32),
@@ -117,7 +118,7 @@ func startHookRig(t *testing.T, cfg hookRigConfig) *hookRig {
 	}
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:              4,
-		Queues:                   map[string]int{WebhookQueue: 1},
+		Queues:                   map[string]int{store.WebhookQueue: 1},
 		TaskCheckInterval:        10 * time.Millisecond,
 		DelayedTaskCheckInterval: 100 * time.Millisecond,
 		RetryDelayFunc:           WebhookRetryDelay(cfg.schedule),
@@ -174,7 +175,7 @@ func (r *hookRig) waitAttempts(t *testing.T, id string, n int, timeout time.Dura
 }
 
 // delivery returns what the store recorded of job id's webhook.
-func (r *hookRig) delivery(t *testing.T, id string) Delivery {
+func (r *hookRig) delivery(t *testing.T, id string) store.Delivery {
 	t.Helper()
 	d, ok, err := r.store.WebhookDelivery(context.Background(), id)
 	if err != nil || !ok {
@@ -186,7 +187,7 @@ func (r *hookRig) delivery(t *testing.T, id string) Delivery {
 // taskState returns the state of job id's delivery task, or false once asynq has none.
 func (r *hookRig) taskState(t *testing.T, id string) (asynq.TaskState, bool) {
 	t.Helper()
-	info, err := r.inspector.GetTaskInfo(WebhookQueue, "webhook-"+id)
+	info, err := r.inspector.GetTaskInfo(store.WebhookQueue, "webhook-"+id)
 	if errors.Is(err, asynq.ErrTaskNotFound) {
 		return 0, false
 	}
@@ -288,7 +289,7 @@ func TestScheduleWebhookOnce(t *testing.T) {
 		t.Fatalf("ScheduleWebhook of another job: %v", err)
 	}
 
-	pending, err := inspector.ListPendingTasks(WebhookQueue)
+	pending, err := inspector.ListPendingTasks(store.WebhookQueue)
 	if err != nil {
 		t.Fatalf("ListPendingTasks: %v", err)
 	}
@@ -299,12 +300,12 @@ func TestScheduleWebhookOnce(t *testing.T) {
 	if len(pending) != 2 {
 		t.Fatalf("pending deliveries = %v, want one for each of the 2 jobs", ids)
 	}
-	info, err := inspector.GetTaskInfo(WebhookQueue, "webhook-"+id)
+	info, err := inspector.GetTaskInfo(store.WebhookQueue, "webhook-"+id)
 	if err != nil {
 		t.Fatalf("GetTaskInfo(webhook-%s): %v", id, err)
 	}
-	if info.Type != TypeWebhook || info.Queue != WebhookQueue || info.MaxRetry != 7 {
-		t.Errorf("delivery task: type %q, queue %q, max retry %d; want %q, %q, 7", info.Type, info.Queue, info.MaxRetry, TypeWebhook, WebhookQueue)
+	if info.Type != TypeWebhook || info.Queue != store.WebhookQueue || info.MaxRetry != 7 {
+		t.Errorf("delivery task: type %q, queue %q, max retry %d; want %q, %q, 7", info.Type, info.Queue, info.MaxRetry, TypeWebhook, store.WebhookQueue)
 	}
 	var p WebhookPayload
 	if err := json.Unmarshal(info.Payload, &p); err != nil {

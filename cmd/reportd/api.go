@@ -21,8 +21,9 @@ import (
 
 	"github.com/reportd/reportd"
 	"github.com/reportd/reportd/impl"
-	"github.com/reportd/reportd/internal/webhook"
-	"github.com/reportd/reportd/tasks"
+	"github.com/reportd/reportd/internal/httpapi"
+	"github.com/reportd/reportd/internal/jobs"
+	"github.com/reportd/reportd/internal/store"
 )
 
 // monitoringPath is where the asynq web UI is mounted.
@@ -36,7 +37,7 @@ func (s sharedRedis) MakeRedisClient() any { return s.rdb }
 // apiServer is the running HTTP API.
 type apiServer struct {
 	srv         *http.Server
-	waiters     *impl.Waiters
+	waiters     *jobs.Waiters
 	stopWaiters func()
 
 	mu    sync.Mutex
@@ -66,42 +67,24 @@ func (a *apiServer) closeFresh() {
 	}
 }
 
-// startAPI starts the HTTP API on cfg.Addr; a failure to serve later is sent on errc.
-func startAPI(ctx context.Context, cfg config, rdb redis.UniversalClient, store *tasks.Store, reg *prometheus.Registry, localWorker bool, log *slog.Logger, errc chan<- error) (*apiServer, error) {
-	waiters := impl.NewWaiters()
-	deps := impl.Deps{
-		Queue:   asynq.NewClientFromRedisClient(rdb),
-		Tasks:   asynq.NewInspectorFromRedisClient(rdb),
-		Store:   store,
-		Log:     log,
-		Waiters: waiters,
-		Policy:  impl.Policy{Retention: cfg.Retention, Tombstone: cfg.Tombstone, JobTimeout: cfg.JobTimeout, MaxRetry: cfg.MaxRetry},
-		APIKeys: cfg.APIKeys,
-		Limits:  impl.Limits{SubmitsPerSecond: cfg.SubmitsPerSecond, SubmitBurst: cfg.SubmitBurst, MaxOpenJobs: cfg.MaxOpenJobs},
-	}
-	if cfg.WebhookSecret != "" {
-		deps.Webhooks = &impl.Webhooks{
-			Policy:     webhook.Policy{AllowInsecure: cfg.WebhookAllowInsecure, AllowPrivate: cfg.WebhookAllowPrivate},
-			Resolver:   net.DefaultResolver,
-			Deliveries: store,
-		}
-	}
+// startAPI starts the HTTP API on cfg.Addr, on the lifecycle jobs, whose waiters it feeds with the
+// finish events; a failure to serve later is sent on errc.
+func startAPI(ctx context.Context, cfg config, rdb redis.UniversalClient, st *store.Store, lifecycle *jobs.Service, waiters *jobs.Waiters, m *httpapi.Metrics, reg *prometheus.Registry, localWorker bool, log *slog.Logger, errc chan<- error) (*apiServer, error) {
 	reg.MustRegister(metrics.NewQueueMetricsCollector(asynq.NewInspectorFromRedisClient(rdb)))
-	deps.Metrics = impl.NewMetrics(reg)
 	// The docs are rendered from openapi.yaml itself: the copy in gen/ has its operation ids renamed.
 	spec, err := openapi3.NewLoader().LoadFromData(reportd.OpenAPI)
 	if err != nil {
 		return nil, fmt.Errorf("load openapi.yaml: %w", err)
 	}
-	docs, err := impl.DocsHandler(spec)
+	docs, err := httpapi.DocsHandler(spec)
 	if err != nil {
 		return nil, fmt.Errorf("render docs: %w", err)
 	}
-	admin := impl.AdminOnly(cfg.AdminToken, log)
+	admin := httpapi.AdminOnly(cfg.AdminToken, log)
 	// asynqmon makes its own client from a connection option; this one hands it the shared client, so
 	// that the UI uses reportd's timeouts and, with the embedded Redis, the same server.
 	mon := asynqmon.New(asynqmon.Options{RootPath: monitoringPath, RedisConnOpt: sharedRedis{rdb}})
-	handler, err := impl.Handler(impl.New(deps), log, func(r chi.Router) {
+	handler, err := httpapi.New(impl.New(lifecycle), cfg.APIKeys, log, func(r chi.Router) {
 		r.Get("/healthz", healthz)
 		r.Get("/readyz", readyz(rdb, localWorker))
 		r.Get("/openapi.yaml", func(w http.ResponseWriter, _ *http.Request) {
@@ -117,7 +100,7 @@ func startAPI(ctx context.Context, cfg config, rdb redis.UniversalClient, store 
 	if err != nil {
 		return nil, err
 	}
-	handler = impl.RequestIDs(deps.Metrics.Instrument(handler))
+	handler = httpapi.RequestIDs(m.Instrument(handler))
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
@@ -135,7 +118,7 @@ func startAPI(ctx context.Context, cfg config, rdb redis.UniversalClient, store 
 		fresh:   map[net.Conn]bool{},
 		waiters: waiters,
 		// One subscription per API process wakes every request waiting for a job (Prefer: wait).
-		stopWaiters: subscribe(ctx, store.SubscribeFinished, func(ctx context.Context, ev *tasks.Events) { waiters.Run(ctx, ev, log) }),
+		stopWaiters: subscribe(ctx, st.SubscribeFinished, func(ctx context.Context, ev *store.Events) { waiters.Run(ctx, ev, log) }),
 		srv: &http.Server{
 			Handler:           handler,
 			ReadHeaderTimeout: 5 * time.Second,

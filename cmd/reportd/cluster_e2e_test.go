@@ -19,7 +19,7 @@ import (
 
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/internal/redistest"
-	"github.com/reportd/reportd/tasks"
+	"github.com/reportd/reportd/internal/store"
 )
 
 // clusterRowsPerDay makes a year-long report take a few seconds (about 1e9 orders a second are
@@ -285,7 +285,7 @@ func TestClusterE2E(t *testing.T) {
 		// Once asynq's janitor deleted the task, the tombstone still says 410.
 		inspector := asynq.NewInspectorFromRedisClient(c.Client(t))
 		for {
-			_, err := inspector.GetTaskInfo(tasks.Queue, id)
+			_, err := inspector.GetTaskInfo(store.ReportQueue, id)
 			if errors.Is(err, asynq.ErrTaskNotFound) {
 				break
 			}
@@ -401,7 +401,7 @@ func TestClusterFailover(t *testing.T) {
 		"REDIS_CLUSTER_ADDRS": strings.Join(c.Addrs, ","), "REPORTD_ROWS_PER_DAY": "2000000",
 		"REPORTD_RATE_LIMIT": "0",
 	}))
-	queueSlot, err := c.Client(t).ClusterKeySlot(context.Background(), "asynq:{"+tasks.Queue+"}:pending").Result()
+	queueSlot, err := c.Client(t).ClusterKeySlot(context.Background(), "asynq:{"+store.ReportQueue+"}:pending").Result()
 	if err != nil {
 		t.Fatal(err)
 	}

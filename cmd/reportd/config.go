@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/reportd/reportd/impl"
+	"github.com/reportd/reportd/internal/httpapi"
 	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/internal/webhook"
 )
@@ -43,8 +43,8 @@ type config struct {
 	AdminToken string // REPORTD_ADMIN_TOKEN, for /monitoring and /metrics; empty: one is generated
 	OpsAddr    string // REPORTD_OPS_ADDR: address of /healthz, /readyz and /metrics alone; empty: none
 
-	APIKeys   []impl.APIKey // REPORTD_API_KEYS or REPORTD_API_KEYS_FILE: name:key entries
-	AllowOpen bool          // REPORTD_ALLOW_OPEN: serve a non-loopback address with no keys
+	APIKeys   []httpapi.APIKey // REPORTD_API_KEYS or REPORTD_API_KEYS_FILE: name:key entries
+	AllowOpen bool             // REPORTD_ALLOW_OPEN: serve a non-loopback address with no keys
 
 	SubmitsPerSecond float64 // REPORTD_RATE_LIMIT, per client; 0: none
 	SubmitBurst      int     // REPORTD_RATE_BURST
@@ -174,7 +174,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		keys = string(b)
 		fallthrough
 	case keys != "":
-		parsed, err := impl.ParseAPIKeys(keys)
+		parsed, err := httpapi.ParseAPIKeys(keys)
 		if err != nil {
 			// The error names the client, never the key.
 			errs = append(errs, fmt.Errorf("REPORTD_API_KEYS: %w", err))
@@ -395,7 +395,7 @@ func masked(secret string) string {
 }
 
 // clientNames lists the clients that have keys, which is all of the keys a log may show.
-func clientNames(keys []impl.APIKey) []string {
+func clientNames(keys []httpapi.APIKey) []string {
 	out := make([]string, len(keys))
 	for i, k := range keys {
 		out[i] = k.Client

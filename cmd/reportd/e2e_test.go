@@ -24,7 +24,7 @@ import (
 
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/internal/redistest"
-	"github.com/reportd/reportd/tasks"
+	"github.com/reportd/reportd/internal/store"
 )
 
 // logSink collects reportd's JSON log, one object a line, and lets a test wait for a line.
@@ -418,7 +418,7 @@ func TestE2E(t *testing.T) {
 				defer rdb.Close()
 				inspector := asynq.NewInspectorFromRedisClient(rdb)
 				for {
-					_, err := inspector.GetTaskInfo(tasks.Queue, id)
+					_, err := inspector.GetTaskInfo(store.ReportQueue, id)
 					if errors.Is(err, asynq.ErrTaskNotFound) {
 						break
 					}

@@ -16,7 +16,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/reportd/reportd/impl"
+	"github.com/reportd/reportd/internal/httpapi"
 )
 
 func main() {
@@ -58,5 +58,5 @@ func newLogger(w io.Writer) *slog.Logger {
 			h = slog.NewTextHandler(w, opts)
 		}
 	}
-	return slog.New(impl.ContextHandler{Handler: h})
+	return slog.New(httpapi.ContextHandler{Handler: h})
 }

@@ -14,8 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
-
-	"github.com/reportd/reportd/impl"
+	"github.com/reportd/reportd/internal/httpapi"
 )
 
 // startOps serves, on cfg.OpsAddr, what an orchestrator and Prometheus need of any reportd process:
@@ -26,7 +25,7 @@ func startOps(cfg config, rdb redis.UniversalClient, reg *prometheus.Registry, l
 	r := chi.NewRouter()
 	r.Get("/healthz", healthz)
 	r.Get("/readyz", readyz(rdb, localWorker))
-	r.With(impl.AdminOnly(cfg.AdminToken, log)).Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	r.With(httpapi.AdminOnly(cfg.AdminToken, log)).Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "this address serves only /healthz, /readyz and /metrics", http.StatusNotFound)
 	})

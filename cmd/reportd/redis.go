@@ -13,8 +13,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
-
-	"github.com/reportd/reportd/tasks"
+	"github.com/reportd/reportd/internal/store"
 )
 
 // connectRedis returns the Redis client that asynq, the API and the worker share, and a func that
@@ -26,7 +25,7 @@ func connectRedis(cfg config, log *slog.Logger) (redis.UniversalClient, func(), 
 		if err != nil {
 			return nil, nil, err
 		}
-		rdb, err := tasks.NewRedisClient(asynq.RedisClusterClientOpt{
+		rdb, err := store.NewClient(asynq.RedisClusterClientOpt{
 			Addrs:    cfg.RedisClusterAddrs,
 			Username: cfg.RedisClusterUsername,
 			Password: cfg.RedisClusterPassword,
@@ -62,7 +61,7 @@ func connectRedis(cfg config, log *slog.Logger) (redis.UniversalClient, func(), 
 		// The parse error quotes the URL, password and all: say only what is wrong with it.
 		return nil, nil, fmt.Errorf("REDIS_URL=%s is not a URL asynq accepts (redis://[:password@]host:port/db, rediss://, redis-sentinel://, unix://); check its escaping", cfg.redacted().RedisURL)
 	}
-	rdb, err := tasks.NewRedisClient(opt)
+	rdb, err := store.NewClient(opt)
 	if err != nil {
 		stopEmbedded()
 		return nil, nil, err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 
@@ -14,6 +15,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/reportd/reportd/internal/httpapi"
+	"github.com/reportd/reportd/internal/jobs"
+	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/webhook"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -42,7 +47,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	defer closeRedis()
-	store := tasks.NewStore(rdb, cfg.Retention, cfg.Tombstone)
+	st := store.NewStore(rdb, cfg.Retention, cfg.Tombstone)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if cfg.AdminToken == "" {
@@ -59,9 +64,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 		defer stopOps()
 	}
+	// One lifecycle serves the API and the worker of this process.
+	var apiMetrics *httpapi.Metrics
+	deps := jobs.Deps{
+		Queue:     asynq.NewClientFromRedisClient(rdb),
+		Inspector: asynq.NewInspectorFromRedisClient(rdb),
+		Store:     st,
+		Policy:    jobs.Policy{Retention: cfg.Retention, Tombstone: cfg.Tombstone, JobTimeout: cfg.JobTimeout, MaxRetry: cfg.MaxRetry},
+		Limits:    jobs.Limits{SubmitsPerSecond: cfg.SubmitsPerSecond, SubmitBurst: cfg.SubmitBurst, MaxOpenJobs: cfg.MaxOpenJobs},
+		Log:       log,
+		Waiters:   jobs.NewWaiters(),
+	}
+	if cfg.WebhookSecret != "" {
+		deps.Webhooks = &jobs.Webhooks{Policy: webhookPolicy(cfg), Resolver: net.DefaultResolver}
+	}
+	if m.api {
+		apiMetrics = httpapi.NewMetrics(reg)
+		deps.Accepted = apiMetrics.Accepted
+	}
+	lifecycle := jobs.New(deps)
+
 	stopWorkers := func() {}
 	if m.worker {
-		stop, err := startWorkers(ctx, cfg, rdb, store, tasks.NewJobMetrics(reg), log)
+		stop, err := startWorkers(ctx, cfg, rdb, st, lifecycle, tasks.NewJobMetrics(reg), log)
 		if err != nil {
 			return err
 		}
@@ -70,7 +95,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	var api *apiServer
 	if m.api {
-		if api, err = startAPI(ctx, cfg, rdb, store, reg, m.worker, log, errc); err != nil {
+		if api, err = startAPI(ctx, cfg, rdb, st, lifecycle, deps.Waiters, apiMetrics, reg, m.worker, log, errc); err != nil {
 			return err
 		}
 		defer api.close()
@@ -95,7 +120,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 }
 
 // subscribe runs consume on a subscription until the returned stop is called, which also waits for it.
-func subscribe(ctx context.Context, sub func(context.Context) *tasks.Events, consume func(context.Context, *tasks.Events)) (stop func()) {
+func subscribe(ctx context.Context, sub func(context.Context) *store.Events, consume func(context.Context, *store.Events)) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	events := sub(ctx)
 	done := make(chan struct{})
@@ -110,7 +135,7 @@ func readyz(rdb redis.UniversalClient, localWorker bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		// A read in the queue's hash slot, not a PING: on a Redis Cluster any live node answers a PING,
 		// while the master that holds asynq's queue may be down.
-		if err := rdb.Get(r.Context(), tasks.QueueProbeKey).Err(); err != nil && !errors.Is(err, redis.Nil) {
+		if err := rdb.Get(r.Context(), store.QueueProbeKey).Err(); err != nil && !errors.Is(err, redis.Nil) {
 			notReady(w, "redis unreachable")
 			return
 		}
@@ -135,9 +160,14 @@ func workerServing(inspector *asynq.Inspector) bool {
 		return false
 	}
 	for _, s := range servers {
-		if _, ok := s.Queues[tasks.Queue]; ok && s.Status == "active" {
+		if _, ok := s.Queues[store.ReportQueue]; ok && s.Status == "active" {
 			return true
 		}
 	}
 	return false
+}
+
+// webhookPolicy is where the configuration lets webhooks go.
+func webhookPolicy(cfg config) webhook.Policy {
+	return webhook.Policy{AllowInsecure: cfg.WebhookAllowInsecure, AllowPrivate: cfg.WebhookAllowPrivate}
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/reportd/reportd/internal/redistest"
-	"github.com/reportd/reportd/tasks"
+	"github.com/reportd/reportd/internal/store"
 )
 
 // TestSentinelE2E runs reportd with REDIS_URL=redis-sentinel://... on a redis-server monitored by one
@@ -24,7 +24,7 @@ func TestSentinelE2E(t *testing.T) {
 	loc := submit(t, in.base, "2026-Q1")
 	checkReport(t, in.base, loc, awaitDone(t, in.base, loc))
 	// The job went through the master that the Sentinel named.
-	n, err := master.Client(t).Exists(context.Background(), "asynq:{"+tasks.Queue+"}:t:"+strings.TrimPrefix(loc, "/v1/reports/")).Result()
+	n, err := master.Client(t).Exists(context.Background(), "asynq:{"+store.ReportQueue+"}:t:"+strings.TrimPrefix(loc, "/v1/reports/")).Result()
 	if err != nil || n != 1 {
 		t.Errorf("the job's task is not on the master the Sentinel monitors: %d %v", n, err)
 	}

@@ -10,7 +10,9 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/reportd/reportd/internal/jobs"
 	"github.com/reportd/reportd/internal/report"
+	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/internal/webhook"
 	"github.com/reportd/reportd/tasks"
 )
@@ -19,7 +21,7 @@ import (
 // servers, so that slow webhook receivers never take a report job's place. stop shuts the servers down
 // at once, each within REPORTD_SHUTDOWN_TIMEOUT, and then the cancel subscription, which running jobs
 // listen to until they end.
-func startWorkers(ctx context.Context, cfg config, rdb redis.UniversalClient, store *tasks.Store, jobs *tasks.JobMetrics, log *slog.Logger) (stop func(), err error) {
+func startWorkers(ctx context.Context, cfg config, rdb redis.UniversalClient, st *store.Store, lifecycle *jobs.Service, jobMetrics *tasks.JobMetrics, log *slog.Logger) (stop func(), err error) {
 	var (
 		stopCancels func()
 		servers     []*asynq.Server
@@ -50,28 +52,24 @@ func startWorkers(ctx context.Context, cfg config, rdb redis.UniversalClient, st
 
 	processor := &tasks.ReportProcessor{
 		Ledger:           report.NewSyntheticLedger(cfg.RowsPerDay),
-		Reports:          store,
+		Jobs:             lifecycle,
 		ProgressEvery:    cfg.ProgressEvery,
 		CancelCheckEvery: time.Second,
-		Metrics:          jobs,
+		Metrics:          jobMetrics,
 		Now:              time.Now,
 		Log:              log,
 	}
-	if cfg.WebhookSecret != "" {
-		processor.Webhooks = asynq.NewClientFromRedisClient(rdb)
-		processor.WebhookRetention = cfg.Retention
-	}
-	stopCancels = subscribe(ctx, store.SubscribeCancels, func(ctx context.Context, ev *tasks.Events) { processor.RunCancels(ctx, ev) })
+	stopCancels = subscribe(ctx, st.SubscribeCancels, func(ctx context.Context, ev *store.Events) { processor.RunCancels(ctx, ev) })
 	reports := base
 	reports.Concurrency = cfg.Concurrency
-	reports.Queues = map[string]int{tasks.Queue: 1}
+	reports.Queues = map[string]int{store.ReportQueue: 1}
 	reports.RetryDelayFunc = tasks.RetryDelay
 	srv, err := serve(rdb, reports, tasks.TypeReport, processor)
 	if err != nil {
 		return stop, err
 	}
 	servers = append(servers, srv)
-	log.Info("report worker running", "queue", tasks.Queue, "concurrency", cfg.Concurrency)
+	log.Info("report worker running", "queue", store.ReportQueue, "concurrency", cfg.Concurrency)
 
 	if cfg.WebhookSecret == "" {
 		log.Info("webhooks are off: REPORTD_WEBHOOK_SECRET is not set")
@@ -81,15 +79,15 @@ func startWorkers(ctx context.Context, cfg config, rdb redis.UniversalClient, st
 	if err != nil {
 		return stop, fmt.Errorf("REPORTD_WEBHOOK_SECRET: %w", err)
 	}
-	policy := webhook.Policy{AllowInsecure: cfg.WebhookAllowInsecure, AllowPrivate: cfg.WebhookAllowPrivate}
+	policy := webhookPolicy(cfg)
 	hooks := base
 	hooks.Concurrency = cfg.WebhookConcurrency
-	hooks.Queues = map[string]int{tasks.WebhookQueue: 1}
+	hooks.Queues = map[string]int{store.WebhookQueue: 1}
 	hooks.RetryDelayFunc = tasks.WebhookRetryDelay(cfg.WebhookSchedule)
 	srv, err = serve(rdb, hooks, tasks.TypeWebhook, &tasks.WebhookProcessor{
 		Client: webhook.NewClient(policy, cfg.WebhookTimeout),
 		Signer: signer,
-		Store:  store,
+		Store:  st,
 		Now:    time.Now,
 		Log:    log,
 	})
@@ -97,7 +95,7 @@ func startWorkers(ctx context.Context, cfg config, rdb redis.UniversalClient, st
 		return stop, err
 	}
 	servers = append(servers, srv)
-	log.Info("webhook worker running", "queue", tasks.WebhookQueue, "concurrency", cfg.WebhookConcurrency,
+	log.Info("webhook worker running", "queue", store.WebhookQueue, "concurrency", cfg.WebhookConcurrency,
 		"allow_insecure", policy.AllowInsecure, "allow_private", policy.AllowPrivate)
 	return stop, nil
 }

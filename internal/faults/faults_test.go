@@ -15,8 +15,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
-
-	"github.com/reportd/reportd/tasks"
+	"github.com/reportd/reportd/internal/store"
 )
 
 // TestWorkerSIGKILLMidJob: a worker killed with SIGKILL in the middle of a job leaves the job active
@@ -544,7 +543,7 @@ func TestReportdSIGTERMUnderLoad(t *testing.T) {
 			// What became of the long job: asynq requeues a job its worker gives up at shutdown.
 			insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: redis.Addr})
 			defer insp.Close()
-			info, err := insp.GetTaskInfo(tasks.Queue, longID)
+			info, err := insp.GetTaskInfo(store.ReportQueue, longID)
 			if err != nil {
 				t.Fatalf("task of the long job %s after the shutdown: %v", longID, err)
 			}
@@ -808,7 +807,7 @@ func TestRedisBlipAsJobEnds(t *testing.T) {
 	}
 	insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: redis.Addr})
 	defer insp.Close()
-	info, err := insp.GetTaskInfo(tasks.Queue, id)
+	info, err := insp.GetTaskInfo(store.ReportQueue, id)
 	state := fmt.Sprint(err)
 	if err == nil {
 		state = fmt.Sprintf("%s, retried %d, last error %q", info.State, info.Retried, info.LastErr)

@@ -350,3 +350,14 @@ func Long(tb testing.TB, why string) {
 		tb.Skipf("%s; set %s=1 to run it", why, LongEnv)
 	}
 }
+
+// EachBackend runs fn in a parallel subtest per Redis backend, each with its own Redis.
+func EachBackend(t *testing.T, fn func(t *testing.T, b Backend)) {
+	t.Helper()
+	for _, b := range Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, b)
+		})
+	}
+}

@@ -1,0 +1,82 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"unicode/utf8"
+)
+
+// maxJSONDepth bounds how deeply a request body may nest; reportd's requests are flat objects.
+const maxJSONDepth = 32
+
+// checkJSON accepts a body only if it is exactly one JSON value, valid UTF-8, nested at most
+// maxJSONDepth deep, with no object naming a member twice. Decoders disagree on duplicate members
+// (Go's keeps the last, others the first), so a body that has them means different things to
+// different readers, and is refused.
+func checkJSON(body []byte) error {
+	if !utf8.Valid(body) {
+		return errors.New("the body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	type frame struct {
+		object  bool
+		keys    map[string]bool
+		wantKey bool
+	}
+	var stack []frame
+	values := 0
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return errors.New("the body is not valid JSON")
+		}
+		if len(stack) == 0 {
+			values++
+			if values > 1 {
+				return errors.New("the body holds more than one JSON value")
+			}
+		}
+		top := len(stack) - 1
+		if top >= 0 && stack[top].object && stack[top].wantKey {
+			if d, ok := tok.(json.Delim); ok && d == '}' {
+				stack = stack[:top]
+				continue
+			}
+			key, _ := tok.(string)
+			if stack[top].keys[key] {
+				return fmt.Errorf("the body names member %q twice in one object", key)
+			}
+			stack[top].keys[key] = true
+			stack[top].wantKey = false
+			continue
+		}
+		if top >= 0 && stack[top].object {
+			stack[top].wantKey = true // this token is a member's value (or starts it)
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, frame{object: true, keys: map[string]bool{}, wantKey: true})
+		case json.Delim('['):
+			stack = append(stack, frame{})
+		case json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		if len(stack) > maxJSONDepth {
+			return fmt.Errorf("the body nests deeper than %d levels", maxJSONDepth)
+		}
+	}
+	if values == 0 {
+		return errors.New("the body is empty")
+	}
+	if len(stack) > 0 {
+		return errors.New("the body is not valid JSON: it ends inside an object or array")
+	}
+	return nil
+}

@@ -1,0 +1,152 @@
+package jobs
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/reportd/reportd/internal/problem"
+	"github.com/reportd/reportd/internal/report"
+	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/tasks"
+)
+
+// State is a job's status as its client sees it.
+type State string
+
+// The states of a job. Done, Failed and Canceled are terminal.
+const (
+	Pending  State = "pending"
+	Running  State = "running"
+	Done     State = "done"
+	Failed   State = "failed"
+	Canceled State = "canceled"
+)
+
+// Job is a job as its client sees it, read from its asynq task (or, for a job canceled before it ran,
+// from its record).
+type Job struct {
+	ID    string
+	State State
+	Range report.DateRange
+	// Progress is the last progress its attempt wrote, with how the attempt ended once it did.
+	Progress   tasks.Progress
+	CreatedAt  time.Time
+	FinishedAt time.Time
+	// ExpiresAt is when a finished job stops being readable; zero while it is unfinished.
+	ExpiresAt time.Time
+	// MaxRetry is how many times a failed attempt is retried.
+	MaxRetry int
+	// Client owns the job.
+	Client string
+	// CallbackURL is the job's, if it has one; Delivery is its webhook's state once read.
+	CallbackURL string
+	Delivery    *store.Delivery
+	// RetryAfter is, for an unfinished job read by Status or Submit, how many seconds a poller should
+	// wait before it looks again.
+	RetryAfter int
+	// Waited says whether the read waited for the job (a wait is only made for an unfinished job).
+	Waited bool
+
+	// inQueue says whether asynq still has the job's task (a job canceled before it ran has none).
+	inQueue bool
+}
+
+// Terminal reports whether the job will not change any more.
+func (j Job) Terminal() bool {
+	return j.State == Done || j.State == Failed || j.State == Canceled
+}
+
+// Failure says why a failed job failed, and what the client can do, without leaking internal errors:
+// only causes the client can act on are named, decoded from the outcome the worker recorded.
+func (j Job) Failure(jobTimeout time.Duration) (problem.Type, string) {
+	switch j.Progress.Outcome {
+	case tasks.OutcomeTimedOut:
+		return problem.ReportTimedOut, fmt.Sprintf("the report ran longer than the job time limit of %s; ask for a shorter range", jobTimeout)
+	case tasks.OutcomeUnreadable:
+		return problem.ReportUnreadable, "the job's stored request cannot be read by this version of reportd; submit it again"
+	}
+	attempts := "1 attempt"
+	if j.MaxRetry > 0 {
+		attempts = fmt.Sprintf("%d attempts", j.MaxRetry+1)
+	}
+	return problem.ReportFailed, "the report could not be computed in " + attempts + "; submitting it again may help"
+}
+
+// fromTask reads a job from its task. retention is how long a failed job stays readable (asynq keeps
+// archived tasks for months, whatever the task's own retention says).
+func fromTask(info *asynq.TaskInfo, retention time.Duration) Job {
+	// An unreadable payload is not an error here: the worker archives such a job, and its status must
+	// say so (failed, report-unreadable) rather than fail to answer.
+	payload, rng, _ := tasks.ParseReportPayload(info.Payload)
+	j := Job{ID: info.ID, Range: rng, MaxRetry: info.MaxRetry, inQueue: true,
+		CallbackURL: payload.CallbackURL, Client: ownerOf(payload.Client)}
+	if ts, ok := info.Headers[tasks.HeaderCreatedAt]; ok {
+		j.CreatedAt, _ = time.Parse(time.RFC3339Nano, ts)
+	}
+	if len(info.Result) > 0 {
+		j.Progress, _ = tasks.ParseProgress(info.Result)
+	}
+	switch info.State {
+	case asynq.TaskStateActive:
+		j.State = Running
+	case asynq.TaskStateCompleted:
+		j.State = Done
+		j.FinishedAt = info.CompletedAt
+		j.ExpiresAt = info.CompletedAt.Add(info.Retention)
+	case asynq.TaskStateArchived:
+		j.State = Failed
+		if j.Progress.Outcome == tasks.OutcomeCanceled {
+			j.State = Canceled
+		}
+		j.FinishedAt = info.LastFailedAt
+		if !info.LastFailedAt.IsZero() {
+			j.ExpiresAt = info.LastFailedAt.Add(retention)
+		}
+	default: // pending, scheduled, retry (waiting for its next attempt), aggregating
+		j.State = Pending
+	}
+	return j
+}
+
+// fromCanceled reads a job canceled before it ran from its record.
+func fromCanceled(id string, c store.Canceled, retention time.Duration) Job {
+	rng, _ := report.ParseRange(c.Range)
+	return Job{
+		ID: id, State: Canceled, Range: rng, CreatedAt: c.CreatedAt, CallbackURL: c.CallbackURL, Client: ownerOf(c.Client),
+		Progress:   tasks.Progress{Share: c.Progress, StartedAt: c.StartedAt, Attempt: c.Attempt, Outcome: tasks.OutcomeCanceled},
+		FinishedAt: c.CanceledAt, ExpiresAt: c.CanceledAt.Add(retention),
+	}
+}
+
+// expired reports whether a finished job's retention has passed at now. asynq's janitor deletes expired
+// tasks only every few seconds; the answer must not depend on when it last ran.
+func (j Job) expired(now time.Time) bool {
+	return !j.ExpiresAt.IsZero() && !now.Before(j.ExpiresAt)
+}
+
+// runningWait estimates, in whole seconds, how long a running job still needs: the time its progress so
+// far says; the minimum before it has any progress to go by.
+func (j Job) runningWait(now time.Time) int {
+	secs := float64(problem.MinRetryAfter)
+	p := j.Progress
+	if p.Share > 0 && p.Share < 1 && !p.StartedAt.IsZero() {
+		elapsed := now.Sub(p.StartedAt).Seconds()
+		secs = math.Ceil(elapsed * (1 - p.Share) / p.Share)
+	}
+	return int(min(max(secs, problem.MinRetryAfter), problem.MaxRetryAfter))
+}
+
+// Anonymous is the one client of a deployment with no API keys, and the owner of jobs recorded with
+// none.
+const Anonymous = "anonymous"
+
+// ownerOf is the client a recorded owner names; a job recorded with none is the anonymous client's.
+func ownerOf(recorded string) string {
+	if recorded == "" {
+		return Anonymous
+	}
+	return recorded
+}

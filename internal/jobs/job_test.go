@@ -1,0 +1,304 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/hibiken/asynq"
+
+	"github.com/reportd/reportd/internal/jobs/jobstest"
+	"github.com/reportd/reportd/internal/report"
+	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/tasks"
+)
+
+func TestRetryAfter(t *testing.T) {
+	t.Parallel()
+	now := testNow
+	running := func(share float64, elapsed time.Duration) Job {
+		return Job{State: Running, Progress: tasks.Progress{Share: share, StartedAt: now.Add(-elapsed), Attempt: 1}}
+	}
+	tests := []struct {
+		name string
+		v    Job
+		want int
+	}{
+		{name: "pending", v: Job{State: Pending}, want: 1},
+		{name: "pending-with-old-progress", v: Job{State: Pending, Progress: tasks.Progress{Share: 0.1, StartedAt: now.Add(-time.Minute)}}, want: 1},
+		{name: "running-no-progress", v: running(0, 10*time.Second), want: 1},
+		{name: "running-half-after-10s", v: running(0.5, 10*time.Second), want: 10},
+		{name: "running-three-quarters-after-9s", v: running(0.75, 9*time.Second), want: 3},
+		{name: "running-rounds-up", v: running(0.5, 1500*time.Millisecond), want: 2},
+		{name: "running-nearly-done", v: running(0.99, 10*time.Second), want: 1},
+		{name: "running-clamped-to-30", v: running(0.1, time.Minute), want: 30},
+		{name: "running-all-days-done", v: running(1, time.Minute), want: 1},
+		{name: "running-no-start-time", v: Job{State: Running, Progress: tasks.Progress{Share: 0.5}}, want: 1},
+		{name: "running-clock-skew", v: running(0.5, -5*time.Second), want: 1},
+		{name: "done", v: Job{State: Done, Progress: tasks.Progress{Share: 1}}, want: 1},
+	}
+	srv := New(Deps{Inspector: emptyQueue{}, Now: func() time.Time { return now }})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := srv.retryAfter(tt.v); got != tt.want {
+				t.Errorf("retryAfter = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPendingWait(t *testing.T) {
+	t.Parallel()
+	queue := func(pending, active int) func(string) (*asynq.QueueInfo, error) {
+		return func(q string) (*asynq.QueueInfo, error) {
+			return &asynq.QueueInfo{Queue: q, Pending: pending, Active: active}, nil
+		}
+	}
+	tests := []struct {
+		name            string
+		pending, active int
+		runs            []time.Duration
+		want            int
+	}{
+		{name: "empty-queue", pending: 0, active: 0, runs: []time.Duration{10 * time.Second}, want: 1},
+		{name: "no-runs-observed", pending: 100, active: 2, want: 1},
+		// 10 ahead on average (half of 20), 2 workers, 3 s a job: 15 s.
+		{name: "queue-of-20-on-2-workers", pending: 20, active: 2, runs: []time.Duration{3 * time.Second}, want: 15},
+		{name: "clamped-to-30", pending: 1000, active: 1, runs: []time.Duration{3 * time.Second}, want: 30},
+		{name: "short-jobs", pending: 4, active: 4, runs: []time.Duration{100 * time.Millisecond}, want: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := &waitEstimate{}
+			for i, r := range tt.runs {
+				p.observe(fmt.Sprint("job-", i), r)
+			}
+			if got := p.pendingWait(testNow, queue(tt.pending, tt.active), store.ReportQueue); got != tt.want {
+				t.Errorf("pendingWait = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPendingWaitReadsQueueAtMostOnceASecond(t *testing.T) {
+	t.Parallel()
+	reads := 0
+	read := func(q string) (*asynq.QueueInfo, error) { reads++; return &asynq.QueueInfo{Queue: q}, nil }
+	p := &waitEstimate{}
+	for i := range 100 {
+		p.pendingWait(testNow.Add(time.Duration(i)*20*time.Millisecond), read, store.ReportQueue) // 2 s of polls
+	}
+	if reads != 2 {
+		t.Errorf("queue read %d times in 2 s of polls, want 2", reads)
+	}
+}
+
+func TestFromTask(t *testing.T) {
+	t.Parallel()
+	completedAt := testNow.Add(-time.Hour).Truncate(time.Second)
+	failedAt := testNow.Add(-2 * time.Hour).Truncate(time.Second)
+	started := testNow.Add(-3 * time.Hour)
+	q1 := report.DateRange{From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 3, 31, 0, 0, 0, 0, time.UTC)}
+	progress := tasks.Progress{Share: 0.5, DaysDone: 45, DaysTotal: 90, StartedAt: started, Attempt: 2}
+	view := func(state State) Job {
+		return Job{ID: testID, State: state, Range: q1, CreatedAt: testCreated, MaxRetry: testPolicy.MaxRetry, inQueue: true, Client: Anonymous}
+	}
+	const retention = 6 * time.Hour // the policy's, for failed jobs; completed ones keep their task's own
+	tests := []struct {
+		name string
+		info *asynq.TaskInfo
+		want Job
+	}{
+		{name: "pending", info: taskInfo(asynq.TaskStatePending), want: view(Pending)},
+		{name: "scheduled", info: taskInfo(asynq.TaskStateScheduled), want: view(Pending)},
+		{name: "aggregating", info: taskInfo(asynq.TaskStateAggregating), want: view(Pending)},
+		{
+			name: "retry",
+			info: taskInfo(asynq.TaskStateRetry, jobstest.WithProgress(progress), func(i *asynq.TaskInfo) { i.LastErr = "boom" }),
+			want: func() Job { v := view(Pending); v.Progress = progress; return v }(),
+		},
+		{
+			name: "active",
+			info: taskInfo(asynq.TaskStateActive, jobstest.WithProgress(progress)),
+			want: func() Job { v := view(Running); v.Progress = progress; return v }(),
+		},
+		{
+			name: "completed",
+			info: taskInfo(asynq.TaskStateCompleted, jobstest.WithProgress(progress), func(i *asynq.TaskInfo) { i.CompletedAt = completedAt }),
+			want: func() Job {
+				v := view(Done)
+				v.Progress, v.FinishedAt, v.ExpiresAt = progress, completedAt, completedAt.Add(testPolicy.Retention)
+				return v
+			}(),
+		},
+		{
+			name: "archived",
+			info: taskInfo(asynq.TaskStateArchived, jobstest.WithProgress(progress), func(i *asynq.TaskInfo) { i.LastErr, i.LastFailedAt = "boom", failedAt }),
+			want: func() Job {
+				v := view(Failed)
+				v.Progress, v.FinishedAt, v.ExpiresAt = progress, failedAt, failedAt.Add(retention)
+				return v
+			}(),
+		},
+		{
+			name: "no-created-at-header",
+			info: taskInfo(asynq.TaskStatePending, func(i *asynq.TaskInfo) { i.Headers = nil }),
+			want: func() Job { v := view(Pending); v.CreatedAt = time.Time{}; return v }(),
+		},
+		{
+			name: "unreadable-progress-is-none",
+			info: taskInfo(asynq.TaskStateActive, func(i *asynq.TaskInfo) { i.Result = []byte("garbage") }),
+			want: view(Running),
+		},
+		{
+			// The worker archives such a job; its status must say failed, not fail to answer.
+			name: "bad-payload-archived",
+			info: taskInfo(asynq.TaskStateArchived, func(i *asynq.TaskInfo) {
+				i.Payload, i.LastErr, i.LastFailedAt = []byte("nope"), "report payload: bad", failedAt
+				i.Result = []byte(`{"outcome":"unreadable"}`)
+			}),
+			want: func() Job {
+				v := view(Failed)
+				v.Range, v.Progress, v.FinishedAt, v.ExpiresAt = report.DateRange{}, tasks.Progress{Outcome: tasks.OutcomeUnreadable}, failedAt, failedAt.Add(retention)
+				return v
+			}(),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := fromTask(tt.info, retention)
+			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(Job{})); diff != "" {
+				t.Errorf("fromTask (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestExpired(t *testing.T) {
+	t.Parallel()
+	at := testNow
+	tests := []struct {
+		name string
+		v    Job
+		want bool
+	}{
+		{name: "never-expires-unfinished", v: Job{State: Running}, want: false},
+		{name: "before", v: Job{ExpiresAt: at.Add(time.Second)}, want: false},
+		{name: "at", v: Job{ExpiresAt: at}, want: true},
+		{name: "after", v: Job{ExpiresAt: at.Add(-time.Second)}, want: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := tt.v.expired(at); got != tt.want {
+				t.Errorf("expired = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestFailure(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		outcome    tasks.Outcome
+		lastErr    string // asynq's last error, which must not leak or decide anything
+		wantType   string
+		wantDetail string
+	}{
+		{name: "timeout", outcome: tasks.OutcomeTimedOut, lastErr: "summarize 2026-01-01..2026-03-31: day 2026-02-11: context deadline exceeded",
+			wantType: "/problems/report-timeout", wantDetail: "10m0s"},
+		{name: "other", outcome: tasks.OutcomeFailed, lastErr: "save report of job x: dial tcp 10.0.0.7:6379: connection refused",
+			wantType: "/problems/report-failed", wantDetail: "4 attempts"},
+		{name: "lease-expired", lastErr: "asynq: task lease expired",
+			wantType: "/problems/report-failed", wantDetail: "4 attempts"},
+		{name: "unreadable", outcome: tasks.OutcomeUnreadable, lastErr: `decode report payload: invalid character 'x' looking for beginning of value: skip retry for the task`,
+			wantType: "/problems/report-unreadable", wantDetail: "submit it again"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			info := taskInfo(asynq.TaskStateArchived, func(i *asynq.TaskInfo) {
+				i.LastErr, i.MaxRetry, i.Result = tt.lastErr, 3, []byte(`{"outcome":"`+tt.outcome+`"}`)
+			})
+			pt, detail := fromTask(info, time.Hour).Failure(10 * time.Minute)
+			if "/problems/"+pt.Slug != tt.wantType || pt.Title == "" || pt.Status != 500 && pt.Status != 422 {
+				t.Errorf("problem type = %+v, want %s with a title and status", pt, tt.wantType)
+			}
+			if !strings.Contains(detail, tt.wantDetail) {
+				t.Errorf("detail = %q, want it to mention %q", detail, tt.wantDetail)
+			}
+			if strings.Contains(detail, "10.0.0.7") || strings.Contains(detail, "asynq") || strings.Contains(detail, "invalid character") {
+				t.Errorf("detail leaks the task's last error: %q", detail)
+			}
+		})
+	}
+}
+
+var (
+	testNow     = time.Date(2026, 4, 2, 10, 0, 0, 0, time.UTC)
+	testCreated = testNow.Add(-time.Minute)
+	testID      = "0f8fad5b-d9cb-469f-a165-70867728950e"
+	testPolicy  = Policy{Retention: 24 * time.Hour, Tombstone: 720 * time.Hour, JobTimeout: 10 * time.Minute, MaxRetry: 3}
+)
+
+// taskInfo is the TaskInfo of job testID over Q1 2026 in state, changed by mods.
+func taskInfo(state asynq.TaskState, mods ...func(*asynq.TaskInfo)) *asynq.TaskInfo {
+	return jobstest.TaskInfo(testID, testCreated, state, testPolicy.MaxRetry, testPolicy.JobTimeout, testPolicy.Retention, mods...)
+}
+
+// emptyQueue is an Inspector of an empty queue.
+type emptyQueue struct{ Inspector }
+
+func (emptyQueue) GetQueueInfo(q string) (*asynq.QueueInfo, error) {
+	return &asynq.QueueInfo{Queue: q}, nil
+}
+
+// markerStore answers whether a job was asked to stop from its set of canceled ids.
+type markerStore struct {
+	Store
+	canceled map[string]bool
+}
+
+func (m markerStore) CancelRequested(_ context.Context, id string) (bool, error) {
+	return m.canceled[id], nil
+}
+
+// oneTask is an Inspector that holds one task.
+type oneTask struct {
+	Inspector
+	info *asynq.TaskInfo
+}
+
+func (o oneTask) GetTaskInfo(string, string) (*asynq.TaskInfo, error) { c := *o.info; return &c, nil }
+
+// TestGetCanceledWithoutOutcome: an archived job whose attempt could not record how it ended (asynq's
+// own cancel reached it first, or Redis failed) reads canceled when its cancel marker is set, and
+// failed otherwise; the status never looks at asynq's last error.
+func TestGetCanceledWithoutOutcome(t *testing.T) {
+	t.Parallel()
+	failedAt := testNow.Add(-time.Minute).Truncate(time.Second)
+	for _, tc := range []struct {
+		name   string
+		marker bool
+		want   State
+	}{{"marker-set", true, Canceled}, {"no-marker", false, Failed}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			info := taskInfo(asynq.TaskStateArchived, jobstest.WithProgress(tasks.Progress{Share: 0.3, Attempt: 1, StartedAt: failedAt}),
+				func(i *asynq.TaskInfo) { i.LastErr, i.LastFailedAt = "job canceled: skip retry for the task", failedAt })
+			s := New(Deps{Inspector: oneTask{info: info}, Store: markerStore{canceled: map[string]bool{testID: tc.marker}},
+				Policy: testPolicy, Now: func() time.Time { return testNow }})
+			j, err := s.Get(context.Background(), Anonymous, testID)
+			if err != nil || j.State != tc.want {
+				t.Errorf("Get = %v, %v; want %s", j.State, err, tc.want)
+			}
+		})
+	}
+}

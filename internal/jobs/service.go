@@ -1,0 +1,165 @@
+// Package jobs owns the life of a report job, from the API's submit to the worker's finish: idempotent
+// submission, admission limits, the tombstone that tells an expired id (410) from an unknown one (404),
+// the per-client index, the enqueue, status reads and waits, cancel markers, deletion, and the finish
+// event that wakes waiters and schedules the webhook. Each of these lives here once; the HTTP handlers
+// in impl and the asynq processors in tasks call it.
+package jobs
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/webhook"
+	"github.com/reportd/reportd/tasks"
+)
+
+// Queue puts tasks on asynq's queues; *asynq.Client is the production one.
+type Queue interface {
+	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
+}
+
+// Inspector reads asynq's tasks and deletes those that are not running; *asynq.Inspector is the
+// production one.
+type Inspector interface {
+	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
+	GetQueueInfo(queue string) (*asynq.QueueInfo, error)
+	// DeleteTask removes a task that is not active.
+	DeleteTask(queue, id string) error
+}
+
+// Store keeps what asynq does not: tombstones of issued ids, finished reports, cancels, idempotency
+// keys, the clients' indexes and limits, webhook deliveries, and the job events. *store.Store is the
+// production one.
+type Store interface {
+	CreateTombstone(ctx context.Context, id, client string, lifetime time.Duration) error
+	Tombstone(ctx context.Context, id string) (client string, ok bool, err error)
+	SaveReport(ctx context.Context, id string, body []byte) error
+	Report(ctx context.Context, id string) ([]byte, error)
+	RequestCancel(ctx context.Context, id string, lifetime time.Duration) error
+	CancelRequested(ctx context.Context, id string) (bool, error)
+	SaveCanceled(ctx context.Context, id string, c store.Canceled) error
+	CanceledJob(ctx context.Context, id string) (store.Canceled, bool, error)
+	DeleteJob(ctx context.Context, id string) error
+	PublishFinished(ctx context.Context, id string) error
+	PublishCancel(ctx context.Context, id string) error
+	ClaimIdempotencyKey(ctx context.Context, client, key string, sub store.Submission, ttl time.Duration) (store.Submission, bool, error)
+	MarkEnqueued(ctx context.Context, client, key string, sub store.Submission) error
+	ReleaseIdempotencyKey(ctx context.Context, client, key string) error
+	IndexJob(ctx context.Context, client, id string, at time.Time, keep time.Duration) error
+	ListJobs(ctx context.Context, client string, after store.IndexedJob, n int) ([]store.IndexedJob, error)
+	Unindex(ctx context.Context, client string, ids ...string) error
+	MarkFinished(ctx context.Context, client, id string) error
+	OpenJobs(ctx context.Context, client string) ([]string, error)
+	AllowSubmit(ctx context.Context, client string, perSecond float64, burst int) (bool, time.Duration, error)
+	WebhookDelivery(ctx context.Context, id string) (store.Delivery, bool, error)
+}
+
+// Policy is how jobs are run and kept.
+type Policy struct {
+	// Retention is how long a finished job stays readable.
+	Retention time.Duration
+	// Tombstone is how much longer its id answers 410 Gone rather than 404 Not Found.
+	Tombstone time.Duration
+	// JobTimeout bounds one attempt of a job.
+	JobTimeout time.Duration
+	// MaxRetry is how many times a failed attempt is retried.
+	MaxRetry int
+}
+
+// lifetime bounds how long a job can live before it finishes: every attempt running to its timeout,
+// with the longest retry delays between them, plus a day of queueing. The tombstone must outlast it.
+func (p Policy) lifetime() time.Duration {
+	return time.Duration(p.MaxRetry+1)*(p.JobTimeout+tasks.MaxRetryDelay) + 24*time.Hour
+}
+
+// idempotencyTTL is how long an Idempotency-Key is remembered: as long as its job can be readable.
+func (p Policy) idempotencyTTL() time.Duration {
+	return p.lifetime() + p.Retention
+}
+
+// Limits bound what one client may ask of the service.
+type Limits struct {
+	// SubmitsPerSecond and SubmitBurst bound how fast a client submits jobs; zero means no limit.
+	SubmitsPerSecond float64
+	SubmitBurst      int
+	// MaxOpenJobs bounds a client's unfinished jobs; zero means no limit.
+	MaxOpenJobs int
+}
+
+// Webhooks is how callback URLs are checked at submit. Nil in Deps means webhooks are not set up, and
+// a submission with a callback URL is refused.
+type Webhooks struct {
+	Policy   webhook.Policy
+	Resolver *net.Resolver
+}
+
+// Deps are the Service's collaborators.
+type Deps struct {
+	Queue     Queue
+	Inspector Inspector
+	Store     Store
+	Policy    Policy
+	Limits    Limits
+	Webhooks  *Webhooks
+	Log       *slog.Logger
+	// Waiters wakes requests that wait for a job; the caller feeds it the finish events (Waiters.Run).
+	// Nil means waits notice a finished job only by re-reading it now and then.
+	Waiters *Waiters
+	// Accepted, if set, counts accepted jobs (replays excluded).
+	Accepted prometheus.Counter
+	// Now and NewID are injected so that tests control time and ids; nil means the real ones.
+	Now   func() time.Time
+	NewID func() uuid.UUID
+}
+
+// Service is the job lifecycle. Its methods fail with *problem.Error values for what a client can act
+// on; any other error is internal.
+type Service struct {
+	queue     Queue
+	inspector Inspector
+	store     Store
+	policy    Policy
+	limits    Limits
+	webhooks  *Webhooks
+	log       *slog.Logger
+	waiters   *Waiters
+	estimate  *waitEstimate
+	accepted  prometheus.Counter
+	now       func() time.Time
+	newID     func() uuid.UUID
+}
+
+var _ tasks.Lifecycle = (*Service)(nil)
+
+// New returns a Service on d.
+func New(d Deps) *Service {
+	s := &Service{queue: d.Queue, inspector: d.Inspector, store: d.Store, policy: d.Policy, limits: d.Limits,
+		webhooks: d.Webhooks, log: d.Log, waiters: d.Waiters, estimate: &waitEstimate{}, accepted: d.Accepted,
+		now: d.Now, newID: d.NewID}
+	if s.waiters == nil {
+		s.waiters = NewWaiters()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.newID == nil {
+		s.newID = uuid.New
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	return s
+}
+
+// Policy is how the service runs and keeps jobs.
+func (s *Service) Policy() Policy { return s.policy }
+
+// Now is the service's clock.
+func (s *Service) Now() time.Time { return s.now() }

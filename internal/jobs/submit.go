@@ -1,0 +1,262 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/reportd/reportd/internal/problem"
+	"github.com/reportd/reportd/internal/report"
+	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/webhook"
+	"github.com/reportd/reportd/tasks"
+)
+
+// replayGrace is how long after an Idempotency-Key was first claimed a replay may still enqueue its job:
+// the first request may have failed between claiming the key and enqueueing. Past it, a key whose job
+// is gone names an expired or deleted job.
+const replayGrace = 10 * time.Second
+
+// Submission is a request for a report job.
+type Submission struct {
+	// Client submits the job and owns it.
+	Client string
+	// Range is the range as the client wrote it.
+	Range string
+	// CallbackURL, if set, receives a webhook when the job finishes.
+	CallbackURL string
+	// IdempotencyKey, if set, makes the submission idempotent: every submission with the same key and
+	// Fingerprint gets the job the first one created. It is taken as the client sent it: 1 to 255
+	// printable ASCII characters, plain or as a quoted string.
+	IdempotencyKey string
+	// Fingerprint identifies the request's content, so that a key replayed with another one is caught.
+	Fingerprint string
+	// Wait, if not nil, holds the answer until the job is done or the wait is over.
+	Wait *time.Duration
+}
+
+// Submit validates a submission, records the job's tombstone and index entry, and enqueues the job;
+// it returns only once asynq has the task in Redis. An Idempotency-Key replay answers with the job the
+// key first created.
+func (s *Service) Submit(ctx context.Context, sub Submission) (Job, error) {
+	rng, err := report.ParseRange(sub.Range)
+	switch {
+	case errors.Is(err, report.ErrRangeSyntax):
+		return Job{}, &problem.Error{Kind: problem.KindInvalid, Detail: "/range: " + err.Error(), Err: err}
+	case err != nil:
+		return Job{}, &problem.Error{Kind: problem.KindUnprocessable, Detail: "/range: " + err.Error(), Err: err}
+	}
+	if err := s.checkCallback(ctx, sub.CallbackURL); err != nil {
+		return Job{}, err
+	}
+	if sub.IdempotencyKey != "" {
+		key, ok := parseIdempotencyKey(sub.IdempotencyKey)
+		if !ok {
+			return Job{}, problem.Errorf(problem.KindInvalid, "header Idempotency-Key: must be 1 to 255 printable ASCII characters, plain or as a quoted string")
+		}
+		sub.IdempotencyKey = key
+	}
+	id, createdAt := s.newID().String(), s.now()
+	var prior *store.Submission // the key's record, when the key was used before
+	if sub.IdempotencyKey != "" {
+		if prior, err = s.claimKey(ctx, sub, store.Submission{Fingerprint: sub.Fingerprint, JobID: id, CreatedAt: createdAt}); err != nil {
+			return Job{}, err
+		}
+		if prior != nil {
+			id, createdAt = prior.JobID, prior.CreatedAt
+		}
+	}
+	if prior == nil {
+		if err := s.admit(ctx, sub); err != nil {
+			return Job{}, err
+		}
+	}
+	j, err := s.enqueue(ctx, sub, id, rng, createdAt, prior)
+	if err != nil {
+		return Job{}, err
+	}
+	if sub.IdempotencyKey != "" && (prior == nil || !prior.Enqueued) {
+		rec := store.Submission{Fingerprint: sub.Fingerprint, JobID: id, CreatedAt: createdAt}
+		if err := s.store.MarkEnqueued(ctx, sub.Client, sub.IdempotencyKey, rec); err != nil {
+			return Job{}, problem.Unavailable(err)
+		}
+	}
+	if sub.Wait != nil && !j.Terminal() {
+		if j, err = s.waitFor(ctx, sub.Client, id, *sub.Wait); err != nil {
+			return Job{}, err
+		}
+		j.Waited = true
+	}
+	if j.State != Done {
+		j.RetryAfter = s.retryAfter(j)
+	}
+	return j, nil
+}
+
+// checkCallback refuses a callback URL the service will not call, or any when webhooks are off.
+func (s *Service) checkCallback(ctx context.Context, url string) error {
+	if url == "" {
+		return nil
+	}
+	if s.webhooks == nil {
+		return problem.Errorf(problem.KindWebhooksOff, "this service has no webhook secret configured, so it cannot send callbacks; submit without callback_url and poll")
+	}
+	if err := webhook.CheckCallbackURL(ctx, url, s.webhooks.Policy, s.webhooks.Resolver); err != nil {
+		return &problem.Error{Kind: problem.KindCallbackRefused, Detail: "/callback_url: " + err.Error(), Err: err}
+	}
+	return nil
+}
+
+// claimKey claims the submission's Idempotency-Key for rec. It returns the key's earlier record when
+// the key was used before with the same content, nil when this submission claimed it.
+func (s *Service) claimKey(ctx context.Context, sub Submission, rec store.Submission) (*store.Submission, error) {
+	held, mine, err := s.store.ClaimIdempotencyKey(ctx, sub.Client, sub.IdempotencyKey, rec, s.policy.idempotencyTTL())
+	switch {
+	case err != nil:
+		return nil, problem.Unavailable(err)
+	case mine:
+		return nil, nil
+	case held.Fingerprint != sub.Fingerprint:
+		return nil, problem.Errorf(problem.KindIdempotencyMismatch, "Idempotency-Key %q was first used with a different body (for job %s)", sub.IdempotencyKey, held.JobID)
+	}
+	return &held, nil
+}
+
+// admit checks a new submission against its client's limits: its submit rate, then its number of
+// unfinished jobs. A submission refused here releases its Idempotency-Key: the key must not name a job
+// that never will exist.
+func (s *Service) admit(ctx context.Context, sub Submission) error {
+	err := s.checkLimits(ctx, sub.Client)
+	if err != nil && sub.IdempotencyKey != "" {
+		if rerr := s.store.ReleaseIdempotencyKey(ctx, sub.Client, sub.IdempotencyKey); rerr != nil {
+			return problem.Unavailable(rerr)
+		}
+	}
+	return err
+}
+
+func (s *Service) checkLimits(ctx context.Context, client string) error {
+	l := s.limits
+	if l.SubmitsPerSecond > 0 {
+		ok, wait, err := s.store.AllowSubmit(ctx, client, l.SubmitsPerSecond, max(l.SubmitBurst, 1))
+		if err != nil {
+			return problem.Unavailable(err)
+		}
+		if !ok {
+			return &problem.Error{Kind: problem.KindRateLimited, RetryAfter: int(math.Ceil(wait.Seconds())),
+				Detail: "this client submits faster than its limit; retry after Retry-After seconds"}
+		}
+	}
+	if l.MaxOpenJobs > 0 {
+		n, err := s.openJobs(ctx, client)
+		if err != nil {
+			return err
+		}
+		if n >= l.MaxOpenJobs {
+			return &problem.Error{Kind: problem.KindRateLimited, RetryAfter: s.estimate.pendingWait(s.now(), s.inspector.GetQueueInfo, store.ReportQueue),
+				Detail: "this client has as many unfinished jobs as it may; retry when some have finished"}
+		}
+	}
+	return nil
+}
+
+// openJobs counts client's unfinished jobs. The recorded set can only overcount (a worker that died
+// before closing a job), so when it reaches the cap each member is checked and the finished or
+// vanished ones are dropped: the check costs at most the cap's worth of reads, and only at the cap.
+func (s *Service) openJobs(ctx context.Context, client string) (int, error) {
+	ids, err := s.store.OpenJobs(ctx, client)
+	if err != nil {
+		return 0, problem.Unavailable(err)
+	}
+	if len(ids) < s.limits.MaxOpenJobs {
+		return len(ids), nil
+	}
+	open := 0
+	for _, id := range ids {
+		info, err := s.inspector.GetTaskInfo(store.ReportQueue, id)
+		switch {
+		case errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound):
+		case err != nil:
+			return 0, problem.Unavailable(err)
+		case !fromTask(info, s.policy.Retention).Terminal():
+			open++
+			continue
+		}
+		if err := s.store.MarkFinished(ctx, client, id); err != nil {
+			return 0, problem.Unavailable(err)
+		}
+	}
+	return open, nil
+}
+
+// enqueue enqueues job id, or, for an idempotent replay (prior is the key's record), finds the job the
+// first submission enqueued. Any number of submissions may enqueue one id at once: asynq's TaskID lets
+// exactly one through.
+func (s *Service) enqueue(ctx context.Context, sub Submission, id string, rng report.DateRange, createdAt time.Time, prior *store.Submission) (Job, error) {
+	if prior != nil {
+		j, err := s.Get(ctx, sub.Client, id)
+		if err == nil || !isGoneOrUnknown(err) {
+			return j, err
+		}
+		if prior.Enqueued || s.now().Sub(createdAt) > replayGrace {
+			return Job{}, problem.Errorf(problem.KindGone, "the job this Idempotency-Key submitted (%s) has expired or was deleted; use a new key", id)
+		}
+		// The first submission claimed the key but has not enqueued yet, or failed to: enqueue it here.
+	}
+	jobOpts := []tasks.ReportOption{tasks.WithClient(sub.Client)}
+	if sub.CallbackURL != "" {
+		jobOpts = append(jobOpts, tasks.WithCallback(sub.CallbackURL))
+	}
+	task, opts, err := tasks.NewReportTask(id, rng, createdAt, jobOpts...)
+	if err != nil {
+		return Job{}, err
+	}
+	opts = append(opts, asynq.MaxRetry(s.policy.MaxRetry), asynq.Timeout(s.policy.JobTimeout), asynq.Retention(s.policy.Retention))
+	if err := s.store.CreateTombstone(ctx, id, sub.Client, s.policy.lifetime()); err != nil {
+		return Job{}, problem.Unavailable(err)
+	}
+	if err := s.store.IndexJob(ctx, sub.Client, id, createdAt, s.policy.idempotencyTTL()); err != nil {
+		return Job{}, problem.Unavailable(err)
+	}
+	info, err := s.queue.EnqueueContext(ctx, task, opts...)
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return s.Get(ctx, sub.Client, id) // another submission with the same key enqueued it first
+	}
+	if err != nil {
+		return Job{}, problem.Unavailable(fmt.Errorf("enqueue job %s: %w", id, err))
+	}
+	s.log.InfoContext(ctx, "job accepted", "job", id, "range", rng.String())
+	if s.accepted != nil {
+		s.accepted.Inc()
+	}
+	return fromTask(info, s.policy.Retention), nil
+}
+
+// parseIdempotencyKey checks an Idempotency-Key: 1 to 255 printable ASCII characters, sent as a token
+// or as a Structured Field string ("..."), which the IETF draft specifies and some clients send.
+func parseIdempotencyKey(raw string) (string, bool) {
+	k := raw
+	if strings.HasPrefix(k, `"`) || strings.HasSuffix(k, `"`) {
+		if len(k) < 2 || k[0] != '"' || k[len(k)-1] != '"' {
+			return "", false // a quoted string that does not end (or begin) with its quote
+		}
+		k = k[1 : len(k)-1]
+		if strings.ContainsAny(k, `"\`) {
+			return "", false
+		}
+	}
+	if len(k) < 1 || len(k) > 255 {
+		return "", false
+	}
+	for i := range len(k) {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return "", false
+		}
+	}
+	return k, true
+}

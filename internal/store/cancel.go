@@ -1,0 +1,101 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrCanceled is returned when a job was canceled: by ReportProcessor's attempt that stops for it, and
+// by SaveReport when the cancel came first. It wraps no asynq error; the processor adds SkipRetry.
+var ErrCanceled = errors.New("job canceled")
+
+// Canceled is the record of a canceled job, kept for the retention period like a finished job's.
+type Canceled struct {
+	CreatedAt  time.Time `json:"created_at"`
+	Range      string    `json:"range"`
+	CanceledAt time.Time `json:"canceled_at"`
+	// StartedAt, Attempt and Progress are those of the attempt that was stopped, if one was running.
+	StartedAt time.Time `json:"started_at,omitzero"`
+	Attempt   int       `json:"attempt,omitempty"`
+	Progress  float64   `json:"progress"`
+	// CallbackURL is the job's, so that its webhook stays readable.
+	CallbackURL string `json:"callback_url,omitempty"`
+	// Client owns the job.
+	Client string `json:"client,omitempty"`
+}
+
+// RequestCancel marks job id as canceled for lifetime (the job's bound on how long it may live), so
+// that an attempt that starts or finishes after this point gives up without a report, even when asynq's
+// cancel message does not reach its worker.
+func (s *Store) RequestCancel(ctx context.Context, id string, lifetime time.Duration) error {
+	if err := s.rdb.Set(ctx, cancelKey(id), "1", lifetime).Err(); err != nil {
+		return fmt.Errorf("request cancel of job %s: %w", id, err)
+	}
+	return nil
+}
+
+// CancelRequested reports whether job id was marked canceled.
+func (s *Store) CancelRequested(ctx context.Context, id string) (bool, error) {
+	n, err := s.rdb.Exists(ctx, cancelKey(id)).Result()
+	if err != nil {
+		return false, fmt.Errorf("read cancel of job %s: %w", id, err)
+	}
+	return n == 1, nil
+}
+
+// QueueReachable returns nil when the Redis node that holds asynq's queue answers: a read of a key in
+// the queue's hash slot, which on a Redis Cluster is served by that node alone (a PING would be
+// answered by any node).
+func (s *Store) QueueReachable(ctx context.Context) error {
+	if err := s.rdb.Get(ctx, QueueProbeKey).Err(); err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("reach the queue: %w", err)
+	}
+	return nil
+}
+
+// SaveCanceled records that job id was canceled, for the retention period.
+func (s *Store) SaveCanceled(ctx context.Context, id string, c Canceled) error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encode canceled job %s: %w", id, err)
+	}
+	if err := s.rdb.Set(ctx, canceledKey(id), b, s.retention).Err(); err != nil {
+		return fmt.Errorf("save canceled job %s: %w", id, err)
+	}
+	return nil
+}
+
+// CanceledJob returns the record of canceled job id, and false when there is none.
+func (s *Store) CanceledJob(ctx context.Context, id string) (Canceled, bool, error) {
+	b, err := s.rdb.Get(ctx, canceledKey(id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return Canceled{}, false, nil
+	}
+	if err != nil {
+		return Canceled{}, false, fmt.Errorf("read canceled job %s: %w", id, err)
+	}
+	var c Canceled
+	if err := json.Unmarshal(b, &c); err != nil {
+		return Canceled{}, false, fmt.Errorf("decode canceled job %s: %w", id, err)
+	}
+	return c, true, nil
+}
+
+// DeleteJob deletes everything kept of finished job id but its tombstone, which it restarts so that the id
+// answers 410 Gone for the whole tombstone period.
+func (s *Store) DeleteJob(ctx context.Context, id string) error {
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, reportKey(id), canceledKey(id), cancelKey(id), webhookKey(id))
+		p.PExpire(ctx, tombstoneKey(id), s.tombstone+resultSlack)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("forget job %s: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,138 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/reportd/reportd/internal/redistest"
+)
+
+const (
+	testRetention = 24 * time.Hour
+	testTombstone = 720 * time.Hour
+)
+
+// checkTTL fails t unless key's TTL is want, less at most a few seconds for the time the test took.
+func checkTTL(t *testing.T, rdb redis.UniversalClient, key string, want time.Duration) {
+	t.Helper()
+	got, err := rdb.TTL(context.Background(), key).Result()
+	if err != nil {
+		t.Fatalf("TTL %s: %v", key, err)
+	}
+	if got > want || got < want-5*time.Second {
+		t.Errorf("TTL of %s = %s, want %s", key, got, want)
+	}
+}
+
+// TestStore runs the Store's contract against every Redis backend.
+func TestStore(t *testing.T) {
+	t.Parallel()
+	for _, b := range redistest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			rdb := b.Client(t)
+			s := NewStore(rdb, testRetention, testTombstone)
+			ctx := context.Background()
+
+			t.Run("tombstone", func(t *testing.T) {
+				t.Parallel()
+				id := uuid.NewString()
+				if ok, err := tombstoneExists(ctx, s, id); err != nil || ok {
+					t.Fatalf("TombstoneExists before CreateTombstone = %v, %v; want false, nil", ok, err)
+				}
+				const lifetime = 5 * time.Hour
+				if err := s.CreateTombstone(ctx, id, "acme", lifetime); err != nil {
+					t.Fatalf("CreateTombstone: %v", err)
+				}
+				if ok, err := tombstoneExists(ctx, s, id); err != nil || !ok {
+					t.Fatalf("TombstoneExists after CreateTombstone = %v, %v; want true, nil", ok, err)
+				}
+				checkTTL(t, rdb, tombstoneKey(id), lifetime+testRetention+testTombstone)
+				if ok, err := tombstoneExists(ctx, s, uuid.NewString()); err != nil || ok {
+					t.Errorf("TombstoneExists of another id = %v, %v; want false, nil", ok, err)
+				}
+			})
+
+			t.Run("report-round-trip", func(t *testing.T) {
+				t.Parallel()
+				id := uuid.NewString()
+				if err := s.CreateTombstone(ctx, id, "acme", 5*time.Hour); err != nil {
+					t.Fatalf("CreateTombstone: %v", err)
+				}
+				body := []byte(`{"id":"` + id + `","orders":3}`)
+				if err := s.SaveReport(ctx, id, body); err != nil {
+					t.Fatalf("SaveReport: %v", err)
+				}
+				got, err := s.Report(ctx, id)
+				if err != nil {
+					t.Fatalf("Report: %v", err)
+				}
+				if string(got) != string(body) {
+					t.Errorf("Report = %s, want %s", got, body)
+				}
+				checkTTL(t, rdb, reportKey(id), testRetention+resultSlack)
+				// Saving restarts the tombstone: the id answers 410 for the whole tombstone period
+				// after the report expires.
+				checkTTL(t, rdb, tombstoneKey(id), testRetention+resultSlack+testTombstone)
+				if ok, err := tombstoneExists(ctx, s, id); err != nil || !ok {
+					t.Errorf("TombstoneExists after SaveReport = %v, %v; want true, nil", ok, err)
+				}
+			})
+
+			t.Run("report-saved-twice", func(t *testing.T) {
+				t.Parallel()
+				id := uuid.NewString()
+				for _, body := range []string{`{"attempt":1}`, `{"attempt":2}`} {
+					if err := s.SaveReport(ctx, id, []byte(body)); err != nil {
+						t.Fatalf("SaveReport: %v", err)
+					}
+				}
+				if got, err := s.Report(ctx, id); err != nil || string(got) != `{"attempt":2}` {
+					t.Errorf("Report = %s, %v; want the last save", got, err)
+				}
+			})
+
+			t.Run("report-unknown", func(t *testing.T) {
+				t.Parallel()
+				_, err := s.Report(ctx, uuid.NewString())
+				if !errors.Is(err, ErrNoReport) {
+					t.Errorf("Report of an unknown id = %v, want an error wrapping ErrNoReport", err)
+				}
+			})
+		})
+	}
+}
+
+// TestStoreUnreachable checks that a Redis that cannot be reached is an error, and never reads as
+// "no report" or "no tombstone".
+func TestStoreUnreachable(t *testing.T) {
+	t.Parallel()
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond, MaxRetries: -1,
+		DialerRetries: 1, DialerRetryTimeout: time.Millisecond})
+	t.Cleanup(func() { _ = rdb.Close() })
+	s := NewStore(rdb, testRetention, testTombstone)
+	ctx := context.Background()
+	if _, err := s.Report(ctx, "x"); err == nil || errors.Is(err, ErrNoReport) {
+		t.Errorf("Report = %v, want an error that is not ErrNoReport", err)
+	}
+	if _, err := tombstoneExists(ctx, s, "x"); err == nil {
+		t.Error("TombstoneExists succeeded without a Redis")
+	}
+	if err := s.CreateTombstone(ctx, "x", "acme", time.Hour); err == nil {
+		t.Error("CreateTombstone succeeded without a Redis")
+	}
+	if err := s.SaveReport(ctx, "x", []byte("{}")); err == nil {
+		t.Error("SaveReport succeeded without a Redis")
+	}
+}
+
+// tombstoneExists is Store.Tombstone without the owner.
+func tombstoneExists(ctx context.Context, s *Store, id string) (bool, error) {
+	_, ok, err := s.Tombstone(ctx, id)
+	return ok, err
+}
