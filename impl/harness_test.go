@@ -293,15 +293,6 @@ func (l *logBuffer) String() string {
 	return l.b.String()
 }
 
-// asynqLogger hands asynq's log lines to slog.
-type asynqLogger struct{ log *slog.Logger }
-
-func (l asynqLogger) Debug(args ...any) { l.log.Debug(fmt.Sprint(args...)) }
-func (l asynqLogger) Info(args ...any)  { l.log.Info(fmt.Sprint(args...)) }
-func (l asynqLogger) Warn(args ...any)  { l.log.Warn(fmt.Sprint(args...)) }
-func (l asynqLogger) Error(args ...any) { l.log.Error(fmt.Sprint(args...)) }
-func (l asynqLogger) Fatal(args ...any) { l.log.Error(fmt.Sprint(args...)) }
-
 // setup says how a harness is built. The zero value is an API without a worker, with a day's retention.
 type setup struct {
 	// Policy is the server's job policy; zero fields get test defaults.
@@ -459,7 +450,7 @@ func startWorker(tb testing.TB, rdb *redis.Client, st *store.Store, s setup, log
 		JanitorInterval:          200 * time.Millisecond,
 		ShutdownTimeout:          2 * time.Second,
 		RetryDelayFunc:           tasks.RetryDelay,
-		Logger:                   asynqLogger{log.With("component", "asynq")},
+		Logger:                   tasks.NewLogger(log.With("component", "asynq")),
 		LogLevel:                 asynq.ErrorLevel,
 	})
 	h := s.Handler

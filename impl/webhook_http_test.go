@@ -147,7 +147,7 @@ func startDeliveries(tb testing.TB, rdb *redis.Client, st *store.Store, policy w
 		DelayedTaskCheckInterval: 100 * time.Millisecond,
 		ShutdownTimeout:          2 * time.Second,
 		RetryDelayFunc:           tasks.WebhookRetryDelay([]time.Duration{time.Second}),
-		Logger:                   asynqLogger{log.With("component", "asynq-webhooks")},
+		Logger:                   tasks.NewLogger(log.With("component", "asynq-webhooks")),
 		LogLevel:                 asynq.ErrorLevel,
 	})
 	mux := asynq.NewServeMux()

@@ -73,7 +73,7 @@ func (w *storeWorker) start(t *testing.T, p *ReportProcessor) {
 		DelayedTaskCheckInterval: 50 * time.Millisecond,
 		RetryDelayFunc:           RetryDelay,
 		ShutdownTimeout:          2 * time.Second,
-		Logger:                   quietLogger{},
+		Logger:                   NewLogger(slog.New(slog.DiscardHandler)),
 	})
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(TypeReport, func(ctx context.Context, task *asynq.Task) error {

@@ -66,15 +66,6 @@ func (s *fakeSaver) report(id string) ([]byte, int) {
 	return s.saved[id], s.calls
 }
 
-// quietLogger drops asynq's log lines.
-type quietLogger struct{}
-
-func (quietLogger) Debug(...any) {}
-func (quietLogger) Info(...any)  {}
-func (quietLogger) Warn(...any)  {}
-func (quietLogger) Error(...any) {}
-func (quietLogger) Fatal(...any) {}
-
 // worker is an in-process asynq server on an embedded Redis, serving the report queue with one handler.
 type worker struct {
 	client    *asynq.Client
@@ -101,7 +92,7 @@ func startWorker(t *testing.T, h asynq.HandlerFunc) *worker {
 		Queues:            map[string]int{store.ReportQueue: 1},
 		TaskCheckInterval: 10 * time.Millisecond,
 		ShutdownTimeout:   2 * time.Second,
-		Logger:            quietLogger{},
+		Logger:            NewLogger(slog.New(slog.DiscardHandler)),
 	})
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(TypeReport, func(ctx context.Context, task *asynq.Task) error {

@@ -123,7 +123,7 @@ func startHookRig(t *testing.T, cfg hookRigConfig) *hookRig {
 		DelayedTaskCheckInterval: 100 * time.Millisecond,
 		RetryDelayFunc:           WebhookRetryDelay(cfg.schedule),
 		ShutdownTimeout:          2 * time.Second,
-		Logger:                   quietLogger{},
+		Logger:                   NewLogger(slog.New(slog.DiscardHandler)),
 	})
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(TypeWebhook, func(ctx context.Context, task *asynq.Task) error {
