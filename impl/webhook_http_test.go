@@ -31,6 +31,7 @@ import (
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/testkit"
 	"github.com/reportd/reportd/internal/webhook"
 	"github.com/reportd/reportd/tasks"
 )
@@ -61,13 +62,7 @@ type webhookHarness struct {
 func newWebhookHarness(tb testing.TB, b redistest.Backend, ws webhookSetup) *webhookHarness {
 	tb.Helper()
 	c := mustContract(tb)
-	logs := &logBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	tb.Cleanup(func() {
-		if tb.Failed() {
-			tb.Logf("server and worker log:\n%s", logs)
-		}
-	})
+	logs, log := testkit.NewLog(tb, "server and worker log")
 	rdb := redis.NewClient(&redis.Options{Addr: b.Addr})
 	tb.Cleanup(func() { _ = rdb.Close() })
 	p := jobs.Policy{Retention: 24 * time.Hour, JobTimeout: time.Minute, Tombstone: time.Hour, MaxRetry: ws.MaxRetry}

@@ -23,27 +23,10 @@ import (
 
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/testkit"
 	"github.com/reportd/reportd/internal/webhook"
 	"github.com/reportd/reportd/internal/webhook/webhooktest"
 )
-
-// hookLog is a log that tests read while the worker writes it.
-type hookLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *hookLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *hookLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // hookAttempt is one run of WebhookProcessor.ProcessTask, as the asynq server saw it.
 type hookAttempt struct {
@@ -59,7 +42,7 @@ type hookRig struct {
 	client    *asynq.Client
 	inspector *asynq.Inspector
 	secret    string
-	log       *hookLog
+	log       *testkit.Buffer
 
 	mu       sync.Mutex
 	attempts map[string][]hookAttempt // by job id
@@ -96,15 +79,11 @@ func startHookRig(t *testing.T, cfg hookRigConfig) *hookRig {
 		client:    asynq.NewClientFromRedisClient(rdb),
 		inspector: asynq.NewInspectorFromRedisClient(rdb),
 		secret:    webhooktest.NewSecret(t, 32),
-		log:       &hookLog{},
 		attempts:  map[string][]hookAttempt{},
 		changed:   make(chan struct{}),
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("webhook worker log:\n%s", r.log)
-		}
-	})
+	var log *slog.Logger
+	r.log, log = testkit.NewLog(t, "webhook worker log")
 	signer, err := webhook.ParseSecret(r.secret)
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +93,7 @@ func startHookRig(t *testing.T, cfg hookRigConfig) *hookRig {
 		Signer: signer,
 		Store:  r.store,
 		Now:    time.Now,
-		Log:    slog.New(slog.NewTextHandler(r.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Log:    log,
 	}
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:              4,
