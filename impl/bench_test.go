@@ -67,7 +67,7 @@ func newBenchAPI(b *testing.B, worker bool) *benchAPI {
 	gate := make(chan struct{})
 	started := make(chan struct{}, 1)
 	ws := asynq.NewServerFromRedisClient(rdb, asynq.Config{Concurrency: 1, Queues: map[string]int{store.ReportQueue: 1},
-		TaskCheckInterval: 20 * time.Millisecond, LogLevel: asynq.FatalLevel, Logger: asynqLogger{log}})
+		TaskCheckInterval: 20 * time.Millisecond, LogLevel: asynq.FatalLevel, Logger: tasks.NewLogger(log)})
 	mux := asynq.NewServeMux()
 	mux.Handle(tasks.TypeReport, &tasks.ReportProcessor{
 		Ledger: blockingLedger{gate: gate, started: started}, Jobs: jobs.New(jobs.Deps{Store: st, Log: log}),
@@ -224,7 +224,7 @@ func BenchmarkPickup(b *testing.B) {
 	log := slog.New(slog.DiscardHandler)
 	started := make(chan time.Time, 1)
 	ws := asynq.NewServerFromRedisClient(rdb, asynq.Config{Concurrency: 1, Queues: map[string]int{store.ReportQueue: 1},
-		TaskCheckInterval: 20 * time.Millisecond, LogLevel: asynq.FatalLevel, Logger: asynqLogger{log}})
+		TaskCheckInterval: 20 * time.Millisecond, LogLevel: asynq.FatalLevel, Logger: tasks.NewLogger(log)})
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(tasks.TypeReport, func(context.Context, *asynq.Task) error { started <- time.Now(); return nil })
 	if err := ws.Start(mux); err != nil {

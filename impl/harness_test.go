@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,8 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,11 +35,10 @@ import (
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/testkit"
 	"github.com/reportd/reportd/internal/webhook"
 	"github.com/reportd/reportd/tasks"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from what the server answers now")
 
 // contract is openapi.yaml as the server embeds it, with a router that finds each request's operation.
 type contract struct {
@@ -274,34 +270,6 @@ func (c *clock) Now() time.Time {
 func (c *clock) Set(t time.Time) { c.fixed.Store(&t) }
 func (c *clock) Reset()          { c.fixed.Store(nil) }
 
-// logBuffer collects the server's and worker's logs; they are shown only when a test fails, and never
-// written to t after it ends.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// asynqLogger hands asynq's log lines to slog.
-type asynqLogger struct{ log *slog.Logger }
-
-func (l asynqLogger) Debug(args ...any) { l.log.Debug(fmt.Sprint(args...)) }
-func (l asynqLogger) Info(args ...any)  { l.log.Info(fmt.Sprint(args...)) }
-func (l asynqLogger) Warn(args ...any)  { l.log.Warn(fmt.Sprint(args...)) }
-func (l asynqLogger) Error(args ...any) { l.log.Error(fmt.Sprint(args...)) }
-func (l asynqLogger) Fatal(args ...any) { l.log.Error(fmt.Sprint(args...)) }
-
 // setup says how a harness is built. The zero value is an API without a worker, with a day's retention.
 type setup struct {
 	// Policy is the server's job policy; zero fields get test defaults.
@@ -345,7 +313,7 @@ type harness struct {
 	Store     *store.Store
 	Inspector *asynq.Inspector
 	Policy    jobs.Policy
-	Log       *logBuffer
+	Log       *testkit.Buffer
 	// Waiters is the server's, when setup.Waiters asked for them.
 	Waiters *jobs.Waiters
 	// Metrics holds the API's series, when setup.Metrics asked for them.
@@ -359,13 +327,7 @@ type harness struct {
 func newHarness(tb testing.TB, b redistest.Backend, s setup) *harness {
 	tb.Helper()
 	c := mustContract(tb)
-	logs := &logBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	tb.Cleanup(func() {
-		if tb.Failed() {
-			tb.Logf("server and worker log:\n%s", logs)
-		}
-	})
+	logs, log := testkit.NewLog(tb, "server and worker log")
 
 	rdb := s.Redis
 	if rdb == nil {
@@ -459,7 +421,7 @@ func startWorker(tb testing.TB, rdb *redis.Client, st *store.Store, s setup, log
 		JanitorInterval:          200 * time.Millisecond,
 		ShutdownTimeout:          2 * time.Second,
 		RetryDelayFunc:           tasks.RetryDelay,
-		Logger:                   asynqLogger{log.With("component", "asynq")},
+		Logger:                   tasks.NewLogger(log.With("component", "asynq")),
 		LogLevel:                 asynq.ErrorLevel,
 	})
 	h := s.Handler
@@ -689,25 +651,3 @@ var (
 	_ report.Ledger = gateLedger{}
 	_ report.Ledger = failingLedger{}
 )
-
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(tb testing.TB, name string, got []byte) {
-	tb.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			tb.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			tb.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		tb.Fatalf("read golden file (run with -update to create it): %v", err)
-	}
-	if !bytes.Equal(want, got) {
-		tb.Errorf("%s differs from the golden file (run with -update if the change is intended):\ngot:\n%s\nwant:\n%s", path, got, want)
-	}
-}

@@ -33,6 +33,7 @@ import (
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/testkit"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -428,7 +429,7 @@ func TestResultCSVGolden(t *testing.T) {
 		if r.Status != http.StatusOK || r.mediaType() != "text/csv" {
 			t.Fatalf("CSV answered %s", r)
 		}
-		golden(t, "result-2024-02-27_2024-03-02.csv.golden", r.Body)
+		testkit.Golden(t, "testdata/result-2024-02-27_2024-03-02.csv.golden", r.Body)
 		if got, want := r.Header.Get("Content-Disposition"), `attachment; filename="report-2024-02-27_2024-03-02.csv"`; got != want {
 			t.Errorf("Content-Disposition %q, want %q", got, want)
 		}

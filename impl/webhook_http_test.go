@@ -3,8 +3,6 @@ package impl_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -13,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,7 +19,6 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
-	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/impl"
@@ -31,7 +27,9 @@ import (
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/testkit"
 	"github.com/reportd/reportd/internal/webhook"
+	"github.com/reportd/reportd/internal/webhook/webhooktest"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -61,23 +59,13 @@ type webhookHarness struct {
 func newWebhookHarness(tb testing.TB, b redistest.Backend, ws webhookSetup) *webhookHarness {
 	tb.Helper()
 	c := mustContract(tb)
-	logs := &logBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	tb.Cleanup(func() {
-		if tb.Failed() {
-			tb.Logf("server and worker log:\n%s", logs)
-		}
-	})
+	logs, log := testkit.NewLog(tb, "server and worker log")
 	rdb := redis.NewClient(&redis.Options{Addr: b.Addr})
 	tb.Cleanup(func() { _ = rdb.Close() })
 	p := jobs.Policy{Retention: 24 * time.Hour, JobTimeout: time.Minute, Tombstone: time.Hour, MaxRetry: ws.MaxRetry}
 	st := store.NewStore(rdb, p.Retention, p.Tombstone)
 
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		tb.Fatal(err)
-	}
-	secret := "whsec_" + base64.StdEncoding.EncodeToString(key)
+	secret := webhooktest.NewSecret(tb, 32)
 
 	if ws.Worker {
 		ledger := ws.Ledger
@@ -147,7 +135,7 @@ func startDeliveries(tb testing.TB, rdb *redis.Client, st *store.Store, policy w
 		DelayedTaskCheckInterval: 100 * time.Millisecond,
 		ShutdownTimeout:          2 * time.Second,
 		RetryDelayFunc:           tasks.WebhookRetryDelay([]time.Duration{time.Second}),
-		Logger:                   asynqLogger{log.With("component", "asynq-webhooks")},
+		Logger:                   tasks.NewLogger(log.With("component", "asynq-webhooks")),
 		LogLevel:                 asynq.ErrorLevel,
 	})
 	mux := asynq.NewServeMux()
@@ -302,64 +290,33 @@ type hookEvent struct {
 // hookReceiver is a callback receiver on 127.0.0.1 that verifies each request's signature with the
 // Standard Webhooks library, checks it against the reportFinished callback in openapi.yaml, and
 // answers 200.
-type hookReceiver struct {
-	*httptest.Server
-	mu      sync.Mutex
-	events  []hookEvent
-	changed chan struct{}
-}
+type hookReceiver struct{ *webhooktest.Receiver }
 
 func newHookReceiver(t *testing.T, secret string) *hookReceiver {
 	t.Helper()
-	wh, err := standardwebhooks.NewWebhook(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
 	check := callbackValidator(t)
-	rc := &hookReceiver{changed: make(chan struct{})}
-	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return &hookReceiver{webhooktest.NewReceiver(t, secret, func(_ int, w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		ev := hookEvent{Header: r.Header.Clone(), Body: body, VerifyErr: wh.Verify(body, r.Header)}
-		if err := json.Unmarshal(body, &ev.Event); err != nil {
-			t.Errorf("callback body %s: %v", body, err)
-		}
 		if err := check(r, body); err != nil {
 			t.Errorf("the callback request breaks the contract: %v", err)
 		}
-		rc.mu.Lock()
-		rc.events = append(rc.events, ev)
-		close(rc.changed)
-		rc.changed = make(chan struct{})
-		rc.mu.Unlock()
 		w.WriteHeader(http.StatusOK)
-	}))
-	t.Cleanup(rc.Close)
-	return rc
+	})}
 }
 
-// wait returns the first n requests, failing t if they do not come within timeout.
+// wait returns the first n requests, their events decoded, failing t if they do not come within
+// timeout.
 func (rc *hookReceiver) wait(t *testing.T, n int, timeout time.Duration) []hookEvent {
 	t.Helper()
-	deadline := time.After(timeout)
-	for {
-		rc.mu.Lock()
-		got, changed := append([]hookEvent(nil), rc.events...), rc.changed
-		rc.mu.Unlock()
-		if len(got) >= n {
-			return got
+	var events []hookEvent
+	for _, h := range rc.Wait(t, n, timeout) {
+		ev := hookEvent{Header: h.Header, Body: h.Body, VerifyErr: h.VerifyErr}
+		if err := json.Unmarshal(h.Body, &ev.Event); err != nil {
+			t.Errorf("callback body %s: %v", h.Body, err)
 		}
-		select {
-		case <-changed:
-		case <-deadline:
-			t.Fatalf("callback receiver got %d requests in %s, want %d", len(got), timeout, n)
-		}
+		events = append(events, ev)
 	}
-}
-
-func (rc *hookReceiver) count() int {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return len(rc.events)
+	return events
 }
 
 // callbackValidator returns a check of a callback request against the reportFinished callback of
@@ -484,7 +441,7 @@ func TestWebhookFlow(t *testing.T) {
 			t.Errorf("GET webhook of a job without callback_url = %s, want 404 /problems/job-not-found", r)
 		}
 		time.Sleep(300 * time.Millisecond)
-		if n := rc.count(); n != 1 {
+		if n := rc.Count(); n != 1 {
 			t.Errorf("the receiver got %d requests, want 1", n)
 		}
 	})
@@ -555,7 +512,7 @@ func TestWebhookCanceledJob(t *testing.T) {
 		checkHookEvent(t, rc.wait(t, 1, 10*time.Second)[0], id, gen.Canceled)
 		checkDelivered(t, awaitDelivered(t, h.harness, id), rc.URL, before)
 		time.Sleep(300 * time.Millisecond)
-		if n := rc.count(); n != 1 {
+		if n := rc.Count(); n != 1 {
 			t.Errorf("the receiver got %d requests, want 1", n)
 		}
 	})

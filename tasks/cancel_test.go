@@ -12,7 +12,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/report"
@@ -41,80 +40,21 @@ type storeLifecycle struct{ *store.Store }
 
 func (l storeLifecycle) Finish(ctx context.Context, f Finished) { _ = l.PublishFinished(ctx, f.ID) }
 
-// storeWorker is an asynq server on one backend whose report jobs use a real Store.
-type storeWorker struct {
-	rdb       *redis.Client
-	store     *store.Store
-	client    *asynq.Client
-	inspector *asynq.Inspector
-	// errs receives what the handler returned, once per attempt.
-	errs chan error
-}
-
-func newStoreWorker(t *testing.T, b redistest.Backend) *storeWorker {
-	t.Helper()
-	rdb := b.Client(t)
-	return &storeWorker{
-		rdb:       rdb,
-		store:     store.NewStore(rdb, 24*time.Hour, 720*time.Hour),
-		client:    asynq.NewClientFromRedisClient(rdb),
-		inspector: asynq.NewInspectorFromRedisClient(rdb),
-		errs:      make(chan error, 16),
-	}
-}
-
-// start serves report jobs with p until the test ends.
-func (w *storeWorker) start(t *testing.T, p *ReportProcessor) {
-	t.Helper()
-	srv := asynq.NewServerFromRedisClient(w.rdb, asynq.Config{
-		Concurrency:              1,
-		Queues:                   map[string]int{store.ReportQueue: 1},
-		TaskCheckInterval:        10 * time.Millisecond,
-		DelayedTaskCheckInterval: 50 * time.Millisecond,
-		RetryDelayFunc:           RetryDelay,
-		ShutdownTimeout:          2 * time.Second,
-		Logger:                   quietLogger{},
-	})
-	mux := asynq.NewServeMux()
-	mux.HandleFunc(TypeReport, func(ctx context.Context, task *asynq.Task) error {
-		err := p.ProcessTask(ctx, task)
-		w.errs <- err
-		return err
-	})
-	if err := srv.Start(mux); err != nil {
-		t.Fatalf("start asynq server: %v", err)
-	}
-	t.Cleanup(srv.Shutdown)
-}
-
-// enqueue puts job id over tenDays on the queue with retries left, so that only SkipRetry archives it.
-func (w *storeWorker) enqueue(t *testing.T, id string) {
+// enqueueJob puts job id over tenDays on the queue with retries left, so that only SkipRetry archives
+// it.
+func (w *worker) enqueueJob(t *testing.T, id string) {
 	t.Helper()
 	task, opts, err := NewReportTask(id, tenDays, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.client.Enqueue(task, append(opts, asynq.MaxRetry(3), asynq.Retention(time.Hour))...); err != nil {
-		t.Fatalf("enqueue: %v", err)
-	}
-}
-
-// handlerErr returns what the handler returned on its next attempt.
-func (w *storeWorker) handlerErr(t *testing.T) error {
-	t.Helper()
-	select {
-	case err := <-w.errs:
-		return err
-	case <-time.After(10 * time.Second):
-		t.Fatal("the handler did not return in 10s")
-		return nil
-	}
+	w.enqueue(t, task, append(opts, asynq.MaxRetry(3))...)
 }
 
 // checkCanceledJob checks that job id was canceled for good: the attempt's error wraps store.ErrCanceled and
 // SkipRetry, the task is archived at once with a last error that says canceled, no other attempt
 // follows, and no report is stored.
-func (w *storeWorker) checkCanceledJob(t *testing.T, id string, err error) *asynq.TaskInfo {
+func (w *worker) checkCanceledJob(t *testing.T, id string, err error) *asynq.TaskInfo {
 	t.Helper()
 	if !errors.Is(err, store.ErrCanceled) || !errors.Is(err, asynq.SkipRetry) {
 		t.Errorf("ProcessTask = %v, want an error wrapping store.ErrCanceled and asynq.SkipRetry", err)
@@ -174,7 +114,7 @@ func runCancels(t *testing.T, p *ReportProcessor, src EventSource) {
 func TestReportProcessorCanceledBeforeStart(t *testing.T) {
 	t.Parallel()
 	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
-		w := newStoreWorker(t, b)
+		w := newWorker(t, b)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		events := w.store.SubscribeFinished(ctx)
@@ -188,8 +128,8 @@ func TestReportProcessorCanceledBeforeStart(t *testing.T) {
 			t.Fatal(err)
 		}
 		ledger := &countingLedger{inner: report.NewSyntheticLedger(100)}
-		w.start(t, cancelProcessor(ledger, storeLifecycle{w.store}))
-		w.enqueue(t, id)
+		w.start(t, cancelProcessor(ledger, storeLifecycle{w.store}).ProcessTask, RetryDelay)
+		w.enqueueJob(t, id)
 		w.checkCanceledJob(t, id, w.handlerErr(t))
 		if n := ledger.days.Load(); n != 0 {
 			t.Errorf("the ledger was read for %d days of a job canceled before it started", n)
@@ -207,16 +147,16 @@ func TestReportProcessorCanceledBeforeStart(t *testing.T) {
 func TestReportProcessorCancelMessage(t *testing.T) {
 	t.Parallel()
 	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
-		w := newStoreWorker(t, b)
+		w := newWorker(t, b)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		gate := newGatedLedger(day(2026, 1, 5))
 		p := cancelProcessor(gate, storeLifecycle{w.store})
 		runCancels(t, p, w.store.SubscribeCancels(ctx))
-		w.start(t, p)
+		w.start(t, p.ProcessTask, RetryDelay)
 
 		id := uuid.NewString()
-		w.enqueue(t, id)
+		w.enqueueJob(t, id)
 		awaitGate(t, gate)
 		if err := w.store.RequestCancel(ctx, id, time.Hour); err != nil {
 			t.Fatal(err)
@@ -243,17 +183,17 @@ func TestReportProcessorCancelMessage(t *testing.T) {
 func TestReportProcessorCancelMessageForAnotherJob(t *testing.T) {
 	t.Parallel()
 	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
-		w := newStoreWorker(t, b)
+		w := newWorker(t, b)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		gate := newGatedLedger(day(2026, 1, 5))
 		p := cancelProcessor(gate, storeLifecycle{w.store})
 		src := &chanEvents{c: make(chan string)}
 		runCancels(t, p, src)
-		w.start(t, p)
+		w.start(t, p.ProcessTask, RetryDelay)
 
 		id := uuid.NewString()
-		w.enqueue(t, id)
+		w.enqueueJob(t, id)
 		awaitGate(t, gate)
 		src.c <- uuid.NewString()
 		src.c <- "" // RunCancels has handled the other job's message once it takes this one
@@ -285,15 +225,15 @@ func (e *chanEvents) Next(ctx context.Context) (string, bool, error) {
 func TestReportProcessorCancelAfterResubscribe(t *testing.T) {
 	t.Parallel()
 	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
-		w := newStoreWorker(t, b)
+		w := newWorker(t, b)
 		gate := newGatedLedger(day(2026, 1, 5))
 		p := cancelProcessor(gate, storeLifecycle{w.store})
 		src := &chanEvents{c: make(chan string)}
 		runCancels(t, p, src)
-		w.start(t, p)
+		w.start(t, p.ProcessTask, RetryDelay)
 
 		id := uuid.NewString()
-		w.enqueue(t, id)
+		w.enqueueJob(t, id)
 		awaitGate(t, gate)
 		if err := w.store.RequestCancel(context.Background(), id, time.Hour); err != nil {
 			t.Fatal(err)
@@ -308,14 +248,14 @@ func TestReportProcessorCancelAfterResubscribe(t *testing.T) {
 func TestReportProcessorCancelMarkerWhileRunning(t *testing.T) {
 	t.Parallel()
 	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
-		w := newStoreWorker(t, b)
+		w := newWorker(t, b)
 		gate := newGatedLedger(day(2026, 1, 5))
 		p := cancelProcessor(gate, storeLifecycle{w.store})
 		p.CancelCheckEvery = 20 * time.Millisecond
-		w.start(t, p)
+		w.start(t, p.ProcessTask, RetryDelay)
 
 		id := uuid.NewString()
-		w.enqueue(t, id)
+		w.enqueueJob(t, id)
 		awaitGate(t, gate)
 		if err := w.store.RequestCancel(context.Background(), id, time.Hour); err != nil {
 			t.Fatal(err)
@@ -334,7 +274,7 @@ func TestReportProcessorCancelMarkerWhileRunning(t *testing.T) {
 func TestReportProcessorCanceledAsItFinishes(t *testing.T) {
 	t.Parallel()
 	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
-		w := newStoreWorker(t, b)
+		w := newWorker(t, b)
 		id := uuid.NewString()
 		ledger := &countingLedger{inner: report.NewSyntheticLedger(100), hook: func(d time.Time) {
 			if d.Equal(tenDays.To) {
@@ -343,8 +283,8 @@ func TestReportProcessorCanceledAsItFinishes(t *testing.T) {
 				}
 			}
 		}}
-		w.start(t, cancelProcessor(ledger, storeLifecycle{w.store}))
-		w.enqueue(t, id)
+		w.start(t, cancelProcessor(ledger, storeLifecycle{w.store}).ProcessTask, RetryDelay)
+		w.enqueueJob(t, id)
 		w.checkCanceledJob(t, id, w.handlerErr(t))
 		if n := ledger.days.Load(); n != 10 {
 			t.Errorf("the ledger was read for %d days, want all 10", n)

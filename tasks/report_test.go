@@ -66,42 +66,43 @@ func (s *fakeSaver) report(id string) ([]byte, int) {
 	return s.saved[id], s.calls
 }
 
-// quietLogger drops asynq's log lines.
-type quietLogger struct{}
-
-func (quietLogger) Debug(...any) {}
-func (quietLogger) Info(...any)  {}
-func (quietLogger) Warn(...any)  {}
-func (quietLogger) Error(...any) {}
-func (quietLogger) Fatal(...any) {}
-
-// worker is an in-process asynq server on an embedded Redis, serving the report queue with one handler.
+// worker is an in-process asynq server on one backend, serving the report queue with one handler, with
+// a real Store on the same Redis.
 type worker struct {
+	rdb       *redis.Client
+	store     *store.Store
 	client    *asynq.Client
 	inspector *asynq.Inspector
 	// errs receives what the handler returned, once per attempt.
 	errs chan error
 }
 
-// startWorker serves TypeReport with h on a fresh embedded Redis, and stops when the test ends. A task
-// built by asynq's client has no ResultWriter, which ProcessTask needs, so ProcessTask can only be
-// exercised on tasks that an asynq server hands it.
-func startWorker(t *testing.T, h asynq.HandlerFunc) *worker {
+// newWorker returns a worker on backend b that serves nothing yet: start serves.
+func newWorker(t *testing.T, b redistest.Backend) *worker {
 	t.Helper()
-	b := redistest.Embedded(t)
-	rdb := redis.NewClient(&redis.Options{Addr: b.Addr})
-	t.Cleanup(func() { _ = rdb.Close() })
-	w := &worker{
+	rdb := b.Client(t)
+	return &worker{
+		rdb:       rdb,
+		store:     store.NewStore(rdb, 24*time.Hour, 720*time.Hour),
 		client:    asynq.NewClientFromRedisClient(rdb),
 		inspector: asynq.NewInspectorFromRedisClient(rdb),
 		errs:      make(chan error, 16),
 	}
-	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
-		Concurrency:       1,
-		Queues:            map[string]int{store.ReportQueue: 1},
-		TaskCheckInterval: 10 * time.Millisecond,
-		ShutdownTimeout:   2 * time.Second,
-		Logger:            quietLogger{},
+}
+
+// start serves TypeReport with h, one task at a time, until the test ends. A failed attempt is
+// retried after retryDelay; nil is asynq's default (15 s and more), so that no retry comes within a
+// test.
+func (w *worker) start(t *testing.T, h asynq.HandlerFunc, retryDelay asynq.RetryDelayFunc) {
+	t.Helper()
+	srv := asynq.NewServerFromRedisClient(w.rdb, asynq.Config{
+		Concurrency:              1,
+		Queues:                   map[string]int{store.ReportQueue: 1},
+		TaskCheckInterval:        10 * time.Millisecond,
+		DelayedTaskCheckInterval: 50 * time.Millisecond,
+		RetryDelayFunc:           retryDelay,
+		ShutdownTimeout:          2 * time.Second,
+		Logger:                   NewLogger(slog.New(slog.DiscardHandler)),
 	})
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(TypeReport, func(ctx context.Context, task *asynq.Task) error {
@@ -113,6 +114,15 @@ func startWorker(t *testing.T, h asynq.HandlerFunc) *worker {
 		t.Fatalf("start asynq server: %v", err)
 	}
 	t.Cleanup(srv.Shutdown)
+}
+
+// startWorker serves TypeReport with h on a fresh embedded Redis, and stops when the test ends. A task
+// built by asynq's client has no ResultWriter, which ProcessTask needs, so ProcessTask can only be
+// exercised on tasks that an asynq server hands it.
+func startWorker(t *testing.T, h asynq.HandlerFunc) *worker {
+	t.Helper()
+	w := newWorker(t, redistest.Embedded(t))
+	w.start(t, h, nil)
 	return w
 }
 

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,31 +18,13 @@ import (
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
-	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/testkit"
 	"github.com/reportd/reportd/internal/webhook"
 	"github.com/reportd/reportd/internal/webhook/webhooktest"
 )
-
-// hookLog is a log that tests read while the worker writes it.
-type hookLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *hookLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *hookLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // hookAttempt is one run of WebhookProcessor.ProcessTask, as the asynq server saw it.
 type hookAttempt struct {
@@ -59,7 +40,7 @@ type hookRig struct {
 	client    *asynq.Client
 	inspector *asynq.Inspector
 	secret    string
-	log       *hookLog
+	log       *testkit.Buffer
 
 	mu       sync.Mutex
 	attempts map[string][]hookAttempt // by job id
@@ -96,15 +77,11 @@ func startHookRig(t *testing.T, cfg hookRigConfig) *hookRig {
 		client:    asynq.NewClientFromRedisClient(rdb),
 		inspector: asynq.NewInspectorFromRedisClient(rdb),
 		secret:    webhooktest.NewSecret(t, 32),
-		log:       &hookLog{},
 		attempts:  map[string][]hookAttempt{},
 		changed:   make(chan struct{}),
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("webhook worker log:\n%s", r.log)
-		}
-	})
+	var log *slog.Logger
+	r.log, log = testkit.NewLog(t, "webhook worker log")
 	signer, err := webhook.ParseSecret(r.secret)
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +91,7 @@ func startHookRig(t *testing.T, cfg hookRigConfig) *hookRig {
 		Signer: signer,
 		Store:  r.store,
 		Now:    time.Now,
-		Log:    slog.New(slog.NewTextHandler(r.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Log:    log,
 	}
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:              4,
@@ -123,7 +100,7 @@ func startHookRig(t *testing.T, cfg hookRigConfig) *hookRig {
 		DelayedTaskCheckInterval: 100 * time.Millisecond,
 		RetryDelayFunc:           WebhookRetryDelay(cfg.schedule),
 		ShutdownTimeout:          2 * time.Second,
-		Logger:                   quietLogger{},
+		Logger:                   NewLogger(slog.New(slog.DiscardHandler)),
 	})
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(TypeWebhook, func(ctx context.Context, task *asynq.Task) error {
@@ -197,72 +174,6 @@ func (r *hookRig) taskState(t *testing.T, id string) (asynq.TaskState, bool) {
 	return info.State, true
 }
 
-// hookHit is one request a receiver got.
-type hookHit struct {
-	at        time.Time
-	header    http.Header
-	body      []byte
-	verifyErr error // what the Standard Webhooks library said of its signature
-}
-
-// receiver is a webhook receiver on 127.0.0.1 that verifies and records every request, and answers the
-// n-th (from 1) with respond.
-type receiver struct {
-	*httptest.Server
-	mu      sync.Mutex
-	hits    []hookHit
-	changed chan struct{}
-}
-
-func newReceiver(t *testing.T, secret string, respond func(n int, w http.ResponseWriter, r *http.Request)) *receiver {
-	t.Helper()
-	wh, err := standardwebhooks.NewWebhook(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc := &receiver{changed: make(chan struct{})}
-	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body := new(bytes.Buffer)
-		_, _ = body.ReadFrom(r.Body)
-		h := hookHit{at: time.Now(), header: r.Header.Clone(), body: body.Bytes(), verifyErr: wh.Verify(body.Bytes(), r.Header)}
-		rc.mu.Lock()
-		rc.hits = append(rc.hits, h)
-		n := len(rc.hits)
-		close(rc.changed)
-		rc.changed = make(chan struct{})
-		rc.mu.Unlock()
-		respond(n, w, r)
-	}))
-	t.Cleanup(rc.Close)
-	return rc
-}
-
-// got returns the requests so far.
-func (rc *receiver) got() []hookHit {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return append([]hookHit(nil), rc.hits...)
-}
-
-// wait returns the first n requests, failing t if they do not arrive within timeout.
-func (rc *receiver) wait(t *testing.T, n int, timeout time.Duration) []hookHit {
-	t.Helper()
-	deadline := time.After(timeout)
-	for {
-		rc.mu.Lock()
-		got, changed := append([]hookHit(nil), rc.hits...), rc.changed
-		rc.mu.Unlock()
-		if len(got) >= n {
-			return got
-		}
-		select {
-		case <-changed:
-		case <-deadline:
-			t.Fatalf("receiver got %d requests in %s, want %d", len(got), timeout, n)
-		}
-	}
-}
-
 // answer is a respond func that always answers status.
 func answer(status int) func(int, http.ResponseWriter, *http.Request) {
 	return func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(status) }
@@ -324,7 +235,7 @@ func TestScheduleWebhookOnce(t *testing.T) {
 func TestScheduleWebhookAfterDelivery(t *testing.T) {
 	t.Parallel()
 	rig := startHookRig(t, hookRigConfig{})
-	rc := newReceiver(t, rig.secret, answer(http.StatusOK))
+	rc := webhooktest.NewReceiver(t, rig.secret, answer(http.StatusOK))
 	id := uuid.NewString()
 	ev := webhook.NewEvent(id, "done", time.Now())
 	if err := ScheduleWebhook(context.Background(), rig.client, rc.URL, ev, time.Hour); err != nil {
@@ -345,7 +256,7 @@ func TestScheduleWebhookAfterDelivery(t *testing.T) {
 		t.Fatalf("second ScheduleWebhook: %v", err)
 	}
 	time.Sleep(time.Second)
-	if n := len(rc.got()); n != 1 {
+	if n := len(rc.Hits()); n != 1 {
 		t.Errorf("the receiver got the event of job %s %d times, want once", id, n)
 	}
 }
@@ -435,28 +346,28 @@ func TestWebhookRetryDelayHonoursRetryAfter(t *testing.T) {
 
 // checkHit fails t unless h is a correctly signed and formed delivery of job id's event of status,
 // sent between before and after.
-func checkHit(t *testing.T, h hookHit, id, status string, before, after time.Time) {
+func checkHit(t *testing.T, h webhooktest.Hit, id, status string, before, after time.Time) {
 	t.Helper()
-	if h.verifyErr != nil {
-		t.Errorf("the Standard Webhooks library refused the signature: %v (headers %v)", h.verifyErr, h.header)
+	if h.VerifyErr != nil {
+		t.Errorf("the Standard Webhooks library refused the signature: %v (headers %v)", h.VerifyErr, h.Header)
 	}
-	if got := h.header.Get("webhook-id"); got != "msg_"+id {
+	if got := h.Header.Get("webhook-id"); got != "msg_"+id {
 		t.Errorf("webhook-id = %q, want msg_%s", got, id)
 	}
-	ts, err := strconv.ParseInt(h.header.Get("webhook-timestamp"), 10, 64)
+	ts, err := strconv.ParseInt(h.Header.Get("webhook-timestamp"), 10, 64)
 	if err != nil || ts < before.Unix() || ts > after.Unix()+1 {
-		t.Errorf("webhook-timestamp = %q, want the Unix seconds of the attempt (%d..%d)", h.header.Get("webhook-timestamp"), before.Unix(), after.Unix())
+		t.Errorf("webhook-timestamp = %q, want the Unix seconds of the attempt (%d..%d)", h.Header.Get("webhook-timestamp"), before.Unix(), after.Unix())
 	}
-	if ct := h.header.Get("Content-Type"); ct != "application/json" {
+	if ct := h.Header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type = %q, want application/json", ct)
 	}
-	if sig := h.header.Get("webhook-signature"); !strings.HasPrefix(sig, "v1,") {
+	if sig := h.Header.Get("webhook-signature"); !strings.HasPrefix(sig, "v1,") {
 		t.Errorf("webhook-signature = %q, want v1,<base64>", sig)
 	}
-	webhooktest.CheckEventSchema(t, h.body)
+	webhooktest.CheckEventSchema(t, h.Body)
 	var ev webhook.Event
-	if err := json.Unmarshal(h.body, &ev); err != nil {
-		t.Fatalf("event %s: %v", h.body, err)
+	if err := json.Unmarshal(h.Body, &ev); err != nil {
+		t.Fatalf("event %s: %v", h.Body, err)
 	}
 	want := webhook.Event{
 		Type:      "report." + status,
@@ -473,9 +384,9 @@ func checkHit(t *testing.T, h hookHit, id, status string, before, after time.Tim
 		t.Errorf("event timestamp = %s, want when the job finished (%s..%s), in UTC", ev.Timestamp, before, after)
 	}
 	var raw map[string]map[string]map[string]any
-	_ = json.Unmarshal(h.body, &raw)
+	_ = json.Unmarshal(h.Body, &raw)
 	if _, has := raw["data"]["links"]["result"]; has != (status == "done") {
-		t.Errorf("event %s: has a result link: %v, want %v", h.body, has, status == "done")
+		t.Errorf("event %s: has a result link: %v, want %v", h.Body, has, status == "done")
 	}
 }
 
@@ -487,10 +398,10 @@ func TestWebhookDelivery(t *testing.T) {
 	for _, status := range []string{"done", "failed", "canceled"} {
 		t.Run(status, func(t *testing.T) {
 			t.Parallel()
-			rc := newReceiver(t, rig.secret, answer(http.StatusNoContent))
+			rc := webhooktest.NewReceiver(t, rig.secret, answer(http.StatusNoContent))
 			before := time.Now()
 			id := rig.schedule(t, rc.URL+"/hooks/reportd", status)
-			hits := rc.wait(t, 1, 10*time.Second)
+			hits := rc.Wait(t, 1, 10*time.Second)
 			checkHit(t, hits[0], id, status, before, time.Now())
 			rig.waitAttempts(t, id, 1, 5*time.Second)
 			d := rig.delivery(t, id)
@@ -509,7 +420,7 @@ func TestWebhookDeliveryRetries(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			t.Parallel()
 			rig := startHookRig(t, hookRigConfig{backend: b})
-			rc := newReceiver(t, rig.secret, func(n int, w http.ResponseWriter, _ *http.Request) {
+			rc := webhooktest.NewReceiver(t, rig.secret, func(n int, w http.ResponseWriter, _ *http.Request) {
 				if n <= 2 {
 					http.Error(w, "try again", http.StatusInternalServerError)
 					return
@@ -518,13 +429,13 @@ func TestWebhookDeliveryRetries(t *testing.T) {
 			})
 			before := time.Now()
 			id := rig.schedule(t, rc.URL, "done")
-			hits := rc.wait(t, 3, 15*time.Second)
+			hits := rc.Wait(t, 3, 15*time.Second)
 			attempts := rig.waitAttempts(t, id, 3, 5*time.Second)
 			for i, h := range hits {
 				checkHit(t, h, id, "done", before, time.Now())
-				if h.header.Get("webhook-id") != hits[0].header.Get("webhook-id") || !bytes.Equal(h.body, hits[0].body) {
+				if h.Header.Get("webhook-id") != hits[0].Header.Get("webhook-id") || !bytes.Equal(h.Body, hits[0].Body) {
 					t.Errorf("attempt %d sent %s %s, want the first attempt's id and body (%s %s)", i+1,
-						h.header.Get("webhook-id"), h.body, hits[0].header.Get("webhook-id"), hits[0].body)
+						h.Header.Get("webhook-id"), h.Body, hits[0].Header.Get("webhook-id"), hits[0].Body)
 				}
 			}
 			for i, a := range attempts[:2] {
@@ -549,12 +460,12 @@ func TestWebhookDeliveryRetries(t *testing.T) {
 				time.Sleep(20 * time.Millisecond)
 			}
 			time.Sleep(1500 * time.Millisecond) // longer than the schedule's 1 s ±20%
-			if n := len(rc.got()); n != 3 {
+			if n := len(rc.Hits()); n != 3 {
 				t.Errorf("receiver got %d requests, want exactly 3", n)
 			}
 			d := rig.delivery(t, id)
-			if d.Attempts != 3 || d.LastStatus != http.StatusOK || d.LastError != "" || d.DeliveredAt.Before(hits[2].at.Add(-time.Second)) || d.DeliveredAt.After(time.Now()) {
-				t.Errorf("delivery = %+v, want 3 attempts, last status 200, delivered at the third attempt (%s)", d, hits[2].at)
+			if d.Attempts != 3 || d.LastStatus != http.StatusOK || d.LastError != "" || d.DeliveredAt.Before(hits[2].At.Add(-time.Second)) || d.DeliveredAt.After(time.Now()) {
+				t.Errorf("delivery = %+v, want 3 attempts, last status 200, delivered at the third attempt (%s)", d, hits[2].At)
 			}
 		})
 	}
@@ -565,7 +476,7 @@ func TestWebhookDeliveryRetries(t *testing.T) {
 func TestWebhookDeliveryRetriesFollowSchedule(t *testing.T) {
 	t.Parallel()
 	rig := startHookRig(t, hookRigConfig{schedule: []time.Duration{time.Second, 3 * time.Second}})
-	rc := newReceiver(t, rig.secret, func(n int, w http.ResponseWriter, _ *http.Request) {
+	rc := webhooktest.NewReceiver(t, rig.secret, func(n int, w http.ResponseWriter, _ *http.Request) {
 		if n <= 2 {
 			w.WriteHeader(http.StatusInternalServerError)
 			return
@@ -573,8 +484,8 @@ func TestWebhookDeliveryRetriesFollowSchedule(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	})
 	rig.schedule(t, rc.URL, "done")
-	hits := rc.wait(t, 3, 15*time.Second)
-	first, second := hits[1].at.Sub(hits[0].at), hits[2].at.Sub(hits[1].at)
+	hits := rc.Wait(t, 3, 15*time.Second)
+	first, second := hits[1].At.Sub(hits[0].At), hits[2].At.Sub(hits[1].At)
 	t.Logf("waits between attempts: %s, %s", first.Round(time.Millisecond), second.Round(time.Millisecond))
 	// asynq keeps retry times in whole seconds, so a wait can come up to 1 s early (plus a forwarder tick late).
 	if first > 1500*time.Millisecond {
@@ -589,9 +500,9 @@ func TestWebhookDeliveryRetriesFollowSchedule(t *testing.T) {
 func TestWebhookDeliveryGone(t *testing.T) {
 	t.Parallel()
 	rig := startHookRig(t, hookRigConfig{})
-	rc := newReceiver(t, rig.secret, answer(http.StatusGone))
+	rc := webhooktest.NewReceiver(t, rig.secret, answer(http.StatusGone))
 	id := rig.schedule(t, rc.URL, "failed")
-	rc.wait(t, 1, 10*time.Second)
+	rc.Wait(t, 1, 10*time.Second)
 	attempts := rig.waitAttempts(t, id, 1, 5*time.Second)
 	if !errors.Is(attempts[0].err, asynq.SkipRetry) {
 		t.Errorf("attempt answered 410 returned %v, want an error wrapping asynq.SkipRetry", attempts[0].err)
@@ -608,7 +519,7 @@ func TestWebhookDeliveryGone(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	time.Sleep(1500 * time.Millisecond) // longer than the schedule's 1 s ±20%
-	if n := len(rc.got()); n != 1 {
+	if n := len(rc.Hits()); n != 1 {
 		t.Errorf("receiver that answered 410 got %d requests, want 1", n)
 	}
 	d := rig.delivery(t, id)
@@ -625,7 +536,7 @@ func TestWebhookDeliveryRetryAfter(t *testing.T) {
 		t.Run(strconv.Itoa(status), func(t *testing.T) {
 			t.Parallel()
 			rig := startHookRig(t, hookRigConfig{})
-			rc := newReceiver(t, rig.secret, func(n int, w http.ResponseWriter, _ *http.Request) {
+			rc := webhooktest.NewReceiver(t, rig.secret, func(n int, w http.ResponseWriter, _ *http.Request) {
 				if n == 1 {
 					w.Header().Set("Retry-After", "3")
 					w.WriteHeader(status)
@@ -634,9 +545,9 @@ func TestWebhookDeliveryRetryAfter(t *testing.T) {
 				w.WriteHeader(http.StatusOK)
 			})
 			id := rig.schedule(t, rc.URL, "done")
-			hits := rc.wait(t, 2, 10*time.Second)
+			hits := rc.Wait(t, 2, 10*time.Second)
 			rig.waitAttempts(t, id, 2, 5*time.Second)
-			gap := hits[1].at.Sub(hits[0].at)
+			gap := hits[1].At.Sub(hits[0].At)
 			// asynq keeps retry times in whole seconds: a wait of 3 s becomes 2 to 3 s.
 			if gap < 2*time.Second {
 				t.Errorf("after %d with Retry-After: 3 the next attempt came %s later, want about 3 s", status, gap)
@@ -656,7 +567,7 @@ func TestWebhookDeliveryRetryAfter(t *testing.T) {
 func TestWebhookDeliveryRetryAfterOneSecond(t *testing.T) {
 	t.Parallel()
 	rig := startHookRig(t, hookRigConfig{})
-	rc := newReceiver(t, rig.secret, func(n int, w http.ResponseWriter, _ *http.Request) {
+	rc := webhooktest.NewReceiver(t, rig.secret, func(n int, w http.ResponseWriter, _ *http.Request) {
 		if n == 1 {
 			now := time.Now()
 			frac := time.Duration(now.Nanosecond())
@@ -672,12 +583,12 @@ func TestWebhookDeliveryRetryAfterOneSecond(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	})
 	rig.schedule(t, rc.URL, "done")
-	hits := rc.wait(t, 2, 10*time.Second)
-	answered := hits[0].at.Add(800*time.Millisecond - time.Duration(hits[0].at.Nanosecond()))
-	if answered.Before(hits[0].at) {
+	hits := rc.Wait(t, 2, 10*time.Second)
+	answered := hits[0].At.Add(800*time.Millisecond - time.Duration(hits[0].At.Nanosecond()))
+	if answered.Before(hits[0].At) {
 		answered = answered.Add(time.Second)
 	}
-	if gap := hits[1].at.Sub(answered); gap < 900*time.Millisecond {
+	if gap := hits[1].At.Sub(answered); gap < 900*time.Millisecond {
 		t.Errorf("after a 429 with Retry-After: 1 the next attempt came %s later, want at least ~1 s", gap.Round(time.Millisecond))
 	}
 }
@@ -689,8 +600,8 @@ func TestWebhookDeliveryRedirectNotFollowed(t *testing.T) {
 	for _, status := range []int{http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
 		t.Run(strconv.Itoa(status), func(t *testing.T) {
 			t.Parallel()
-			target := newReceiver(t, rig.secret, answer(http.StatusOK))
-			rc := newReceiver(t, rig.secret, func(_ int, w http.ResponseWriter, r *http.Request) {
+			target := webhooktest.NewReceiver(t, rig.secret, answer(http.StatusOK))
+			rc := webhooktest.NewReceiver(t, rig.secret, func(_ int, w http.ResponseWriter, r *http.Request) {
 				http.Redirect(w, r, target.URL+"/elsewhere", status)
 			})
 			id := rig.schedule(t, rc.URL, "done")
@@ -699,7 +610,7 @@ func TestWebhookDeliveryRedirectNotFollowed(t *testing.T) {
 				t.Errorf("attempt answered %d returned nil, want a failure", status)
 			}
 			time.Sleep(200 * time.Millisecond)
-			if n := len(target.got()); n != 0 {
+			if n := len(target.Hits()); n != 0 {
 				t.Errorf("the redirect's Location got %d requests, want 0", n)
 			}
 			d := rig.delivery(t, id)
@@ -717,7 +628,7 @@ func TestWebhookDeliveryRedirectNotFollowed(t *testing.T) {
 func TestWebhookDeliverySlowReceiver(t *testing.T) {
 	t.Parallel()
 	rig := startHookRig(t, hookRigConfig{timeout: 300 * time.Millisecond, schedule: []time.Duration{time.Minute}})
-	rc := newReceiver(t, rig.secret, func(_ int, w http.ResponseWriter, r *http.Request) {
+	rc := webhooktest.NewReceiver(t, rig.secret, func(_ int, w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 		case <-time.After(10 * time.Second):
@@ -746,7 +657,7 @@ func TestWebhookDeliveryLargeResponse(t *testing.T) {
 	const marker = "RECEIVER-SECRET-BODY-"
 	rig := startHookRig(t, hookRigConfig{schedule: []time.Duration{time.Minute}})
 	chunk := []byte(strings.Repeat(marker, 64<<10/len(marker)))
-	rc := newReceiver(t, rig.secret, func(_ int, w http.ResponseWriter, r *http.Request) {
+	rc := webhooktest.NewReceiver(t, rig.secret, func(_ int, w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.WriteHeader(http.StatusInternalServerError)
 		for sent := 0; sent < 10<<20; sent += len(chunk) {
@@ -787,13 +698,13 @@ func TestWebhookDeliveryLargeResponse(t *testing.T) {
 func TestWebhookDeliveryForbiddenAddress(t *testing.T) {
 	t.Parallel()
 	rig := startHookRig(t, hookRigConfig{policy: &webhook.Policy{AllowInsecure: true}, schedule: []time.Duration{time.Minute}})
-	rc := newReceiver(t, rig.secret, answer(http.StatusOK))
+	rc := webhooktest.NewReceiver(t, rig.secret, answer(http.StatusOK))
 	id := rig.schedule(t, rc.URL, "done")
 	attempts := rig.waitAttempts(t, id, 1, 10*time.Second)
 	if attempts[0].err == nil {
 		t.Error("a delivery to a forbidden address returned nil")
 	}
-	if n := len(rc.got()); n != 0 {
+	if n := len(rc.Hits()); n != 0 {
 		t.Errorf("the receiver on 127.0.0.1 got %d requests, want 0", n)
 	}
 	d := rig.delivery(t, id)

@@ -11,12 +11,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/reportd/reportd/gen"
+	"github.com/reportd/reportd/internal/testkit"
 )
 
 // The reportd services the end-to-end tests run against, started by TestMain.
@@ -80,20 +80,14 @@ func startReportd(bin string, args ...string) (string, func(), error) {
 	if err := cmd.Start(); err != nil {
 		return "", nil, err
 	}
-	var (
-		mu  sync.Mutex
-		log bytes.Buffer
-	)
+	var log testkit.Buffer
 	listening := make(chan string, 1)
 	drained := make(chan struct{})
 	go func() { // read the log to its end, so that reportd never blocks on a full pipe
 		defer close(drained)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			mu.Lock()
-			log.Write(sc.Bytes())
-			log.WriteByte('\n')
-			mu.Unlock()
+			fmt.Fprintf(&log, "%s\n", sc.Bytes())
 			var line struct{ Msg, Addr string }
 			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" && line.Addr != "" {
 				select {
@@ -122,8 +116,6 @@ func startReportd(bin string, args ...string) (string, func(), error) {
 	case <-time.After(15 * time.Second):
 	}
 	stop()
-	mu.Lock()
-	defer mu.Unlock()
 	return "", nil, fmt.Errorf("reportd %v did not log that it listens; its log:\n%s", args, log.String())
 }
 

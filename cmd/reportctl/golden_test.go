@@ -3,43 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	"github.com/reportd/reportd/client"
 	"github.com/reportd/reportd/gen"
+	"github.com/reportd/reportd/internal/testkit"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden with what the code prints now")
-
-// golden compares got with testdata/name.golden, or rewrites that file under -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	file := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(file, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s differs (-want +got; go test -update accepts the change):\n%s", file, diff)
-	}
-}
 
 var (
 	goldenID = uuid.MustParse("0f8fad5b-d9cb-469f-a165-70867728950e")
@@ -65,7 +39,7 @@ func TestSummaryGolden(t *testing.T) {
 	}
 	var buf bytes.Buffer
 	printSummary(&buf, rep, "http://localhost:8080/v1/reports/"+goldenID.String()+"/result")
-	golden(t, "summary", buf.Bytes())
+	testkit.Golden(t, "testdata/summary.golden", buf.Bytes())
 }
 
 func TestStatusGolden(t *testing.T) {
@@ -96,7 +70,7 @@ func TestStatusGolden(t *testing.T) {
 			t.Parallel()
 			var buf bytes.Buffer
 			printStatus(&buf, tt.st)
-			golden(t, tt.name, buf.Bytes())
+			testkit.Golden(t, filepath.Join("testdata", tt.name+".golden"), buf.Bytes())
 		})
 	}
 }
@@ -118,5 +92,5 @@ func TestBenchGolden(t *testing.T) {
 	b.elapsed = 12500 * time.Millisecond
 	var buf bytes.Buffer
 	b.print(&buf)
-	golden(t, "bench", buf.Bytes())
+	testkit.Golden(t, "testdata/bench.golden", buf.Bytes())
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/reportd/reportd/gen"
+	"github.com/reportd/reportd/internal/testkit"
 )
 
 // TestUsage: command lines reportctl cannot use exit 2 with a message and the usage on stderr; help
@@ -104,7 +105,7 @@ func TestPlainProgress(t *testing.T) {
 // TestTerminalProgress: on a terminal, the bar redraws itself in place and ends with a newline.
 func TestTerminalProgress(t *testing.T) {
 	t.Parallel()
-	var buf syncBuffer
+	var buf testkit.Buffer
 	p := newProgress(&buf, true)
 	p.update(gen.JobStatus{Status: gen.Running, Progress: 0.5})
 	time.Sleep(250 * time.Millisecond)

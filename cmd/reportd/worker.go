@@ -46,7 +46,7 @@ func startWorkers(ctx context.Context, cfg config, rdb redis.UniversalClient, st
 		DelayedTaskCheckInterval: cfg.DelayedCheck,
 		JanitorInterval:          cfg.JanitorInterval,
 		ShutdownTimeout:          cfg.ShutdownTimeout,
-		Logger:                   asynqLogger{log.With("component", "asynq")},
+		Logger:                   tasks.NewLogger(log.With("component", "asynq")),
 		LogLevel:                 asynq.WarnLevel,
 	}
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/reportd/reportd/internal/testkit"
 )
 
 func TestSummaryCSVGolden(t *testing.T) {
@@ -15,7 +16,7 @@ func TestSummaryCSVGolden(t *testing.T) {
 	if err := goldenReport(t).WriteCSV(&buf); err != nil {
 		t.Fatal(err)
 	}
-	checkGolden(t, "summary.csv.golden", buf.Bytes())
+	testkit.Golden(t, "testdata/summary.csv.golden", buf.Bytes())
 }
 
 func TestWriteCSV(t *testing.T) {

@@ -5,17 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	gocmp "github.com/google/go-cmp/cmp"
+	"github.com/reportd/reportd/internal/testkit"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 // smallRows is the rows per day of the ledger the property tests use.
 const smallRows = 500
@@ -431,26 +427,6 @@ func goldenReport(t *testing.T) Report {
 	return rep
 }
 
-// checkGolden compares got with testdata/name, or rewrites the file under
-// -update.
-func checkGolden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := gocmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s mismatch (-want +got), go test -update rewrites it:\n%s", path, diff)
-	}
-}
-
 func TestSummaryJSONGolden(t *testing.T) {
 	t.Parallel()
 	rep := goldenReport(t)
@@ -458,7 +434,7 @@ func TestSummaryJSONGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkGolden(t, "summary.json.golden", append(got, '\n'))
+	testkit.Golden(t, "testdata/summary.json.golden", append(got, '\n'))
 
 	var back Report
 	if err := json.Unmarshal(got, &back); err != nil {

@@ -1,5 +1,6 @@
-// Package webhooktest helps the tests of webhook senders, in package webhook and in the asynq tasks
-// that use it, to a fresh secret and to the check of an event body against openapi.yaml.
+// Package webhooktest helps the tests of webhook senders (package webhook, the asynq tasks that use it,
+// the API and reportd end to end) to a fresh secret, to a receiver that verifies and records what it
+// gets, and to the check of an event body against openapi.yaml.
 package webhooktest
 
 import (
