@@ -181,22 +181,16 @@ func (f *fakeTasks) put(info *asynq.TaskInfo) {
 	f.infos[info.ID] = info
 }
 
-// tombstoneCall is one CreateTombstone call.
-type tombstoneCall struct {
-	ID       string
-	Lifetime time.Duration
-}
-
-// fakeStore keeps tombstones and reports in maps and records CreateTombstone calls. Each *Err, when
-// set, fails the method it names.
+// fakeStore keeps tombstones, reports, cancels and idempotency records in maps, and records the
+// admissions and the ends of jobs. Each *Err, when set, fails the method it names.
 type fakeStore struct {
 	calls *callLog
 
 	mu          sync.Mutex
 	tombstones  map[string]bool
 	reports     map[string][]byte
-	created     []tombstoneCall
-	createErr   error
+	admitted    []store.Admission
+	admitErr    error
 	existsErr   error
 	reportErr   error
 	cancels     map[string]bool
@@ -204,6 +198,7 @@ type fakeStore struct {
 	forgotten   []string
 	published   []string
 	idem        map[string]store.Submission
+	ended       []store.End
 	cancelsSent []string
 	onCancel    func(id string)
 }
@@ -219,16 +214,6 @@ func (s *fakeStore) RequestCancel(_ context.Context, id string, _ time.Duration)
 	return nil
 }
 
-func (s *fakeStore) SaveCanceled(_ context.Context, id string, c store.Canceled) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.canceled == nil {
-		s.canceled = map[string]store.Canceled{}
-	}
-	s.canceled[id] = c
-	return nil
-}
-
 func (s *fakeStore) CanceledJob(_ context.Context, id string) (store.Canceled, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -239,7 +224,7 @@ func (s *fakeStore) CanceledJob(_ context.Context, id string) (store.Canceled, b
 	return c, ok, nil
 }
 
-func (s *fakeStore) DeleteJob(_ context.Context, id string) error {
+func (s *fakeStore) DeleteJob(_ context.Context, id, _ string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.reports, id)
@@ -261,51 +246,6 @@ func (s *fakeStore) PublishCancel(_ context.Context, id string) error {
 	return nil
 }
 
-func (s *fakeStore) PublishFinished(_ context.Context, id string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.published = append(s.published, id)
-	return nil
-}
-
-func (s *fakeStore) MarkEnqueued(_ context.Context, client, key string, sub store.Submission) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.idem[client+"\x00"+key]; ok {
-		sub.Enqueued = true
-		s.idem[client+"\x00"+key] = sub
-	}
-	return nil
-}
-
-func (s *fakeStore) ClaimIdempotencyKey(_ context.Context, client, key string, sub store.Submission, _ time.Duration) (store.Submission, bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.idem == nil {
-		s.idem = map[string]store.Submission{}
-	}
-	if held, ok := s.idem[client+"\x00"+key]; ok {
-		return held, false, nil
-	}
-	s.idem[client+"\x00"+key] = sub
-	return sub, true, nil
-}
-
-func (s *fakeStore) CreateTombstone(_ context.Context, id, _ string, lifetime time.Duration) error {
-	s.calls.add("tombstone")
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.created = append(s.created, tombstoneCall{ID: id, Lifetime: lifetime})
-	if s.createErr != nil {
-		return s.createErr
-	}
-	if s.tombstones == nil {
-		s.tombstones = map[string]bool{}
-	}
-	s.tombstones[id] = true
-	return nil
-}
-
 // Tombstone answers for the anonymous client, the only one the fakes serve.
 func (s *fakeStore) Tombstone(_ context.Context, id string) (string, bool, error) {
 	s.mu.Lock()
@@ -316,44 +256,11 @@ func (s *fakeStore) Tombstone(_ context.Context, id string) (string, bool, error
 	return "", s.tombstones[id], nil
 }
 
-func (s *fakeStore) IndexJob(context.Context, string, string, time.Time, time.Duration) error {
-	return nil
-}
-
-func (s *fakeStore) ReleaseIdempotencyKey(_ context.Context, client, key string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.idem, client+"\x00"+key)
-	return nil
-}
-
 func (s *fakeStore) ListJobs(context.Context, string, store.IndexedJob, int) ([]store.IndexedJob, error) {
 	return nil, nil
 }
 
 func (s *fakeStore) Unindex(context.Context, string, ...string) error { return nil }
-
-func (s *fakeStore) MarkFinished(context.Context, string, string) error { return nil }
-
-func (s *fakeStore) OpenJobs(context.Context, string) ([]string, error) { return nil, nil }
-
-func (s *fakeStore) AllowSubmit(context.Context, string, float64, int) (bool, time.Duration, error) {
-	return true, 0, nil
-}
-
-// SaveReport stores the report unless the job was canceled, as the real store does.
-func (s *fakeStore) SaveReport(_ context.Context, id string, body []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cancels[id] {
-		return fmt.Errorf("save report of job %s: %w", id, store.ErrCanceled)
-	}
-	if s.reports == nil {
-		s.reports = map[string][]byte{}
-	}
-	s.reports[id] = body
-	return nil
-}
 
 func (s *fakeStore) CancelRequested(_ context.Context, id string) (bool, error) {
 	s.mu.Lock()
@@ -379,8 +286,76 @@ func (s *fakeStore) Report(_ context.Context, id string) ([]byte, error) {
 	return b, nil
 }
 
-func (s *fakeStore) tombstoneCalls() []tombstoneCall {
+// Admit claims the key and admits the job, as the real script does without limits.
+func (s *fakeStore) Admit(_ context.Context, a store.Admission) (store.Verdict, error) {
+	s.calls.add("admit")
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.created)
+	if s.admitErr != nil {
+		return store.Verdict{}, s.admitErr
+	}
+	if a.Key != "" {
+		if held, ok := s.idem[a.Client+"\x00"+a.Key]; ok {
+			return store.Verdict{Held: &held}, nil
+		}
+		if s.idem == nil {
+			s.idem = map[string]store.Submission{}
+		}
+		s.idem[a.Client+"\x00"+a.Key] = a.Record
+	}
+	s.admitted = append(s.admitted, a)
+	return store.Verdict{Admitted: true}, nil
+}
+
+func (s *fakeStore) MarkEnqueued(_ context.Context, client, key string, sub store.Submission) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.idem[client+"\x00"+key]; ok {
+		sub.Enqueued = true
+		s.idem[client+"\x00"+key] = sub
+	}
+	return nil
+}
+
+// EndJob records the end as the real script does: a done job's report unless it was canceled, a
+// canceled one's record, the tombstone, and the finish event.
+func (s *fakeStore) EndJob(_ context.Context, e store.End) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ended = append(s.ended, e)
+	if !e.Final {
+		return e.Outcome, nil
+	}
+	outcome := e.Outcome
+	switch {
+	case outcome == "done" && s.cancels[e.ID]:
+		outcome = "canceled"
+	case outcome == "done":
+		if s.reports == nil {
+			s.reports = map[string][]byte{}
+		}
+		s.reports[e.ID] = e.Report
+	case e.Canceled != nil:
+		if s.canceled == nil {
+			s.canceled = map[string]store.Canceled{}
+		}
+		s.canceled[e.ID] = *e.Canceled
+	}
+	if s.tombstones == nil {
+		s.tombstones = map[string]bool{}
+	}
+	s.tombstones[e.ID] = true
+	s.published = append(s.published, e.ID)
+	return outcome, nil
+}
+
+func (s *fakeStore) MarkFinished(context.Context, string, string) error { return nil }
+
+// QueueCounts answers an empty queue.
+func (s *fakeStore) QueueCounts(context.Context) (int64, int64, error) { return 0, 0, nil }
+
+func (s *fakeStore) admissions() []store.Admission {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.admitted)
 }

@@ -382,10 +382,12 @@ func TestIdempotentConcurrentSubmits(t *testing.T) {
 			t.Errorf("%d tasks in the queue after %d copies of one submission, want 1", tasksIn, n)
 		}
 		ctx := context.Background()
-		if keys, err := h.Redis.Keys(ctx, "reportd:*:tomb").Result(); err != nil || len(keys) != 1 {
-			t.Errorf("tombstones: %v, %v; want one", keys, err)
+		// One job's worth of state: one index entry (a job's tombstone is written when it ends) and one
+		// record of the key.
+		if indexed, err := h.Store.ListJobs(ctx, jobs.Anonymous, store.IndexedJob{}, 100); err != nil || len(indexed) != 1 {
+			t.Errorf("index entries: %v, %v; want one", indexed, err)
 		}
-		if keys, err := h.Redis.Keys(ctx, "reportd:idem:*").Result(); err != nil || len(keys) != 1 {
+		if keys, err := h.Redis.Keys(ctx, "reportd:client:*:idem:*").Result(); err != nil || len(keys) != 1 {
 			t.Errorf("idempotency records: %v, %v; want one", keys, err)
 		}
 

@@ -374,7 +374,7 @@ func TestListUnindexesVanishedJobs(t *testing.T) {
 		t.Errorf("index after listing: %v, %v; want the %d jobs left", indexed, err, len(kept))
 	}
 	// A job id that is not a job's at all (a corrupt index entry) is dropped the same way.
-	if err := h.Store.IndexJob(context.Background(), jobs.Anonymous, "not-a-job-"+uuid.NewString(), time.Now(), time.Hour); err != nil {
+	if _, err := h.Store.Admit(context.Background(), store.Admission{Client: jobs.Anonymous, ID: "not-a-job-" + uuid.NewString(), At: time.Now(), Keep: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	if got := h.listAs(t, "", ""); !slices.Equal(got, kept) {

@@ -142,19 +142,19 @@ func TestCreateReport(t *testing.T) {
 			name: "create-202-quarter", rng: "2026-Q1",
 			want:         accepted(date(2026, 1, 1), date(2026, 3, 31)),
 			wantEnqueued: enqueued("2026-01-01..2026-03-31"),
-			wantCalls:    []string{"tombstone", "enqueue"},
+			wantCalls:    []string{"admit", "enqueue"},
 		},
 		{
 			name: "create-202-leap-month", rng: "2024-02",
 			want:         accepted(date(2024, 2, 1), date(2024, 2, 29)),
 			wantEnqueued: enqueued("2024-02-01..2024-02-29"),
-			wantCalls:    []string{"tombstone", "enqueue"},
+			wantCalls:    []string{"admit", "enqueue"},
 		},
 		{
 			name: "create-202-span", rng: "2025-12-31..2026-01-02",
 			want:         accepted(date(2025, 12, 31), date(2026, 1, 2)),
 			wantEnqueued: enqueued("2025-12-31..2026-01-02"),
-			wantCalls:    []string{"tombstone", "enqueue"},
+			wantCalls:    []string{"admit", "enqueue"},
 		},
 		{name: "create-400-quarter-5", rng: "2026-Q5", wantKind: problem.KindInvalid},
 		{name: "create-400-words", rng: "last quarter", wantKind: problem.KindInvalid},
@@ -166,13 +166,13 @@ func TestCreateReport(t *testing.T) {
 			name: "create-503-enqueue-fails", rng: "2026-Q1",
 			setup:     func(f *fixture) { f.queue.err = errors.New("dial tcp 10.0.0.7:6379: connection refused") },
 			wantKind:  problem.KindUnavailable,
-			wantCalls: []string{"tombstone", "enqueue"},
+			wantCalls: []string{"admit", "enqueue"},
 		},
 		{
 			name: "create-503-tombstone-fails", rng: "2026-Q1",
-			setup:     func(f *fixture) { f.store.createErr = errors.New("dial tcp 10.0.0.7:6379: i/o timeout") },
+			setup:     func(f *fixture) { f.store.admitErr = errors.New("dial tcp 10.0.0.7:6379: i/o timeout") },
 			wantKind:  problem.KindUnavailable,
-			wantCalls: []string{"tombstone"},
+			wantCalls: []string{"admit"},
 		},
 	}
 	for _, tt := range tests {
@@ -199,17 +199,17 @@ func TestCreateReport(t *testing.T) {
 			if diff := cmp.Diff(tt.wantEnqueued, f.queue.enqueued(), cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("enqueued (-want +got):\n%s", diff)
 			}
-			// The tombstone comes first: a job that is in the queue without one would answer 404
-			// instead of 410 once it expires.
+			// The admission comes first: a job in the queue is always in its client's index and count.
 			if diff := cmp.Diff(tt.wantCalls, f.calls.list(), cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("calls in order (-want +got):\n%s", diff)
 			}
-			for _, c := range f.store.tombstoneCalls() {
-				if c.ID != testID.String() {
-					t.Errorf("tombstone of %q, want %q", c.ID, testID)
+			for _, a := range f.store.admissions() {
+				if a.ID != testID.String() {
+					t.Errorf("admission of %q, want %q", a.ID, testID)
 				}
-				if min := testPolicy.JobTimeout * time.Duration(testPolicy.MaxRetry+1); c.Lifetime < min {
-					t.Errorf("tombstone lifetime = %s, want at least JobTimeout*(MaxRetry+1) = %s", c.Lifetime, min)
+				// The index entry outlives everything the job can live.
+				if min := testPolicy.JobTimeout*time.Duration(testPolicy.MaxRetry+1) + testPolicy.Retention; a.Keep < min {
+					t.Errorf("index entry kept %s, want at least JobTimeout*(MaxRetry+1)+Retention = %s", a.Keep, min)
 				}
 			}
 		})

@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -34,11 +35,22 @@ func (l *countingLedger) Day(ctx context.Context, day time.Time, buf []report.Or
 	return l.inner.Day(ctx, day, buf)
 }
 
-// storeLifecycle is a report job's Lifecycle on a real store, as the job lifecycle's is: cancels and
-// reports live in Redis, and a finish is announced on the store's channel.
+// storeLifecycle is a report job's Lifecycle on a real store, as internal/jobs's is: cancels and
+// reports live in Redis, and an attempt's ending is recorded with one store.EndJob.
 type storeLifecycle struct{ *store.Store }
 
-func (l storeLifecycle) Finish(ctx context.Context, f Finished) { _ = l.PublishFinished(ctx, f.ID) }
+func (l storeLifecycle) End(ctx context.Context, e Ending) (Outcome, error) {
+	p := e.Progress
+	if e.Outcome != OutcomeDone {
+		p.Outcome = e.Outcome
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return "", err
+	}
+	o, err := l.EndJob(ctx, store.End{ID: e.ID, Client: e.Client, Outcome: string(e.Outcome), Final: e.Final, Report: e.Report, TaskResult: b})
+	return Outcome(o), err
+}
 
 // enqueueJob puts job id over tenDays on the queue with retries left, so that only SkipRetry archives
 // it.

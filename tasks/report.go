@@ -73,24 +73,29 @@ func ParseReportPayload(b []byte) (ReportPayload, report.DateRange, error) {
 }
 
 // Lifecycle is what a report job asks of the job lifecycle (internal/jobs's Service is the production
-// one): whether it was canceled, where its report goes, and that it finished.
+// one): whether it was canceled, and to record how an attempt ended.
 type Lifecycle interface {
 	// CancelRequested reports whether the job was asked to stop.
 	CancelRequested(ctx context.Context, id string) (bool, error)
-	// SaveReport stores the report, or returns an error wrapping store.ErrCanceled if a cancel came
-	// first.
-	SaveReport(ctx context.Context, id string, body []byte) error
-	// Finish records that the job reached a terminal status: whoever waits for it wakes, it leaves its
-	// client's unfinished jobs, and its webhook, if it has one, is scheduled.
-	Finish(ctx context.Context, f Finished)
+	// End records how an attempt ended and, for the job's last attempt, the job's end: its report, the
+	// finish event, its client's count, its webhook. It returns the outcome recorded, which is
+	// OutcomeCanceled for a done attempt whose job was canceled first (its report is not kept).
+	End(ctx context.Context, e Ending) (Outcome, error)
 }
 
-// Finished is a job that reached a terminal status, and how.
-type Finished struct {
+// Ending is how an attempt of a report job ended.
+type Ending struct {
 	ID          string
 	Client      string
 	CallbackURL string
 	Outcome     Outcome
+	// Final is set when the attempt was the job's last: it succeeded, was canceled, cannot be retried,
+	// or used up its retries.
+	Final bool
+	// Report is a done job's report, encoded.
+	Report []byte
+	// Progress is the attempt's last progress.
+	Progress Progress
 }
 
 // Status is the terminal status a client sees for the outcome of a job's last attempt: done, canceled
@@ -169,35 +174,42 @@ var errTimedOut = errors.New("the job's time limit was reached")
 // record that it timed out: once asynq's deadline passes, the task's result can no longer be written.
 const timeLimitMargin = 500 * time.Millisecond
 
-// ProcessTask runs one attempt of a report job and records how it ended (its Outcome) in the task's
-// result. An undecodable payload can never succeed, so it is not retried. A canceled job ends at once,
-// without a report and without a retry; a job stopped by a shutdown returns its context's error, and
-// asynq puts it back in the queue.
+// ProcessTask runs one attempt of a report job and records how it ended (its Outcome). An
+// undecodable payload can never succeed, so it is not retried. A canceled job ends at once, without a
+// report and without a retry; a job stopped by a shutdown returns its context's error, and asynq puts
+// it back in the queue.
 func (p *ReportProcessor) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	id := t.ResultWriter().TaskID()
 	log := p.Log.With("job", id)
 	begin := p.Now()
 	pw := &progressWriter{w: t.ResultWriter(), now: p.Now, every: p.ProgressEvery}
 	payload, r, err := ParseReportPayload(t.Payload())
-	outcome := OutcomeUnreadable
+	a := attempt{outcome: OutcomeUnreadable}
 	if err != nil {
 		log.Error("report job has a bad payload; not retrying", "err", err)
 		err = fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	} else {
-		outcome, err = p.run(ctx, t, id, r, pw, log)
+		a, err = p.run(ctx, id, r, pw, log)
 	}
-	p.end(ctx, pw, outcome, log)
-	p.finish(ctx, payload, id, outcome, err, p.Now().Sub(begin))
-	return err
+	return p.end(ctx, id, payload, pw, a, err, p.Now().Sub(begin), log)
 }
 
-// run computes and saves the report of job id over r. It returns how the attempt ended, "" for a
-// shutdown, and the error to hand asynq.
-func (p *ReportProcessor) run(ctx context.Context, t *asynq.Task, id string, r report.DateRange, pw *progressWriter, log *slog.Logger) (Outcome, error) {
+// attempt is what an attempt came to.
+type attempt struct {
+	// outcome is how it ended; empty for a shutdown.
+	outcome Outcome
+	// report is a done attempt's report, encoded, with its count of orders.
+	report []byte
+	orders int64
+}
+
+// run computes the report of job id over r. It returns what the attempt came to and the error to hand
+// asynq.
+func (p *ReportProcessor) run(ctx context.Context, id string, r report.DateRange, pw *progressWriter, log *slog.Logger) (attempt, error) {
 	canceled := fmt.Errorf("%w: %w", store.ErrCanceled, asynq.SkipRetry)
 	if yes, err := p.Jobs.CancelRequested(ctx, id); err == nil && yes {
 		log.Info("report canceled before it started")
-		return OutcomeCanceled, canceled
+		return attempt{outcome: OutcomeCanceled}, canceled
 	}
 	runCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
@@ -212,11 +224,8 @@ func (p *ReportProcessor) run(ctx context.Context, t *asynq.Task, id string, r r
 
 	retried, _ := asynq.GetRetryCount(ctx)
 	start := p.Now()
-	pw.p = Progress{StartedAt: start.UTC(), Attempt: retried + 1}
-	total := r.Days()
-	if err := pw.set(0, total, true); err != nil {
-		log.Warn("progress not written", "err", err)
-	}
+	// The first progress is written one interval in: a job that ends before then writes none.
+	pw.p, pw.last = Progress{StartedAt: start.UTC(), Attempt: retried + 1, DaysTotal: r.Days()}, start
 	log.Info("report started", "range", r.String(), "attempt", retried+1)
 
 	rep, err := report.Summarize(runCtx, p.Ledger, r, func(done, total int) {
@@ -227,60 +236,74 @@ func (p *ReportProcessor) run(ctx context.Context, t *asynq.Task, id string, r r
 	switch {
 	case err == nil:
 	case p.canceled(runCtx, id):
-		log.Info("report canceled", "days_done", pw.p.DaysDone, "days", total)
-		return OutcomeCanceled, canceled
+		log.Info("report canceled", "days_done", pw.p.DaysDone, "days", r.Days())
+		return attempt{outcome: OutcomeCanceled}, canceled
 	case errors.Is(context.Cause(runCtx), errTimedOut):
-		return OutcomeTimedOut, fmt.Errorf("summarize %s: %w", r, err)
+		return attempt{outcome: OutcomeTimedOut}, fmt.Errorf("summarize %s: %w", r, err)
 	case ctx.Err() != nil:
-		return "", fmt.Errorf("summarize %s: %w", r, err)
+		return attempt{}, fmt.Errorf("summarize %s: %w", r, err)
 	default:
-		return OutcomeFailed, fmt.Errorf("summarize %s: %w", r, err)
+		return attempt{outcome: OutcomeFailed}, fmt.Errorf("summarize %s: %w", r, err)
 	}
 	rep.ID = id
 	rep.GeneratedAt = p.Now().UTC()
 	body, err := json.Marshal(rep)
 	if err != nil {
-		return OutcomeFailed, fmt.Errorf("encode report: %w", err)
+		return attempt{outcome: OutcomeFailed}, fmt.Errorf("encode report: %w", err)
 	}
-	if err := p.save(ctx, id, body, log); err != nil {
-		if errors.Is(err, store.ErrCanceled) {
-			log.Info("report canceled as it finished; not saved")
-			return OutcomeCanceled, canceled
-		}
-		return OutcomeFailed, err
-	}
-	pw.p.DaysDone, pw.p.Share = total, 1
-	log.Info("report done", "orders", rep.Orders, "took", p.Now().Sub(start).Round(time.Millisecond))
-	return OutcomeDone, nil
+	pw.p.DaysDone, pw.p.DaysTotal, pw.p.Share = r.Days(), r.Days(), 1
+	return attempt{outcome: OutcomeDone, report: body, orders: rep.Orders}, nil
 }
 
-// end records how the attempt ended in the task's result, trying again while Redis fails (see
-// DefaultSaveRetryFor). The result lives with asynq's queue, so once this write succeeds asynq can
-// record the attempt's end too. A shutdown records nothing: asynq puts the job back by itself.
-func (p *ReportProcessor) end(ctx context.Context, pw *progressWriter, o Outcome, log *slog.Logger) {
-	if o == "" || ctx.Err() != nil {
-		return
+// end records how the attempt ended (Lifecycle.End), trying again while Redis fails (see
+// DefaultSaveRetryFor), and returns the error to hand asynq. A shutdown records nothing: asynq puts
+// the job back in the queue by itself.
+func (p *ReportProcessor) end(ctx context.Context, id string, payload ReportPayload, pw *progressWriter, a attempt, err error, took time.Duration, log *slog.Logger) error {
+	if a.outcome == "" || ctx.Err() != nil {
+		return err
 	}
-	pw.p.Outcome = o
-	_ = p.retryRedis(ctx, log, "the attempt's end not recorded; trying again", "the attempt's end recorded after Redis failed",
-		func() error { return pw.write() })
+	final := p.final(ctx, err)
+	e := Ending{ID: id, Client: payload.Client, CallbackURL: payload.CallbackURL, Outcome: a.outcome, Final: final,
+		Report: a.report, Progress: pw.p}
+	recorded := a.outcome
+	retrying, recovered := "the attempt's end not recorded; trying again", "the attempt's end recorded after Redis failed"
+	if a.outcome == OutcomeDone {
+		retrying, recovered = "report not saved; trying again", "report saved after Redis failed"
+	}
+	rerr := p.retryRedis(ctx, log, retrying, recovered, func() (err error) { recorded, err = p.Jobs.End(ctx, e); return err })
+	switch {
+	case rerr != nil && a.outcome == OutcomeDone:
+		return fmt.Errorf("save the report: %w", rerr) // no report: the attempt failed
+	case rerr != nil:
+		log.Warn("the attempt's end not recorded; the status reads it from asynq", "err", rerr)
+	case recorded == OutcomeCanceled && a.outcome == OutcomeDone:
+		log.Info("report canceled as it finished; not saved")
+		a.outcome, err = recorded, fmt.Errorf("%w: %w", store.ErrCanceled, asynq.SkipRetry)
+	case a.outcome == OutcomeDone:
+		log.Info("report done", "orders", a.orders, "took", took.Round(time.Millisecond))
+	}
+	if final {
+		p.Metrics.observe(a.outcome.Status(), took)
+	}
+	return err
 }
 
-// DefaultSaveRetryFor is how long a finished attempt keeps trying to save its report, and waits for
-// the queue to be reachable, while Redis fails. An attempt that ends while Redis is away is worse off
+// final reports whether an attempt that ended with err was the job's last: it succeeded, was
+// canceled, cannot be retried, or used up its retries.
+func (p *ReportProcessor) final(ctx context.Context, err error) bool {
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	return err == nil || errors.Is(err, asynq.SkipRetry) || retried >= maxRetry
+}
+
+// DefaultSaveRetryFor is how long a finished attempt keeps trying to record its end (and save its
+// report) while Redis fails. An attempt that ends while Redis is away is worse off
 // than one that waits: asynq v0.26.0 cannot move such a task to completed or to its retry while Redis
 // is down and gives up on it for good (its syncer's context is canceled when the processor returns),
 // so the job reads "running" until asynq's recoverer takes it, 60-120 s later. Waiting here lets the
 // attempt end, and asynq record it, once Redis is back. It stays well under asynq's 30 s task lease,
 // which cannot be extended while Redis is away.
 const DefaultSaveRetryFor = 15 * time.Second
-
-// save saves the report, trying again while Redis fails (see DefaultSaveRetryFor). A cancel that came
-// first (ErrCanceled) is final at once.
-func (p *ReportProcessor) save(ctx context.Context, id string, body []byte, log *slog.Logger) error {
-	return p.retryRedis(ctx, log, "report not saved; trying again", "report saved after Redis failed",
-		func() error { return p.Jobs.SaveReport(ctx, id, body) })
-}
 
 // retryRedis calls f until it succeeds, fails with ErrCanceled, ctx ends, or SaveRetryFor has passed,
 // with waits from 100 ms doubling to 2 s, logging retrying before each wait and recovered on a late
@@ -344,25 +367,4 @@ func (p *ReportProcessor) canceled(ctx context.Context, id string) bool {
 	defer cancel()
 	canceled, err := p.Jobs.CancelRequested(rctx, id)
 	return err == nil && canceled
-}
-
-// finish announces the job's end when this attempt was its last: it succeeded, was canceled, cannot be
-// retried, or used up its retries; not when a retry follows or a shutdown stopped it.
-func (p *ReportProcessor) finish(ctx context.Context, payload ReportPayload, id string, o Outcome, err error, took time.Duration) {
-	retried, _ := asynq.GetRetryCount(ctx)
-	maxRetry, _ := asynq.GetMaxRetry(ctx)
-	switch {
-	case err == nil, errors.Is(err, asynq.SkipRetry):
-	case errors.Is(ctx.Err(), context.Canceled):
-		return // a shutdown: asynq puts the job back in the queue
-	case retried < maxRetry:
-		return // a retry follows
-	}
-	if o == "" {
-		o = OutcomeFailed
-	}
-	p.Metrics.observe(o.Status(), took)
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-	defer cancel()
-	p.Jobs.Finish(fctx, Finished{ID: id, Client: payload.Client, CallbackURL: payload.CallbackURL, Outcome: o})
 }

@@ -21,9 +21,9 @@ import (
 
 var _ Lifecycle = (*fakeSaver)(nil)
 
-// fakeSaver keeps saved reports by job id; err, when set, fails every save (or only the first
-// failures saves, when that is set). It records the jobs announced as finished, and cancels the jobs
-// in canceled.
+// fakeSaver is a Lifecycle that keeps saved reports by job id; err, when set, fails every save (or
+// only the first failures saves, when that is set). It records the jobs announced as finished and the
+// endings of attempts, and cancels the jobs in canceled.
 type fakeSaver struct {
 	mu        sync.Mutex
 	err       error
@@ -32,6 +32,7 @@ type fakeSaver struct {
 	calls     int
 	canceled  map[string]bool
 	announced []string
+	endings   []Ending
 }
 
 func (s *fakeSaver) CancelRequested(_ context.Context, id string) (bool, error) {
@@ -40,24 +41,43 @@ func (s *fakeSaver) CancelRequested(_ context.Context, id string) (bool, error) 
 	return s.canceled[id], nil
 }
 
-func (s *fakeSaver) Finish(_ context.Context, f Finished) {
+// End saves a done job's report (unless the job was canceled, as the real store's script does), and
+// announces a final attempt's job.
+func (s *fakeSaver) End(_ context.Context, e Ending) (Outcome, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.announced = append(s.announced, f.ID)
+	s.endings = append(s.endings, e)
+	outcome := e.Outcome
+	if outcome == OutcomeDone {
+		s.calls++
+		switch {
+		case s.err != nil && (s.failures == 0 || s.calls <= s.failures):
+			return "", s.err
+		case s.canceled[e.ID]:
+			outcome = OutcomeCanceled
+		default:
+			if s.saved == nil {
+				s.saved = map[string][]byte{}
+			}
+			s.saved[e.ID] = append([]byte(nil), e.Report...)
+		}
+	}
+	if e.Final {
+		s.announced = append(s.announced, e.ID)
+	}
+	return outcome, nil
 }
 
-func (s *fakeSaver) SaveReport(_ context.Context, id string, body []byte) error {
+// ending is the last ending recorded of job id.
+func (s *fakeSaver) ending(id string) (Ending, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.calls++
-	if s.err != nil && (s.failures == 0 || s.calls <= s.failures) {
-		return s.err
+	for i := len(s.endings) - 1; i >= 0; i-- {
+		if s.endings[i].ID == id {
+			return s.endings[i], true
+		}
 	}
-	if s.saved == nil {
-		s.saved = map[string][]byte{}
-	}
-	s.saved[id] = append([]byte(nil), body...)
-	return nil
+	return Ending{}, false
 }
 
 func (s *fakeSaver) report(id string) ([]byte, int) {
@@ -240,14 +260,14 @@ func TestReportProcessorDone(t *testing.T) {
 		t.Errorf("by_day dates (-want +got):\n%s", diff)
 	}
 
-	p, err := ParseProgress(info.Result)
-	if err != nil {
-		t.Fatalf("task result is not progress: %v (%q)", err, info.Result)
+	e, ok := saver.ending(id)
+	if !ok || e.Outcome != OutcomeDone || !e.Final {
+		t.Fatalf("recorded ending = %+v, %v; want the job's last attempt done", e, ok)
 	}
-	if p.StartedAt.IsZero() {
+	if e.Progress.StartedAt.IsZero() {
 		t.Error("progress has no started_at")
 	}
-	if diff := cmp.Diff(Progress{Share: 1, DaysDone: 10, DaysTotal: 10, Attempt: 1, Outcome: OutcomeDone}, p, cmpopts.IgnoreFields(Progress{}, "StartedAt")); diff != "" {
+	if diff := cmp.Diff(Progress{Share: 1, DaysDone: 10, DaysTotal: 10, Attempt: 1}, e.Progress, cmpopts.IgnoreFields(Progress{}, "StartedAt")); diff != "" {
 		t.Errorf("final progress (-want +got):\n%s", diff)
 	}
 }
@@ -395,8 +415,8 @@ func TestReportProcessorFailures(t *testing.T) {
 				if info.State != asynq.TaskStateArchived || info.Retried != 0 {
 					t.Errorf("task state = %v after %d retries, want archived after none", info.State, info.Retried)
 				}
-				if p, err := ParseProgress(info.Result); err != nil || p.Outcome != OutcomeUnreadable {
-					t.Errorf("recorded outcome = %+v, %v; want %q", p, err, OutcomeUnreadable)
+				if e, ok := saver.ending(id); !ok || e.Outcome != OutcomeUnreadable || !e.Final {
+					t.Errorf("recorded ending = %+v, %v; want the last attempt %q", e, ok, OutcomeUnreadable)
 				}
 			}
 		})
@@ -408,7 +428,8 @@ func TestReportProcessorFailures(t *testing.T) {
 func TestReportProcessorTimesOut(t *testing.T) {
 	t.Parallel()
 	gate := newGatedLedger(day(2026, 1, 3)) // never released: the job runs until its time limit
-	p := newProcessor(gate, &fakeSaver{})
+	saver := &fakeSaver{}
+	p := newProcessor(gate, saver)
 	w := startWorker(t, p.ProcessTask)
 	id := "6ba7b812-9dad-41d1-80b4-00c04fd430d0"
 	w.enqueue(t, asynq.NewTask(TypeReport, []byte(`{"range":"2026-01-01..2026-01-10"}`), asynq.TaskID(id),
@@ -420,7 +441,7 @@ func TestReportProcessorTimesOut(t *testing.T) {
 	if info.State != asynq.TaskStateArchived {
 		t.Fatalf("task state = %v, want archived", info.State)
 	}
-	if p, err := ParseProgress(info.Result); err != nil || p.Outcome != OutcomeTimedOut || p.DaysDone != 2 {
-		t.Errorf("recorded progress = %+v, %v; want outcome %q after 2 days", p, err, OutcomeTimedOut)
+	if e, ok := saver.ending(id); !ok || e.Outcome != OutcomeTimedOut || e.Progress.DaysDone != 2 || !e.Final {
+		t.Errorf("recorded ending = %+v, %v; want the last attempt %q after 2 days", e, ok, OutcomeTimedOut)
 	}
 }

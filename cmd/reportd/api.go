@@ -39,6 +39,8 @@ type apiServer struct {
 	srv         *http.Server
 	waiters     *jobs.Waiters
 	stopWaiters func()
+	// stopEstimates stops the refresh of the queue counts behind pending jobs' Retry-After.
+	stopEstimates func()
 
 	mu    sync.Mutex
 	fresh map[net.Conn]bool // connections that have not sent a request yet
@@ -130,6 +132,10 @@ func startAPI(ctx context.Context, cfg config, rdb redis.UniversalClient, st *st
 		},
 	}
 	a.srv.ConnState = a.track
+	ectx, stopEstimates := context.WithCancel(ctx)
+	estimates := make(chan struct{})
+	go func() { defer close(estimates); lifecycle.RunEstimates(ectx) }()
+	a.stopEstimates = func() { stopEstimates(); <-estimates }
 	go func() {
 		if err := a.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("serve http: %w", err)
@@ -163,4 +169,4 @@ func (a *apiServer) drain(timeout time.Duration) error {
 }
 
 // close stops what the API runs beside the HTTP server.
-func (a *apiServer) close() { a.stopWaiters() }
+func (a *apiServer) close() { a.stopWaiters(); a.stopEstimates() }

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -68,15 +69,15 @@ func (s *Service) Cancel(ctx context.Context, client, id string) (Job, Ended, er
 	return j, EndedCancelRequested, nil
 }
 
-// cancelPending records the cancel of job j, whose task was just taken out of the queue before it ran,
-// and finishes it.
+// cancelPending records the end of job j, canceled as its task was taken out of the queue before it
+// ran.
 func (s *Service) cancelPending(ctx context.Context, j Job) (Job, error) {
 	c := store.Canceled{CreatedAt: j.CreatedAt, Range: j.Range.String(), CanceledAt: s.now().UTC(),
 		StartedAt: j.Progress.StartedAt, Attempt: j.Progress.Attempt, Progress: j.Progress.Share, CallbackURL: j.CallbackURL, Client: j.Client}
-	if err := s.store.SaveCanceled(ctx, j.ID, c); err != nil {
+	if _, err := s.store.EndJob(ctx, store.End{ID: j.ID, Client: j.Client, Outcome: string(tasks.OutcomeCanceled), Final: true, Canceled: &c}); err != nil {
 		return Job{}, problem.Unavailable(err)
 	}
-	s.finish(ctx, tasks.Finished{ID: j.ID, Client: j.Client, CallbackURL: j.CallbackURL, Outcome: tasks.OutcomeCanceled})
+	s.ended(ctx, j.ID, j.CallbackURL, tasks.OutcomeCanceled)
 	s.log.InfoContext(ctx, "job canceled before it ran", "job", j.ID)
 	return fromCanceled(j.ID, c, s.policy.Retention), nil
 }
@@ -89,7 +90,7 @@ func (s *Service) delete(ctx context.Context, j Job) error {
 			return problem.Unavailable(fmt.Errorf("delete job %s: %w", j.ID, err))
 		}
 	}
-	if err := s.store.DeleteJob(ctx, j.ID); err != nil {
+	if err := s.store.DeleteJob(ctx, j.ID, j.Client); err != nil {
 		return problem.Unavailable(err)
 	}
 	if err := s.store.Unindex(ctx, j.Client, j.ID); err != nil {
@@ -99,30 +100,50 @@ func (s *Service) delete(ctx context.Context, j Job) error {
 	return nil
 }
 
-// Finish records that a job reached a terminal status; the worker calls it after a job's last attempt.
-func (s *Service) Finish(ctx context.Context, f tasks.Finished) { s.finish(ctx, f) }
-
-// finish is the one place a job's end is announced, whoever ends it: whoever waits for the job wakes,
-// it leaves its client's unfinished jobs, and its webhook, if it has one, is scheduled. Each step is
-// best effort: waiters also re-read now and then, and the API recounts a client's jobs at its cap.
-func (s *Service) finish(ctx context.Context, f tasks.Finished) {
-	if err := s.store.PublishFinished(ctx, f.ID); err != nil {
-		s.log.WarnContext(ctx, "finish not announced; waiters will notice on their next look", "job", f.ID, "err", err)
+// End records how an attempt of a job ended, in one round trip (store.EndJob): the attempt's progress
+// and outcome as its task's result and, when it was the job's last, the job's end: a done job's report
+// (unless a cancel came first), the tombstone, the finish event that wakes whoever waits for it, its
+// client's count of unfinished jobs; then its webhook, if it has one. It returns the outcome recorded:
+// OutcomeCanceled for a job done as its cancel arrived.
+func (s *Service) End(ctx context.Context, e tasks.Ending) (tasks.Outcome, error) {
+	result := e.Progress
+	if e.Outcome != tasks.OutcomeDone {
+		result.Outcome = e.Outcome // a completed task says done by itself
 	}
-	if err := s.store.MarkFinished(ctx, f.Client, f.ID); err != nil {
-		s.log.WarnContext(ctx, "job not closed in its client's count; the API recounts when the cap is reached", "job", f.ID, "err", err)
+	b, err := json.Marshal(result)
+	if err != nil {
+		return "", fmt.Errorf("encode progress: %w", err)
 	}
-	if f.CallbackURL == "" || s.webhooks == nil {
-		return
+	recorded, err := s.store.EndJob(ctx, store.End{ID: e.ID, Client: e.Client, Outcome: string(e.Outcome), Final: e.Final, Report: e.Report, TaskResult: b})
+	if err != nil {
+		return "", err
 	}
-	if err := tasks.ScheduleWebhook(ctx, s.queue, f.CallbackURL, webhook.NewEvent(f.ID, f.Outcome.Status(), s.now()), s.policy.Retention); err != nil {
-		s.log.ErrorContext(ctx, "webhook not scheduled", "job", f.ID, "err", err)
+	outcome := tasks.Outcome(recorded)
+	if outcome != e.Outcome {
+		// Done as its cancel arrived: the result written said done. Should this fail, the status read
+		// still finds the cancel marker.
+		result.Outcome = outcome
+		if b, err := json.Marshal(result); err == nil {
+			if _, err := s.store.EndJob(ctx, store.End{ID: e.ID, Client: e.Client, Outcome: recorded, TaskResult: b}); err != nil {
+				s.log.WarnContext(ctx, "the cancel of a finished attempt not recorded in its task", "job", e.ID, "err", err)
+			}
+		}
 	}
+	if e.Final {
+		s.ended(ctx, e.ID, e.CallbackURL, outcome)
+	}
+	return outcome, nil
 }
 
-// SaveReport stores job id's report, unless a cancel came first (an error wrapping store.ErrCanceled).
-func (s *Service) SaveReport(ctx context.Context, id string, body []byte) error {
-	return s.store.SaveReport(ctx, id, body)
+// ended schedules the webhook of a job that ended, if it has one: the one step of a job's end that
+// follows the store's record of it, whoever ended it.
+func (s *Service) ended(ctx context.Context, id, callbackURL string, o tasks.Outcome) {
+	if callbackURL == "" || s.webhooks == nil {
+		return
+	}
+	if err := tasks.ScheduleWebhook(ctx, s.queue, callbackURL, webhook.NewEvent(id, o.Status(), s.now()), s.policy.Retention); err != nil {
+		s.log.ErrorContext(ctx, "webhook not scheduled", "job", id, "err", err)
+	}
 }
 
 // CancelRequested reports whether job id was asked to stop.

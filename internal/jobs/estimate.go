@@ -1,20 +1,19 @@
 package jobs
 
 import (
+	"context"
 	"math"
 	"sync"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/reportd/reportd/internal/problem"
 )
 
 // waitEstimate estimates how long a pending job will wait, from the queue ahead of it and how long jobs
-// have recently taken. One API process shares one waitEstimate; the queue's counts are read at most once a second,
-// so that many clients polling pending jobs cost Redis one extra lookup a second, not one a poll.
+// have recently taken. One API process shares one waitEstimate, whose queue counts are refreshed once a
+// second off the request path, so that many clients polling pending jobs cost Redis nothing more.
 type waitEstimate struct {
 	mu       sync.Mutex
-	readAt   time.Time
 	pending  int
 	active   int
 	avgRun   time.Duration // moving average of recent jobs' run time
@@ -27,7 +26,7 @@ type waitEstimate struct {
 // seenCap bounds the memory of observed jobs.
 const seenCap = 1024
 
-// queueEvery is how stale the queue's counts may be.
+// queueEvery is how often the queue's counts are refreshed.
 const queueEvery = time.Second
 
 // observe records how long finished job id ran, once per job.
@@ -56,24 +55,18 @@ func (p *waitEstimate) observe(id string, run time.Duration) {
 	p.avgRun = (p.avgRun*7 + run) / 8
 }
 
+// setQueue records the queue's counts: jobs waiting and jobs running.
+func (p *waitEstimate) setQueue(pending, active int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.pending, p.active = int(pending), int(active)
+}
+
 // pendingWait estimates, in whole seconds, how long a pending job will wait for a worker: the jobs
 // queued ahead of it (on average half the queue) spread over the workers busy now (all of them, when
-// there is a queue), at the recent run time. With no queue it is the minimum.
-func (p *waitEstimate) pendingWait(now time.Time, read func(string) (*asynq.QueueInfo, error), queue string) int {
-	p.mu.Lock()
-	stale := now.Sub(p.readAt) >= queueEvery
-	if stale {
-		p.readAt = now // claim the read, so concurrent requests use the old counts meanwhile
-	}
-	p.mu.Unlock()
-	if stale {
-		// Outside the lock: a slow Redis must not stall every request that estimates a wait.
-		if qi, err := read(queue); err == nil {
-			p.mu.Lock()
-			p.pending, p.active = qi.Pending, qi.Active
-			p.mu.Unlock()
-		}
-	}
+// there is a queue), at the recent run time. With no queue it is the minimum. It reads no Redis: the
+// queue's counts are refreshed off the request path (Service.RunEstimates).
+func (p *waitEstimate) pendingWait() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.pending <= 1 || !p.observed {
@@ -83,4 +76,26 @@ func (p *waitEstimate) pendingWait(now time.Time, read func(string) (*asynq.Queu
 	ahead := float64(p.pending) / 2
 	secs := math.Ceil(ahead / float64(workers) * p.avgRun.Seconds())
 	return int(min(max(secs, problem.MinRetryAfter), problem.MaxRetryAfter))
+}
+
+// RunEstimates refreshes the queue counts behind pending jobs' Retry-After once a second until ctx is
+// done; an API process runs it. A failed read keeps the last counts.
+func (s *Service) RunEstimates(ctx context.Context) {
+	t := time.NewTicker(queueEvery)
+	defer t.Stop()
+	for {
+		s.refreshEstimate(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// refreshEstimate reads the queue's counts once.
+func (s *Service) refreshEstimate(ctx context.Context) {
+	if pending, active, err := s.store.QueueCounts(ctx); err == nil {
+		s.estimate.setQueue(pending, active)
+	}
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/reportd/reportd/internal/jobs/jobstest"
 	"github.com/reportd/reportd/internal/report"
-	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -40,7 +39,7 @@ func TestRetryAfter(t *testing.T) {
 		{name: "running-clock-skew", v: running(0.5, -5*time.Second), want: 1},
 		{name: "done", v: Job{State: Done, Progress: tasks.Progress{Share: 1}}, want: 1},
 	}
-	srv := New(Deps{Inspector: emptyQueue{}, Now: func() time.Time { return now }})
+	srv := New(Deps{Now: func() time.Time { return now }})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -53,11 +52,6 @@ func TestRetryAfter(t *testing.T) {
 
 func TestPendingWait(t *testing.T) {
 	t.Parallel()
-	queue := func(pending, active int) func(string) (*asynq.QueueInfo, error) {
-		return func(q string) (*asynq.QueueInfo, error) {
-			return &asynq.QueueInfo{Queue: q, Pending: pending, Active: active}, nil
-		}
-	}
 	tests := []struct {
 		name            string
 		pending, active int
@@ -78,24 +72,45 @@ func TestPendingWait(t *testing.T) {
 			for i, r := range tt.runs {
 				p.observe(fmt.Sprint("job-", i), r)
 			}
-			if got := p.pendingWait(testNow, queue(tt.pending, tt.active), store.ReportQueue); got != tt.want {
+			p.setQueue(int64(tt.pending), int64(tt.active))
+			if got := p.pendingWait(); got != tt.want {
 				t.Errorf("pendingWait = %d, want %d", got, tt.want)
 			}
 		})
 	}
 }
 
-func TestPendingWaitReadsQueueAtMostOnceASecond(t *testing.T) {
+// TestPendingWaitReadsNothing: the Retry-After of pending jobs costs the request path no Redis read;
+// the queue's counts are read once a refresh, off it.
+func TestPendingWaitReadsNothing(t *testing.T) {
 	t.Parallel()
-	reads := 0
-	read := func(q string) (*asynq.QueueInfo, error) { reads++; return &asynq.QueueInfo{Queue: q}, nil }
-	p := &waitEstimate{}
-	for i := range 100 {
-		p.pendingWait(testNow.Add(time.Duration(i)*20*time.Millisecond), read, store.ReportQueue) // 2 s of polls
+	counts := &countingQueue{pending: 20, active: 2}
+	s := New(Deps{Store: counts, Now: func() time.Time { return testNow }})
+	s.estimate.observe("job", 3*time.Second)
+	for range 100 {
+		if got := s.retryAfter(Job{State: Pending}); got != 1 {
+			t.Fatalf("retryAfter before any refresh = %d, want 1", got)
+		}
 	}
-	if reads != 2 {
-		t.Errorf("queue read %d times in 2 s of polls, want 2", reads)
+	if counts.reads != 0 {
+		t.Errorf("100 estimates read the queue %d times, want none", counts.reads)
 	}
+	s.refreshEstimate(context.Background())
+	if got := s.retryAfter(Job{State: Pending}); counts.reads != 1 || got != 15 {
+		t.Errorf("after one refresh: %d reads, retryAfter %d; want 1 read and 15 s", counts.reads, got)
+	}
+}
+
+// countingQueue is a Store whose queue holds pending and active jobs, and which counts its reads.
+type countingQueue struct {
+	Store
+	pending, active int64
+	reads           int
+}
+
+func (c *countingQueue) QueueCounts(context.Context) (int64, int64, error) {
+	c.reads++
+	return c.pending, c.active, nil
 }
 
 func TestFromTask(t *testing.T) {
@@ -251,13 +266,6 @@ var (
 // taskInfo is the TaskInfo of job testID over Q1 2026 in state, changed by mods.
 func taskInfo(state asynq.TaskState, mods ...func(*asynq.TaskInfo)) *asynq.TaskInfo {
 	return jobstest.TaskInfo(testID, testCreated, state, testPolicy.MaxRetry, testPolicy.JobTimeout, testPolicy.Retention, mods...)
-}
-
-// emptyQueue is an Inspector of an empty queue.
-type emptyQueue struct{ Inspector }
-
-func (emptyQueue) GetQueueInfo(q string) (*asynq.QueueInfo, error) {
-	return &asynq.QueueInfo{Queue: q}, nil
 }
 
 // markerStore answers whether a job was asked to stop from its set of canceled ids.

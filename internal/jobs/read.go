@@ -153,5 +153,5 @@ func (s *Service) retryAfter(j Job) int {
 	if j.State == Running {
 		return j.runningWait(s.now())
 	}
-	return s.estimate.pendingWait(s.now(), s.inspector.GetQueueInfo, store.ReportQueue)
+	return s.estimate.pendingWait()
 }

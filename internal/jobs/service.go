@@ -29,7 +29,6 @@ type Queue interface {
 // production one.
 type Inspector interface {
 	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
-	GetQueueInfo(queue string) (*asynq.QueueInfo, error)
 	// DeleteTask removes a task that is not active.
 	DeleteTask(queue, id string) error
 }
@@ -38,26 +37,20 @@ type Inspector interface {
 // keys, the clients' indexes and limits, webhook deliveries, and the job events. *store.Store is the
 // production one.
 type Store interface {
-	CreateTombstone(ctx context.Context, id, client string, lifetime time.Duration) error
+	Admit(ctx context.Context, a store.Admission) (store.Verdict, error)
+	MarkEnqueued(ctx context.Context, client, key string, sub store.Submission) error
+	EndJob(ctx context.Context, e store.End) (string, error)
 	Tombstone(ctx context.Context, id string) (client string, ok bool, err error)
-	SaveReport(ctx context.Context, id string, body []byte) error
 	Report(ctx context.Context, id string) ([]byte, error)
 	RequestCancel(ctx context.Context, id string, lifetime time.Duration) error
 	CancelRequested(ctx context.Context, id string) (bool, error)
-	SaveCanceled(ctx context.Context, id string, c store.Canceled) error
 	CanceledJob(ctx context.Context, id string) (store.Canceled, bool, error)
-	DeleteJob(ctx context.Context, id string) error
-	PublishFinished(ctx context.Context, id string) error
+	DeleteJob(ctx context.Context, id, client string) error
 	PublishCancel(ctx context.Context, id string) error
-	ClaimIdempotencyKey(ctx context.Context, client, key string, sub store.Submission, ttl time.Duration) (store.Submission, bool, error)
-	MarkEnqueued(ctx context.Context, client, key string, sub store.Submission) error
-	ReleaseIdempotencyKey(ctx context.Context, client, key string) error
-	IndexJob(ctx context.Context, client, id string, at time.Time, keep time.Duration) error
 	ListJobs(ctx context.Context, client string, after store.IndexedJob, n int) ([]store.IndexedJob, error)
 	Unindex(ctx context.Context, client string, ids ...string) error
 	MarkFinished(ctx context.Context, client, id string) error
-	OpenJobs(ctx context.Context, client string) ([]string, error)
-	AllowSubmit(ctx context.Context, client string, perSecond float64, burst int) (bool, time.Duration, error)
+	QueueCounts(ctx context.Context) (pending, active int64, err error)
 	WebhookDelivery(ctx context.Context, id string) (store.Delivery, bool, error)
 }
 

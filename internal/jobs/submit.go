@@ -62,19 +62,12 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Job, error) {
 		sub.IdempotencyKey = key
 	}
 	id, createdAt := s.newID().String(), s.now()
-	var prior *store.Submission // the key's record, when the key was used before
-	if sub.IdempotencyKey != "" {
-		if prior, err = s.claimKey(ctx, sub, store.Submission{Fingerprint: sub.Fingerprint, JobID: id, CreatedAt: createdAt}); err != nil {
-			return Job{}, err
-		}
-		if prior != nil {
-			id, createdAt = prior.JobID, prior.CreatedAt
-		}
+	prior, err := s.admit(ctx, sub, id, createdAt)
+	if err != nil {
+		return Job{}, err
 	}
-	if prior == nil {
-		if err := s.admit(ctx, sub); err != nil {
-			return Job{}, err
-		}
+	if prior != nil {
+		id, createdAt = prior.JobID, prior.CreatedAt
 	}
 	j, err := s.enqueue(ctx, sub, id, rng, createdAt, prior)
 	if err != nil {
@@ -112,70 +105,50 @@ func (s *Service) checkCallback(ctx context.Context, url string) error {
 	return nil
 }
 
-// claimKey claims the submission's Idempotency-Key for rec. It returns the key's earlier record when
-// the key was used before with the same content, nil when this submission claimed it.
-func (s *Service) claimKey(ctx context.Context, sub Submission, rec store.Submission) (*store.Submission, error) {
-	held, mine, err := s.store.ClaimIdempotencyKey(ctx, sub.Client, sub.IdempotencyKey, rec, s.policy.idempotencyTTL())
-	switch {
-	case err != nil:
-		return nil, problem.Unavailable(err)
-	case mine:
-		return nil, nil
-	case held.Fingerprint != sub.Fingerprint:
-		return nil, problem.Errorf(problem.KindIdempotencyMismatch, "Idempotency-Key %q was first used with a different body (for job %s)", sub.IdempotencyKey, held.JobID)
-	}
-	return &held, nil
-}
-
-// admit checks a new submission against its client's limits: its submit rate, then its number of
-// unfinished jobs. A submission refused here releases its Idempotency-Key: the key must not name a job
-// that never will exist.
-func (s *Service) admit(ctx context.Context, sub Submission) error {
-	err := s.checkLimits(ctx, sub.Client)
-	if err != nil && sub.IdempotencyKey != "" {
-		if rerr := s.store.ReleaseIdempotencyKey(ctx, sub.Client, sub.IdempotencyKey); rerr != nil {
-			return problem.Unavailable(rerr)
-		}
-	}
-	return err
-}
-
-func (s *Service) checkLimits(ctx context.Context, client string) error {
-	l := s.limits
-	if l.SubmitsPerSecond > 0 {
-		ok, wait, err := s.store.AllowSubmit(ctx, client, l.SubmitsPerSecond, max(l.SubmitBurst, 1))
-		if err != nil {
-			return problem.Unavailable(err)
-		}
-		if !ok {
-			return &problem.Error{Kind: problem.KindRateLimited, RetryAfter: int(math.Ceil(wait.Seconds())),
+// admit admits job id, created at, for its client, in one round trip (store.Admit): the submission's
+// Idempotency-Key is claimed, its client's limits are checked, and the job is indexed and counted as
+// unfinished. It returns the key's earlier record, and admits nothing, when the key was used before
+// with the same content.
+func (s *Service) admit(ctx context.Context, sub Submission, id string, createdAt time.Time) (*store.Submission, error) {
+	a := store.Admission{Client: sub.Client, ID: id, At: createdAt, Keep: s.policy.idempotencyTTL(),
+		PerSecond: s.limits.SubmitsPerSecond, Burst: s.limits.SubmitBurst, MaxOpen: s.limits.MaxOpenJobs,
+		Key: sub.IdempotencyKey, KeyTTL: s.policy.idempotencyTTL(),
+		Record: store.Submission{Fingerprint: sub.Fingerprint, JobID: id, CreatedAt: createdAt}}
+	for checked := false; ; checked = true {
+		v, err := s.store.Admit(ctx, a)
+		switch {
+		case err != nil:
+			return nil, problem.Unavailable(err)
+		case v.Admitted:
+			return nil, nil
+		case v.Held != nil && v.Held.Fingerprint != sub.Fingerprint:
+			return nil, problem.Errorf(problem.KindIdempotencyMismatch, "Idempotency-Key %q was first used with a different body (for job %s)", sub.IdempotencyKey, v.Held.JobID)
+		case v.Held != nil:
+			return v.Held, nil
+		case v.Open == nil:
+			return nil, &problem.Error{Kind: problem.KindRateLimited, RetryAfter: int(math.Ceil(v.RetryIn.Seconds())),
 				Detail: "this client submits faster than its limit; retry after Retry-After seconds"}
 		}
-	}
-	if l.MaxOpenJobs > 0 {
-		n, err := s.openJobs(ctx, client)
-		if err != nil {
-			return err
-		}
-		if n >= l.MaxOpenJobs {
-			return &problem.Error{Kind: problem.KindRateLimited, RetryAfter: s.estimate.pendingWait(s.now(), s.inspector.GetQueueInfo, store.ReportQueue),
+		// At the cap: the recorded set can only overcount (a worker that died before closing a job),
+		// so each member is checked once, and the finished or vanished ones are dropped.
+		if checked {
+			return nil, &problem.Error{Kind: problem.KindRateLimited, RetryAfter: s.estimate.pendingWait(),
 				Detail: "this client has as many unfinished jobs as it may; retry when some have finished"}
 		}
+		if open, err := s.recount(ctx, sub.Client, v.Open); err != nil || open >= s.limits.MaxOpenJobs {
+			if err != nil {
+				return nil, err
+			}
+			return nil, &problem.Error{Kind: problem.KindRateLimited, RetryAfter: s.estimate.pendingWait(),
+				Detail: "this client has as many unfinished jobs as it may; retry when some have finished"}
+		}
+		a.PerSecond = 0 // the rate limit was passed already
 	}
-	return nil
 }
 
-// openJobs counts client's unfinished jobs. The recorded set can only overcount (a worker that died
-// before closing a job), so when it reaches the cap each member is checked and the finished or
-// vanished ones are dropped: the check costs at most the cap's worth of reads, and only at the cap.
-func (s *Service) openJobs(ctx context.Context, client string) (int, error) {
-	ids, err := s.store.OpenJobs(ctx, client)
-	if err != nil {
-		return 0, problem.Unavailable(err)
-	}
-	if len(ids) < s.limits.MaxOpenJobs {
-		return len(ids), nil
-	}
+// recount counts which of client's recorded unfinished jobs ids are still unfinished, and drops the
+// others from the record: it costs at most the cap's worth of reads, and only at the cap.
+func (s *Service) recount(ctx context.Context, client string, ids []string) (int, error) {
 	open := 0
 	for _, id := range ids {
 		info, err := s.inspector.GetTaskInfo(store.ReportQueue, id)
@@ -217,12 +190,6 @@ func (s *Service) enqueue(ctx context.Context, sub Submission, id string, rng re
 		return Job{}, err
 	}
 	opts = append(opts, asynq.MaxRetry(s.policy.MaxRetry), asynq.Timeout(s.policy.JobTimeout), asynq.Retention(s.policy.Retention))
-	if err := s.store.CreateTombstone(ctx, id, sub.Client, s.policy.lifetime()); err != nil {
-		return Job{}, problem.Unavailable(err)
-	}
-	if err := s.store.IndexJob(ctx, sub.Client, id, createdAt, s.policy.idempotencyTTL()); err != nil {
-		return Job{}, problem.Unavailable(err)
-	}
 	info, err := s.queue.EnqueueContext(ctx, task, opts...)
 	if errors.Is(err, asynq.ErrTaskIDConflict) {
 		return s.Get(ctx, sub.Client, id) // another submission with the same key enqueued it first

@@ -10,10 +10,6 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// ErrCanceled is returned when a job was canceled: by ReportProcessor's attempt that stops for it, and
-// by SaveReport when the cancel came first. It wraps no asynq error; the processor adds SkipRetry.
-var ErrCanceled = errors.New("job canceled")
-
 // Canceled is the record of a canceled job, kept for the retention period like a finished job's.
 type Canceled struct {
 	CreatedAt  time.Time `json:"created_at"`
@@ -58,18 +54,6 @@ func (s *Store) QueueReachable(ctx context.Context) error {
 	return nil
 }
 
-// SaveCanceled records that job id was canceled, for the retention period.
-func (s *Store) SaveCanceled(ctx context.Context, id string, c Canceled) error {
-	b, err := json.Marshal(c)
-	if err != nil {
-		return fmt.Errorf("encode canceled job %s: %w", id, err)
-	}
-	if err := s.rdb.Set(ctx, canceledKey(id), b, s.retention).Err(); err != nil {
-		return fmt.Errorf("save canceled job %s: %w", id, err)
-	}
-	return nil
-}
-
 // CanceledJob returns the record of canceled job id, and false when there is none.
 func (s *Store) CanceledJob(ctx context.Context, id string) (Canceled, bool, error) {
 	b, err := s.rdb.Get(ctx, canceledKey(id)).Bytes()
@@ -86,12 +70,12 @@ func (s *Store) CanceledJob(ctx context.Context, id string) (Canceled, bool, err
 	return c, true, nil
 }
 
-// DeleteJob deletes everything kept of finished job id but its tombstone, which it restarts so that the id
-// answers 410 Gone for the whole tombstone period.
-func (s *Store) DeleteJob(ctx context.Context, id string) error {
+// DeleteJob deletes everything kept of client's finished job id but its tombstone, which it writes
+// anew so that the id answers 410 Gone for the whole tombstone period.
+func (s *Store) DeleteJob(ctx context.Context, id, client string) error {
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Del(ctx, reportKey(id), canceledKey(id), cancelKey(id), webhookKey(id))
-		p.PExpire(ctx, tombstoneKey(id), s.tombstone+resultSlack)
+		p.Set(ctx, tombstoneKey(id), client, s.tombstone+resultSlack)
 		return nil
 	})
 	if err != nil {

@@ -48,15 +48,15 @@ func TestStoreCancel(t *testing.T) {
 			t.Parallel()
 			id := uuid.NewString()
 			if _, ok, err := s.CanceledJob(ctx, id); err != nil || ok {
-				t.Fatalf("CanceledJob before SaveCanceled = %v, %v; want false, nil", ok, err)
+				t.Fatalf("CanceledJob before the cancel = %v, %v; want false, nil", ok, err)
 			}
 			at := time.Date(2026, 4, 2, 10, 0, 0, 123456789, time.UTC)
 			for _, want := range []Canceled{
 				{CreatedAt: at.Add(-time.Minute), Range: "2026-01-01..2026-03-31", CanceledAt: at},
 				{CreatedAt: at.Add(-time.Minute), Range: "2026-01-01..2026-03-31", CanceledAt: at, StartedAt: at.Add(-30 * time.Second), Attempt: 2, Progress: 0.25},
 			} {
-				if err := s.SaveCanceled(ctx, id, want); err != nil {
-					t.Fatalf("SaveCanceled: %v", err)
+				if got, err := s.EndJob(ctx, End{ID: id, Client: "acme", Outcome: "canceled", Final: true, Canceled: &want}); err != nil || got != "canceled" {
+					t.Fatalf("EndJob canceled = %q, %v", got, err)
 				}
 				got, ok, err := s.CanceledJob(ctx, id)
 				if err != nil || !ok {
@@ -79,15 +79,11 @@ func TestStoreCancel(t *testing.T) {
 			t.Parallel()
 			id := uuid.NewString()
 			const lifetime = 5 * time.Hour
-			if err := s.CreateTombstone(ctx, id, "acme", lifetime); err != nil {
-				t.Fatal(err)
-			}
 			if err := s.RequestCancel(ctx, id, lifetime); err != nil {
 				t.Fatal(err)
 			}
-			err := s.SaveReport(ctx, id, []byte(`{"orders":3}`))
-			if !errors.Is(err, ErrCanceled) {
-				t.Fatalf("SaveReport of a canceled job = %v, want an error wrapping ErrCanceled", err)
+			if got, err := endDone(ctx, s, id, "acme", []byte(`{"orders":3}`)); err != nil || got != "canceled" {
+				t.Fatalf("EndJob done of a canceled job = %q, %v; want it ended canceled", got, err)
 			}
 			if _, err := s.Report(ctx, id); !errors.Is(err, ErrNoReport) {
 				t.Errorf("Report after a refused save = %v, want ErrNoReport", err)
@@ -95,26 +91,23 @@ func TestStoreCancel(t *testing.T) {
 			if n, err := rdb.Exists(ctx, reportKey(id)).Result(); err != nil || n != 0 {
 				t.Errorf("report key exists after a refused save: %d, %v", n, err)
 			}
-			// Nothing stored: the tombstone was not restarted either.
-			checkTTL(t, rdb, tombstoneKey(id), lifetime+testRetention+testTombstone)
+			// The job ended all the same: its id answers 410 once it expires.
+			checkTTL(t, rdb, tombstoneKey(id), testRetention+resultSlack+testTombstone)
 		})
 
 		t.Run("forget", func(t *testing.T) {
 			t.Parallel()
 			id := uuid.NewString()
-			if err := s.CreateTombstone(ctx, id, "acme", 5*time.Hour); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.SaveReport(ctx, id, []byte(`{"orders":3}`)); err != nil {
+			if _, err := endDone(ctx, s, id, "acme", []byte(`{"orders":3}`)); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.RequestCancel(ctx, id, time.Hour); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.SaveCanceled(ctx, id, Canceled{Range: "2026-01-01..2026-01-31", CanceledAt: time.Now()}); err != nil {
+			if err := rdb.Set(ctx, canceledKey(id), `{"range":"2026-01-01..2026-01-31"}`, time.Hour).Err(); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.DeleteJob(ctx, id); err != nil {
+			if err := s.DeleteJob(ctx, id, "acme"); err != nil {
 				t.Fatalf("Forget: %v", err)
 			}
 			if _, err := s.Report(ctx, id); !errors.Is(err, ErrNoReport) {
@@ -131,10 +124,10 @@ func TestStoreCancel(t *testing.T) {
 				t.Errorf("TombstoneExists after Forget = %v, %v; want true, nil", ok, err)
 			}
 			checkTTL(t, rdb, tombstoneKey(id), testTombstone+resultSlack)
-			if err := s.DeleteJob(ctx, id); err != nil {
+			if err := s.DeleteJob(ctx, id, "acme"); err != nil {
 				t.Errorf("a second Forget: %v", err)
 			}
-			if err := s.DeleteJob(ctx, uuid.NewString()); err != nil {
+			if err := s.DeleteJob(ctx, uuid.NewString(), "acme"); err != nil {
 				t.Errorf("Forget of a job never seen: %v", err)
 			}
 		})

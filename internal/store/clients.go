@@ -4,25 +4,9 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 )
-
-// IndexJob adds job id, created at, to its client's index and unfinished set, and drops from the index
-// the entries older than keep (jobs that cannot be readable any more).
-func (s *Store) IndexJob(ctx context.Context, client, id string, at time.Time, keep time.Duration) error {
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.ZAdd(ctx, clientJobsKey(client), redis.Z{Score: float64(at.UnixMicro()), Member: id})
-		p.ZRemRangeByScore(ctx, clientJobsKey(client), "-inf", "("+strconv.FormatInt(at.Add(-keep).UnixMicro(), 10))
-		p.SAdd(ctx, clientOpenKey(client), id)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("index job %s: %w", id, err)
-	}
-	return nil
-}
 
 // IndexedJob is one entry of a client's index.
 type IndexedJob struct {
@@ -91,6 +75,21 @@ func (s *Store) MarkFinished(ctx context.Context, client, id string) error {
 	return nil
 }
 
+// QueueCounts returns how many report jobs wait in asynq's queue and how many run, from the lengths of
+// asynq's lists, in one round trip.
+func (s *Store) QueueCounts(ctx context.Context) (pending, active int64, err error) {
+	var p, a *redis.IntCmd
+	_, err = s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		p = pipe.LLen(ctx, asynqPendingKey(ReportQueue))
+		a = pipe.LLen(ctx, asynqActiveKey(ReportQueue))
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("count the queue: %w", err)
+	}
+	return p.Val(), a.Val(), nil
+}
+
 // OpenJobs returns the ids of client's unfinished jobs, as recorded.
 func (s *Store) OpenJobs(ctx context.Context, client string) ([]string, error) {
 	ids, err := s.rdb.SMembers(ctx, clientOpenKey(client)).Result()
@@ -98,15 +97,4 @@ func (s *Store) OpenJobs(ctx context.Context, client string) ([]string, error) {
 		return nil, fmt.Errorf("read open jobs: %w", err)
 	}
 	return ids, nil
-}
-
-// AllowSubmit takes one submission from client's allowance of perSecond a second with bursts of burst.
-// When it is spent it returns false and how long until the next submission is allowed.
-func (s *Store) AllowSubmit(ctx context.Context, client string, perSecond float64, burst int) (bool, time.Duration, error) {
-	interval := int64(1e6 / perSecond)
-	res, err := rateScript.Run(ctx, s.rdb, []string{clientRateKey(client)}, interval, burst).Int64Slice()
-	if err != nil {
-		return false, 0, fmt.Errorf("rate limit: %w", err)
-	}
-	return res[0] == 1, time.Duration(res[1]) * time.Microsecond, nil
 }

@@ -19,12 +19,12 @@ func TestAllowSubmit(t *testing.T) {
 		ctx := context.Background()
 		allow := func(client string, perSecond float64, burst int) (bool, time.Duration) {
 			t.Helper()
-			ok, wait, err := s.AllowSubmit(ctx, client, perSecond, burst)
+			ok, wait, err := allowOnce(ctx, s, client, perSecond, burst)
 			if err != nil {
-				t.Fatalf("AllowSubmit(%s): %v", client, err)
+				t.Fatalf("Admit(%s): %v", client, err)
 			}
 			if ok && wait != 0 || !ok && wait <= 0 {
-				t.Fatalf("AllowSubmit(%s) = %v with wait %s: an allowed call waits 0, a refused one more", client, ok, wait)
+				t.Fatalf("Admit(%s) = %v with wait %s: an allowed call waits 0, a refused one more", client, ok, wait)
 			}
 			return ok, wait
 		}
@@ -111,11 +111,11 @@ func TestClientIndex(t *testing.T) {
 		ids := []string{"j0", "j1", "j2", "j3", "j4"}
 		// Indexed out of order: the index orders them by creation time.
 		for _, i := range []int{2, 0, 4, 1, 3} {
-			if err := s.IndexJob(ctx, "acme", ids[i], at(i), 24*time.Hour); err != nil {
+			if err := index(ctx, s, "acme", ids[i], at(i), 24*time.Hour); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := s.IndexJob(ctx, "globex", "g0", at(10), 24*time.Hour); err != nil {
+		if err := index(ctx, s, "globex", "g0", at(10), 24*time.Hour); err != nil {
 			t.Fatal(err)
 		}
 		list := func(client string, after IndexedJob, n int) []IndexedJob {
@@ -189,7 +189,7 @@ func TestClientIndex(t *testing.T) {
 		}
 
 		// Indexing a job trims the entries older than keep.
-		if err := s.IndexJob(ctx, "acme", "late", at(0).Add(3*time.Hour), 3*time.Hour-3*time.Minute); err != nil {
+		if err := index(ctx, s, "acme", "late", at(0).Add(3*time.Hour), 3*time.Hour-3*time.Minute); err != nil {
 			t.Fatal(err)
 		}
 		want := []IndexedJob{{ID: "late", Score: at(0).Add(3 * time.Hour).UnixMicro()}, entry(4)}
@@ -198,6 +198,19 @@ func TestClientIndex(t *testing.T) {
 		}
 		if diff := cmp.Diff([]IndexedJob{{ID: "g0", Score: at(10).UnixMicro()}}, list("globex", IndexedJob{}, 10)); diff != "" {
 			t.Errorf("trimming acme's index touched globex's (-want +got):\n%s", diff)
+		}
+
+		// At the cap, a job is refused with the unfinished jobs as recorded, and nothing is indexed.
+		v, err := s.Admit(ctx, Admission{Client: "acme", ID: "capped", At: at(0).Add(4 * time.Hour), Keep: time.Hour, MaxOpen: 3})
+		if err != nil || v.Admitted {
+			t.Fatalf("Admit at the cap = %+v, %v; want refused", v, err)
+		}
+		slices.Sort(v.Open)
+		if diff := cmp.Diff([]string{"j0", "j4", "late"}, v.Open); diff != "" {
+			t.Errorf("unfinished jobs of a refusal at the cap (-want +got):\n%s", diff)
+		}
+		if got := list("acme", IndexedJob{}, 10); slices.ContainsFunc(got, func(j IndexedJob) bool { return j.ID == "capped" }) {
+			t.Errorf("a job refused at the cap was indexed: %v", got)
 		}
 	})
 }

@@ -7,14 +7,6 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// PublishFinished announces that job id reached a terminal status.
-func (s *Store) PublishFinished(ctx context.Context, id string) error {
-	if err := s.rdb.Publish(ctx, eventsChannel, id).Err(); err != nil {
-		return fmt.Errorf("publish finish of job %s: %w", id, err)
-	}
-	return nil
-}
-
 // PublishCancel asks the worker running job id to stop it. The job's cancel marker must be set first:
 // a worker that misses the message (or starts the job later) finds the marker.
 func (s *Store) PublishCancel(ctx context.Context, id string) error {

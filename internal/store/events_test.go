@@ -44,9 +44,15 @@ func TestEvents(t *testing.T) {
 
 		done1, done2, stop := uuid.NewString(), uuid.NewString(), uuid.NewString()
 		for _, publish := range []func() error{
-			func() error { return s.PublishFinished(ctx, done1) },
+			func() error {
+				_, err := s.EndJob(ctx, End{ID: done1, Client: "acme", Outcome: "done", Final: true})
+				return err
+			},
 			func() error { return s.PublishCancel(ctx, stop) },
-			func() error { return s.PublishFinished(ctx, done2) },
+			func() error {
+				_, err := s.EndJob(ctx, End{ID: done2, Client: "acme", Outcome: "failed", Final: true})
+				return err
+			},
 		} {
 			if err := publish(); err != nil {
 				t.Fatalf("publish: %v", err)

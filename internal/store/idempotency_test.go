@@ -35,7 +35,7 @@ func TestClaimIdempotencyKey(t *testing.T) {
 			key := "k-" + uuid.NewString()
 			first, second := submission("fp-1"), submission("fp-2")
 			const ttl = 3 * time.Hour
-			got, mine, err := s.ClaimIdempotencyKey(ctx, "alice", key, first, ttl)
+			got, mine, err := claimKey(ctx, s, "alice", key, first, ttl)
 			if err != nil || !mine {
 				t.Fatalf("first claim = %v, %v; want it won", mine, err)
 			}
@@ -44,7 +44,7 @@ func TestClaimIdempotencyKey(t *testing.T) {
 			}
 			checkTTL(t, rdb, idempotencyKey("alice", key), ttl)
 
-			got, mine, err = s.ClaimIdempotencyKey(ctx, "alice", key, second, ttl)
+			got, mine, err = claimKey(ctx, s, "alice", key, second, ttl)
 			if err != nil || mine {
 				t.Fatalf("second claim = %v, %v; want it lost", mine, err)
 			}
@@ -53,10 +53,10 @@ func TestClaimIdempotencyKey(t *testing.T) {
 			}
 
 			// Keys are per client, and per key.
-			if _, mine, err := s.ClaimIdempotencyKey(ctx, "bob", key, second, ttl); err != nil || !mine {
+			if _, mine, err := claimKey(ctx, s, "bob", key, second, ttl); err != nil || !mine {
 				t.Errorf("another client's claim of the same key = %v, %v; want it won", mine, err)
 			}
-			if _, mine, err := s.ClaimIdempotencyKey(ctx, "alice", key+"x", second, ttl); err != nil || !mine {
+			if _, mine, err := claimKey(ctx, s, "alice", key+"x", second, ttl); err != nil || !mine {
 				t.Errorf("a claim of another key = %v, %v; want it won", mine, err)
 			}
 		})
@@ -78,7 +78,7 @@ func TestClaimIdempotencyKey(t *testing.T) {
 				wg.Go(func() {
 					<-start
 					c := &claims[i]
-					c.got, c.mine, c.err = s.ClaimIdempotencyKey(ctx, "alice", key, c.sub, time.Hour)
+					c.got, c.mine, c.err = claimKey(ctx, s, "alice", key, c.sub, time.Hour)
 				})
 			}
 			close(start)
@@ -105,12 +105,12 @@ func TestClaimIdempotencyKey(t *testing.T) {
 		t.Run("claimable-again-once-expired", func(t *testing.T) {
 			t.Parallel()
 			key := "k-" + uuid.NewString()
-			if _, mine, err := s.ClaimIdempotencyKey(ctx, "alice", key, submission("fp-1"), 100*time.Millisecond); err != nil || !mine {
+			if _, mine, err := claimKey(ctx, s, "alice", key, submission("fp-1"), 100*time.Millisecond); err != nil || !mine {
 				t.Fatalf("first claim = %v, %v", mine, err)
 			}
 			time.Sleep(250 * time.Millisecond)
 			next := submission("fp-2")
-			got, mine, err := s.ClaimIdempotencyKey(ctx, "alice", key, next, time.Hour)
+			got, mine, err := claimKey(ctx, s, "alice", key, next, time.Hour)
 			if err != nil || !mine || got.JobID != next.JobID {
 				t.Errorf("claim after the record expired = %+v, %v, %v; want it won", got, mine, err)
 			}
@@ -119,11 +119,11 @@ func TestClaimIdempotencyKey(t *testing.T) {
 		t.Run("any-key-is-a-safe-redis-key", func(t *testing.T) {
 			t.Parallel()
 			key := "a key: with {braces}, spaces and \x00 bytes " + uuid.NewString()
-			if _, mine, err := s.ClaimIdempotencyKey(ctx, "alice", key, submission("fp"), time.Hour); err != nil || !mine {
+			if _, mine, err := claimKey(ctx, s, "alice", key, submission("fp"), time.Hour); err != nil || !mine {
 				t.Fatalf("claim = %v, %v", mine, err)
 			}
 			name := idempotencyKey("alice", key)
-			if !regexp.MustCompile(`^reportd:idem:alice:[0-9a-f]{64}$`).MatchString(name) {
+			if !regexp.MustCompile(`^reportd:client:\{alice\}:idem:[0-9a-f]{64}$`).MatchString(name) {
 				t.Errorf("Redis key %q is not the client and a hash of the key", name)
 			}
 			if n, err := rdb.Exists(ctx, name).Result(); err != nil || n != 1 {
@@ -137,7 +137,7 @@ func TestClaimIdempotencyKey(t *testing.T) {
 			if err := rdb.Set(ctx, idempotencyKey("alice", key), "{not json", time.Hour).Err(); err != nil {
 				t.Fatal(err)
 			}
-			if _, mine, err := s.ClaimIdempotencyKey(ctx, "alice", key, submission("fp"), time.Hour); err == nil || mine {
+			if _, mine, err := claimKey(ctx, s, "alice", key, submission("fp"), time.Hour); err == nil || mine {
 				t.Errorf("claim over a corrupt record = %v, %v; want an error", mine, err)
 			}
 		})
@@ -150,7 +150,7 @@ func TestClaimIdempotencyKeyUnreachable(t *testing.T) {
 		DialerRetries: 1, DialerRetryTimeout: time.Millisecond})
 	t.Cleanup(func() { _ = rdb.Close() })
 	s := NewStore(rdb, testRetention, testTombstone)
-	if _, mine, err := s.ClaimIdempotencyKey(context.Background(), "alice", "k", submission("fp"), time.Hour); err == nil || mine {
+	if _, mine, err := claimKey(context.Background(), s, "alice", "k", submission("fp"), time.Hour); err == nil || mine {
 		t.Errorf("claim without a Redis = %v, %v; want an error", mine, err)
 	}
 }

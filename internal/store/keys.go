@@ -29,14 +29,24 @@ const (
 	QueueProbeKey = "asynq:{" + ReportQueue + "}:probe"
 )
 
-// tombstoneKey records that a job id was issued, and to which client. Owner: the API's submit, and
-// every step that ends a job's readable life (save, forget). Lifetime: the job's longest possible
-// life, then its retention, then the tombstone period, so that an expired id answers 410 Gone rather
-// than 404 Not Found, which asynq alone cannot tell apart.
+// asynq keys reportd touches itself, by asynq v0.26.0's layout (internal/base): the hash of a task,
+// whose "result" field the worker's end of an attempt writes, in the same round trip as the job's own
+// keys, exactly as asynq's ResultWriter would; and the lists of pending and active tasks, whose lengths
+// the API reads, once a second off the request path, for its Retry-After estimate (asynq's
+// GetQueueInfo would also sample the memory of the queue's keys).
+func asynqTaskKey(queue, id string) string { return "asynq:{" + queue + "}:t:" + id }
+func asynqPendingKey(queue string) string  { return "asynq:{" + queue + "}:pending" }
+func asynqActiveKey(queue string) string   { return "asynq:{" + queue + "}:active" }
+
+// tombstoneKey records that a job id was issued, and to which client, once the job has ended. Owner:
+// whoever ends the job (endScript: the worker's last attempt, the API's cancel of a pending job) and
+// the API's delete. Lifetime: the retention (plus resultSlack) and then the tombstone period from the
+// job's end or deletion, so that an expired id answers 410 Gone rather than 404 Not Found, which asynq
+// alone cannot tell apart. An unfinished job needs none: asynq has its task.
 func tombstoneKey(id string) string { return "reportd:{" + id + "}:tomb" }
 
 // reportKey holds a finished report's JSON, apart from the task's result, which asynq returns whole
-// on every status read, so that a status poll stays one cheap lookup. Owner: the worker's save.
+// on every status read, so that a status poll stays one cheap lookup. Owner: the worker's end (endScript).
 // Lifetime: the retention plus resultSlack.
 func reportKey(id string) string { return "reportd:{" + id + "}:report" }
 
@@ -46,33 +56,34 @@ func reportKey(id string) string { return "reportd:{" + id + "}:report" }
 func cancelKey(id string) string { return "reportd:{" + id + "}:cancel" }
 
 // canceledKey holds the record of a job canceled before it ran (asynq then has no task for it), which
-// shows as canceled for the retention. Owner: the API's cancel. Lifetime: the retention.
+// shows as canceled for the retention. Owner: the API's cancel (endScript). Lifetime: the retention.
 func canceledKey(id string) string { return "reportd:{" + id + "}:canceled" }
 
 // webhookKey is the hash recording a job's latest webhook delivery attempt. Owner: the webhook worker.
 // Lifetime: the retention plus resultSlack.
 func webhookKey(id string) string { return "reportd:{" + id + "}:webhook" }
 
-// idempotencyKey holds the record (a Submission) of a client's Idempotency-Key. The key is hashed, so
-// that any bytes a client sends make a safe, bounded Redis key. Owner: the API's submit. Lifetime: as
-// long as its job can be readable.
+// idempotencyKey holds the record (a Submission) of a client's Idempotency-Key, in the client's slot so
+// that the submit's one script claims it with the client's limits and index. The key is hashed, so
+// that any bytes a client sends make a safe, bounded Redis key. Owner: the API's submit (admitScript).
+// Lifetime: as long as its job can be readable.
 func idempotencyKey(client, key string) string {
 	sum := sha256.Sum256([]byte(key))
-	return "reportd:idem:" + client + ":" + hex.EncodeToString(sum[:])
+	return "reportd:client:{" + client + "}:idem:" + hex.EncodeToString(sum[:])
 }
 
 // clientJobsKey is a client's index of its jobs: a sorted set of job ids scored by creation time in
 // microseconds, for listing newest first without scanning the queue. Owner: the API (submit adds and
-// trims, list and delete drop). Lifetime: no TTL; entries older than a job can be readable are trimmed
+// trims in admitScript, list and delete drop). Lifetime: no TTL; entries older than a job can be readable are trimmed
 // on every submit.
 func clientJobsKey(client string) string { return "reportd:client:{" + client + "}:jobs" }
 
-// clientOpenKey is the set of a client's unfinished jobs, for its cap. Owner: the API adds on submit;
-// whoever finishes the job (the worker, or the API's cancel of a pending job) removes. Lifetime: no TTL;
+// clientOpenKey is the set of a client's unfinished jobs, for its cap. Owner: the API adds on submit
+// (admitScript); whoever ends the job (the worker, or the API's cancel of a pending job) removes. Lifetime: no TTL;
 // the API drops members that are finished or gone when the set reaches the cap.
 func clientOpenKey(client string) string { return "reportd:client:{" + client + "}:open" }
 
-// clientRateKey holds a client's rate limiter state (rateScript). Owner: the API's submit. Lifetime:
+// clientRateKey holds a client's rate limiter state (admitScript). Owner: the API's submit. Lifetime:
 // until the limiter's theoretical arrival time has passed, plus a second.
 func clientRateKey(client string) string { return "reportd:client:{" + client + "}:rate" }
 
@@ -93,28 +104,63 @@ const (
 	cancelChannel = "reportd:cancel"
 )
 
-// saveReportScript stores a report unless a cancel was asked for, in one step, so that a job canceled
-// while it finishes never has a report, and restarts the tombstone. KEYS: reportKey, tombstoneKey,
-// cancelKey (one job, one slot). Run by the worker.
-var saveReportScript = redis.NewScript(`
-if redis.call("EXISTS", KEYS[3]) == 1 then return 0 end
-redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
-redis.call("PEXPIRE", KEYS[2], ARGV[3])
-return 1`)
+// admitScript is a submit's one round trip of reportd's own, in the client's slot. In order: an
+// Idempotency-Key already held answers with its record ({"held", record}); the client's rate limit, a
+// generic cell rate algorithm (GCRA) whose one key holds the theoretical arrival time in microseconds
+// on Redis's clock, so that every API process agrees, refuses with the wait ({"rate", µs}); the cap on
+// unfinished jobs refuses with their ids ({"full", ids...}), for the API to check them and try again
+// without the rate limit; otherwise the key is claimed, the job indexed (trimming entries too old to be
+// readable) and counted as unfinished ({"ok"}).
+// KEYS: clientJobsKey, clientOpenKey, clientRateKey, idempotencyKey (ignored without a key).
+// ARGV: job id, its index score, the oldest score to keep, the rate interval in µs (0: no limit),
+// the burst, the cap (0: none), the key's record ("" without a key), its TTL in ms.
+var admitScript = redis.NewScript(`
+if ARGV[7] ~= "" then
+  local held = redis.call("GET", KEYS[4])
+  if held then return {"held", held} end
+end
+local interval = tonumber(ARGV[4])
+local rate_tat = nil
+if interval > 0 then
+  local t = redis.call("TIME")
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local burst = tonumber(ARGV[5])
+  local tat = tonumber(redis.call("GET", KEYS[3]) or now)
+  if tat < now then tat = now end
+  local allow_at = tat - interval * (burst - 1)
+  if now < allow_at then return {"rate", tostring(allow_at - now)} end
+  local new_tat = tat + interval
+  redis.call("SET", KEYS[3], new_tat, "PX", math.ceil((new_tat - now) / 1000) + 1000)
+end
+local cap = tonumber(ARGV[6])
+if cap > 0 and redis.call("SCARD", KEYS[2]) >= cap then
+  local ids = redis.call("SMEMBERS", KEYS[2])
+  table.insert(ids, 1, "full")
+  return ids
+end
+if ARGV[7] ~= "" then redis.call("SET", KEYS[4], ARGV[7], "PX", ARGV[8]) end
+redis.call("ZADD", KEYS[1], ARGV[2], ARGV[1])
+redis.call("ZREMRANGEBYSCORE", KEYS[1], "-inf", "(" .. ARGV[3])
+redis.call("SADD", KEYS[2], ARGV[1])
+return {"ok"}`)
 
-// rateScript is a generic cell rate algorithm (GCRA) limiter: one key holding the theoretical arrival
-// time, in microseconds; a request is allowed when it is not earlier than that time minus the burst.
-// It returns {allowed, microseconds to wait}. The clock is Redis's, so every API process agrees.
-// KEYS: clientRateKey. Run by the API's submit.
-var rateScript = redis.NewScript(`
-local t = redis.call("TIME")
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local tat = tonumber(redis.call("GET", KEYS[1]) or now)
-if tat < now then tat = now end
-local allow_at = tat - interval * (burst - 1)
-if now < allow_at then return {0, allow_at - now} end
-local new_tat = tat + interval
-redis.call("SET", KEYS[1], new_tat, "PX", math.ceil((new_tat - now) / 1000) + 1000)
-return {1, 0}`)
+// endScript records a job's end in its slot: a done job's report is stored unless a cancel was asked
+// for (then the job ends canceled, and no report is ever stored), a job canceled before it ran gets its
+// record, the tombstone is written, and the end is published on eventsChannel. It returns the outcome
+// recorded. KEYS: reportKey, tombstoneKey, cancelKey, canceledKey (one job, one slot). ARGV: the
+// outcome, the report (done) or the canceled record (canceled before it ran) or "", the owner, the
+// report's and the record's TTL in ms, the tombstone's TTL in ms, eventsChannel, the job id.
+var endScript = redis.NewScript(`
+local outcome = ARGV[1]
+if outcome == "done" then
+  if redis.call("EXISTS", KEYS[3]) == 1 then
+    outcome = "canceled"
+  else
+    redis.call("SET", KEYS[1], ARGV[2], "PX", ARGV[4])
+  end
+elseif outcome == "canceled" and ARGV[2] ~= "" then
+  redis.call("SET", KEYS[4], ARGV[2], "PX", ARGV[4])
+end
+redis.call("SET", KEYS[2], ARGV[3], "PX", ARGV[5])
+redis.call("PUBLISH", ARGV[6], ARGV[7])
+return outcome`)

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -184,6 +183,14 @@ func (r *slotRecorder) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 
 func (r *slotRecorder) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if len(cmds) == 0 || cmds[0].Name() != "multi" {
+			// A plain pipeline is commands sent together, each checked alone (a cluster client sends
+			// each to its slot's node); only a MULTI must stay in one slot.
+			for _, c := range cmds {
+				r.record(c.Name(), []redis.Cmder{c})
+			}
+			return next(ctx, cmds)
+		}
 		names := make([]string, len(cmds))
 		for i, c := range cmds {
 			names[i] = c.Name()
@@ -204,31 +211,36 @@ func exerciseStore(t *testing.T, s *Store, id, client string) {
 		}
 	}
 	now := time.Now()
-	check("AllowSubmit", func() error { _, _, err := s.AllowSubmit(ctx, client, 100, 10); return err }())
 	sub := Submission{Fingerprint: "f", JobID: id, CreatedAt: now}
-	check("ClaimIdempotencyKey", func() error { _, _, err := s.ClaimIdempotencyKey(ctx, client, "key-"+id, sub, time.Minute); return err }())
-	check("ClaimIdempotencyKey again", func() error { _, _, err := s.ClaimIdempotencyKey(ctx, client, "key-"+id, sub, time.Minute); return err }())
+	admit := Admission{Client: client, ID: id, At: now, Keep: time.Hour, PerSecond: 100, Burst: 10, MaxOpen: 10, Key: "key-" + id, Record: sub, KeyTTL: time.Minute}
+	check("Admit", func() error { _, err := s.Admit(ctx, admit); return err }())
+	check("Admit again", func() error { _, err := s.Admit(ctx, admit); return err }())
+	check("Admit at the cap", func() error { a := admit; a.Key, a.MaxOpen = "", 1; _, err := s.Admit(ctx, a); return err }())
 	check("MarkEnqueued", s.MarkEnqueued(ctx, client, "key-"+id, sub))
-	check("CreateTombstone", s.CreateTombstone(ctx, id, client, time.Hour))
-	check("IndexJob", s.IndexJob(ctx, client, id, now, time.Hour))
 	check("ListJobs", func() error { _, err := s.ListJobs(ctx, client, IndexedJob{}, 10); return err }())
-	check("OpenJobs", func() error { _, err := s.OpenJobs(ctx, client); return err }())
 	check("Tombstone", func() error { _, _, err := s.Tombstone(ctx, id); return err }())
 	check("CancelRequested", func() error { _, err := s.CancelRequested(ctx, id); return err }())
-	check("SaveReport", s.SaveReport(ctx, id, []byte(`{}`)))
+	check("QueueCounts", func() error { _, _, err := s.QueueCounts(ctx); return err }())
+	check("EndJob attempt", func() error {
+		_, err := s.EndJob(ctx, End{ID: id, Client: client, Outcome: "failed", TaskResult: []byte(`{}`)})
+		return err
+	}())
+	check("EndJob done", func() error { _, err := endDone(ctx, s, id, client, []byte(`{}`)); return err }())
 	check("Report", func() error { _, err := s.Report(ctx, id); return err }())
 	check("RecordDelivery", s.RecordDelivery(ctx, id, Delivery{Attempts: 1, LastStatus: 200, DeliveredAt: now}))
 	check("WebhookDelivery", func() error { _, _, err := s.WebhookDelivery(ctx, id); return err }())
-	check("JobClosed", s.MarkFinished(ctx, client, id))
+	check("MarkFinished", s.MarkFinished(ctx, client, id))
 	check("RequestCancel", s.RequestCancel(ctx, id, time.Hour))
-	if err := s.SaveReport(ctx, id, []byte(`{}`)); !errors.Is(err, ErrCanceled) {
-		t.Fatalf("SaveReport after RequestCancel = %v, want ErrCanceled", err)
+	if got, err := endDone(ctx, s, id, client, []byte(`{}`)); err != nil || got != "canceled" {
+		t.Fatalf("EndJob done after RequestCancel = %q, %v; want canceled", got, err)
 	}
-	check("SaveCanceled", s.SaveCanceled(ctx, id, Canceled{CanceledAt: now, Client: client}))
+	check("EndJob canceled before it ran", func() error {
+		_, err := s.EndJob(ctx, End{ID: id, Client: client, Outcome: "canceled", Final: true, Canceled: &Canceled{CanceledAt: now, Client: client}})
+		return err
+	}())
 	check("CanceledJob", func() error { _, _, err := s.CanceledJob(ctx, id); return err }())
-	check("PublishFinished", s.PublishFinished(ctx, id))
 	check("PublishCancel", s.PublishCancel(ctx, id))
-	check("Forget", s.DeleteJob(ctx, id))
+	check("DeleteJob", s.DeleteJob(ctx, id, client))
 	check("Unindex", s.Unindex(ctx, client, id, uuid.NewString()))
 }
 
@@ -271,7 +283,7 @@ func TestStoreCommandsStayInOneSlot(t *testing.T) {
 			multi++
 		}
 	}
-	// The recorder saw the multi-key units (the script, Forget, IndexJob, Unindex, RecordDelivery).
+	// The recorder saw the multi-key units (the scripts, DeleteJob, Unindex, RecordDelivery).
 	if multi < 5*len(slotTestClients) {
 		t.Errorf("saw %d units of several keys, want at least %d: is the recorder blind?", multi, 5*len(slotTestClients))
 	}
@@ -307,14 +319,17 @@ func TestSlotsOnCluster(t *testing.T) {
 	}
 	s := NewStore(rdb, testRetention, testTombstone)
 
-	// Pub/sub through the cluster client: classic PUBLISH is broadcast to every node, so the subscription
+	// Pub/sub through the cluster client (the end script publishes): classic PUBLISH is broadcast to every node, so the subscription
 	// may be on any node (go-redis picks the channel's slot's master).
 	for name, ch := range map[string]struct {
 		sub func(context.Context) *Events
 		pub func(context.Context, string) error
 	}{
-		"finished": {s.SubscribeFinished, s.PublishFinished},
-		"cancel":   {s.SubscribeCancels, s.PublishCancel},
+		"finished": {s.SubscribeFinished, func(ctx context.Context, id string) error {
+			_, err := s.EndJob(ctx, End{ID: id, Client: "acme", Outcome: "done", Final: true})
+			return err
+		}},
+		"cancel": {s.SubscribeCancels, s.PublishCancel},
 	} {
 		ev := ch.sub(ctx)
 		recvCtx, cancel := context.WithTimeout(ctx, 5*time.Second)

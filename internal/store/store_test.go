@@ -43,16 +43,15 @@ func TestStore(t *testing.T) {
 				t.Parallel()
 				id := uuid.NewString()
 				if ok, err := tombstoneExists(ctx, s, id); err != nil || ok {
-					t.Fatalf("TombstoneExists before CreateTombstone = %v, %v; want false, nil", ok, err)
+					t.Fatalf("TombstoneExists before the job ended = %v, %v; want false, nil", ok, err)
 				}
-				const lifetime = 5 * time.Hour
-				if err := s.CreateTombstone(ctx, id, "acme", lifetime); err != nil {
-					t.Fatalf("CreateTombstone: %v", err)
+				if _, err := s.EndJob(ctx, End{ID: id, Client: "acme", Outcome: "failed", Final: true}); err != nil {
+					t.Fatalf("EndJob: %v", err)
 				}
-				if ok, err := tombstoneExists(ctx, s, id); err != nil || !ok {
-					t.Fatalf("TombstoneExists after CreateTombstone = %v, %v; want true, nil", ok, err)
+				if owner, ok, err := s.Tombstone(ctx, id); err != nil || !ok || owner != "acme" {
+					t.Fatalf("Tombstone after the job ended = %q, %v, %v; want acme's", owner, ok, err)
 				}
-				checkTTL(t, rdb, tombstoneKey(id), lifetime+testRetention+testTombstone)
+				checkTTL(t, rdb, tombstoneKey(id), testRetention+resultSlack+testTombstone)
 				if ok, err := tombstoneExists(ctx, s, uuid.NewString()); err != nil || ok {
 					t.Errorf("TombstoneExists of another id = %v, %v; want false, nil", ok, err)
 				}
@@ -61,12 +60,9 @@ func TestStore(t *testing.T) {
 			t.Run("report-round-trip", func(t *testing.T) {
 				t.Parallel()
 				id := uuid.NewString()
-				if err := s.CreateTombstone(ctx, id, "acme", 5*time.Hour); err != nil {
-					t.Fatalf("CreateTombstone: %v", err)
-				}
 				body := []byte(`{"id":"` + id + `","orders":3}`)
-				if err := s.SaveReport(ctx, id, body); err != nil {
-					t.Fatalf("SaveReport: %v", err)
+				if got, err := endDone(ctx, s, id, "acme", body); err != nil || got != "done" {
+					t.Fatalf("EndJob done = %q, %v", got, err)
 				}
 				got, err := s.Report(ctx, id)
 				if err != nil {
@@ -76,11 +72,11 @@ func TestStore(t *testing.T) {
 					t.Errorf("Report = %s, want %s", got, body)
 				}
 				checkTTL(t, rdb, reportKey(id), testRetention+resultSlack)
-				// Saving restarts the tombstone: the id answers 410 for the whole tombstone period
-				// after the report expires.
+				// The end writes the tombstone: the id answers 410 for the whole tombstone period after
+				// the report expires.
 				checkTTL(t, rdb, tombstoneKey(id), testRetention+resultSlack+testTombstone)
 				if ok, err := tombstoneExists(ctx, s, id); err != nil || !ok {
-					t.Errorf("TombstoneExists after SaveReport = %v, %v; want true, nil", ok, err)
+					t.Errorf("TombstoneExists after the end = %v, %v; want true, nil", ok, err)
 				}
 			})
 
@@ -88,8 +84,8 @@ func TestStore(t *testing.T) {
 				t.Parallel()
 				id := uuid.NewString()
 				for _, body := range []string{`{"attempt":1}`, `{"attempt":2}`} {
-					if err := s.SaveReport(ctx, id, []byte(body)); err != nil {
-						t.Fatalf("SaveReport: %v", err)
+					if _, err := endDone(ctx, s, id, "acme", []byte(body)); err != nil {
+						t.Fatalf("EndJob: %v", err)
 					}
 				}
 				if got, err := s.Report(ctx, id); err != nil || string(got) != `{"attempt":2}` {
@@ -123,11 +119,8 @@ func TestStoreUnreachable(t *testing.T) {
 	if _, err := tombstoneExists(ctx, s, "x"); err == nil {
 		t.Error("TombstoneExists succeeded without a Redis")
 	}
-	if err := s.CreateTombstone(ctx, "x", "acme", time.Hour); err == nil {
-		t.Error("CreateTombstone succeeded without a Redis")
-	}
-	if err := s.SaveReport(ctx, "x", []byte("{}")); err == nil {
-		t.Error("SaveReport succeeded without a Redis")
+	if _, err := endDone(ctx, s, "x", "acme", []byte("{}")); err == nil {
+		t.Error("EndJob succeeded without a Redis")
 	}
 }
 
