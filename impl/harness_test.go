@@ -298,6 +298,11 @@ type setup struct {
 	// Metrics wraps the API as cmd/reportd does (impl.Metrics and request ids); the series are on
 	// harness.Metrics.
 	Metrics bool
+	// WebhookPolicy, if set, sets jobs.Deps.Webhooks up with this policy rather than Webhooks', and gives
+	// the worker's jobs the queue and the webhooks, so that the jobs it finishes schedule their webhooks.
+	WebhookPolicy *webhook.Policy
+	// WebhookSecret, if set, runs a webhook worker that signs with it (see startDeliveries).
+	WebhookSecret string
 	// WrapTasks, if set, wraps the API's task reader, e.g. to count its reads.
 	WrapTasks func(jobs.Inspector) jobs.Inspector
 }
@@ -347,8 +352,12 @@ func newHarness(tb testing.TB, b redistest.Backend, s setup) *harness {
 	}
 	st := store.NewStore(rdb, p.Retention, p.Tombstone)
 
+	s.Policy = p
 	if s.Worker {
 		startWorker(tb, rdb, st, s, log)
+	}
+	if s.WebhookSecret != "" {
+		startDeliveries(tb, rdb, st, *s.WebhookPolicy, s.WebhookSecret, log)
 	}
 
 	deps := jobs.Deps{
@@ -364,6 +373,9 @@ func newHarness(tb testing.TB, b redistest.Backend, s setup) *harness {
 	}
 	if s.Webhooks {
 		deps.Webhooks = &jobs.Webhooks{Policy: webhook.Policy{AllowInsecure: true, AllowPrivate: true}, Resolver: net.DefaultResolver}
+	}
+	if s.WebhookPolicy != nil {
+		deps.Webhooks = &jobs.Webhooks{Policy: *s.WebhookPolicy, Resolver: net.DefaultResolver}
 	}
 	var reg *prometheus.Registry
 	var metrics *httpapi.Metrics
@@ -430,13 +442,19 @@ func startWorker(tb testing.TB, rdb *redis.Client, st *store.Store, s setup, log
 		if ledger == nil {
 			ledger = report.NewSyntheticLedger(smallRows)
 		}
-		h = &tasks.ReportProcessor{
+		p := &tasks.ReportProcessor{
 			Ledger:        ledger,
 			Jobs:          jobs.New(jobs.Deps{Store: st, Log: log}),
 			ProgressEvery: 20 * time.Millisecond,
 			Now:           time.Now,
 			Log:           log.With("component", "worker"),
 		}
+		if s.WebhookPolicy != nil {
+			p.Jobs = jobs.New(jobs.Deps{Queue: asynq.NewClientFromRedisClient(rdb), Store: st, Policy: s.Policy, Log: log,
+				Webhooks: &jobs.Webhooks{Policy: *s.WebhookPolicy, Resolver: net.DefaultResolver}})
+			p.CancelCheckEvery = 50 * time.Millisecond
+		}
+		h = p
 	}
 	if p, ok := h.(*tasks.ReportProcessor); ok && s.Cancels {
 		runCancels(tb, p, st)
