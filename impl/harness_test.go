@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,6 +39,11 @@ import (
 	"github.com/reportd/reportd/internal/testkit"
 	"github.com/reportd/reportd/internal/webhook"
 	"github.com/reportd/reportd/tasks"
+)
+
+const (
+	problemJSON = "application/problem+json"
+	appJSON     = "application/json"
 )
 
 // contract is openapi.yaml as the server embeds it, with a router that finds each request's operation.
@@ -669,3 +675,57 @@ var (
 	_ report.Ledger = gateLedger{}
 	_ report.Ledger = failingLedger{}
 )
+
+var locationRE = regexp.MustCompile(`^/v1/reports/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$`)
+
+// send is do for goroutines other than the test's: it returns what do would fail the test for.
+func (h *harness) send(req *http.Request) (*response, error) {
+	start := time.Now()
+	res, err := h.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Path, err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: read body: %w", req.Method, req.URL.Path, err)
+	}
+	r := &response{Status: res.StatusCode, Header: res.Header, Body: body, Took: time.Since(start)}
+	if err := h.contract.checkExchange(req, r.Status, r.Header, r.Body); err != nil {
+		return r, fmt.Errorf("%s %s answered %d, breaking the contract:\n%w\nresponse: %s", req.Method, req.URL.Path, r.Status, err, r)
+	}
+	return r, nil
+}
+
+// post submits body (a valid request) with header pairs.
+func (h *harness) post(tb testing.TB, body string, header ...string) *response {
+	tb.Helper()
+	return h.doValid(tb, h.request(tb, http.MethodPost, "/v1/reports", strings.NewReader(body),
+		append([]string{"Content-Type", "application/json"}, header...)...))
+}
+
+// logged counts the server's and worker's log lines about job id with message msg.
+func (h *harness) logged(id, msg string) int {
+	n := 0
+	for line := range strings.Lines(h.Log.String()) {
+		if strings.Contains(line, `msg="`+msg+`"`) && strings.Contains(line, "job="+id) {
+			n++
+		}
+	}
+	return n
+}
+
+// logger is a logger into the harness's log, for parts a test starts itself.
+func (h *harness) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(h.Log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// jobIDOf returns the job id a Location names, failing the test if it names none.
+func jobIDOf(t *testing.T, loc string) string {
+	t.Helper()
+	m := regexp.MustCompile(`^/v1/reports/([0-9a-f-]{36})(/result)?$`).FindStringSubmatch(loc)
+	if m == nil {
+		t.Fatalf("Location %q names no job", loc)
+	}
+	return m[1]
+}
