@@ -25,6 +25,16 @@ type errorWant struct {
 	Allow         string
 }
 
+// errorOf is what r is compared on as an error, but for Allow; a body that is not a problem leaves Type
+// and ProblemStatus empty.
+func errorOf(r *response) errorWant {
+	got := errorWant{Status: r.Status, ContentType: r.mediaType()}
+	var p gen.Problem
+	_ = json.Unmarshal(r.Body, &p)
+	got.Type, got.ProblemStatus = p.Type, p.Status
+	return got
+}
+
 // TestErrorResponses drives every refusal the API makes without a job, on each Redis backend. Each answer
 // is a problem of its own status; a 400's detail starts with the JSON pointer of the offending member,
 // or with "the body" when the whole document is at fault (its pointer, "", would read as nothing).

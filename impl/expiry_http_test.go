@@ -1,7 +1,6 @@
 package impl_test
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"testing"
@@ -22,10 +21,7 @@ func checkGone(t *testing.T, h *harness, id string) {
 	t.Helper()
 	for _, path := range []string{"/v1/reports/" + id, "/v1/reports/" + id + "/result"} {
 		r := h.get(t, path)
-		got := errorWant{Status: r.Status, ContentType: r.mediaType()}
-		var p gen.Problem
-		_ = json.Unmarshal(r.Body, &p)
-		got.Type, got.ProblemStatus = p.Type, p.Status
+		got := errorOf(r)
 		want := errorWant{Status: 410, ContentType: problemJSON, Type: "/problems/job-expired", ProblemStatus: 410}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("GET %s of an expired job (-want +got):\n%s\nbody: %s", path, diff, r.Body)

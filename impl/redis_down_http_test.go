@@ -1,7 +1,6 @@
 package impl_test
 
 import (
-	"encoding/json"
 	"net"
 	"net/http"
 	"runtime"
@@ -29,10 +28,7 @@ func TestRedisUnavailable(t *testing.T) {
 	const within = 2 * time.Second
 	check503 := func(t *testing.T, h *harness, what string, r *response) {
 		t.Helper()
-		got := errorWant{Status: r.Status, ContentType: r.mediaType()}
-		var p gen.Problem
-		_ = json.Unmarshal(r.Body, &p)
-		got.Type, got.ProblemStatus = p.Type, p.Status
+		got := errorOf(r)
 		want := errorWant{Status: 503, ContentType: problemJSON, Type: "/problems/unavailable", ProblemStatus: 503}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("%s with Redis down (-want +got):\n%s\nbody: %s", what, diff, r.Body)
