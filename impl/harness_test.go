@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,6 +39,11 @@ import (
 	"github.com/reportd/reportd/internal/testkit"
 	"github.com/reportd/reportd/internal/webhook"
 	"github.com/reportd/reportd/tasks"
+)
+
+const (
+	problemJSON = "application/problem+json"
+	appJSON     = "application/json"
 )
 
 // contract is openapi.yaml as the server embeds it, with a router that finds each request's operation.
@@ -298,6 +304,11 @@ type setup struct {
 	// Metrics wraps the API as cmd/reportd does (impl.Metrics and request ids); the series are on
 	// harness.Metrics.
 	Metrics bool
+	// WebhookPolicy, if set, sets jobs.Deps.Webhooks up with this policy rather than Webhooks', and gives
+	// the worker's jobs the queue and the webhooks, so that the jobs it finishes schedule their webhooks.
+	WebhookPolicy *webhook.Policy
+	// WebhookSecret, if set, runs a webhook worker that signs with it (see startDeliveries).
+	WebhookSecret string
 	// WrapTasks, if set, wraps the API's task reader, e.g. to count its reads.
 	WrapTasks func(jobs.Inspector) jobs.Inspector
 }
@@ -347,8 +358,12 @@ func newHarness(tb testing.TB, b redistest.Backend, s setup) *harness {
 	}
 	st := store.NewStore(rdb, p.Retention, p.Tombstone)
 
+	s.Policy = p
 	if s.Worker {
 		startWorker(tb, rdb, st, s, log)
+	}
+	if s.WebhookSecret != "" {
+		startDeliveries(tb, rdb, st, *s.WebhookPolicy, s.WebhookSecret, log)
 	}
 
 	deps := jobs.Deps{
@@ -364,6 +379,9 @@ func newHarness(tb testing.TB, b redistest.Backend, s setup) *harness {
 	}
 	if s.Webhooks {
 		deps.Webhooks = &jobs.Webhooks{Policy: webhook.Policy{AllowInsecure: true, AllowPrivate: true}, Resolver: net.DefaultResolver}
+	}
+	if s.WebhookPolicy != nil {
+		deps.Webhooks = &jobs.Webhooks{Policy: *s.WebhookPolicy, Resolver: net.DefaultResolver}
 	}
 	var reg *prometheus.Registry
 	var metrics *httpapi.Metrics
@@ -430,13 +448,19 @@ func startWorker(tb testing.TB, rdb *redis.Client, st *store.Store, s setup, log
 		if ledger == nil {
 			ledger = report.NewSyntheticLedger(smallRows)
 		}
-		h = &tasks.ReportProcessor{
+		p := &tasks.ReportProcessor{
 			Ledger:        ledger,
 			Jobs:          jobs.New(jobs.Deps{Store: st, Log: log}),
 			ProgressEvery: 20 * time.Millisecond,
 			Now:           time.Now,
 			Log:           log.With("component", "worker"),
 		}
+		if s.WebhookPolicy != nil {
+			p.Jobs = jobs.New(jobs.Deps{Queue: asynq.NewClientFromRedisClient(rdb), Store: st, Policy: s.Policy, Log: log,
+				Webhooks: &jobs.Webhooks{Policy: *s.WebhookPolicy, Resolver: net.DefaultResolver}})
+			p.CancelCheckEvery = 50 * time.Millisecond
+		}
+		h = p
 	}
 	if p, ok := h.(*tasks.ReportProcessor); ok && s.Cancels {
 		runCancels(tb, p, st)
@@ -651,3 +675,57 @@ var (
 	_ report.Ledger = gateLedger{}
 	_ report.Ledger = failingLedger{}
 )
+
+var locationRE = regexp.MustCompile(`^/v1/reports/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$`)
+
+// send is do for goroutines other than the test's: it returns what do would fail the test for.
+func (h *harness) send(req *http.Request) (*response, error) {
+	start := time.Now()
+	res, err := h.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Path, err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: read body: %w", req.Method, req.URL.Path, err)
+	}
+	r := &response{Status: res.StatusCode, Header: res.Header, Body: body, Took: time.Since(start)}
+	if err := h.contract.checkExchange(req, r.Status, r.Header, r.Body); err != nil {
+		return r, fmt.Errorf("%s %s answered %d, breaking the contract:\n%w\nresponse: %s", req.Method, req.URL.Path, r.Status, err, r)
+	}
+	return r, nil
+}
+
+// post submits body (a valid request) with header pairs.
+func (h *harness) post(tb testing.TB, body string, header ...string) *response {
+	tb.Helper()
+	return h.doValid(tb, h.request(tb, http.MethodPost, "/v1/reports", strings.NewReader(body),
+		append([]string{"Content-Type", "application/json"}, header...)...))
+}
+
+// logged counts the server's and worker's log lines about job id with message msg.
+func (h *harness) logged(id, msg string) int {
+	n := 0
+	for line := range strings.Lines(h.Log.String()) {
+		if strings.Contains(line, `msg="`+msg+`"`) && strings.Contains(line, "job="+id) {
+			n++
+		}
+	}
+	return n
+}
+
+// logger is a logger into the harness's log, for parts a test starts itself.
+func (h *harness) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(h.Log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// jobIDOf returns the job id a Location names, failing the test if it names none.
+func jobIDOf(t *testing.T, loc string) string {
+	t.Helper()
+	m := regexp.MustCompile(`^/v1/reports/([0-9a-f-]{36})(/result)?$`).FindStringSubmatch(loc)
+	if m == nil {
+		t.Fatalf("Location %q names no job", loc)
+	}
+	return m[1]
+}

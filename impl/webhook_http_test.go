@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -21,13 +20,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/reportd/reportd/gen"
-	"github.com/reportd/reportd/impl"
-	"github.com/reportd/reportd/internal/httpapi"
 	"github.com/reportd/reportd/internal/jobs"
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/internal/store"
-	"github.com/reportd/reportd/internal/testkit"
 	"github.com/reportd/reportd/internal/webhook"
 	"github.com/reportd/reportd/internal/webhook/webhooktest"
 	"github.com/reportd/reportd/tasks"
@@ -58,67 +54,12 @@ type webhookHarness struct {
 // and stops it when the test ends. Every exchange still goes through the harness's contract checks.
 func newWebhookHarness(tb testing.TB, b redistest.Backend, ws webhookSetup) *webhookHarness {
 	tb.Helper()
-	c := mustContract(tb)
-	logs, log := testkit.NewLog(tb, "server and worker log")
-	rdb := redis.NewClient(&redis.Options{Addr: b.Addr})
-	tb.Cleanup(func() { _ = rdb.Close() })
-	p := jobs.Policy{Retention: 24 * time.Hour, JobTimeout: time.Minute, Tombstone: time.Hour, MaxRetry: ws.MaxRetry}
-	st := store.NewStore(rdb, p.Retention, p.Tombstone)
-
 	secret := webhooktest.NewSecret(tb, 32)
-
-	if ws.Worker {
-		ledger := ws.Ledger
-		if ledger == nil {
-			ledger = report.NewSyntheticLedger(smallRows)
-		}
-		startWorker(tb, rdb, st, setup{Handler: &tasks.ReportProcessor{
-			Ledger: ledger,
-			Jobs: jobs.New(jobs.Deps{Queue: asynq.NewClientFromRedisClient(rdb), Store: st, Policy: p, Log: log,
-				Webhooks: &jobs.Webhooks{Policy: ws.Policy, Resolver: net.DefaultResolver}}),
-			ProgressEvery:    20 * time.Millisecond,
-			CancelCheckEvery: 50 * time.Millisecond,
-			Now:              time.Now,
-			Log:              log.With("component", "worker"),
-		}}, log)
-	}
+	s := setup{Policy: jobs.Policy{MaxRetry: ws.MaxRetry}, Worker: ws.Worker, Ledger: ws.Ledger, WebhookPolicy: &ws.Policy}
 	if ws.Deliveries {
-		startDeliveries(tb, rdb, st, ws.Policy, secret, log)
+		s.WebhookSecret = secret
 	}
-
-	deps := jobs.Deps{
-		Queue:     asynq.NewClientFromRedisClient(rdb),
-		Inspector: asynq.NewInspectorFromRedisClient(rdb),
-		Store:     st,
-		Policy:    p,
-		Log:       log,
-		Webhooks: &jobs.Webhooks{
-			Policy:   ws.Policy,
-			Resolver: net.DefaultResolver,
-		},
-	}
-	handler, err := httpapi.New(impl.New(jobs.New(deps)), nil, log, nil)
-	if err != nil {
-		tb.Fatalf("httpapi.New: %v", err)
-	}
-	srv := httptest.NewServer(handler)
-	tb.Cleanup(srv.Close)
-	return &webhookHarness{
-		harness: &harness{
-			URL:       srv.URL,
-			Redis:     rdb,
-			Store:     st,
-			Inspector: asynq.NewInspectorFromRedisClient(rdb),
-			Policy:    p,
-			Log:       logs,
-			contract:  c,
-			client: &http.Client{
-				Timeout:       10 * time.Second,
-				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-			},
-		},
-		Secret: secret,
-	}
+	return &webhookHarness{harness: newHarness(tb, b, s), Secret: secret}
 }
 
 // startDeliveries runs the webhook worker on rdb until the test ends.

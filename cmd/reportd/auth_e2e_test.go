@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/reportd/reportd/gen"
+	"github.com/reportd/reportd/internal/testkit"
 )
 
 // The keys of the end-to-end clients: long, and unlike anything else reportd writes.
@@ -27,33 +27,10 @@ const (
 // and header pairs, and reads the answer whole.
 func doAs(t *testing.T, key, method, url, body string, header ...string) response {
 	t.Helper()
-	var r io.Reader
-	if body != "" {
-		r = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, url, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
 	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
+		header = append([]string{"Authorization", "Bearer " + key}, header...)
 	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	res, err := noRedirects.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return response{status: res.StatusCode, header: res.Header, body: b}
+	return mustTry(t, method, url, body, header...)
 }
 
 // TestAPIKeysE2E runs reportd with two clients' keys, from REPORTD_API_KEYS and from a key file: a
@@ -142,11 +119,11 @@ func TestAPIKeysE2E(t *testing.T) {
 			if metrics.status != http.StatusOK || !bytes.Contains(metrics.body, []byte("reportd_http_requests_total")) {
 				t.Fatalf("GET /metrics = %d", metrics.status)
 			}
-			startLine, ok := in.log.waitFor(0, nil, msgIs("starting"))
+			startLine, ok := in.log.WaitFor(0, nil, testkit.MsgIs("starting"))
 			if !ok {
 				t.Fatalf("no starting line; log:\n%s", in.log)
 			}
-			cfg, _ := startLine["config"].(map[string]any)
+			cfg, _ := startLine.Fields["config"].(map[string]any)
 			if got, _ := json.Marshal(cfg["REPORTD_API_KEYS"]); string(got) != `["acme","globex"]` {
 				t.Errorf("the starting line shows REPORTD_API_KEYS as %s, want the client names [\"acme\",\"globex\"]", got)
 			}
@@ -185,7 +162,7 @@ func TestAPIKeysConfigE2E(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			sink := newLogSink()
+			sink := testkit.NewLogSink()
 			err := run(ctx, nil, env(e2eVars(tt.vars)), sink)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("run = %v, want an error naming %s", err, tt.want)
@@ -206,9 +183,9 @@ func TestAllowOpenE2E(t *testing.T) {
 	t.Run("allow-open", func(t *testing.T) {
 		t.Parallel()
 		in := start(t, nil, e2eVars(map[string]string{"REPORTD_ADDR": "0.0.0.0:0", "REPORTD_ALLOW_OPEN": "true"}))
-		if _, ok := in.log.waitFor(0, nil, func(l map[string]any) bool {
-			msg, _ := l["msg"].(string)
-			return l["level"] == "WARN" && strings.Contains(msg, "no API keys")
+		if _, ok := in.log.WaitFor(0, nil, func(l testkit.LogLine) bool {
+			msg, _ := l.Fields["msg"].(string)
+			return l.Fields["level"] == "WARN" && strings.Contains(msg, "no API keys")
 		}); !ok {
 			t.Errorf("an open API on all interfaces did not warn; log:\n%s", in.log)
 		}

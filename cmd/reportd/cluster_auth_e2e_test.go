@@ -17,6 +17,7 @@ import (
 
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/testkit"
 )
 
 // clusterPassword is the requirepass of the clusters below; no log line may carry it.
@@ -167,8 +168,8 @@ func refusesWithoutPassword(t *testing.T, addrs []string, tc *tls.Config) {
 // password as "xxxxx".
 func checkLoggedCluster(t *testing.T, in *instance, user string, tls bool) {
 	t.Helper()
-	l, _ := in.log.waitFor(0, nil, msgIs("starting"))
-	cfg, _ := l["config"].(map[string]any)
+	l, _ := in.log.WaitFor(0, nil, testkit.MsgIs("starting"))
+	cfg, _ := l.Fields["config"].(map[string]any)
 	if cfg["REDIS_CLUSTER_PASSWORD"] != "xxxxx" || cfg["REDIS_CLUSTER_USERNAME"] != user || cfg["REDIS_CLUSTER_TLS"] != tls {
 		t.Errorf("the starting line logs REDIS_CLUSTER_PASSWORD=%v REDIS_CLUSTER_USERNAME=%v REDIS_CLUSTER_TLS=%v, want xxxxx, %q, %v",
 			cfg["REDIS_CLUSTER_PASSWORD"], cfg["REDIS_CLUSTER_USERNAME"], cfg["REDIS_CLUSTER_TLS"], user, tls)
@@ -182,7 +183,7 @@ func refusesToStart(t *testing.T, vars map[string]string, cause, secret string) 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	sink := newLogSink()
+	sink := testkit.NewLogSink()
 	err := run(ctx, nil, env(vars), sink)
 	switch {
 	case err == nil:
@@ -192,7 +193,7 @@ func refusesToStart(t *testing.T, vars map[string]string, cause, secret string) 
 	case strings.Contains(err.Error(), secret) || strings.Contains(sink.String(), secret):
 		t.Errorf("reportd's error or log has the password: %v\n%s", err, sink)
 	}
-	if _, ok := sink.waitFor(0, nil, msgIs("listening")); ok {
+	if _, ok := sink.WaitFor(0, nil, testkit.MsgIs("listening")); ok {
 		t.Errorf("reportd listened before it refused to start")
 	}
 	t.Logf("reportd refused to start: %v", err)
@@ -232,8 +233,8 @@ func checkUnavailable(t *testing.T, in *instance, cause string) {
 	if res := mustTry(t, http.MethodGet, in.base+"/readyz", ""); res.status != http.StatusServiceUnavailable {
 		t.Errorf("GET /readyz = %s, want 503", res)
 	}
-	if _, ok := in.log.waitFor(5*time.Second, nil, func(l map[string]any) bool {
-		return l["level"] != "INFO" && strings.Contains(fmt.Sprint(l), cause)
+	if _, ok := in.log.WaitFor(5*time.Second, nil, func(l testkit.LogLine) bool {
+		return l.Fields["level"] != "INFO" && strings.Contains(fmt.Sprint(l.Fields), cause)
 	}); !ok {
 		t.Errorf("no warning or error in the log says %q; log:\n%s", cause, in.log)
 	}

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -20,6 +18,7 @@ import (
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/testkit"
 )
 
 // clusterRowsPerDay makes a year-long report take a few seconds (about 1e9 orders a second are
@@ -28,45 +27,6 @@ const clusterRowsPerDay = "10000000"
 
 // yearRange is the range of a report that runs for seconds at clusterRowsPerDay.
 const yearRange = "2025-01-01..2025-12-31"
-
-// try sends a request with headers given as name, value pairs and reads the answer whole. Unlike do,
-// it returns a transport error instead of failing the test, for tests that record what a client meets.
-func try(method, url, body string, headers ...string) (response, error) {
-	var r io.Reader
-	if body != "" {
-		r = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, url, r)
-	if err != nil {
-		return response{}, err
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	res, err := noRedirects.Do(req)
-	if err != nil {
-		return response{}, err
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		return response{}, err
-	}
-	return response{status: res.StatusCode, header: res.Header, body: b}, nil
-}
-
-// mustTry is try that fails t on a transport error.
-func mustTry(t *testing.T, method, url, body string, headers ...string) response {
-	t.Helper()
-	res, err := try(method, url, body, headers...)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	return res
-}
 
 // jobStatus decodes a 200 status answer.
 func jobStatus(t *testing.T, res response) gen.JobStatus {
@@ -121,12 +81,12 @@ func TestClusterE2E(t *testing.T) {
 		in := start(t, nil, e2eVars(map[string]string{
 			"REDIS_CLUSTER_ADDRS": addrs, "REPORTD_ROWS_PER_DAY": clusterRowsPerDay, "REPORTD_ADMIN_TOKEN": token,
 		}))
-		l, _ := in.log.waitFor(0, nil, msgIs("starting"))
-		if cfg, _ := l["config"].(map[string]any); fmt.Sprint(cfg["REDIS_CLUSTER_ADDRS"]) != fmt.Sprint(c.Addrs) {
+		l, _ := in.log.WaitFor(0, nil, testkit.MsgIs("starting"))
+		if cfg, _ := l.Fields["config"].(map[string]any); fmt.Sprint(cfg["REDIS_CLUSTER_ADDRS"]) != fmt.Sprint(c.Addrs) {
 			t.Errorf("the starting line logs REDIS_CLUSTER_ADDRS = %v, want %v", cfg["REDIS_CLUSTER_ADDRS"], c.Addrs)
 		}
-		if _, ok := in.log.waitFor(0, nil, func(l map[string]any) bool {
-			msg, _ := l["msg"].(string)
+		if _, ok := in.log.WaitFor(0, nil, func(l testkit.LogLine) bool {
+			msg, _ := l.Fields["msg"].(string)
 			return strings.Contains(msg, "NOTHING IS DURABLE")
 		}); ok {
 			t.Errorf("reportd on a cluster warns that nothing is durable")
@@ -250,52 +210,24 @@ func TestClusterE2E(t *testing.T) {
 		}))
 		loc := submit(t, in.base, "2026-Q1")
 		id := strings.TrimPrefix(loc, "/v1/reports/")
-		if _, ok := in.log.waitFor(10*time.Second, in.done, func(l map[string]any) bool {
-			return l["msg"] == "report done" && l["job"] == id
-		}); !ok {
+		if _, ok := in.log.WaitFor(10*time.Second, in.done, testkit.JobMsg("report done", id)); !ok {
 			t.Fatalf("job %s not done in 10s; log:\n%s", id, in.log)
 		}
 		finished := time.Now()
-		// The handler logs before asynq marks the task completed, so the job may read as running for a
-		// moment; then it answers 303 until its retention runs out, and 410 after that.
 		seen303 := false
-		for {
-			res := mustTry(t, http.MethodGet, in.base+loc, "")
-			if res.status == http.StatusGone {
-				checkProblem(t, "GET expired status", res, http.StatusGone)
-				break
+		awaitExpired(t, in.base, loc, finished, 4*time.Second, func() {
+			if seen303 {
+				return
 			}
-			if res.status == http.StatusSeeOther && !seen303 {
-				seen303 = true
-				if r := mustTry(t, http.MethodGet, in.base+loc+"/result", ""); r.status != http.StatusOK && r.status != http.StatusGone {
-					t.Errorf("GET result of a done job = %s, want 200 (or 410 once expired)", r)
-				}
+			seen303 = true
+			if r := mustTry(t, http.MethodGet, in.base+loc+"/result", ""); r.status != http.StatusOK && r.status != http.StatusGone {
+				t.Errorf("GET result of a done job = %s, want 200 (or 410 once expired)", r)
 			}
-			if res.status != http.StatusSeeOther && !(res.status == http.StatusOK && bytes.Contains(res.body, []byte(`"status":"running"`))) {
-				t.Fatalf("GET %s of a done job = %s, want running, 303 or 410", loc, res)
-			}
-			if time.Since(finished) > 4*time.Second {
-				t.Fatalf("GET %s still answers 303 %s after it finished, with a retention of 1s", loc, time.Since(finished))
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		})
 		// asynq keeps a task for whole seconds from its completion's second, so a job done late in a second
 		// may expire before a poll sees its 303.
 		t.Logf("303 seen before the 410: %v", seen303)
-		// Once asynq's janitor deleted the task, the tombstone still says 410.
-		inspector := asynq.NewInspectorFromRedisClient(c.Client(t))
-		for {
-			_, err := inspector.GetTaskInfo(store.ReportQueue, id)
-			if errors.Is(err, asynq.ErrTaskNotFound) {
-				break
-			}
-			if time.Since(finished) > 6*time.Second {
-				t.Fatalf("the janitor has not deleted task %s %s after it finished: %v", id, time.Since(finished), err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		checkProblem(t, "GET deleted status", mustTry(t, http.MethodGet, in.base+loc, ""), http.StatusGone)
-		checkProblem(t, "GET deleted result", mustTry(t, http.MethodGet, in.base+loc+"/result", ""), http.StatusGone)
+		awaitDeleted(t, asynq.NewInspectorFromRedisClient(c.Client(t)), in.base, loc, finished, 6*time.Second)
 		t.Logf("410 %s after the job finished", time.Since(finished).Round(time.Millisecond))
 	})
 }
@@ -599,19 +531,17 @@ func failover(t *testing.T, in *instance, kill func(), promoted func() string) {
 	}
 	msgs := map[string]*logged{}
 	var order []string
-	in.log.mu.Lock()
-	defer in.log.mu.Unlock()
-	for _, l := range in.log.lines {
-		lvl, _ := l["level"].(string)
+	for _, l := range in.log.All(func(testkit.LogLine) bool { return true }) {
+		lvl, _ := l.Fields["level"].(string)
 		if lvl != "WARN" && lvl != "ERROR" {
 			continue
 		}
-		m := fmt.Sprintf("%s %v", lvl, l["msg"])
+		m := fmt.Sprintf("%s %v", lvl, l.Fields["msg"])
 		if len(m) > 400 {
 			m = m[:400] + "..."
 		}
 		if msgs[m] == nil {
-			msgs[m] = &logged{first: fmt.Sprintf("%v %v %v", l["job"], l["path"], l["err"])}
+			msgs[m] = &logged{first: fmt.Sprintf("%v %v %v", l.Fields["job"], l.Fields["path"], l.Fields["err"])}
 			order = append(order, m)
 		}
 		msgs[m].n++

@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,87 +24,13 @@ import (
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/testkit"
 )
-
-// logSink collects reportd's JSON log, one object a line, and lets a test wait for a line.
-type logSink struct {
-	mu      sync.Mutex
-	partial []byte
-	lines   []map[string]any
-	raw     bytes.Buffer
-	changed chan struct{} // closed, and replaced, whenever a line arrives
-}
-
-func newLogSink() *logSink { return &logSink{changed: make(chan struct{})} }
-
-func (s *logSink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.raw.Write(p)
-	s.partial = append(s.partial, p...)
-	for {
-		i := bytes.IndexByte(s.partial, '\n')
-		if i < 0 {
-			break
-		}
-		var line map[string]any
-		if err := json.Unmarshal(s.partial[:i], &line); err != nil {
-			line = map[string]any{"unparsed": string(s.partial[:i])}
-		}
-		s.lines = append(s.lines, line)
-		s.partial = s.partial[i+1:]
-	}
-	close(s.changed)
-	s.changed = make(chan struct{})
-	return len(p), nil
-}
-
-func (s *logSink) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.raw.String()
-}
-
-// find returns the first line that match accepts.
-func (s *logSink) find(match func(map[string]any) bool) (map[string]any, bool, <-chan struct{}) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, l := range s.lines {
-		if match(l) {
-			return l, true, nil
-		}
-	}
-	return nil, false, s.changed
-}
-
-// waitFor returns the first line that match accepts, waiting up to timeout for it, or until stop is
-// closed.
-func (s *logSink) waitFor(timeout time.Duration, stop <-chan struct{}, match func(map[string]any) bool) (map[string]any, bool) {
-	deadline := time.After(timeout)
-	for {
-		l, ok, changed := s.find(match)
-		if ok {
-			return l, true
-		}
-		select {
-		case <-changed:
-		case <-stop:
-			l, ok, _ := s.find(match)
-			return l, ok
-		case <-deadline:
-			return nil, false
-		}
-	}
-}
-
-func msgIs(msg string) func(map[string]any) bool {
-	return func(l map[string]any) bool { return l["msg"] == msg }
-}
 
 // instance is one run of reportd in this process.
 type instance struct {
 	base   string // http://host:port, for an instance that serves the API
-	log    *logSink
+	log    *testkit.LogSink
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    error // what run returned, once done is closed
@@ -116,7 +41,7 @@ type instance struct {
 func start(t *testing.T, args []string, vars map[string]string) *instance {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	in := &instance{log: newLogSink(), cancel: cancel, done: make(chan struct{})}
+	in := &instance{log: testkit.NewLogSink(), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(in.done)
 		in.err = run(ctx, args, env(vars), in.log)
@@ -136,7 +61,7 @@ func start(t *testing.T, args []string, vars map[string]string) *instance {
 	if len(args) == 1 && args[0] == "worker" {
 		ready = "report worker running"
 	}
-	l, ok := in.log.waitFor(10*time.Second, in.done, msgIs(ready))
+	l, ok := in.log.WaitFor(10*time.Second, in.done, testkit.MsgIs(ready))
 	if !ok {
 		select {
 		case <-in.done:
@@ -146,7 +71,7 @@ func start(t *testing.T, args []string, vars map[string]string) *instance {
 		}
 	}
 	if ready == "listening" {
-		addr, _ := l["addr"].(string)
+		addr, _ := l.Fields["addr"].(string)
 		if addr == "" || strings.HasSuffix(addr, ":0") {
 			t.Fatalf("listening line has no bound addr: %v", l)
 		}
@@ -182,32 +107,54 @@ type response struct {
 	body   []byte
 }
 
-func do(t *testing.T, method, url, accept, body string) response {
-	t.Helper()
+// try sends a request with headers given as name, value pairs and reads the answer whole. Unlike do,
+// it returns a transport error instead of failing the test, for tests that record what a client meets.
+func try(method, url, body string, headers ...string) (response, error) {
 	var r io.Reader
 	if body != "" {
 		r = strings.NewReader(body)
 	}
 	req, err := http.NewRequest(method, url, r)
 	if err != nil {
-		t.Fatal(err)
+		return response{}, err
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if accept != "" {
-		req.Header.Set("Accept", accept)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
 	}
 	res, err := noRedirects.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
+		return response{}, err
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, url, err)
+		return response{}, err
 	}
-	return response{status: res.StatusCode, header: res.Header, body: b}
+	return response{status: res.StatusCode, header: res.Header, body: b}, nil
+}
+
+// mustTry is try that fails t on a transport error.
+func mustTry(t *testing.T, method, url, body string, headers ...string) response {
+	t.Helper()
+	res, err := try(method, url, body, headers...)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	return res
+}
+
+// do sends a request with an Accept header (none for "") and a JSON body if body is not empty, and reads
+// the answer whole.
+func do(t *testing.T, method, url, accept, body string) response {
+	t.Helper()
+	var header []string
+	if accept != "" {
+		header = []string{"Accept", accept}
+	}
+	return mustTry(t, method, url, body, header...)
 }
 
 func (r response) String() string {
@@ -274,6 +221,51 @@ func awaitDone(t *testing.T, base, loc string) string {
 			t.Fatalf("GET %s = %s, want 200 or 303", loc, res)
 		}
 	}
+}
+
+// awaitExpired polls loc, the status of a job done at finished with a retention of 1s, until it
+// answers 410, failing t unless it does within limit of finished. The handler logs before asynq marks
+// the task completed, so the job may read as running for a moment; then it answers 303 until its
+// retention runs out, and 410 after that. on303, when set, is called on every 303.
+func awaitExpired(t *testing.T, base, loc string, finished time.Time, limit time.Duration, on303 func()) {
+	t.Helper()
+	for {
+		res := mustTry(t, http.MethodGet, base+loc, "")
+		if res.status == http.StatusGone {
+			checkProblem(t, "GET expired status", res, http.StatusGone)
+			return
+		}
+		if res.status == http.StatusSeeOther && on303 != nil {
+			on303()
+		}
+		if res.status != http.StatusSeeOther && !(res.status == http.StatusOK && bytes.Contains(res.body, []byte(`"status":"running"`))) {
+			t.Fatalf("GET %s of a done job = %s, want running, 303 or 410", loc, res)
+		}
+		if time.Since(finished) > limit {
+			t.Fatalf("GET %s still answers 303 %s after the job finished, with a retention of 1s", loc, time.Since(finished))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// awaitDeleted waits until asynq's janitor has deleted the task of the job at loc, failing t unless it
+// does within limit of finished, and checks that the job's status and result still say 410 (from
+// its tombstone).
+func awaitDeleted(t *testing.T, inspector *asynq.Inspector, base, loc string, finished time.Time, limit time.Duration) {
+	t.Helper()
+	id := strings.TrimPrefix(loc, "/v1/reports/")
+	for {
+		_, err := inspector.GetTaskInfo(store.ReportQueue, id)
+		if errors.Is(err, asynq.ErrTaskNotFound) {
+			break
+		}
+		if time.Since(finished) > limit {
+			t.Fatalf("the janitor has not deleted task %s %s after it finished: %v", id, time.Since(finished), err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	checkProblem(t, "GET deleted status", mustTry(t, http.MethodGet, base+loc, ""), http.StatusGone)
+	checkProblem(t, "GET deleted result", mustTry(t, http.MethodGet, base+loc+"/result", ""), http.StatusGone)
 }
 
 // checkProblem fails t unless res is a problem+json of status want.
@@ -350,11 +342,11 @@ func redisAddr(t *testing.T, in *instance, redisURL string) string {
 	if redisURL != "" {
 		return strings.TrimPrefix(redisURL, "redis://")
 	}
-	l, ok := in.log.waitFor(0, nil, func(l map[string]any) bool { return l["level"] == "WARN" && l["addr"] != nil })
+	l, ok := in.log.WaitFor(0, nil, func(l testkit.LogLine) bool { return l.Fields["level"] == "WARN" && l.Fields["addr"] != nil })
 	if !ok {
 		t.Fatalf("no warning names the embedded Redis; log:\n%s", in.log)
 	}
-	return l["addr"].(string)
+	return l.Fields["addr"].(string)
 }
 
 func TestE2E(t *testing.T) {
@@ -366,11 +358,11 @@ func TestE2E(t *testing.T) {
 				t.Parallel()
 				url := b.redisURL(t)
 				in := start(t, nil, e2eVars(map[string]string{"REDIS_URL": url}))
-				warned := func(l map[string]any) bool {
-					msg, _ := l["msg"].(string)
-					return l["level"] == "WARN" && strings.Contains(msg, "NOTHING IS DURABLE")
+				warned := func(l testkit.LogLine) bool {
+					msg, _ := l.Fields["msg"].(string)
+					return l.Fields["level"] == "WARN" && strings.Contains(msg, "NOTHING IS DURABLE")
 				}
-				if _, ok := in.log.waitFor(0, nil, warned); ok != (url == "") {
+				if _, ok := in.log.WaitFor(0, nil, warned); ok != (url == "") {
 					t.Errorf("warned that nothing is durable: %v, want %v; log:\n%s", ok, url == "", in.log)
 				}
 
@@ -389,46 +381,14 @@ func TestE2E(t *testing.T) {
 				}))
 				loc := submit(t, in.base, "2026-Q1")
 				id := strings.TrimPrefix(loc, "/v1/reports/")
-				if _, ok := in.log.waitFor(10*time.Second, in.done, func(l map[string]any) bool {
-					return l["msg"] == "report done" && l["job"] == id
-				}); !ok {
+				if _, ok := in.log.WaitFor(10*time.Second, in.done, testkit.JobMsg("report done", id)); !ok {
 					t.Fatalf("job %s not done in 10s; log:\n%s", id, in.log)
 				}
 				finished := time.Now()
-
-				// The handler logs before asynq marks the task completed, so the job may read as running
-				// for a moment; then it answers 303 until its retention runs out, and 410 after that.
-				for {
-					res := do(t, http.MethodGet, in.base+loc, "", "")
-					if res.status == http.StatusGone {
-						checkProblem(t, "GET expired status", res, http.StatusGone)
-						break
-					}
-					if res.status != http.StatusSeeOther && !(res.status == http.StatusOK && bytes.Contains(res.body, []byte(`"status":"running"`))) {
-						t.Fatalf("GET %s of a done job = %s, want running, 303 or 410", loc, res)
-					}
-					if time.Since(finished) > 3*time.Second {
-						t.Fatalf("GET %s still answers 303 %s after the job finished, with a retention of 1s", loc, time.Since(finished))
-					}
-					time.Sleep(50 * time.Millisecond)
-				}
-
-				// Once asynq's janitor has deleted the task, the tombstone still says 410.
+				awaitExpired(t, in.base, loc, finished, 3*time.Second, nil)
 				rdb := redis.NewClient(&redis.Options{Addr: redisAddr(t, in, url)})
 				defer rdb.Close()
-				inspector := asynq.NewInspectorFromRedisClient(rdb)
-				for {
-					_, err := inspector.GetTaskInfo(store.ReportQueue, id)
-					if errors.Is(err, asynq.ErrTaskNotFound) {
-						break
-					}
-					if time.Since(finished) > 5*time.Second {
-						t.Fatalf("the janitor has not deleted task %s %s after it finished: %v", id, time.Since(finished), err)
-					}
-					time.Sleep(50 * time.Millisecond)
-				}
-				checkProblem(t, "GET deleted status", do(t, http.MethodGet, in.base+loc, "", ""), http.StatusGone)
-				checkProblem(t, "GET deleted result", do(t, http.MethodGet, in.base+loc+"/result", "", ""), http.StatusGone)
+				awaitDeleted(t, asynq.NewInspectorFromRedisClient(rdb), in.base, loc, finished, 5*time.Second)
 			})
 		})
 	}
@@ -441,18 +401,18 @@ func TestE2ESplit(t *testing.T) {
 	url := redistest.StartServer(t).URL
 	worker := start(t, []string{"worker"}, e2eVars(map[string]string{"REDIS_URL": url}))
 	api := start(t, []string{"api"}, e2eVars(map[string]string{"REDIS_URL": url}))
-	if _, ok := worker.log.waitFor(0, nil, msgIs("listening")); ok {
+	if _, ok := worker.log.WaitFor(0, nil, testkit.MsgIs("listening")); ok {
 		t.Error("the worker alone serves HTTP")
 	}
 
 	loc := submit(t, api.base, "2026-Q1")
 	checkReport(t, api.base, loc, awaitDone(t, api.base, loc))
 	id := strings.TrimPrefix(loc, "/v1/reports/")
-	done := func(l map[string]any) bool { return l["msg"] == "report done" && l["job"] == id }
-	if _, ok := worker.log.waitFor(0, nil, done); !ok {
+	done := testkit.JobMsg("report done", id)
+	if _, ok := worker.log.WaitFor(0, nil, done); !ok {
 		t.Errorf("the worker did not log that it did job %s; log:\n%s", id, worker.log)
 	}
-	if _, ok := api.log.waitFor(0, nil, done); ok {
+	if _, ok := api.log.WaitFor(0, nil, done); ok {
 		t.Errorf("the API alone ran job %s", id)
 	}
 }
@@ -489,7 +449,7 @@ func TestRunRefusesBadSetup(t *testing.T) {
 func TestRunDoesNotLogRedisPassword(t *testing.T) {
 	t.Parallel()
 	const password = "50%off"
-	sink := newLogSink()
+	sink := testkit.NewLogSink()
 	err := run(context.Background(), nil, env(map[string]string{"REDIS_URL": "redis://:" + password + "@127.0.0.1:1"}), sink)
 	if err == nil {
 		t.Fatal("run with an unparseable REDIS_URL succeeded")
@@ -534,7 +494,7 @@ func listenFailureChild() {
 		os.Exit(2)
 	}
 	defer ln.Close()
-	sink := newLogSink()
+	sink := testkit.NewLogSink()
 	err = run(context.Background(), nil, env(e2eVars(map[string]string{"REPORTD_ADDR": ln.Addr().String()})), sink)
 	if err == nil || !strings.Contains(err.Error(), "listen") {
 		fmt.Printf("run on an address in use = %v, want a listen error\n", err)
@@ -553,12 +513,12 @@ func TestRunStopsOnCancel(t *testing.T) {
 	const timeout = 2 * time.Second
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sink := newLogSink()
+	sink := testkit.NewLogSink()
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, nil, env(e2eVars(map[string]string{"REPORTD_SHUTDOWN_TIMEOUT": timeout.String()})), sink)
 	}()
-	if _, ok := sink.waitFor(10*time.Second, nil, msgIs("listening")); !ok {
+	if _, ok := sink.WaitFor(10*time.Second, nil, testkit.MsgIs("listening")); !ok {
 		t.Fatalf("reportd did not start; log:\n%s", sink)
 	}
 	cancel()
@@ -574,7 +534,7 @@ func TestRunStopsOnCancel(t *testing.T) {
 	case <-time.After(timeout + 3*time.Second):
 		t.Fatalf("run did not return %s after cancel; log:\n%s", timeout+3*time.Second, sink)
 	}
-	if _, ok := sink.waitFor(0, nil, msgIs("stopped")); !ok {
+	if _, ok := sink.WaitFor(0, nil, testkit.MsgIs("stopped")); !ok {
 		t.Errorf("no stopped line; log:\n%s", sink)
 	}
 }

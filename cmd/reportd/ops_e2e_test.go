@@ -10,6 +10,7 @@ import (
 
 	"github.com/reportd/reportd"
 	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/internal/testkit"
 )
 
 // get sends a GET with optional credentials and reads the answer whole.
@@ -129,8 +130,8 @@ func TestOperatorPages(t *testing.T) {
 	if res.status != http.StatusOK || res.header.Get("X-Request-Id") != "trace-42" {
 		t.Errorf("GET /healthz = %d, X-Request-Id %q; want 200 echoing trace-42", res.status, res.header.Get("X-Request-Id"))
 	}
-	if _, ok, _ := in.log.find(func(l map[string]any) bool {
-		return l["msg"] == "job accepted" && l["request_id"] != nil && l["job"] != nil
+	if _, ok := in.log.Find(func(l testkit.LogLine) bool {
+		return l.Fields["msg"] == "job accepted" && l.Fields["request_id"] != nil && l.Fields["job"] != nil
 	}); !ok {
 		t.Errorf("the job accepted log line has no request_id or job:\n%s", in.log)
 	}
@@ -139,11 +140,11 @@ func TestOperatorPages(t *testing.T) {
 func TestAdminTokenGeneratedWhenUnset(t *testing.T) {
 	t.Parallel()
 	in := start(t, nil, e2eVars(nil))
-	l, ok, _ := in.log.find(func(l map[string]any) bool { return l["admin_token"] != nil })
+	l, ok := in.log.Find(func(l testkit.LogLine) bool { return l.Fields["admin_token"] != nil })
 	if !ok {
 		t.Fatalf("no generated admin token logged:\n%s", in.log)
 	}
-	tok, _ := l["admin_token"].(string)
+	tok, _ := l.Fields["admin_token"].(string)
 	if len(tok) < 20 {
 		t.Fatalf("generated admin token %q is too short", tok)
 	}
@@ -192,12 +193,12 @@ func TestWorkerOpsAddr(t *testing.T) {
 	vars := e2eVars(map[string]string{"REDIS_URL": srv.URL, "REPORTD_ADMIN_TOKEN": token})
 	workerVars := e2eVars(map[string]string{"REDIS_URL": srv.URL, "REPORTD_ADMIN_TOKEN": token, "REPORTD_OPS_ADDR": "127.0.0.1:0"})
 	worker := start(t, []string{"worker"}, workerVars)
-	l, ok := worker.log.waitFor(0, nil, msgIs("ops listening"))
+	l, ok := worker.log.WaitFor(0, nil, testkit.MsgIs("ops listening"))
 	if !ok {
 		t.Fatalf("the worker did not log where its ops address listens; log:\n%s", worker.log)
 	}
-	ops := "http://" + l["addr"].(string)
-	if _, ok := worker.log.waitFor(0, nil, msgIs("listening")); ok {
+	ops := "http://" + l.Fields["addr"].(string)
+	if _, ok := worker.log.WaitFor(0, nil, testkit.MsgIs("listening")); ok {
 		t.Error("the worker alone serves the API")
 	}
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/internal/testkit"
 )
 
 // TestRedisSettingsCheckedAtStart: a Redis that refuses reportd's password stops it from starting,
@@ -38,7 +39,7 @@ func TestRedisSettingsCheckedAtStart(t *testing.T) {
 		addr := down.Addr
 		down.Stop()
 		in := start(t, nil, e2eVars(map[string]string{"REDIS_URL": "redis://" + addr}))
-		if _, ok := in.log.waitFor(0, nil, msgIs("redis does not answer at start; serving 503 until it does")); !ok {
+		if _, ok := in.log.WaitFor(0, nil, testkit.MsgIs("redis does not answer at start; serving 503 until it does")); !ok {
 			t.Errorf("reportd did not say that Redis does not answer; log:\n%s", in.log)
 		}
 		res := mustTry(t, http.MethodPost, in.base+"/v1/reports", `{"range":"2026-01"}`)

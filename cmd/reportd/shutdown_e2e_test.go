@@ -10,6 +10,7 @@ import (
 
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/internal/testkit"
 )
 
 // TestShutdownWithinOneTimeout stops an all-in-one reportd while the API has a request in flight that
@@ -26,14 +27,14 @@ func TestShutdownWithinOneTimeout(t *testing.T) {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sink := newLogSink()
+	sink := testkit.NewLogSink()
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, env(vars), sink) }()
-	l, ok := sink.waitFor(10*time.Second, nil, msgIs("listening"))
+	l, ok := sink.WaitFor(10*time.Second, nil, testkit.MsgIs("listening"))
 	if !ok {
 		t.Fatalf("reportd did not start; log:\n%s", sink)
 	}
-	base := "http://" + l["addr"].(string)
+	base := "http://" + l.Fields["addr"].(string)
 
 	loc := submit(t, base, "2026-Q1")
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {

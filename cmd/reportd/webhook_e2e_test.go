@@ -1,67 +1,36 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
-
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/internal/testkit"
+	"github.com/reportd/reportd/internal/webhook/webhooktest"
 )
-
-// e2eHit is one callback the e2e receiver got.
-type e2eHit struct {
-	webhookID string
-	body      []byte
-	verifyErr error
-}
 
 // TestE2EWebhookSurvivesWorkerRestart: a delivery that failed is retried by whichever worker runs next.
 // The receiver fails the first attempt; the worker that made it stops right away (its retry is due 2 s
 // later); a new worker, started afterwards, delivers the same message.
 func TestE2EWebhookSurvivesWorkerRestart(t *testing.T) {
 	t.Parallel()
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	secret := "whsec_" + base64.StdEncoding.EncodeToString(key)
-	wh, err := standardwebhooks.NewWebhook(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	var (
-		mu   sync.Mutex
-		hits []e2eHit
-	)
+	secret := webhooktest.NewSecret(t, 32)
 	firstHit := make(chan struct{})
-	delivered := make(chan e2eHit, 4)
-	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		h := e2eHit{webhookID: r.Header.Get("webhook-id"), body: body, verifyErr: wh.Verify(body, r.Header)}
-		mu.Lock()
-		hits = append(hits, h)
-		n := len(hits)
-		mu.Unlock()
+	delivered := make(chan webhooktest.Hit, 4)
+	var rc *webhooktest.Receiver
+	rc = webhooktest.NewReceiver(t, secret, func(n int, w http.ResponseWriter, _ *http.Request) {
 		if n == 1 {
 			w.WriteHeader(http.StatusInternalServerError)
 			close(firstHit)
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
-		delivered <- h
-	}))
-	defer rc.Close()
+		delivered <- rc.Hits()[n-1]
+	})
 
 	vars := e2eVars(map[string]string{
 		"REDIS_URL":                      redistest.StartServer(t).URL,
@@ -96,44 +65,36 @@ func TestE2EWebhookSurvivesWorkerRestart(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("the first worker did not stop in 10s; log:\n%s", first.log)
 	}
-	mu.Lock()
-	attemptsBeforeRestart := len(hits)
-	mu.Unlock()
+	attemptsBeforeRestart := rc.Count()
 	if attemptsBeforeRestart != 1 {
 		t.Fatalf("the receiver got %d requests before the first worker stopped, want 1 (the retry came too soon for this test)", attemptsBeforeRestart)
 	}
-	if _, ok := first.log.waitFor(0, nil, func(l map[string]any) bool {
-		return l["msg"] == "webhook delivery refused" && l["job"] == id
-	}); !ok {
+	if _, ok := first.log.WaitFor(0, nil, testkit.JobMsg("webhook delivery refused", id)); !ok {
 		t.Errorf("the first worker did not log the failed attempt; log:\n%s", first.log)
 	}
 
 	second := start(t, []string{"worker"}, vars)
-	var got e2eHit
+	var got webhooktest.Hit
 	select {
 	case got = <-delivered:
 	case <-time.After(15 * time.Second):
 		t.Fatalf("the restarted worker did not deliver in 15s; its log:\n%s", second.log)
 	}
-	mu.Lock()
-	firstAttempt := hits[0]
-	mu.Unlock()
-	if got.webhookID != "msg_"+id || firstAttempt.webhookID != got.webhookID {
-		t.Errorf("webhook-id %q then %q, want msg_%s on both attempts", firstAttempt.webhookID, got.webhookID, id)
+	firstAttempt := rc.Hits()[0]
+	if got.Header.Get("webhook-id") != "msg_"+id || firstAttempt.Header.Get("webhook-id") != got.Header.Get("webhook-id") {
+		t.Errorf("webhook-id %q then %q, want msg_%s on both attempts", firstAttempt.Header.Get("webhook-id"), got.Header.Get("webhook-id"), id)
 	}
-	if string(got.body) != string(firstAttempt.body) {
-		t.Errorf("the retry sent %s, the first attempt %s; want the same body", got.body, firstAttempt.body)
+	if string(got.Body) != string(firstAttempt.Body) {
+		t.Errorf("the retry sent %s, the first attempt %s; want the same body", got.Body, firstAttempt.Body)
 	}
-	if got.verifyErr != nil || firstAttempt.verifyErr != nil {
-		t.Errorf("signatures: first attempt %v, retry %v; want both valid", firstAttempt.verifyErr, got.verifyErr)
+	if got.VerifyErr != nil || firstAttempt.VerifyErr != nil {
+		t.Errorf("signatures: first attempt %v, retry %v; want both valid", firstAttempt.VerifyErr, got.VerifyErr)
 	}
 	var ev gen.WebhookEvent
-	if err := json.Unmarshal(got.body, &ev); err != nil || ev.Type != "report.done" || ev.Data.Id.String() != id {
-		t.Errorf("event %s (%v), want report.done of job %s", got.body, err, id)
+	if err := json.Unmarshal(got.Body, &ev); err != nil || ev.Type != "report.done" || ev.Data.Id.String() != id {
+		t.Errorf("event %s (%v), want report.done of job %s", got.Body, err, id)
 	}
-	if _, ok := second.log.waitFor(5*time.Second, second.done, func(l map[string]any) bool {
-		return l["msg"] == "webhook delivered" && l["job"] == id
-	}); !ok {
+	if _, ok := second.log.WaitFor(5*time.Second, second.done, testkit.JobMsg("webhook delivered", id)); !ok {
 		t.Errorf("the second worker did not log the delivery; log:\n%s", second.log)
 	}
 
@@ -157,9 +118,7 @@ func TestE2EWebhookSurvivesWorkerRestart(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	time.Sleep(500 * time.Millisecond)
-	mu.Lock()
-	defer mu.Unlock()
-	if len(hits) != 2 {
-		t.Errorf("the receiver got %d requests, want 2", len(hits))
+	if n := rc.Count(); n != 2 {
+		t.Errorf("the receiver got %d requests, want 2", n)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/testkit"
 )
 
 // TestWorkerSIGKILLMidJob: a worker killed with SIGKILL in the middle of a job leaves the job active
@@ -37,7 +38,7 @@ func TestWorkerSIGKILLMidJob(t *testing.T) {
 	id := submit(t, c, api.base, rng)
 	submitted := time.Now()
 	polls := startPoller(t, func() string { return api.base }, id, 500*time.Millisecond)
-	if _, ok := w1.log.waitFor(20*time.Second, w1.exited, jobMsg("report started", id)); !ok {
+	if _, ok := w1.log.WaitFor(20*time.Second, w1.exited, testkit.JobMsg("report started", id)); !ok {
 		t.Fatalf("worker-1 did not start job %s in 20s", id)
 	}
 	var before jobStatus
@@ -56,7 +57,7 @@ func TestWorkerSIGKILLMidJob(t *testing.T) {
 	}
 	w1.kill()
 	killed := time.Now()
-	if _, ok := w1.log.waitFor(0, nil, jobMsg("report done", id)); ok {
+	if _, ok := w1.log.WaitFor(0, nil, testkit.JobMsg("report done", id)); ok {
 		t.Fatalf("worker-1 finished job %s before it was killed: make the job longer", id)
 	}
 	t.Logf("worker-1 SIGKILLed %.1fs after the submission, the job %s at %.0f%% of attempt %d",
@@ -89,9 +90,9 @@ func TestWorkerSIGKILLMidJob(t *testing.T) {
 			bad[strconv.Itoa(p.status)]++
 		}
 	}
-	restarted, _ := w2.log.waitFor(0, nil, jobMsg("report started", id))
+	restarted, _ := w2.log.WaitFor(0, nil, testkit.JobMsg("report started", id))
 	t.Logf("timeline from the kill: worker-2 up %+.1fs, job restarted by worker-2 %+.1fs (attempt %v), first 303 %+.1fs",
-		w2.started.Sub(killed).Seconds(), restarted.at.Sub(killed).Seconds(), restarted.fields["attempt"], doneAt.Sub(killed).Seconds())
+		w2.started.Sub(killed).Seconds(), restarted.At.Sub(killed).Seconds(), restarted.Fields["attempt"], doneAt.Sub(killed).Seconds())
 	t.Logf("SIGKILL recovery: %.1fs from the kill to the first 303 (%d polls: %s)", doneAt.Sub(killed).Seconds(), len(record), summarize(record))
 	t.Logf("status transitions: %s", transitions(record, killed))
 	if len(bad) > 0 {
@@ -100,7 +101,7 @@ func TestWorkerSIGKILLMidJob(t *testing.T) {
 	if unanswered > 0 {
 		t.Logf("%d of %d polls got no answer within their 2s timeout (the machine was busy)", unanswered, len(record))
 	}
-	if n := len(w2.log.all(jobMsg("report done", id))); n != 1 {
+	if n := len(w2.log.All(testkit.JobMsg("report done", id))); n != 1 {
 		t.Errorf("worker-2 logged report done for job %s %d times, want once", id, n)
 	}
 	checkResult(t, c, api.base, id, rng, rows)
@@ -236,8 +237,8 @@ func TestRedisRestart(t *testing.T) {
 				checkResult(t, c, sc.rd.base, id, rng, rows)
 			}
 			runs := map[string]int{}
-			for _, l := range sc.rd.log.all(msgIs("report done")) {
-				runs[l.str("job")]++
+			for _, l := range sc.rd.log.All(testkit.MsgIs("report done")) {
+				runs[l.Str("job")]++
 			}
 			var twice []string
 			for _, id := range sc.ids {
@@ -521,11 +522,11 @@ func TestReportdSIGTERMUnderLoad(t *testing.T) {
 			for i, p := range procs {
 				exitsTxt = append(exitsTxt, fmt.Sprintf("%s %s in %dms", p.name, p.exitStatus(), exits[i].Milliseconds()))
 				if p.waitErr != nil {
-					l, _ := p.log.waitFor(0, nil, func(l logLine) bool { _, ok := l.fields["unparsed"]; return ok })
+					l, _ := p.log.WaitFor(0, nil, func(l testkit.LogLine) bool { _, ok := l.Fields["unparsed"]; return ok })
 					t.Errorf("reportd %s after SIGTERM: %v (%s), want exit 0 (a drain that ran out of time for an unused client connection: see TestSIGTERMWithUnusedConnection)",
-						p.name, p.waitErr, l.str("unparsed"))
+						p.name, p.waitErr, l.Str("unparsed"))
 				}
-				if _, ok := p.log.waitFor(0, nil, msgIs("stopped")); !ok {
+				if _, ok := p.log.WaitFor(0, nil, testkit.MsgIs("stopped")); !ok {
 					t.Errorf("reportd %s did not log stopped", p.name)
 				}
 				if exits[i] > 2*shutdown+time.Second {
@@ -677,21 +678,21 @@ func TestTwoAPIsTwoWorkers(t *testing.T) {
 		wg.Wait()
 		end := begin
 		var slowestWake time.Duration
-		doneLine := func(id string) (logLine, bool) {
+		doneLine := func(id string) (testkit.LogLine, bool) {
 			for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 				for _, w := range active {
-					if ls := w.log.all(jobMsg("report done", id)); len(ls) > 0 {
+					if ls := w.log.All(testkit.JobMsg("report done", id)); len(ls) > 0 {
 						return ls[0], true
 					}
 				}
 				if time.Now().After(deadline) {
-					return logLine{}, false
+					return testkit.LogLine{}, false
 				}
 			}
 		}
 		for _, id := range b.ids {
 			if l, ok := doneLine(id); ok {
-				at, _ := time.Parse(time.RFC3339Nano, l.str("time"))
+				at, _ := time.Parse(time.RFC3339Nano, l.Str("time"))
 				end = maxTime(end, at)
 				if t, ok := seen[id]; ok {
 					slowestWake = max(slowestWake, t.Sub(at))
@@ -730,8 +731,8 @@ func TestTwoAPIsTwoWorkers(t *testing.T) {
 	// Exactly once: one report done line per job across every worker, and its report carries its id.
 	runs := map[string][]string{}
 	for _, w := range workers {
-		for _, l := range w.log.all(msgIs("report done")) {
-			runs[l.str("job")] = append(runs[l.str("job")], w.name)
+		for _, l := range w.log.All(testkit.MsgIs("report done")) {
+			runs[l.Str("job")] = append(runs[l.Str("job")], w.name)
 		}
 	}
 	for _, b := range batches {
@@ -782,8 +783,8 @@ func TestRedisBlipAsJobEnds(t *testing.T) {
 	}
 	redis.terminate(t)
 	down := time.Now()
-	if _, ok := rd.log.waitFor(15*time.Second, nil, func(l logLine) bool {
-		return l.str("msg") == "report not saved; trying again" && l.str("job") == id
+	if _, ok := rd.log.WaitFor(15*time.Second, nil, func(l testkit.LogLine) bool {
+		return l.Str("msg") == "report not saved; trying again" && l.Str("job") == id
 	}); !ok {
 		t.Fatalf("job %s did not finish computing while Redis was down, or did not try to save its report again", id)
 	}
@@ -798,7 +799,9 @@ func TestRedisBlipAsJobEnds(t *testing.T) {
 		if last.status == http.StatusSeeOther {
 			t.Logf("job %s done %.1fs after Redis was back", id, last.ended.Sub(up).Seconds())
 			checkResult(t, c, rd.base, id, rng, rows)
-			if _, ok := rd.log.waitFor(0, nil, func(l logLine) bool { return l.str("msg") == "report saved after Redis failed" && l.str("job") == id }); !ok {
+			if _, ok := rd.log.WaitFor(0, nil, func(l testkit.LogLine) bool {
+				return l.Str("msg") == "report saved after Redis failed" && l.Str("job") == id
+			}); !ok {
 				t.Errorf("job %s was done without its attempt saving the report once Redis was back", id)
 			}
 			return
@@ -835,8 +838,8 @@ func TestSIGTERMWithUnusedConnection(t *testing.T) {
 	took := rd.stop(15 * time.Second)
 	t.Logf("SIGTERM with an unused connection open: %s after %dms", rd.exitStatus(), took.Milliseconds())
 	if rd.waitErr != nil || took > time.Second {
-		l, _ := rd.log.waitFor(0, nil, func(l logLine) bool { _, ok := l.fields["unparsed"]; return ok })
+		l, _ := rd.log.WaitFor(0, nil, func(l testkit.LogLine) bool { _, ok := l.Fields["unparsed"]; return ok })
 		t.Errorf("reportd with an unused client connection open took %s to exit after SIGTERM, and exited %s (%s); want exit 0 at once: no request was in flight",
-			took.Round(time.Millisecond), rd.exitStatus(), l.str("unparsed"))
+			took.Round(time.Millisecond), rd.exitStatus(), l.Str("unparsed"))
 	}
 }

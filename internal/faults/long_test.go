@@ -5,13 +5,15 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/reportd/reportd/internal/redistest"
 )
 
 // TestAllInOneSIGKILLMidJob (REPORTD_LONG_TESTS=1): the all-in-one reportd killed mid-job and
 // restarted at once. The job finishes once asynq's recoverer in the new process hands it out again
 // (60-120 s); from the restart on, its status never reads 404 or 410.
 func TestAllInOneSIGKILLMidJob(t *testing.T) {
-	requireLong(t)
+	redistest.Long(t, "takes minutes")
 	t.Parallel()
 	const rng, rows = "2026-Q1", 20_000_000
 	redis := startRedis(t, durableConf...)
@@ -55,7 +57,7 @@ func TestAllInOneSIGKILLMidJob(t *testing.T) {
 // back every accepted job finishes (those whose attempt ended during the outage after asynq's
 // recoverer takes them, up to two minutes later).
 func TestRedisOutageLongerThanLease(t *testing.T) {
-	requireLong(t)
+	redistest.Long(t, "takes minutes")
 	t.Parallel()
 	const rng, rows, n = "2026-Q1", 8_000_000, 6 // about 0.7 s a job on an idle core
 	redis := startRedis(t, durableConf...)

@@ -15,9 +15,6 @@ import (
 // reportdBin is the reportd binary that TestMain builds once for every test.
 var reportdBin string
 
-// longEnv enables the tests that take more than a couple of minutes each.
-const longEnv = "REPORTD_LONG_TESTS"
-
 func TestMain(m *testing.M) { os.Exit(testMain(m)) }
 
 func testMain(m *testing.M) int {
@@ -34,13 +31,6 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	return m.Run()
-}
-
-func requireLong(t *testing.T) {
-	t.Helper()
-	if os.Getenv(longEnv) != "1" {
-		t.Skipf("takes minutes; set %s=1 to run it", longEnv)
-	}
 }
 
 // skipShort skips a test that takes long, why, under go test -short.

@@ -2,7 +2,6 @@ package faults
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -10,112 +9,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/internal/testkit"
 )
-
-// logLine is one JSON line of a reportd log, and when the test read it.
-type logLine struct {
-	at     time.Time
-	fields map[string]any
-}
-
-func (l logLine) str(k string) string { s, _ := l.fields[k].(string); return s }
-
-// logSink collects a process's JSON log and lets a test wait for a line.
-type logSink struct {
-	mu      sync.Mutex
-	partial []byte
-	lines   []logLine
-	raw     bytes.Buffer
-	changed chan struct{} // closed, and replaced, whenever a line arrives
-}
-
-func newLogSink() *logSink { return &logSink{changed: make(chan struct{})} }
-
-func (s *logSink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := time.Now()
-	s.raw.Write(p)
-	s.partial = append(s.partial, p...)
-	for {
-		i := bytes.IndexByte(s.partial, '\n')
-		if i < 0 {
-			break
-		}
-		var f map[string]any
-		if err := json.Unmarshal(s.partial[:i], &f); err != nil {
-			f = map[string]any{"unparsed": string(s.partial[:i])}
-		}
-		s.lines = append(s.lines, logLine{at: now, fields: f})
-		s.partial = s.partial[i+1:]
-	}
-	close(s.changed)
-	s.changed = make(chan struct{})
-	return len(p), nil
-}
-
-// all returns the lines that match accepts.
-func (s *logSink) all(match func(logLine) bool) []logLine {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []logLine
-	for _, l := range s.lines {
-		if match(l) {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-// waitFor returns the first line that match accepts, waiting up to timeout for it, or until stop is
-// closed.
-func (s *logSink) waitFor(timeout time.Duration, stop <-chan struct{}, match func(logLine) bool) (logLine, bool) {
-	deadline := time.After(timeout)
-	for {
-		s.mu.Lock()
-		changed := s.changed
-		for _, l := range s.lines {
-			if match(l) {
-				s.mu.Unlock()
-				return l, true
-			}
-		}
-		s.mu.Unlock()
-		select {
-		case <-changed:
-		case <-stop:
-			stop = nil
-			deadline = time.After(100 * time.Millisecond) // the last lines may still be on their way
-		case <-deadline:
-			return logLine{}, false
-		}
-	}
-}
-
-// tail returns the last n lines of the raw log.
-func (s *logSink) tail(n int) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	lines := strings.Split(strings.TrimRight(s.raw.String(), "\n"), "\n")
-	if len(lines) > n {
-		lines = append([]string{fmt.Sprintf("... (%d lines before)", len(lines)-n)}, lines[len(lines)-n:]...)
-	}
-	return strings.Join(lines, "\n")
-}
-
-func msgIs(msg string) func(logLine) bool {
-	return func(l logLine) bool { return l.str("msg") == msg }
-}
-
-func jobMsg(msg, id string) func(logLine) bool {
-	return func(l logLine) bool { return l.str("msg") == msg && l.str("job") == id }
-}
 
 // proc is one reportd process.
 type proc struct {
@@ -123,7 +23,7 @@ type proc struct {
 	name    string
 	args    []string
 	cmd     *exec.Cmd
-	log     *logSink
+	log     *testkit.LogSink
 	base    string // http://host:port, when it serves the API
 	started time.Time
 	exited  chan struct{}
@@ -161,7 +61,7 @@ func startReportd(t *testing.T, name string, args []string, vars map[string]stri
 	for k, v := range vars {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	p := &proc{t: t, name: name, args: args, cmd: cmd, log: newLogSink(), exited: make(chan struct{})}
+	p := &proc{t: t, name: name, args: args, cmd: cmd, log: testkit.NewLogSink(), exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	// Should the test binary die, its children die with it instead of holding ports and Redis.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -173,19 +73,19 @@ func startReportd(t *testing.T, name string, args []string, vars map[string]stri
 	t.Cleanup(func() {
 		p.stop(15 * time.Second)
 		if t.Failed() {
-			t.Logf("log of %s (%s), whole in %s:\n%s", name, p.exitStatus(), p.saveLog(), p.log.tail(40))
+			t.Logf("log of %s (%s), whole in %s:\n%s", name, p.exitStatus(), p.saveLog(), p.log.Tail(40))
 		}
 	})
 	ready := "listening"
 	if len(args) == 1 && args[0] == "worker" {
 		ready = "report worker running"
 	}
-	l, ok := p.log.waitFor(20*time.Second, p.exited, msgIs(ready))
+	l, ok := p.log.WaitFor(20*time.Second, p.exited, testkit.MsgIs(ready))
 	if !ok {
-		t.Fatalf("reportd %s did not log %q (%s); log:\n%s", name, ready, p.exitStatus(), p.log.tail(80))
+		t.Fatalf("reportd %s did not log %q (%s); log:\n%s", name, ready, p.exitStatus(), p.log.Tail(80))
 	}
 	if ready == "listening" {
-		p.base = "http://" + l.str("addr")
+		p.base = "http://" + l.Str("addr")
 	}
 	return p
 }
@@ -198,9 +98,7 @@ func (p *proc) saveLog() string {
 		return err.Error()
 	}
 	path := filepath.Join(dir, fmt.Sprintf("%s-%d.log", p.name, p.cmd.Process.Pid))
-	p.log.mu.Lock()
-	defer p.log.mu.Unlock()
-	if err := os.WriteFile(path, p.log.raw.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(p.log.String()), 0o644); err != nil {
 		return err.Error()
 	}
 	return path

@@ -1,0 +1,142 @@
+package impl_test
+
+import (
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/google/go-cmp/cmp"
+	"github.com/hibiken/asynq"
+
+	"github.com/reportd/reportd/gen"
+	"github.com/reportd/reportd/internal/jobs"
+	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/internal/store"
+)
+
+// checkGone checks that job id answers 410 on its status and its result.
+func checkGone(t *testing.T, h *harness, id string) {
+	t.Helper()
+	for _, path := range []string{"/v1/reports/" + id, "/v1/reports/" + id + "/result"} {
+		r := h.get(t, path)
+		got := errorOf(r)
+		want := errorWant{Status: 410, ContentType: problemJSON, Type: "/problems/job-expired", ProblemStatus: 410}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("GET %s of an expired job (-want +got):\n%s\nbody: %s", path, diff, r.Body)
+		}
+	}
+}
+
+// TestExpiredJob checks 410 for a done job whose retention passed, two ways: a server clock moved past
+// the retention (the precise boundary, with asynq still holding the task), and asynq's janitor deleting
+// the task for real (then only the tombstone tells 410 from 404).
+func TestExpiredJob(t *testing.T) {
+	t.Parallel()
+	t.Run("expired-by-clock", func(t *testing.T) {
+		t.Parallel()
+		redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
+			clk := &clock{}
+			const retention = time.Hour
+			h := newHarness(t, b, setup{Worker: true, Clock: clk, Policy: jobs.Policy{Retention: retention}})
+			// asynq stores completion times in whole seconds.
+			before := time.Now().Truncate(time.Second)
+			id := h.create(t, "2026-Q1")
+			h.poll(t, id, 20*time.Millisecond, 10*time.Second, is303)
+			after := time.Now()
+
+			clk.Set(before.Add(retention - time.Nanosecond))
+			if r := h.get(t, "/v1/reports/"+id); r.Status != http.StatusSeeOther {
+				t.Errorf("before the retention ran out: %s", r)
+			}
+			if r := h.get(t, "/v1/reports/"+id+"/result"); r.Status != http.StatusOK {
+				t.Errorf("result before the retention ran out: %d", r.Status)
+			}
+			clk.Set(after.Add(retention))
+			checkGone(t, h, id)
+			clk.Reset()
+			if r := h.get(t, "/v1/reports/"+id); r.Status != http.StatusSeeOther {
+				t.Errorf("back on the real clock: %s", r)
+			}
+		})
+	})
+	t.Run("expired-by-janitor", func(t *testing.T) {
+		t.Parallel()
+		redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
+			h := newHarness(t, b, setup{Worker: true, Policy: jobs.Policy{Retention: 2 * time.Second}})
+			id := h.create(t, "2026-02")
+			h.poll(t, id, 10*time.Millisecond, 10*time.Second, is303)
+			h.poll(t, id, 100*time.Millisecond, 10*time.Second, func(r *response) bool { return r.Status == http.StatusGone })
+			// Once the janitor has deleted the task, the tombstone alone answers.
+			waitDeleted(t, h, id)
+			checkGone(t, h, id)
+		})
+	})
+}
+
+// TestTombstoneRunsOut follows ids past the end of their tombstones: 410 for the tombstone period after
+// the retention, then 404. Only miniredis can move its TTL clock forward, so only it runs this.
+func TestTombstoneRunsOut(t *testing.T) {
+	t.Parallel()
+	t.Run("done", func(t *testing.T) {
+		t.Parallel()
+		m := miniredis.RunT(t) // without ClockTTL: TTLs move only with FastForward
+		h := newHarness(t, redistest.Backend{Name: "miniredis", Addr: m.Addr()}, setup{Worker: true, Policy: jobs.Policy{Retention: time.Second}})
+		id := h.create(t, "2026-02")
+		h.poll(t, id, 10*time.Millisecond, 10*time.Second, is303)
+		waitDeleted(t, h, id)
+		checkGone(t, h, id)
+
+		// The harness's store keeps tombstones for an hour after the retention (plus a minute of slack).
+		m.FastForward(time.Hour)
+		checkGone(t, h, id)
+		m.FastForward(2 * time.Minute)
+		checkNotFound(t, h, id)
+	})
+	t.Run("failed", func(t *testing.T) {
+		t.Parallel()
+		m := miniredis.RunT(t)
+		clk := &clock{}
+		h := newHarness(t, redistest.Backend{Name: "miniredis", Addr: m.Addr()}, setup{
+			Worker: true, Clock: clk, Ledger: failingLedger{err: errors.New("no ledger")},
+			Policy: jobs.Policy{MaxRetry: 0, Retention: time.Hour},
+		})
+		id := h.create(t, "2026-02")
+		h.poll(t, id, 20*time.Millisecond, 10*time.Second, hasState(t, gen.Failed))
+
+		// Sixty days on, every tombstone this harness writes has run out (in production, with a 30-day
+		// tombstone period, too), while asynq keeps archived tasks for 90 days.
+		const later = 60 * 24 * time.Hour
+		clk.Set(time.Now().Add(later))
+		m.FastForward(later)
+		checkNotFound(t, h, id)
+	})
+}
+
+// waitDeleted waits for asynq's janitor to delete job id's task.
+func waitDeleted(t *testing.T, h *harness, id string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := h.Inspector.GetTaskInfo(store.ReportQueue, id)
+		if errors.Is(err, asynq.ErrTaskNotFound) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the janitor did not delete the task of job %s: %v", id, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// checkNotFound checks that job id answers 404 on its status and its result.
+func checkNotFound(t *testing.T, h *harness, id string) {
+	t.Helper()
+	for _, path := range []string{"/v1/reports/" + id, "/v1/reports/" + id + "/result"} {
+		r := h.get(t, path)
+		if p := r.problem(t); r.Status != http.StatusNotFound || p.Type != "/problems/job-not-found" {
+			t.Errorf("GET %s after the tombstone ran out: %s, want 404 job-not-found", path, r)
+		}
+	}
+}
