@@ -26,14 +26,15 @@ const maxBody = 32 << 20
 
 // Client talks to one reportd service. It is safe for concurrent use.
 type Client struct {
-	base      *url.URL
-	api       *gen.ClientWithResponses
-	http      *http.Client
-	userAgent string
-	apiKey    string
-	maxHold   time.Duration                                    // the longest hold Wait asks for
-	now       func() time.Time                                 // reads the HTTP-dates of Retry-After
-	sleep     func(ctx context.Context, d time.Duration) error // waits between polls; tests replace both
+	base        *url.URL
+	api         *gen.ClientWithResponses
+	http        *http.Client
+	userAgent   string
+	apiKey      string
+	maxHold     time.Duration                                    // the longest hold Wait asks for
+	maxRateWait time.Duration                                    // the longest Create waits out 429s
+	now         func() time.Time                                 // reads the HTTP-dates of Retry-After
+	sleep       func(ctx context.Context, d time.Duration) error // waits between polls; tests replace both
 }
 
 // Option configures a Client made by New.
@@ -56,8 +57,8 @@ func WithUserAgent(ua string) Option {
 	return func(c *Client) { c.userAgent = ua }
 }
 
-// WithAPIKey sends "Authorization: Bearer key" with every request. reportd's API is open today and
-// ignores the header; the option lets callers send a key before the service starts asking for one.
+// WithAPIKey sends "Authorization: Bearer key" with every request: the key of one of the clients the
+// service knows (REPORTD_API_KEYS). A service that runs open, with no keys, ignores it.
 func WithAPIKey(key string) Option {
 	return func(c *Client) { c.apiKey = key }
 }
@@ -69,6 +70,16 @@ func WithAPIKey(key string) Option {
 func WithMaxHold(d time.Duration) Option {
 	return func(c *Client) { c.maxHold = max(d, 0) }
 }
+
+// WithMaxRateLimitWait bounds how long, in all, Create waits out a service that refuses a submission
+// with 429 Too Many Requests before it submits it again (a minute by default). Zero makes Create
+// return the first 429.
+func WithMaxRateLimitWait(d time.Duration) Option {
+	return func(c *Client) { c.maxRateWait = max(d, 0) }
+}
+
+// defaultMaxRateWait is how long Create waits out 429s by default.
+const defaultMaxRateWait = time.Minute
 
 // New returns a Client of the reportd service at baseURL (such as "http://localhost:8080").
 func New(baseURL string, opts ...Option) (*Client, error) {
@@ -82,7 +93,8 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if !strings.HasSuffix(u.Path, "/") {
 		u.Path += "/"
 	}
-	c := &Client{base: u, userAgent: DefaultUserAgent, maxHold: maxHold, now: time.Now, sleep: sleep, http: defaultHTTPClient()}
+	c := &Client{base: u, userAgent: DefaultUserAgent, maxHold: maxHold, maxRateWait: defaultMaxRateWait,
+		now: time.Now, sleep: sleep, http: defaultHTTPClient()}
 	for _, o := range opts {
 		o(c)
 	}

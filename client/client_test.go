@@ -333,3 +333,59 @@ func TestBadJobIDIsRefusedBeforeSending(t *testing.T) {
 		t.Errorf("the fake saw %d requests, want none", n)
 	}
 }
+
+// TestCreateWaitsOutRateLimits: a submission refused with 429 is submitted again after the Retry-After
+// the service sent, as long as WithMaxRateLimitWait allows in all; the Job says how often and how long.
+func TestCreateWaitsOutRateLimits(t *testing.T) {
+	t.Parallel()
+	limited := func(ra string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", ra)
+			problem(http.StatusTooManyRequests, "rate-limited", "Too many requests", "this client submits faster than its limit")(w, r)
+		}
+	}
+	accepted := func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Location", "/v1/reports/"+jobID)
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusAccepted, "application/json", jobStatus("pending", 0, nil))
+	}
+	t.Run("retried", func(t *testing.T) {
+		t.Parallel()
+		f := newFake(t, limited("2"), limited("3"), accepted)
+		c := f.client()
+		var slept []time.Duration
+		c.sleep = func(_ context.Context, d time.Duration) error { slept = append(slept, d); return nil }
+		job, err := c.Create(context.Background(), "2026-Q1", CreateOptions{})
+		if err != nil {
+			t.Fatalf("Create = %v, want the job accepted on the third try", err)
+		}
+		if job.RateLimited != 2 || job.Throttled != 5*time.Second || len(f.seen()) != 3 {
+			t.Errorf("job %+v after %d submissions; want 2 refusals waited out for 5s in all", job, len(f.seen()))
+		}
+		if diff := cmp.Diff([]time.Duration{2 * time.Second, 3 * time.Second}, slept); diff != "" {
+			t.Errorf("waits (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("bounded", func(t *testing.T) {
+		t.Parallel()
+		f := newFake(t, limited("20"))
+		c := f.client(WithMaxRateLimitWait(30 * time.Second))
+		c.sleep = func(context.Context, time.Duration) error { return nil }
+		_, err := c.Create(context.Background(), "2026-Q1", CreateOptions{})
+		var pe *ProblemError
+		if !errors.As(err, &pe) || pe.Status != http.StatusTooManyRequests || pe.RetryAfter != 20*time.Second {
+			t.Fatalf("Create = %v, want the 429 once waiting would pass the bound", err)
+		}
+		if n := len(f.seen()); n != 2 {
+			t.Errorf("%d submissions, want 2: one wait of 20s fits in 30s, a second does not", n)
+		}
+	})
+	t.Run("off", func(t *testing.T) {
+		t.Parallel()
+		f := newFake(t, limited("1"), accepted)
+		_, err := f.client(WithMaxRateLimitWait(0)).Create(context.Background(), "2026-Q1", CreateOptions{})
+		if !errors.As(err, new(*ProblemError)) || len(f.seen()) != 1 {
+			t.Errorf("Create with retrying off = %v after %d submissions, want the first 429", err, len(f.seen()))
+		}
+	})
+}

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -45,6 +46,11 @@ type Job struct {
 	Done bool
 	// ResultURL is the report's URL, absolute, when Done.
 	ResultURL string
+	// RateLimited counts the times the service refused the submission with 429 Too Many Requests
+	// before it accepted it, and Throttled is how long Create waited for them (see
+	// WithMaxRateLimitWait).
+	RateLimited int
+	Throttled   time.Duration
 }
 
 // Status is one reading of a job's status URL.
@@ -73,8 +79,35 @@ type Status struct {
 
 // Create submits a report job over rng (a quarter "2026-Q1", a month "2026-01", or a day span
 // "2026-01-01..2026-02-15"). The job is durably queued when Create returns; Wait on Job.StatusURL
-// follows it to its report.
+// follows it to its report. A submission refused with 429 Too Many Requests (the client's rate limit,
+// or its cap on unfinished jobs) created nothing, so Create submits it again after the Retry-After the
+// service sent, for as long as WithMaxRateLimitWait allows in all (a minute by default); past that it
+// returns the 429's *ProblemError.
 func (c *Client) Create(ctx context.Context, rng string, opts CreateOptions) (*Job, error) {
+	var limited int
+	var waited time.Duration
+	for {
+		job, err := c.create(ctx, rng, opts)
+		var pe *ProblemError
+		if !errors.As(err, &pe) || pe.Status != http.StatusTooManyRequests {
+			if job != nil {
+				job.RateLimited, job.Throttled = limited, waited
+			}
+			return job, err
+		}
+		wait := max(pe.RetryAfter, time.Second)
+		if waited+wait > c.maxRateWait {
+			return nil, err
+		}
+		if err := c.sleep(ctx, wait); err != nil {
+			return nil, err
+		}
+		limited, waited = limited+1, waited+wait
+	}
+}
+
+// create makes one submission.
+func (c *Client) create(ctx context.Context, rng string, opts CreateOptions) (*Job, error) {
 	params := &gen.CreateReportParams{}
 	if opts.IdempotencyKey != "" {
 		params.IdempotencyKey = &opts.IdempotencyKey

@@ -167,6 +167,9 @@ func (p *ReportProcessor) RunCancels(ctx context.Context, src EventSource) {
 	}
 }
 
+// errCanceled ends the attempt of a canceled job, for good: asynq archives it without a retry.
+var errCanceled = fmt.Errorf("%w: %w", store.ErrCanceled, asynq.SkipRetry)
+
 // errTimedOut is the cause of an attempt stopped by its time limit.
 var errTimedOut = errors.New("the job's time limit was reached")
 
@@ -206,10 +209,9 @@ type attempt struct {
 // run computes the report of job id over r. It returns what the attempt came to and the error to hand
 // asynq.
 func (p *ReportProcessor) run(ctx context.Context, id string, r report.DateRange, pw *progressWriter, log *slog.Logger) (attempt, error) {
-	canceled := fmt.Errorf("%w: %w", store.ErrCanceled, asynq.SkipRetry)
 	if yes, err := p.Jobs.CancelRequested(ctx, id); err == nil && yes {
 		log.Info("report canceled before it started")
-		return attempt{outcome: OutcomeCanceled}, canceled
+		return attempt{outcome: OutcomeCanceled}, errCanceled
 	}
 	runCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
@@ -220,7 +222,7 @@ func (p *ReportProcessor) run(ctx context.Context, id string, r report.DateRange
 	}
 	p.running.Store(id, stop)
 	defer p.running.Delete(id)
-	go p.watchCancel(runCtx, id, stop)
+	p.watchCancel(runCtx, id, stop)
 
 	retried, _ := asynq.GetRetryCount(ctx)
 	start := p.Now()
@@ -237,7 +239,7 @@ func (p *ReportProcessor) run(ctx context.Context, id string, r report.DateRange
 	case err == nil:
 	case p.canceled(runCtx, id):
 		log.Info("report canceled", "days_done", pw.p.DaysDone, "days", r.Days())
-		return attempt{outcome: OutcomeCanceled}, canceled
+		return attempt{outcome: OutcomeCanceled}, errCanceled
 	case errors.Is(context.Cause(runCtx), errTimedOut):
 		return attempt{outcome: OutcomeTimedOut}, fmt.Errorf("summarize %s: %w", r, err)
 	case ctx.Err() != nil:
@@ -278,7 +280,7 @@ func (p *ReportProcessor) end(ctx context.Context, id string, payload ReportPayl
 		log.Warn("the attempt's end not recorded; the status reads it from asynq", "err", rerr)
 	case recorded == OutcomeCanceled && a.outcome == OutcomeDone:
 		log.Info("report canceled as it finished; not saved")
-		a.outcome, err = recorded, fmt.Errorf("%w: %w", store.ErrCanceled, asynq.SkipRetry)
+		a.outcome, err = recorded, errCanceled
 	case a.outcome == OutcomeDone:
 		log.Info("report done", "orders", a.orders, "took", took.Round(time.Millisecond))
 	}
@@ -336,25 +338,27 @@ func (p *ReportProcessor) retryRedis(ctx context.Context, log *slog.Logger, retr
 	}
 }
 
-// watchCancel stops the attempt (through stop) when the job's cancel marker appears, until ctx ends.
+// watchCancel stops the attempt (through stop) when the job's cancel marker appears, looking every
+// CancelCheckEvery until ctx ends. It starts no goroutine until the first look is due: most jobs end
+// before that.
 func (p *ReportProcessor) watchCancel(ctx context.Context, id string, stop context.CancelCauseFunc) {
 	every := p.CancelCheckEvery
 	if every <= 0 {
 		every = time.Second
 	}
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
+	var look func()
+	look = func() {
+		if ctx.Err() != nil {
 			return
-		case <-tick.C:
-			if canceled, err := p.Jobs.CancelRequested(ctx, id); err == nil && canceled {
-				stop(store.ErrCanceled)
-				return
-			}
 		}
+		if canceled, err := p.Jobs.CancelRequested(ctx, id); err == nil && canceled {
+			stop(store.ErrCanceled)
+			return
+		}
+		time.AfterFunc(every, look)
 	}
+	t := time.AfterFunc(every, look)
+	context.AfterFunc(ctx, func() { t.Stop() })
 }
 
 // canceled reports whether an attempt that stopped early stopped because the job was canceled (and not

@@ -49,6 +49,9 @@ type outcome struct {
 	polls    int
 	err      error
 	phase    string // where err happened: "submit", "wait"
+	// limited and throttled are the 429s Create waited out, and how long it waited.
+	limited   int
+	throttled time.Duration
 }
 
 // benchRun is a bench's outcomes, summed up.
@@ -64,6 +67,8 @@ type benchRun struct {
 	toResults     []time.Duration
 	polls         []int
 	errs          []outcome
+	limited       int
+	throttled     time.Duration
 }
 
 // bench submits n jobs over rng with c workers, follows each to its report with Wait, and sums up.
@@ -117,7 +122,7 @@ func benchJob(ctx context.Context, c *client.Client, rng string) outcome {
 		o.err, o.phase = err, "submit"
 		return o
 	}
-	o.accepted = true
+	o.accepted, o.limited, o.throttled = true, job.RateLimited, job.Throttled
 	res, err := c.Wait(ctx, job.StatusURL, nil)
 	o.toResult = time.Since(start)
 	var je *client.JobError
@@ -134,6 +139,8 @@ func benchJob(ctx context.Context, c *client.Client, rng string) outcome {
 
 func (b *benchRun) add(o outcome) {
 	b.submitted++
+	b.limited += o.limited
+	b.throttled += o.throttled
 	if o.accepted {
 		b.accepted++
 		b.accepts = append(b.accepts, o.accept)
@@ -170,6 +177,11 @@ func (b *benchRun) print(w io.Writer) {
 	fmt.Fprintf(w, "errors       %d\n", len(b.errs))
 	for _, k := range errorKinds(b.errs) {
 		fmt.Fprintf(w, "  %-40s %d\n", k.kind, k.count)
+	}
+	if b.limited > 0 {
+		fmt.Fprintf(w, "rate-limited %d submissions refused with 429 were made again after their Retry-After (%s waited in all):\n"+
+			"             the service's per-client limits (REPORTD_RATE_LIMIT, REPORTD_MAX_OPEN_JOBS) held this run to %.1f submissions/s\n",
+			b.limited, roundDuration(b.throttled), float64(b.accepted)/b.elapsed.Seconds())
 	}
 	if b.submitted < b.jobs {
 		fmt.Fprintf(w, "not submitted %d (stopped early)\n", b.jobs-b.submitted)

@@ -78,11 +78,16 @@ func defaultConfig() config {
 		WebhookSchedule:    webhook.DefaultSchedule,
 		WebhookTimeout:     15 * time.Second,
 		WebhookConcurrency: 16,
-		SubmitsPerSecond:   20,
-		SubmitBurst:        50,
-		MaxOpenJobs:        1000,
+		// Open, with no API keys, nothing is limited unless asked (see clientLimits).
+		SubmitBurst: 50,
 	}
 }
+
+// The per-client limits of a service with API keys, unless set otherwise.
+const (
+	defaultRateLimit   = 20
+	defaultMaxOpenJobs = 1000
+)
 
 // loadConfig reads the configuration from getenv. An invalid value is an error naming the variable.
 func loadConfig(getenv func(string) string) (config, error) {
@@ -222,6 +227,17 @@ func loadConfig(getenv func(string) string) (config, error) {
 	num("REPORTD_WEBHOOK_CONCURRENCY", &c.WebhookConcurrency, 1)
 	if c.Retention%time.Second != 0 {
 		errs = append(errs, fmt.Errorf("REPORTD_RETENTION=%s: asynq keeps tasks for whole seconds", c.Retention))
+	}
+	// With API keys each client is limited by default. Open, with none, every request is one anonymous
+	// client, so a per-client limit would be a limit on the whole service, met first by whoever tries it
+	// out: open, reportd limits nothing unless asked to.
+	if len(c.APIKeys) > 0 {
+		if getenv("REPORTD_RATE_LIMIT") == "" {
+			c.SubmitsPerSecond = defaultRateLimit
+		}
+		if getenv("REPORTD_MAX_OPEN_JOBS") == "" {
+			c.MaxOpenJobs = defaultMaxOpenJobs
+		}
 	}
 	return c, errors.Join(errs...)
 }

@@ -51,12 +51,27 @@ func TestLoadConfigDefaults(t *testing.T) {
 			2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour},
 		WebhookTimeout:     15 * time.Second,
 		WebhookConcurrency: 16,
-		SubmitsPerSecond:   20,
-		SubmitBurst:        50,
-		MaxOpenJobs:        1000,
+		// Open (no API keys), the per-client limits are off unless set.
+		SubmitBurst: 50,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
+	}
+	// With keys, every client is limited by default.
+	keyed, err := loadConfig(env(map[string]string{"REPORTD_API_KEYS": "acme:0123456789abcdef"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keyed.SubmitsPerSecond != 20 || keyed.MaxOpenJobs != 1000 {
+		t.Errorf("limits with API keys: %v/s and %d open jobs, want 20/s and 1000", keyed.SubmitsPerSecond, keyed.MaxOpenJobs)
+	}
+	// Open, a limit set explicitly holds.
+	limited, err := loadConfig(env(map[string]string{"REPORTD_RATE_LIMIT": "5", "REPORTD_MAX_OPEN_JOBS": "7"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if limited.SubmitsPerSecond != 5 || limited.MaxOpenJobs != 7 {
+		t.Errorf("limits set open: %v/s and %d open jobs, want 5/s and 7", limited.SubmitsPerSecond, limited.MaxOpenJobs)
 	}
 }
 
