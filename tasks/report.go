@@ -249,10 +249,7 @@ func (p *ReportProcessor) run(ctx context.Context, id string, r report.DateRange
 	}
 	rep.ID = id
 	rep.GeneratedAt = p.Now().UTC()
-	body, err := json.Marshal(rep)
-	if err != nil {
-		return attempt{outcome: OutcomeFailed}, fmt.Errorf("encode report: %w", err)
-	}
+	body := rep.AppendJSON(make([]byte, 0, 4096))
 	pw.p.DaysDone, pw.p.DaysTotal, pw.p.Share = r.Days(), r.Days(), 1
 	return attempt{outcome: OutcomeDone, report: body, orders: rep.Orders}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ import (
 // run, "worker" mode) is timed from its start until the queue is empty. A measurement, not a test:
 // REPORTD_MEASURE=1 runs it; REPORTD_DRAIN_REDIS=host:port puts it on a given redis-server (.ci/drain.sh
 // runs it beside the baselines on one), REPORTD_DRAIN_JOBS and REPORTD_DRAIN_CONCURRENCY change N and
-// the worker's concurrency (10,000 and 32).
+// the worker's concurrency (10,000 and 32), and REPORTD_DRAIN_CPUPROFILE=FILE profiles the drain.
 func TestDrain(t *testing.T) {
 	if os.Getenv("REPORTD_MEASURE") != "1" {
 		t.Skip("a measurement, not a test: set REPORTD_MEASURE=1 to run it")
@@ -52,6 +53,18 @@ func TestDrain(t *testing.T) {
 	defer logs.Close()
 	vars := map[string]string{"REDIS_URL": "redis://" + addr, "REPORTD_CONCURRENCY": strconv.Itoa(c),
 		"REPORTD_ROWS_PER_DAY": "1000", "REPORTD_RETENTION": "1h", "REPORTD_ADMIN_TOKEN": "drain-measurement-token"}
+	if path := os.Getenv("REPORTD_DRAIN_CPUPROFILE"); path != "" {
+		// The drain alone, not the submissions before it.
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			t.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	start := time.Now()

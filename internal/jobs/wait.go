@@ -14,9 +14,11 @@ import (
 // about a hundred reads a second this way, not a thousand a tick.
 const waitFallback = 10 * time.Second
 
-// finishRereads are the re-reads after a job's finish event: the worker announces a finish just before
-// asynq moves the task to its final state, so the first read may still see it running.
-var finishRereads = []time.Duration{0, 2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond,
+// finishRereads are the re-reads after a job's finish event: the worker announces a finish (in the
+// same round trip that saves the report) just before asynq moves the task to its final state, so a
+// read at once would still see it running; the first re-read waits a millisecond, which is about what
+// asynq takes.
+var finishRereads = []time.Duration{time.Millisecond, time.Millisecond, 3 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond,
 	20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond}
 
 // waitFor reads client's job id until it is terminal or d has passed, and returns the last read. It is woken by
