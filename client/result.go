@@ -13,23 +13,14 @@ import (
 // Result reads the report of job id, which must be done (a *ProblemError of status 409 says it is not
 // yet; 404 and 410 that there is no such job, or no more).
 func (c *Client) Result(ctx context.Context, id string) (*gen.Report, error) {
-	jid, err := parseID(id)
+	if _, err := parseID(id); err != nil {
+		return nil, err
+	}
+	res, err := c.report(ctx, c.StatusURL(id)+"/result")
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.api.GetReportResult(ctx, jid, nil, accept("application/json"))
-	resp, body, err := exchange(ctx, resp, err)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, problemFrom(resp, body, c.now())
-	}
-	var rep gen.Report
-	if err := decodeJSON(resp, body, &rep); err != nil {
-		return nil, err
-	}
-	return &rep, nil
+	return res.Report, nil
 }
 
 // ResultCSV writes the daily table of job id's report to w as CSV (a header line
