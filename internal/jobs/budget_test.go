@@ -141,6 +141,15 @@ func TestRedisBudget(t *testing.T) {
 			}
 		}
 		check("a short job's run beyond asynq's own (the cancel check, and the end's pipeline)", ran, ranCmds, 2)
+		// asynq completes the task just after the handler returns.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			if j, err := svc.Get(ctx, "acme", j.ID); err == nil && j.State == Done {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the job is not done 10 s after its run")
+			}
+		}
 		n, cmds = count.during(func() {
 			var err error
 			if j, err = svc.Status(ctx, "acme", j.ID, nil); err != nil || j.State != Done {
