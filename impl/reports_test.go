@@ -503,7 +503,15 @@ func TestGetReportResult(t *testing.T) {
 		{
 			name:     "result-409-failed",
 			info:     reportInfo(asynq.TaskStateArchived, func(i *asynq.TaskInfo) { i.LastErr, i.LastFailedAt = "boom", testNow.Add(-time.Hour) }),
-			wantKind: problem.KindNotDone, wantDetail: "failed",
+			wantKind: problem.KindNotDone, wantDetail: "failed, so it has no report and never will",
+		},
+		{
+			// A canceled job is never done: the answer must not send the client polling for a 303.
+			name: "result-409-canceled",
+			info: reportInfo(asynq.TaskStateArchived, func(i *asynq.TaskInfo) {
+				i.LastFailedAt, i.Result = testNow.Add(-time.Hour), []byte(`{"outcome":"canceled"}`)
+			}),
+			wantKind: problem.KindNotDone, wantDetail: "canceled, so it has no report and never will",
 		},
 		{name: "result-410-report-missing", info: done, wantKind: problem.KindGone},
 		{

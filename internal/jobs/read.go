@@ -102,7 +102,13 @@ func (s *Service) Status(ctx context.Context, client, id string, wait *time.Dura
 
 // Report returns the stored report of done job j: 409 if it is not done, 410 if its report is gone.
 func (s *Service) Report(ctx context.Context, j Job) ([]byte, error) {
-	if j.State != Done {
+	switch j.State {
+	case Done:
+	case Failed: // polling would never see a 303: say so instead
+		return nil, problem.Errorf(problem.KindNotDone, "the job failed, so it has no report and never will; its status at /v1/reports/%s says why", j.ID)
+	case Canceled:
+		return nil, problem.Errorf(problem.KindNotDone, "the job was canceled, so it has no report and never will")
+	default:
 		return nil, problem.Errorf(problem.KindNotDone, "the job is %s; poll /v1/reports/%s until it answers 303", j.State, j.ID)
 	}
 	body, err := s.store.Report(ctx, j.ID)

@@ -60,7 +60,7 @@ var problemTypes = map[Kind]Type{
 	KindGone: {http.StatusGone, "job-expired",
 		"Job expired", "The job existed but its retention period has passed: its status and report are gone for good. Submit it again."},
 	KindNotDone: {http.StatusConflict, "job-not-done",
-		"Job is not done", "The report is only readable once the job is done. Poll the job's status URL, honouring Retry-After."},
+		"Job is not done", "The report is only readable once the job is done. Poll the job's status URL, honouring Retry-After; a job that failed or was canceled has no report."},
 	KindNotAcceptable: {http.StatusNotAcceptable, "not-acceptable",
 		"No acceptable representation", "The Accept header allows none of the media types this resource has: application/json and text/csv."},
 	KindUnavailable: {http.StatusServiceUnavailable, "unavailable",
