@@ -164,3 +164,39 @@ func TestErrorResponses(t *testing.T) {
 		}
 	})
 }
+
+// TestErrorDetailsInWords: a refusal's detail says what is wrong in words a person reads, not the
+// spec's regular expressions and limits, nor an error class repeated at its end.
+func TestErrorDetailsInWords(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, redistest.Embedded(t), setup{})
+	long := strings.Repeat("k", 300)
+	for _, tc := range []struct {
+		name, method, path, body string
+		header                   []string
+		want                     string
+	}{
+		{"range-not-a-range", http.MethodPost, "/v1/reports", `{"range":"2026-Q5"}`, nil,
+			`/range: "2026-Q5" is not a range; send a quarter (2026-Q1), a month (2026-01) or days (2026-01-01..2026-02-15)`},
+		{"range-not-a-day", http.MethodPost, "/v1/reports", `{"range":"2026-02-30..2026-03-01"}`, nil,
+			`/range: range "2026-02-30..2026-03-01": 2026-02-30 is not a calendar date (February 2026 has 28 days)`},
+		{"id-not-a-uuid", http.MethodGet, "/v1/reports/not-a-uuid", "", nil,
+			`path parameter "id": "not-a-uuid" is not a job id; job ids are UUIDs, such as 0f8fad5b-d9cb-469f-a165-70867728950e`},
+		{"key-too-long", http.MethodPost, "/v1/reports", `{"range":"2026-01"}`, []string{"Idempotency-Key", long},
+			`header parameter "Idempotency-Key": must be 1 to 255 characters, plain or between quotes`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var body io.Reader
+			header := tc.header
+			if tc.body != "" {
+				body = strings.NewReader(tc.body)
+				header = append(header, "Content-Type", "application/json")
+			}
+			r := h.do(t, h.request(t, tc.method, tc.path, body, header...))
+			if p := r.problem(t); p.Detail != tc.want {
+				t.Errorf("detail = %q\nwant     %q", p.Detail, tc.want)
+			}
+		})
+	}
+}

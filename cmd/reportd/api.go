@@ -71,7 +71,7 @@ func (a *apiServer) closeFresh() {
 
 // startAPI starts the HTTP API on cfg.Addr, on the lifecycle jobs, whose waiters it feeds with the
 // finish events; a failure to serve later is sent on errc.
-func startAPI(ctx context.Context, cfg config, rdb redis.UniversalClient, st *store.Store, lifecycle *jobs.Service, waiters *jobs.Waiters, m *httpapi.Metrics, reg *prometheus.Registry, localWorker bool, log *slog.Logger, errc chan<- error) (*apiServer, error) {
+func startAPI(ctx context.Context, cfg config, ln net.Listener, rdb redis.UniversalClient, st *store.Store, lifecycle *jobs.Service, waiters *jobs.Waiters, m *httpapi.Metrics, reg *prometheus.Registry, localWorker bool, log *slog.Logger, errc chan<- error) (*apiServer, error) {
 	reg.MustRegister(metrics.NewQueueMetricsCollector(asynq.NewInspectorFromRedisClient(rdb)))
 	// The docs are rendered from openapi.yaml itself: the copy in gen/ has its operation ids renamed.
 	spec, err := openapi3.NewLoader().LoadFromData(reportd.OpenAPI)
@@ -103,19 +103,6 @@ func startAPI(ctx context.Context, cfg config, rdb redis.UniversalClient, st *st
 		return nil, err
 	}
 	handler = httpapi.RequestIDs(m.Instrument(handler))
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
-	}
-	if len(cfg.APIKeys) == 0 {
-		if !isLoopback(ln.Addr()) && !cfg.AllowOpen {
-			_ = ln.Close()
-			return nil, fmt.Errorf("REPORTD_ADDR=%s is reachable from other hosts and no API keys are set: set REPORTD_API_KEYS (or REPORTD_API_KEYS_FILE), or REPORTD_ALLOW_OPEN=true to serve it open", cfg.Addr)
-		}
-		log.Warn("no API keys are set: the API is open, every request is one anonymous client", "addr", ln.Addr().String())
-	} else {
-		log.Info("API keys set", "clients", clientNames(cfg.APIKeys))
-	}
 	a := &apiServer{
 		fresh:   map[net.Conn]bool{},
 		waiters: waiters,
@@ -143,6 +130,25 @@ func startAPI(ctx context.Context, cfg config, rdb redis.UniversalClient, st *st
 	}()
 	log.Info("listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String())
 	return a, nil
+}
+
+// listenAPI binds the API's address, refusing one other hosts can reach when the API is open (no keys)
+// unless REPORTD_ALLOW_OPEN says so.
+func listenAPI(cfg config, log *slog.Logger) (net.Listener, error) {
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	if len(cfg.APIKeys) == 0 {
+		if !isLoopback(ln.Addr()) && !cfg.AllowOpen {
+			_ = ln.Close()
+			return nil, fmt.Errorf("REPORTD_ADDR=%s is reachable from other hosts and no API keys are set: set REPORTD_API_KEYS (or REPORTD_API_KEYS_FILE), or REPORTD_ALLOW_OPEN=true to serve it open", cfg.Addr)
+		}
+		log.Warn("no API keys are set: the API is open, every request is one anonymous client", "addr", ln.Addr().String())
+	} else {
+		log.Info("API keys set", "clients", clientNames(cfg.APIKeys))
+	}
+	return ln, nil
 }
 
 // isLoopback reports whether a listener's address is reachable only from this host.

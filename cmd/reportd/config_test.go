@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"log/slog"
 	"math/big"
@@ -426,5 +427,19 @@ func TestClusterTLSOffWithoutCluster(t *testing.T) {
 		if c, err := loadConfig(env(map[string]string{"REDIS_CLUSTER_TLS": v})); err != nil || c.RedisClusterTLS {
 			t.Errorf("REDIS_CLUSTER_TLS=%s without REDIS_CLUSTER_ADDRS: %v (TLS %v), want accepted and off", v, err, c.RedisClusterTLS)
 		}
+	}
+}
+
+// TestLoggerWritesDurationsInWords: a duration in a JSON log line reads "1.5s", not 1500000000.
+func TestLoggerWritesDurationsInWords(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	newLogger(&buf).Info("report done", "took", 1500*time.Millisecond)
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatalf("log line %q: %v", buf.String(), err)
+	}
+	if line["took"] != "1.5s" {
+		t.Errorf("took = %#v, want \"1.5s\"", line["took"])
 	}
 }

@@ -342,7 +342,10 @@ func redisAddr(t *testing.T, in *instance, redisURL string) string {
 	if redisURL != "" {
 		return strings.TrimPrefix(redisURL, "redis://")
 	}
-	l, ok := in.log.WaitFor(0, nil, func(l testkit.LogLine) bool { return l.Fields["level"] == "WARN" && l.Fields["addr"] != nil })
+	l, ok := in.log.WaitFor(0, nil, func(l testkit.LogLine) bool {
+		msg, _ := l.Fields["msg"].(string)
+		return strings.Contains(msg, "embedded in-memory Redis") && l.Fields["addr"] != nil
+	})
 	if !ok {
 		t.Fatalf("no warning names the embedded Redis; log:\n%s", in.log)
 	}
@@ -501,6 +504,13 @@ func listenFailureChild() {
 		os.Exit(1)
 	}
 	returned := sink.String()
+	// Bound first: nothing started before the address was found taken.
+	for _, started := range []string{"report worker running", "embedded in-memory Redis", "admin_token"} {
+		if strings.Contains(returned, started) {
+			fmt.Printf("run on an address in use logged %q before it failed:\n%s\n", started, returned)
+			os.Exit(1)
+		}
+	}
 	time.Sleep(time.Second)
 	if after := strings.TrimPrefix(sink.String(), returned); after != "" {
 		fmt.Printf("run returned %q, but logged afterwards:\n%s\n", err, after)

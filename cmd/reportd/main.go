@@ -49,9 +49,15 @@ func parseMode(args []string) (mode, error) {
 }
 
 // newLogger logs to w: JSON, one object a line, unless w is a terminal, where text reads better.
-// Lines logged with a request's context carry its request_id.
+// Lines logged with a request's context carry its request_id. Durations read as Go writes them
+// ("1.5s"), not as the nanoseconds slog's JSON would give.
 func newLogger(w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Value.Kind() == slog.KindDuration {
+			return slog.String(a.Key, a.Value.Duration().String())
+		}
+		return a
+	}}
 	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if f, ok := w.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {

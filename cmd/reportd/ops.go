@@ -17,11 +17,11 @@ import (
 	"github.com/reportd/reportd/internal/httpapi"
 )
 
-// startOps serves, on cfg.OpsAddr, what an orchestrator and Prometheus need of any reportd process:
+// startOps serves, on ln (bound to cfg.OpsAddr), what an orchestrator and Prometheus need of any reportd process:
 // /healthz, /readyz and /metrics (behind the admin token), and nothing else. It is how a worker-only
 // process, which serves no API, is probed and scraped; in the other modes it keeps those off the
 // API's address. A failure to serve later is sent on errc. The returned stop closes it.
-func startOps(cfg config, rdb redis.UniversalClient, reg *prometheus.Registry, localWorker bool, log *slog.Logger, errc chan<- error) (stop func(), err error) {
+func startOps(cfg config, ln net.Listener, rdb redis.UniversalClient, reg *prometheus.Registry, localWorker bool, log *slog.Logger, errc chan<- error) (stop func(), err error) {
 	r := chi.NewRouter()
 	r.Get("/healthz", healthz)
 	r.Get("/readyz", readyz(rdb, localWorker))
@@ -29,10 +29,6 @@ func startOps(cfg config, rdb redis.UniversalClient, reg *prometheus.Registry, l
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "this address serves only /healthz, /readyz and /metrics", http.StatusNotFound)
 	})
-	ln, err := net.Listen("tcp", cfg.OpsAddr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on REPORTD_OPS_ADDR=%s: %w", cfg.OpsAddr, err)
-	}
 	srv := &http.Server{
 		Handler:           r,
 		ReadHeaderTimeout: 5 * time.Second,

@@ -42,6 +42,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	defer log.Info("stopped")
 
+	// Bind first: a taken address stops reportd before it starts Redis, workers or anything else.
+	var apiLn, opsLn net.Listener
+	if m.api {
+		if apiLn, err = listenAPI(cfg, log); err != nil {
+			return err
+		}
+		defer apiLn.Close() // on the ways out before the API serves it; a second Close does nothing
+	}
+	if cfg.OpsAddr != "" {
+		if opsLn, err = net.Listen("tcp", cfg.OpsAddr); err != nil {
+			return fmt.Errorf("listen on REPORTD_OPS_ADDR=%s: %w", cfg.OpsAddr, err)
+		}
+		defer opsLn.Close()
+	}
+
 	rdb, closeRedis, err := connectRedis(cfg, log)
 	if err != nil {
 		return err
@@ -58,7 +73,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	errc := make(chan error, 2)
 	if cfg.OpsAddr != "" {
 		// Stopped last of all (defers run in reverse), so that it answers while the rest drains.
-		stopOps, err := startOps(cfg, rdb, reg, m.worker, log, errc)
+		stopOps, err := startOps(cfg, opsLn, rdb, reg, m.worker, log, errc)
 		if err != nil {
 			return err
 		}
@@ -95,7 +110,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	var api *apiServer
 	if m.api {
-		if api, err = startAPI(ctx, cfg, rdb, st, lifecycle, deps.Waiters, apiMetrics, reg, m.worker, log, errc); err != nil {
+		if api, err = startAPI(ctx, cfg, apiLn, rdb, st, lifecycle, deps.Waiters, apiMetrics, reg, m.worker, log, errc); err != nil {
 			return err
 		}
 		defer api.close()

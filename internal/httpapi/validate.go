@@ -155,7 +155,12 @@ func validationError(err error) *problem.Error {
 		return &problem.Error{Kind: problem.KindUnsupportedMediaType, Detail: fmt.Sprintf("the body is %q; send application/json", contentTypeOf(reqErr)), Err: err}
 	}
 	if p := reqErr.Parameter; p != nil {
-		return &problem.Error{Kind: problem.KindInvalid, Detail: fmt.Sprintf("%s parameter %q: %s", p.In, p.Name, reasonOf(reqErr)), Err: err}
+		reason := reasonOf(reqErr)
+		var schemaErr *openapi3.SchemaError
+		if errors.As(reqErr.Err, &schemaErr) {
+			reason = inWords(p.Name, schemaErr)
+		}
+		return &problem.Error{Kind: problem.KindInvalid, Detail: fmt.Sprintf("%s parameter %q: %s", p.In, p.Name, reason), Err: err}
 	}
 	var schemaErr *openapi3.SchemaError
 	if errors.As(err, &schemaErr) {
@@ -170,7 +175,7 @@ func validationError(err error) *problem.Error {
 		if where == "" {
 			where = "the body"
 		}
-		return &problem.Error{Kind: problem.KindInvalid, Detail: fmt.Sprintf("%s: %s", where, schemaErr.Reason), Err: err}
+		return &problem.Error{Kind: problem.KindInvalid, Detail: fmt.Sprintf("%s: %s", where, inWords(where, schemaErr)), Err: err}
 	}
 	if errors.Is(err, openapi3filter.ErrInvalidRequired) {
 		return &problem.Error{Kind: problem.KindInvalid, Detail: "the body is missing; send a JSON object", Err: err}
@@ -193,6 +198,36 @@ func reasonOf(e *openapi3filter.RequestError) string {
 	}
 	if e.Err != nil {
 		return e.Err.Error()
+	}
+	return e.Reason
+}
+
+// inWords says what is wrong with the value of field (a parameter's name or a body member's JSON
+// pointer) for a person: a pattern or a length in the spec is for machines.
+func inWords(field string, e *openapi3.SchemaError) string {
+	value, _ := e.Value.(string)
+	const quoted = 32
+	if len(value) > quoted {
+		value = value[:quoted] + "..."
+	}
+	switch e.SchemaField {
+	case "pattern":
+		switch field {
+		case "/range":
+			return fmt.Sprintf("%q is not a range; send a quarter (2026-Q1), a month (2026-01) or days (2026-01-01..2026-02-15)", value)
+		case "id":
+			return fmt.Sprintf("%q is not a job id; job ids are UUIDs, such as 0f8fad5b-d9cb-469f-a165-70867728950e", value)
+		case "Idempotency-Key":
+			return "must be printable ASCII characters"
+		}
+		return fmt.Sprintf("%q is not of the form the API describes (see /openapi.yaml)", value)
+	case "maxLength":
+		if field == "Idempotency-Key" {
+			return "must be 1 to 255 characters, plain or between quotes"
+		}
+		if e.Schema != nil && e.Schema.MaxLength != nil {
+			return fmt.Sprintf("must be at most %d characters", *e.Schema.MaxLength)
+		}
 	}
 	return e.Reason
 }

@@ -200,5 +200,6 @@ func rangeError(s string, sentinel error, format string, args ...any) error {
 	if len(s) > maxQuoted {
 		s = s[:maxQuoted] + "..."
 	}
-	return fmt.Errorf("range %q: %s: %w", s, fmt.Sprintf(format, args...), sentinel)
+	// The sentinel classifies the error for callers; its own text would only repeat the class.
+	return &dayFieldError{msg: fmt.Sprintf("range %q: %s", s, fmt.Sprintf(format, args...)), kind: sentinel}
 }
