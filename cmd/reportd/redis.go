@@ -86,6 +86,7 @@ func checkAtStart(rdb redis.UniversalClient, setting string, log *slog.Logger) e
 	err := rdb.Ping(ctx).Err()
 	switch {
 	case err == nil:
+		warnIfNotDurable(ctx, rdb, log)
 		return nil
 	case refusedSettings(err):
 		// Neither Redis's nor Go's TLS error quotes a password.
@@ -93,6 +94,24 @@ func checkAtStart(rdb redis.UniversalClient, setting string, log *slog.Logger) e
 	default:
 		log.Warn("redis does not answer at start; serving 503 until it does", "setting", setting, "err", err)
 		return nil
+	}
+}
+
+// warnIfNotDurable warns when Redis keeps nothing on disk (no append-only file, no snapshots): every
+// queued job would be lost when it restarts. A Redis that does not let reportd read its configuration
+// (a managed one, often) is not judged.
+func warnIfNotDurable(ctx context.Context, rdb redis.UniversalClient, log *slog.Logger) {
+	aof, err := rdb.ConfigGet(ctx, "appendonly").Result()
+	if err != nil {
+		return
+	}
+	save, err := rdb.ConfigGet(ctx, "save").Result()
+	if err != nil {
+		return
+	}
+	if aof["appendonly"] == "no" && strings.TrimSpace(save["save"]) == "" {
+		log.Warn("redis keeps nothing on disk (appendonly no, no save points): every queued job is lost when it restarts; "+
+			"set appendonly yes (see the README, \"Redis settings reportd relies on\")")
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,4 +61,28 @@ func TestRedisSettingsCheckedAtStart(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	})
+}
+
+// TestWarnsWhenRedisKeepsNothing: reportd warns at start when its Redis keeps nothing on disk, and not
+// when it writes an append-only file.
+func TestWarnsWhenRedisKeepsNothing(t *testing.T) {
+	t.Parallel()
+	const warning = "every queued job is lost when it restarts"
+	for _, tc := range []struct {
+		name string
+		conf []string
+		want bool
+	}{
+		{"no-persistence", nil, true},
+		{"appendonly", []string{"appendonly yes"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := redistest.StartServer(t, tc.conf...)
+			in := start(t, nil, e2eVars(map[string]string{"REDIS_URL": srv.URL}))
+			if got := strings.Contains(in.log.String(), warning); got != tc.want {
+				t.Errorf("warned that Redis keeps nothing: %v, want %v; log:\n%s", got, tc.want, in.log)
+			}
+		})
+	}
 }
