@@ -389,3 +389,18 @@ func TestCreateWaitsOutRateLimits(t *testing.T) {
 		}
 	})
 }
+
+// TestCreateSaysReplayed: a submission answered with Idempotent-Replayed: true is a replay.
+func TestCreateSaysReplayed(t *testing.T) {
+	t.Parallel()
+	f := newFake(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Location", "/v1/reports/"+jobID)
+		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Idempotent-Replayed", "true")
+		writeJSON(w, http.StatusAccepted, "application/json", jobStatus("pending", 0, nil))
+	})
+	job, err := f.client().Create(context.Background(), "2026-Q1", CreateOptions{IdempotencyKey: "k"})
+	if err != nil || !job.Replayed {
+		t.Errorf("Create = %+v, %v; want a replay", job, err)
+	}
+}

@@ -46,6 +46,9 @@ type Job struct {
 	Done bool
 	// ResultURL is the report's URL, absolute, when Done.
 	ResultURL string
+	// Replayed says the service answered with the job this submission's Idempotency-Key first created
+	// (Idempotent-Replayed: true).
+	Replayed bool
 	// RateLimited counts the times the service refused the submission with 429 Too Many Requests
 	// before it accepted it, and Throttled is how long Create waited for them (see
 	// WithMaxRateLimitWait).
@@ -135,7 +138,7 @@ func (c *Client) create(ctx context.Context, rng string, opts CreateOptions) (*J
 		if err != nil {
 			return nil, err
 		}
-		return &Job{ID: st.Id.String(), StatusURL: loc.String(), Status: &st, RetryAfter: c.retryAfter(resp)}, nil
+		return &Job{ID: st.Id.String(), StatusURL: loc.String(), Status: &st, RetryAfter: c.retryAfter(resp), Replayed: replayed(resp)}, nil
 	case http.StatusSeeOther:
 		loc, err := location(resp)
 		if err != nil {
@@ -144,7 +147,7 @@ func (c *Client) create(ctx context.Context, rng string, opts CreateOptions) (*J
 		status := *loc
 		status.Path = strings.TrimSuffix(status.Path, "/result")
 		status.RawPath = ""
-		return &Job{ID: jobIDOf(loc), StatusURL: status.String(), Done: true, ResultURL: loc.String()}, nil
+		return &Job{ID: jobIDOf(loc), StatusURL: status.String(), Done: true, ResultURL: loc.String(), Replayed: replayed(resp)}, nil
 	}
 	return nil, problemFrom(resp, data, c.now())
 }
@@ -228,6 +231,9 @@ func (c *Client) Cancel(ctx context.Context, id string) (*Status, error) {
 	}
 	return nil, problemFrom(resp, body, c.now())
 }
+
+// replayed reports whether a submission's answer is an idempotent replay.
+func replayed(resp *http.Response) bool { return resp.Header.Get("Idempotent-Replayed") == "true" }
 
 // retryAfter is the Retry-After of resp, or DefaultRetryAfter when it has none that can be read.
 func (c *Client) retryAfter(resp *http.Response) time.Duration {

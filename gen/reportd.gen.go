@@ -278,6 +278,9 @@ type JobID = openapi_types.UUID
 // Prefer defines model for Prefer.
 type Prefer = string
 
+// BadJobId An RFC 9457 problem. Members other than these may be added.
+type BadJobId = Problem
+
 // BadRequest An RFC 9457 problem. Members other than these may be added.
 type BadRequest = Problem
 
@@ -1257,16 +1260,18 @@ func (r ListReportsResponse) ContentType() string {
 
 // CreateReportResponse202Headers the declared response headers of an HTTP 202 response for CreateReport
 type CreateReportResponse202Headers struct {
-	Location          string
-	PreferenceApplied *string
-	RetryAfter        int
+	IdempotentReplayed *string
+	Location           string
+	PreferenceApplied  *string
+	RetryAfter         int
 }
 
 // CreateReportResponse303Headers the declared response headers of an HTTP 303 response for CreateReport
 type CreateReportResponse303Headers struct {
-	Expires           *string
-	Location          string
-	PreferenceApplied *string
+	Expires            *string
+	IdempotentReplayed *string
+	Location           string
+	PreferenceApplied  *string
 }
 
 // CreateReportResponse401Headers the declared response headers of an HTTP 401 response for CreateReport
@@ -1421,7 +1426,7 @@ type CancelReportResponse struct {
 	// JSON202 the response for an HTTP 202 `application/json` response
 	JSON202 *JobStatus
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationproblemJSON400 *BadRequest
+	ApplicationproblemJSON400 *BadJobId
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
@@ -1451,7 +1456,7 @@ func (r CancelReportResponse) GetJSON202() *JobStatus {
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r CancelReportResponse) GetApplicationproblemJSON400() *BadRequest {
+func (r CancelReportResponse) GetApplicationproblemJSON400() *BadJobId {
 	return r.ApplicationproblemJSON400
 }
 
@@ -1540,7 +1545,7 @@ type GetReportStatusResponse struct {
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *JobStatus
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationproblemJSON400 *BadRequest
+	ApplicationproblemJSON400 *BadJobId
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
@@ -1567,7 +1572,7 @@ func (r GetReportStatusResponse) GetJSON200() *JobStatus {
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r GetReportStatusResponse) GetApplicationproblemJSON400() *BadRequest {
+func (r GetReportStatusResponse) GetApplicationproblemJSON400() *BadJobId {
 	return r.ApplicationproblemJSON400
 }
 
@@ -1658,7 +1663,7 @@ type GetReportResultResponse struct {
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *Report
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationproblemJSON400 *BadRequest
+	ApplicationproblemJSON400 *BadJobId
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
@@ -1689,7 +1694,7 @@ func (r GetReportResultResponse) GetJSON200() *Report {
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r GetReportResultResponse) GetApplicationproblemJSON400() *BadRequest {
+func (r GetReportResultResponse) GetApplicationproblemJSON400() *BadJobId {
 	return r.ApplicationproblemJSON400
 }
 
@@ -1778,7 +1783,7 @@ type GetReportWebhookResponse struct {
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *WebhookDelivery
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationproblemJSON400 *BadRequest
+	ApplicationproblemJSON400 *BadJobId
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
@@ -1803,7 +1808,7 @@ func (r GetReportWebhookResponse) GetJSON200() *WebhookDelivery {
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r GetReportWebhookResponse) GetApplicationproblemJSON400() *BadRequest {
+func (r GetReportWebhookResponse) GetApplicationproblemJSON400() *BadJobId {
 	return r.ApplicationproblemJSON400
 }
 
@@ -2195,6 +2200,13 @@ func ParseCreateReportResponse(rsp *http.Response) (*CreateReportResponse, error
 	switch {
 	case rsp.StatusCode == 202:
 		var headers CreateReportResponse202Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -2225,6 +2237,13 @@ func ParseCreateReportResponse(rsp *http.Response) (*CreateReportResponse, error
 				return nil, err
 			}
 			headers.Expires = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
@@ -2308,7 +2327,7 @@ func ParseCancelReportResponse(rsp *http.Response) (*CancelReportResponse, error
 		break // No content-type
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest BadRequest
+		var dest BadJobId
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -2412,7 +2431,7 @@ func ParseGetReportStatusResponse(rsp *http.Response) (*GetReportStatusResponse,
 		break // No content-type
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest BadRequest
+		var dest BadJobId
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -2561,7 +2580,7 @@ func ParseGetReportResultResponse(rsp *http.Response) (*GetReportResultResponse,
 		break // No content-type
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest BadRequest
+		var dest BadJobId
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -2738,7 +2757,7 @@ func ParseGetReportWebhookResponse(rsp *http.Response) (*GetReportWebhookRespons
 		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest BadRequest
+		var dest BadJobId
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -3559,6 +3578,8 @@ func ReportFinishedCallbackHandler(si CallbackReceiverInterface, errHandler func
 	return h
 }
 
+type BadJobIdApplicationProblemPlusJSONResponse Problem
+
 type BadRequestApplicationProblemPlusJSONResponse Problem
 
 type ErrorApplicationProblemPlusJSONResponse Problem
@@ -3717,9 +3738,10 @@ type CreateReportResponseObject interface {
 }
 
 type CreateReport202ResponseHeaders struct {
-	Location          string
-	PreferenceApplied *string
-	RetryAfter        int
+	IdempotentReplayed *string
+	Location           string
+	PreferenceApplied  *string
+	RetryAfter         int
 }
 
 type CreateReport202JSONResponse struct {
@@ -3734,6 +3756,9 @@ func (response CreateReport202JSONResponse) VisitCreateReportResponse(w http.Res
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.PreferenceApplied != nil {
 		w.Header().Set("Preference-Applied", fmt.Sprint(*response.Headers.PreferenceApplied))
@@ -3745,9 +3770,10 @@ func (response CreateReport202JSONResponse) VisitCreateReportResponse(w http.Res
 }
 
 type CreateReport303ResponseHeaders struct {
-	Expires           *string
-	Location          string
-	PreferenceApplied *string
+	Expires            *string
+	IdempotentReplayed *string
+	Location           string
+	PreferenceApplied  *string
 }
 
 type CreateReport303Response struct {
@@ -3757,6 +3783,9 @@ type CreateReport303Response struct {
 func (response CreateReport303Response) VisitCreateReportResponse(w http.ResponseWriter) error {
 	if response.Headers.Expires != nil {
 		w.Header().Set("Expires", fmt.Sprint(*response.Headers.Expires))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.PreferenceApplied != nil {
@@ -3967,7 +3996,7 @@ func (response CancelReport204Response) VisitCancelReportResponse(w http.Respons
 }
 
 type CancelReport400ApplicationProblemPlusJSONResponse struct {
-	BadRequestApplicationProblemPlusJSONResponse
+	BadJobIdApplicationProblemPlusJSONResponse
 }
 
 func (response CancelReport400ApplicationProblemPlusJSONResponse) VisitCancelReportResponse(w http.ResponseWriter) error {
@@ -4133,7 +4162,7 @@ func (response GetReportStatus303Response) VisitGetReportStatusResponse(w http.R
 }
 
 type GetReportStatus400ApplicationProblemPlusJSONResponse struct {
-	BadRequestApplicationProblemPlusJSONResponse
+	BadJobIdApplicationProblemPlusJSONResponse
 }
 
 func (response GetReportStatus400ApplicationProblemPlusJSONResponse) VisitGetReportStatusResponse(w http.ResponseWriter) error {
@@ -4333,7 +4362,7 @@ func (response GetReportResult304Response) VisitGetReportResultResponse(w http.R
 }
 
 type GetReportResult400ApplicationProblemPlusJSONResponse struct {
-	BadRequestApplicationProblemPlusJSONResponse
+	BadJobIdApplicationProblemPlusJSONResponse
 }
 
 func (response GetReportResult400ApplicationProblemPlusJSONResponse) VisitGetReportResultResponse(w http.ResponseWriter) error {
@@ -4496,7 +4525,7 @@ func (response GetReportWebhook200JSONResponse) VisitGetReportWebhookResponse(w 
 }
 
 type GetReportWebhook400ApplicationProblemPlusJSONResponse struct {
-	BadRequestApplicationProblemPlusJSONResponse
+	BadJobIdApplicationProblemPlusJSONResponse
 }
 
 func (response GetReportWebhook400ApplicationProblemPlusJSONResponse) VisitGetReportWebhookResponse(w http.ResponseWriter) error {
@@ -4825,116 +4854,118 @@ func (sh *strictHandler) GetReportWebhook(w http.ResponseWriter, r *http.Request
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Hx9cxs3kvdX6ZpLlam6IUXRsrOmKn8otrPr3djxWk5yeUw/HojTFLEeAgyAEcXz6bs/1Q1gXsghKSWO",
-	"c0/d/SWRnMFLo19/3Y1PyVQvllqhcjYZf0rmKHI0/O9TMZ3jayOvhUP6nKOdGrl0UqtknGRL/0sKC3HT",
-	"F1f4zaQcDh9OLU61yi2UyskC3BzB4FIbB3izlAYtP4XZIEkTg7+W0mCejJ0pMU3sdI4LQVO59RKTcWKd",
-	"keoqub1Nk+dvxdX2Is7BOqPVFVyLQubCaQN6Fic1aFE5QY+mMNMGshez/iutsP9SuOn8/kvwG9hexc9z",
-	"VDzpv/TlA7uxX+gJBX97+/Z1PxcOj85AzBwacHPhQDoLMgeh7AqNhez0ZMir2reKV/rCadNxIOfFSqwt",
-	"ZEr3LT2RnYEA64QrLUgLWhVroE3CipYrHX1pUOSHJnxtcIYG1RTPl8tCYr499ds5wrJ6zNIZZP61zG90",
-	"hQZhrpUuDeYp4OBqANlKSPfNyTCD3pvvnsLXo9Ph0aG1vEFbFu57PRV+5q6FePI/sPDjm+9TyI6vT479",
-	"V/b4k8xvjw2Pce/Tf4POrM/p7LanvQg87zTQpuASZ9ogs4TCGwc0D1qXglAglcMrNDAzegEn9MrD4f61",
-	"LMSNXJSLZPxwmCYLqfyHkzQuMozIq7zg895PIM+lgTO6iXRv6vwkzPp8OsWl69AU/ods3CGYkOMSiXSa",
-	"WHL/8d+myVIYsUAXFNSLHBdL7VBN1//AdZd2+IhrnnRaSFQOpnNtkVWBm0sLtrxcSGtpGT0+idGjR7A0",
-	"UjlxWSCcXzx98QKmc2HElKZMQVgQsCyEVOD0R1SgzUQJ+LXUDnO4cKacOuJw+E5ikYNf+VEKVnsxMMRD",
-	"Ul0FQjBTwFQopR1MDQqHJLLMTHRKg4n6B64tCIOwRBN3IVQOBhe4uESaSzgoUFhHqytIFwoblRH9XYMS",
-	"C4zCThsbTFSSJpIo5LV9kib0TDJuUrRPJN1gw+9RXbl5Mh49+po5MX4+oZNxDg2N+X/fTSY3o2F/Mrn5",
-	"+vn7f/8qSTv45e/68sWzfewpcya3tLbEHKTXr1lk7Cyq+Ww0HGWDuJ2lcPN6MzLfy8QzbRbCJeOkLPnJ",
-	"5g6G/SeiPzvvf/f+019u+82Pp/f5eDK67d6+V47b+4+KsKlNo6Z8lcFcF7ltMQ/xcrkk3n0F0fL2hIOF",
-	"tg4eD48Cswdu0BM1k0ra+VnQkjlYthm1ju8HJT+GOGk0F1F9k5zCD26OxnOmvFLaYL6Hq8JudzDTyXB0",
-	"mnYJu0G71Mp6i/utyN/4PdOnqVYOFf8raL2eK46XRl8WuPj3f1mv++r5vjI4S8bJvx3X3s6x/9Uev/Zv",
-	"+Um77Iknda7RAknqgrwHr1a0cqQcoLcQBfET5vD3ix9epSCANYu6SqFUH5VeKdCGvqN95jAj/ZDCpcgn",
-	"ygh1hWDXyokbfrEaSuZHA8hydEIWGYuxP3w9m6HKSY/wOHC5Zk+CZoallsqhodMgl8UYbb4kwc7VGjTx",
-	"BiBNDb3T4SnzoFAVIYwuHaZwOnyUwqPhMIXBYHAUlasfekCL/6tW+KUPm8QEb6QlfX5ZOpgLGxy5nA5w",
-	"JSzkWKDD/IxpHqyoV8nkV7BIXGnlzcyV1vkAej+oicpe/3DxNthAmkUoyDbUbTxjaXmEMygtggCFKzJk",
-	"gyN/pq+08waVdPmXpk+05eBlHERR6JUFhZIPPWsugCbOQJHj7fDGHU/tdTYIO3j2J52t9CKc0wGt0Z1t",
-	"ild9pgN4rQsfwNSuEkhlHfvMfhvf6VLlX3IfrzRvYyXd3PswMmemxGs00Vj2tOF9OL24tI52SlxsSgW6",
-	"dOC0PuLlvxbrQov8rdbfC3OFf5ZavdT5muMT2sHjU/iH/JaX91brl0Ktg9K3X3p5wddiF9FZmAkbojbF",
-	"tDXCIRRyIV0K2jCBhYWFUGsog41F9uH4e0lGYz0AjiF8ADhRGX/qc0iRRePtrWgjCG88tGtH4enjRoTC",
-	"m/pRidLNtZH/ifmXJt/56xfsfEsbDSGrT4rVB+0N/vzzz/3z0s1ROVpRF9LwLQqDBgyKYvHNJAmuyyS5",
-	"Z5QSaHItZPFnqE6SWw7MofcGc2mPoud/ibS16RzzFodAN4N8RvZYGj1Fa/8MYkTplxZWWBQQPB4yuTVV",
-	"LJpr8kQFeB9JiQUxkoBcrH1AVflkbLNT8G7RRIUAXDrS3cZZFlIKjqIMP3z8mEaxZ9122GBpMfdqVkAu",
-	"Z+wde2V1RmOJicqmoiguxfTjh9IUmTcUaK7lFGEli4KXRY/w3FrRr8rBai4LhBVezrX+6B1oetCig3IZ",
-	"vLYflS2XxOOYv8Rcirfr5Z92QFE90yK3rfuAo5kwJM34TDh8Q4dFH5ZGL9E46T14AjxacVdO0r7l+aeJ",
-	"03d47LYp+e/84Pzq++pRffkvnDoa8ZlYv9VOFLwOURQ/zJLxu8315UH53G9ifqhjzv3ED6u5fe9D4e+l",
-	"+mi3KeY9yl0oF/3m4Rutplj5ldKydzPooqzFYtY9XO3iDA5umUfpIjPvxLrtjUiHi/Y/+4jzd33pYazk",
-	"tppEGCPW9JnwtO4tkHsWUAF6CJbiClMfvbo5GvQgKB7en1/kjg1euMAmm2i4Vz3ZGH4tsSSQU+mgfYJL",
-	"RvE0Yz/aa3xnJOZB1QuYCVnQR+dwsXQU95lSKT+igJU2H8lnkBaIYCUPRHF4RmddI2vaVLDuGnobvmsF",
-	"Mz8cPsxoBj9nNiY96f8nPTxRFLWcQcYRXOYRgtV8PYBsKtQUq1fI74zfQK1xo/eTclREnpHSYW3eu0FF",
-	"+OW7JJCMbLjfapImtJ0kTfxqkjSJ4yfvt06tOo6yQ3QCHbs5RZUEnUVmmZaGdTudUSGsO4qHcLZxKF5b",
-	"VwcHM1yBkwtkm7wPl43b+BCUaieEbkr0giwCUZm+wn70pwIiAHrCBZoSd+nlEnMKZBpcfal1gYINiccU",
-	"8w/CbSm2Pq28S0dghAzuZDzSJKQ5whwdiREBTX/4QVfM7MdghlWdSRFODNxt/XGy3QuKmrJaVo+4Lo2n",
-	"rU3F1feYVuZdmOLWY0XU9AcUoLcIhHgbfWXQ2h1qe04sGVNeZHcfWPZrIGzJ6AUMwWk4GcAL55NARlq0",
-	"kJeGnSkV2bu9V12SV5jWyYeTBo8Pq515UaKFmmj19+2sdg/IGnnluP+gdkpn1K13PyJb6Yo7WB9eYXDT",
-	"Dr3ys3/sGRbyGs1626DkSTV740QjzVpyGlmky/xEqdtOdCgg5PjJ6aOvKwQNXnKCwAY4jr1eN0eLFIqS",
-	"BRJ57qm34QYxHtJ1IpzHU85HcR59IFJ7Pb+in52GXIO41KUL2ZxtOVHWkXTt8mq810lAPh9/2A3oKTMC",
-	"6eLB/rOtGPbRkydNtTwcdilmJ12BnXnluTYU/i8WwqyjhMXV0Dgpf2PFwiN9SCcfl6mm3f6XWy87J/vx",
-	"zQuoEPgY5mxOeAbZX5+/zdjEsj1ojHLYqeFf434b3BiOewe75eXUHfacl/7B7sxgcxHxwd/lL7/BK6nV",
-	"4VUZfu7wosJzv3NNS21cJx+JAm3NR9fs7PlwVs9YVQ+AON/xaIC/liKAjuWCE+mEDMClQfExJ/Acb8TU",
-	"FevBRGWX6w+5WGfsDmiFgIqwgyUaGrZlFAhcn3pv6wzoPb/njCWXPoeDyaCQ1nlenij/ED8Tfvfuh9Wc",
-	"u1iDwWtUJaYwl1dzzkZJYx306ATodyUWeOR9vvbR+JXfOSCow7eOgKBe/Z3HazN295g199xpyBZTdox4",
-	"hQrNvX2xOzoV2kQ4qHpUKvf4NOk02Q3td3+bHY78wzTWC91zxlLJ3/Belz2NtrNF2YoWcabNFTfPtsU7",
-	"aWTKLk3oxbuRfxR5LknERfG6wdgzUVjc5PUmStTp5xgEp4GyQz6j7UOl74JzmpE0Mm607bnaMbtvl1YX",
-	"pUPI5s4t7fj4OKNwb6J6/AV/Zr9v5eeaI9D6uFgqpG8kBZzneW7QWrQtKIuchYhkQa/QekmbSSeqKv8i",
-	"f6Vf6KkofCYvREkzQtBSD6Flp6NRFrcgaDBFHojTBZcv1HUYg4l6hZjbGiDz0bKHx0Cr1tp6flx2cFbS",
-	"Rl2DN2KxJKueRIKEbwZTvTjmYUOxS970HUsjk7SZmB4NT//SIW2V0Gy7L+x5uxjtglYUu/9aCsNw7i+/",
-	"/PJL/58q4ySvVm4evnr5MmOMkIuDpkVp5TUPBXYpKHEYHuo/ezYY1P9zCUTM9Ec4c5MAo+Hocf+fJ+3q",
-	"hh6VKHCtwj/fnfRP3/9X9bk3fHfSf/L+v07eDfuj90f1D/6fUf3PZDKYTAa7fz/66qBH4unYJW61bW+L",
-	"0m/Xc5taa6Pqwv8Msq7O4idbocUX1G8HdFgXyTZDkG72DL9G38CH40HU0gbK4LNeLiLgbaR7O2SI+Mj2",
-	"rHE9NYRiNcyEGRwkZFjrofDQ4BQlO1Wcl8acv/Uqsze6ublHBE/R5YcK/dicz9eRFVxn5fcCV9qB0gGo",
-	"SEHOQMYvd+CvPEUdqmyfENWJRnyktT0/Mc9EgIW4tJVRoEnFNfKsR4Oki5idpofmiwd7N+CXhknr097D",
-	"h8+vQ55iC2IX29/eFzq5D0jeLAU1WAhHutXpthnhagAykUcHYsu71FLumOUwdcM0XVS9L3KxF3/YjS8w",
-	"mOnEYnkAOAvZSl9kgGYhlShi1cSdxS3GwhENDghxAIDDpwoHDp/3wMG74t24pdRz3/a+ib44LY106wui",
-	"ZNBpS9ldU6pibpsrlrLzkGLnpNgYQqral8J/xHWsdofnFMZRRvwSKQ/JboJWsc6ASrX9f2ARbcpxmE0n",
-	"ym84gqXLghwMduaI9hQPcolBTyiP8vgxHlifCcptUBmQnQ5Ps+AeMbswUMxrrc+GvCWfDpRqpmPCUfjA",
-	"KpTyxbLBhZDKCanQ2GQrfxgf8qkKtBtBsP/ZelfQiY/YyswSUSIMZOe6LKiycKJI2GaFXo2BC6mgUbGc",
-	"1VjxaDiC82AJMhDOI+ohjduoHu25Dtk9migis2gn3jvrgNIqm9OZpIdLdCtEBUtdFHYAP3PSN8zJWZyQ",
-	"+wBtICQ/YFe2ZjQcZn4LdOYRPTxrlvGzApPRQNiJohQPXCD6Os0s6qIK8faUq8cI0Ld0XdNmflXj8JRH",
-	"DdwcCSEQVqtW5R54seIzO28h/7S5dV2FXFWmGnSo6FhgiUbqHHqjU5jr0jCGkONMlIXr6puI3D1RlCMA",
-	"KhfMqlHr4qc46sOh988bg3rokoQDXmkHXM2VNSbiXTxnB8aXM0qacwtrhV62Kx8fhS7gjEkdd1yjsV5c",
-	"TgbDwZDj+CUqsZTJOHk4GA4eeq99zuqowe708QrdboOO5kGtG1JQuKqwmRT00setxTp0hHBJPJ8zESuc",
-	"NXG9uELLFce+wHiiMq53ynjYM5hpih0ho1xrBj1RWO0rHJgbMkpgjIMeHAwG/A9S2XHxzYSTuJMkFhHW",
-	"RcpV3naifPuQZ2/v7QzgnH/jkJTXNcNV1BrNtXmurnpfZrKg87QfJSfLrF7gmDhooqbaV6Bc0rlzyhY9",
-	"PmcpQA1O8mquC/RJ3QE8D6WgPE1u9BJ0GbKaPqaWWr3Ik3FCefA34bzabQvvPvki6V9L8tOrGunKPN+t",
-	"eqNp67sHZIK0xgtcT4FtM68zPNhVssloPyzFryWeed0tnc8ykQbAa6lLy6f0wAbWqIrzN9Y3LY3VO4vC",
-	"R8NhK2Z9d97/P6L/n8P+kw/97p6C9xsF46PhcE/NzP1qZWJhQ1fBs+dJPWOe2KjO4g66/lOtnNHFofqs",
-	"2Nh1myYkPB01Bl6aKiFhlKdTrtpFD6KWqwMNNrdpcjoc7lpoRd7jRjE+v3Jy+JVWMeJtmjwaPrzTS1W1",
-	"3m1aM/Ch93zZO20n+BxBIsE1VWQ8MCeubO2B2oQA/aUOjQYhQAqhRhOZo28+fRVclQHVSf3bcTNQvqUH",
-	"4jib/WIquCZLNL6gt23Mu5LRKVh5pTDnd2gjF06oXJgcQtBlJ8oucSpngcnHcI1GztaQhRC/TwMIVxrM",
-	"oJddn6SeoS6Fxcen8LeX50/7F387Hz16DHo2UZPkU3xP5reD6kPlUt8OPtGubydJ8HKB1KhfG9d+ttC6",
-	"B+SWrOYWpx8GgwG7SgbdUdUrZ0rrohtEw6bB5yVvglR5gVDNbMkWeApNVIVq9BrBOMNpazenEamocHRz",
-	"Q0KSS4NTV5fdeSOG+ZGvmvGVHWQMJ4qOUc9mHhXhjOboL8EtqbfJ6b+sJlPGvV455qVXNRj62uA8+uEn",
-	"w2yinObajej+GIm+QjE7HT3JjrNHw4fR9Wp5l/Qa2Vw3x0VIq7QNy7Y/sEBrSVVQO1W1YK1CupLmDmiQ",
-	"5Bpy5Qa7mnjqTd6vNXBHJEl6KeAoVOdiUbmUOOZHJW+ata5719KM7g4uaY9Bu1iKKfYtEjkd5lDJiU19",
-	"/m1TWBpNzHsXWA10L5q99w+jdd/qfP3ZrFgLm7m9vd1c0mbL1eg//mMnooe+BeL0ZLgLeQnA1UooxxVg",
-	"C20CMGfPItOzFAw2VPtmw4ODCgs8q2S0EA7NYEPFv93AJ8Q2OnHbYcJ/8r3j2OqsS6lARlwWa0DFzl/V",
-	"VOkV046QMzRmtIPLifKtI40IdABxsdLSL1wR3uwbjidBv6+MdA4VRyM/s1rYLFimlEIkTdgAXKGztczT",
-	"VL3qE6mDejG8Ib/Uo4kKLS6cXgiSCGyS5nrF/jF3OUz1kg5QGENYV4i0/a5C3X93i+pExR5V6WwkQIwJ",
-	"z+r10iCd5df++Vldn81JoAZtfLfhOFAw7wu7VtM0tjOmzUOmseZY5AfbKMeE7nLI2yixpUjSRVwsAC3S",
-	"QkfsTVv1OGVaZ6v4tdJSvt93sdZbaOHtaQusJPDDgoi+gEe6vavXShFuOxIRTCL8uDPRGGeNDctVE4xC",
-	"zNlcEpxBhymKoivoeWqQcsU87LZx6lJN9SPHG83ct+nBN/xBJ3+Uumwnfe+iL4ejzxlxxBrovc1sVdqD",
-	"RNhXHgfAqhbvNLTubsFVG9FK89aAfYHKxh0DrSsi+o07IvaNsX2pRLxi4bc1szz04USHm91QZyxmtZhU",
-	"KKOQea02YttzALm8dy6CxJPCkQpeTVSlJXzitquFhNDa0FbYKN4Ngkn117UClrZRwb3VA9a4eGQfTeJj",
-	"FEDe8Sg37tP4XEf5JQPJ4ILsf4lbifnhO0Sdm42R/N6ju6yso22HXh6N7vJysxuL33py+K3NJsk/I7C+",
-	"4GQxOyC0eb64ojOqvk2TzXtGvMwW6DrLIjtA8qD2KksWm6y5IcHDd6ZUZLyvhFRHLMX+a3aHRDDDZx4A",
-	"DAjhJU41SWnd3wC9j7h0uyHqQn7ErcL2I+/+VJ7ARDVAdJb9MF+rX2cubCzk9zGgV1LRj4z1z+HVSnnF",
-	"jpDYCzDVaia5hy7oKB+zVh7cZjOInetVa8e8KMnNBUcBvd+FRFQOhu+EB6VXaTx9rmDJMR/TRk4z7yx3",
-	"lfRPFOPsK2FyS32PSxTOd/c9e/7987fP2TcTZlGgtZ3OBi+mcjb+SOzvTpY4EofDmS/qCviZQUZgYiXW",
-	"46YfyNxFpO1lm30o3vKYEo+qc4qMJotioohLGkzyObuTR8PT7tCxlTOKqwrcJQxGrvPx55cyMsPTwy9V",
-	"9wHc1yp9cZXtZcd7Jax0PE2bGi2WsHRgo53Jp5aqw1pdNRKf0J337G0jXUexp6CZnZyocAFHJWmwI80Z",
-	"uoqiRosdkT4LHm8jkXm4mkxYbyEmyt+fkHr9xM9phf6p7jtAOqLO6D7+liizASyQR2/Bas6uTlS78sJu",
-	"IxvtHqa07mDi4z1kTSbKSX9HVLkctzLwDe+Zw36f0O5Qx3/FkO+6qPpc7hX+tYK5P1mVdzGpD33JqdjX",
-	"ne/J3WDZ3mbyPFbE+ubKM1B6g/W3dOxvTSL9MUHZ/S6+I6rtvPUubXbEb+uIiWrS3ztxLLs7PJIj7nDz",
-	"GXq0Ti6Ew3F4o+E+pk2GbxRU+Cs9uNmVrw3gFn7E3J6FMSJXxDE4HRHXbUPwPVFiHuSFOmRpEM6S1i6b",
-	"TUG4qrhPOViKKTYqc+555d/O4PftRj/47nDz87Db/wap/3P8hzfE4qKFce9MpN7LCvhrAW/fd4SKx3Wh",
-	"587ql+glhrvQeuG2qjFsXVzBelrpxj17RxCuTcqFpLoYIhSN9PTip4mqR6pusjpif+JJtq2/4gVT5EgM",
-	"H1cOR3V1FjsU7YuzQsAV1u913XQu1BVaBmO9FzMl0eR1VdUxofuaw9+pMJxUEfFS3IwuzWUka6KyllyP",
-	"4U6398rNW3tDwVT7Ht1GgEsTTpR3YRgJ94VVL3UuZ7IKIHZ4Dl7OD2U1zxXPEopOFKAwhURTJUzOQiG2",
-	"1+B8Vx8RcQujP92dvWttLzmYqfuDvJUQ2pLkRaZrv9xxO1tsCWTuHYOI17QVUiFkOR24by5IubUgbTUW",
-	"+EyDr8DkF/iiHX9kHdcz7oncfr9had09fZsmTz1F+8+kXWoruy+3ZbzXu1eVmKb1rUEz2ag6ZAodum44",
-	"Xjq916DRM7/J/v0kzPrQ4417dYOpP92r+hgE8JqD0tgRaGKJoQTk9g3Yn+uE/vvR6r+vcR8+vtMLjWse",
-	"+a0nd3rrWYV1/3/gQnSojD/Wi2hc6dDpRnx3tyaoMWXD2V0IA5LkzYTxMFtskWFPe9i4Cp/Lv8Oe7VEL",
-	"kajudfSwbZwthfblqXwvqAcoWjByACj2GthQAPJHoqXbV2F0WopAtAe27kmrG8N+dzDyv5797xNLt9Er",
-	"KNqdgp9ZSBv9N/xe7Lx59/72fTXRdstmzDXZmKmVJgB/dlC7cnF9t+9v/98A",
+	"7H1rcxvHsfZf6drjKgF1FiAIUXIElj/QkpwotmRFlO341erVDrANYqLFzGpmliCi4L+f6rnsBVgApC1L",
+	"SVW+EcDuXHr6+nT38GM0k8tCChRGR5OP0QJZhsr++ZjNFvhS8WtmkD5nqGeKF4ZLEU2itHC/xLBkNwN2",
+	"hd8k5Wh0f6ZxJkWmoRSG52AWCAoLqQzgTcEVavsUpsMojhR+KLnCLJoYVWIc6dkCl4ymMusCo0mkjeLi",
+	"Ktps4ujpa3a1u4gL0EZJcQXXLOcZM1KBnIdJFWoUhtGjMcylgvTZfPBCChw8Z2a2uPsS3AZ2V/HLAoWd",
+	"9B9yek9v7Rd6TMBfXr9+OciYwf45sLlBBWbBDHCjgWfAhF6h0pCenY7sqg6t4lmGy0IaFOYVFjlbY7a7",
+	"oJQ2k8IqrMtNAFwDo9XlbD3xRPpQojb3NKTVsLP14Htcp7BiGkqNGUxxLhXGwEQWNglcJ4L+lgLdTuZc",
+	"aRPGg5lCZjAbwsWUjgCkWaBacY3DRLS2h6JcRpM3Ea03eht3bPeFvDRSdfDfRb5iaw2pkANNT6TnwEAb",
+	"ZkpNG5UiXwMN66jADX2pkGXH6PtS4RwVihleFEXOu8j7eoFQVI9pYrnUvZY6aqxQISykkKXCLAYcXg0h",
+	"XTFuvjkdpdB79d1j+Hp8NuofW8sr1GVufpAz5mbuWojjtnsafnr1QwzpyfXpiftKn3zk2eZE2THuzOyv",
+	"0Kj1BbHq7rSXXsSNBNqU5xDLHAJvKjYglgEuDF6hgrmSSzilV+6PDq9lyW74ktji/iiOlly4D6cVc/gR",
+	"7Sov7XkfJpATSs8Z3US6M3V+Zmp9MZthYTqEz/2QTjr0EGRYIJFOEksePv5NHBVMsSUar48bIvo9rruU",
+	"4Xtc20lnOUdhYLaQGq3mMwuuQZfTJdealtGzJzF+8AAKxYVh0xzh4vLxs2cwWzDFZjRlDIz0RZEzLsDI",
+	"9yhAqkQw+FBKgxlcGlXODHE4fMcxz8CtvB+Dlk4MFPEQF1dNXQMzJoQMKoJE1jITndIwEd/jWgNTCAWq",
+	"sAvSOwqXuJwizcUM5Mi0odXlpPqZrtSSWeAaBFtiEHbamNM5nCjkjFsUR/RMNIm2lF60xYY/oLgyi2gy",
+	"fvC15cTw+ZROxhhUNOb/f5MkN+PRIEluvn769n+/irq02F/l9NmTQ+zJM0turnWJGXCnttPA2Gmwaul4",
+	"NE6HYTsFM4t6Mzw7yMRzqZbMRJOoLO2TzR2MBo/YYH4x+O7txz9tBs2PZ3f5eDredG/fKcfd/QdF2NSm",
+	"QVO+SGEh80y3mId4uSyId19AcDR6zMBSagMPR33P7J4bZCLmXHC9OPdaMgNtbUat4wdeyU8gTBrMRVDf",
+	"JKfwIxkwx5n8SkiF2QGu8rvdw0yno/FZ3CXsCnUhhXYOxrcsI56xxmcmhUFhNQ2j1TqeOCmUnOa4/N9/",
+	"aKf56tm+UjiPJtH/nNSu3Yn7VZ+8dG+5KTu5EXjFgMRgJEoksAx++unZkxikAgZuy/TTkuXEWWTs0wwN",
+	"43lqJVDDasFnCyLTJqbtvHJH+Lk3FDgnk+j2sSTfz2lJKQzpOuhVm4C/Xv74IgYGVlGKqxhK8V7IlaBt",
+	"L7mmY8tgTuouhinLEqGYuELQa2HYjX2xGopn/R2a0LRyPkeRkVq048B0bf1AmhkKyYVB5an2VCmpPifB",
+	"LsTa+WqANDX0zkZnVqSYqAihZGkwhrPRgxgejEYxDIfDfrAVbughLf7PUuCX4F684ZrM07Q0sGDau+EZ",
+	"HSC5tBnmaDA7tzT3ToGzMOQmWQm/ksJZzSspsyH0fhSJSF/+ePnam3SahYkOl9mdMdd2hHMoNQIDgSuy",
+	"y8O+O9MX0jj/gEzT56ZPcE2C/LI8lysNArk99LS5AJo4BUFhk8EbczLT1+nQ7+DJFzpbr4oyOqA1mvNt",
+	"8arPdAgvZe7Cz9rzAy60sSGA28Z3shSfVcO+kHYbK24WziXjmWVKvEYVbH9PKrsPI5dTbWinxMWqFCBL",
+	"A0bKvl3+S7bOJcteS/kDU1f4pdTqVGZrG27RDh6ewff8W7u811I+Z2Ltlb7+3MvzrqP1eI2GOdM+5haW",
+	"tooZhJwvubH2jAjMyJSJNZTeZUDrktrvORmN9RBsSOTC90Sk9tPARkhp8EWcU9CAUBoP7duRf/qkEXDZ",
+	"Tf0kWGkWUvF/4mf3Ai5ePrOxBNfBEFr1SUjLsL3BX375ZXBRmgUKQyvqwom+RaZQgUKWL79JIu+JJdEd",
+	"gy5Pk2vG8y+hOkluLc4AvVeYcd0PgcwUaWuzBXlADQ6Bbgb5hOxRKDlDrb8EMYL0cw0rzHPwHg+Z3Joq",
+	"GtU1OdYMnI8k2JIYiUHG1i4+rHwya7NjcG5RIjyewA3pbmW0FVKK9YIM33/4kEbR5912WKEFrqyaZZDx",
+	"uXX2nbI6p7FYItIZy/Mpm71/V6o8dYYC1TWfIax4nttl0SN2binoV2HIp80RVjhdSPnexQP0oEYDZeG9",
+	"tp+ELgviccyeY8bZ63XxxQ4oqGda5K51H9rgzA9JMz5hBl/RYdGHQskCleEuICH8phVGZiTtO4FMHBl5",
+	"i8c2Tcl/4wa3r9YYoJz+A2eGRnzC1q+lYbldB8vzH+fR5M32+jKvfO42sX2oY87DxPer2bx1kf0PXLzX",
+	"uxRzHuU+0I5+c2iUFDNsAKvWuxl2UVZjPu8ernZxhke3bEfpIrPdiTa7G+EGl+0/DhHnr3LqULloU03C",
+	"lGJr+kzwYPcWyD3zIAc9BAW7wrhCsBU6TBeP788tcs8GL41nk+1chlM96QQ+lFgSZiuk1z7eJSN4wEJZ",
+	"0ml8ozhmXtUzmDOe00djcFkYivtUKYQbkcFKqvfkM3ANRLDSDkSwQkpnXQOFUlUo9Rp6W75rlSS4P7qf",
+	"0gxuznRCetL9TXo4ERS1nENqI7jUAR6rxXoI6YyJGVavkN8ZvoFa4wbvx+H95BkJ6dfmvJsA2XuSkQ13",
+	"W43iiLYTxZFbTRRHYfwOaL86jrJDdDwduzlFlIQEBmaZlcrqdjqjnGnTD4dwvnUoTltXBwdzXIHhS7Q2",
+	"+RDMHLbxzivVzoyAKtEJMvNEtfRl+r07FWAen2TG05S4SxYFZhTINLh6KmWOzBoSn0V5x8yOYhvQyrt0",
+	"BAbI4FbGI458ksrP0ZHWYtD0h+91xcxuDMuwojOlZfMct1t/mGz/goKmrJbVI66Lw2lLVXH1HablWRdE",
+	"uvNYHjT9EQXoLAIB+EpeKdR6j9peEEuGhCXZ3Xva+jXgt6TkEkZgJJwO4ZlxOS3FNWrISmWdKRHYu71X",
+	"WZJXGNe5lNMGj4+qnTlRooWqYPUP7ax2D8gaOeV4+KD2SmfQrbc/Il3piltYH7tC76Yde+UX99gTzPk1",
+	"qvWuQcmiavbGiQaateQ0sEiX+QlSt5u3EUBA+KOzB19XCBo8t/kO7eE46/WaBWqkUJQsEMsyR70tN8ji",
+	"IV0nYtOSwrgozqEPRGqn51f0s5GQSWBTWRqfnNqVE6ENSdc+r8Z5nRY2tvix2w3ImWUE0sXDw2dbMeyD",
+	"R4+aank06lLMhpscO6sCFlJR+L9cMrUOEhZWQ+PE9hvNlg7pQzr5sEwx6/a/zLronOynV8+gSiiEMGd7",
+	"wnNI//z0dWpNrLUHjVGOOzX217DfBjf6497Dblk5M8c958I92J3obC4iPPi7/OVXeMWlOL4qZZ87vij/",
+	"3O9cUyGV6eQjlqOu+ejaOnsunJVzq6qHQJxv7GiAH0rmQcdyaesCCBmAqUL2PiPwHG/YzOTrYSLS6fpd",
+	"xtapdQekQEBB2EGBioZtGQUC12fO2zoHes/tObWSS5/9waSQc20cLyfCPWSf8b8790NLm7tYg8JrFCXG",
+	"sOBXC9ShhqNHJ0C/C7bEvvP52kfjVn7rgKAO3zoCgnr1tx6vzdjdY9bcc6shW0zZMeIVClR39sVu6VRI",
+	"FeCg6lEuzMOzqNNkN7Tf3W22P/J3s1DtdccZS8F/w3td9jTYzhZlK1qEmbZX3DzbFu/EgSm7NKET70b+",
+	"kWUZJxFn+csGY89ZrnGb15soUaefoxCMBMoOuQS9C5W+885pStJocaNdz1VPrPs21TIvDUK6MKbQk5OT",
+	"lMK9RPTsF/az9ftWbq4FAq3Plrr59A2ngPMiyxRqjboFZZGzEJAs6OVSFrSZOBFV8R75K4NczljuMnk+",
+	"SpoTghY7CC09G4+rYjJGgwnyQIzMbTVGXVYyTMQLxEzXAJmLlh08BlK01tZz41a1YV7X4A1bFmTVo0AQ",
+	"/81wJpcndlhfu5M1fcdS8Shu5tnHo7M/dUhbJTS77ov1vE2IdkEKit0/lExZOPfXX3/9dfA3kdokrxRm",
+	"4b96/jx1SXEBXMzyUvNrOxToglHi0D80ePJkOKz/thUdoXAhwJnbBBiPxg8HfzttF2v0qOLCll787c3p",
+	"4Oztv6rPvdGb08Gjt/86fTMajN/26x/cH+P6jyQZJslw/+/9r456JI6OXeJW2/a2KP12PbettbaKSNzP",
+	"wOtiM/tkK7T4jPrtiA7rItl2CNLNnv7X4Bu4cNyLWtxAGVzWywQEvI1074YMAR/ZnTWsp4ZQtIQ5U8Oj",
+	"hPRrPRYeKpwht06VzUujKzB1KrM3vrm5QwRP0eW7Cv3Yns+VxeW2bMztBa6kASE9UBEDnwMPX+7BX+0U",
+	"daiye0JU5Rvwkdb23MR2JgIs2FRXRoEmZddoZ+0Poy5idpoemi8c7O2AXxomrk/7AB8+vfZ5ih2Ine1+",
+	"e1fo5C4gebOyVWHODOlWI9tmxFYDkInsH4ktb1MaumeW49T103RR9a7IxUH8YT++YMFMw5bFEeDMZytd",
+	"kQGqJRcsD1UTtxa3EAsHNNgjxB4A9p8qHNh/PgAH74t3w5Zix327+yb64qxU3KwviZJepxW8u0RWhNy2",
+	"rVhKL3yK3SbFJuBT1a6R4T2uQ68CPKUwjjLiU6Q8pHUTpAh1BlR57v4CjahjG4fpOBFuwwEspbp7X5hO",
+	"tKd40JYY9JhwKI8b4572VXg61O2nZ6OztN+onbdAsV1rfTbkLbl0IBdzGRKOzAVWvjIxVEEuGReGcYFK",
+	"Rzv5w/CQS1Wg3gqC3c/auYKGvcdWZpaIEmAgvZBlToWSiSBhm+dyNQFbSAWNAuy0xorHozFceEuQAjMO",
+	"Ufdp3EYxbM90yG4/EURm1k68d9YBxVU2pzNJD1M0K0QBhcxzPYRfbNLXz2mzOD73AVKBT37AvmzNeDRK",
+	"3RbozAN6eN7sSrAKjAcDoRNBKR64RHRlp2nQRRXi7ShXj+Ghb266pk3dqib+qTT0cRBCwLQUrco9cGJl",
+	"z+yihfzT5tZ1UXVVaKvQoKBjgQIVlxn0xmewkKWyGEKGc1bmpqvrJXB3IihHAFQumFaj1sVPYdT7I+ef",
+	"NwZ10CUJB7yQBmw1V9qYyO7iqXVgXDkjpzl3sFbopfvy8UHoPM4Y1XHHNSrtxOV0OBqObBxfoGAFjybR",
+	"/eFoeN957QurjhrsTh+v0Ow36Kju1bohBoGrCpuJQRYubs3XvsHFVvjbcyZi+bMmrmdXqG0BtauXTkRq",
+	"651SO+w5zCXFjpBSrjWFHsu1dBUOlhtSSmBMvB4cDof2D6Qq6vybxCZxkygUEdY111XeNhGu+cuxt/N2",
+	"hnBhf7MhqV3XHFdBazTX5ri6auWZ85zOU7/nNlmm5RInxEGJmElXgTKlc7cpW3T4nKYA1TvJq4XM0SV1",
+	"h/DUl4LaaTIlC5Clz2q6mJpLQSXXEeXBX/nzandhvPnoar4/lOSnVyXflXm+XfVG09Z3D2gJ0hrPcz0F",
+	"ts28zuhok8w2o/1YsA8lnjvdzY3LMpEGwGsuS21PiTrCLGtUvQZb65uVSsu9Ne7j0agVs765GPw/Nvjn",
+	"aPDo3aC7ReLtVv37eDQ6UDNzt1qZUNjQVfDseFLOLU9sVWfZ/sfBYymMkvmx+qzQp7aJIxKejhoDJ02V",
+	"kFiUp1Ou2kUPrJarI/1Cmzg6G432LbQi70mjGN++cnr8lVYx4iaOHozu3+qlqlpvE9cMfOw9V/ZO2/E+",
+	"h5dIME0VGQ7MsCtde6A6IkC/kL7RwAdIPtRoInP0zcevvKsypDqp/zlpBsobeiCMs93+JrxrUqByBb1t",
+	"Y96VjI5B8yuBmX2HNnJpmMiYysAHXToRusAZn3smn8A1Kj5fQ+pD/AENwEypMIVeen0aO4aaMo0Pz+Av",
+	"zy8eDy7/cjF+8BDkPBFJ9DG8x7PNsPpQudSb4Ufa9SaJvJcLpEbd2mztZwutu0duyWqhcfZuOBxaV0mh",
+	"6Vetf6rUJrhBNGzsfV7yJkiV5wjVzJpsgaNQIipUo9cIxi2ctjYLGpGKCsc3NyQkGVc4M3XZnTNimPVd",
+	"1Yyr7CBjmAg6RjmfO1TEZjTHf/JuSb1Nm/5LazKltnUtw6x0qgZ9mx5cBD/8dJQmwkhbuxHcH8XRVSim",
+	"Z+NH6Un6YHQ/uF4t75JeI5trFrj0aZW2Ydn1B5aoNakK6g6rFiyFT1fS3B4N4raGXJjhvp6kepN363Tc",
+	"E0mSXvI4CtW5aBQmJo75SfCbZq3rwbU0o7ujSzpg0C4LNsOBRiKnwQwqOdGxy79tC0ujBf3gAquB7kSz",
+	"t+5h1OZbma0/mRVrYTObzWZ7SdsdZOO//30vooeuBeLsdLQPefHA1YoJYyvAllJ5YE6fB6a3UjDcUu3b",
+	"DQ8GKizwvJLRnBlUwy0V/3oLn2C76MSmw4T/7Dr/sdUoGFOBDJvma0Bhnb+qR9Qppj0hp2/MaAeXiXCt",
+	"I40IdAhhsVzTL7YivNkGHU6Cfl8pbgwKG438YtXCdsFyDKwijd8AXKHRtczTVL3qE6mDejF2Q26p/UT4",
+	"FhebXvCSCNYkLeTK+se2y2EmCzpAphRhXT7Sdrvydf/dHbeJCC233OhAgBATntfrpUE6y6/d8/O6Ptsm",
+	"gRq0cc2TE0/BbMD0Wszi0J0ZNw+Zxlpgnh3tCp0QumtD3kaJLUWSZveChI7Ym7bqcMq4zlbZ10pN+X7X",
+	"lFtvoYW3xy2wksAPDSz4Ag7pdq5eK0W460gEMInw485EY5g19F9XTTACMbPmkuAMOkyW511Bz2OFlCu2",
+	"w+4apy7VVD9ystWbvomPvuEOOvqj1GU76XsbfTkaf8qII9RAH2xmq9IeJMKu8tgDVrV4x74TeQeu2opW",
+	"qhMwg+bFIIdilo6rRCh8adymcOjtrbsXWldnDBp3ZxwaY/eyjXD1xG/rirnv4pIOf72hF6281vJWwZWM",
+	"Z7X+Ce3gzVtPVsyrDtJcXMCLRFTqxmWAu3pRiLK+P7FRBewlnAq5a03OdaMUfKeZrHH/zCGahMc28efn",
+	"ia0LSz4VT3zO0NY7RYdfss3N9uFbxMHbrZr2vQe3WVlHIxG9PB7f5uVmf5h969Hxt7bbNr9EqH9p09fA",
+	"Qh0G3QzSGedv4mj7Ihcn/DmazkLNDtjeK+LKtoa2b9si4QBFVQpyJ64YF32rDtzX1kFj3jE4d5Ckxyyn",
+	"OJMk7nXHBfTeY2H2g+Y5f487pfZ955BVvkkiGrC+q+Vz87U6iBZMh9YCF5U6bRc821CR7V+ttGDoUQnd",
+	"CTMp5tx29Xll56Loyqfcbk/RC7lq7dguitt2h77PJ+zDRiqXx/Xmg5CrOJy+ranJMJvQRs5S5753NRkk",
+	"wiL/K6YyTZ2YBTLj+g2fPP3h6eun1ltkapmj1p3uj11M5f78kWjkrXyDQBwbYH1W58TNDDxAJatwXZhf",
+	"meUuIm0v3e6McSZMldivzikwGs/zRBCXNJjkU/ZLj0dn3cFsK4sVVuW5iykMXOci4lsaGXc3y282MaOz",
+	"4y9V9xPc1SZ9doXtJMc5N1blOIo29VkoqenAajuTYS1Fh7WyaiRioTsP29tF3vqhx6GZLU2EvxCkkjPY",
+	"k3b1XU5Bn4UOTZeVD7ej8Mzf/Ma0sw+JcPc5xE472eeq2/K67yTpiIKDF/pbot4G0EERhgYtbbY3EYGC",
+	"DmnRu0hLu6cqrjuq7PEesyWJMNxdwVUWk1ZFQMMJtzCES7B3KOM/o8+/XVZ9N3cKR1vB5RdW5F1M6kJx",
+	"cikO3RbgyN1g2d52Mj9U6Lpmz3MQcov1dzTsb01q/TGx3d3uFSSq7b1UMG526O/qiEQ06e9cOCu7e/yR",
+	"vu24cxUDqA1fMoMT/0bDeYybDN8o8HBXjNjmW3uNgb1SADHT536MwBVhDJseCevWHgxIBFt4eaGOXRrE",
+	"Zm1rh03HwExVbCgMFGy2c8vm7W9U3BtDv97qT98ftX4adrt7rPsfFKL+13toeA+viMFZC3Hfm9a9kw1w",
+	"dy5u3naEiSd12eneWpzgIfqb2Xr+7qwJ7FyjYbW0kI1LDPvgL3HKGKcqHSIUjfT48udE1CNV92r1rTfx",
+	"KN3VXuG6K3IjRg8rd6O6yMu6E+1rvHyw5dfvNN1swcQVagsNOx9mRoJp11XV6vhecBv6zpiyKR4WLlhO",
+	"6QJmC4clIm1J9QRudRM0374B2pdvte9kbgS3NGEinANjcXlX5vVcZnzOq+Bhj9/gpPxYjvVC2Fl8CYwA",
+	"ZCrnqKr0zbkvC3f6294cSETcyRic7c8ltrYXHc0b/kG+ig9rSfIC07Vf7rgrLjQoWu6d1Jc+5lwgpBkd",
+	"uGt1iG2jQ9xqc3B5D1cPal+w1/64I+u4+/JA1Pb7zUrrHvNNHD12FB084bqQmnffHGxBY+dcVWIa13cY",
+	"zXmjBtJS6NhdzuEC84PmjJ75TdbvZ6bWxx5vXFrsDf3ZQdVnAQCnOSipHkAmKzGUDt29Tf1TndC/H63+",
+	"XU376OGtXmhcOWnfenSrt55UKPd/gAPRoTD+WB+icb1EpxPx3e0asiaUmbfOgh+Q5G7OlAPYQruO9bJH",
+	"jX+qYEvR/Z51v4VGVHdMOsA2zBZD+yJXe0epAydaALIHJw6aV1+M8kfipLvXcnTaCU+0e7ruj6ub1H53",
+	"IPJfr/73CKXZ6lpk7Z7FTyyijU4g+17oAXrzdvO2mmi3eTTkmHRI9XLlIT89rN24sL7N283/DQA=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -54,6 +54,14 @@ func preferenceApplied(j jobs.Job, wait *time.Duration) *string {
 	return ptr("wait=" + strconv.Itoa(int(*wait/time.Second)))
 }
 
+// idempotentReplayed is the Idempotent-Replayed header of a submission's answer: "true" for a replay.
+func idempotentReplayed(j jobs.Job) *string {
+	if !j.Replayed {
+		return nil
+	}
+	return ptr("true")
+}
+
 // fingerprint identifies a submission's content, so that a key replayed with another body is caught.
 // It hashes the decoded request re-encoded, so whitespace and member order do not matter.
 func fingerprint(body *gen.ReportRequest) string {

@@ -112,7 +112,14 @@ func TestIdempotencyKeyReuse(t *testing.T) {
 		if first.Status != http.StatusAccepted {
 			t.Fatalf("first submission: %s", first)
 		}
+		if got := first.Header.Get("Idempotent-Replayed"); got != "" {
+			t.Errorf("first submission's Idempotent-Replayed = %q, want none", got)
+		}
 		id := jobIDOf(t, first.Header.Get("Location"))
+		if r := h.post(t, `{"range":"2026-01"}`, "Idempotency-Key", key); r.Header.Get("Idempotent-Replayed") != "true" ||
+			r.Header.Get("Location") != first.Header.Get("Location") {
+			t.Errorf("replay while the job runs: %s, want the first's job with Idempotent-Replayed: true", r)
+		}
 
 		checkReused := func(what string) {
 			t.Helper()
@@ -126,8 +133,8 @@ func TestIdempotencyKeyReuse(t *testing.T) {
 		done := h.poll(t, id, 20*time.Millisecond, 10*time.Second, is303)
 		for _, body := range []string{`{"range":"2026-01"}`, " { \"range\" :\n \"2026-01\" } "} {
 			r := h.post(t, body, "Idempotency-Key", key)
-			if r.Status != http.StatusSeeOther || r.Header.Get("Location") != "/v1/reports/"+id+"/result" {
-				t.Errorf("replay of %q once done: %s, want 303 to the job's result", body, r)
+			if r.Status != http.StatusSeeOther || r.Header.Get("Location") != "/v1/reports/"+id+"/result" || r.Header.Get("Idempotent-Replayed") != "true" {
+				t.Errorf("replay of %q once done: %s, want 303 to the job's result, Idempotent-Replayed: true", body, r)
 			}
 			if got, want := r.Header.Get("Expires"), done.Header.Get("Expires"); got == "" || got != want {
 				t.Errorf("replay's Expires = %q, want the job's %q", got, want)
@@ -191,7 +198,14 @@ func TestReplayAfterDeleteStaysGone(t *testing.T) {
 		if first.Status != http.StatusAccepted {
 			t.Fatalf("first submission: %s", first)
 		}
+		if got := first.Header.Get("Idempotent-Replayed"); got != "" {
+			t.Errorf("first submission's Idempotent-Replayed = %q, want none", got)
+		}
 		id := jobIDOf(t, first.Header.Get("Location"))
+		if r := h.post(t, `{"range":"2026-01"}`, "Idempotency-Key", key); r.Header.Get("Idempotent-Replayed") != "true" ||
+			r.Header.Get("Location") != first.Header.Get("Location") {
+			t.Errorf("replay while the job runs: %s, want the first's job with Idempotent-Replayed: true", r)
+		}
 		h.poll(t, id, 20*time.Millisecond, 10*time.Second, is303)
 		if r := h.del(t, id); r.Status != http.StatusNoContent {
 			t.Fatalf("DELETE: %s", r)

@@ -18,17 +18,17 @@ func (s *Server) CreateReport(ctx context.Context, req gen.CreateReportRequestOb
 	if err != nil {
 		return nil, err
 	}
-	applied := preferenceApplied(j, wait)
+	applied, replayed := preferenceApplied(j, wait), idempotentReplayed(j)
 	if j.State == jobs.Done {
 		return gen.CreateReport303Response{Headers: gen.CreateReport303ResponseHeaders{
-			Location: resultPath(j.ID), Expires: httpDate(j.ExpiresAt), PreferenceApplied: applied}}, nil
+			Location: resultPath(j.ID), Expires: httpDate(j.ExpiresAt), PreferenceApplied: applied, IdempotentReplayed: replayed}}, nil
 	}
 	body, err := s.toJobStatus(j)
 	if err != nil {
 		return nil, err
 	}
 	return gen.CreateReport202JSONResponse{Body: body, Headers: gen.CreateReport202ResponseHeaders{
-		Location: statusPath(j.ID), RetryAfter: j.RetryAfter, PreferenceApplied: applied}}, nil
+		Location: statusPath(j.ID), RetryAfter: j.RetryAfter, PreferenceApplied: applied, IdempotentReplayed: replayed}}, nil
 }
 
 // GetReportStatus answers 200 with the status of a pending, running, failed or canceled job, and 303 to

@@ -117,7 +117,8 @@ func TestOperatorPages(t *testing.T) {
 	if docs.status != http.StatusOK || !strings.HasPrefix(docs.header.Get("Content-Type"), "text/html") {
 		t.Fatalf("GET /docs = %d %s", docs.status, docs.header.Get("Content-Type"))
 	}
-	for _, want := range []string{"createReport", "/v1/reports/{id}/result", "Retry-After", "JobStatus", "WebhookEvent"} {
+	for _, want := range []string{"createReport", "/v1/reports/{id}/result", "Retry-After", "JobStatus", "WebhookEvent",
+		"GET /healthz", "GET /readyz", "GET /metrics", "GET /monitoring/", "GET /problems/{slug}", "GET /openapi.yaml", "REPORTD_OPS_ADDR"} {
 		if !bytes.Contains(docs.body, []byte(want)) {
 			t.Errorf("/docs does not mention %s", want)
 		}

@@ -220,7 +220,7 @@ th{font-weight:600;color:#555}.req{color:#b93a2b;font-size:.85em}td p{margin:0}
 <header><h1>{{.Title}} <small>{{.Version}}</small></h1>
 <p>API reference, rendered from <a href="/openapi.yaml">/openapi.yaml</a>, the contract clients are generated from.</p></header>
 <main>{{.Description}}
-<nav><h2>Operations</h2><ul>{{range .Ops}}<li><a href="#{{.ID}}"><span class="m {{.Method}}">{{.Method}}</span> <code>{{.Path}}</code></a> {{.Summary}}</li>{{end}}</ul></nav>
+<nav><h2>Operations</h2><ul>{{range .Ops}}<li><a href="#{{.ID}}"><span class="m {{.Method}}">{{.Method}}</span> <code>{{.Path}}</code></a> {{.Summary}}</li>{{end}}<li><a href="#beside-the-api">Beside the API</a>: health, readiness, metrics, the asynq web UI, problem types</li></ul></nav>
 {{range .Ops}}<section class="op" id="{{.ID}}"><h3><span class="m {{.Method}}">{{.Method}}</span> <code>{{.Path}}</code> — {{.Summary}}</h3>
 {{.Description}}
 {{if .Params}}<h4>Parameters</h4><table><tr><th>name</th><th>in</th><th>type</th><th>description</th></tr>
@@ -230,6 +230,17 @@ th{font-weight:600;color:#555}.req{color:#b93a2b;font-size:.85em}td p{margin:0}
 {{range .Responses}}<tr><td><b>{{.Status}}</b></td><td>{{.Description}}</td><td>{{range .Headers}}<code>{{.Name}}</code>{{if .Required}} <span class="req">always</span>{{end}}: {{.Type}}<br>{{end}}{{range .Media}}<code>{{.}}</code><br>{{end}}</td></tr>{{end}}</table>
 {{if .Callbacks}}<h4>Callbacks</h4><p>{{range .Callbacks}}<code>{{.}}</code> {{end}}: see <code>WebhookEvent</code> below.</p>{{end}}
 </section>{{end}}
+<h2 id="beside-the-api">Beside the API</h2>
+<p>Served by every API process beside the operations above, and not part of the contract (no client is generated for them):</p>
+<table><tr><th>request</th><th>answers</th></tr>
+<tr><td><code>GET /healthz</code></td><td>200 while the process runs.</td></tr>
+<tr><td><code>GET /readyz</code></td><td>200 when Redis answers and a worker serves the report queue; 503 with <code>Retry-After</code> and the reason otherwise.</td></tr>
+<tr><td><code>GET /metrics</code></td><td>Prometheus metrics; needs the admin token (<code>REPORTD_ADMIN_TOKEN</code>) as a Bearer token or as the basic-auth password.</td></tr>
+<tr><td><code>GET /monitoring/</code></td><td>the asynq web UI over the queues; needs the admin token.</td></tr>
+<tr><td><code>GET /problems/{slug}</code></td><td>what a problem's <code>type</code> means.</td></tr>
+<tr><td><code>GET /openapi.yaml</code></td><td>the contract, byte for byte.</td></tr>
+<tr><td><code>GET /docs</code></td><td>this page.</td></tr></table>
+<p>A worker alone serves <code>/healthz</code>, <code>/readyz</code> and <code>/metrics</code> on <code>REPORTD_OPS_ADDR</code>.</p>
 <h2>Schemas</h2>
 {{range .Schemas}}<section class="op" id="schema-{{.Name}}"><h3>{{.Name}}</h3>{{.Description}}
 <table><tr><th>field</th><th>type</th><th>description</th></tr>{{range .Fields}}<tr><td><code>{{.Name}}</code>{{if .Required}} <span class="req">required</span>{{end}}</td><td>{{.Type}}</td><td>{{.Description}}</td></tr>{{end}}</table></section>{{end}}

@@ -49,6 +49,8 @@ type Job struct {
 	RetryAfter int
 	// Waited says whether the read waited for the job (a wait is only made for an unfinished job).
 	Waited bool
+	// Replayed says that Submit answered with the job its Idempotency-Key first created.
+	Replayed bool
 
 	// inQueue says whether asynq still has the job's task (a job canceled before it ran has none).
 	inQueue bool

@@ -73,6 +73,7 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Job, error) {
 	if err != nil {
 		return Job{}, err
 	}
+	j.Replayed = prior != nil
 	if sub.IdempotencyKey != "" && (prior == nil || !prior.Enqueued) {
 		rec := store.Submission{Fingerprint: sub.Fingerprint, JobID: id, CreatedAt: createdAt}
 		if err := s.store.MarkEnqueued(ctx, sub.Client, sub.IdempotencyKey, rec); err != nil {
