@@ -107,7 +107,11 @@ func fromTask(info *asynq.TaskInfo, retention time.Duration) Job {
 		if !info.LastFailedAt.IsZero() {
 			j.ExpiresAt = info.LastFailedAt.Add(retention)
 		}
-	default: // pending, scheduled, retry (waiting for its next attempt), aggregating
+	case asynq.TaskStatePending:
+		// Never run, or put back in the queue by a worker's shutdown: no attempt is under way, and the
+		// interrupted one's progress would read as if it were.
+		j.State, j.Progress = Pending, tasks.Progress{}
+	default: // scheduled, retry (waiting for its next attempt, whose predecessor's progress it shows), aggregating
 		j.State = Pending
 	}
 	return j

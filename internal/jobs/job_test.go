@@ -130,6 +130,8 @@ func TestFromTask(t *testing.T) {
 		want Job
 	}{
 		{name: "pending", info: taskInfo(asynq.TaskStatePending), want: view(Pending)},
+		// Put back in the queue by a worker's shutdown: the interrupted attempt is not under way.
+		{name: "pending-requeued", info: taskInfo(asynq.TaskStatePending, jobstest.WithProgress(progress)), want: view(Pending)},
 		{name: "scheduled", info: taskInfo(asynq.TaskStateScheduled), want: view(Pending)},
 		{name: "aggregating", info: taskInfo(asynq.TaskStateAggregating), want: view(Pending)},
 		{
