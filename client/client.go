@@ -31,10 +31,12 @@ type Client struct {
 	http        *http.Client
 	userAgent   string
 	apiKey      string
-	maxHold     time.Duration                                    // the longest hold Wait asks for
-	maxRateWait time.Duration                                    // the longest Create waits out 429s
-	now         func() time.Time                                 // reads the HTTP-dates of Retry-After
-	sleep       func(ctx context.Context, d time.Duration) error // waits between polls; tests replace both
+	maxHold     time.Duration // the longest hold Wait asks for
+	maxRateWait time.Duration // the longest Create waits out 429s
+	// progressPolling has Wait read again at once after a held read (WithProgressPolling).
+	progressPolling bool
+	now             func() time.Time                                 // reads the HTTP-dates of Retry-After
+	sleep           func(ctx context.Context, d time.Duration) error // waits between polls; tests replace both
 }
 
 // Option configures a Client made by New.
@@ -69,6 +71,14 @@ func WithAPIKey(key string) Option {
 // of Retry-After. Zero turns holding off.
 func WithMaxHold(d time.Duration) Option {
 	return func(c *Client) { c.maxHold = max(d, 0) }
+}
+
+// WithProgressPolling makes Wait read a job's status about every hold (whole seconds, at least one),
+// for a progress display: each read is held at most hold (Prefer: wait), and the next follows at once
+// instead of after the Retry-After, which for a running job is the estimated time it still needs. A
+// display watching one job costs one request a hold; a plain poller should leave this off.
+func WithProgressPolling(hold time.Duration) Option {
+	return func(c *Client) { c.maxHold, c.progressPolling = max(hold, time.Second), true }
 }
 
 // WithMaxRateLimitWait bounds how long, in all, Create waits out a service that refuses a submission

@@ -38,7 +38,7 @@ type Result struct {
 // between reads Wait sleeps as long as the answer's Retry-After says (delay-seconds or HTTP-date;
 // DefaultRetryAfter if it has none). The 303 See Other of a done job is read, not followed: Wait then
 // GETs the report's JSON. onProgress, if not nil, is called with every status read, on Wait's
-// goroutine.
+// goroutine; with WithProgressPolling it sees the job about once a hold instead of once a Retry-After.
 //
 // A job that failed or was canceled ends Wait with a *JobError; an error answer with a *ProblemError
 // (a 503 or 429 is retried after its Retry-After a few times first). When ctx ends, Wait returns
@@ -89,6 +89,9 @@ func (c *Client) Wait(ctx context.Context, statusURL string, onProgress func(gen
 		}
 		if st.State == gen.Failed || st.State == gen.Canceled || st.State == gen.Done {
 			return nil, &JobError{Job: *st.Job, Problem: st.Job.Error}
+		}
+		if c.progressPolling {
+			continue // the read was held up to maxHold: the next follows at once
 		}
 		if err := c.sleep(ctx, st.RetryAfter); err != nil {
 			return nil, err

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/reportd/reportd/gen"
 )
@@ -310,4 +311,41 @@ func TestWaitRetriesUnavailable(t *testing.T) {
 			t.Errorf("sleeps between reads (-want +got):\n%s", diff)
 		}
 	})
+}
+
+// TestWaitProgressPolling: with WithProgressPolling, Wait reads a running job again as soon as a held
+// read returns, so a display sees it move every hold, not once a Retry-After (30 s here); without it,
+// Wait sleeps the Retry-After between reads.
+func TestWaitProgressPolling(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		opts      []Option
+		wantHold  string
+		wantSleep []time.Duration
+	}{
+		{"progress", []Option{WithProgressPolling(time.Second)}, "wait=1", nil},
+		{"plain", []Option{WithMaxHold(time.Second)}, "wait=1", []time.Duration{30 * time.Second, 30 * time.Second}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFake(t, status("running", 0.2, "30"), status("running", 0.5, "30"), seeOther, report)
+			c := f.client(tc.opts...)
+			var slept []time.Duration
+			c.sleep = func(_ context.Context, d time.Duration) error { slept = append(slept, d); return nil }
+			var seen []float64
+			if _, err := c.Wait(context.Background(), "/v1/reports/"+jobID, func(s gen.JobStatus) { seen = append(seen, s.Progress) }); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.wantSleep, slept, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("sleeps between reads (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff([]float64{0.2, 0.5}, seen); diff != "" {
+				t.Errorf("progress seen (-want +got):\n%s", diff)
+			}
+			if got := f.seen()[0].header.Get("Prefer"); got != tc.wantHold {
+				t.Errorf("Prefer = %q, want %q", got, tc.wantHold)
+			}
+		})
+	}
 }

@@ -20,8 +20,8 @@ const defaultServer = "http://localhost:8080"
 // userAgent names reportctl to the service.
 const userAgent = "reportctl/1"
 
-// barHold is the longest a status read is held while a progress bar shows: long enough to see a job
-// end at once, short enough for the bar to move at the pace of Retry-After.
+// barHold is how often a progress bar reads the job: each read is held this long at most, so the job's
+// end shows at once and its progress about every second (client.WithProgressPolling).
 const barHold = time.Second
 
 // globals are the flags every command takes.
@@ -130,7 +130,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	tty := isTerminal(stderr)
 	opts := []client.Option{client.WithUserAgent(userAgent), client.WithAPIKey(getenv("REPORTD_API_KEY"))}
 	if tty {
-		opts = append(opts, client.WithMaxHold(barHold))
+		opts = append(opts, client.WithProgressPolling(barHold))
 	}
 	c, err := client.New(g.server, opts...)
 	if err != nil {
