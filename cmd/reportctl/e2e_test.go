@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/internal/testkit"
 )
@@ -288,5 +289,38 @@ func TestBenchCountsLostJobs(t *testing.T) {
 	r := reportctl(t, idle, "--timeout", "1s", "bench", "-n", "3", "-c", "3", "--range", "2026-02")
 	if r.code != 1 || !strings.Contains(r.stdout, "lost: 3\n") || !strings.Contains(r.stdout, "wait: timed out") {
 		t.Errorf("want exit 1 and 3 lost jobs:\n%s", r)
+	}
+}
+
+// TestWatchAndList: watch follows a job someone else submitted to its report; list shows the caller's
+// jobs newest first, filtered by status, a page at a time.
+func TestWatchAndList(t *testing.T) {
+	t.Parallel()
+	r := mustRun(t, service, "create", "--range", "2026-01-01..2026-01-03")
+	id := strings.SplitN(r.stdout, "\n", 2)[0]
+	if r := mustRun(t, service, "watch", id); !strings.Contains(r.stdout, "range    2026-01-01..2026-01-03 (3 days)") || !strings.Contains(r.stderr, "done 100%") {
+		t.Errorf("watch of job %s:\n%s", id, r)
+	}
+	if r := mustRun(t, service, "list", "--status", "done", "--limit", "100"); !regexp.MustCompile(id + `  done +100%  2026-01-01\.\.2026-01-03  `).MatchString(r.stdout) {
+		t.Errorf("list --status done does not show job %s done:\n%s", id, r)
+	}
+	first := strings.SplitN(mustRun(t, idle, "create", "--range", "2026-02").stdout, "\n", 2)[0]
+	second := strings.SplitN(mustRun(t, idle, "create", "--range", "2026-03").stdout, "\n", 2)[0]
+	// Page through the pending jobs (other tests add their own) one at a time: both appear, newest first.
+	var order []string
+	args := []string{"list", "--status", "pending", "--limit", "1"}
+	for range 50 {
+		r := mustRun(t, idle, args...)
+		if id, _, _ := strings.Cut(r.stdout, "  "); id == first || id == second {
+			order = append(order, id)
+		}
+		i := strings.LastIndex(r.stdout, "next page: reportctl list --cursor ")
+		if i < 0 || len(order) == 2 {
+			break
+		}
+		args = []string{"list", "--status", "pending", "--limit", "1", "--cursor", strings.TrimSpace(r.stdout[i+len("next page: reportctl list --cursor "):])}
+	}
+	if diff := cmp.Diff([]string{second, first}, order); diff != "" {
+		t.Errorf("pending jobs paged one at a time (-want +got):\n%s", diff)
 	}
 }

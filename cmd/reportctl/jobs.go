@@ -129,3 +129,45 @@ func printStatus(w io.Writer, st *client.Status) {
 		field("retry after", "%s", st.RetryAfter)
 	}
 }
+
+var listCommand = command{
+	name:    "list",
+	args:    "[--status S] [--limit N] [--cursor C]",
+	summary: "List your jobs, newest first, a page at a time (the last line gives the next page's cursor).",
+	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+		status := fs.String("status", "", "only jobs in this `status` (pending, running, done, failed, canceled)")
+		limit := fs.Int("limit", 0, "at most `N` jobs (1 to 100; the service's default is 20)")
+		cursor := fs.String("cursor", "", "the page after the one that gave this `cursor`")
+		return func(ctx context.Context, e *env, _ []string) error {
+			page, err := e.client.List(ctx, client.ListOptions{Status: gen.JobState(*status), Limit: *limit, Cursor: *cursor})
+			if err != nil {
+				return err
+			}
+			for _, j := range page.Jobs {
+				fmt.Fprintf(e.stdout, "%s  %-8s %4.0f%%  %s..%s  %s\n", j.Id, j.Status, j.Progress*100,
+					j.Range.From.Format(time.DateOnly), j.Range.To.Format(time.DateOnly), j.CreatedAt.UTC().Format(time.RFC3339))
+			}
+			if page.Next != "" {
+				fmt.Fprintf(e.stdout, "next page: reportctl list --cursor %s\n", page.Next)
+			}
+			return nil
+		}
+	},
+}
+
+var watchCommand = command{
+	name:     "watch",
+	args:     "ID [-o FILE] [--csv]",
+	summary:  "Follow a job to its end, showing its progress, then print its report's totals.",
+	needArgs: 1,
+	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+		csv := fs.Bool("csv", false, "with -o: the daily table as CSV")
+		out := fs.String("o", "", "also write the report to `FILE` (CSV when it is named *.csv)")
+		return func(ctx context.Context, e *env, args []string) error {
+			if err := checkID(args[0]); err != nil {
+				return err
+			}
+			return follow(ctx, e, &client.Job{ID: args[0], StatusURL: e.client.StatusURL(args[0])}, *out, isCSV(*csv, *out))
+		}
+	},
+}
