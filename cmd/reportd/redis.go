@@ -110,7 +110,7 @@ func warnIfNotDurable(ctx context.Context, rdb redis.UniversalClient, log *slog.
 		return
 	}
 	if aof["appendonly"] == "no" && strings.TrimSpace(save["save"]) == "" {
-		log.Warn("redis keeps nothing on disk (appendonly no, no save points): every queued job is lost when it restarts; "+
+		log.Warn("redis keeps nothing on disk (appendonly no, no save points): every queued job is lost when it restarts; " +
 			"set appendonly yes (see the README, \"Redis settings reportd relies on\")")
 	}
 }
