@@ -102,7 +102,7 @@ func startAPI(ctx context.Context, cfg config, ln net.Listener, rdb redis.Univer
 	if err != nil {
 		return nil, err
 	}
-	handler = httpapi.RequestIDs(m.Instrument(handler))
+	handler = httpapi.RequestIDs(m.Instrument(httpapi.CORS(cfg.CORSOrigins)(handler)))
 	a := &apiServer{
 		fresh:   map[net.Conn]bool{},
 		waiters: waiters,

@@ -45,6 +45,8 @@ type config struct {
 
 	APIKeys   []httpapi.APIKey // REPORTD_API_KEYS or REPORTD_API_KEYS_FILE: name:key entries
 	AllowOpen bool             // REPORTD_ALLOW_OPEN: serve a non-loopback address with no keys
+	// CORSOrigins are the browser origins allowed to call the API (REPORTD_CORS_ORIGINS); none: no CORS.
+	CORSOrigins []string
 
 	SubmitsPerSecond float64 // REPORTD_RATE_LIMIT, per client; 0: none
 	SubmitBurst      int     // REPORTD_RATE_BURST
@@ -187,6 +189,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 		c.APIKeys = parsed
 	}
 	flag("REPORTD_ALLOW_OPEN", &c.AllowOpen)
+	if v := getenv("REPORTD_CORS_ORIGINS"); v != "" {
+		origins, err := httpapi.ParseOrigins(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("REPORTD_CORS_ORIGINS: %w", err))
+		}
+		c.CORSOrigins = origins
+	}
 	if v := getenv("REPORTD_RATE_LIMIT"); v != "" {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil || f < 0 || f > 1e6 {
@@ -390,6 +399,7 @@ func (c config) LogValue() slog.Value {
 		slog.String("REPORTD_OPS_ADDR", c.OpsAddr),
 		slog.Any("REPORTD_API_KEYS", clientNames(c.APIKeys)),
 		slog.Bool("REPORTD_ALLOW_OPEN", c.AllowOpen),
+		slog.Any("REPORTD_CORS_ORIGINS", c.CORSOrigins),
 		slog.Float64("REPORTD_RATE_LIMIT", c.SubmitsPerSecond),
 		slog.Int("REPORTD_RATE_BURST", c.SubmitBurst),
 		slog.Int("REPORTD_MAX_OPEN_JOBS", c.MaxOpenJobs),

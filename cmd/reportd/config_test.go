@@ -95,6 +95,9 @@ func TestLoadConfigVariables(t *testing.T) {
 		{"REPORTD_JANITOR_INTERVAL", "200ms", func(c *config) { c.JanitorInterval = 200 * time.Millisecond }},
 		{"REPORTD_PROGRESS_EVERY", "1s", func(c *config) { c.ProgressEvery = time.Second }},
 		{"REPORTD_SHUTDOWN_TIMEOUT", "3s", func(c *config) { c.ShutdownTimeout = 3 * time.Second }},
+		{"REPORTD_CORS_ORIGINS", "https://app.example, http://localhost:5173", func(c *config) {
+			c.CORSOrigins = []string{"https://app.example", "http://localhost:5173"}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -120,6 +123,7 @@ func TestLoadConfigInvalid(t *testing.T) {
 		wants []string // every variable the error must name
 	}{
 		{"retention-not-a-duration", map[string]string{"REPORTD_RETENTION": "abc"}, []string{"REPORTD_RETENTION"}},
+		{"cors-origin-with-path", map[string]string{"REPORTD_CORS_ORIGINS": "https://app.example/app"}, []string{"REPORTD_CORS_ORIGINS"}},
 		{"retention-fraction-of-second", map[string]string{"REPORTD_RETENTION": "1500ms"}, []string{"REPORTD_RETENTION"}},
 		{"retention-too-short", map[string]string{"REPORTD_RETENTION": "500ms"}, []string{"REPORTD_RETENTION"}},
 		{"retention-bare-number", map[string]string{"REPORTD_RETENTION": "86400"}, []string{"REPORTD_RETENTION"}},

@@ -548,3 +548,31 @@ func TestRunStopsOnCancel(t *testing.T) {
 		t.Errorf("no stopped line; log:\n%s", sink)
 	}
 }
+
+// TestCORSE2E: with REPORTD_CORS_ORIGINS a browser app on that origin gets its preflight answered and
+// may read the 202's Location; without it, OPTIONS stays a 405.
+func TestCORSE2E(t *testing.T) {
+	t.Parallel()
+	const app = "http://localhost:5173"
+	for _, tc := range []struct {
+		name      string
+		origins   string
+		wantAllow string
+		wantPre   int
+	}{{"configured", app, app, http.StatusNoContent}, {"off", "", "", http.StatusMethodNotAllowed}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			in := start(t, nil, e2eVars(map[string]string{"REPORTD_CORS_ORIGINS": tc.origins}))
+			pre := mustTry(t, http.MethodOptions, in.base+"/v1/reports", "", "Origin", app, "Access-Control-Request-Method", "POST",
+				"Access-Control-Request-Headers", "content-type, idempotency-key")
+			if pre.status != tc.wantPre || pre.header.Get("Access-Control-Allow-Origin") != tc.wantAllow {
+				t.Errorf("preflight: %d, Allow-Origin %q; want %d, %q", pre.status, pre.header.Get("Access-Control-Allow-Origin"), tc.wantPre, tc.wantAllow)
+			}
+			post := mustTry(t, http.MethodPost, in.base+"/v1/reports", `{"range":"2026-01"}`, "Content-Type", "application/json", "Origin", app)
+			exposed := strings.Contains(post.header.Get("Access-Control-Expose-Headers"), "Location")
+			if post.status != http.StatusAccepted || post.header.Get("Access-Control-Allow-Origin") != tc.wantAllow || exposed != (tc.wantAllow != "") {
+				t.Errorf("POST from %s: %d, Allow-Origin %q, Location exposed %v", app, post.status, post.header.Get("Access-Control-Allow-Origin"), exposed)
+			}
+		})
+	}
+}
