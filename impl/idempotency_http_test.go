@@ -108,18 +108,7 @@ func TestIdempotencyKeyReuse(t *testing.T) {
 	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		h := newHarness(t, b, setup{Worker: true, Waiters: true, Ledger: fixedLedger{}})
 		key := "reuse-" + uuid.NewString()
-		first := h.post(t, `{"range":"2026-01"}`, "Idempotency-Key", key)
-		if first.Status != http.StatusAccepted {
-			t.Fatalf("first submission: %s", first)
-		}
-		if got := first.Header.Get("Idempotent-Replayed"); got != "" {
-			t.Errorf("first submission's Idempotent-Replayed = %q, want none", got)
-		}
-		id := jobIDOf(t, first.Header.Get("Location"))
-		if r := h.post(t, `{"range":"2026-01"}`, "Idempotency-Key", key); r.Header.Get("Idempotent-Replayed") != "true" ||
-			r.Header.Get("Location") != first.Header.Get("Location") {
-			t.Errorf("replay while the job runs: %s, want the first's job with Idempotent-Replayed: true", r)
-		}
+		id := submitTwice(t, h, key)
 
 		checkReused := func(what string) {
 			t.Helper()
@@ -194,18 +183,7 @@ func TestReplayAfterDeleteStaysGone(t *testing.T) {
 	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		h := newHarness(t, b, setup{Worker: true, Waiters: true, Ledger: fixedLedger{}})
 		key := "deleted-" + uuid.NewString()
-		first := h.post(t, `{"range":"2026-01"}`, "Idempotency-Key", key)
-		if first.Status != http.StatusAccepted {
-			t.Fatalf("first submission: %s", first)
-		}
-		if got := first.Header.Get("Idempotent-Replayed"); got != "" {
-			t.Errorf("first submission's Idempotent-Replayed = %q, want none", got)
-		}
-		id := jobIDOf(t, first.Header.Get("Location"))
-		if r := h.post(t, `{"range":"2026-01"}`, "Idempotency-Key", key); r.Header.Get("Idempotent-Replayed") != "true" ||
-			r.Header.Get("Location") != first.Header.Get("Location") {
-			t.Errorf("replay while the job runs: %s, want the first's job with Idempotent-Replayed: true", r)
-		}
+		id := submitTwice(t, h, key)
 		h.poll(t, id, 20*time.Millisecond, 10*time.Second, is303)
 		if r := h.del(t, id); r.Status != http.StatusNoContent {
 			t.Fatalf("DELETE: %s", r)
@@ -221,4 +199,22 @@ func TestReplayAfterDeleteStaysGone(t *testing.T) {
 			t.Errorf("the deleted job ran %d times, want once", n)
 		}
 	})
+}
+
+// submitTwice submits January with key and replays it at once: the first answer is a 202 that is no
+// replay, the second names the same job with Idempotent-Replayed: true. It returns the job's id.
+func submitTwice(t *testing.T, h *harness, key string) string {
+	t.Helper()
+	first := h.post(t, `{"range":"2026-01"}`, "Idempotency-Key", key)
+	if first.Status != http.StatusAccepted {
+		t.Fatalf("first submission: %s", first)
+	}
+	if got := first.Header.Get("Idempotent-Replayed"); got != "" {
+		t.Errorf("first submission's Idempotent-Replayed = %q, want none", got)
+	}
+	if r := h.post(t, `{"range":"2026-01"}`, "Idempotency-Key", key); r.Header.Get("Idempotent-Replayed") != "true" ||
+		r.Header.Get("Location") != first.Header.Get("Location") {
+		t.Errorf("replay at once: %s, want the first's job with Idempotent-Replayed: true", r)
+	}
+	return jobIDOf(t, first.Header.Get("Location"))
 }
