@@ -167,7 +167,8 @@ func (p *ReportProcessor) RunCancels(ctx context.Context, src EventSource) {
 	}
 }
 
-// errCanceled ends the attempt of a canceled job, for good: asynq archives it without a retry.
+// errCanceled ends the attempt of a canceled job for good, without a retry, when its end could not be
+// recorded: asynq archives it, and the status read finds the cancel marker. Recorded, it completes.
 var errCanceled = fmt.Errorf("%w: %w", store.ErrCanceled, asynq.SkipRetry)
 
 // errTimedOut is the cause of an attempt stopped by its time limit.
@@ -274,10 +275,15 @@ func (p *ReportProcessor) end(ctx context.Context, id string, payload ReportPayl
 	case rerr != nil && a.outcome == OutcomeDone:
 		return fmt.Errorf("save the report: %w", rerr) // no report: the attempt failed
 	case rerr != nil:
+		// A canceled job is archived then, and its status read finds the cancel marker.
 		log.Warn("the attempt's end not recorded; the status reads it from asynq", "err", rerr)
-	case recorded == OutcomeCanceled && a.outcome == OutcomeDone:
-		log.Info("report canceled as it finished; not saved")
-		a.outcome, err = recorded, errCanceled
+	case recorded == OutcomeCanceled:
+		// Recorded as canceled: asynq completes the task, for a user's cancel is no failure (an archived
+		// task counts as failed in asynq's web UI and metrics, and asynq warns that retries ran out).
+		if a.outcome == OutcomeDone {
+			log.Info("report canceled as it finished; not saved")
+		}
+		a.outcome, err = recorded, nil
 	case a.outcome == OutcomeDone:
 		log.Info("report done", "orders", a.orders, "took", took.Round(time.Millisecond))
 	}

@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -106,28 +105,9 @@ func (s *Service) delete(ctx context.Context, j Job) error {
 // client's count of unfinished jobs; then its webhook, if it has one. It returns the outcome recorded:
 // OutcomeCanceled for a job done as its cancel arrived.
 func (s *Service) End(ctx context.Context, e tasks.Ending) (tasks.Outcome, error) {
-	result := e.Progress
-	if e.Outcome != tasks.OutcomeDone {
-		result.Outcome = e.Outcome // a completed task says done by itself
-	}
-	b, err := json.Marshal(result)
-	if err != nil {
-		return "", fmt.Errorf("encode progress: %w", err)
-	}
-	recorded, err := s.store.EndJob(ctx, store.End{ID: e.ID, Client: e.Client, Outcome: string(e.Outcome), Final: e.Final, Report: e.Report, TaskResult: b})
+	outcome, err := tasks.RecordEnd(ctx, s.store, e)
 	if err != nil {
 		return "", err
-	}
-	outcome := tasks.Outcome(recorded)
-	if outcome != e.Outcome {
-		// Done as its cancel arrived: the result written said done. Should this fail, the status read
-		// still finds the cancel marker.
-		result.Outcome = outcome
-		if b, err := json.Marshal(result); err == nil {
-			if _, err := s.store.EndJob(ctx, store.End{ID: e.ID, Client: e.Client, Outcome: recorded, TaskResult: b}); err != nil {
-				s.log.WarnContext(ctx, "the cancel of a finished attempt not recorded in its task", "job", e.ID, "err", err)
-			}
-		}
 	}
 	if e.Final {
 		s.ended(ctx, e.ID, e.CallbackURL, outcome)

@@ -96,6 +96,9 @@ func fromTask(info *asynq.TaskInfo, retention time.Duration) Job {
 		j.State = Running
 	case asynq.TaskStateCompleted:
 		j.State = Done
+		if j.Progress.Outcome == tasks.OutcomeCanceled {
+			j.State = Canceled // a canceled job's task completes: a user's cancel is no failure
+		}
 		j.FinishedAt = info.CompletedAt
 		j.ExpiresAt = info.CompletedAt.Add(info.Retention)
 	case asynq.TaskStateArchived:
