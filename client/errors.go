@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"mime"
@@ -101,6 +102,23 @@ func snippet(body []byte) string {
 }
 
 // decodeJSON decodes a JSON answer into v, saying which answer it was when it cannot.
+// readOK finishes an exchange that must answer 200 with JSON: it decodes the body into a T, or turns
+// any other answer into its error.
+func readOK[T any](ctx context.Context, c *Client, resp *http.Response, err error) (*http.Response, *T, error) {
+	resp, body, err := exchange(ctx, resp, err)
+	if err != nil {
+		return nil, nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, nil, problemFrom(resp, body, c.now())
+	}
+	var v T
+	if err := decodeJSON(resp, body, &v); err != nil {
+		return nil, nil, err
+	}
+	return resp, &v, nil
+}
+
 func decodeJSON(resp *http.Response, body []byte, v any) error {
 	if !isJSON(resp.Header.Get("Content-Type")) {
 		return fmt.Errorf("client: %s %s answered %s as %q, want JSON", resp.Request.Method, resp.Request.URL, resp.Status, resp.Header.Get("Content-Type"))

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"net/http"
 
 	"github.com/reportd/reportd/gen"
 )
@@ -37,15 +36,8 @@ func (c *Client) List(ctx context.Context, opts ListOptions) (*Page, error) {
 		params.Cursor = &opts.Cursor
 	}
 	resp, err := c.api.ListReports(ctx, params)
-	resp, body, err := exchange(ctx, resp, err)
+	_, list, err := readOK[gen.JobList](ctx, c, resp, err)
 	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, problemFrom(resp, body, c.now())
-	}
-	var list gen.JobList
-	if err := decodeJSON(resp, body, &list); err != nil {
 		return nil, err
 	}
 	p := &Page{Jobs: list.Items}

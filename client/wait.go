@@ -110,18 +110,11 @@ func (c *Client) report(ctx context.Context, resultURL string) (*Result, error) 
 		return nil, err
 	}
 	resp, err := c.http.Do(req)
-	resp, body, err := exchange(ctx, resp, err)
+	resp, rep, err := readOK[gen.Report](ctx, c, resp, err)
 	if err != nil {
 		return nil, err
 	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, problemFrom(resp, body, c.now())
-	}
-	var rep gen.Report
-	if err := decodeJSON(resp, body, &rep); err != nil {
-		return nil, err
-	}
-	return &Result{ID: rep.Id.String(), URL: resp.Request.URL.String(), Report: &rep}, nil
+	return &Result{ID: rep.Id.String(), URL: resp.Request.URL.String(), Report: rep}, nil
 }
 
 // retryable reports whether an error answer asks to be retried later.
