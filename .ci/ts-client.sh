@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI check: a TypeScript client generated from openapi.yaml (openapi-typescript + openapi-fetch, pinned in
 # .ci/ts/package-lock.json) type-checks and runs the whole flow against a freshly built reportd:
-# submit, poll honouring Retry-After until the 303, the report as JSON and CSV, a 404 and a 400 problem.
+# submit, poll honouring Retry-After until the 303, the report as JSON and CSV, a 404 and a 400 problem,
+# cancel and delete.
 #
 #   bash .ci/ts-client.sh          # from anywhere; needs Go, Node 20 and the npm registry
 #

@@ -153,35 +153,80 @@ func TestCancel(t *testing.T) {
 		w.Header().Set("Retry-After", "1")
 		writeJSON(w, http.StatusAccepted, "application/json", st)
 	}
-	deleted := func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }
+	finished := func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusConflict, "application/problem+json", map[string]any{
+			"type": "/problems/job-finished", "title": "Job already finished", "status": 409, "detail": "The job is already done"})
+	}
 	tests := []struct {
 		name        string
 		answer      http.HandlerFunc
 		wantState   gen.JobState
-		wantDeleted bool
 		wantRetry   time.Duration
 		wantCancel  bool
+		wantProblem string
 	}{
 		{name: "200-canceled", answer: status("canceled", 0.5, ""), wantState: gen.Canceled},
 		{name: "202-stopping", answer: stopping, wantState: gen.Running, wantRetry: time.Second, wantCancel: true},
-		{name: "204-deleted", answer: deleted, wantDeleted: true},
+		{name: "409-finished", answer: finished, wantProblem: "/problems/job-finished"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFake(t, tt.answer)
 			st, err := f.client().Cancel(context.Background(), jobID)
+			if req := f.seen()[0]; req.method != http.MethodPost || req.path != "/v1/reports/"+jobID+"/cancel" {
+				t.Errorf("request = %s %s", req.method, req.path)
+			}
+			if tt.wantProblem != "" {
+				var pe *ProblemError
+				if !errors.As(err, &pe) || pe.Status != http.StatusConflict || pe.Type != tt.wantProblem {
+					t.Fatalf("Cancel = %+v, %v; want a 409 %s problem", st, err, tt.wantProblem)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			if st.ID != jobID || st.State != tt.wantState || st.Deleted != tt.wantDeleted || st.RetryAfter != tt.wantRetry {
-				t.Errorf("Cancel = %+v, want state %q, deleted %v, retry after %s", st, tt.wantState, tt.wantDeleted, tt.wantRetry)
+			if st.ID != jobID || st.State != tt.wantState || st.RetryAfter != tt.wantRetry {
+				t.Errorf("Cancel = %+v, want state %q, retry after %s", st, tt.wantState, tt.wantRetry)
+			}
+			if want := f.srv.URL + "/v1/reports/" + jobID; st.URL != want {
+				t.Errorf("Cancel's status URL = %s, want %s", st.URL, want)
 			}
 			if got := st.Job != nil && st.Job.CancelRequested != nil && *st.Job.CancelRequested; got != tt.wantCancel {
 				t.Errorf("cancel_requested = %v, want %v", got, tt.wantCancel)
 			}
+		})
+	}
+}
+
+func TestDelete(t *testing.T) {
+	t.Parallel()
+	deleted := func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }
+	running := func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusConflict, "application/problem+json", map[string]any{
+			"type": "/problems/job-not-finished", "title": "Job not finished", "status": 409, "detail": "The job is running"})
+	}
+	for name, tt := range map[string]struct {
+		answer      http.HandlerFunc
+		wantProblem string
+	}{
+		"204-deleted":      {answer: deleted},
+		"409-not-finished": {answer: running, wantProblem: "/problems/job-not-finished"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f := newFake(t, tt.answer)
+			err := f.client().Delete(context.Background(), jobID)
 			if req := f.seen()[0]; req.method != http.MethodDelete || req.path != "/v1/reports/"+jobID {
 				t.Errorf("request = %s %s", req.method, req.path)
+			}
+			var pe *ProblemError
+			switch {
+			case tt.wantProblem == "" && err != nil:
+				t.Errorf("Delete = %v, want nil", err)
+			case tt.wantProblem != "" && (!errors.As(err, &pe) || pe.Type != tt.wantProblem):
+				t.Errorf("Delete = %v, want a %s problem", err, tt.wantProblem)
 			}
 		})
 	}
@@ -255,6 +300,7 @@ func TestProblemErrors(t *testing.T) {
 		"result":     func(c *Client) error { _, err := c.Result(context.Background(), jobID); return err },
 		"result-csv": func(c *Client) error { return c.ResultCSV(context.Background(), jobID, &bytes.Buffer{}) },
 		"cancel":     func(c *Client) error { _, err := c.Cancel(context.Background(), jobID); return err },
+		"delete":     func(c *Client) error { return c.Delete(context.Background(), jobID) },
 	}
 	tests := []struct {
 		name   string
@@ -324,6 +370,7 @@ func TestBadJobIDIsRefusedBeforeSending(t *testing.T) {
 		"result": func() error { _, err := c.Result(context.Background(), "42"); return err },
 		"csv":    func() error { return c.ResultCSV(context.Background(), "", &bytes.Buffer{}) },
 		"cancel": func() error { _, err := c.Cancel(context.Background(), "x"); return err },
+		"delete": func() error { return c.Delete(context.Background(), "x") },
 	} {
 		if err := call(); err == nil || !strings.Contains(err.Error(), "not a job id") {
 			t.Errorf("%s with a bad id = %v, want an error saying it is not a job id", name, err)

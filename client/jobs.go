@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -76,8 +77,6 @@ type Status struct {
 	RetryAfter time.Duration
 	// Job is the status the service sent (its 200 body); nil for a 303, which has none.
 	Job *gen.JobStatus
-	// Deleted is set by Cancel only: the job had finished, and it and its report are deleted now (204).
-	Deleted bool
 }
 
 // Create submits a report job over rng (a quarter "2026-Q1", a month "2026-01", or a day span
@@ -202,9 +201,11 @@ func (c *Client) readStatus(resp *http.Response, body []byte, err error) (*Statu
 	return nil, problemFrom(resp, body, c.now())
 }
 
-// Cancel cancels job id if it is pending or running (State canceled; or, when the worker has not yet
-// confirmed, the current status with Job.CancelRequested set), or deletes it and its report if it had
-// finished (Deleted). Canceling twice is harmless.
+// Cancel cancels job id for good if it is pending or running: State canceled, or, when the worker has
+// not confirmed yet, the current status with Job.CancelRequested set and RetryAfter. The job's record
+// stays (Delete removes it). Canceling a canceled job is harmless and answers the same; a job that
+// already finished as done or failed is left as it is, and Cancel returns a 409 *ProblemError of type
+// /problems/job-finished.
 func (c *Client) Cancel(ctx context.Context, id string) (*Status, error) {
 	jid, err := parseID(id)
 	if err != nil {
@@ -221,15 +222,40 @@ func (c *Client) Cancel(ctx context.Context, id string) (*Status, error) {
 		if err := decodeJSON(resp, body, &js); err != nil {
 			return nil, err
 		}
-		st := &Status{ID: js.Id.String(), URL: resp.Request.URL.String(), State: js.Status, Job: &js}
+		st := &Status{ID: js.Id.String(), URL: statusURL(resp.Request.URL, &js), State: js.Status, Job: &js}
 		if resp.StatusCode == http.StatusAccepted {
 			st.RetryAfter = c.retryAfter(resp)
 		}
 		return st, nil
-	case http.StatusNoContent:
-		return &Status{ID: id, URL: resp.Request.URL.String(), Deleted: true}, nil
 	}
 	return nil, problemFrom(resp, body, c.now())
+}
+
+// Delete deletes finished job id (done, failed or canceled) and its report; the id answers 410 Gone from
+// then on. A pending or running job is not deleted: Delete returns a 409 *ProblemError of type
+// /problems/job-not-finished, and the job must be canceled first.
+func (c *Client) Delete(ctx context.Context, id string) error {
+	jid, err := parseID(id)
+	if err != nil {
+		return err
+	}
+	resp, err := c.api.DeleteReport(ctx, jid)
+	resp, body, err := exchange(ctx, resp, err)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	return problemFrom(resp, body, c.now())
+}
+
+// statusURL is job js's status URL, absolute: its self link, resolved against the URL that answered.
+func statusURL(answered *url.URL, js *gen.JobStatus) string {
+	if self, err := url.Parse(js.Links.Self); err == nil && js.Links.Self != "" {
+		return answered.ResolveReference(self).String()
+	}
+	return answered.String()
 }
 
 // replayed reports whether a submission's answer is an idempotent replay.

@@ -493,18 +493,14 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/reports (the `CreateReport` operationId).
 	CreateReport(ctx context.Context, params *CreateReportParams, body CreateReportJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// CancelReport Cancel a job, or delete a finished one.
-	//
-	// A pending or running job is canceled for good: it never runs (again) and never gets a result; its
-	// status becomes `canceled` (kept for the retention period like a finished job's). The answer is
-	// `200` with that status once the job has stopped, or `202` with the current status when the worker
-	// has not confirmed within about a second (the status URL shows `canceled` once it has).
+	// DeleteReport Delete a finished job and its report.
 	//
 	// A done, failed or canceled job is deleted now, report included: `204`, and its id answers `410`
-	// afterwards. Repeating a DELETE is harmless.
+	// from then on, a repeated `DELETE` included (nothing more is deleted). A pending or running job is
+	// not deleted: `409` (problem `job-not-finished`); cancel it first (`POST .../cancel`).
 	//
-	// Corresponds with DELETE /v1/reports/{id} (the `CancelReport` operationId).
-	CancelReport(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with DELETE /v1/reports/{id} (the `DeleteReport` operationId).
+	DeleteReport(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetReportStatus Read a job's status.
 	//
@@ -518,6 +514,21 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/reports/{id} (the `GetReportStatus` operationId).
 	GetReportStatus(ctx context.Context, id JobID, params *GetReportStatusParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CancelReport Cancel a pending or running job.
+	//
+	// A pending or running job is canceled for good: it never runs (again) and never gets a result. Its
+	// record is kept: its status reads `canceled` for the retention period, like a finished job's, until
+	// it expires or is deleted (`DELETE`). The answer is `200` with that status once the job has
+	// stopped, or `202` with the current status when the worker has not confirmed within about a second
+	// (the status URL shows `canceled` once it has).
+	//
+	// Canceling is idempotent: canceling a canceled job answers `200` with its status again. A job that
+	// already finished as done or failed is not changed: `409` (problem `job-finished`), and its report,
+	// if it has one, stays. A request body, if sent, is ignored.
+	//
+	// Corresponds with POST /v1/reports/{id}/cancel (the `CancelReport` operationId).
+	CancelReport(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetReportResult Read a finished report.
 	//
@@ -620,19 +631,15 @@ func (c *Client) CreateReport(ctx context.Context, params *CreateReportParams, b
 	return c.Client.Do(req)
 }
 
-// CancelReport Cancel a job, or delete a finished one.
-//
-// A pending or running job is canceled for good: it never runs (again) and never gets a result; its
-// status becomes `canceled` (kept for the retention period like a finished job's). The answer is
-// `200` with that status once the job has stopped, or `202` with the current status when the worker
-// has not confirmed within about a second (the status URL shows `canceled` once it has).
+// DeleteReport Delete a finished job and its report.
 //
 // A done, failed or canceled job is deleted now, report included: `204`, and its id answers `410`
-// afterwards. Repeating a DELETE is harmless.
+// from then on, a repeated `DELETE` included (nothing more is deleted). A pending or running job is
+// not deleted: `409` (problem `job-not-finished`); cancel it first (`POST .../cancel`).
 //
-// Corresponds with DELETE /v1/reports/{id} (the `CancelReport` operationId).
-func (c *Client) CancelReport(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCancelReportRequest(c.Server, id)
+// Corresponds with DELETE /v1/reports/{id} (the `DeleteReport` operationId).
+func (c *Client) DeleteReport(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteReportRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -656,6 +663,31 @@ func (c *Client) CancelReport(ctx context.Context, id JobID, reqEditors ...Reque
 // Corresponds with GET /v1/reports/{id} (the `GetReportStatus` operationId).
 func (c *Client) GetReportStatus(ctx context.Context, id JobID, params *GetReportStatusParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetReportStatusRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CancelReport Cancel a pending or running job.
+//
+// A pending or running job is canceled for good: it never runs (again) and never gets a result. Its
+// record is kept: its status reads `canceled` for the retention period, like a finished job's, until
+// it expires or is deleted (`DELETE`). The answer is `200` with that status once the job has
+// stopped, or `202` with the current status when the worker has not confirmed within about a second
+// (the status URL shows `canceled` once it has).
+//
+// Canceling is idempotent: canceling a canceled job answers `200` with its status again. A job that
+// already finished as done or failed is not changed: `409` (problem `job-finished`), and its report,
+// if it has one, stays. A request body, if sent, is ignored.
+//
+// Corresponds with POST /v1/reports/{id}/cancel (the `CancelReport` operationId).
+func (c *Client) CancelReport(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCancelReportRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -850,8 +882,8 @@ func NewCreateReportRequestWithBody(server string, params *CreateReportParams, c
 	return req, nil
 }
 
-// NewCancelReportRequest constructs an http.Request for the CancelReport method
-func NewCancelReportRequest(server string, id JobID) (*http.Request, error) {
+// NewDeleteReportRequest constructs an http.Request for the DeleteReport method
+func NewDeleteReportRequest(server string, id JobID) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -928,6 +960,40 @@ func NewGetReportStatusRequest(server string, id JobID, params *GetReportStatusP
 			req.Header.Set("Prefer", headerParam0)
 		}
 
+	}
+
+	return req, nil
+}
+
+// NewCancelReportRequest constructs an http.Request for the CancelReport method
+func NewCancelReportRequest(server string, id JobID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/reports/%s/cancel", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
 	}
 
 	return req, nil
@@ -1112,20 +1178,16 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/reports (the `CreateReport` operationId).
 	CreateReportWithResponse(ctx context.Context, params *CreateReportParams, body CreateReportJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateReportResponse, error)
 
-	// CancelReportWithResponse Cancel a job, or delete a finished one.
-	//
-	// A pending or running job is canceled for good: it never runs (again) and never gets a result; its
-	// status becomes `canceled` (kept for the retention period like a finished job's). The answer is
-	// `200` with that status once the job has stopped, or `202` with the current status when the worker
-	// has not confirmed within about a second (the status URL shows `canceled` once it has).
+	// DeleteReportWithResponse Delete a finished job and its report.
 	//
 	// A done, failed or canceled job is deleted now, report included: `204`, and its id answers `410`
-	// afterwards. Repeating a DELETE is harmless.
+	// from then on, a repeated `DELETE` included (nothing more is deleted). A pending or running job is
+	// not deleted: `409` (problem `job-not-finished`); cancel it first (`POST .../cancel`).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with DELETE /v1/reports/{id} (the `CancelReport` operationId).
-	CancelReportWithResponse(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*CancelReportResponse, error)
+	// Corresponds with DELETE /v1/reports/{id} (the `DeleteReport` operationId).
+	DeleteReportWithResponse(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*DeleteReportResponse, error)
 
 	// GetReportStatusWithResponse Read a job's status.
 	//
@@ -1141,6 +1203,23 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/reports/{id} (the `GetReportStatus` operationId).
 	GetReportStatusWithResponse(ctx context.Context, id JobID, params *GetReportStatusParams, reqEditors ...RequestEditorFn) (*GetReportStatusResponse, error)
+
+	// CancelReportWithResponse Cancel a pending or running job.
+	//
+	// A pending or running job is canceled for good: it never runs (again) and never gets a result. Its
+	// record is kept: its status reads `canceled` for the retention period, like a finished job's, until
+	// it expires or is deleted (`DELETE`). The answer is `200` with that status once the job has
+	// stopped, or `202` with the current status when the worker has not confirmed within about a second
+	// (the status URL shows `canceled` once it has).
+	//
+	// Canceling is idempotent: canceling a canceled job answers `200` with its status again. A job that
+	// already finished as done or failed is not changed: `409` (problem `job-finished`), and its report,
+	// if it has one, stays. A request body, if sent, is ignored.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/reports/{id}/cancel (the `CancelReport` operationId).
+	CancelReportWithResponse(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*CancelReportResponse, error)
 
 	// GetReportResultWithResponse Read a finished report.
 	//
@@ -1403,95 +1482,81 @@ func (r CreateReportResponse) ContentType() string {
 	return ""
 }
 
-// CancelReportResponse202Headers the declared response headers of an HTTP 202 response for CancelReport
-type CancelReportResponse202Headers struct {
-	RetryAfter int
-}
-
-// CancelReportResponse401Headers the declared response headers of an HTTP 401 response for CancelReport
-type CancelReportResponse401Headers struct {
+// DeleteReportResponse401Headers the declared response headers of an HTTP 401 response for DeleteReport
+type DeleteReportResponse401Headers struct {
 	WWWAuthenticate string
 }
 
-// CancelReportResponse503Headers the declared response headers of an HTTP 503 response for CancelReport
-type CancelReportResponse503Headers struct {
+// DeleteReportResponse503Headers the declared response headers of an HTTP 503 response for DeleteReport
+type DeleteReportResponse503Headers struct {
 	RetryAfter int
 }
 
-type CancelReportResponse struct {
+type DeleteReportResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
-	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *JobStatus
-	// JSON202 the response for an HTTP 202 `application/json` response
-	JSON202 *JobStatus
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *BadJobId
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
 	ApplicationproblemJSON410 *Gone
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Error
-	// Headers202 the parsed response headers for an HTTP 202 response
-	Headers202 *CancelReportResponse202Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
-	Headers401 *CancelReportResponse401Headers
+	Headers401 *DeleteReportResponse401Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
-	Headers503 *CancelReportResponse503Headers
-}
-
-// GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r CancelReportResponse) GetJSON200() *JobStatus {
-	return r.JSON200
-}
-
-// GetJSON202 returns the response for an HTTP 202 `application/json` response
-func (r CancelReportResponse) GetJSON202() *JobStatus {
-	return r.JSON202
+	Headers503 *DeleteReportResponse503Headers
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r CancelReportResponse) GetApplicationproblemJSON400() *BadJobId {
+func (r DeleteReportResponse) GetApplicationproblemJSON400() *BadJobId {
 	return r.ApplicationproblemJSON400
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r CancelReportResponse) GetApplicationproblemJSON401() *Unauthorized {
+func (r DeleteReportResponse) GetApplicationproblemJSON401() *Unauthorized {
 	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
-func (r CancelReportResponse) GetApplicationproblemJSON404() *NotFound {
+func (r DeleteReportResponse) GetApplicationproblemJSON404() *NotFound {
 	return r.ApplicationproblemJSON404
 }
 
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DeleteReportResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
 // GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
-func (r CancelReportResponse) GetApplicationproblemJSON410() *Gone {
+func (r DeleteReportResponse) GetApplicationproblemJSON410() *Gone {
 	return r.ApplicationproblemJSON410
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r CancelReportResponse) GetApplicationproblemJSON503() *Unavailable {
+func (r DeleteReportResponse) GetApplicationproblemJSON503() *Unavailable {
 	return r.ApplicationproblemJSON503
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
-func (r CancelReportResponse) GetApplicationproblemJSONDefault() *Error {
+func (r DeleteReportResponse) GetApplicationproblemJSONDefault() *Error {
 	return r.ApplicationproblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
-func (r CancelReportResponse) GetBody() []byte {
+func (r DeleteReportResponse) GetBody() []byte {
 	return r.Body
 }
 
 // Status returns HTTPResponse.Status
-func (r CancelReportResponse) Status() string {
+func (r DeleteReportResponse) Status() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Status
 	}
@@ -1499,7 +1564,7 @@ func (r CancelReportResponse) Status() string {
 }
 
 // StatusCode returns HTTPResponse.StatusCode
-func (r CancelReportResponse) StatusCode() int {
+func (r DeleteReportResponse) StatusCode() int {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.StatusCode
 	}
@@ -1507,7 +1572,7 @@ func (r CancelReportResponse) StatusCode() int {
 }
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r CancelReportResponse) ContentType() string {
+func (r DeleteReportResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -1624,6 +1689,124 @@ func (r GetReportStatusResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetReportStatusResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CancelReportResponse202Headers the declared response headers of an HTTP 202 response for CancelReport
+type CancelReportResponse202Headers struct {
+	RetryAfter int
+}
+
+// CancelReportResponse401Headers the declared response headers of an HTTP 401 response for CancelReport
+type CancelReportResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// CancelReportResponse503Headers the declared response headers of an HTTP 503 response for CancelReport
+type CancelReportResponse503Headers struct {
+	RetryAfter int
+}
+
+type CancelReportResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *JobStatus
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *JobStatus
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadJobId
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
+	ApplicationproblemJSON410 *Gone
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Error
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *CancelReportResponse202Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CancelReportResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CancelReportResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CancelReportResponse) GetJSON200() *JobStatus {
+	return r.JSON200
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r CancelReportResponse) GetJSON202() *JobStatus {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CancelReportResponse) GetApplicationproblemJSON400() *BadJobId {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CancelReportResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r CancelReportResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CancelReportResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
+func (r CancelReportResponse) GetApplicationproblemJSON410() *Gone {
+	return r.ApplicationproblemJSON410
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r CancelReportResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CancelReportResponse) GetApplicationproblemJSONDefault() *Error {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CancelReportResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CancelReportResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CancelReportResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CancelReportResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -1936,25 +2119,21 @@ func (c *ClientWithResponses) CreateReportWithResponse(ctx context.Context, para
 	return ParseCreateReportResponse(rsp)
 }
 
-// CancelReportWithResponse Cancel a job, or delete a finished one.
-//
-// A pending or running job is canceled for good: it never runs (again) and never gets a result; its
-// status becomes `canceled` (kept for the retention period like a finished job's). The answer is
-// `200` with that status once the job has stopped, or `202` with the current status when the worker
-// has not confirmed within about a second (the status URL shows `canceled` once it has).
+// DeleteReportWithResponse Delete a finished job and its report.
 //
 // A done, failed or canceled job is deleted now, report included: `204`, and its id answers `410`
-// afterwards. Repeating a DELETE is harmless.
+// from then on, a repeated `DELETE` included (nothing more is deleted). A pending or running job is
+// not deleted: `409` (problem `job-not-finished`); cancel it first (`POST .../cancel`).
 //
 // Returns a wrapper object for the known response body format(s).
 //
-// Corresponds with DELETE /v1/reports/{id} (the `CancelReport` operationId).
-func (c *ClientWithResponses) CancelReportWithResponse(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*CancelReportResponse, error) {
-	rsp, err := c.CancelReport(ctx, id, reqEditors...)
+// Corresponds with DELETE /v1/reports/{id} (the `DeleteReport` operationId).
+func (c *ClientWithResponses) DeleteReportWithResponse(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*DeleteReportResponse, error) {
+	rsp, err := c.DeleteReport(ctx, id, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseCancelReportResponse(rsp)
+	return ParseDeleteReportResponse(rsp)
 }
 
 // GetReportStatusWithResponse Read a job's status.
@@ -1976,6 +2155,29 @@ func (c *ClientWithResponses) GetReportStatusWithResponse(ctx context.Context, i
 		return nil, err
 	}
 	return ParseGetReportStatusResponse(rsp)
+}
+
+// CancelReportWithResponse Cancel a pending or running job.
+//
+// A pending or running job is canceled for good: it never runs (again) and never gets a result. Its
+// record is kept: its status reads `canceled` for the retention period, like a finished job's, until
+// it expires or is deleted (`DELETE`). The answer is `200` with that status once the job has
+// stopped, or `202` with the current status when the worker has not confirmed within about a second
+// (the status URL shows `canceled` once it has).
+//
+// Canceling is idempotent: canceling a canceled job answers `200` with its status again. A job that
+// already finished as done or failed is not changed: `409` (problem `job-finished`), and its report,
+// if it has one, stays. A request body, if sent, is ignored.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/reports/{id}/cancel (the `CancelReport` operationId).
+func (c *ClientWithResponses) CancelReportWithResponse(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*CancelReportResponse, error) {
+	rsp, err := c.CancelReport(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCancelReportResponse(rsp)
 }
 
 // GetReportResultWithResponse Read a finished report.
@@ -2295,34 +2497,20 @@ func ParseCreateReportResponse(rsp *http.Response) (*CreateReportResponse, error
 	return response, nil
 }
 
-// ParseCancelReportResponse parses an HTTP response from a CancelReportWithResponse call
-func ParseCancelReportResponse(rsp *http.Response) (*CancelReportResponse, error) {
+// ParseDeleteReportResponse parses an HTTP response from a DeleteReportWithResponse call
+func ParseDeleteReportResponse(rsp *http.Response) (*DeleteReportResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
 	}
 
-	response := &CancelReportResponse{
+	response := &DeleteReportResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
 	}
 
 	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest JobStatus
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON200 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
-		var dest JobStatus
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON202 = &dest
-
 	case rsp.StatusCode == 204:
 		break // No content-type
 
@@ -2346,6 +2534,13 @@ func ParseCancelReportResponse(rsp *http.Response) (*CancelReportResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
 		var dest Gone
@@ -2371,18 +2566,8 @@ func ParseCancelReportResponse(rsp *http.Response) (*CancelReportResponse, error
 	}
 
 	switch {
-	case rsp.StatusCode == 202:
-		var headers CancelReportResponse202Headers
-		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.RetryAfter = value
-		}
-		response.Headers202 = &headers
 	case rsp.StatusCode == 401:
-		var headers CancelReportResponse401Headers
+		var headers DeleteReportResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -2392,7 +2577,7 @@ func ParseCancelReportResponse(rsp *http.Response) (*CancelReportResponse, error
 		}
 		response.Headers401 = &headers
 	case rsp.StatusCode == 503:
-		var headers CancelReportResponse503Headers
+		var headers DeleteReportResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
@@ -2542,6 +2727,121 @@ func ParseGetReportStatusResponse(rsp *http.Response) (*GetReportStatusResponse,
 		response.Headers401 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetReportStatusResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCancelReportResponse parses an HTTP response from a CancelReportWithResponse call
+func ParseCancelReportResponse(rsp *http.Response) (*CancelReportResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CancelReportResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest JobStatus
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest JobStatus
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadJobId
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest Gone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		var headers CancelReportResponse202Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers202 = &headers
+	case rsp.StatusCode == 401:
+		var headers CancelReportResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers CancelReportResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
@@ -3002,12 +3302,15 @@ type ServerInterface interface {
 	// CreateReport Submit a report job.
 	// (POST /v1/reports)
 	CreateReport(w http.ResponseWriter, r *http.Request, params CreateReportParams)
-	// CancelReport Cancel a job, or delete a finished one.
+	// DeleteReport Delete a finished job and its report.
 	// (DELETE /v1/reports/{id})
-	CancelReport(w http.ResponseWriter, r *http.Request, id JobID)
+	DeleteReport(w http.ResponseWriter, r *http.Request, id JobID)
 	// GetReportStatus Read a job's status.
 	// (GET /v1/reports/{id})
 	GetReportStatus(w http.ResponseWriter, r *http.Request, id JobID, params GetReportStatusParams)
+	// CancelReport Cancel a pending or running job.
+	// (POST /v1/reports/{id}/cancel)
+	CancelReport(w http.ResponseWriter, r *http.Request, id JobID)
 	// GetReportResult Read a finished report.
 	// (GET /v1/reports/{id}/result)
 	GetReportResult(w http.ResponseWriter, r *http.Request, id JobID, params GetReportResultParams)
@@ -3032,15 +3335,21 @@ func (_ Unimplemented) CreateReport(w http.ResponseWriter, r *http.Request, para
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
-// CancelReport Cancel a job, or delete a finished one.
+// DeleteReport Delete a finished job and its report.
 // (DELETE /v1/reports/{id})
-func (_ Unimplemented) CancelReport(w http.ResponseWriter, r *http.Request, id JobID) {
+func (_ Unimplemented) DeleteReport(w http.ResponseWriter, r *http.Request, id JobID) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
 // GetReportStatus Read a job's status.
 // (GET /v1/reports/{id})
 func (_ Unimplemented) GetReportStatus(w http.ResponseWriter, r *http.Request, id JobID, params GetReportStatusParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// CancelReport Cancel a pending or running job.
+// (POST /v1/reports/{id}/cancel)
+func (_ Unimplemented) CancelReport(w http.ResponseWriter, r *http.Request, id JobID) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -3184,8 +3493,8 @@ func (siw *ServerInterfaceWrapper) CreateReport(w http.ResponseWriter, r *http.R
 	handler.ServeHTTP(w, r)
 }
 
-// CancelReport operation middleware
-func (siw *ServerInterfaceWrapper) CancelReport(w http.ResponseWriter, r *http.Request) {
+// DeleteReport operation middleware
+func (siw *ServerInterfaceWrapper) DeleteReport(w http.ResponseWriter, r *http.Request) {
 
 	var err error
 	_ = err
@@ -3200,7 +3509,7 @@ func (siw *ServerInterfaceWrapper) CancelReport(w http.ResponseWriter, r *http.R
 	}
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.CancelReport(w, r, id)
+		siw.Handler.DeleteReport(w, r, id)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -3251,6 +3560,32 @@ func (siw *ServerInterfaceWrapper) GetReportStatus(w http.ResponseWriter, r *htt
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetReportStatus(w, r, id, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CancelReport operation middleware
+func (siw *ServerInterfaceWrapper) CancelReport(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id JobID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", chi.URLParam(r, "id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CancelReport(w, r, id)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -3456,10 +3791,13 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Post(options.BaseURL+"/v1/reports", wrapper.CreateReport)
 	})
 	r.Group(func(r chi.Router) {
-		r.Delete(options.BaseURL+"/v1/reports/{id}", wrapper.CancelReport)
+		r.Delete(options.BaseURL+"/v1/reports/{id}", wrapper.DeleteReport)
 	})
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/reports/{id}", wrapper.GetReportStatus)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/reports/{id}/cancel", wrapper.CancelReport)
 	})
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/reports/{id}/webhook", wrapper.GetReportWebhook)
@@ -3943,63 +4281,27 @@ func (response CreateReportdefaultApplicationProblemPlusJSONResponse) VisitCreat
 	return err
 }
 
-type CancelReportRequestObject struct {
+type DeleteReportRequestObject struct {
 	Id JobID `json:"id"`
 }
 
-type CancelReportResponseObject interface {
-	VisitCancelReportResponse(w http.ResponseWriter) error
+type DeleteReportResponseObject interface {
+	VisitDeleteReportResponse(w http.ResponseWriter) error
 }
 
-type CancelReport200JSONResponse JobStatus
-
-func (response CancelReport200JSONResponse) VisitCancelReportResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(200)
-	_, err := buf.WriteTo(w)
-	return err
+type DeleteReport204Response struct {
 }
 
-type CancelReport202ResponseHeaders struct {
-	RetryAfter int
-}
-
-type CancelReport202JSONResponse struct {
-	Body    JobStatus
-	Headers CancelReport202ResponseHeaders
-}
-
-func (response CancelReport202JSONResponse) VisitCancelReportResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
-	w.WriteHeader(202)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type CancelReport204Response struct {
-}
-
-func (response CancelReport204Response) VisitCancelReportResponse(w http.ResponseWriter) error {
+func (response DeleteReport204Response) VisitDeleteReportResponse(w http.ResponseWriter) error {
 	w.WriteHeader(204)
 	return nil
 }
 
-type CancelReport400ApplicationProblemPlusJSONResponse struct {
+type DeleteReport400ApplicationProblemPlusJSONResponse struct {
 	BadJobIdApplicationProblemPlusJSONResponse
 }
 
-func (response CancelReport400ApplicationProblemPlusJSONResponse) VisitCancelReportResponse(w http.ResponseWriter) error {
+func (response DeleteReport400ApplicationProblemPlusJSONResponse) VisitDeleteReportResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -4011,11 +4313,11 @@ func (response CancelReport400ApplicationProblemPlusJSONResponse) VisitCancelRep
 	return err
 }
 
-type CancelReport401ApplicationProblemPlusJSONResponse struct {
+type DeleteReport401ApplicationProblemPlusJSONResponse struct {
 	UnauthorizedApplicationProblemPlusJSONResponse
 }
 
-func (response CancelReport401ApplicationProblemPlusJSONResponse) VisitCancelReportResponse(w http.ResponseWriter) error {
+func (response DeleteReport401ApplicationProblemPlusJSONResponse) VisitDeleteReportResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -4028,11 +4330,11 @@ func (response CancelReport401ApplicationProblemPlusJSONResponse) VisitCancelRep
 	return err
 }
 
-type CancelReport404ApplicationProblemPlusJSONResponse struct {
+type DeleteReport404ApplicationProblemPlusJSONResponse struct {
 	NotFoundApplicationProblemPlusJSONResponse
 }
 
-func (response CancelReport404ApplicationProblemPlusJSONResponse) VisitCancelReportResponse(w http.ResponseWriter) error {
+func (response DeleteReport404ApplicationProblemPlusJSONResponse) VisitDeleteReportResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -4044,11 +4346,25 @@ func (response CancelReport404ApplicationProblemPlusJSONResponse) VisitCancelRep
 	return err
 }
 
-type CancelReport410ApplicationProblemPlusJSONResponse struct {
+type DeleteReport409ApplicationProblemPlusJSONResponse Problem
+
+func (response DeleteReport409ApplicationProblemPlusJSONResponse) VisitDeleteReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteReport410ApplicationProblemPlusJSONResponse struct {
 	GoneApplicationProblemPlusJSONResponse
 }
 
-func (response CancelReport410ApplicationProblemPlusJSONResponse) VisitCancelReportResponse(w http.ResponseWriter) error {
+func (response DeleteReport410ApplicationProblemPlusJSONResponse) VisitDeleteReportResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -4060,11 +4376,11 @@ func (response CancelReport410ApplicationProblemPlusJSONResponse) VisitCancelRep
 	return err
 }
 
-type CancelReport503ApplicationProblemPlusJSONResponse struct {
+type DeleteReport503ApplicationProblemPlusJSONResponse struct {
 	UnavailableApplicationProblemPlusJSONResponse
 }
 
-func (response CancelReport503ApplicationProblemPlusJSONResponse) VisitCancelReportResponse(w http.ResponseWriter) error {
+func (response DeleteReport503ApplicationProblemPlusJSONResponse) VisitDeleteReportResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -4077,12 +4393,12 @@ func (response CancelReport503ApplicationProblemPlusJSONResponse) VisitCancelRep
 	return err
 }
 
-type CancelReportdefaultApplicationProblemPlusJSONResponse struct {
+type DeleteReportdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
 }
 
-func (response CancelReportdefaultApplicationProblemPlusJSONResponse) VisitCancelReportResponse(w http.ResponseWriter) error {
+func (response DeleteReportdefaultApplicationProblemPlusJSONResponse) VisitDeleteReportResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -4249,6 +4565,163 @@ type GetReportStatusdefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response GetReportStatusdefaultApplicationProblemPlusJSONResponse) VisitGetReportStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelReportRequestObject struct {
+	Id JobID `json:"id"`
+}
+
+type CancelReportResponseObject interface {
+	VisitCancelReportResponse(w http.ResponseWriter) error
+}
+
+type CancelReport200JSONResponse JobStatus
+
+func (response CancelReport200JSONResponse) VisitCancelReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelReport202ResponseHeaders struct {
+	RetryAfter int
+}
+
+type CancelReport202JSONResponse struct {
+	Body    JobStatus
+	Headers CancelReport202ResponseHeaders
+}
+
+func (response CancelReport202JSONResponse) VisitCancelReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelReport400ApplicationProblemPlusJSONResponse struct {
+	BadJobIdApplicationProblemPlusJSONResponse
+}
+
+func (response CancelReport400ApplicationProblemPlusJSONResponse) VisitCancelReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelReport401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CancelReport401ApplicationProblemPlusJSONResponse) VisitCancelReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelReport404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response CancelReport404ApplicationProblemPlusJSONResponse) VisitCancelReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelReport409ApplicationProblemPlusJSONResponse Problem
+
+func (response CancelReport409ApplicationProblemPlusJSONResponse) VisitCancelReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelReport410ApplicationProblemPlusJSONResponse struct {
+	GoneApplicationProblemPlusJSONResponse
+}
+
+func (response CancelReport410ApplicationProblemPlusJSONResponse) VisitCancelReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(410)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelReport503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response CancelReport503ApplicationProblemPlusJSONResponse) VisitCancelReportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelReportdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response CancelReportdefaultApplicationProblemPlusJSONResponse) VisitCancelReportResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -4631,12 +5104,15 @@ type StrictServerInterface interface {
 	// CreateReport Submit a report job.
 	// (POST /v1/reports)
 	CreateReport(ctx context.Context, request CreateReportRequestObject) (CreateReportResponseObject, error)
-	// CancelReport Cancel a job, or delete a finished one.
+	// DeleteReport Delete a finished job and its report.
 	// (DELETE /v1/reports/{id})
-	CancelReport(ctx context.Context, request CancelReportRequestObject) (CancelReportResponseObject, error)
+	DeleteReport(ctx context.Context, request DeleteReportRequestObject) (DeleteReportResponseObject, error)
 	// GetReportStatus Read a job's status.
 	// (GET /v1/reports/{id})
 	GetReportStatus(ctx context.Context, request GetReportStatusRequestObject) (GetReportStatusResponseObject, error)
+	// CancelReport Cancel a pending or running job.
+	// (POST /v1/reports/{id}/cancel)
+	CancelReport(ctx context.Context, request CancelReportRequestObject) (CancelReportResponseObject, error)
 	// GetReportResult Read a finished report.
 	// (GET /v1/reports/{id}/result)
 	GetReportResult(ctx context.Context, request GetReportResultRequestObject) (GetReportResultResponseObject, error)
@@ -4743,25 +5219,25 @@ func (sh *strictHandler) CreateReport(w http.ResponseWriter, r *http.Request, pa
 	}
 }
 
-// CancelReport operation middleware
-func (sh *strictHandler) CancelReport(w http.ResponseWriter, r *http.Request, id JobID) {
-	var request CancelReportRequestObject
+// DeleteReport operation middleware
+func (sh *strictHandler) DeleteReport(w http.ResponseWriter, r *http.Request, id JobID) {
+	var request DeleteReportRequestObject
 
 	request.Id = id
 
 	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
-		return sh.ssi.CancelReport(ctx, request.(CancelReportRequestObject))
+		return sh.ssi.DeleteReport(ctx, request.(DeleteReportRequestObject))
 	}
 	for _, middleware := range sh.middlewares {
-		handler = middleware(handler, "CancelReport")
+		handler = middleware(handler, "DeleteReport")
 	}
 
 	response, err := handler(r.Context(), w, r, request)
 
 	if err != nil {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
-	} else if validResponse, ok := response.(CancelReportResponseObject); ok {
-		if err := validResponse.VisitCancelReportResponse(w); err != nil {
+	} else if validResponse, ok := response.(DeleteReportResponseObject); ok {
+		if err := validResponse.VisitDeleteReportResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -4789,6 +5265,32 @@ func (sh *strictHandler) GetReportStatus(w http.ResponseWriter, r *http.Request,
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(GetReportStatusResponseObject); ok {
 		if err := validResponse.VisitGetReportStatusResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// CancelReport operation middleware
+func (sh *strictHandler) CancelReport(w http.ResponseWriter, r *http.Request, id JobID) {
+	var request CancelReportRequestObject
+
+	request.Id = id
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CancelReport(ctx, request.(CancelReportRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CancelReport")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CancelReportResponseObject); ok {
+		if err := validResponse.VisitCancelReportResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -4854,118 +5356,122 @@ func (sh *strictHandler) GetReportWebhook(w http.ResponseWriter, r *http.Request
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H1rcxvHsfZf6drjKgF1FiAIUXIElj/QkpwotmRFlO341erVDrANYqLFzGpmliCi4L+f6rnsBVgApC1L",
-	"SVW+EcDuXHr6+nT38GM0k8tCChRGR5OP0QJZhsr++ZjNFvhS8WtmkD5nqGeKF4ZLEU2itHC/xLBkNwN2",
-	"hd8k5Wh0f6ZxJkWmoRSG52AWCAoLqQzgTcEVavsUpsMojhR+KLnCLJoYVWIc6dkCl4ymMusCo0mkjeLi",
-	"Ktps4ujpa3a1u4gL0EZJcQXXLOcZM1KBnIdJFWoUhtGjMcylgvTZfPBCChw8Z2a2uPsS3AZ2V/HLAoWd",
-	"9B9yek9v7Rd6TMBfXr9+OciYwf45sLlBBWbBDHCjgWfAhF6h0pCenY7sqg6t4lmGy0IaFOYVFjlbY7a7",
-	"oJQ2k8IqrMtNAFwDo9XlbD3xRPpQojb3NKTVsLP14Htcp7BiGkqNGUxxLhXGwEQWNglcJ4L+lgLdTuZc",
-	"aRPGg5lCZjAbwsWUjgCkWaBacY3DRLS2h6JcRpM3Ea03eht3bPeFvDRSdfDfRb5iaw2pkANNT6TnwEAb",
-	"ZkpNG5UiXwMN66jADX2pkGXH6PtS4RwVihleFEXOu8j7eoFQVI9pYrnUvZY6aqxQISykkKXCLAYcXg0h",
-	"XTFuvjkdpdB79d1j+Hp8NuofW8sr1GVufpAz5mbuWojjtnsafnr1QwzpyfXpiftKn3zk2eZE2THuzOyv",
-	"0Kj1BbHq7rSXXsSNBNqU5xDLHAJvKjYglgEuDF6hgrmSSzilV+6PDq9lyW74ktji/iiOlly4D6cVc/gR",
-	"7Sov7XkfJpATSs8Z3US6M3V+Zmp9MZthYTqEz/2QTjr0EGRYIJFOEksePv5NHBVMsSUar48bIvo9rruU",
-	"4Xtc20lnOUdhYLaQGq3mMwuuQZfTJdealtGzJzF+8AAKxYVh0xzh4vLxs2cwWzDFZjRlDIz0RZEzLsDI",
-	"9yhAqkQw+FBKgxlcGlXODHE4fMcxz8CtvB+Dlk4MFPEQF1dNXQMzJoQMKoJE1jITndIwEd/jWgNTCAWq",
-	"sAvSOwqXuJwizcUM5Mi0odXlpPqZrtSSWeAaBFtiEHbamNM5nCjkjFsUR/RMNIm2lF60xYY/oLgyi2gy",
-	"fvC15cTw+ZROxhhUNOb/f5MkN+PRIEluvn769n+/irq02F/l9NmTQ+zJM0turnWJGXCnttPA2Gmwaul4",
-	"NE6HYTsFM4t6Mzw7yMRzqZbMRJOoLO2TzR2MBo/YYH4x+O7txz9tBs2PZ3f5eDredG/fKcfd/QdF2NSm",
-	"QVO+SGEh80y3mId4uSyId19AcDR6zMBSagMPR33P7J4bZCLmXHC9OPdaMgNtbUat4wdeyU8gTBrMRVDf",
-	"JKfwIxkwx5n8SkiF2QGu8rvdw0yno/FZ3CXsCnUhhXYOxrcsI56xxmcmhUFhNQ2j1TqeOCmUnOa4/N9/",
-	"aKf56tm+UjiPJtH/nNSu3Yn7VZ+8dG+5KTu5EXjFgMRgJEoksAx++unZkxikAgZuy/TTkuXEWWTs0wwN",
-	"43lqJVDDasFnCyLTJqbtvHJH+Lk3FDgnk+j2sSTfz2lJKQzpOuhVm4C/Xv74IgYGVlGKqxhK8V7IlaBt",
-	"L7mmY8tgTuouhinLEqGYuELQa2HYjX2xGopn/R2a0LRyPkeRkVq048B0bf1AmhkKyYVB5an2VCmpPifB",
-	"LsTa+WqANDX0zkZnVqSYqAihZGkwhrPRgxgejEYxDIfDfrAVbughLf7PUuCX4F684ZrM07Q0sGDau+EZ",
-	"HSC5tBnmaDA7tzT3ToGzMOQmWQm/ksJZzSspsyH0fhSJSF/+ePnam3SahYkOl9mdMdd2hHMoNQIDgSuy",
-	"y8O+O9MX0jj/gEzT56ZPcE2C/LI8lysNArk99LS5AJo4BUFhk8EbczLT1+nQ7+DJFzpbr4oyOqA1mvNt",
-	"8arPdAgvZe7Cz9rzAy60sSGA28Z3shSfVcO+kHYbK24WziXjmWVKvEYVbH9PKrsPI5dTbWinxMWqFCBL",
-	"A0bKvl3+S7bOJcteS/kDU1f4pdTqVGZrG27RDh6ewff8W7u811I+Z2Ltlb7+3MvzrqP1eI2GOdM+5haW",
-	"tooZhJwvubH2jAjMyJSJNZTeZUDrktrvORmN9RBsSOTC90Sk9tPARkhp8EWcU9CAUBoP7duRf/qkEXDZ",
-	"Tf0kWGkWUvF/4mf3Ai5ePrOxBNfBEFr1SUjLsL3BX375ZXBRmgUKQyvqwom+RaZQgUKWL79JIu+JJdEd",
-	"gy5Pk2vG8y+hOkluLc4AvVeYcd0PgcwUaWuzBXlADQ6Bbgb5hOxRKDlDrb8EMYL0cw0rzHPwHg+Z3Joq",
-	"GtU1OdYMnI8k2JIYiUHG1i4+rHwya7NjcG5RIjyewA3pbmW0FVKK9YIM33/4kEbR5912WKEFrqyaZZDx",
-	"uXX2nbI6p7FYItIZy/Mpm71/V6o8dYYC1TWfIax4nttl0SN2binoV2HIp80RVjhdSPnexQP0oEYDZeG9",
-	"tp+ELgviccyeY8bZ63XxxQ4oqGda5K51H9rgzA9JMz5hBl/RYdGHQskCleEuICH8phVGZiTtO4FMHBl5",
-	"i8c2Tcl/4wa3r9YYoJz+A2eGRnzC1q+lYbldB8vzH+fR5M32+jKvfO42sX2oY87DxPer2bx1kf0PXLzX",
-	"uxRzHuU+0I5+c2iUFDNsAKvWuxl2UVZjPu8ernZxhke3bEfpIrPdiTa7G+EGl+0/DhHnr3LqULloU03C",
-	"lGJr+kzwYPcWyD3zIAc9BAW7wrhCsBU6TBeP788tcs8GL41nk+1chlM96QQ+lFgSZiuk1z7eJSN4wEJZ",
-	"0ml8ozhmXtUzmDOe00djcFkYivtUKYQbkcFKqvfkM3ANRLDSDkSwQkpnXQOFUlUo9Rp6W75rlSS4P7qf",
-	"0gxuznRCetL9TXo4ERS1nENqI7jUAR6rxXoI6YyJGVavkN8ZvoFa4wbvx+H95BkJ6dfmvJsA2XuSkQ13",
-	"W43iiLYTxZFbTRRHYfwOaL86jrJDdDwduzlFlIQEBmaZlcrqdjqjnGnTD4dwvnUoTltXBwdzXIHhS7Q2",
-	"+RDMHLbxzivVzoyAKtEJMvNEtfRl+r07FWAen2TG05S4SxYFZhTINLh6KmWOzBoSn0V5x8yOYhvQyrt0",
-	"BAbI4FbGI458ksrP0ZHWYtD0h+91xcxuDMuwojOlZfMct1t/mGz/goKmrJbVI66Lw2lLVXH1HablWRdE",
-	"uvNYHjT9EQXoLAIB+EpeKdR6j9peEEuGhCXZ3Xva+jXgt6TkEkZgJJwO4ZlxOS3FNWrISmWdKRHYu71X",
-	"WZJXGNe5lNMGj4+qnTlRooWqYPUP7ax2D8gaOeV4+KD2SmfQrbc/Il3piltYH7tC76Yde+UX99gTzPk1",
-	"qvWuQcmiavbGiQaateQ0sEiX+QlSt5u3EUBA+KOzB19XCBo8t/kO7eE46/WaBWqkUJQsEMsyR70tN8ji",
-	"IV0nYtOSwrgozqEPRGqn51f0s5GQSWBTWRqfnNqVE6ENSdc+r8Z5nRY2tvix2w3ImWUE0sXDw2dbMeyD",
-	"R4+aank06lLMhpscO6sCFlJR+L9cMrUOEhZWQ+PE9hvNlg7pQzr5sEwx6/a/zLronOynV8+gSiiEMGd7",
-	"wnNI//z0dWpNrLUHjVGOOzX217DfBjf6497Dblk5M8c958I92J3obC4iPPi7/OVXeMWlOL4qZZ87vij/",
-	"3O9cUyGV6eQjlqOu+ejaOnsunJVzq6qHQJxv7GiAH0rmQcdyaesCCBmAqUL2PiPwHG/YzOTrYSLS6fpd",
-	"xtapdQekQEBB2EGBioZtGQUC12fO2zoHes/tObWSS5/9waSQc20cLyfCPWSf8b8790NLm7tYg8JrFCXG",
-	"sOBXC9ShhqNHJ0C/C7bEvvP52kfjVn7rgKAO3zoCgnr1tx6vzdjdY9bcc6shW0zZMeIVClR39sVu6VRI",
-	"FeCg6lEuzMOzqNNkN7Tf3W22P/J3s1DtdccZS8F/w3td9jTYzhZlK1qEmbZX3DzbFu/EgSm7NKET70b+",
-	"kWUZJxFn+csGY89ZrnGb15soUaefoxCMBMoOuQS9C5W+885pStJocaNdz1VPrPs21TIvDUK6MKbQk5OT",
-	"lMK9RPTsF/az9ftWbq4FAq3Plrr59A2ngPMiyxRqjboFZZGzEJAs6OVSFrSZOBFV8R75K4NczljuMnk+",
-	"SpoTghY7CC09G4+rYjJGgwnyQIzMbTVGXVYyTMQLxEzXAJmLlh08BlK01tZz41a1YV7X4A1bFmTVo0AQ",
-	"/81wJpcndlhfu5M1fcdS8Shu5tnHo7M/dUhbJTS77ov1vE2IdkEKit0/lExZOPfXX3/9dfA3kdokrxRm",
-	"4b96/jx1SXEBXMzyUvNrOxToglHi0D80ePJkOKz/thUdoXAhwJnbBBiPxg8HfzttF2v0qOLCll787c3p",
-	"4Oztv6rPvdGb08Gjt/86fTMajN/26x/cH+P6jyQZJslw/+/9r456JI6OXeJW2/a2KP12PbettbaKSNzP",
-	"wOtiM/tkK7T4jPrtiA7rItl2CNLNnv7X4Bu4cNyLWtxAGVzWywQEvI1074YMAR/ZnTWsp4ZQtIQ5U8Oj",
-	"hPRrPRYeKpwht06VzUujKzB1KrM3vrm5QwRP0eW7Cv3Yns+VxeW2bMztBa6kASE9UBEDnwMPX+7BX+0U",
-	"daiye0JU5Rvwkdb23MR2JgIs2FRXRoEmZddoZ+0Poy5idpoemi8c7O2AXxomrk/7AB8+vfZ5ih2Ine1+",
-	"e1fo5C4gebOyVWHODOlWI9tmxFYDkInsH4ktb1MaumeW49T103RR9a7IxUH8YT++YMFMw5bFEeDMZytd",
-	"kQGqJRcsD1UTtxa3EAsHNNgjxB4A9p8qHNh/PgAH74t3w5Zix327+yb64qxU3KwviZJepxW8u0RWhNy2",
-	"rVhKL3yK3SbFJuBT1a6R4T2uQ68CPKUwjjLiU6Q8pHUTpAh1BlR57v4CjahjG4fpOBFuwwEspbp7X5hO",
-	"tKd40JYY9JhwKI8b4572VXg61O2nZ6OztN+onbdAsV1rfTbkLbl0IBdzGRKOzAVWvjIxVEEuGReGcYFK",
-	"Rzv5w/CQS1Wg3gqC3c/auYKGvcdWZpaIEmAgvZBlToWSiSBhm+dyNQFbSAWNAuy0xorHozFceEuQAjMO",
-	"Ufdp3EYxbM90yG4/EURm1k68d9YBxVU2pzNJD1M0K0QBhcxzPYRfbNLXz2mzOD73AVKBT37AvmzNeDRK",
-	"3RbozAN6eN7sSrAKjAcDoRNBKR64RHRlp2nQRRXi7ShXj+Ghb266pk3dqib+qTT0cRBCwLQUrco9cGJl",
-	"z+yihfzT5tZ1UXVVaKvQoKBjgQIVlxn0xmewkKWyGEKGc1bmpqvrJXB3IihHAFQumFaj1sVPYdT7I+ef",
-	"NwZ10CUJB7yQBmw1V9qYyO7iqXVgXDkjpzl3sFbopfvy8UHoPM4Y1XHHNSrtxOV0OBqObBxfoGAFjybR",
-	"/eFoeN957QurjhrsTh+v0Ow36Kju1bohBoGrCpuJQRYubs3XvsHFVvjbcyZi+bMmrmdXqG0BtauXTkRq",
-	"651SO+w5zCXFjpBSrjWFHsu1dBUOlhtSSmBMvB4cDof2D6Qq6vybxCZxkygUEdY111XeNhGu+cuxt/N2",
-	"hnBhf7MhqV3XHFdBazTX5ri6auWZ85zOU7/nNlmm5RInxEGJmElXgTKlc7cpW3T4nKYA1TvJq4XM0SV1",
-	"h/DUl4LaaTIlC5Clz2q6mJpLQSXXEeXBX/nzandhvPnoar4/lOSnVyXflXm+XfVG09Z3D2gJ0hrPcz0F",
-	"ts28zuhok8w2o/1YsA8lnjvdzY3LMpEGwGsuS21PiTrCLGtUvQZb65uVSsu9Ne7j0agVs765GPw/Nvjn",
-	"aPDo3aC7ReLtVv37eDQ6UDNzt1qZUNjQVfDseFLOLU9sVWfZ/sfBYymMkvmx+qzQp7aJIxKejhoDJ02V",
-	"kFiUp1Ou2kUPrJarI/1Cmzg6G432LbQi70mjGN++cnr8lVYx4iaOHozu3+qlqlpvE9cMfOw9V/ZO2/E+",
-	"h5dIME0VGQ7MsCtde6A6IkC/kL7RwAdIPtRoInP0zcevvKsypDqp/zlpBsobeiCMs93+JrxrUqByBb1t",
-	"Y96VjI5B8yuBmX2HNnJpmMiYysAHXToRusAZn3smn8A1Kj5fQ+pD/AENwEypMIVeen0aO4aaMo0Pz+Av",
-	"zy8eDy7/cjF+8BDkPBFJ9DG8x7PNsPpQudSb4Ufa9SaJvJcLpEbd2mztZwutu0duyWqhcfZuOBxaV0mh",
-	"6Vetf6rUJrhBNGzsfV7yJkiV5wjVzJpsgaNQIipUo9cIxi2ctjYLGpGKCsc3NyQkGVc4M3XZnTNimPVd",
-	"1Yyr7CBjmAg6RjmfO1TEZjTHf/JuSb1Nm/5LazKltnUtw6x0qgZ9mx5cBD/8dJQmwkhbuxHcH8XRVSim",
-	"Z+NH6Un6YHQ/uF4t75JeI5trFrj0aZW2Ydn1B5aoNakK6g6rFiyFT1fS3B4N4raGXJjhvp6kepN363Tc",
-	"E0mSXvI4CtW5aBQmJo75SfCbZq3rwbU0o7ujSzpg0C4LNsOBRiKnwQwqOdGxy79tC0ujBf3gAquB7kSz",
-	"t+5h1OZbma0/mRVrYTObzWZ7SdsdZOO//30vooeuBeLsdLQPefHA1YoJYyvAllJ5YE6fB6a3UjDcUu3b",
-	"DQ8GKizwvJLRnBlUwy0V/3oLn2C76MSmw4T/7Dr/sdUoGFOBDJvma0Bhnb+qR9Qppj0hp2/MaAeXiXCt",
-	"I40IdAhhsVzTL7YivNkGHU6Cfl8pbgwKG438YtXCdsFyDKwijd8AXKHRtczTVL3qE6mDejF2Q26p/UT4",
-	"FhebXvCSCNYkLeTK+se2y2EmCzpAphRhXT7Sdrvydf/dHbeJCC233OhAgBATntfrpUE6y6/d8/O6Ptsm",
-	"gRq0cc2TE0/BbMD0Wszi0J0ZNw+Zxlpgnh3tCp0QumtD3kaJLUWSZveChI7Ym7bqcMq4zlbZ10pN+X7X",
-	"lFtvoYW3xy2wksAPDSz4Ag7pdq5eK0W460gEMInw485EY5g19F9XTTACMbPmkuAMOkyW511Bz2OFlCu2",
-	"w+4apy7VVD9ystWbvomPvuEOOvqj1GU76XsbfTkaf8qII9RAH2xmq9IeJMKu8tgDVrV4x74TeQeu2opW",
-	"qhMwg+bFIIdilo6rRCh8adymcOjtrbsXWldnDBp3ZxwaY/eyjXD1xG/rirnv4pIOf72hF6281vJWwZWM",
-	"Z7X+Ce3gzVtPVsyrDtJcXMCLRFTqxmWAu3pRiLK+P7FRBewlnAq5a03OdaMUfKeZrHH/zCGahMc28efn",
-	"ia0LSz4VT3zO0NY7RYdfss3N9uFbxMHbrZr2vQe3WVlHIxG9PB7f5uVmf5h969Hxt7bbNr9EqH9p09fA",
-	"Qh0G3QzSGedv4mj7Ihcn/DmazkLNDtjeK+LKtoa2b9si4QBFVQpyJ64YF32rDtzX1kFj3jE4d5Ckxyyn",
-	"OJMk7nXHBfTeY2H2g+Y5f487pfZ955BVvkkiGrC+q+Vz87U6iBZMh9YCF5U6bRc821CR7V+ttGDoUQnd",
-	"CTMp5tx29Xll56Loyqfcbk/RC7lq7dguitt2h77PJ+zDRiqXx/Xmg5CrOJy+ranJMJvQRs5S5753NRkk",
-	"wiL/K6YyTZ2YBTLj+g2fPP3h6eun1ltkapmj1p3uj11M5f78kWjkrXyDQBwbYH1W58TNDDxAJatwXZhf",
-	"meUuIm0v3e6McSZMldivzikwGs/zRBCXNJjkU/ZLj0dn3cFsK4sVVuW5iykMXOci4lsaGXc3y282MaOz",
-	"4y9V9xPc1SZ9doXtJMc5N1blOIo29VkoqenAajuTYS1Fh7WyaiRioTsP29tF3vqhx6GZLU2EvxCkkjPY",
-	"k3b1XU5Bn4UOTZeVD7ej8Mzf/Ma0sw+JcPc5xE472eeq2/K67yTpiIKDF/pbot4G0EERhgYtbbY3EYGC",
-	"DmnRu0hLu6cqrjuq7PEesyWJMNxdwVUWk1ZFQMMJtzCES7B3KOM/o8+/XVZ9N3cKR1vB5RdW5F1M6kJx",
-	"cikO3RbgyN1g2d52Mj9U6Lpmz3MQcov1dzTsb01q/TGx3d3uFSSq7b1UMG526O/qiEQ06e9cOCu7e/yR",
-	"vu24cxUDqA1fMoMT/0bDeYybDN8o8HBXjNjmW3uNgb1SADHT536MwBVhDJseCevWHgxIBFt4eaGOXRrE",
-	"Zm1rh03HwExVbCgMFGy2c8vm7W9U3BtDv97qT98ftX4adrt7rPsfFKL+13toeA+viMFZC3Hfm9a9kw1w",
-	"dy5u3naEiSd12eneWpzgIfqb2Xr+7qwJ7FyjYbW0kI1LDPvgL3HKGKcqHSIUjfT48udE1CNV92r1rTfx",
-	"KN3VXuG6K3IjRg8rd6O6yMu6E+1rvHyw5dfvNN1swcQVagsNOx9mRoJp11XV6vhecBv6zpiyKR4WLlhO",
-	"6QJmC4clIm1J9QRudRM0374B2pdvte9kbgS3NGEinANjcXlX5vVcZnzOq+Bhj9/gpPxYjvVC2Fl8CYwA",
-	"ZCrnqKr0zbkvC3f6294cSETcyRic7c8ltrYXHc0b/kG+ig9rSfIC07Vf7rgrLjQoWu6d1Jc+5lwgpBkd",
-	"uGt1iG2jQ9xqc3B5D1cPal+w1/64I+u4+/JA1Pb7zUrrHvNNHD12FB084bqQmnffHGxBY+dcVWIa13cY",
-	"zXmjBtJS6NhdzuEC84PmjJ75TdbvZ6bWxx5vXFrsDf3ZQdVnAQCnOSipHkAmKzGUDt29Tf1TndC/H63+",
-	"XU376OGtXmhcOWnfenSrt55UKPd/gAPRoTD+WB+icb1EpxPx3e0asiaUmbfOgh+Q5G7OlAPYQruO9bJH",
-	"jX+qYEvR/Z51v4VGVHdMOsA2zBZD+yJXe0epAydaALIHJw6aV1+M8kfipLvXcnTaCU+0e7ruj6ub1H53",
-	"IPJfr/73CKXZ6lpk7Z7FTyyijU4g+17oAXrzdvO2mmi3eTTkmHRI9XLlIT89rN24sL7N283/DQA=",
+	"7H37c9tGkv+/0oXbKpN1IETRsrOmKj8otrPrTex4LSe5fA1/jSHRFCcGZ+iZgSiej//7Vc8DDxIkJcex",
+	"d6vuN5EE5tHTz093jz5GU7lYSoHC6Gj8MZojy1HZPx+z6RxfKn7NDNLnHPVU8aXhUkTjKFu6X2JYsJsB",
+	"u8Jv03I4vD/VOJUi11AKwwswcwSFS6kM4M2SK9T2KcySKI4Ufii5wjwaG1ViHOnpHBeMpjLrJUbjSBvF",
+	"xVW02cTR09fsancRF6CNkuIKrlnBc2akAjkLkyrUKAyjR2OYSQXZs9nghRQ4eM7MdH73JbgN7K7i1zkK",
+	"O+nvcnJPb+0XekzA31+/fjnImcH+ObCZQQVmzgxwo4HnwIReodKQnZ0O7aoOreJZjoulNCjMK1wWbI35",
+	"7oIy2kwGq7AuNwFwDYxWV7D12BPpQ4na3NOQVcNO14MfcJ3BimkoNeYwwZlUGAMTedgkcJ0K+lsKdDuZ",
+	"caVNGA+mCpnBPIGLCR0BSDNHteIak1S0toeiXETjNxGtN3obd2z3hbw0UnXw30WxYmsNmZADTU9k58BA",
+	"G2ZKTRuVolgDDeuowA19qZDlx+j7UuEMFYopXiyXBe8i7+s5wrJ6TBPLZe61zFFjhQphLoUsFeYxYHKV",
+	"QLZi3Hx7Osyg9+r7x/DN6GzYP7aWV6jLwvwop8zN3LUQx233NPz86scYspPr0xP3lT75yPPNibJj3JnZ",
+	"X6FR6wti1d1pL72IGwm0Kc8hljkE3lRsQCwDXBi8QgUzJRdwSq/cHx5ey4Ld8AWxxf1hHC24cB9OK+bw",
+	"I9pVXtrzPkwgJ5SeM7qJdGfq/MLU+mI6xaXpED73Qzbu0EOQ4xKJdJJY8vDxb+JoyRRboPH6uCGiP+C6",
+	"Sxm+x7WddFpwFAamc6nRaj4z5xp0OVlwrWkZPXsSowcPYKm4MGxSIFxcPn72DKZzptiUpoyBkb5YFowL",
+	"MPI9CpAqFQw+lNJgDpdGlVNDHA7fcyxycCvvx6ClEwNFPMTFVVPXwJQJIYOKIJG1zESnlKTiB1xrYAph",
+	"iSrsgvSOwgUuJkhzMQMFMm1odQWpfqYrtWTmuAbBFhiEnTbmdA4nCjnjFsURPRONoy2lF22x4Y8orsw8",
+	"Go8efGM5MXw+pZMxBhWN+f/fpOnNaDhI05tvnr79z79EXVrsH3Ly7Mkh9uS5JTfXusQcuFPbWWDsLFi1",
+	"bDQcZUnYzpKZeb0Znh9k4plUC2aicVSW9snmDoaDR2wwuxh8//bjXzeD5sezu3w8HW26t++U4+7+gyJs",
+	"atOgKV9kMJdFrlvMQ7xcLol3X0BwNHrMwEJqAw+Hfc/snhtkKmZccD0/91oyB21tRq3jB17JjyFMGsxF",
+	"UN8kp/ATGTDHmfxKSIX5Aa7yu93DTKfD0VncJewK9VIK7RyM71hOPGONz1QKg8JqGkardTxxslRyUuDi",
+	"P3/XTvPVs/1F4SwaR/9xUrt2J+5XffLSveWm7ORG4BUDEoORKJHAMvj552dPYpAKGLgt008LVhBnkbHP",
+	"cjSMF5mVQA2rOZ/OiUybmLbzyh3hl95Q4JxcotvHgnw/pyWlMKTroFdtAv5x+dOLGBhYRSmuYijFeyFX",
+	"gra94JqOLYcZqbsYJixPhWLiCkGvhWE39sVqKJ73d2hC08rZDEVOatGOA5O19QNpZlhKLgwqT7WnSkn1",
+	"JQl2IdbOVwOkqaF3NjyzIsVERQglS4MxnA0fxPBgOIwhSZJ+sBVu6IQW/zcp8GtwL95wTeZpUhqYM+3d",
+	"8JwOkFzaHAs0mJ9bmnunwFkYcpOshF9J4azmlZR5Ar2fRCqylz9dvvYmnWZhosNldmfMtR3hHEqNwEDg",
+	"iuxy0ndn+kIa5x+QafrS9AmuSZBfVhRypUEgt4eeNRdAE2cgKGwyeGNOpvo6S/wOnnyls/WqKKcDWqM5",
+	"3xav+kwTeCkLF37Wnh9woY0NAdw2vpel+KIa9oW021hxM3cuGc8tU+I1qmD7e1LZfRi5mGhDOyUuVqUA",
+	"WRowUvbt8l+ydSFZ/lrKH5m6wq+lVicyX9twi3bw8Ax+4N/Z5b2W8jkTa6/09ZdenncdrcdrNMyY9jG3",
+	"sLRVzCAUfMGNtWdEYEamTKyh9C4DWpfUfs/JaKwTsCGRC99TkdlPAxshZcEXcU5BA0JpPLRvR/7pk0bA",
+	"ZTf1s2ClmUvF/xu/uBdw8fKZjSW4DobQqk9CWpL2Bn/99dfBRWnmKAytqAsn+g6ZQgUKWbH4No28J5ZG",
+	"dwy6PE2uGS++huokubU4A/ReYc51PwQyE6StTefkATU4BLoZ5DOyx1LJKWr9NYgRpJ9rWGFRgPd4yOTW",
+	"VNGorsmxZuB8JMEWxEgMcrZ28WHlk1mbHYNzi1Lh8QRuSHcro62QUqwXZPj+w4c0ij7vtsMKLXBl1SyD",
+	"nM+ss++U1TmNxVKRTVlRTNj0/btSFZkzFKiu+RRhxYvCLosesXNLQb8KQz5tgbDCyVzK9y4eoAc1GiiX",
+	"3mv7WehySTyO+XPMOXu9Xn61AwrqmRa5a90TG5z5IWnGJ8zgKzos+rBUconKcBeQEH7TCiNzkvadQCaO",
+	"jLzFY5um5L9xg9tXawxQTn7HqaERn7D1a2lYYdfBiuKnWTR+s72+3Cufu01sH+qY8zDx/Wo2b11k/yMX",
+	"7/UuxZxHuQ+0o98cGiXFFBvAqvVuki7Kaixm3cPVLk5ydMt2lC4y251os7sRbnDR/uMQcf4hJw6VizbV",
+	"JEwptqbPBA92b4HcMw9y0EOwZFcYVwi2Qofp4vH9uUXu2eCl8Wyynctwqicbw4cSS8JshfTax7tkBA9Y",
+	"KEs6jW8Ux9yregYzxgv6aAwulobiPlUK4UZksJLqPfkMXAMRrLQDEayQ0VnXQKFUFUq9ht6W71olCe4P",
+	"72c0g5szG5OedH+THk4FRS3nkNkILnOAx2q+TiCbMjHF6hXyO8M3UGvc4P04vJ88IyH92px3EyB7TzKy",
+	"4W6rURzRdqI4cquJ4iiM3wHtV8dRdoiOp2M3p4iSkMDALNNSWd1OZ1QwbfrhEM63DsVp6+rgYIYrMHyB",
+	"1iYfgpnDNt55pdqZEVAlOkFmnqiWvky/d6cCzOOTzHiaEnfJ5RJzCmQaXD2RskBmDYnPorxjZkexDWjl",
+	"XToCA2RwK+MRRz5J5efoSGsxaPrD97piZjeGZVjRmdKyeY7brT9Mtn9BQVNWy+oR18XhtKWquPoO0/K8",
+	"CyLdeawImv6IAnQWgQB8Ja8Uar1Hbc+JJUPCkuzuPW39GvBbUnIBQzASThN4ZlxOS3GNGvJSWWdKBPZu",
+	"71WW5BXGdS7ltMHjw2pnTpRooSpY/UM7q90DskZOOR4+qL3SGXTr7Y9IV7riFtbHrtC7acde+dU99gQL",
+	"fo1qvWtQ8qiavXGigWYtOQ0s0mV+gtTt5m0EEBD+6OzBNxWCBs9tvkN7OM56vWaOGikUJQvE8txRb8sN",
+	"snhI14nYtKQwLopz6AOR2un5Ff1sJOQS2ESWxienduVEaEPStc+rcV6nhY0tfux2A3JqGYF0cXL4bCuG",
+	"ffDoUVMtD4dditlwU2BnVcBcKgr/Fwum1kHCwmponNh+o9nCIX0EwKzDMsW02/8y62XnZD+/egZVQiGE",
+	"OdsTnkP2t6evM2tirT1ojHLcqbG/hv02uNEf9x52y8upOe45L92D3YnO5iLCg3/IX36FV1yK46tS9rnj",
+	"i/LP/cE1LaUynXzECtQ1H11bZ8+Fs3JmVXUCxPnGjgb4oWQedCwXti6AkAGYKGTvcwLP8YZNTbFOUpFN",
+	"1u9yts6sOyAFAgrCDpaoaNiWUSBwfeq8rXOg99yeMyu59NkfTAYF18bxcircQ/YZ/7tzP7S0uYs1KLxG",
+	"UWIMc341Rx1qOHp0AvS7YAvsO5+vfTRu5bcOCOrwrSMgqFd/6/HajN09Zs09txqyxZQdI16hQHVnX+yW",
+	"ToVUAQ6qHuXCPDyLOk12Q/vd3Wb7I383DdVed5yxFPwT3uuyp8F2tihb0SLMtL3i5tm2eCcOTNmlCZ14",
+	"N/KPLM85iTgrXjYYe8YKjdu83kSJOv0chWAkUHbIJehdqPS9d04zkkaLG+16rnps3beJlkVpELK5MUs9",
+	"PjnJKNxLRc9+YT9bv2/l5poj0PpsqZtP33AKOC/yXKHWqFtQFjkLAcmCXiHlkjYTp6Iq3iN/ZVDIKStc",
+	"Js9HSTNC0GIHoWVno1FVTMZoMEEeiJGFrcaoy0qSVLxAzHUNkLlo2cFjIEVrbT03blUb5nUN3rDFkqx6",
+	"FAjiv0mmcnFih/W1O3nTdywVj+Jmnn00PPtrh7RVQrPrvljP24RoF6Sg2P1DyZSFc3/77bffBv8UmU3y",
+	"SmHm/qvnzzOXFBfAxbQoNb+2Q4FeMkoc+ocGT54kSf23regIhQsBztwmwGg4ejj452m7WKNHFRe29OKf",
+	"b04HZ2//p/rcG745HTx6+z+nb4aD0dt+/YP7Y1T/kaZJmib7f+//5ahH4ujYJW61bW+L0qfruW2ttVVE",
+	"4n4GXheb2SdbocUX1G9HdFgXybZDkG729L8G38CF417U4gbK4LJeJiDgbaR7N2QI+MjurGE9NYSiJcyY",
+	"So4S0q/1WHiocIrcOlU2L42uwNSpzN7o5uYOETxFl+8q9GN7PlcWV9iyMbcXuJIGhPRARQx8Bjx8uQd/",
+	"tVPUocruCVGVb8BHWttzE9uZCLBgE10ZBZqUXaOdtZ9EXcTsND00XzjY2wG/NExcn/YBPnx67fMUOxA7",
+	"2/32rtDJXUDyZmWrwoIZ0q1Gts2IrQYgE9k/ElvepjR0zyzHqeun6aLqXZGLg/jDfnzBgpmGLZZHgDOf",
+	"rXRFBqgWXLAiVE3cWtxCLBzQYI8QewDYf6pwYP/5ABy8L94NW4od9+3um+iL01Jxs74kSnqdtuTdJbIi",
+	"5LZtxVJ24VPsNik2Bp+qdo0M73EdehXgKYVxlBGfIOUhrZsgRagzoMpz9xdoRB3bOEzHqXAbDmAp1d37",
+	"wnSiPcWDtsSgx4RDedwY97SvwtOhbj87G55l/UbtvAWK7VrrsyFvyaUDuZjJkHBkLrDylYmhCnLBuDCM",
+	"C1Q62skfhodcqgL1VhDsftbOFTTsPbYys0SUAAPpuSwLKpRMBQnbrJCrMdhCKmgUYGc1VjwajuDCW4IM",
+	"mHGIuk/jNophe6ZDdvupIDKzduK9sw4orrI5nUl6mKBZIQpYyqLQCfxqk75+TpvF8bkPkAp88gP2ZWtG",
+	"w2HmtkBnHtDD82ZXglVgPBgInQpK8cAlois7zYIuqhBvR7l6DA99c9M1beZWNfZPZaGPgxACpqVoVe6B",
+	"Eyt7Zhct5J82t66LqqtCW4UGBR0LLFFxmUNvdAZzWSqLIeQ4Y2VhurpeAnengnIEQOWCWTVqXfwURr0/",
+	"dP55Y1AHXZJwwAtpwFZzZY2J7C6eWgfGlTNymnMHa4Veti8fH4TO44xRHXdco9JOXE6TYTK0cfwSBVvy",
+	"aBzdT4bJfee1z606arA7fbxCs9+go7pX64YYBK4qbCYGuXRxa7H2DS62wt+eMxHLnzVxPbtCbQuoXb10",
+	"KjJb75TZYc9hJil2hIxyrRn0WKGlq3Cw3JBRAmPs9WCSJPYPpCrq4tvUJnHTKBQR1jXXVd42Fa75y7G3",
+	"83YSuLC/2ZDUrmuGq6A1mmtzXF218sx4Qeep33ObLNNygWPioFRMpatAmdC525QtOnxOU4DqneTVXBbo",
+	"kroJPPWloHaaXMklyNJnNV1MzaWgkuuI8uCv/Hm1uzDefHQ13x9K8tOrku/KPN+ueqNp67sHtARpjee5",
+	"ngLbZl5neLRJZpvRflqyDyWeO93NjcsykQbAay5LbU+JOsIsa1S9Blvrm5ZKy7017qPhsBWzvrkY/D82",
+	"+O/h4NG7QXeLxNut+vfRcHigZuZutTKhsKGr4NnxpJxZntiqzrL9j4PHUhgli2P1WaFPbRNHJDwdNQZO",
+	"miohsShPp1y1ix5YLVdH+oU2cXQ2HO5baEXek0Yxvn3l9PgrrWLETRw9GN6/1UtVtd4mrhn42Huu7J22",
+	"430OL5FgmioyHJhhV7r2QHVEgP5S+kYDHyD5UKOJzNE3H//iXZWE6qT+46QZKG/ogTDOdvub8K7JEpUr",
+	"6G0b865kdAyaXwnM7Tu0kUvDRM5UDj7o0qnQS5zymWfyMVyj4rM1ZD7EH9AAzJQKM+hl16exY6gJ0/jw",
+	"DP7+/OLx4PLvF6MHD0HOUpFGH8N7PN8k1YfKpd4kH2nXmzTyXi6QGnVrs7WfLbTuHrklq7nG6bskSayr",
+	"pND0q9Y/VWoT3CAaNvY+L3kTpMoLhGpmTbbAUSgVFarRawTjFk5bmzmNSEWFo5sbEpKcK5yauuzOGTHM",
+	"+65qxlV2kDFMBR2jnM0cKmIzmqO/erek3qZN/2U1mTLbupZjXjpVg75NDy6CH346zFJhpK3dCO6P4ugq",
+	"FLOz0aPsJHswvB9cr5Z3Sa+RzTVzXPi0Stuw7PoDC9SaVAV1h1ULlsKnK2lujwZxW0MuTLKvJ6ne5N06",
+	"HfdEkqSXPI5CdS4ahYmJY34W/KZZ63pwLc3o7uiSDhi0yyWb4kAjkdNgDpWc6Njl37aFpdGCfnCB1UB3",
+	"otlb9zBq853M15/NirWwmc1ms72k7Q6y0X/9115ED10LxNnpcB/y4oGrFRPGVoAtpPLAnD4PTG+lINlS",
+	"7dsNDwYqLPC8ktGCGVTJlop/vYVPsF10YtNhwn9xnf/YahSMqUCGTYo1oLDOX9Uj6hTTnpDTN2a0g8tU",
+	"uNaRRgSaQFgs1/SLrQhvtkGHk6DfV4obg8JGI79atbBdsBwDq0jjNwBXaHQt8zRVr/pE6qBejN2QW2o/",
+	"Fb7FxaYXvCSCNUlzubL+se1ymMolHSBTirAuH2m7Xfm6/+6O21SElltudCBAiAnP6/XSIJ3l1+75WV2f",
+	"bZNADdq45smxp2A+YHotpnHozoybh0xjzbHIj3aFjgndtSFvo8SWIkmze0FCR+xNW3U4ZVxnq+xrpaZ8",
+	"v2vKrbfQwtvjFlhJ4IcGFnwBh3Q7V6+VItx1JAKYRPhxZ6IxzBr6r6smGIGYW3NJcAYdJiuKrqDnsULK",
+	"Fdthd41Tl2qqHznZ6k3fxEffcAcd/Vnqsp30vY2+HI4+Z8QRaqAPNrNVaQ8SYVd57AGrWrxj34m8A1dt",
+	"RSvVCZhB82KQQzFLx1UiFL40blM49PbW3QutqzMGjbszDo2xe9lGuHri07pi7ru4pMNfb+hFK6+1vFVw",
+	"JeN5rX9CO3jz1pMV86qDNBcX8CIVlbpxGeCuXhSirO9PbFQBewmnQu5ak3PdKAXfaSZr3D9ziCbhsU38",
+	"5Xli68KSz8UTXzK09U7R4Zdsc7N9+BZx8Harpn3vwW1W1tFIRC+PRrd5udkfZt96dPyt7bbNrxHqX9r0",
+	"NbBQh0E3g3TG+Zs42r7IxQl/gaazUHNfbF6ZXPsmGctVHGa3NR055mNSG2eZcx+7itxTYYE061JI4Vy6",
+	"pS0MhuzJ0x+fvn6aVYNRsOuiW+tX11P3LUy6m10Idy4JacKjY0K+H2XQCzB29rucDIQ0gwDbZ/1zv0Xg",
+	"VXWfy78kSXLifsr6Xb7AEztH5QtsGcqz7qihlS4IZPJkZArDwpPoDtLsLsH4ZFkenh1/qWoEty88+kp9",
+	"7buHfg6BSWr+SOBx+0Bj8L1JUEHu/hi0b0e8kz774sLuGA3YIebZh/J1plEama9GSm7VTOF1kxt6u5hN",
+	"P1THN/NsqfBXSQT1kcCehJ3vj7FQYY0OJi6fG+7V4Lm/M4xpl8FIhbsJIHZ6xT5X3bPWfZtFR/wU/JdP",
+	"iZcaITL5phq0tHnCVAQKuhhd78bo7W6cuO7FcYwajiX0hVTH43yxVBjuLm8ql+NWLrnhvtkA1qVmOzTX",
+	"39Bnbi6rjo07BTKtsOTPS0jcKjzoYlIXxF0xLg71mTtyN1i2t50GDrWdrk2QdM0W6++4n5+aDvlzooK7",
+	"3UhHVNt7HV3c7O3e1RGpaNLfJRmt7O7xJPq2V8vlmlEbvmAGx/6Nhj2PmwzfKA1wl1PYtk3bAG+b0RFz",
+	"fe7HCFwRxrDAeli39mFkKtjcywv1etIgNt9nc6K2HVXHwExVpiYMLNl0537G29/Ftzf6er3V2bw/3vk8",
+	"7Hb3KOnfKLj50u7Qv7Tv8IoYnLWw2r0JwTvZAHdb3+ZtR4DhvWZa8KeNGe9JKh5w+2vtEi6lsg3cThOp",
+	"UpDxJoPg7Lb72sLHzHsgpJB0KhROpcppwPe4NOPmDVgKWa4bHeJ7y3uotu097nQFx879TAWv7711BTch",
+	"puqFIKjvYOYG4tr02FjlE7SuRZiT8+Ebpl2uzWE4R/wJr+qqluupFDNuryrxCI5LDQagPBXbTfd6Llct",
+	"ugRfbs5033pdzh/3XjqvwJMxTKsfWDvQ3FMa5me1J0lRYECKUsEKdyNARfIAQ0lVlX75/c2ZuNoXGtZh",
+	"YbzlYMepcOXPvhctdsVetIrmRSK2SNqn+nT7HsQtJNlud1/0+OX9qMpRJ5XzRXHeEH6HrPMq3LzsV2ZZ",
+	"2voV2fYlA846qhL71WkF7uZFkQpizQZnfs6rp/4vOG8y0HHxCxkXB+WEqN1If/xd19Slwh1mAi/84152",
+	"/y2idg9CsD0269Zw3Uld/r+3JjIASP6GzJ6/w3AMO9cZWcMgZOMy2T74y/RyxqlakjZPIz2+/CUV9UjV",
+	"/Yb9xGvOnVggXDtIQfnwYRW8VxcqWsvVvk7RF9H69Tuz7A5ZW4ZxiMCU3Fy7rgrA8QbUGvkpUzbVzsJF",
+	"9xldhG/TEqnIWj7yGG51Iz/fvonfl9G278Zv2GOaMBWV1brvy22fy5zPeKV59kThzmc+VutyIewsvhRR",
+	"ADJVcFRVGv3ct+e4aMje4EpE3Mncnu2v6WhtLzpav/EnWSxvE0kWAtO1X+64szM0ilvuHdeX7xZcIGQ5",
+	"HbhrOYttw1ncajfL4oBIo3vBXr/mjqzjDuIDoO4fD9Ja/09iE0ePHUUHT7heSs27b3C3yTsHVVRiGtd3",
+	"yc14oxbdUujYnfrhH0kcDA7pmU+KJX9han3s8cbl8T5sPjuo+qz34M0DaB78YisxVJay+18tPtcJ/evR",
+	"6l/WNXl4qxcaV//WDs3Rt55U2cZ/g3C8Q2H8uRF545qfTifi+9s1xo6pQso6C35AkrsZU847D22T1isf",
+	"Nv65jW0J8nvW/Ra2X93162LMMFsM7Qu17V3RDupvxbwe6j9oXn1R4J8ZZO1ej9RpJzzR7um6T7luFv7D",
+	"sN7/YWR/RCjNVvc4a/eOf2YRbXRk2vdCL+abt5u31US7Tfwh169DyQ1XHr7SSe3GhfVt3m7+dwA=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -154,6 +154,7 @@ func TestAuthRefused(t *testing.T) {
 			{http.MethodGet, "/v1/reports/" + id + "/result", ""},
 			{http.MethodGet, "/v1/reports/" + id + "/webhook", ""},
 			{http.MethodDelete, "/v1/reports/" + id, ""},
+			{http.MethodPost, "/v1/reports/" + id + "/cancel", ""},
 			// Refused before the id is looked at: an unknown id reveals nothing either.
 			{http.MethodGet, "/v1/reports/" + uuid.NewString(), ""},
 			// Refused before the body is looked at: a body that would be a 413 or 400 for a client
@@ -242,6 +243,7 @@ func TestOwnership(t *testing.T) {
 			{http.MethodGet, "/v1/reports/" + id + "/result"},
 			{http.MethodGet, "/v1/reports/" + id + "/webhook"},
 			{http.MethodDelete, "/v1/reports/" + id},
+			{http.MethodPost, "/v1/reports/" + id + "/cancel"},
 		}
 		for _, p := range paths {
 			checkJobNotFound(t, "globex "+p.method+" "+p.path, h.as(t, globexKey, p.method, p.path, ""))
@@ -309,14 +311,15 @@ func TestOwnership(t *testing.T) {
 	})
 }
 
-// TestOwnershipOfPendingJobs covers the jobs that are not done: another client's DELETE of a pending job
-// neither cancels it nor marks it, and a job canceled before it ran is its owner's alone.
+// TestOwnershipOfPendingJobs covers the jobs that are not done: another client's cancel or DELETE of a
+// pending job neither cancels it nor marks it, and a job canceled before it ran is its owner's alone.
 func TestOwnershipOfPendingJobs(t *testing.T) {
 	t.Parallel()
 	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		h := newHarness(t, b, setup{APIKeys: twoClients()})
 		id := h.createAs(t, acmeKey, "2026-Q1")
 		checkJobNotFound(t, "globex DELETE of acme's pending job", h.as(t, globexKey, http.MethodDelete, "/v1/reports/"+id, ""))
+		checkJobNotFound(t, "globex cancel of acme's pending job", h.as(t, globexKey, http.MethodPost, "/v1/reports/"+id+"/cancel", ""))
 		if asked, err := h.Store.CancelRequested(context.Background(), id); err != nil || asked {
 			t.Errorf("globex's DELETE left a cancel request on acme's job: %v, %v", asked, err)
 		}
@@ -324,14 +327,15 @@ func TestOwnershipOfPendingJobs(t *testing.T) {
 			t.Errorf("acme's job after globex's DELETE: %v, %v; want it pending", info, err)
 		}
 
-		if r := h.as(t, acmeKey, http.MethodDelete, "/v1/reports/"+id, ""); r.Status != http.StatusOK || r.jobStatus(t).Status != gen.Canceled {
-			t.Fatalf("acme's DELETE of its pending job: %s, want 200 canceled", r)
+		if r := h.as(t, acmeKey, http.MethodPost, "/v1/reports/"+id+"/cancel", ""); r.Status != http.StatusOK || r.jobStatus(t).Status != gen.Canceled {
+			t.Fatalf("acme's cancel of its pending job: %s, want 200 canceled", r)
 		}
 		if r := h.as(t, acmeKey, http.MethodGet, "/v1/reports/"+id, ""); r.Status != http.StatusOK || r.jobStatus(t).Status != gen.Canceled {
 			t.Errorf("acme's canceled job: %s, want 200 canceled", r)
 		}
 		checkJobNotFound(t, "globex GET of acme's canceled job", h.as(t, globexKey, http.MethodGet, "/v1/reports/"+id, ""))
 		checkJobNotFound(t, "globex DELETE of acme's canceled job", h.as(t, globexKey, http.MethodDelete, "/v1/reports/"+id, ""))
+		checkJobNotFound(t, "globex cancel of acme's canceled job", h.as(t, globexKey, http.MethodPost, "/v1/reports/"+id+"/cancel", ""))
 		if r := h.as(t, acmeKey, http.MethodGet, "/v1/reports/"+id, ""); r.Status != http.StatusOK {
 			t.Errorf("acme's canceled job after globex's DELETE: %s, want it still there", r)
 		}
@@ -434,6 +438,8 @@ func TestKeysNeverLeak(t *testing.T) {
 		}
 		send(globexKey, http.MethodGet, "/v1/reports/"+ids["acme"], "")
 		send(globexKey, http.MethodDelete, "/v1/reports/"+ids["acme"], "")
+		send(globexKey, http.MethodPost, "/v1/reports/"+ids["acme"]+"/cancel", "")
+		send(acmeKey, http.MethodPost, "/v1/reports/"+ids["acme"]+"/cancel", "")
 		for _, auth := range []string{"Bearer " + wrongKey, "Basic " + wrongKey, wrongKey, "Bearer " + acmeKey + wrongKey} {
 			for _, p := range []string{"/v1/reports", "/v1/reports/" + ids["acme"]} {
 				send("", http.MethodGet, p, "", "Authorization", auth)

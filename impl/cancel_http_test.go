@@ -24,6 +24,12 @@ func (h *harness) del(tb testing.TB, id string) *response {
 	return h.doValid(tb, h.request(tb, http.MethodDelete, "/v1/reports/"+id, nil))
 }
 
+// cancel sends POST to job id's cancel URL.
+func (h *harness) cancel(tb testing.TB, id string) *response {
+	tb.Helper()
+	return h.doValid(tb, h.request(tb, http.MethodPost, "/v1/reports/"+id+"/cancel", nil))
+}
+
 // checkCanceledStatus checks the status of a canceled job: no Retry-After, no result, no error, and
 // finished_at and expires_at set.
 func checkCanceledStatus(t *testing.T, r *response) gen.JobStatus {
@@ -65,20 +71,24 @@ func TestCancelRunning(t *testing.T) {
 			return s.Status == gen.Running && s.Progress > 0
 		})
 
-		r := h.del(t, id)
-		t.Logf("DELETE of a running job answered %d in %s", r.Status, r.Took.Round(time.Millisecond))
+		// A running job is not deleted: it must be canceled first.
+		if r := h.del(t, id); r.Status != http.StatusConflict || r.problem(t).Type != "/problems/job-not-finished" {
+			t.Fatalf("DELETE of a running job: %s, want 409 job-not-finished", r)
+		}
+		r := h.cancel(t, id)
+		t.Logf("cancel of a running job answered %d in %s", r.Status, r.Took.Round(time.Millisecond))
 		switch r.Status {
 		case http.StatusOK:
 			if s := r.jobStatus(t); s.Status != gen.Canceled {
-				t.Errorf("DELETE answered 200 with status %q, want canceled", s.Status)
+				t.Errorf("cancel answered 200 with status %q, want canceled", s.Status)
 			}
 		case http.StatusAccepted:
 			if s := r.jobStatus(t); s.CancelRequested == nil || !*s.CancelRequested {
-				t.Errorf("DELETE answered 202 without cancel_requested: %s", r.Body)
+				t.Errorf("cancel answered 202 without cancel_requested: %s", r.Body)
 			}
 			h.poll(t, id, 20*time.Millisecond, 1500*time.Millisecond, hasState(t, gen.Canceled))
 		default:
-			t.Fatalf("DELETE of a running job: %s", r)
+			t.Fatalf("cancel of a running job: %s", r)
 		}
 
 		s := checkCanceledStatus(t, h.get(t, "/v1/reports/"+id))
@@ -113,6 +123,13 @@ func TestCancelRunning(t *testing.T) {
 			t.Errorf("attempt after the retry delay = %v, want 1", s.Attempt)
 		}
 
+		// Canceling again changes nothing: 200 with the same status, the record kept.
+		again := h.cancel(t, id)
+		if s := checkCanceledStatus(t, again); s.Attempt == nil || *s.Attempt != 1 {
+			t.Errorf("a second cancel answered %s", again.Body)
+		}
+		checkCanceledStatus(t, h.get(t, "/v1/reports/"+id))
+
 		// A canceled job is finished: DELETE deletes it.
 		if r := h.del(t, id); r.Status != http.StatusNoContent {
 			t.Errorf("DELETE of the canceled job: %s", r)
@@ -142,13 +159,16 @@ func TestCancelPending(t *testing.T) {
 		}()
 		awaitWaiters(t, h, 1)
 
-		r := h.del(t, victim)
+		if r := h.del(t, victim); r.Status != http.StatusConflict || r.problem(t).Type != "/problems/job-not-finished" {
+			t.Fatalf("DELETE of a pending job: %s, want 409 job-not-finished", r)
+		}
+		r := h.cancel(t, victim)
 		if r.Status != http.StatusOK {
-			t.Fatalf("DELETE of a pending job: %s", r)
+			t.Fatalf("cancel of a pending job: %s", r)
 		}
 		s := r.jobStatus(t)
 		if s.Status != gen.Canceled || s.Progress != 0 || s.Attempt != nil || s.FinishedAt == nil || s.ExpiresAt == nil {
-			t.Errorf("DELETE of a pending job answered %s, want canceled with progress 0, no attempt, finished_at and expires_at", r.Body)
+			t.Errorf("cancel of a pending job answered %s, want canceled with progress 0, no attempt, finished_at and expires_at", r.Body)
 		}
 		if s.CancelRequested != nil && *s.CancelRequested {
 			t.Errorf("a canceled job still says cancel_requested: %s", r.Body)
@@ -181,6 +201,9 @@ func TestCancelPending(t *testing.T) {
 		if _, err := h.Store.Report(context.Background(), victim); !errors.Is(err, store.ErrNoReport) {
 			t.Errorf("Report of a canceled job = %v, want ErrNoReport", err)
 		}
+		if r := h.cancel(t, victim); r.Status != http.StatusOK || r.jobStatus(t).Status != gen.Canceled {
+			t.Errorf("a second cancel of the canceled job: %s, want 200 canceled", r)
+		}
 		if r := h.del(t, victim); r.Status != http.StatusNoContent {
 			t.Errorf("DELETE of the canceled job: %s", r)
 		}
@@ -188,7 +211,8 @@ func TestCancelPending(t *testing.T) {
 	})
 }
 
-// TestDeleteFinished deletes done and failed jobs: 204, then 410 on every URL of the job, DELETE included.
+// TestDeleteFinished deletes done and failed jobs: 204, then 410 on every URL of the job, DELETE and
+// cancel included. A cancel before that is refused (409) and changes nothing.
 func TestDeleteFinished(t *testing.T) {
 	t.Parallel()
 	t.Run("done", func(t *testing.T) {
@@ -197,6 +221,12 @@ func TestDeleteFinished(t *testing.T) {
 			h := newHarness(t, b, setup{Worker: true, Ledger: fixedLedger{}})
 			id := h.create(t, "2026-01")
 			h.poll(t, id, 20*time.Millisecond, 10*time.Second, is303)
+
+			// A done job cannot be canceled, and the attempt changes nothing: it keeps its report.
+			if r := h.cancel(t, id); r.Status != http.StatusConflict || r.problem(t).Type != "/problems/job-finished" {
+				t.Errorf("cancel of a done job: %s, want 409 job-finished", r)
+			}
+			h.poll(t, id, 20*time.Millisecond, time.Second, is303)
 
 			r := h.del(t, id)
 			if r.Status != http.StatusNoContent || len(r.Body) != 0 {
@@ -217,8 +247,14 @@ func TestDeleteFinished(t *testing.T) {
 			if want := h.Policy.Tombstone + time.Minute; err != nil || ttl > want || ttl < want-5*time.Second {
 				t.Errorf("tombstone TTL after DELETE = %s, %v; want %s", ttl, err, want)
 			}
+			if r := h.cancel(t, id); r.Status != http.StatusGone {
+				t.Errorf("cancel of a deleted job: %s, want 410", r)
+			}
 			if r := h.del(t, uuid.NewString()); r.Status != http.StatusNotFound || r.problem(t).Type != "/problems/job-not-found" {
 				t.Errorf("DELETE of an unknown id: %s, want 404 job-not-found", r)
+			}
+			if r := h.cancel(t, uuid.NewString()); r.Status != http.StatusNotFound || r.problem(t).Type != "/problems/job-not-found" {
+				t.Errorf("cancel of an unknown id: %s, want 404 job-not-found", r)
 			}
 		})
 	})
@@ -228,6 +264,9 @@ func TestDeleteFinished(t *testing.T) {
 			h := newHarness(t, b, setup{Worker: true, Ledger: failingLedger{err: errors.New("no ledger")}})
 			id := h.create(t, "2026-01")
 			h.poll(t, id, 20*time.Millisecond, 10*time.Second, hasState(t, gen.Failed))
+			if r := h.cancel(t, id); r.Status != http.StatusConflict || r.problem(t).Type != "/problems/job-finished" {
+				t.Errorf("cancel of a failed job: %s, want 409 job-finished", r)
+			}
 			if r := h.del(t, id); r.Status != http.StatusNoContent {
 				t.Fatalf("DELETE of a failed job: %s", r)
 			}

@@ -33,6 +33,8 @@ func (a activeOnDelete) DeleteTask(queue, id string) error {
 	return a.fakeTasks.DeleteTask(queue, id)
 }
 
+// TestCancelReport cancels and deletes jobs in every state: a cancel keeps the record and is
+// idempotent, a delete deletes a finished job only.
 func TestCancelReport(t *testing.T) {
 	t.Parallel()
 	started := testNow.Add(-10 * time.Second)
@@ -59,17 +61,28 @@ func TestCancelReport(t *testing.T) {
 	stopped := baseStatus(gen.Canceled)
 	stopped.Progress, stopped.StartedAt, stopped.Attempt = 0.4, ptr(started), ptr(1)
 	stopped.FinishedAt, stopped.ExpiresAt = ptr(stoppedAt), ptr(stoppedAt.Add(testPolicy.Retention))
+	canceledEarlier := baseStatus(gen.Canceled)
+	canceledEarlier.FinishedAt, canceledEarlier.ExpiresAt = ptr(stoppedAt), ptr(stoppedAt.Add(testPolicy.Retention))
+	canceledWhileRunning := reportInfo(asynq.TaskStateArchived, func(i *asynq.TaskInfo) {
+		i.LastErr, i.LastFailedAt = "job canceled: skip retry for the task", stoppedAt
+		i.Result = []byte(`{"outcome":"canceled"}`)
+	})
+	canceledBeforeItRan := func(f *fixture) {
+		f.store.canceled = map[string]store.Canceled{id: {CreatedAt: testCreated, Range: "2026-01-01..2026-03-31", CanceledAt: stoppedAt}}
+	}
 	stillRunning := baseStatus(gen.Running)
 	stillRunning.Progress, stillRunning.StartedAt, stillRunning.Attempt, stillRunning.CancelRequested = 0.4, ptr(started), ptr(1), ptr(true)
 
 	tests := []struct {
-		name  string
+		name string
+		// del sends DELETE; otherwise the test cancels.
+		del   bool
 		info  *asynq.TaskInfo
 		setup func(*fixture)
 		// worker, when set, is what the worker does when it gets the cancel message.
 		worker      func(*fixture)
 		activeOnDel bool
-		want        gen.CancelReportResponseObject
+		want        any // a gen.CancelReportResponseObject or gen.DeleteReportResponseObject
 		wantKind    problem.Kind
 		// wantCalls is the order of the cancel marker and the cancel message.
 		wantCalls     []string
@@ -115,35 +128,51 @@ func TestCancelReport(t *testing.T) {
 			wantMinTook: jobs.CancelConfirmWait,
 		},
 		{
-			name: "cancel-204-done-during-cancel", info: reportInfo(asynq.TaskStateActive, progress(0.9)), worker: finishes,
-			want:      gen.CancelReport204Response{},
-			wantCalls: []string{"cancel-marker", "publish-cancel"}, wantDeleted: []string{id}, wantForgotten: []string{id},
+			// It finished before the cancel reached it: it stays done, report and all.
+			name: "cancel-409-done-during-cancel", info: reportInfo(asynq.TaskStateActive, progress(0.9)), worker: finishes,
+			wantKind: problem.KindFinished, wantCalls: []string{"cancel-marker", "publish-cancel"},
 		},
 		{
-			name: "cancel-204-done", info: reportInfo(asynq.TaskStateCompleted, progress(1), func(i *asynq.TaskInfo) { i.CompletedAt = stoppedAt }),
-			want:        gen.CancelReport204Response{},
+			name: "cancel-409-done", info: reportInfo(asynq.TaskStateCompleted, progress(1), func(i *asynq.TaskInfo) { i.CompletedAt = stoppedAt }),
+			wantKind: problem.KindFinished,
+		},
+		{
+			name:     "cancel-409-failed",
+			info:     reportInfo(asynq.TaskStateArchived, func(i *asynq.TaskInfo) { i.LastErr, i.LastFailedAt = "boom", stoppedAt }),
+			wantKind: problem.KindFinished,
+		},
+		{
+			// Canceling again changes nothing and answers as the first cancel did.
+			name: "cancel-200-canceled-while-running", info: canceledWhileRunning,
+			want: gen.CancelReport200JSONResponse(canceledEarlier),
+		},
+		{
+			name: "cancel-200-canceled-before-it-ran", setup: canceledBeforeItRan,
+			want: gen.CancelReport200JSONResponse(canceledEarlier),
+		},
+		{
+			name: "delete-204-done", del: true, info: reportInfo(asynq.TaskStateCompleted, progress(1), func(i *asynq.TaskInfo) { i.CompletedAt = stoppedAt }),
+			want:        gen.DeleteReport204Response{},
 			wantDeleted: []string{id}, wantForgotten: []string{id},
 		},
 		{
-			name: "cancel-204-failed",
+			name: "delete-204-failed", del: true,
 			info: reportInfo(asynq.TaskStateArchived, func(i *asynq.TaskInfo) { i.LastErr, i.LastFailedAt = "boom", stoppedAt }),
-			want: gen.CancelReport204Response{}, wantDeleted: []string{id}, wantForgotten: []string{id},
+			want: gen.DeleteReport204Response{}, wantDeleted: []string{id}, wantForgotten: []string{id},
 		},
 		{
-			name: "cancel-204-canceled-while-running",
-			info: reportInfo(asynq.TaskStateArchived, func(i *asynq.TaskInfo) {
-				i.LastErr, i.LastFailedAt = "job canceled: skip retry for the task", stoppedAt
-				i.Result = []byte(`{"outcome":"canceled"}`)
-			}),
-			want: gen.CancelReport204Response{}, wantDeleted: []string{id}, wantForgotten: []string{id},
+			name: "delete-204-canceled-while-running", del: true, info: canceledWhileRunning,
+			want: gen.DeleteReport204Response{}, wantDeleted: []string{id}, wantForgotten: []string{id},
 		},
 		{
-			name: "cancel-204-canceled-before-it-ran",
-			setup: func(f *fixture) {
-				f.store.canceled = map[string]store.Canceled{id: {CreatedAt: testCreated, Range: "2026-01-01..2026-03-31", CanceledAt: stoppedAt}}
-			},
-			want: gen.CancelReport204Response{}, wantForgotten: []string{id},
+			name: "delete-204-canceled-before-it-ran", del: true, setup: canceledBeforeItRan,
+			want: gen.DeleteReport204Response{}, wantForgotten: []string{id},
 		},
+		// An unfinished job is neither deleted nor canceled by a DELETE.
+		{name: "delete-409-pending", del: true, info: reportInfo(asynq.TaskStatePending), wantKind: problem.KindNotFinished},
+		{name: "delete-409-running", del: true, info: reportInfo(asynq.TaskStateActive, progress(0.4)), wantKind: problem.KindNotFinished},
+		{name: "delete-410-tombstone", del: true, setup: func(f *fixture) { f.store.tombstones = map[string]bool{id: true} }, wantKind: problem.KindGone},
+		{name: "delete-404-unknown", del: true, wantKind: problem.KindNotFound},
 		{
 			name:     "cancel-410-done-past-retention",
 			info:     reportInfo(asynq.TaskStateCompleted, func(i *asynq.TaskInfo) { i.CompletedAt = testNow.Add(-25 * time.Hour) }),
@@ -175,20 +204,26 @@ func TestCancelReport(t *testing.T) {
 			}
 
 			start := time.Now()
-			got, err := f.srv.CancelReport(context.Background(), gen.CancelReportRequestObject{Id: testID})
+			var got any
+			var err error
+			if tt.del {
+				got, err = f.srv.DeleteReport(context.Background(), gen.DeleteReportRequestObject{Id: testID})
+			} else {
+				got, err = f.srv.CancelReport(context.Background(), gen.CancelReportRequestObject{Id: testID})
+			}
 			took := time.Since(start)
 			if tt.want == nil {
 				checkKind(t, err, tt.wantKind)
 			} else {
 				if err != nil {
-					t.Fatalf("CancelReport: %v", err)
+					t.Fatalf("%s: %v", tt.name, err)
 				}
 				if diff := cmp.Diff(tt.want, got); diff != "" {
 					t.Errorf("response (-want +got):\n%s", diff)
 				}
 			}
 			if took < tt.wantMinTook || took > tt.wantMinTook+time.Second {
-				t.Errorf("CancelReport took %s, want %s to %s", took, tt.wantMinTook, tt.wantMinTook+time.Second)
+				t.Errorf("%s took %s, want %s to %s", tt.name, took, tt.wantMinTook, tt.wantMinTook+time.Second)
 			}
 
 			f.store.mu.Lock()

@@ -108,6 +108,8 @@ func TestErrorResponses(t *testing.T) {
 		{name: "method-405-put-collection", method: "PUT", path: "/v1/reports", want: notAllowed("GET, HEAD, POST")},
 		{name: "method-405-put-status", method: "PUT", path: "/v1/reports/{id}", want: notAllowed("GET, HEAD, DELETE")},
 		{name: "method-405-post-result", method: "POST", path: "/v1/reports/{id}/result", want: notAllowed("GET, HEAD")},
+		{name: "method-405-get-cancel", method: "GET", path: "/v1/reports/{id}/cancel", want: notAllowed("POST")},
+		{name: "cancel-404-unknown", method: "POST", path: "/v1/reports/{id}/cancel", want: notFound},
 	}
 	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		h := newHarness(t, b, setup{})

@@ -19,8 +19,14 @@ import (
 // checkGone checks that job id answers 410 on its status and its result.
 func checkGone(t *testing.T, h *harness, id string) {
 	t.Helper()
-	for _, path := range []string{"/v1/reports/" + id, "/v1/reports/" + id + "/result"} {
-		r := h.get(t, path)
+	for _, path := range []string{"/v1/reports/" + id, "/v1/reports/" + id + "/result", "cancel"} {
+		var r *response
+		if path == "cancel" {
+			path = "POST /v1/reports/" + id + "/cancel"
+			r = h.cancel(t, id)
+		} else {
+			r = h.get(t, path)
+		}
 		got := errorOf(r)
 		want := errorWant{Status: 410, ContentType: problemJSON, Type: "/problems/job-expired", ProblemStatus: 410}
 		if diff := cmp.Diff(want, got); diff != "" {
@@ -133,8 +139,14 @@ func waitDeleted(t *testing.T, h *harness, id string) {
 // checkNotFound checks that job id answers 404 on its status and its result.
 func checkNotFound(t *testing.T, h *harness, id string) {
 	t.Helper()
-	for _, path := range []string{"/v1/reports/" + id, "/v1/reports/" + id + "/result"} {
-		r := h.get(t, path)
+	for _, path := range []string{"/v1/reports/" + id, "/v1/reports/" + id + "/result", "cancel"} {
+		var r *response
+		if path == "cancel" {
+			path = "POST /v1/reports/" + id + "/cancel"
+			r = h.cancel(t, id)
+		} else {
+			r = h.get(t, path)
+		}
 		if p := r.problem(t); r.Status != http.StatusNotFound || p.Type != "/problems/job-not-found" {
 			t.Errorf("GET %s after the tombstone ran out: %s, want 404 job-not-found", path, r)
 		}

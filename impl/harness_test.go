@@ -291,7 +291,7 @@ type setup struct {
 	// Redis replaces the backend's client (for a Redis that cannot be reached).
 	Redis *redis.Client
 	// Waiters wires jobs.Deps.Waiters, fed by the store's finish events as cmd/reportd does, so that
-	// Prefer: wait and DELETE are woken by events; without it they only re-read now and then.
+	// Prefer: wait and a cancel are woken by events; without it they only re-read now and then.
 	Waiters bool
 	// Cancels has the worker's report processor take cancel messages (RunCancels), as cmd/reportd does.
 	Cancels bool

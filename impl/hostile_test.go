@@ -170,6 +170,7 @@ func FuzzHandler(f *testing.F) {
 		{"GET", "/v1/reports/" + a.acmeJob + "/result", "", "image/png", "", "", acme, "*", ""},
 		{"GET", "/v1/reports/" + a.acmeJob + "/webhook", "", "", "", "", acme, "", ""},
 		{"DELETE", "/v1/reports/" + uuid.NewString(), "", "", "", "", acme, "", ""},
+		{"POST", "/v1/reports/" + a.globexJob + "/cancel", json, "", "", "", acme, "", `{"x":1}`},
 		{"HEAD", "/v1/reports/" + a.acmeJob, "", "", "", "", acme, "", ""},
 		{"PUT", "/v1/reports", json, "", "", "", acme, "", `{}`},
 		{"PATCH", "/v1/reports/" + a.acmeJob, json, "", "", "", acme, "", `{}`},

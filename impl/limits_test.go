@@ -120,15 +120,15 @@ func TestMaxOpenJobs(t *testing.T) {
 		}
 
 		// A canceled job is not open.
-		if r := h.as(t, acmeKey, http.MethodDelete, "/v1/reports/"+c, ""); r.Status != http.StatusOK {
-			t.Fatalf("DELETE pending job: %s", r)
+		if r := h.as(t, acmeKey, http.MethodPost, "/v1/reports/"+c+"/cancel", ""); r.Status != http.StatusOK {
+			t.Fatalf("cancel of a pending job: %s", r)
 		}
 		h.createAs(t, acmeKey, "2026-Q4")
 
 		// globex is still at its cap, whatever acme did.
 		checkRateLimited(t, "globex still at its cap", h.as(t, globexKey, http.MethodPost, "/v1/reports", `{"range":"2026-Q3"}`))
-		if r := h.as(t, globexKey, http.MethodDelete, "/v1/reports/"+g1, ""); r.Status != http.StatusOK {
-			t.Fatalf("globex's DELETE: %s", r)
+		if r := h.as(t, globexKey, http.MethodPost, "/v1/reports/"+g1+"/cancel", ""); r.Status != http.StatusOK {
+			t.Fatalf("globex's cancel: %s", r)
 		}
 		h.createAs(t, globexKey, "2026-Q3")
 	})
@@ -191,8 +191,8 @@ func TestLimitsHoldForRetriedKeys(t *testing.T) {
 		checkRateLimited(t, "2nd open job", h.as(t, "", http.MethodPost, "/v1/reports", `{"range":"2026-Q2"}`, "Idempotency-Key", "k"))
 		// The client waits for its first job to end (here: cancels it), a minute later, then retries.
 		clk.Set(time.Now().Add(time.Minute))
-		if r := h.as(t, "", http.MethodDelete, "/v1/reports/"+first, ""); r.Status != http.StatusOK {
-			t.Fatalf("DELETE: %s", r)
+		if r := h.as(t, "", http.MethodPost, "/v1/reports/"+first+"/cancel", ""); r.Status != http.StatusOK {
+			t.Fatalf("cancel: %s", r)
 		}
 		if r := h.as(t, "", http.MethodPost, "/v1/reports", `{"range":"2026-Q2"}`, "Idempotency-Key", "k"); r.Status != http.StatusAccepted {
 			t.Errorf("the refused POST retried with its key once the client is under its cap: %s, want 202", r)

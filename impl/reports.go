@@ -55,14 +55,11 @@ func (s *Server) GetReportStatus(ctx context.Context, req gen.GetReportStatusReq
 	return gen.GetReportStatus200JSONResponse{Body: body, Headers: h}, nil
 }
 
-// CancelReport cancels a pending or running job for good, or deletes a finished one.
+// CancelReport cancels a pending or running job for good and keeps its record.
 func (s *Server) CancelReport(ctx context.Context, req gen.CancelReportRequestObject) (gen.CancelReportResponseObject, error) {
 	j, ended, err := s.jobs.Cancel(ctx, httpapi.Client(ctx), req.Id.String())
 	if err != nil {
 		return nil, err
-	}
-	if ended == jobs.EndedDeleted {
-		return gen.CancelReport204Response{}, nil
 	}
 	body, err := s.toJobStatus(j)
 	switch {
@@ -73,6 +70,14 @@ func (s *Server) CancelReport(ctx context.Context, req gen.CancelReportRequestOb
 	}
 	body.CancelRequested = ptr(true)
 	return gen.CancelReport202JSONResponse{Body: body, Headers: gen.CancelReport202ResponseHeaders{RetryAfter: problem.MinRetryAfter}}, nil
+}
+
+// DeleteReport deletes a finished job and its report.
+func (s *Server) DeleteReport(ctx context.Context, req gen.DeleteReportRequestObject) (gen.DeleteReportResponseObject, error) {
+	if err := s.jobs.Delete(ctx, httpapi.Client(ctx), req.Id.String()); err != nil {
+		return nil, err
+	}
+	return gen.DeleteReport204Response{}, nil
 }
 
 // GetReportResult answers with a done job's report, as JSON or as CSV by the request's Accept, with an

@@ -423,9 +423,9 @@ func TestWebhookCanceledJob(t *testing.T) {
 		rc := newHookReceiver(t, h.Secret)
 		before := time.Now()
 		id := h.createWithCallback(t, "2026-01", rc.URL)
-		del := h.doValid(t, h.request(t, http.MethodDelete, "/v1/reports/"+id, nil))
+		del := h.cancel(t, id)
 		if del.Status != http.StatusOK || del.jobStatus(t).Status != gen.Canceled {
-			t.Fatalf("DELETE pending job = %s, want 200 canceled", del)
+			t.Fatalf("cancel of a pending job = %s, want 200 canceled", del)
 		}
 		checkHookEvent(t, rc.wait(t, 1, 10*time.Second)[0], id, gen.Canceled)
 		checkDelivered(t, awaitDelivered(t, h.harness, id), rc.URL, before)
@@ -446,9 +446,9 @@ func TestWebhookCanceledJob(t *testing.T) {
 		before := time.Now()
 		id := h.createWithCallback(t, "2026-01", rc.URL)
 		h.poll(t, id, 20*time.Millisecond, 10*time.Second, hasState(t, gen.Running))
-		del := h.doValid(t, h.request(t, http.MethodDelete, "/v1/reports/"+id, nil))
+		del := h.cancel(t, id)
 		if del.Status != http.StatusOK && del.Status != http.StatusAccepted {
-			t.Fatalf("DELETE running job = %s, want 200 or 202", del)
+			t.Fatalf("cancel of a running job = %s, want 200 or 202", del)
 		}
 		checkHookEvent(t, rc.wait(t, 1, 10*time.Second)[0], id, gen.Canceled)
 		checkDelivered(t, awaitDelivered(t, h.harness, id), rc.URL, before)

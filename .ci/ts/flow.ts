@@ -1,6 +1,6 @@
 // A TypeScript client of reportd, generated from openapi.yaml, run through the whole flow against a live
-// service: submit, poll honouring Retry-After until the 303, the report as JSON and as CSV, and two
-// problems (404 for an unknown id, 400 for a bad range).
+// service: submit, poll honouring Retry-After until the 303, the report as JSON and as CSV, two problems
+// (404 for an unknown id, 400 for a bad range), and cancel and delete.
 //
 //   REPORTD_URL=http://127.0.0.1:8080 npx tsx flow.ts
 //
@@ -289,6 +289,50 @@ await run("bad range 400", async () => {
   const p = checkProblem(error, response, 400, "POST 2026-Q5");
   check(p.detail.includes("/range"), `POST 2026-Q5: detail ${JSON.stringify(p.detail)} does not name /range`);
   return { value: undefined, note: `400 ${p.type}, detail names /range` };
+});
+
+// 7. Cancel and delete are separate verbs: a done job cannot be canceled (409 job-finished) but can be
+// deleted (204, then 410); a running job cannot be deleted (409 job-not-finished) but can be canceled,
+// twice to no further effect, and then deleted.
+if (done) {
+  await run("done job: cancel 409, delete 204, then 410", async () => {
+    const path = { params: { path: { id: done.id } }, signal: timeout() };
+    const c = await client.POST("/v1/reports/{id}/cancel", path);
+    const p = checkProblem(c.error, c.response, 409, "cancel of a done job");
+    eq(p.type, "/problems/job-finished", "cancel of a done job: problem type");
+    const d = await client.DELETE("/v1/reports/{id}", { params: { path: { id: done.id } }, signal: timeout() });
+    eq(d.response.status, 204, "DELETE of a done job");
+    const g = await client.GET("/v1/reports/{id}", { params: { path: { id: done.id } }, redirect: "manual", signal: timeout() });
+    checkProblem(g.error, g.response, 410, "GET of a deleted job");
+    return { value: undefined, note: `cancel 409 ${p.type}, DELETE 204, GET 410` };
+  });
+} else {
+  skip("done job: cancel 409, delete 204, then 410", "poll");
+}
+
+await run("running job: delete 409, cancel 200/202, cancel again 200, delete 204", async () => {
+  // A year of 100,000 rows a day: long enough to still run when the cancel comes.
+  const sub = await client.POST("/v1/reports", { body: { range: "2026-01-01..2026-12-31" }, signal: timeout() });
+  eq(sub.response.status, 202, "POST a year");
+  check(sub.data, "POST a year: no JobStatus");
+  const id = { params: { path: { id: sub.data.id } } };
+  const d = await client.DELETE("/v1/reports/{id}", { ...id, signal: timeout() });
+  const p = checkProblem(d.error, d.response, 409, "DELETE of an unfinished job");
+  eq(p.type, "/problems/job-not-finished", "DELETE of an unfinished job: problem type");
+  const c = await client.POST("/v1/reports/{id}/cancel", { ...id, signal: timeout() });
+  check(c.response.status === 200 || c.response.status === 202, `cancel: HTTP ${c.response.status}, want 200 or 202 (${JSON.stringify(c.error)})`);
+  check(c.data, "cancel: no JobStatus");
+  const first = c.response.status;
+  let again = await client.POST("/v1/reports/{id}/cancel", { ...id, signal: timeout() });
+  for (let i = 0; again.response.status === 202 && i < 20; i++) {
+    await sleep(retryAfter(again.response.headers.get("Retry-After"), "cancel 202") * 1000);
+    again = await client.POST("/v1/reports/{id}/cancel", { ...id, signal: timeout() });
+  }
+  eq(again.response.status, 200, "cancel of a canceled job");
+  eq(again.data?.status, "canceled", "cancel of a canceled job: status");
+  const del = await client.DELETE("/v1/reports/{id}", { ...id, signal: timeout() });
+  eq(del.response.status, 204, "DELETE of a canceled job");
+  return { value: undefined, note: `DELETE 409 ${p.type}, cancel ${first}, cancel again 200 canceled, DELETE 204` };
 });
 
 const passed = results.filter((r) => r.ok).length;

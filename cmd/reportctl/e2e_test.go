@@ -207,10 +207,18 @@ func TestCreateWaitAndResult(t *testing.T) {
 	if !strings.Contains(r.stdout, "status       done") || !strings.Contains(r.stdout, "/v1/reports/"+id+"/result") {
 		t.Errorf("status of a done job:\n%s", r)
 	}
+
+	// A done job cannot be canceled, and trying leaves its report alone.
+	if r := reportctl(t, service, "cancel", id); r.code != 1 || !strings.Contains(r.stderr, "Job already finished: The job is already done") || r.stdout != "" {
+		t.Errorf("cancel of a done job: want exit 1 and the 409's problem:\n%s", r)
+	}
+	if r := mustRun(t, service, "status", id); !strings.Contains(r.stdout, "status       done") {
+		t.Errorf("status of a done job after a refused cancel:\n%s", r)
+	}
 }
 
-// TestCancel: a pending job (the idle service has no worker) is canceled, then deleted; its id then
-// answers 410, which status reports as an error.
+// TestCancel: a pending job (the idle service has no worker) cannot be deleted; it is canceled, twice
+// to no further effect, then deleted; its id then answers 410, which status reports as an error.
 func TestCancel(t *testing.T) {
 	t.Parallel()
 	r := mustRun(t, idle, "create", "--range", "2026-Q1")
@@ -218,14 +226,23 @@ func TestCancel(t *testing.T) {
 	if !regexp.MustCompile(`^[0-9a-f-]{36}$`).MatchString(id) || !strings.Contains(r.stdout, "status     pending") {
 		t.Fatalf("create did not print the id first, and the job pending:\n%s", r)
 	}
+	if r := reportctl(t, idle, "delete", id); r.code != 1 || !strings.Contains(r.stderr, "Job not finished") || r.stdout != "" {
+		t.Errorf("delete of a pending job: want exit 1 and the 409's problem:\n%s", r)
+	}
 	if r := mustRun(t, idle, "cancel", id); r.stdout != "canceled "+id+"\n" {
 		t.Errorf("cancel of a pending job:\n%s", r)
 	}
 	if r := mustRun(t, idle, "status", id); !strings.Contains(r.stdout, "status       canceled") {
 		t.Errorf("status of a canceled job:\n%s", r)
 	}
-	if r := mustRun(t, idle, "cancel", id); !strings.HasPrefix(r.stdout, "deleted "+id) {
+	if r := mustRun(t, idle, "cancel", id); r.stdout != "canceled "+id+"\n" {
 		t.Errorf("cancel of a canceled job:\n%s", r)
+	}
+	if r := mustRun(t, idle, "status", id); !strings.Contains(r.stdout, "status       canceled") {
+		t.Errorf("status of a job canceled twice:\n%s", r)
+	}
+	if r := mustRun(t, idle, "delete", id); r.stdout != "deleted "+id+": it and its report are gone\n" {
+		t.Errorf("delete of a canceled job:\n%s", r)
 	}
 	if r := reportctl(t, idle, "status", id); r.code != 1 || !strings.Contains(r.stderr, "Job expired") {
 		t.Errorf("status of a deleted job: want exit 1 and the 410's problem:\n%s", r)
@@ -243,6 +260,7 @@ func TestErrorsPrintTheProblem(t *testing.T) {
 		{name: "status-unknown", args: []string{"status", unknown}, want: "Job not found: no job " + unknown + " was issued here (HTTP 404"},
 		{name: "result-unknown", args: []string{"result", unknown, "--csv"}, want: "Job not found: no job " + unknown + " was issued here"},
 		{name: "cancel-unknown", args: []string{"cancel", unknown}, want: "Job not found"},
+		{name: "delete-unknown", args: []string{"delete", unknown}, want: "Job not found"},
 		{name: "create-unservable", args: []string{"create", "--range", "2026-02-01..2026-02-30"}, want: "Range cannot be served: /range: "},
 		{name: "create-malformed", args: []string{"create", "--range", "2026-13"}, want: "(HTTP 400, /problems/invalid-request)"},
 	}

@@ -53,7 +53,7 @@ var resultCommand = command{
 var cancelCommand = command{
 	name:     "cancel",
 	args:     "ID",
-	summary:  "Cancel a pending or running job for good, or delete a finished one and its report.",
+	summary:  "Cancel a pending or running job for good; its status stays readable (canceled) until it expires.",
 	needArgs: 1,
 	flags: func(*flag.FlagSet) func(context.Context, *env, []string) error {
 		return func(ctx context.Context, e *env, args []string) error {
@@ -64,14 +64,30 @@ var cancelCommand = command{
 			if err != nil {
 				return err
 			}
-			switch {
-			case st.Deleted:
-				fmt.Fprintf(e.stdout, "deleted %s: it had finished; it and its report are gone\n", st.ID)
-			case st.State == gen.Canceled:
+			if st.State == gen.Canceled {
 				fmt.Fprintf(e.stdout, "canceled %s\n", st.ID)
-			default:
+			} else {
 				fmt.Fprintf(e.stdout, "cancel requested for %s: it is stopping (status %s); its status will say canceled\n", st.ID, st.State)
 			}
+			return nil
+		}
+	},
+}
+
+var deleteCommand = command{
+	name:     "delete",
+	args:     "ID",
+	summary:  "Delete a finished job (done, failed or canceled) and its report now; a running one must be canceled first.",
+	needArgs: 1,
+	flags: func(*flag.FlagSet) func(context.Context, *env, []string) error {
+		return func(ctx context.Context, e *env, args []string) error {
+			if err := checkID(args[0]); err != nil {
+				return err
+			}
+			if err := e.client.Delete(ctx, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "deleted %s: it and its report are gone\n", args[0])
 			return nil
 		}
 	},

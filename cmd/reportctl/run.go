@@ -56,7 +56,7 @@ type command struct {
 }
 
 func commands() []command {
-	return []command{createCommand, watchCommand, statusCommand, resultCommand, listCommand, cancelCommand, benchCommand}
+	return []command{createCommand, watchCommand, statusCommand, resultCommand, listCommand, cancelCommand, deleteCommand, benchCommand}
 }
 
 // usageError is a command line reportctl cannot use: it exits 2.

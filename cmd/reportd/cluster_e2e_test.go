@@ -123,18 +123,18 @@ func TestClusterE2E(t *testing.T) {
 		victim := submit(t, in.base, yearRange)
 		st := awaitRunning(t, in.base, victim)
 		t.Logf("%s seen running at progress %.2f, attempt %v", victim, st.Progress, deref(st.Attempt))
-		del := mustTry(t, http.MethodDelete, in.base+victim, "")
+		del := mustTry(t, http.MethodPost, in.base+victim+"/cancel", "")
 		if del.status != http.StatusOK && del.status != http.StatusAccepted {
-			t.Fatalf("DELETE running %s = %s, want 200 or 202", victim, del)
+			t.Fatalf("cancel of running %s = %s, want 200 or 202", victim, del)
 		}
-		t.Logf("DELETE of a running job: %d %s", del.status, bytes.TrimSpace(del.body))
+		t.Logf("cancel of a running job: %d %s", del.status, bytes.TrimSpace(del.body))
 		for deadline := time.Now().Add(10 * time.Second); ; {
 			res := mustTry(t, http.MethodGet, in.base+victim, "")
 			if res.status == http.StatusOK && jobStatus(t, res).Status == gen.Canceled {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("GET %s after DELETE = %s, want canceled within 10s", victim, res)
+				t.Fatalf("GET %s after its cancel = %s, want canceled within 10s", victim, res)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}

@@ -26,19 +26,18 @@ const (
 	EndedCanceled Ended = iota
 	// EndedCancelRequested: the job runs, and its worker has not confirmed the cancel yet.
 	EndedCancelRequested
-	// EndedDeleted: the job had finished (or finished as the cancel arrived) and was deleted.
-	EndedDeleted
 )
 
-// Cancel ends client's job id: a pending or running job is canceled for good, and a finished one is
-// deleted, as a DELETE of the job asks.
+// Cancel cancels client's job id for good if it is pending or running, and keeps its record: it reads
+// canceled until it expires or is deleted. Canceling a canceled job is harmless and answers the same;
+// a job that finished as done or failed is left as it is (problem.KindFinished).
 func (s *Service) Cancel(ctx context.Context, client, id string) (Job, Ended, error) {
 	j, err := s.Get(ctx, client, id)
 	if err != nil {
 		return Job{}, 0, err
 	}
 	if j.Terminal() {
-		return Job{}, EndedDeleted, s.delete(ctx, j)
+		return j, EndedCanceled, cannotCancel(j)
 	}
 	// The marker first: whatever happens next (the job starts, finishes, or the cancel message is
 	// lost), the job checks it and gives up without a report.
@@ -59,13 +58,36 @@ func (s *Service) Cancel(ctx context.Context, client, id string) (Job, Ended, er
 	switch {
 	case err != nil:
 		return Job{}, 0, err
-	case j.State == Done:
-		return Job{}, EndedDeleted, s.delete(ctx, j) // it finished before the cancel reached it: the job is gone all the same
 	case j.State == Canceled:
 		s.log.InfoContext(ctx, "job canceled", "job", id)
 		return j, EndedCanceled, nil
+	case j.Terminal():
+		return j, EndedCanceled, cannotCancel(j) // it finished before the cancel reached it
 	}
 	return j, EndedCancelRequested, nil
+}
+
+// cannotCancel is the answer to a cancel of terminal job j: nil for a canceled job (canceling again
+// changes nothing), and problem.KindFinished for one that ended otherwise.
+func cannotCancel(j Job) error {
+	if j.State == Canceled {
+		return nil
+	}
+	return problem.Errorf(problem.KindFinished, "The job is already %s, so there is nothing to cancel; it is unchanged.", j.State)
+}
+
+// Delete deletes client's finished job id (done, failed or canceled) and its report now; its id answers
+// 410 from then on. A pending or running job is not deleted (problem.KindNotFinished): it must be
+// canceled first.
+func (s *Service) Delete(ctx context.Context, client, id string) error {
+	j, err := s.Get(ctx, client, id)
+	if err != nil {
+		return err
+	}
+	if !j.Terminal() {
+		return problem.Errorf(problem.KindNotFinished, "The job is %s, so it is not deleted; cancel it first (POST %s/cancel).", j.State, "/v1/reports/"+id)
+	}
+	return s.delete(ctx, j)
 }
 
 // cancelPending records the end of job j, canceled as its task was taken out of the queue before it

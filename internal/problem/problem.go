@@ -24,6 +24,8 @@ const (
 	KindNotFound
 	KindGone
 	KindNotDone
+	KindFinished
+	KindNotFinished
 	KindNotAcceptable
 	KindUnavailable
 	KindTooLarge
@@ -61,6 +63,10 @@ var problemTypes = map[Kind]Type{
 		"Job expired", "The job existed but its retention period has passed: its status and report are gone for good. Submit it again."},
 	KindNotDone: {http.StatusConflict, "job-not-done",
 		"Job is not done", "The report is only readable once the job is done. Poll the job's status URL, honouring Retry-After; a job that failed or was canceled has no report."},
+	KindFinished: {http.StatusConflict, "job-finished",
+		"Job already finished", "The job finished as done or failed before it could be canceled, so there is nothing to cancel; it and its report are unchanged. DELETE the job to delete it."},
+	KindNotFinished: {http.StatusConflict, "job-not-finished",
+		"Job not finished", "Only a finished job (done, failed or canceled) can be deleted. Cancel a pending or running job first (POST /v1/reports/{id}/cancel), then delete it."},
 	KindNotAcceptable: {http.StatusNotAcceptable, "not-acceptable",
 		"No acceptable representation", "The Accept header allows none of the media types this resource has: application/json and text/csv."},
 	KindUnavailable: {http.StatusServiceUnavailable, "unavailable",
