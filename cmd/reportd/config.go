@@ -372,10 +372,23 @@ func (c config) redacted() config {
 	return c
 }
 
-// LogValue logs the configuration by variable name, durations as "24h0m0s" rather than nanoseconds.
+// LogValue logs the settings that differ from their defaults (the README's table lists those), by
+// variable name, durations as "24h0m0s" rather than nanoseconds: a default start logs a short line.
 // Call it on a redacted config.
 func (c config) LogValue() slog.Value {
-	return slog.GroupValue(
+	all, defaults := c.settings(), defaultConfig().settings()
+	changed := make([]slog.Attr, 0, len(all))
+	for i, a := range all {
+		if a.Value.Resolve().String() != defaults[i].Value.Resolve().String() {
+			changed = append(changed, a)
+		}
+	}
+	return slog.GroupValue(changed...)
+}
+
+// settings is every setting of c by its variable's name, secrets masked, in the README's order.
+func (c config) settings() []slog.Attr {
+	return []slog.Attr{
 		slog.String("REPORTD_ADDR", c.Addr),
 		slog.String("REDIS_URL", c.RedisURL),
 		slog.Any("REDIS_CLUSTER_ADDRS", c.RedisClusterAddrs),
@@ -409,7 +422,7 @@ func (c config) LogValue() slog.Value {
 		slog.Any("REPORTD_WEBHOOK_SCHEDULE", durations(c.WebhookSchedule)),
 		slog.String("REPORTD_WEBHOOK_TIMEOUT", c.WebhookTimeout.String()),
 		slog.Int("REPORTD_WEBHOOK_CONCURRENCY", c.WebhookConcurrency),
-	)
+	}
 }
 
 // masked is "xxxxx" for a secret that is set, "" for one that is not.

@@ -363,8 +363,8 @@ func TestLoadConfigClusterAuthInvalid(t *testing.T) {
 	}
 }
 
-// TestConfigRedactedCluster: the cluster's password is logged as "xxxxx" when set and "" when not,
-// never as itself; its user, TLS and CA file are logged as they are.
+// TestConfigRedactedCluster: the cluster's password is logged as "xxxxx" when set and not at all when
+// not, never as itself; its user, TLS and CA file are logged as they are.
 func TestConfigRedactedCluster(t *testing.T) {
 	t.Parallel()
 	const password = "s3cret-never-logged"
@@ -376,7 +376,8 @@ func TestConfigRedactedCluster(t *testing.T) {
 		wantPassword string
 		wantLogged   []string
 	}{
-		{"no-password", map[string]string{}, "", []string{`"REDIS_CLUSTER_PASSWORD":""`, `"REDIS_CLUSTER_TLS":false`}},
+		// No password and no TLS are the defaults, which the line leaves out.
+		{"no-password", map[string]string{}, "", []string{`"config":{"REDIS_CLUSTER_ADDRS":["127.0.0.1:7000"]}`}},
 		{
 			"password",
 			map[string]string{"REDIS_CLUSTER_USERNAME": "reportd", "REDIS_CLUSTER_PASSWORD": password},
@@ -445,5 +446,31 @@ func TestLoggerWritesDurationsInWords(t *testing.T) {
 	}
 	if line["took"] != "1.5s" {
 		t.Errorf("took = %#v, want \"1.5s\"", line["took"])
+	}
+}
+
+// TestStartLineListsChangedSettings: the starting line names the settings that differ from their
+// defaults and no others, so a default start reads at a glance on a terminal.
+func TestStartLineListsChangedSettings(t *testing.T) {
+	t.Parallel()
+	log := func(vars map[string]string) string {
+		t.Helper()
+		c, err := loadConfig(env(vars))
+		if err != nil {
+			t.Fatalf("loadConfig: %v", err)
+		}
+		var buf bytes.Buffer
+		slog.New(slog.NewJSONHandler(&buf, nil)).Info("starting", "config", c.redacted())
+		return buf.String()
+	}
+	if got := log(nil); strings.Contains(got, `"config"`) {
+		t.Errorf("a default start logs settings:\n%s", got)
+	}
+	got := log(map[string]string{"REPORTD_RETENTION": "2h", "REPORTD_MAX_RETRY": "3", "REPORTD_WEBHOOK_SECRET": "whsec_" + strings.Repeat("A", 32)})
+	if !strings.Contains(got, `"config":{"REPORTD_RETENTION":"2h0m0s","REPORTD_WEBHOOK_SECRET":"whsec_xxxxx"}`) {
+		t.Errorf("want the changed retention and the masked secret only (REPORTD_MAX_RETRY=3 is the default):\n%s", got)
+	}
+	if len(got) > 200 {
+		t.Errorf("the line is %d characters long", len(got))
 	}
 }
