@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every performance figure in the README's Performance section, in one run (a few minutes on 2 cores;
+# Every performance figure in docs/performance.md (and the README's Performance section), in one run (a few minutes on 2 cores;
 # needs redis-server on PATH): the report loop beside its PRNG floor, the API on redis-server beside a
 # bare-HGET floor (status reads, POST accepts, pickup latency), the 10,000-job load run, and reportd's
 # memory with 1,000 and 100,000 jobs queued, and the drain of one worker beside the asynq and BullMQ
