@@ -352,7 +352,7 @@ func (s *fakeStore) EndJob(_ context.Context, e store.End) (string, error) {
 func (s *fakeStore) MarkFinished(context.Context, string, string) error { return nil }
 
 // QueueCounts answers an empty queue.
-func (s *fakeStore) QueueCounts(context.Context) (int64, int64, error) { return 0, 0, nil }
+func (s *fakeStore) QueueCounts(context.Context, []string) (int64, int64, error) { return 0, 0, nil }
 
 func (s *fakeStore) admissions() []store.Admission {
 	s.mu.Lock()

@@ -56,7 +56,7 @@ func NewReportTask(id string, r report.DateRange, createdAt time.Time, opts ...R
 		return nil, nil, fmt.Errorf("encode report payload: %w", err)
 	}
 	headers := map[string]string{HeaderCreatedAt: createdAt.UTC().Format(time.RFC3339Nano)}
-	return asynq.NewTaskWithHeaders(TypeReport, payload, headers), []asynq.Option{asynq.TaskID(id), asynq.Queue(store.ReportQueue)}, nil
+	return asynq.NewTaskWithHeaders(TypeReport, payload, headers), []asynq.Option{asynq.TaskID(id), asynq.Queue(store.QueueOf(id))}, nil
 }
 
 // ParseReportPayload decodes a report task's payload and its range.

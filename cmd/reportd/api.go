@@ -71,7 +71,7 @@ func (a *apiServer) closeFresh() {
 
 // startAPI starts the HTTP API on cfg.Addr, on the lifecycle jobs, whose waiters it feeds with the
 // finish events; a failure to serve later is sent on errc.
-func startAPI(ctx context.Context, cfg config, ln net.Listener, rdb redis.UniversalClient, st *store.Store, lifecycle *jobs.Service, waiters *jobs.Waiters, m *httpapi.Metrics, reg *prometheus.Registry, localWorker bool, log *slog.Logger, errc chan<- error) (*apiServer, error) {
+func startAPI(ctx context.Context, cfg config, ln net.Listener, rdb redis.UniversalClient, st *store.Store, lifecycle *jobs.Service, waiters *jobs.Waiters, m *httpapi.Metrics, reg *prometheus.Registry, ready http.HandlerFunc, log *slog.Logger, errc chan<- error) (*apiServer, error) {
 	reg.MustRegister(metrics.NewQueueMetricsCollector(asynq.NewInspectorFromRedisClient(rdb)))
 	// The docs are rendered from openapi.yaml itself: the copy in gen/ has its operation ids renamed.
 	spec, err := openapi3.NewLoader().LoadFromData(reportd.OpenAPI)
@@ -88,7 +88,7 @@ func startAPI(ctx context.Context, cfg config, ln net.Listener, rdb redis.Univer
 	mon := asynqmon.New(asynqmon.Options{RootPath: monitoringPath, RedisConnOpt: sharedRedis{rdb}})
 	handler, err := httpapi.New(impl.New(lifecycle), cfg.APIKeys, log, func(r chi.Router) {
 		r.Get("/healthz", healthz)
-		r.Get("/readyz", readyz(rdb, localWorker))
+		r.Get("/readyz", ready)
 		r.Get("/openapi.yaml", func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/yaml")
 			_, _ = w.Write(reportd.OpenAPI)

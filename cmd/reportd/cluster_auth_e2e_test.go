@@ -44,7 +44,7 @@ func TestClusterAuthE2E(t *testing.T) {
 		loc := submit(t, in.base, "2026-Q1")
 		checkReport(t, in.base, loc, awaitDone(t, in.base, loc))
 		// The job is in the cluster that asked for the password (which c.Client gives).
-		n, err := c.Client(t).Exists(context.Background(), "asynq:{"+store.ReportQueue+"}:t:"+strings.TrimPrefix(loc, "/v1/reports/")).Result()
+		n, err := c.Client(t).Exists(context.Background(), "asynq:{"+store.QueueOf(strings.TrimPrefix(loc, "/v1/reports/"))+"}:t:"+strings.TrimPrefix(loc, "/v1/reports/")).Result()
 		if err != nil || n != 1 {
 			t.Errorf("the job's task is not in the cluster: %d %v", n, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -190,17 +191,31 @@ func TestClusterE2E(t *testing.T) {
 		}
 		if err := json.Unmarshal(info.body, &ri); err != nil || info.status != http.StatusOK || !ri.Cluster || len(ri.QueueLocations) == 0 {
 			t.Errorf("GET /monitoring/api/redis_info = %d %v, want a cluster's info:\n%.500s", info.status, err, info.body)
-		} else {
-			t.Logf("asynqmon: queue %s in slot %d on %v", ri.QueueLocations[0].Queue, ri.QueueLocations[0].KeySlot, ri.QueueLocations[0].Nodes)
+		}
+		// One report queue shard a master, by default: the web UI shows each as a queue, on its master.
+		shards, _ := store.NewShards(3)
+		masters := map[string]string{}
+		for _, l := range ri.QueueLocations {
+			if slices.Contains(shards.Queues(), l.Queue) && len(l.Nodes) > 0 {
+				masters[l.Nodes[0]] = l.Queue
+				t.Logf("asynqmon: queue %s in slot %d on %v", l.Queue, l.KeySlot, l.Nodes)
+			}
+		}
+		if len(masters) != 3 {
+			t.Errorf("the 3 report queue shards are on %d masters, want 3: %v", len(masters), masters)
 		}
 		queues := get(t, in.base+"/monitoring/api/queues", bearer(token))
-		if queues.status != http.StatusOK || !bytes.Contains(queues.body, []byte(`"queue":"reports"`)) {
-			t.Errorf("GET /monitoring/api/queues = %d:\n%.300s", queues.status, queues.body)
-		}
 		m := get(t, in.base+"/metrics", bearer(token))
-		if m.status != http.StatusOK || !bytes.Contains(m.body, []byte(`asynq_queue_size{queue="reports"}`)) ||
-			!bytes.Contains(m.body, []byte(`reportd_jobs_finished_total{status="done"}`)) {
-			t.Errorf("GET /metrics = %d, lacks asynq or reportd series", m.status)
+		for _, q := range shards.Queues() {
+			if queues.status != http.StatusOK || !bytes.Contains(queues.body, []byte(`"queue":"`+q+`"`)) {
+				t.Errorf("GET /monitoring/api/queues = %d, lacks %s:\n%.300s", queues.status, q, queues.body)
+			}
+			if m.status != http.StatusOK || !bytes.Contains(m.body, []byte(`asynq_queue_size{queue="`+q+`"}`)) {
+				t.Errorf("GET /metrics = %d, lacks asynq_queue_size of %s", m.status, q)
+			}
+		}
+		if !bytes.Contains(m.body, []byte(`reportd_jobs_finished_total{status="done"}`)) {
+			t.Errorf("GET /metrics lacks reportd's series")
 		}
 	})
 
@@ -231,6 +246,9 @@ func TestClusterE2E(t *testing.T) {
 		t.Logf("410 %s after the job finished", time.Since(finished).Round(time.Millisecond))
 	})
 }
+
+// jobID is the id in a job's status path.
+func jobID(loc string) string { return strings.TrimPrefix(loc, "/v1/reports/") }
 
 // outcome is what one request met: an HTTP status or a transport error.
 type outcome struct {
@@ -328,12 +346,21 @@ func TestClusterFailover(t *testing.T) {
 	t.Parallel()
 	redistest.Long(t, "a master's failover with six redis-server processes takes 15-30 s")
 	const nodeTimeout = 2 * time.Second
-	c := redistest.StartCluster(t, redistest.ClusterOptions{Masters: 3, Replicas: 1, NodeTimeout: nodeTimeout})
+	// cluster-require-full-coverage no: while the victim's slots have no master (from the moment the
+	// others mark it failed until its replica takes over), the other masters keep serving theirs
+	// rather than answering CLUSTERDOWN.
+	c := redistest.StartCluster(t, redistest.ClusterOptions{Masters: 3, Replicas: 1, NodeTimeout: nodeTimeout,
+		Args: []string{"cluster-require-full-coverage no"}})
 	in := start(t, nil, e2eVars(map[string]string{
 		"REDIS_CLUSTER_ADDRS": strings.Join(c.Addrs, ","), "REPORTD_ROWS_PER_DAY": "2000000",
 		"REPORTD_RATE_LIMIT": "0",
 	}))
-	queueSlot, err := c.Client(t).ClusterKeySlot(context.Background(), "asynq:{"+store.ReportQueue+"}:pending").Result()
+	// One shard a master (the default on a cluster): the victim holds the second shard's queue, and the
+	// jobs of the other two shards go on. (Not the first: its master, slots 0-5460, also holds asynq's
+	// "asynq:queues", which every GetTaskInfo reads, so its failover stops every status read.)
+	shards, _ := store.NewShards(3)
+	victimQueue := shards.Queues()[1]
+	queueSlot, err := c.Client(t).ClusterKeySlot(context.Background(), "asynq:{"+victimQueue+"}:pending").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,9 +368,9 @@ func TestClusterFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	failover(t, in, func() {
+	failover(t, in, victimQueue, func() {
 		c.Node(victimAddr).Kill()
-		t.Logf("killed master %s (it held slot %d, asynq's queue) with SIGKILL (cluster-node-timeout %s)", victimAddr, queueSlot, nodeTimeout)
+		t.Logf("killed master %s (it held slot %d, the report queue shard %s) with SIGKILL (cluster-node-timeout %s)", victimAddr, queueSlot, victimQueue, nodeTimeout)
 	}, func() string {
 		if m, err := c.MasterOf(int(queueSlot)); err == nil && m != victimAddr {
 			return m
@@ -358,12 +385,28 @@ func TestClusterFailover(t *testing.T) {
 // guaranteed: no 500 (every failure is a 503 with Retry-After), recovery within 30 s of the kill, and
 // every job accepted before or during the outage ending done (or failed, with its error). It logs the
 // timeline, when each job ended, and reportd's warnings.
-func failover(t *testing.T, in *instance, kill func(), promoted func() string) {
+//
+// With report queue shards, victimQueue is the shard whose master is killed: the status probe reads a
+// job on it, and a second probe reads a job on another shard, which must answer throughout.
+func failover(t *testing.T, in *instance, victimQueue string, kill func(), promoted func() string) {
 	t.Helper()
 	// Jobs accepted before the kill: a few seconds of work in all, so some run, some wait, at the kill.
+	// The first is on the victim's shard, and, with shards, another is not.
 	var before []string
-	for range 6 {
-		before = append(before, submit(t, in.base, yearRange))
+	other := ""
+	for len(before) < 6 || (victimQueue != "" && (store.QueueOf(jobID(before[0])) != victimQueue || other == "")) {
+		loc := submit(t, in.base, yearRange)
+		switch {
+		case victimQueue == "":
+			before = append(before, loc)
+		case store.QueueOf(jobID(loc)) == victimQueue:
+			before = append([]string{loc}, before...)
+		default:
+			if other == "" {
+				other = loc
+			}
+			before = append(before, loc)
+		}
 	}
 
 	// The probes start a second before the kill, for a baseline.
@@ -400,6 +443,11 @@ func failover(t *testing.T, in *instance, kill func(), promoted func() string) {
 	probe("GET status", 200*time.Millisecond, func() (response, error) {
 		return try(http.MethodGet, in.base+before[0], "")
 	})
+	if other != "" {
+		probe("GET status, another shard", 200*time.Millisecond, func() (response, error) {
+			return try(http.MethodGet, in.base+other, "")
+		})
+	}
 	probe("GET /readyz", 200*time.Millisecond, func() (response, error) {
 		return try(http.MethodGet, in.base+"/readyz", "")
 	})
@@ -453,6 +501,8 @@ func failover(t *testing.T, in *instance, kill func(), promoted func() string) {
 	}
 	for _, o := range tl.outcomes() {
 		switch {
+		case o.op == "GET status, another shard" && o.status != http.StatusOK && o.status != http.StatusSeeOther:
+			t.Errorf("%s at %+.2fs: %d; a job on a shard whose master lives must answer throughout", o.op, o.at.Seconds(), o.status)
 		case o.err != "":
 			t.Errorf("%s at %+.2fs: transport error %s (reportd must always answer)", o.op, o.at.Seconds(), o.err)
 		case o.status == http.StatusServiceUnavailable && o.retry == "":

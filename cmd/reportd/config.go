@@ -15,6 +15,7 @@ import (
 
 	"github.com/reportd/reportd/internal/httpapi"
 	"github.com/reportd/reportd/internal/report"
+	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/internal/webhook"
 )
 
@@ -33,6 +34,9 @@ type config struct {
 	ProgressEvery   time.Duration // REPORTD_PROGRESS_EVERY
 	ShutdownTimeout time.Duration // REPORTD_SHUTDOWN_TIMEOUT
 	DelayedCheck    time.Duration // REPORTD_DELAYED_CHECK_INTERVAL
+	// QueueShards is REPORTD_QUEUE_SHARDS, the report queue's shards; 0: as many as the Redis has
+	// masters (1 on a single Redis).
+	QueueShards int
 
 	RedisClusterAddrs    []string // REDIS_CLUSTER_ADDRS: host:port seeds of a Redis Cluster; excludes REDIS_URL
 	RedisClusterUsername string   // REDIS_CLUSTER_USERNAME: the cluster's ACL user; empty: default
@@ -234,6 +238,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 		errs = append(errs, fmt.Errorf("REPORTD_WEBHOOK_TIMEOUT=%s: at most 1m", c.WebhookTimeout))
 	}
 	num("REPORTD_WEBHOOK_CONCURRENCY", &c.WebhookConcurrency, 1)
+	num("REPORTD_QUEUE_SHARDS", &c.QueueShards, 1)
+	if c.QueueShards > store.MaxShards {
+		errs = append(errs, fmt.Errorf("REPORTD_QUEUE_SHARDS=%d: at most %d", c.QueueShards, store.MaxShards))
+	}
 	if c.Retention%time.Second != 0 {
 		errs = append(errs, fmt.Errorf("REPORTD_RETENTION=%s: asynq keeps tasks for whole seconds", c.Retention))
 	}
@@ -408,6 +416,7 @@ func (c config) settings() []slog.Attr {
 		slog.String("REPORTD_PROGRESS_EVERY", c.ProgressEvery.String()),
 		slog.String("REPORTD_SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String()),
 		slog.String("REPORTD_DELAYED_CHECK_INTERVAL", c.DelayedCheck.String()),
+		slog.Int("REPORTD_QUEUE_SHARDS", c.QueueShards),
 		slog.String("REPORTD_ADMIN_TOKEN", c.AdminToken),
 		slog.String("REPORTD_OPS_ADDR", c.OpsAddr),
 		slog.Any("REPORTD_API_KEYS", clientNames(c.APIKeys)),

@@ -1,18 +1,15 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"runtime/pprof"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/reportd/reportd/internal/jobs"
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/store"
 )
@@ -35,62 +32,25 @@ func TestDrain(t *testing.T) {
 	n, c := envInt(t, "REPORTD_DRAIN_JOBS", 10000), envInt(t, "REPORTD_DRAIN_CONCURRENCY", 32)
 	rdb := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 64})
 	t.Cleanup(func() { _ = rdb.Close() })
-	policy := jobs.Policy{Retention: time.Hour, Tombstone: time.Hour, JobTimeout: time.Minute, MaxRetry: 3}
-	inspector := asynq.NewInspectorFromRedisClient(rdb)
-	svc := jobs.New(jobs.Deps{Queue: asynq.NewClientFromRedisClient(rdb), Inspector: inspector,
-		Store: store.NewStore(rdb, policy.Retention, policy.Tombstone), Policy: policy})
-	ctx := context.Background()
-	for range n {
-		if _, err := svc.Submit(ctx, jobs.Submission{Client: jobs.Anonymous, Range: "2026-01-01..2026-01-01"}); err != nil {
-			t.Fatalf("submit: %v", err)
-		}
-	}
-	// The worker logs as a deployed one does, a line at a time to a file.
-	logs, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logs.Close()
-	vars := map[string]string{"REDIS_URL": "redis://" + addr, "REPORTD_CONCURRENCY": strconv.Itoa(c),
-		"REPORTD_ROWS_PER_DAY": "1000", "REPORTD_RETENTION": "1h", "REPORTD_ADMIN_TOKEN": "drain-measurement-token"}
+	r := drainRun{rdb: rdb, vars: map[string]string{"REDIS_URL": "redis://" + addr}, shards: 1, jobs: n, concurrency: c}
 	if path := os.Getenv("REPORTD_DRAIN_CPUPROFILE"); path != "" {
 		// The drain alone, not the submissions before it.
-		f, err := os.Create(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			t.Fatal(err)
-		}
-		defer pprof.StopCPUProfile()
-	}
-	wctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	start := time.Now()
-	go func() { done <- run(wctx, []string{"worker"}, env(vars), logs) }()
-	for {
-		q, err := inspector.GetQueueInfo(store.ReportQueue)
-		if err == nil && q.Pending == 0 && q.Active == 0 && q.Completed+q.Archived >= n {
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("the worker stopped: %v", err)
-		case <-time.After(10 * time.Millisecond):
+		r.beforeStart = func() func() {
+			f, err := os.Create(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				t.Fatal(err)
+			}
+			return func() { pprof.StopCPUProfile(); _ = f.Close() }
 		}
 	}
-	took := time.Since(start)
-	stop()
-	if err := <-done; err != nil {
-		t.Errorf("worker: %v", err)
-	}
-	q, _ := inspector.GetQueueInfo(store.ReportQueue)
-	fmt.Printf("reportd drain: %d jobs in %.2f s = %.0f jobs/s (concurrency %d; %d done, %d failed)\n",
-		n, took.Seconds(), float64(n)/took.Seconds(), c, q.Completed, q.Archived)
+	rate := drain(t, r)
+	fmt.Printf("reportd drain: %d jobs in %.2f s = %.0f jobs/s (concurrency %d)\n", n, float64(n)/rate, rate, c)
 	if os.Getenv("REPORTD_DRAIN_REDIS") != "" {
 		// A shared redis-server: leave it as found.
-		_ = inspector.DeleteQueue(store.ReportQueue, true)
+		_ = asynq.NewInspectorFromRedisClient(rdb).DeleteQueue(store.ReportQueue, true)
 	}
 }
 

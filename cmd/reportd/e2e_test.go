@@ -255,7 +255,7 @@ func awaitDeleted(t *testing.T, inspector *asynq.Inspector, base, loc string, fi
 	t.Helper()
 	id := strings.TrimPrefix(loc, "/v1/reports/")
 	for {
-		_, err := inspector.GetTaskInfo(store.ReportQueue, id)
+		_, err := inspector.GetTaskInfo(store.QueueOf(id), id)
 		if errors.Is(err, asynq.ErrTaskNotFound) {
 			break
 		}

@@ -21,10 +21,10 @@ import (
 // /healthz, /readyz and /metrics (behind the admin token), and nothing else. It is how a worker-only
 // process, which serves no API, is probed and scraped; in the other modes it keeps those off the
 // API's address. A failure to serve later is sent on errc. The returned stop closes it.
-func startOps(cfg config, ln net.Listener, rdb redis.UniversalClient, reg *prometheus.Registry, localWorker bool, log *slog.Logger, errc chan<- error) (stop func(), err error) {
+func startOps(cfg config, ln net.Listener, rdb redis.UniversalClient, reg *prometheus.Registry, ready http.HandlerFunc, log *slog.Logger, errc chan<- error) (stop func(), err error) {
 	r := chi.NewRouter()
 	r.Get("/healthz", healthz)
-	r.Get("/readyz", readyz(rdb, localWorker))
+	r.Get("/readyz", ready)
 	r.With(httpapi.AdminOnly(cfg.AdminToken, log)).Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "this address serves only /healthz, /readyz and /metrics", http.StatusNotFound)

@@ -63,6 +63,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	defer closeRedis()
 	st := store.NewStore(rdb, cfg.Retention, cfg.Tombstone)
+	queues, err := setUpQueues(ctx, cfg, rdb, log)
+	if err != nil {
+		return err
+	}
+	ready := readyz(rdb, st, queues.shards.Queues(), m.worker)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if cfg.AdminToken == "" {
@@ -73,7 +78,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	errc := make(chan error, 2)
 	if cfg.OpsAddr != "" {
 		// Stopped last of all (defers run in reverse), so that it answers while the rest drains.
-		stopOps, err := startOps(cfg, opsLn, rdb, reg, m.worker, log, errc)
+		stopOps, err := startOps(cfg, opsLn, rdb, reg, ready, log, errc)
 		if err != nil {
 			return err
 		}
@@ -89,6 +94,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Limits:    jobs.Limits{SubmitsPerSecond: cfg.SubmitsPerSecond, SubmitBurst: cfg.SubmitBurst, MaxOpenJobs: cfg.MaxOpenJobs},
 		Log:       log,
 		Waiters:   jobs.NewWaiters(),
+		Shards:    queues.shards,
+		Queues:    queues.served,
 	}
 	if cfg.WebhookSecret != "" {
 		deps.Webhooks = &jobs.Webhooks{Policy: webhookPolicy(cfg), Resolver: net.DefaultResolver}
@@ -101,7 +108,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 	stopWorkers := func() {}
 	if m.worker {
-		stop, err := startWorkers(ctx, cfg, rdb, st, lifecycle, tasks.NewJobMetrics(reg), log)
+		stop, err := startWorkers(ctx, cfg, rdb, st, queues.served, lifecycle, tasks.NewJobMetrics(reg), log)
 		if err != nil {
 			return err
 		}
@@ -110,7 +117,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	var api *apiServer
 	if m.api {
-		if api, err = startAPI(ctx, cfg, apiLn, rdb, st, lifecycle, deps.Waiters, apiMetrics, reg, m.worker, log, errc); err != nil {
+		if api, err = startAPI(ctx, cfg, apiLn, rdb, st, lifecycle, deps.Waiters, apiMetrics, reg, ready, log, errc); err != nil {
 			return err
 		}
 		defer api.close()
@@ -143,20 +150,23 @@ func subscribe(ctx context.Context, sub func(context.Context) *store.Events, con
 	return func() { cancel(); _ = events.Close(); <-done }
 }
 
-// readyz answers 200 when Redis answers and a worker serves the report queue (in this process, or
-// any other: asynq's servers register themselves in Redis), 503 otherwise, saying which is missing.
-func readyz(rdb redis.UniversalClient, localWorker bool) http.HandlerFunc {
+// readyz answers 200 when the Redis nodes of the report queues answer and a worker serves every one of
+// them (in this process, or any other: asynq's servers register themselves in Redis), 503 otherwise,
+// saying which is missing.
+func readyz(rdb redis.UniversalClient, st *store.Store, queues []string, localWorker bool) http.HandlerFunc {
 	inspector := asynq.NewInspectorFromRedisClient(rdb)
 	return func(w http.ResponseWriter, r *http.Request) {
-		// A read in the queue's hash slot, not a PING: on a Redis Cluster any live node answers a PING,
-		// while the master that holds asynq's queue may be down.
-		if err := rdb.Get(r.Context(), store.QueueProbeKey).Err(); err != nil && !errors.Is(err, redis.Nil) {
+		// Reads in the queues' hash slots, not a PING: on a Redis Cluster any live node answers a PING,
+		// while a master that holds a queue may be down.
+		if err := st.QueuesReachable(r.Context(), queues); err != nil {
 			notReady(w, "redis unreachable")
 			return
 		}
-		if !localWorker && !workerServing(inspector) {
-			notReady(w, "no worker serves the report queue")
-			return
+		if !localWorker {
+			if q := unserved(inspector, queues); q != "" {
+				notReady(w, "no worker serves the report queue "+q)
+				return
+			}
 		}
 		_, _ = io.WriteString(w, "ready\n")
 	}
@@ -168,18 +178,28 @@ func notReady(w http.ResponseWriter, why string) {
 	http.Error(w, why, http.StatusServiceUnavailable)
 }
 
-// workerServing reports whether some asynq server registered in Redis serves the report queue.
-func workerServing(inspector *asynq.Inspector) bool {
+// unserved is one of queues that no active asynq server registered in Redis serves, or "" when each
+// has one.
+func unserved(inspector *asynq.Inspector, queues []string) string {
 	servers, err := inspector.Servers()
 	if err != nil {
-		return false
+		return queues[0]
 	}
+	served := map[string]bool{}
 	for _, s := range servers {
-		if _, ok := s.Queues[store.ReportQueue]; ok && s.Status == "active" {
-			return true
+		if s.Status != "active" {
+			continue
+		}
+		for q := range s.Queues {
+			served[q] = true
 		}
 	}
-	return false
+	for _, q := range queues {
+		if !served[q] {
+			return q
+		}
+	}
+	return ""
 }
 
 // webhookPolicy is where the configuration lets webhooks go.

@@ -24,7 +24,7 @@ func TestSentinelE2E(t *testing.T) {
 	loc := submit(t, in.base, "2026-Q1")
 	checkReport(t, in.base, loc, awaitDone(t, in.base, loc))
 	// The job went through the master that the Sentinel named.
-	n, err := master.Client(t).Exists(context.Background(), "asynq:{"+store.ReportQueue+"}:t:"+strings.TrimPrefix(loc, "/v1/reports/")).Result()
+	n, err := master.Client(t).Exists(context.Background(), "asynq:{"+store.QueueOf(strings.TrimPrefix(loc, "/v1/reports/"))+"}:t:"+strings.TrimPrefix(loc, "/v1/reports/")).Result()
 	if err != nil || n != 1 {
 		t.Errorf("the job's task is not on the master the Sentinel monitors: %d %v", n, err)
 	}
@@ -46,7 +46,7 @@ func TestSentinelFailover(t *testing.T) {
 		"REDIS_URL":            "redis-sentinel://" + sentinel.Addr + "?master=" + name,
 		"REPORTD_ROWS_PER_DAY": "2000000", "REPORTD_RATE_LIMIT": "0",
 	}))
-	failover(t, in, func() {
+	failover(t, in, "", func() {
 		// Replication is asynchronous: what the replica has not received when the master dies is lost.
 		// Wait until it has everything, so that a job lost would be reportd's doing.
 		awaitReplicated(t, master, replica)

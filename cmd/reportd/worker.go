@@ -21,7 +21,7 @@ import (
 // servers, so that slow webhook receivers never take a report job's place. stop shuts the servers down
 // at once, each within REPORTD_SHUTDOWN_TIMEOUT, and then the cancel subscription, which running jobs
 // listen to until they end.
-func startWorkers(ctx context.Context, cfg config, rdb redis.UniversalClient, st *store.Store, lifecycle *jobs.Service, jobMetrics *tasks.JobMetrics, log *slog.Logger) (stop func(), err error) {
+func startWorkers(ctx context.Context, cfg config, rdb redis.UniversalClient, st *store.Store, queues []string, lifecycle *jobs.Service, jobMetrics *tasks.JobMetrics, log *slog.Logger) (stop func(), err error) {
 	var (
 		stopCancels func()
 		servers     []*asynq.Server
@@ -62,14 +62,18 @@ func startWorkers(ctx context.Context, cfg config, rdb redis.UniversalClient, st
 	stopCancels = subscribe(ctx, st.SubscribeCancels, func(ctx context.Context, ev *store.Events) { processor.RunCancels(ctx, ev) })
 	reports := base
 	reports.Concurrency = cfg.Concurrency
-	reports.Queues = map[string]int{store.ReportQueue: 1}
+	// Every shard with the same weight: asynq picks each in turn, at random.
+	reports.Queues = make(map[string]int, len(queues))
+	for _, q := range queues {
+		reports.Queues[q] = 1
+	}
 	reports.RetryDelayFunc = tasks.RetryDelay
 	srv, err := serve(rdb, reports, tasks.TypeReport, processor)
 	if err != nil {
 		return stop, err
 	}
 	servers = append(servers, srv)
-	log.Info("report worker running", "queue", store.ReportQueue, "concurrency", cfg.Concurrency)
+	log.Info("report worker running", "queues", len(queues), "concurrency", cfg.Concurrency)
 
 	if cfg.WebhookSecret == "" {
 		log.Info("webhooks are off: REPORTD_WEBHOOK_SECRET is not set")

@@ -544,7 +544,7 @@ func TestReportdSIGTERMUnderLoad(t *testing.T) {
 			// What became of the long job: asynq requeues a job its worker gives up at shutdown.
 			insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: redis.Addr})
 			defer insp.Close()
-			info, err := insp.GetTaskInfo(store.ReportQueue, longID)
+			info, err := insp.GetTaskInfo(store.QueueOf(longID), longID)
 			if err != nil {
 				t.Fatalf("task of the long job %s after the shutdown: %v", longID, err)
 			}
@@ -810,7 +810,7 @@ func TestRedisBlipAsJobEnds(t *testing.T) {
 	}
 	insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: redis.Addr})
 	defer insp.Close()
-	info, err := insp.GetTaskInfo(store.ReportQueue, id)
+	info, err := insp.GetTaskInfo(store.QueueOf(id), id)
 	state := fmt.Sprint(err)
 	if err == nil {
 		state = fmt.Sprintf("%s, retried %d, last error %q", info.State, info.Retried, info.LastErr)

@@ -45,7 +45,7 @@ func (s *Service) Cancel(ctx context.Context, client, id string) (Job, Ended, er
 		return Job{}, 0, problem.Unavailable(err)
 	}
 	if j.State == Pending {
-		if err := s.inspector.DeleteTask(store.ReportQueue, id); err == nil {
+		if err := s.inspector.DeleteTask(store.QueueOf(id), id); err == nil {
 			j, err := s.cancelPending(ctx, j)
 			return j, EndedCanceled, err
 		}
@@ -107,7 +107,7 @@ func (s *Service) cancelPending(ctx context.Context, j Job) (Job, error) {
 // answers 410 from now on.
 func (s *Service) delete(ctx context.Context, j Job) error {
 	if j.inQueue {
-		if err := s.inspector.DeleteTask(store.ReportQueue, j.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+		if err := s.inspector.DeleteTask(store.QueueOf(j.ID), j.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
 			return problem.Unavailable(fmt.Errorf("delete job %s: %w", j.ID, err))
 		}
 	}

@@ -93,9 +93,9 @@ func (s *Service) RunEstimates(ctx context.Context) {
 	}
 }
 
-// refreshEstimate reads the queue's counts once.
+// refreshEstimate reads the queues' counts once.
 func (s *Service) refreshEstimate(ctx context.Context) {
-	if pending, active, err := s.store.QueueCounts(ctx); err == nil {
+	if pending, active, err := s.store.QueueCounts(ctx, s.queues); err == nil {
 		s.estimate.setQueue(pending, active)
 	}
 }

@@ -108,7 +108,7 @@ type countingQueue struct {
 	reads           int
 }
 
-func (c *countingQueue) QueueCounts(context.Context) (int64, int64, error) {
+func (c *countingQueue) QueueCounts(context.Context, []string) (int64, int64, error) {
 	c.reads++
 	return c.pending, c.active, nil
 }

@@ -15,7 +15,7 @@ import (
 // Get reads client's job id: 404 if it was never issued (or is another client's), 410 if it expired
 // or was deleted. It is one asynq task read on the common path.
 func (s *Service) Get(ctx context.Context, client, id string) (Job, error) {
-	info, err := s.inspector.GetTaskInfo(store.ReportQueue, id)
+	info, err := s.inspector.GetTaskInfo(store.QueueOf(id), id)
 	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
 		return s.missing(ctx, client, id)
 	}

@@ -50,7 +50,7 @@ type Store interface {
 	ListJobs(ctx context.Context, client string, after store.IndexedJob, n int) ([]store.IndexedJob, error)
 	Unindex(ctx context.Context, client string, ids ...string) error
 	MarkFinished(ctx context.Context, client, id string) error
-	QueueCounts(ctx context.Context) (pending, active int64, err error)
+	QueueCounts(ctx context.Context, queues []string) (pending, active int64, err error)
 	WebhookDelivery(ctx context.Context, id string) (store.Delivery, bool, error)
 }
 
@@ -107,7 +107,13 @@ type Deps struct {
 	Waiters *Waiters
 	// Accepted, if set, counts accepted jobs (replays excluded).
 	Accepted prometheus.Counter
-	// Now and NewID are injected so that tests control time and ids; nil means the real ones.
+	// Shards are the report queues new jobs go to (one by default); their ids carry their shard.
+	Shards store.Shards
+	// Queues are the report queues the Retry-After estimate counts: Shards' and any older ones still
+	// served (store.ReportQueues). Nil means Shards'.
+	Queues []string
+	// Now and NewID are injected so that tests control time and ids; nil means the real ones (NewID:
+	// Shards.NewID).
 	Now   func() time.Time
 	NewID func() uuid.UUID
 }
@@ -125,6 +131,7 @@ type Service struct {
 	waiters   *Waiters
 	estimate  *waitEstimate
 	accepted  prometheus.Counter
+	queues    []string
 	now       func() time.Time
 	newID     func() uuid.UUID
 }
@@ -135,7 +142,10 @@ var _ tasks.Lifecycle = (*Service)(nil)
 func New(d Deps) *Service {
 	s := &Service{queue: d.Queue, inspector: d.Inspector, store: d.Store, policy: d.Policy, limits: d.Limits,
 		webhooks: d.Webhooks, log: d.Log, waiters: d.Waiters, estimate: &waitEstimate{}, accepted: d.Accepted,
-		now: d.Now, newID: d.NewID}
+		queues: d.Queues, now: d.Now, newID: d.NewID}
+	if s.queues == nil {
+		s.queues = d.Shards.Queues()
+	}
 	if s.waiters == nil {
 		s.waiters = NewWaiters()
 	}
@@ -143,7 +153,7 @@ func New(d Deps) *Service {
 		s.now = time.Now
 	}
 	if s.newID == nil {
-		s.newID = uuid.New
+		s.newID = d.Shards.NewID
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

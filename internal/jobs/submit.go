@@ -152,7 +152,7 @@ func (s *Service) admit(ctx context.Context, sub Submission, id string, createdA
 func (s *Service) recount(ctx context.Context, client string, ids []string) (int, error) {
 	open := 0
 	for _, id := range ids {
-		info, err := s.inspector.GetTaskInfo(store.ReportQueue, id)
+		info, err := s.inspector.GetTaskInfo(store.QueueOf(id), id)
 		switch {
 		case errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound):
 		case err != nil:

@@ -361,3 +361,11 @@ func EachBackend(t *testing.T, fn func(t *testing.T, b Backend)) {
 		})
 	}
 }
+
+// Pid is the process id of the running server, or 0.
+func (s *Server) Pid() int {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}

@@ -44,16 +44,6 @@ func (s *Store) CancelRequested(ctx context.Context, id string) (bool, error) {
 	return n == 1, nil
 }
 
-// QueueReachable returns nil when the Redis node that holds asynq's queue answers: a read of a key in
-// the queue's hash slot, which on a Redis Cluster is served by that node alone (a PING would be
-// answered by any node).
-func (s *Store) QueueReachable(ctx context.Context) error {
-	if err := s.rdb.Get(ctx, QueueProbeKey).Err(); err != nil && !errors.Is(err, redis.Nil) {
-		return fmt.Errorf("reach the queue: %w", err)
-	}
-	return nil
-}
-
 // CanceledJob returns the record of canceled job id, and false when there is none.
 func (s *Store) CanceledJob(ctx context.Context, id string) (Canceled, bool, error) {
 	b, err := s.rdb.Get(ctx, canceledKey(id)).Bytes()

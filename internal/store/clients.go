@@ -75,19 +75,24 @@ func (s *Store) MarkFinished(ctx context.Context, client, id string) error {
 	return nil
 }
 
-// QueueCounts returns how many report jobs wait in asynq's queue and how many run, from the lengths of
-// asynq's lists, in one round trip.
-func (s *Store) QueueCounts(ctx context.Context) (pending, active int64, err error) {
-	var p, a *redis.IntCmd
+// QueueCounts returns how many report jobs wait in asynq's queues and how many run, from the lengths of
+// asynq's lists, in one round trip (one per node on a Cluster).
+func (s *Store) QueueCounts(ctx context.Context, queues []string) (pending, active int64, err error) {
+	var ps, as []*redis.IntCmd
 	_, err = s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-		p = pipe.LLen(ctx, asynqPendingKey(ReportQueue))
-		a = pipe.LLen(ctx, asynqActiveKey(ReportQueue))
+		for _, q := range queues {
+			ps = append(ps, pipe.LLen(ctx, asynqPendingKey(q)))
+			as = append(as, pipe.LLen(ctx, asynqActiveKey(q)))
+		}
 		return nil
 	})
 	if err != nil {
-		return 0, 0, fmt.Errorf("count the queue: %w", err)
+		return 0, 0, fmt.Errorf("count the queues: %w", err)
 	}
-	return p.Val(), a.Val(), nil
+	for i := range ps {
+		pending, active = pending+ps[i].Val(), active+as[i].Val()
+	}
+	return pending, active, nil
 }
 
 // OpenJobs returns the ids of client's unfinished jobs, as recorded.

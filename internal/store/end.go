@@ -49,7 +49,7 @@ func (s *Store) EndJob(ctx context.Context, e End) (string, error) {
 			p.SRem(ctx, clientOpenKey(e.Client), e.ID)
 		}
 		if e.TaskResult != nil {
-			p.HSet(ctx, asynqTaskKey(ReportQueue, e.ID), "result", e.TaskResult)
+			p.HSet(ctx, asynqTaskKey(QueueOf(e.ID), e.ID), "result", e.TaskResult)
 		}
 		return nil
 	}

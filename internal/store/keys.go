@@ -17,17 +17,17 @@ import (
 // task hashes with their results, retry, archived and completed sets), plus "asynq:queues" and its
 // servers' and workers' records; asynq owns them all and reportd never writes them directly.
 const (
-	// ReportQueue is the asynq queue of report jobs. A job's id is its task id in this queue, and the
-	// task lives as long as asynq keeps it: until it is completed plus its retention, or archived.
+	// ReportQueue is the asynq queue of report jobs when there is one shard, and of every job whose id
+	// names no shard (QueueOf). A job's id is its task id in its queue, and the task lives as long as
+	// asynq keeps it: until it is completed plus its retention, or archived.
 	ReportQueue = "reports"
 	// WebhookQueue is the asynq queue of webhook deliveries; a delivery's task id is derived from its
 	// job's id, and it is kept for the retention once delivered.
 	WebhookQueue = "webhooks"
-	// QueueProbeKey is never written: it is in the hash slot of asynq's keys of ReportQueue, so reading
-	// it tells whether the Redis node that holds the queue answers (a PING would be answered by any
-	// node of a Cluster). Owner: readiness and the worker's end of an attempt; lifetime: none.
-	QueueProbeKey = "asynq:{" + ReportQueue + "}:probe"
 )
+
+// The report queue's shards (one, ReportQueue, by default), their names and QueueProbe are in
+// shards.go.
 
 // asynq keys reportd touches itself, by asynq v0.26.0's layout (internal/base): the hash of a task,
 // whose "result" field the worker's end of an attempt writes, in the same round trip as the job's own

@@ -17,33 +17,6 @@ import (
 	"github.com/reportd/reportd/internal/redistest"
 )
 
-// crc16 is the CRC16 of the Redis Cluster spec (CCITT/XMODEM: polynomial 0x1021, initial value 0).
-func crc16(b []byte) uint16 {
-	var crc uint16
-	for _, c := range b {
-		crc ^= uint16(c) << 8
-		for range 8 {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return crc
-}
-
-// keySlot is the Redis Cluster hash slot of key: of its hash tag, the part between the first '{' and
-// the first '}' after it, when that part is not empty; of the whole key otherwise.
-func keySlot(key string) int {
-	if i := strings.IndexByte(key, '{'); i >= 0 {
-		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
-			key = key[i+1 : i+1+j]
-		}
-	}
-	return int(crc16([]byte(key)) % 16384)
-}
-
 func TestKeySlotFollowsTheSpec(t *testing.T) {
 	t.Parallel()
 	// The check value of CRC16/XMODEM, and the examples of the cluster spec's "Hash tags" section.
@@ -57,11 +30,11 @@ func TestKeySlotFollowsTheSpec(t *testing.T) {
 		{"foo{}{bar}", "foo{}{bar}"}, // an empty tag: the whole key
 	}
 	for _, p := range same {
-		if keySlot(p[0]) != keySlot(p[1]) {
-			t.Errorf("slot(%q) = %d, slot(%q) = %d; want equal", p[0], keySlot(p[0]), p[1], keySlot(p[1]))
+		if HashSlot(p[0]) != HashSlot(p[1]) {
+			t.Errorf("slot(%q) = %d, slot(%q) = %d; want equal", p[0], HashSlot(p[0]), p[1], HashSlot(p[1]))
 		}
 	}
-	if keySlot("foo{}{bar}") == keySlot("bar") {
+	if HashSlot("foo{}{bar}") == HashSlot("bar") {
 		t.Errorf(`slot("foo{}{bar}") = slot("bar"): an empty tag must not count`)
 	}
 }
@@ -101,8 +74,8 @@ func TestKeysTouchedTogetherShareASlot(t *testing.T) {
 			for _, client := range slotTestClients {
 				ks := keys(id, client)
 				for _, k := range ks[1:] {
-					if keySlot(k) != keySlot(ks[0]) {
-						t.Fatalf("%s: %s is in slot %d, %s in slot %d", name, ks[0], keySlot(ks[0]), k, keySlot(k))
+					if HashSlot(k) != HashSlot(ks[0]) {
+						t.Fatalf("%s: %s is in slot %d, %s in slot %d", name, ks[0], HashSlot(ks[0]), k, HashSlot(k))
 					}
 				}
 			}
@@ -111,7 +84,7 @@ func TestKeysTouchedTogetherShareASlot(t *testing.T) {
 	// The tags spread: jobs do not all land on one node.
 	seen := map[int]bool{}
 	for _, id := range slotTestIDs() {
-		seen[keySlot(reportKey(id))] = true
+		seen[HashSlot(reportKey(id))] = true
 	}
 	if len(seen) < 150 {
 		t.Errorf("201 job ids hash to only %d slots", len(seen))
@@ -162,7 +135,7 @@ func (r *slotRecorder) record(what string, cmds []redis.Cmder) {
 	for _, c := range cmds {
 		for _, k := range commandKeys(c) {
 			u.keys = append(u.keys, k)
-			if s := keySlot(k); !slices.Contains(u.slots, s) {
+			if s := HashSlot(k); !slices.Contains(u.slots, s) {
 				u.slots = append(u.slots, s)
 			}
 		}
@@ -220,7 +193,7 @@ func exerciseStore(t *testing.T, s *Store, id, client string) {
 	check("ListJobs", func() error { _, err := s.ListJobs(ctx, client, IndexedJob{}, 10); return err }())
 	check("Tombstone", func() error { _, _, err := s.Tombstone(ctx, id); return err }())
 	check("CancelRequested", func() error { _, err := s.CancelRequested(ctx, id); return err }())
-	check("QueueCounts", func() error { _, _, err := s.QueueCounts(ctx); return err }())
+	check("QueueCounts", func() error { _, _, err := s.QueueCounts(ctx, []string{ReportQueue}); return err }())
 	check("EndJob attempt", func() error {
 		_, err := s.EndJob(ctx, End{ID: id, Client: client, Outcome: "failed", TaskResult: []byte(`{}`)})
 		return err
@@ -258,7 +231,7 @@ func TestStoreCommandsStayInOneSlot(t *testing.T) {
 	// The recorder itself must see a cross-slot MULTI: one over two jobs' keys.
 	ctx := context.Background()
 	a, b := uuid.NewString(), uuid.NewString()
-	for keySlot(reportKey(a)) == keySlot(reportKey(b)) {
+	for HashSlot(reportKey(a)) == HashSlot(reportKey(b)) {
 		b = uuid.NewString()
 	}
 	if _, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -304,8 +277,8 @@ func TestSlotsOnCluster(t *testing.T) {
 		if err != nil {
 			t.Fatalf("CLUSTER KEYSLOT %s: %v", k, err)
 		}
-		if int(got) != keySlot(k) {
-			t.Errorf("CLUSTER KEYSLOT %s = %d, keySlot = %d", k, got, keySlot(k))
+		if int(got) != HashSlot(k) {
+			t.Errorf("CLUSTER KEYSLOT %s = %d, keySlot = %d", k, got, HashSlot(k))
 		}
 	}
 
@@ -355,7 +328,7 @@ func TestSlotsOnCluster(t *testing.T) {
 
 	// And what a cross-slot MULTI would meet, for contrast: the convention is what makes the above work.
 	a, b := uuid.NewString(), uuid.NewString()
-	for keySlot(reportKey(a)) == keySlot(reportKey(b)) {
+	for HashSlot(reportKey(a)) == HashSlot(reportKey(b)) {
 		b = uuid.NewString()
 	}
 	_, err = rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -367,23 +340,27 @@ func TestSlotsOnCluster(t *testing.T) {
 	}
 }
 
-// TestQueueReachable checks that the queue probe reads in the slot of asynq's queue keys, answers nil
-// while Redis answers, and an error when it does not.
-func TestQueueReachable(t *testing.T) {
+// TestQueuesReachable checks that a queue's probe reads in the slot of asynq's keys of the queue,
+// answers nil while Redis answers, and an error when it does not.
+func TestQueuesReachable(t *testing.T) {
 	t.Parallel()
-	if got, want := keySlot(QueueProbeKey), keySlot("asynq:{"+ReportQueue+"}:pending"); got != want {
-		t.Errorf("QueueProbeKey is in slot %d, asynq's queue in slot %d", got, want)
+	shards, _ := NewShards(3)
+	queues := append(shards.Queues(), ReportQueue)
+	for _, q := range queues {
+		if got, want := HashSlot(QueueProbe(q)), HashSlot(asynqPendingKey(q)); got != want {
+			t.Errorf("QueueProbe(%s) is in slot %d, asynq's queue in slot %d", q, got, want)
+		}
 	}
 	b := redistest.Embedded(t)
 	rdb := redis.NewClient(&redis.Options{Addr: b.Addr, MaxRetries: -1})
 	t.Cleanup(func() { _ = rdb.Close() })
 	s := NewStore(rdb, time.Hour, time.Hour)
 	ctx := context.Background()
-	if err := s.QueueReachable(ctx); err != nil {
-		t.Fatalf("QueueReachable with Redis up: %v", err)
+	if err := s.QueuesReachable(ctx, queues); err != nil {
+		t.Fatalf("QueuesReachable with Redis up: %v", err)
 	}
 	_ = rdb.Close()
-	if err := s.QueueReachable(ctx); err == nil {
-		t.Error("QueueReachable on a closed client: nil, want an error")
+	if err := s.QueuesReachable(ctx, queues); err == nil {
+		t.Error("QueuesReachable on a closed client: nil, want an error")
 	}
 }

@@ -17,7 +17,7 @@ import (
 func TaskInfo(id string, created time.Time, state asynq.TaskState, maxRetry int, timeout, retention time.Duration, mods ...func(*asynq.TaskInfo)) *asynq.TaskInfo {
 	info := &asynq.TaskInfo{
 		ID:        id,
-		Queue:     store.ReportQueue,
+		Queue:     store.QueueOf(id),
 		Type:      tasks.TypeReport,
 		Payload:   []byte(`{"range":"2026-01-01..2026-03-31"}`),
 		Headers:   map[string]string{tasks.HeaderCreatedAt: created.Format(time.RFC3339Nano)},
