@@ -60,20 +60,22 @@ func startWorkers(ctx context.Context, cfg config, rdb redis.UniversalClient, st
 		Log:              log,
 	}
 	stopCancels = subscribe(ctx, st.SubscribeCancels, func(ctx context.Context, ev *store.Events) { processor.RunCancels(ctx, ev) })
-	reports := base
-	reports.Concurrency = cfg.Concurrency
-	// Every shard with the same weight: asynq picks each in turn, at random.
-	reports.Queues = make(map[string]int, len(queues))
+	// One asynq server a report queue, each with an equal share of the concurrency: an asynq server
+	// takes its tasks one round trip at a time, so one server for every shard would take at most one
+	// task a round trip to Redis, whatever the number of shards; and each shard gets the same weight.
+	share := (cfg.Concurrency + len(queues) - 1) / len(queues)
 	for _, q := range queues {
-		reports.Queues[q] = 1
+		reports := base
+		reports.Concurrency = share
+		reports.Queues = map[string]int{q: 1}
+		reports.RetryDelayFunc = tasks.RetryDelay
+		srv, err := serve(rdb, reports, tasks.TypeReport, processor)
+		if err != nil {
+			return stop, err
+		}
+		servers = append(servers, srv)
 	}
-	reports.RetryDelayFunc = tasks.RetryDelay
-	srv, err := serve(rdb, reports, tasks.TypeReport, processor)
-	if err != nil {
-		return stop, err
-	}
-	servers = append(servers, srv)
-	log.Info("report worker running", "queues", len(queues), "concurrency", cfg.Concurrency)
+	log.Info("report worker running", "queues", len(queues), "concurrency", share*len(queues))
 
 	if cfg.WebhookSecret == "" {
 		log.Info("webhooks are off: REPORTD_WEBHOOK_SECRET is not set")
@@ -88,7 +90,7 @@ func startWorkers(ctx context.Context, cfg config, rdb redis.UniversalClient, st
 	hooks.Concurrency = cfg.WebhookConcurrency
 	hooks.Queues = map[string]int{store.WebhookQueue: 1}
 	hooks.RetryDelayFunc = tasks.WebhookRetryDelay(cfg.WebhookSchedule)
-	srv, err = serve(rdb, hooks, tasks.TypeWebhook, &tasks.WebhookProcessor{
+	srv, err := serve(rdb, hooks, tasks.TypeWebhook, &tasks.WebhookProcessor{
 		Client: webhook.NewClient(policy, cfg.WebhookTimeout),
 		Signer: signer,
 		Store:  st,
