@@ -16,21 +16,24 @@ import (
 	"github.com/reportd/reportd/internal/store"
 )
 
-// checkGone checks that job id answers 410 on its status and its result.
+// everyURL is what job id answers on each of its URLs: its status, its result and its cancel, by request.
+func everyURL(t *testing.T, h *harness, id string) map[string]*response {
+	t.Helper()
+	return map[string]*response{
+		"GET /v1/reports/" + id:              h.get(t, "/v1/reports/"+id),
+		"GET /v1/reports/" + id + "/result":  h.get(t, "/v1/reports/"+id+"/result"),
+		"POST /v1/reports/" + id + "/cancel": h.cancel(t, id),
+	}
+}
+
+// checkGone checks that job id answers 410 on its status, its result and its cancel.
 func checkGone(t *testing.T, h *harness, id string) {
 	t.Helper()
-	for _, path := range []string{"/v1/reports/" + id, "/v1/reports/" + id + "/result", "cancel"} {
-		var r *response
-		if path == "cancel" {
-			path = "POST /v1/reports/" + id + "/cancel"
-			r = h.cancel(t, id)
-		} else {
-			r = h.get(t, path)
-		}
+	for path, r := range everyURL(t, h, id) {
 		got := errorOf(r)
 		want := errorWant{Status: 410, ContentType: problemJSON, Type: "/problems/job-expired", ProblemStatus: 410}
 		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("GET %s of an expired job (-want +got):\n%s\nbody: %s", path, diff, r.Body)
+			t.Errorf("%s of an expired job (-want +got):\n%s\nbody: %s", path, diff, r.Body)
 		}
 	}
 }
@@ -136,19 +139,12 @@ func waitDeleted(t *testing.T, h *harness, id string) {
 	}
 }
 
-// checkNotFound checks that job id answers 404 on its status and its result.
+// checkNotFound checks that job id answers 404 on its status, its result and its cancel.
 func checkNotFound(t *testing.T, h *harness, id string) {
 	t.Helper()
-	for _, path := range []string{"/v1/reports/" + id, "/v1/reports/" + id + "/result", "cancel"} {
-		var r *response
-		if path == "cancel" {
-			path = "POST /v1/reports/" + id + "/cancel"
-			r = h.cancel(t, id)
-		} else {
-			r = h.get(t, path)
-		}
+	for path, r := range everyURL(t, h, id) {
 		if p := r.problem(t); r.Status != http.StatusNotFound || p.Type != "/problems/job-not-found" {
-			t.Errorf("GET %s after the tombstone ran out: %s, want 404 job-not-found", path, r)
+			t.Errorf("%s after the tombstone ran out: %s, want 404 job-not-found", path, r)
 		}
 	}
 }
