@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	defer closeRedis()
 	st := store.NewStore(rdb, cfg.Retention, cfg.Tombstone)
-	queues, err := setUpQueues(ctx, cfg, rdb, log)
+	queues, err := setUpQueues(ctx, cfg, rdb, st, log)
 	if err != nil {
 		return err
 	}

@@ -21,11 +21,11 @@ type queueSetup struct {
 	served []string
 }
 
-// setUpQueues decides the report queue's shards (REPORTD_QUEUE_SHARDS, or one per cluster master) and
-// finds the report queues of an earlier REPORTD_QUEUE_SHARDS that still hold tasks, so that they are
+// setUpQueues decides the report queue's shards (REPORTD_QUEUE_SHARDS, or one per cluster master),
+// registers them with asynq, and finds the report queues of an earlier REPORTD_QUEUE_SHARDS that still hold tasks, so that they are
 // served (by a worker) and counted (by the API's estimate) until they are empty. It logs each queue,
 // with its hash slot and, on a cluster, the master that holds it.
-func setUpQueues(ctx context.Context, cfg config, rdb redis.UniversalClient, log *slog.Logger) (queueSetup, error) {
+func setUpQueues(ctx context.Context, cfg config, rdb redis.UniversalClient, st *store.Store, log *slog.Logger) (queueSetup, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	cluster, isCluster := rdb.(*redis.ClusterClient)
@@ -46,6 +46,10 @@ func setUpQueues(ctx context.Context, cfg config, rdb redis.UniversalClient, log
 		return queueSetup{}, fmt.Errorf("REPORTD_QUEUE_SHARDS: %w", err)
 	}
 	qs := queueSetup{shards: shards, served: shards.Queues()}
+	// Known to asynq (and so to its web UI and queue metrics) before their first job.
+	if err := st.RegisterQueues(ctx, shards.Queues()); err != nil {
+		log.Warn("cannot register the report queue shards with asynq: the web UI lists each from its first job", "err", err)
+	}
 
 	// Queues of an earlier N: asynq lists every queue it ever enqueued to.
 	inspector := asynq.NewInspectorFromRedisClient(rdb)

@@ -38,6 +38,11 @@ func asynqTaskKey(queue, id string) string { return "asynq:{" + queue + "}:t:" +
 func asynqPendingKey(queue string) string  { return "asynq:{" + queue + "}:pending" }
 func asynqActiveKey(queue string) string   { return "asynq:{" + queue + "}:active" }
 
+// asynqQueuesKey is asynq's set of the queues it knows, which asynq adds a queue to at its first
+// enqueue. reportd adds its report queue shards at start, so that the asynq web UI and the queue metrics
+// list every shard before its first job.
+const asynqQueuesKey = "asynq:queues"
+
 // tombstoneKey records that a job id was issued, and to which client, once the job has ended. Owner:
 // whoever ends the job (endScript: the worker's last attempt, the API's cancel of a pending job) and
 // the API's delete. Lifetime: the retention (plus resultSlack) and then the tombstone period from the

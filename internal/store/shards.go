@@ -174,6 +174,14 @@ func ReportQueues(s Shards, all []string, size func(queue string) (int, error)) 
 	return qs, nil
 }
 
+// RegisterQueues adds queues to asynq's set of known queues, as asynq's first enqueue to each would.
+func (s *Store) RegisterQueues(ctx context.Context, queues []string) error {
+	if err := s.rdb.SAdd(ctx, asynqQueuesKey, queues).Err(); err != nil {
+		return fmt.Errorf("register queues: %w", err)
+	}
+	return nil
+}
+
 // QueueProbe is a key in queue's hash slot that is never written: reading it tells whether the Redis
 // node that holds the queue answers (a PING would be answered by any node of a Cluster). Owner:
 // readiness and the worker's end of an attempt; lifetime: none.
