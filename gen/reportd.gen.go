@@ -5471,7 +5471,7 @@ var swaggerSpec = []string{
 	"yc14oxbdUujYnfrhH0kcDA7pmU+KJX9han3s8cbl8T5sPjuo+qz34M0DaB78YisxVJay+18tPtcJ/evR",
 	"6l/WNXl4qxcaV//WDs3Rt55U2cZ/g3C8Q2H8uRF545qfTifi+9s1xo6pQso6C35AkrsZU847D22T1isf",
 	"Nv65jW0J8nvW/Ra2X93162LMMFsM7Qu17V3RDupvxbwe6j9oXn1R4J8ZZO1ej9RpJzzR7um6T7luFv7D",
-	"sN7/YWR/RCjNVvc4a/eOf2YRbXRk2vdCL+abt5u31US7Tfwh169DyQ1XHr7SSe3GhfVt3m7+dwA=",
+	"sN7/YWR/RCjNVvc4a/eOf2YRbXRk2vdCL+abt5v44+ZtNdduH39I9+tQdcOVR7B0UntyYYmbt5v/HQA=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -8,7 +8,9 @@
 // ../ts-client.sh); it is not committed. Requests go through openapi-fetch's typed client, including the
 // status poll: openapi-fetch passes `redirect: "manual"` on to fetch, so the 303 comes back as itself.
 // openapi-fetch types neither 3xx responses nor response headers, so those are checked by hand below.
+import { readFileSync } from "node:fs";
 import createClient from "openapi-fetch";
+import { load } from "js-yaml";
 import type { components, operations, paths } from "./schema.d.ts";
 
 type JobStatus = components["schemas"]["JobStatus"];
@@ -333,6 +335,27 @@ await run("running job: delete 409, cancel 200/202, cancel again 200, delete 204
   const del = await client.DELETE("/v1/reports/{id}", { ...id, signal: timeout() });
   eq(del.response.status, 204, "DELETE of a canceled job");
   return { value: undefined, note: `DELETE 409 ${p.type}, cancel ${first}, cancel again 200 canceled, DELETE 204` };
+});
+
+// 8. The contract says what the service does: this client sent no key, and the open service served it,
+// so the spec must allow a request without one (an empty security alternative), or a spec-driven tool
+// (a validating proxy such as Prism, a mock server) would refuse what reportd serves.
+await run("spec allows the open service's keyless requests", async () => {
+  const spec = load(readFileSync(new URL("../../openapi.yaml", import.meta.url), "utf8")) as {
+    security?: Record<string, string[]>[];
+    paths: Record<string, Record<string, { security?: Record<string, string[]>[] }>>;
+  };
+  check(done !== undefined, "no request without a key was served (the flow failed before)");
+  const keyless = (sec: Record<string, string[]>[] | undefined) => (sec ?? []).some((r) => Object.keys(r).length === 0);
+  check(keyless(spec.security), `top-level security ${JSON.stringify(spec.security)} has no empty alternative`);
+  for (const [path, ops] of Object.entries(spec.paths)) {
+    for (const [method, op] of Object.entries(ops)) {
+      if (typeof op === "object" && op !== null && "security" in op) {
+        check(keyless(op.security), `${method.toUpperCase()} ${path}: security ${JSON.stringify(op.security)} has no empty alternative`);
+      }
+    }
+  }
+  return { value: undefined, note: `security ${JSON.stringify(spec.security)}; every request above went without a key` };
 });
 
 const passed = results.filter((r) => r.ok).length;

@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -23,7 +24,7 @@ import (
 // against the spec, in that order, in one pass over the spec's router.
 func validate(router routers.Router, keys []APIKey, log *slog.Logger) func(http.Handler) http.Handler {
 	opts := &openapi3filter.Options{MultiError: false, AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}
-	auth := authenticate(keys)
+	auth, open := authenticate(keys), len(keys) == 0
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			route, params, err := router.FindRoute(r)
@@ -34,7 +35,7 @@ func validate(router routers.Router, keys []APIKey, log *slog.Logger) func(http.
 			// Authenticated first, from the headers alone: a sender without a key is refused with 401
 			// whatever its body (too large, endless, not one JSON value), learns no more of the API than
 			// that it wants a key, and holds no connection open by trickling a body.
-			client, err := authorize(r, route, params, auth)
+			client, err := authorize(r, route, params, auth, open)
 			if err != nil {
 				if hasBody(r) {
 					// net/http would otherwise read what is left of the body first, which may never come.
@@ -67,11 +68,16 @@ func validate(router routers.Router, keys []APIKey, log *slog.Logger) func(http.
 func hasBody(r *http.Request) bool { return r.Body != nil && r.Body != http.NoBody }
 
 // authorize checks the security requirements of the operation r is routed to, and returns the client
-// the request's key names.
-func authorize(r *http.Request, route *routers.Route, params map[string]string, auth func(*http.Request) (string, error)) (string, error) {
+// the request's key names. The spec's empty alternative (no key) holds only for an open API, one with no
+// keys configured.
+func authorize(r *http.Request, route *routers.Route, params map[string]string, auth func(*http.Request) (string, error), open bool) (string, error) {
 	security := route.Operation.Security
 	if security == nil {
 		security = &route.Spec.Security
+	}
+	if !open {
+		keyed := slices.DeleteFunc(slices.Clone(*security), func(s openapi3.SecurityRequirement) bool { return len(s) == 0 })
+		security = &keyed
 	}
 	client := jobs.Anonymous
 	hook := func(_ context.Context, in *openapi3filter.AuthenticationInput) error {
