@@ -108,6 +108,7 @@ declare -A expect=(
 	["/cancel"]='"status":"canceled"'
 	["wait=30"]='HTTP/1.1 (303 See Other|202 Accepted)'
 	["callback_url"]='"status":"pending"'
+	["/events"]='event: done;;retry: 2000'
 )
 
 # run_block FILE SECTION RUNNING: runs one README block as written, placeholders filled in, and checks

@@ -345,6 +345,12 @@ type GetReportStatusParams struct {
 	Prefer *Prefer `json:"Prefer,omitempty"`
 }
 
+// StreamReportEventsParams defines parameters for StreamReportEvents.
+type StreamReportEventsParams struct {
+	// LastEventID The id of the last event received, when reconnecting.
+	LastEventID *string `json:"Last-Event-ID,omitempty"`
+}
+
 // GetReportResultParams defines parameters for GetReportResult.
 type GetReportResultParams struct {
 	// IfNoneMatch An ETag from an earlier response; if it still matches, the answer is `304`.
@@ -530,6 +536,26 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/reports/{id}/cancel (the `CancelReport` operationId).
 	CancelReport(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// StreamReportEvents Follow a job's progress as Server-Sent Events.
+	//
+	// A `text/event-stream` (what a browser's `EventSource` reads): a `status` event at once, with the
+	// job's status (a `JobStatus`) as its data, and again on every change of its state or progress (at
+	// most every 250 ms); then one terminal event, and the stream ends:
+	//
+	// - `done`: the job is done; the data is `{"id": ..., "result": "/v1/reports/{id}/result"}`.
+	// - `failed`: the job failed; the data is the problem that says why.
+	// - `canceled`: the job was canceled; the data is its `JobStatus`.
+	//
+	// Every event has an `id`. A reconnect with `Last-Event-ID` goes on from there without repeating
+	// the status it names; after a terminal event it answers `204`, which tells `EventSource` to stop.
+	// The stream starts with `retry: 2000` (how long `EventSource` waits before reconnecting), and a
+	// comment line every 15 s keeps proxies from closing a quiet stream. An unknown, expired or another
+	// client's id is the usual `404` or `410` problem, before any event. Polling the status URL stays
+	// the contract; the stream only saves the polls.
+	//
+	// Corresponds with GET /v1/reports/{id}/events (the `StreamReportEvents` operationId).
+	StreamReportEvents(ctx context.Context, id JobID, params *StreamReportEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetReportResult Read a finished report.
 	//
 	// The report as JSON (`Accept: application/json`, or no preference) or its daily table as CSV
@@ -688,6 +714,36 @@ func (c *Client) GetReportStatus(ctx context.Context, id JobID, params *GetRepor
 // Corresponds with POST /v1/reports/{id}/cancel (the `CancelReport` operationId).
 func (c *Client) CancelReport(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCancelReportRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StreamReportEvents Follow a job's progress as Server-Sent Events.
+//
+// A `text/event-stream` (what a browser's `EventSource` reads): a `status` event at once, with the
+// job's status (a `JobStatus`) as its data, and again on every change of its state or progress (at
+// most every 250 ms); then one terminal event, and the stream ends:
+//
+// - `done`: the job is done; the data is `{"id": ..., "result": "/v1/reports/{id}/result"}`.
+// - `failed`: the job failed; the data is the problem that says why.
+// - `canceled`: the job was canceled; the data is its `JobStatus`.
+//
+// Every event has an `id`. A reconnect with `Last-Event-ID` goes on from there without repeating
+// the status it names; after a terminal event it answers `204`, which tells `EventSource` to stop.
+// The stream starts with `retry: 2000` (how long `EventSource` waits before reconnecting), and a
+// comment line every 15 s keeps proxies from closing a quiet stream. An unknown, expired or another
+// client's id is the usual `404` or `410` problem, before any event. Polling the status URL stays
+// the contract; the stream only saves the polls.
+//
+// Corresponds with GET /v1/reports/{id}/events (the `StreamReportEvents` operationId).
+func (c *Client) StreamReportEvents(ctx context.Context, id JobID, params *StreamReportEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStreamReportEventsRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -999,6 +1055,55 @@ func NewCancelReportRequest(server string, id JobID) (*http.Request, error) {
 	return req, nil
 }
 
+// NewStreamReportEventsRequest constructs an http.Request for the StreamReportEvents method
+func NewStreamReportEventsRequest(server string, id JobID, params *StreamReportEventsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/reports/%s/events", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.LastEventID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Last-Event-ID", *params.LastEventID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Last-Event-ID", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewGetReportResultRequest constructs an http.Request for the GetReportResult method
 func NewGetReportResultRequest(server string, id JobID, params *GetReportResultParams) (*http.Request, error) {
 	var err error
@@ -1220,6 +1325,28 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/reports/{id}/cancel (the `CancelReport` operationId).
 	CancelReportWithResponse(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*CancelReportResponse, error)
+
+	// StreamReportEventsWithResponse Follow a job's progress as Server-Sent Events.
+	//
+	// A `text/event-stream` (what a browser's `EventSource` reads): a `status` event at once, with the
+	// job's status (a `JobStatus`) as its data, and again on every change of its state or progress (at
+	// most every 250 ms); then one terminal event, and the stream ends:
+	//
+	// - `done`: the job is done; the data is `{"id": ..., "result": "/v1/reports/{id}/result"}`.
+	// - `failed`: the job failed; the data is the problem that says why.
+	// - `canceled`: the job was canceled; the data is its `JobStatus`.
+	//
+	// Every event has an `id`. A reconnect with `Last-Event-ID` goes on from there without repeating
+	// the status it names; after a terminal event it answers `204`, which tells `EventSource` to stop.
+	// The stream starts with `retry: 2000` (how long `EventSource` waits before reconnecting), and a
+	// comment line every 15 s keeps proxies from closing a quiet stream. An unknown, expired or another
+	// client's id is the usual `404` or `410` problem, before any event. Polling the status URL stays
+	// the contract; the stream only saves the polls.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/reports/{id}/events (the `StreamReportEvents` operationId).
+	StreamReportEventsWithResponse(ctx context.Context, id JobID, params *StreamReportEventsParams, reqEditors ...RequestEditorFn) (*StreamReportEventsResponse, error)
 
 	// GetReportResultWithResponse Read a finished report.
 	//
@@ -1813,6 +1940,117 @@ func (r CancelReportResponse) ContentType() string {
 	return ""
 }
 
+// StreamReportEventsResponse200Headers the declared response headers of an HTTP 200 response for StreamReportEvents
+type StreamReportEventsResponse200Headers struct {
+	CacheControl *string
+}
+
+// StreamReportEventsResponse401Headers the declared response headers of an HTTP 401 response for StreamReportEvents
+type StreamReportEventsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// StreamReportEventsResponse429Headers the declared response headers of an HTTP 429 response for StreamReportEvents
+type StreamReportEventsResponse429Headers struct {
+	RetryAfter int
+}
+
+// StreamReportEventsResponse503Headers the declared response headers of an HTTP 503 response for StreamReportEvents
+type StreamReportEventsResponse503Headers struct {
+	RetryAfter int
+}
+
+type StreamReportEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadJobId
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
+	ApplicationproblemJSON410 *Gone
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Error
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *StreamReportEventsResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *StreamReportEventsResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *StreamReportEventsResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *StreamReportEventsResponse503Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r StreamReportEventsResponse) GetApplicationproblemJSON400() *BadJobId {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r StreamReportEventsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r StreamReportEventsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
+func (r StreamReportEventsResponse) GetApplicationproblemJSON410() *Gone {
+	return r.ApplicationproblemJSON410
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r StreamReportEventsResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r StreamReportEventsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r StreamReportEventsResponse) GetApplicationproblemJSONDefault() *Error {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r StreamReportEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r StreamReportEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r StreamReportEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r StreamReportEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetReportResultResponse200Headers the declared response headers of an HTTP 200 response for GetReportResult
 type GetReportResultResponse200Headers struct {
 	CacheControl       string
@@ -2178,6 +2416,34 @@ func (c *ClientWithResponses) CancelReportWithResponse(ctx context.Context, id J
 		return nil, err
 	}
 	return ParseCancelReportResponse(rsp)
+}
+
+// StreamReportEventsWithResponse Follow a job's progress as Server-Sent Events.
+//
+// A `text/event-stream` (what a browser's `EventSource` reads): a `status` event at once, with the
+// job's status (a `JobStatus`) as its data, and again on every change of its state or progress (at
+// most every 250 ms); then one terminal event, and the stream ends:
+//
+// - `done`: the job is done; the data is `{"id": ..., "result": "/v1/reports/{id}/result"}`.
+// - `failed`: the job failed; the data is the problem that says why.
+// - `canceled`: the job was canceled; the data is its `JobStatus`.
+//
+// Every event has an `id`. A reconnect with `Last-Event-ID` goes on from there without repeating
+// the status it names; after a terminal event it answers `204`, which tells `EventSource` to stop.
+// The stream starts with `retry: 2000` (how long `EventSource` waits before reconnecting), and a
+// comment line every 15 s keeps proxies from closing a quiet stream. An unknown, expired or another
+// client's id is the usual `404` or `410` problem, before any event. Polling the status URL stays
+// the contract; the stream only saves the polls.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/reports/{id}/events (the `StreamReportEvents` operationId).
+func (c *ClientWithResponses) StreamReportEventsWithResponse(ctx context.Context, id JobID, params *StreamReportEventsParams, reqEditors ...RequestEditorFn) (*StreamReportEventsResponse, error) {
+	rsp, err := c.StreamReportEvents(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStreamReportEventsResponse(rsp)
 }
 
 // GetReportResultWithResponse Read a finished report.
@@ -2855,6 +3121,120 @@ func ParseCancelReportResponse(rsp *http.Response) (*CancelReportResponse, error
 	return response, nil
 }
 
+// ParseStreamReportEventsResponse parses an HTTP response from a StreamReportEventsWithResponse call
+func ParseStreamReportEventsResponse(rsp *http.Response) (*StreamReportEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &StreamReportEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadJobId
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest Gone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers StreamReportEventsResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers StreamReportEventsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers StreamReportEventsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers StreamReportEventsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseGetReportResultResponse parses an HTTP response from a GetReportResultWithResponse call
 func ParseGetReportResultResponse(rsp *http.Response) (*GetReportResultResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -3311,6 +3691,9 @@ type ServerInterface interface {
 	// CancelReport Cancel a pending or running job.
 	// (POST /v1/reports/{id}/cancel)
 	CancelReport(w http.ResponseWriter, r *http.Request, id JobID)
+	// StreamReportEvents Follow a job's progress as Server-Sent Events.
+	// (GET /v1/reports/{id}/events)
+	StreamReportEvents(w http.ResponseWriter, r *http.Request, id JobID, params StreamReportEventsParams)
 	// GetReportResult Read a finished report.
 	// (GET /v1/reports/{id}/result)
 	GetReportResult(w http.ResponseWriter, r *http.Request, id JobID, params GetReportResultParams)
@@ -3350,6 +3733,12 @@ func (_ Unimplemented) GetReportStatus(w http.ResponseWriter, r *http.Request, i
 // CancelReport Cancel a pending or running job.
 // (POST /v1/reports/{id}/cancel)
 func (_ Unimplemented) CancelReport(w http.ResponseWriter, r *http.Request, id JobID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// StreamReportEvents Follow a job's progress as Server-Sent Events.
+// (GET /v1/reports/{id}/events)
+func (_ Unimplemented) StreamReportEvents(w http.ResponseWriter, r *http.Request, id JobID, params StreamReportEventsParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -3595,6 +3984,56 @@ func (siw *ServerInterfaceWrapper) CancelReport(w http.ResponseWriter, r *http.R
 	handler.ServeHTTP(w, r)
 }
 
+// StreamReportEvents operation middleware
+func (siw *ServerInterfaceWrapper) StreamReportEvents(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id JobID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", chi.URLParam(r, "id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params StreamReportEventsParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "Last-Event-ID" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Last-Event-ID")]; found {
+		var LastEventID string
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "Last-Event-ID", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Last-Event-ID", valueList[0], &LastEventID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "Last-Event-ID", Err: err})
+			return
+		}
+
+		params.LastEventID = &LastEventID
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.StreamReportEvents(w, r, id, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // GetReportResult operation middleware
 func (siw *ServerInterfaceWrapper) GetReportResult(w http.ResponseWriter, r *http.Request) {
 
@@ -3798,6 +4237,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	})
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/v1/reports/{id}/cancel", wrapper.CancelReport)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/reports/{id}/events", wrapper.StreamReportEvents)
 	})
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/reports/{id}/webhook", wrapper.GetReportWebhook)
@@ -4733,6 +5175,190 @@ func (response CancelReportdefaultApplicationProblemPlusJSONResponse) VisitCance
 	return err
 }
 
+type StreamReportEventsRequestObject struct {
+	Id     JobID `json:"id"`
+	Params StreamReportEventsParams
+}
+
+type StreamReportEventsResponseObject interface {
+	VisitStreamReportEventsResponse(w http.ResponseWriter) error
+}
+
+type StreamReportEvents200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type StreamReportEvents200TexteventStreamResponse struct {
+	Body          io.Reader
+	Headers       StreamReportEvents200ResponseHeaders
+	ContentLength int64
+}
+
+func (response StreamReportEvents200TexteventStreamResponse) VisitStreamReportEventsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/event-stream")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		// If w doesn't support flushing, fall back to io.Copy.
+		_, err := io.Copy(w, response.Body)
+		return err
+	}
+	// text/event-stream messages are typically small; use a
+	// modest buffer and flush after each chunk so clients see
+	// events immediately instead of waiting on OS buffering.
+	buf := make([]byte, 4096)
+	for {
+		n, err := response.Body.Read(buf)
+		if n > 0 {
+			if _, writeErr := w.Write(buf[:n]); writeErr != nil {
+				return writeErr
+			}
+			flusher.Flush()
+		}
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+type StreamReportEvents204Response struct {
+}
+
+func (response StreamReportEvents204Response) VisitStreamReportEventsResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type StreamReportEvents400ApplicationProblemPlusJSONResponse struct {
+	BadJobIdApplicationProblemPlusJSONResponse
+}
+
+func (response StreamReportEvents400ApplicationProblemPlusJSONResponse) VisitStreamReportEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamReportEvents401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response StreamReportEvents401ApplicationProblemPlusJSONResponse) VisitStreamReportEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamReportEvents404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response StreamReportEvents404ApplicationProblemPlusJSONResponse) VisitStreamReportEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamReportEvents410ApplicationProblemPlusJSONResponse struct {
+	GoneApplicationProblemPlusJSONResponse
+}
+
+func (response StreamReportEvents410ApplicationProblemPlusJSONResponse) VisitStreamReportEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(410)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamReportEvents429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response StreamReportEvents429ApplicationProblemPlusJSONResponse) VisitStreamReportEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamReportEvents503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response StreamReportEvents503ApplicationProblemPlusJSONResponse) VisitStreamReportEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamReportEventsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response StreamReportEventsdefaultApplicationProblemPlusJSONResponse) VisitStreamReportEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetReportResultRequestObject struct {
 	Id     JobID `json:"id"`
 	Params GetReportResultParams
@@ -5113,6 +5739,9 @@ type StrictServerInterface interface {
 	// CancelReport Cancel a pending or running job.
 	// (POST /v1/reports/{id}/cancel)
 	CancelReport(ctx context.Context, request CancelReportRequestObject) (CancelReportResponseObject, error)
+	// StreamReportEvents Follow a job's progress as Server-Sent Events.
+	// (GET /v1/reports/{id}/events)
+	StreamReportEvents(ctx context.Context, request StreamReportEventsRequestObject) (StreamReportEventsResponseObject, error)
 	// GetReportResult Read a finished report.
 	// (GET /v1/reports/{id}/result)
 	GetReportResult(ctx context.Context, request GetReportResultRequestObject) (GetReportResultResponseObject, error)
@@ -5298,6 +5927,33 @@ func (sh *strictHandler) CancelReport(w http.ResponseWriter, r *http.Request, id
 	}
 }
 
+// StreamReportEvents operation middleware
+func (sh *strictHandler) StreamReportEvents(w http.ResponseWriter, r *http.Request, id JobID, params StreamReportEventsParams) {
+	var request StreamReportEventsRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.StreamReportEvents(ctx, request.(StreamReportEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "StreamReportEvents")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(StreamReportEventsResponseObject); ok {
+		if err := validResponse.VisitStreamReportEventsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // GetReportResult operation middleware
 func (sh *strictHandler) GetReportResult(w http.ResponseWriter, r *http.Request, id JobID, params GetReportResultParams) {
 	var request GetReportResultRequestObject
@@ -5356,122 +6012,132 @@ func (sh *strictHandler) GetReportWebhook(w http.ResponseWriter, r *http.Request
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H37c9tGkv+/0oXbKpN1IETRsrOmKj8otrPrTex4LSe5fA1/jSHRFCcGZ+iZgSiej//7Vc8DDxIkJcex",
-	"d6vuN5EE5tHTz093jz5GU7lYSoHC6Gj8MZojy1HZPx+z6RxfKn7NDNLnHPVU8aXhUkTjKFu6X2JYsJsB",
-	"u8Jv03I4vD/VOJUi11AKwwswcwSFS6kM4M2SK9T2KcySKI4Ufii5wjwaG1ViHOnpHBeMpjLrJUbjSBvF",
-	"xVW02cTR09fsancRF6CNkuIKrlnBc2akAjkLkyrUKAyjR2OYSQXZs9nghRQ4eM7MdH73JbgN7K7i1zkK",
-	"O+nvcnJPb+0XekzA31+/fjnImcH+ObCZQQVmzgxwo4HnwIReodKQnZ0O7aoOreJZjoulNCjMK1wWbI35",
-	"7oIy2kwGq7AuNwFwDYxWV7D12BPpQ4na3NOQVcNO14MfcJ3BimkoNeYwwZlUGAMTedgkcJ0K+lsKdDuZ",
-	"caVNGA+mCpnBPIGLCR0BSDNHteIak1S0toeiXETjNxGtN3obd2z3hbw0UnXw30WxYmsNmZADTU9k58BA",
-	"G2ZKTRuVolgDDeuowA19qZDlx+j7UuEMFYopXiyXBe8i7+s5wrJ6TBPLZe61zFFjhQphLoUsFeYxYHKV",
-	"QLZi3Hx7Osyg9+r7x/DN6GzYP7aWV6jLwvwop8zN3LUQx233NPz86scYspPr0xP3lT75yPPNibJj3JnZ",
-	"X6FR6wti1d1pL72IGwm0Kc8hljkE3lRsQCwDXBi8QgUzJRdwSq/cHx5ey4Ld8AWxxf1hHC24cB9OK+bw",
-	"I9pVXtrzPkwgJ5SeM7qJdGfq/MLU+mI6xaXpED73Qzbu0EOQ4xKJdJJY8vDxb+JoyRRboPH6uCGiP+C6",
-	"Sxm+x7WddFpwFAamc6nRaj4z5xp0OVlwrWkZPXsSowcPYKm4MGxSIFxcPn72DKZzptiUpoyBkb5YFowL",
-	"MPI9CpAqFQw+lNJgDpdGlVNDHA7fcyxycCvvx6ClEwNFPMTFVVPXwJQJIYOKIJG1zESnlKTiB1xrYAph",
-	"iSrsgvSOwgUuJkhzMQMFMm1odQWpfqYrtWTmuAbBFhiEnTbmdA4nCjnjFsURPRONoy2lF22x4Y8orsw8",
-	"Go8efGM5MXw+pZMxBhWN+f/fpOnNaDhI05tvnr79z79EXVrsH3Ly7Mkh9uS5JTfXusQcuFPbWWDsLFi1",
-	"bDQcZUnYzpKZeb0Znh9k4plUC2aicVSW9snmDoaDR2wwuxh8//bjXzeD5sezu3w8HW26t++U4+7+gyJs",
-	"atOgKV9kMJdFrlvMQ7xcLol3X0BwNHrMwEJqAw+Hfc/snhtkKmZccD0/91oyB21tRq3jB17JjyFMGsxF",
-	"UN8kp/ATGTDHmfxKSIX5Aa7yu93DTKfD0VncJewK9VIK7RyM71hOPGONz1QKg8JqGkardTxxslRyUuDi",
-	"P3/XTvPVs/1F4SwaR/9xUrt2J+5XffLSveWm7ORG4BUDEoORKJHAMvj552dPYpAKGLgt008LVhBnkbHP",
-	"cjSMF5mVQA2rOZ/OiUybmLbzyh3hl95Q4JxcotvHgnw/pyWlMKTroFdtAv5x+dOLGBhYRSmuYijFeyFX",
-	"gra94JqOLYcZqbsYJixPhWLiCkGvhWE39sVqKJ73d2hC08rZDEVOatGOA5O19QNpZlhKLgwqT7WnSkn1",
-	"JQl2IdbOVwOkqaF3NjyzIsVERQglS4MxnA0fxPBgOIwhSZJ+sBVu6IQW/zcp8GtwL95wTeZpUhqYM+3d",
-	"8JwOkFzaHAs0mJ9bmnunwFkYcpOshF9J4azmlZR5Ar2fRCqylz9dvvYmnWZhosNldmfMtR3hHEqNwEDg",
-	"iuxy0ndn+kIa5x+QafrS9AmuSZBfVhRypUEgt4eeNRdAE2cgKGwyeGNOpvo6S/wOnnyls/WqKKcDWqM5",
-	"3xav+kwTeCkLF37Wnh9woY0NAdw2vpel+KIa9oW021hxM3cuGc8tU+I1qmD7e1LZfRi5mGhDOyUuVqUA",
-	"WRowUvbt8l+ydSFZ/lrKH5m6wq+lVicyX9twi3bw8Ax+4N/Z5b2W8jkTa6/09ZdenncdrcdrNMyY9jG3",
-	"sLRVzCAUfMGNtWdEYEamTKyh9C4DWpfUfs/JaKwTsCGRC99TkdlPAxshZcEXcU5BA0JpPLRvR/7pk0bA",
-	"ZTf1s2ClmUvF/xu/uBdw8fKZjSW4DobQqk9CWpL2Bn/99dfBRWnmKAytqAsn+g6ZQgUKWbH4No28J5ZG",
-	"dwy6PE2uGS++huokubU4A/ReYc51PwQyE6StTefkATU4BLoZ5DOyx1LJKWr9NYgRpJ9rWGFRgPd4yOTW",
-	"VNGorsmxZuB8JMEWxEgMcrZ28WHlk1mbHYNzi1Lh8QRuSHcro62QUqwXZPj+w4c0ij7vtsMKLXBl1SyD",
-	"nM+ss++U1TmNxVKRTVlRTNj0/btSFZkzFKiu+RRhxYvCLosesXNLQb8KQz5tgbDCyVzK9y4eoAc1GiiX",
-	"3mv7WehySTyO+XPMOXu9Xn61AwrqmRa5a90TG5z5IWnGJ8zgKzos+rBUconKcBeQEH7TCiNzkvadQCaO",
-	"jLzFY5um5L9xg9tXawxQTn7HqaERn7D1a2lYYdfBiuKnWTR+s72+3Cufu01sH+qY8zDx/Wo2b11k/yMX",
-	"7/UuxZxHuQ+0o98cGiXFFBvAqvVuki7Kaixm3cPVLk5ydMt2lC4y251os7sRbnDR/uMQcf4hJw6VizbV",
-	"JEwptqbPBA92b4HcMw9y0EOwZFcYVwi2Qofp4vH9uUXu2eCl8Wyynctwqicbw4cSS8JshfTax7tkBA9Y",
-	"KEs6jW8Ux9yregYzxgv6aAwulobiPlUK4UZksJLqPfkMXAMRrLQDEayQ0VnXQKFUFUq9ht6W71olCe4P",
-	"72c0g5szG5OedH+THk4FRS3nkNkILnOAx2q+TiCbMjHF6hXyO8M3UGvc4P04vJ88IyH92px3EyB7TzKy",
-	"4W6rURzRdqI4cquJ4iiM3wHtV8dRdoiOp2M3p4iSkMDALNNSWd1OZ1QwbfrhEM63DsVp6+rgYIYrMHyB",
-	"1iYfgpnDNt55pdqZEVAlOkFmnqiWvky/d6cCzOOTzHiaEnfJ5RJzCmQaXD2RskBmDYnPorxjZkexDWjl",
-	"XToCA2RwK+MRRz5J5efoSGsxaPrD97piZjeGZVjRmdKyeY7brT9Mtn9BQVNWy+oR18XhtKWquPoO0/K8",
-	"CyLdeawImv6IAnQWgQB8Ja8Uar1Hbc+JJUPCkuzuPW39GvBbUnIBQzASThN4ZlxOS3GNGvJSWWdKBPZu",
-	"71WW5BXGdS7ltMHjw2pnTpRooSpY/UM7q90DskZOOR4+qL3SGXTr7Y9IV7riFtbHrtC7acde+dU99gQL",
-	"fo1qvWtQ8qiavXGigWYtOQ0s0mV+gtTt5m0EEBD+6OzBNxWCBs9tvkN7OM56vWaOGikUJQvE8txRb8sN",
-	"snhI14nYtKQwLopz6AOR2un5Ff1sJOQS2ESWxienduVEaEPStc+rcV6nhY0tfux2A3JqGYF0cXL4bCuG",
-	"ffDoUVMtD4dditlwU2BnVcBcKgr/Fwum1kHCwmponNh+o9nCIX0EwKzDMsW02/8y62XnZD+/egZVQiGE",
-	"OdsTnkP2t6evM2tirT1ojHLcqbG/hv02uNEf9x52y8upOe45L92D3YnO5iLCg3/IX36FV1yK46tS9rnj",
-	"i/LP/cE1LaUynXzECtQ1H11bZ8+Fs3JmVXUCxPnGjgb4oWQedCwXti6AkAGYKGTvcwLP8YZNTbFOUpFN",
-	"1u9yts6sOyAFAgrCDpaoaNiWUSBwfeq8rXOg99yeMyu59NkfTAYF18bxcircQ/YZ/7tzP7S0uYs1KLxG",
-	"UWIMc341Rx1qOHp0AvS7YAvsO5+vfTRu5bcOCOrwrSMgqFd/6/HajN09Zs09txqyxZQdI16hQHVnX+yW",
-	"ToVUAQ6qHuXCPDyLOk12Q/vd3Wb7I383DdVed5yxFPwT3uuyp8F2tihb0SLMtL3i5tm2eCcOTNmlCZ14",
-	"N/KPLM85iTgrXjYYe8YKjdu83kSJOv0chWAkUHbIJehdqPS9d04zkkaLG+16rnps3beJlkVpELK5MUs9",
-	"PjnJKNxLRc9+YT9bv2/l5poj0PpsqZtP33AKOC/yXKHWqFtQFjkLAcmCXiHlkjYTp6Iq3iN/ZVDIKStc",
-	"Js9HSTNC0GIHoWVno1FVTMZoMEEeiJGFrcaoy0qSVLxAzHUNkLlo2cFjIEVrbT03blUb5nUN3rDFkqx6",
-	"FAjiv0mmcnFih/W1O3nTdywVj+Jmnn00PPtrh7RVQrPrvljP24RoF6Sg2P1DyZSFc3/77bffBv8UmU3y",
-	"SmHm/qvnzzOXFBfAxbQoNb+2Q4FeMkoc+ocGT54kSf23regIhQsBztwmwGg4ejj452m7WKNHFRe29OKf",
-	"b04HZ2//p/rcG745HTx6+z+nb4aD0dt+/YP7Y1T/kaZJmib7f+//5ahH4ujYJW61bW+L0qfruW2ttVVE",
-	"4n4GXheb2SdbocUX1G9HdFgXybZDkG729L8G38CF417U4gbK4LJeJiDgbaR7N2QI+MjurGE9NYSiJcyY",
-	"So4S0q/1WHiocIrcOlU2L42uwNSpzN7o5uYOETxFl+8q9GN7PlcWV9iyMbcXuJIGhPRARQx8Bjx8uQd/",
-	"tVPUocruCVGVb8BHWttzE9uZCLBgE10ZBZqUXaOdtZ9EXcTsND00XzjY2wG/NExcn/YBPnx67fMUOxA7",
-	"2/32rtDJXUDyZmWrwoIZ0q1Gts2IrQYgE9k/ElvepjR0zyzHqeun6aLqXZGLg/jDfnzBgpmGLZZHgDOf",
-	"rXRFBqgWXLAiVE3cWtxCLBzQYI8QewDYf6pwYP/5ABy8L94NW4od9+3um+iL01Jxs74kSnqdtuTdJbIi",
-	"5LZtxVJ24VPsNik2Bp+qdo0M73EdehXgKYVxlBGfIOUhrZsgRagzoMpz9xdoRB3bOEzHqXAbDmAp1d37",
-	"wnSiPcWDtsSgx4RDedwY97SvwtOhbj87G55l/UbtvAWK7VrrsyFvyaUDuZjJkHBkLrDylYmhCnLBuDCM",
-	"C1Q62skfhodcqgL1VhDsftbOFTTsPbYys0SUAAPpuSwLKpRMBQnbrJCrMdhCKmgUYGc1VjwajuDCW4IM",
-	"mHGIuk/jNophe6ZDdvupIDKzduK9sw4orrI5nUl6mKBZIQpYyqLQCfxqk75+TpvF8bkPkAp88gP2ZWtG",
-	"w2HmtkBnHtDD82ZXglVgPBgInQpK8cAlois7zYIuqhBvR7l6DA99c9M1beZWNfZPZaGPgxACpqVoVe6B",
-	"Eyt7Zhct5J82t66LqqtCW4UGBR0LLFFxmUNvdAZzWSqLIeQ4Y2VhurpeAnengnIEQOWCWTVqXfwURr0/",
-	"dP55Y1AHXZJwwAtpwFZzZY2J7C6eWgfGlTNymnMHa4Veti8fH4TO44xRHXdco9JOXE6TYTK0cfwSBVvy",
-	"aBzdT4bJfee1z606arA7fbxCs9+go7pX64YYBK4qbCYGuXRxa7H2DS62wt+eMxHLnzVxPbtCbQuoXb10",
-	"KjJb75TZYc9hJil2hIxyrRn0WKGlq3Cw3JBRAmPs9WCSJPYPpCrq4tvUJnHTKBQR1jXXVd42Fa75y7G3",
-	"83YSuLC/2ZDUrmuGq6A1mmtzXF218sx4Qeep33ObLNNygWPioFRMpatAmdC525QtOnxOU4DqneTVXBbo",
-	"kroJPPWloHaaXMklyNJnNV1MzaWgkuuI8uCv/Hm1uzDefHQ13x9K8tOrku/KPN+ueqNp67sHtARpjee5",
-	"ngLbZl5neLRJZpvRflqyDyWeO93NjcsykQbAay5LbU+JOsIsa1S9Blvrm5ZKy7017qPhsBWzvrkY/D82",
-	"+O/h4NG7QXeLxNut+vfRcHigZuZutTKhsKGr4NnxpJxZntiqzrL9j4PHUhgli2P1WaFPbRNHJDwdNQZO",
-	"miohsShPp1y1ix5YLVdH+oU2cXQ2HO5baEXek0Yxvn3l9PgrrWLETRw9GN6/1UtVtd4mrhn42Huu7J22",
-	"430OL5FgmioyHJhhV7r2QHVEgP5S+kYDHyD5UKOJzNE3H//iXZWE6qT+46QZKG/ogTDOdvub8K7JEpUr",
-	"6G0b865kdAyaXwnM7Tu0kUvDRM5UDj7o0qnQS5zymWfyMVyj4rM1ZD7EH9AAzJQKM+hl16exY6gJ0/jw",
-	"DP7+/OLx4PLvF6MHD0HOUpFGH8N7PN8k1YfKpd4kH2nXmzTyXi6QGnVrs7WfLbTuHrklq7nG6bskSayr",
-	"pND0q9Y/VWoT3CAaNvY+L3kTpMoLhGpmTbbAUSgVFarRawTjFk5bmzmNSEWFo5sbEpKcK5yauuzOGTHM",
-	"+65qxlV2kDFMBR2jnM0cKmIzmqO/erek3qZN/2U1mTLbupZjXjpVg75NDy6CH346zFJhpK3dCO6P4ugq",
-	"FLOz0aPsJHswvB9cr5Z3Sa+RzTVzXPi0Stuw7PoDC9SaVAV1h1ULlsKnK2lujwZxW0MuTLKvJ6ne5N06",
-	"HfdEkqSXPI5CdS4ahYmJY34W/KZZ63pwLc3o7uiSDhi0yyWb4kAjkdNgDpWc6Njl37aFpdGCfnCB1UB3",
-	"otlb9zBq853M15/NirWwmc1ms72k7Q6y0X/9115ED10LxNnpcB/y4oGrFRPGVoAtpPLAnD4PTG+lINlS",
-	"7dsNDwYqLPC8ktGCGVTJlop/vYVPsF10YtNhwn9xnf/YahSMqUCGTYo1oLDOX9Uj6hTTnpDTN2a0g8tU",
-	"uNaRRgSaQFgs1/SLrQhvtkGHk6DfV4obg8JGI79atbBdsBwDq0jjNwBXaHQt8zRVr/pE6qBejN2QW2o/",
-	"Fb7FxaYXvCSCNUlzubL+se1ymMolHSBTirAuH2m7Xfm6/+6O21SElltudCBAiAnP6/XSIJ3l1+75WV2f",
-	"bZNADdq45smxp2A+YHotpnHozoybh0xjzbHIj3aFjgndtSFvo8SWIkmze0FCR+xNW3U4ZVxnq+xrpaZ8",
-	"v2vKrbfQwtvjFlhJ4IcGFnwBh3Q7V6+VItx1JAKYRPhxZ6IxzBr6r6smGIGYW3NJcAYdJiuKrqDnsULK",
-	"Fdthd41Tl2qqHznZ6k3fxEffcAcd/Vnqsp30vY2+HI4+Z8QRaqAPNrNVaQ8SYVd57AGrWrxj34m8A1dt",
-	"RSvVCZhB82KQQzFLx1UiFL40blM49PbW3QutqzMGjbszDo2xe9lGuHri07pi7ru4pMNfb+hFK6+1vFVw",
-	"JeN5rX9CO3jz1pMV86qDNBcX8CIVlbpxGeCuXhSirO9PbFQBewmnQu5ak3PdKAXfaSZr3D9ziCbhsU38",
-	"5Xli68KSz8UTXzK09U7R4Zdsc7N9+BZx8Harpn3vwW1W1tFIRC+PRrd5udkfZt96dPyt7bbNrxHqX9r0",
-	"NbBQh0E3g3TG+Zs42r7IxQl/gaazUHNfbF6ZXPsmGctVHGa3NR055mNSG2eZcx+7itxTYYE061JI4Vy6",
-	"pS0MhuzJ0x+fvn6aVYNRsOuiW+tX11P3LUy6m10Idy4JacKjY0K+H2XQCzB29rucDIQ0gwDbZ/1zv0Xg",
-	"VXWfy78kSXLifsr6Xb7AEztH5QtsGcqz7qihlS4IZPJkZArDwpPoDtLsLsH4ZFkenh1/qWoEty88+kp9",
-	"7buHfg6BSWr+SOBx+0Bj8L1JUEHu/hi0b0e8kz774sLuGA3YIebZh/J1plEama9GSm7VTOF1kxt6u5hN",
-	"P1THN/NsqfBXSQT1kcCehJ3vj7FQYY0OJi6fG+7V4Lm/M4xpl8FIhbsJIHZ6xT5X3bPWfZtFR/wU/JdP",
-	"iZcaITL5phq0tHnCVAQKuhhd78bo7W6cuO7FcYwajiX0hVTH43yxVBjuLm8ql+NWLrnhvtkA1qVmOzTX",
-	"39Bnbi6rjo07BTKtsOTPS0jcKjzoYlIXxF0xLg71mTtyN1i2t50GDrWdrk2QdM0W6++4n5+aDvlzooK7",
-	"3UhHVNt7HV3c7O3e1RGpaNLfJRmt7O7xJPq2V8vlmlEbvmAGx/6Nhj2PmwzfKA1wl1PYtk3bAG+b0RFz",
-	"fe7HCFwRxrDAeli39mFkKtjcywv1etIgNt9nc6K2HVXHwExVpiYMLNl0537G29/Ftzf6er3V2bw/3vk8",
-	"7Hb3KOnfKLj50u7Qv7Tv8IoYnLWw2r0JwTvZAHdb3+ZtR4DhvWZa8KeNGe9JKh5w+2vtEi6lsg3cThOp",
-	"UpDxJoPg7Lb72sLHzHsgpJB0KhROpcppwPe4NOPmDVgKWa4bHeJ7y3uotu097nQFx879TAWv7711BTch",
-	"puqFIKjvYOYG4tr02FjlE7SuRZiT8+Ebpl2uzWE4R/wJr+qqluupFDNuryrxCI5LDQagPBXbTfd6Llct",
-	"ugRfbs5033pdzh/3XjqvwJMxTKsfWDvQ3FMa5me1J0lRYECKUsEKdyNARfIAQ0lVlX75/c2ZuNoXGtZh",
-	"YbzlYMepcOXPvhctdsVetIrmRSK2SNqn+nT7HsQtJNlud1/0+OX9qMpRJ5XzRXHeEH6HrPMq3LzsV2ZZ",
-	"2voV2fYlA846qhL71WkF7uZFkQpizQZnfs6rp/4vOG8y0HHxCxkXB+WEqN1If/xd19Slwh1mAi/84152",
-	"/y2idg9CsD0269Zw3Uld/r+3JjIASP6GzJ6/w3AMO9cZWcMgZOMy2T74y/RyxqlakjZPIz2+/CUV9UjV",
-	"/Yb9xGvOnVggXDtIQfnwYRW8VxcqWsvVvk7RF9H69Tuz7A5ZW4ZxiMCU3Fy7rgrA8QbUGvkpUzbVzsJF",
-	"9xldhG/TEqnIWj7yGG51Iz/fvonfl9G278Zv2GOaMBWV1brvy22fy5zPeKV59kThzmc+VutyIewsvhRR",
-	"ADJVcFRVGv3ct+e4aMje4EpE3Mncnu2v6WhtLzpav/EnWSxvE0kWAtO1X+64szM0ilvuHdeX7xZcIGQ5",
-	"HbhrOYttw1ncajfL4oBIo3vBXr/mjqzjDuIDoO4fD9Ja/09iE0ePHUUHT7heSs27b3C3yTsHVVRiGtd3",
-	"yc14oxbdUujYnfrhH0kcDA7pmU+KJX9han3s8cbl8T5sPjuo+qz34M0DaB78YisxVJay+18tPtcJ/evR",
-	"6l/WNXl4qxcaV//WDs3Rt55U2cZ/g3C8Q2H8uRF545qfTifi+9s1xo6pQso6C35AkrsZU847D22T1isf",
-	"Nv65jW0J8nvW/Ra2X93162LMMFsM7Qu17V3RDupvxbwe6j9oXn1R4J8ZZO1ej9RpJzzR7um6T7luFv7D",
-	"sN7/YWR/RCjNVvc4a/eOf2YRbXRk2vdCL+abt5v44+ZtNdduH39I9+tQdcOVR7B0UntyYYmbt5v/HQA=",
+	"7H1tcxs3kv9XQc1tlcm64YiiZe+aqn2h2M6uN7HjtZzk8vf47wE5TRHxEKABjCiej9/9qhvAPJBDUnIc",
+	"O6m6d6I4g4dGP/66G/wYTdViqSRIa6Lxx2gOPAdNfz7m0zm81OKaW8DPOZipFksrlIzGUbZ038RswW8G",
+	"/Ar+npbD4f2pgamSuWGltKJgdg5Mw1Jpy+BmKTQYegqyJIojDR9KoSGPxlaXEEdmOocFx6nsegnRODJW",
+	"C3kVbTZx9PQ1v9pdxAUzVit5xa55IXJulWZqFibVYEBajo/GbKY0y57NBi+UhMFzbqfzuy/BbWB3FT/P",
+	"QdKkv6rJPbO1X9bjkv3z9euXg5xb6J8zPrOgmZ1zy4Q1TOSMS7MCbVh2djqkVR1axbMcFktlQdpXsCz4",
+	"GvLdBWW4mYytwrrcBEwYxnF1BV+PPZE+lGDsPcOyatjpevAdrDO24oaVBnI2gZnSEDMu87BJJkwq8W8l",
+	"we1kJrSxYTw21cAt5Am7mOARMGXnoFfCQJLK1vZAloto/CbC9UZv447tvlCXVukO/rsoVnxtWCbVwOAT",
+	"2TnjzFhuS4MbVbJYMxzWUUFY/KcGnh+j70sNM9Agp3CxXBaii7yv58CW1WMGWS5zr2WOGivQwOZKqlJD",
+	"HjNIrhKWrbiwfz8dZqz36tvH7K+js2H/2FpegSkL+72acjdz10Ict90z7MdX38csO7k+PXH/MicfRb45",
+	"0TTGnZn9FVi9vkBW3Z320ou4VQw35TmEmEPCTcUGyDJMSAtXoNlMqwU7xVfuDw+vZcFvxALZ4v4wjhZC",
+	"ug+nFXP4EWmVl3TehwnkhNJzRjeR7kydn7heX0ynsLQdwue+yMYdeojlsAQknUKWPHz8mzhacs0XYL0+",
+	"bojod7DuUobvYU2TTgsB0rLpXBkgzWfnwjBTThbCGFxGj05i9OABW2ohLZ8UwC4uHz97xqZzrvkUp4wZ",
+	"R32xLLiQzKr3IJnSqeTsQ6ks5OzS6nJqkcPZtwKKnLmV92NmlBMDjTwk5FVT17Apl1IFFYEiS8yEp5Sk",
+	"8jtYG8Y1sCXosAvUOxoWsJgAzsUtK4Abi6srUPVzU6klO4c1k3wBQdhxY07nCKSQM25RHOEz0TjaUnrR",
+	"Fht+D/LKzqPx6MFfiRPD51M8GWtB45j//02a3oyGgzS9+evTt//5l6hLi/1LTZ49OcSeIidyC2NKyJlw",
+	"ajsLjJ0Fq5aNhqMsCdtZcjuvNyPyg0w8U3rBbTSOypKebO5gOHjEB7OLwbdvP/5tM2h+PLvLx9PRpnv7",
+	"Tjnu7j8owqY2DZryRcbmqshNi3mQl8sl8u4LFhyNHrdsoYxlD4d9z+yeG1QqZ0IKMz/3WjJnhmxGreMH",
+	"XsmPWZg0mIugvlFO2Q9owBxniiupNOQHuMrvdg8znQ5HZ3GXsGswSyWNczC+4TnyDBmfqZIWJGkajqt1",
+	"PHGy1GpSwOI/fzVO89Wz/UXDLBpH/3FSu3Yn7ltz8tK95abs5EYmKgZEBkNRQoHl7Mcfnz2JmdKMM7dl",
+	"/GrBC+QsNPZZDpaLIiMJNGw1F9M5kmkT43ZeuSP80hsKnJMrcPtYoO/ntKSSFnUd61WbYP+6/OFFzDgj",
+	"RSmvYlbK91KtJG57IQweW85mqO5iNuF5KjWXV8DMWlp+Qy9WQ4m8v0MTnFbNZiBzVIs0DpusyQ/EmdlS",
+	"CWlBe6o91VrpL0mwC7l2vhoDnJr1zoZnJFJcVoTQqrQQs7Phg5g9GA5jliRJP9gKN3SCi/+HkvA1uBdu",
+	"hEHzNCktm3Pj3fAcDxBd2hwKsJCfE829U+AsDLpJJOFXSjqreaVUnrDeDzKV2csfLl97k46zcNnhMrsz",
+	"FoZGOGelAcaZhBXa5aTvzvSFss4/QNP0pekTXJMgv7wo1MowCYIOPWsuACfOmMSwycKNPZma6yzxO3jy",
+	"lc7Wq6IcD2gN9nxbvOozTdhLVbjws/b8mJDGUgjgtvGtKuUX1bAvFG1jJezcuWQiJ6aEa9DB9veUpn1Y",
+	"tZgYiztFLtalZKq0zCrVp+W/5OtC8fy1Ut9zfQVfS61OVL6mcAt38PCMfSe+oeW9Vuo5l2uv9M2XXp53",
+	"HcnjtYbNuPExtyTaam6BFWIhLNkzJDBHUybXrPQuA5BLSv8XaDTWCaOQyIXvqczo04AipCz4Is4paEAo",
+	"jYf27cg/fdIIuGhTP0pe2rnS4r/hi3sBFy+fUSwhTDCEpD4RaUnaG/z5558HF6Wdg7S4oi6c6BvgGjTT",
+	"wIvF39PIe2JpdMegy9Pkmovia6hOlFvCGVjvFeTC9EMgMwHc2nSOHlCDQ1g3g3xG9lhqNQVjvgYxgvQL",
+	"w1ZQFMx7PGhya6oY0NfoWHPmfCTJF8hInOV87eLDyicjmx0z5xal0uMJwqLu1taQkGKsF2T4/sOHOIo5",
+	"77bDGgi4IjXLWS5m5Ow7ZXWOY/FUZlNeFBM+ff+u1EXmDAXoazEFthJFQcvCR2huJfFbadGnLYCtYDJX",
+	"6r2LB/BBA5aVS++1/ShNuUQeh/w55IK/Xi+/2gEF9YyL3LXuCQVnfkic8Qm38AoPCz8stVqCtsIFJIjf",
+	"tMLIHKV9J5CJI6tu8dimKflv3OD0ao0BqsmvMLU44hO+fq0sL2gdvCh+mEXjN9vry73yudvE9FDHnIeJ",
+	"71ezeesi+++FfG92KeY8yn2gHX7n0Cglp9AAVsm7Sbooa6CYdQ9XuzjJ0S3TKF1kpp0Yu7sRYWHR/uMQ",
+	"cf6lJg6VizbVJFxrvsbPCA92bwHdMw9y4ENsya8grhBsDQ7TheP7c4vcs8FL69lkO5fhVE82Zh9KKBGz",
+	"lcprH++SITxAUJZyGt9qAblX9ZzNuCjwo7WwWFqM+3QppRuRs5XS79FnEIYhwUoaCGGFDM+6BgqVrlDq",
+	"Nett+a5VkuD+8H6GM7g5szHqSfc36uFUYtRyzjKK4DIHeKzm64RlUy6nUL2Cfmf4D6s1bvB+HN6PnpFU",
+	"fm3OuwmQvScZ2nC31SiOcDtRHLnVRHEUxu+A9qvjKDtEx9Oxm1NkiUhgYJZpqUm34xkV3Nh+OITzrUNx",
+	"2ro6ODaDFbNiAWSTD8HMYRvvvFLtzAjoEpwgc09Uoi83792pMO7xSW49TZG71HIJOQYyDa6eKFUAJ0Pi",
+	"syjvuN1RbANceZeOgAAZ3Mp4xJFPUvk5OtJanDX94XtdMbMbgxhWdqa0KM9xu/WHyfYvKGjKalk95Lo4",
+	"nLbSFVffYVqRd0GkO48VQdMfUYDOIiCAr9WVBmP2qO05smRIWKLdvWfIr2F+S1ot2JBZxU4T9sy6nJYW",
+	"BgzLS03OlAzs3d6rKtErjOtcymmDx4fVzpwo4UJ1sPqHdla7B2iNnHI8fFB7pTPo1tsfkal0xS2sD63Q",
+	"u2nHXvnZPfYECnENer1rUPKomr1xooFmLTkNLNJlfoLU7eZtJEMg/NHZg79WCBp7TvkO4+E48nrtHAxg",
+	"KIoWiOe5o96WG0R4SNeJUFpSWhfFOfQBSe30/Aq/torlivGJKq1PTu3KiTQWpWufV+O8ToKNCT92u2Fq",
+	"SoyAujg5fLYVwz549KiplofDLsVshS2gsypgrjSG/4sF1+sgYWE1OE5M/zF84ZA+wJMPy5TTbv/Lrped",
+	"k/346hmrEgohzNme8Jxl/3j6OiMTS/agMcpxp4a+DfttcKM/7j3slpdTe9xzXroHuxOdzUWEB3+Tv/wK",
+	"roSSx1el6bnji/LP/cY1LZW2nXzECzA1H12Ts+fCWTUjVZ0w5HxLozH4UHIPOpYLqgtAZIBNNPD3OYLn",
+	"cMOntlgnqcwm63c5X2fkDigJDCRiB0vQOGzLKCC4PnXe1jnD99yeM5Jc/OwPJmOFMNbxcirdQ/SM/965",
+	"H0ZR7mLNNFyDLCFmc3E1BxNqOHp4Avi95AvoO5+vfTRu5bcOCOrwrSMgqFd/6/HajN09Zs09txqyxZQd",
+	"I16BBH1nX+yWToXSAQ6qHhXSPjyLOk12Q/vd3Wb7I383DdVed5yxlOIT3uuyp8F2tihb0SLMtL3i5tm2",
+	"eCcOTNmlCZ14N/KPPM8FijgvXjYYe8YLA9u83kSJOv0cDcwqhtkhl6B3odK33jnNUBoJN9r1XM2Y3LeJ",
+	"UUVpgWVza5dmfHKSYbiXyh79gz6T37dyc82B4fqo1M2nbwQGnBd5rsEYMC0oC52FgGSxXqHUEjcTp7Iq",
+	"3kN/ZVCoKS9cJs9HSTNE0GIHoWVno1FVTMZxMIkeiFUFVWPUZSVJKl8A5KYGyFy07OAxpmRrbT03blUb",
+	"5nUN3PDFEq16FAji/5NM1eKEhvW1O3nTdyy1iOJmnn00PPtbh7RVQrPrvpDnbUO0y5TE2P1DyTXBub/8",
+	"8ssvg3/LjJK8Stq5/9fz55lLiksm5LQojbimoZhZckwc+ocGT54kSf03VXSEwoUAZ24TYDQcPRz8+7Rd",
+	"rNHDigsqvfj3m9PB2dv/qT73hm9OB4/e/s/pm+Fg9LZff+H+GNV/pGmSpsn+7/t/OeqRODp2iVtt29ui",
+	"9Ol6bltrbRWRuK+ZqIvN6MlWaPEF9dsRHdZFsu0QpJs9/bfBN3DhuBe1uIEyuKyXDQh4G+neDRkCPrI7",
+	"a1hPDaEYxWZcJ0cJ6dd6LDzUMAVBThXlpcEVmDqV2Rvd3Nwhgsfo8l2FfmzP58riCiobc3thV8oyqTxQ",
+	"ETMxYyL8cw/+SlPUocruCWGVb8BHWttzE9NMCFjwiamMAk7Kr4Fm7SdRFzE7TQ/OFw72dsAvDhPXp32A",
+	"D59e+zzFDsTOd/97V+jkLiB5s7JVQ8Et6lar2maEqgHQRPaPxJa3KQ3dM8tx6vppuqh6V+TiIP6wH18g",
+	"MNPyxfIIcOazla7IAPRCSF6Eqolbi1uIhQMa7BFiDwD7TxUO7D8fgIP3xbthS7Hjvt19I31hWmph15dI",
+	"Sa/TlqK7RFaG3DZVLGUXPsVOSbEx86lq18jwHtahV4E9xTAOM+ITwDwkuQlKhjoDrDx3fzEDYGKKw0yc",
+	"SrfhAJZi3b0vTEfaYzxIJQY9Lh3K48a4Z3wVngl1+9nZ8CzrN2rnCSimtdZng96SSwcKOVMh4chdYOUr",
+	"E0MV5IILabmQoE20kz8MD7lUBZitINh9bZwraPl7aGVmkSgBBjJzVRZYKJlKFLZZoVZjRoVUrFGAndVY",
+	"8Wg4YhfeEmSMW4eo+zRuoxi2Zztkt59KJDNvJ94764DiKpvTmaRnE7ArAMmWqihMwn6mpK+fk7I4PvfB",
+	"lGY++cH2ZWtGw2HmtoBnHtDD82ZXAikwEQyESSWmeNglgCs7zYIuqhBvR7l6DA99C9s1beZWNfZPZaGP",
+	"AxECbpRsVe4xJ1Z0Zhct5B83t66LqqtCWw0WJB4LW4IWKme90Rmbq1IThpDDjJeF7ep6CdydSswRMCwX",
+	"zKpR6+KnMOr9ofPPG4M66BKFg71QllE1V9aYiHbxlBwYV84ocM4drJX1sn35+CB0HmeM6rjjGrRx4nKa",
+	"DJMhxfFLkHwponF0Pxkm953XPid11GB3/HgFdr9BB32v1g0xk7CqsJmYqaWLW4u1b3ChCn86ZySWP2vk",
+	"en4FhgqoXb10KjOqd8po2HM2Uxg7sgxzrRnr8cIoV+FA3JBhAmPs9WCSJPQHYBV18feUkrhpFIoI65rr",
+	"Km+bStf85djbeTsJu6DvKCSldc1gFbRGc22Oq6tWnpko8DzNe0HJMqMWMEYOSuVUuQqUCZ47pWzB4XMG",
+	"A1TvJK/mqgCX1E3YU18KStPkWi2ZKn1W08XUQkksuY4wD/7Kn1e7C+PNR1fz/aFEP70q+a7M8+2qN5q2",
+	"vntAIkhrPM/1GNg28zrDo00y24z2w5J/KOHc6W5hXZYJNQBcC1UaOiXsCCPWqHoNttY3LbVRe2vcR8Nh",
+	"K2Z9czH4f3zw38PBo3eD7haJt1v176Ph8EDNzN1qZUJhQ1fBs+NJNSOe2KrOov7HwWMlrVbFsfqs0Ke2",
+	"iSMUno4aAydNlZAQytMpV+2iB17L1ZF+oU0cnQ2H+xZakfekUYxPr5wef6VVjLiJowfD+7d6qarW28Q1",
+	"Ax97z5W943a8z+ElktmmigwHZvmVqT1QEyGgv1S+0cAHSD7UaCJz+J+Pf/GuSoJ1Uv9x0gyUN/hAGGe7",
+	"/U1612QJ2hX0to15VzI6ZkZcScjpHdzIpeUy5zpnPugyqTRLmIqZZ/IxuwYtZmuW+RB/gANwW2rIWC+7",
+	"Po0dQ024gYdn7J/PLx4PLv95MXrwkKlZKtPoY3hP5Juk+lC51JvkI+56k0bey2WoRt3aqPazhdbdQ7dk",
+	"NTcwfZckCblKGmy/av3TpbHBDcJhY+/zojeBqrwAVs1s0BY4CqWyQjV6jWCc4LS1neOIWFQ4urlBIcmF",
+	"hqmty+6cEYO876pmXGUHGsNU4jGq2cyhIpTRHP3NuyX1Nin9l9Vkyqh1LYe8dKoGfJseuwh++OkwS6VV",
+	"VLsR3B8twFUoZmejR9lJ9mB4P7heLe8SX0Oba+ew8GmVtmHZ9QcWYAyqCuwOqxaspE9X4tweDRJUQy5t",
+	"sq8nqd7k3Tod90SSqJc8joJ1LgakjZFjfpTiplnrenAtzeju6JIOGLTLJZ/CwACS00LOKjkxscu/bQtL",
+	"owX94AKrge5Es7fuYTD2G5WvP5sVa2Ezm81me0nbHWSj//qvvYgeuBaIs9PhPuTFA1crLi1VgC2U9sCc",
+	"OQ9MT1KQbKn27YYHyyos8LyS0YJb0MmWin+9hU/wXXRi02HCf3Kd/9BqFIyxQIZPijUDSc5f1SPqFNOe",
+	"kNM3ZrSDy1S61pFGBJqwsFhh8BuqCG+2QYeTwO9XWlgLkqKRn0ktbBcsx4xXpPEbYFdgTS3zOFWv+oTq",
+	"oF4MbcgttZ9K3+JC6QUviYxM0lytyD+mLoepWuIBcq0R6/KRttuVr/vv7rhNZWi5FdYEAoSY8LxeLw7S",
+	"WX7tnp/V9dmUBGrQxjVPjj0F8wE3azmNQ3dm3DxkHGsORX60K3SM6C6FvI0SW4wk7e4FCR2xN27V4ZRx",
+	"na2i10qD+X7XlFtvoYW3xy2wEsEPw3jwBRzS7Vy9Vopw15EIYBLix52JxjBr6L+ummAkQE7mEuEMPExe",
+	"FF1Bz2MNmCumYXeNU5dqqh852epN38RH33AHHf1e6rKd9L2NvhyOPmfEEWqgDzazVWkPFGFXeewBq1q8",
+	"Y9+JvANXbUUr1QnYQfNikEMxS8dVIhi+NG5TOPT21t0LraszBo27Mw6NsXvZRrh64tO6Yu67uKTDX2/o",
+	"RZLXWt4quJKLvNY/oR28eevJinvVgZpLSPYilZW6cRngrl4UpKzvT2xUAXsJx0LuWpML0ygF32kma9w/",
+	"c4gm4bFN/OV5YuvCks/FE18ytPVO0eGXqLmZHr5FHLzdqknvPbjNyjoaifDl0eg2Lzf7w+itR8ff2m7b",
+	"/Bqh/iWlrxkPdRh4M0hnnL+Jo+2LXJzwF2A7CzX3xeaVyaU30Viu4jA71XTkkI9RbZxlzn3sKnJPJQFp",
+	"5FIo6Vy6JRUGs+zJ0++fvn6aVYNhsOuiW/Kr66n7BJPuZhfCnUtS2fDoGJHvRxnrBRg7+1VNBlLZQYDt",
+	"s/653yITVXWfy78kSXLivsr6Xb7AE5qj8gW2DOVZd9TQShcEMnkycg1h4Ul0B2l2l2B8siwPz46/VDWC",
+	"0wuPvlJf++6hn7PAJDV/JOxx+0Bj5nuTWAW5+2Mwvh3xTvrsiwu7YzTGDzHPPpSvM43SyHw1UnKrZgqv",
+	"m9yst4vZ9EN1fDPPlkp/lURQHwnbk7Dz/TEEFdboYOLyueFeDZH7O8O4cRmMVLqbAGKnV+i56p617tss",
+	"OuKn4L98SrzUCJHRNzXMKMoTpjJQ0MXoZjdGb3fjxHUvjmPUcCyhL6Q6HueLpdIKd3lTuRy3cskN940C",
+	"WJea7dBc/wCfubmsOjbuFMi0wpLfLyFxq/Cgi0ldEHfFhTzUZ+7I3WDZ3nYaONR2ujZB1DVbrL/jfn5q",
+	"OuT3iQrudiMdUm3vdXRxs7d7V0ekskl/l2Qk2d3jSfSpV8vlmsFYseAWxv6Nhj2PmwzfKA1wl1NQ2yY1",
+	"wFMzOkBuzv0YgSvCGASsh3UbH0amks+9vGCvJw5C+T7KiVI7qokZt1WZmrRsyac79zPe/i6+vdHX663O",
+	"5v3xzudht7tHSX+i4OZLu0N/aN/hFTI4b2G1exOCd7IB7ra+zduOAMN7zbjgTxsz3pNUPOD219olXEpF",
+	"DdxOE+lSovFGg+Dstvs3wcfceyCokEwqNUyVznHA97C04+YNWBp4bhod4nvLe7C27T3sdAXHzv1Mpajv",
+	"vXUFNyGm6oUgqO9g5gbi2vTYeOUTtK5FmKPz4RumXa7NYThH/Amv6qqW66mSM0FXlXgEx6UGA1Ceyu2m",
+	"ezNXqxZdgi8356ZPXpfzx72XLirwZMym1Re8HWjuKQ3zs9JJYhQYkKJU8sLdCFCRPMBQSlelX35/cy6v",
+	"9oWGdVgYbznYcSpd+bPvRYtdsReuonmRCBVJ+1Sfad+DuIUk03b3RY9f3o+qHHVUOV8U5w3hd8g6r8LN",
+	"y35lxNLkV2Tblww466hL6FenFbhbFEUqkTUbnPk5r576v+C8yUDHxS9kXByUE6J2q/zxd11Tl0p3mAl7",
+	"4R/3svuniNo9CMH32Kxbw3UnLqO8tybywt89SI8NjNXAFxnrUbc6ZxOtVoZqgTLKil+qUk8hc8asP8Y6",
+	"Rl8P6RNtPs8ZV3YjlU3ngfU4yyqRzvohzYmV5z5tTHFXVYDhjsz52G4QYorKk++h9qag2j0/ejBkC9M/",
+	"DyAh1NEzLbC+Y91tlYHMzRitzKB1VUzDnaaxaIVkSj+mkcjTaIwAX8xS316B/0ijPTeDp9EGlcegcaFM",
+	"mMP9oz1Fq6+dzHW4YIbGaNwx08yahH+3x0KqNQjerNel86J7+STLRJ45WzRVUsLU+tD1e27sgE5+8OxJ",
+	"xq4UGDybAMNql6dBA++QWIrlGgZeWCeP59U1Pu3j2CqoRvCX7rRlFopim+l8UVDiat39+bnry/xyqVxn",
+	"zEZDNPs91N6US28Pg9FrVUlQbdhdq00ciHWviwWurhASPGOdPmDo1MGSwsgbAcZRYVoo4zyQD6UA65eF",
+	"9UzhOte4iSj5PoRUVo0IIg9n7lPdhFwpXwoVGCEOC0ZkxtUhURazoy6eHAt3CuH63fMmx1NVs+HXvmBj",
+	"L8xzSY87F+PptW8OPlpPJfJQF0wdWe6UfbFL7m+bahJ9b4VQi/X2VcE+PPuUOtcdhdc2Zh0XR+/ra6JB",
+	"gmvebvepisV+c8C9IZfqbN+9ZHSoKMcgMe8RbGlvW3iRrnnHGvt/6GzBnVKFf5b827euNSAE1pU144Zd",
+	"gr4GPaCEupO63z/grjsE97ZNhByTv0S75685HrOdGw8pdpSqcd98n/n7dnMusKECSYgjPb78KZX1SNUV",
+	"yP3EB1c7cGG4mRhx++HDCt+v7lwma9m+cdn32fj1u8jdORWGfEqXNJiiYNK6qhyPj7EJB5hyTdV4PPwW",
+	"Toa/lUOVC6nMWlI9Zrf60R6x/WM9vtOm/fM5jZAdJ0xlZSvv+46c5yoXM1EFJ3uAegerHVPfF5Jm8d0K",
+	"kgHXhQBdVdqd+w5eB5jSJe9IxJ3irrP9ZZ+t7UVHSzx/p6DWh80ok4Hp2i93XOsd7pIh7h3X9/OTi5Dl",
+	"eOCuKz2mnvS41ZGexbU/Si/QDa3uyG5lbbb60n6LWWn95NQmjh47ig6eCLNURnT/yAupI+djVWIa19fN",
+	"zkSjXY0odOxnd8JvTR3Ej/GZT4Kbf+J6fezxxu/LeGT97KDqI4DBR5DMiACdkcRg5eruD199rhP649Hq",
+	"D4tePLzVC41fB6gxj6NvPakKkv4EiH2Hwvh9fYjGTYCdTsS3t7s7Y4xF1OQs+AFR7mZcOwAv3KxAwN2w",
+	"8ft31DXs92z6rfR/9XMADoYOs4ULZaofH8FA34VcLVjcx24HzavvG/g9cdjdGxQ77YQn2j1TX2VS3yfy",
+	"WQKR/0ujfapQ2q0LZnj7epnPLKKNSxvovXBdw5u3m/jj5m011+5VP6Ei0ASoTGif5DJJ7cmFJW7ebv53",
+	"AA==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -295,6 +295,8 @@ type setup struct {
 	Waiters bool
 	// Cancels has the worker's report processor take cancel messages (RunCancels), as cmd/reportd does.
 	Cancels bool
+	// Heartbeat is jobs.Deps.Heartbeat: how often a quiet event stream sends a comment.
+	Heartbeat time.Duration
 	// APIKeys and Limits are jobs.Deps'; none means an open API, one anonymous client, without limits.
 	APIKeys []httpapi.APIKey
 	Limits  jobs.Limits
@@ -395,7 +397,9 @@ func newHarness(tb testing.TB, b redistest.Backend, s setup) *harness {
 	}
 	if s.Waiters {
 		deps.Waiters = runWaiters(tb, st, log)
+		deps.Followers = runFollowers(tb, st, log)
 	}
+	deps.Heartbeat = s.Heartbeat
 	handler, err := httpapi.New(impl.New(jobs.New(deps)), s.APIKeys, log, nil)
 	if err != nil {
 		tb.Fatalf("httpapi.New: %v", err)
@@ -452,6 +456,7 @@ func startWorker(tb testing.TB, rdb *redis.Client, st *store.Store, s setup, log
 			Ledger:        ledger,
 			Jobs:          jobs.New(jobs.Deps{Store: st, Log: log}),
 			ProgressEvery: 20 * time.Millisecond,
+			Progress:      st,
 			Now:           time.Now,
 			Log:           log.With("component", "worker"),
 		}
@@ -483,6 +488,19 @@ func runWaiters(tb testing.TB, st *store.Store, log *slog.Logger) *jobs.Waiters 
 	go func() { defer close(done); w.Run(ctx, events, log) }()
 	tb.Cleanup(func() { cancel(); _ = events.Close(); <-done })
 	return w
+}
+
+// runFollowers returns Followers fed by store's progress messages until the test ends, as cmd/reportd
+// runs them.
+func runFollowers(tb testing.TB, st *store.Store, log *slog.Logger) *jobs.Followers {
+	tb.Helper()
+	f := jobs.NewFollowers()
+	ctx, cancel := context.WithCancel(context.Background())
+	events := st.SubscribeProgress(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); f.Run(ctx, events, log) }()
+	tb.Cleanup(func() { cancel(); _ = events.Close(); <-done })
+	return f
 }
 
 // runCancels has p stop its running jobs on store's cancel messages until the test ends, as cmd/reportd

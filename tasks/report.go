@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -115,6 +116,9 @@ type ReportProcessor struct {
 	Jobs   Lifecycle
 	// ProgressEvery bounds how often progress is written (each write is a Redis round trip).
 	ProgressEvery time.Duration
+	// Progress, if set, writes a job's progress (and publishes it to whoever follows the job) in place
+	// of asynq's ResultWriter; *store.Store is the production one.
+	Progress ProgressWriter
 	// CancelCheckEvery is how often a running job looks for its cancel marker, in case the cancel
 	// message (delivered by pub/sub, at most once) does not reach it. Zero means every second.
 	CancelCheckEvery time.Duration
@@ -127,6 +131,25 @@ type ReportProcessor struct {
 	Log          *slog.Logger
 
 	running sync.Map // job id -> context.CancelCauseFunc of its attempt in this process
+}
+
+// ProgressWriter records a running job's progress, its JSON, as its task's result.
+type ProgressWriter interface {
+	WriteProgress(ctx context.Context, id string, b []byte) error
+}
+
+// progressTo writes job id's progress to a ProgressWriter.
+type progressTo struct {
+	ctx context.Context
+	id  string
+	w   ProgressWriter
+}
+
+func (p progressTo) Write(b []byte) (int, error) {
+	if err := p.w.WriteProgress(p.ctx, p.id, b); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 // EventSource delivers job ids, or missed when some may have been lost; *store.Events is the
@@ -186,7 +209,11 @@ func (p *ReportProcessor) ProcessTask(ctx context.Context, t *asynq.Task) error 
 	id := t.ResultWriter().TaskID()
 	log := p.Log.With("job", id)
 	begin := p.Now()
-	pw := &progressWriter{w: t.ResultWriter(), now: p.Now, every: p.ProgressEvery}
+	var w io.Writer = t.ResultWriter()
+	if p.Progress != nil {
+		w = progressTo{ctx: ctx, id: id, w: p.Progress}
+	}
+	pw := &progressWriter{w: w, now: p.Now, every: p.ProgressEvery}
 	payload, r, err := ParseReportPayload(t.Payload())
 	a := attempt{outcome: OutcomeUnreadable}
 	if err != nil {

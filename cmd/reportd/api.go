@@ -36,9 +36,10 @@ func (s sharedRedis) MakeRedisClient() any { return s.rdb }
 
 // apiServer is the running HTTP API.
 type apiServer struct {
-	srv         *http.Server
-	waiters     *jobs.Waiters
-	stopWaiters func()
+	srv           *http.Server
+	waiters       *jobs.Waiters
+	stopWaiters   func()
+	stopFollowers func()
 	// stopEstimates stops the refresh of the queue counts behind pending jobs' Retry-After.
 	stopEstimates func()
 
@@ -71,7 +72,7 @@ func (a *apiServer) closeFresh() {
 
 // startAPI starts the HTTP API on cfg.Addr, on the lifecycle jobs, whose waiters it feeds with the
 // finish events; a failure to serve later is sent on errc.
-func startAPI(ctx context.Context, cfg config, ln net.Listener, rdb redis.UniversalClient, st *store.Store, lifecycle *jobs.Service, waiters *jobs.Waiters, m *httpapi.Metrics, reg *prometheus.Registry, ready http.HandlerFunc, log *slog.Logger, errc chan<- error) (*apiServer, error) {
+func startAPI(ctx context.Context, cfg config, ln net.Listener, rdb redis.UniversalClient, st *store.Store, lifecycle *jobs.Service, waiters *jobs.Waiters, followers *jobs.Followers, m *httpapi.Metrics, reg *prometheus.Registry, ready http.HandlerFunc, log *slog.Logger, errc chan<- error) (*apiServer, error) {
 	reg.MustRegister(metrics.NewQueueMetricsCollector(asynq.NewInspectorFromRedisClient(rdb)))
 	// The docs are rendered from openapi.yaml itself: the copy in gen/ has its operation ids renamed.
 	spec, err := openapi3.NewLoader().LoadFromData(reportd.OpenAPI)
@@ -108,6 +109,8 @@ func startAPI(ctx context.Context, cfg config, ln net.Listener, rdb redis.Univer
 		waiters: waiters,
 		// One subscription per API process wakes every request waiting for a job (Prefer: wait).
 		stopWaiters: subscribe(ctx, st.SubscribeFinished, func(ctx context.Context, ev *store.Events) { waiters.Run(ctx, ev, log) }),
+		// And one feeds the event streams the progress of running jobs.
+		stopFollowers: subscribe(ctx, st.SubscribeProgress, func(ctx context.Context, ev *store.ProgressEvents) { followers.Run(ctx, ev, log) }),
 		srv: &http.Server{
 			Handler:           handler,
 			ReadHeaderTimeout: 5 * time.Second,
@@ -175,4 +178,4 @@ func (a *apiServer) drain(timeout time.Duration) error {
 }
 
 // close stops what the API runs beside the HTTP server.
-func (a *apiServer) close() { a.stopWaiters(); a.stopEstimates() }
+func (a *apiServer) close() { a.stopWaiters(); a.stopFollowers(); a.stopEstimates() }

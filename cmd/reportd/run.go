@@ -94,6 +94,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Limits:    jobs.Limits{SubmitsPerSecond: cfg.SubmitsPerSecond, SubmitBurst: cfg.SubmitBurst, MaxOpenJobs: cfg.MaxOpenJobs},
 		Log:       log,
 		Waiters:   jobs.NewWaiters(),
+		Followers: jobs.NewFollowers(),
 		Shards:    queues.shards,
 		Queues:    queues.served,
 	}
@@ -117,7 +118,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	var api *apiServer
 	if m.api {
-		if api, err = startAPI(ctx, cfg, apiLn, rdb, st, lifecycle, deps.Waiters, apiMetrics, reg, ready, log, errc); err != nil {
+		if api, err = startAPI(ctx, cfg, apiLn, rdb, st, lifecycle, deps.Waiters, deps.Followers, apiMetrics, reg, ready, log, errc); err != nil {
 			return err
 		}
 		defer api.close()
@@ -142,7 +143,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 }
 
 // subscribe runs consume on a subscription until the returned stop is called, which also waits for it.
-func subscribe(ctx context.Context, sub func(context.Context) *store.Events, consume func(context.Context, *store.Events)) (stop func()) {
+func subscribe[E io.Closer](ctx context.Context, sub func(context.Context) E, consume func(context.Context, E)) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	events := sub(ctx)
 	done := make(chan struct{})

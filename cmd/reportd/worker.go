@@ -54,6 +54,7 @@ func startWorkers(ctx context.Context, cfg config, rdb redis.UniversalClient, st
 		Ledger:           report.NewSyntheticLedger(cfg.RowsPerDay),
 		Jobs:             lifecycle,
 		ProgressEvery:    cfg.ProgressEvery,
+		Progress:         st,
 		CancelCheckEvery: time.Second,
 		Metrics:          jobMetrics,
 		Now:              time.Now,

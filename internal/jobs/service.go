@@ -84,6 +84,16 @@ type Limits struct {
 	SubmitBurst      int
 	// MaxOpenJobs bounds a client's unfinished jobs; zero means no limit.
 	MaxOpenJobs int
+	// MaxStreams bounds the event streams a client has open at once on one API process; zero means
+	// DefaultMaxStreams.
+	MaxStreams int
+}
+
+func (l Limits) maxStreams() int {
+	if l.MaxStreams > 0 {
+		return l.MaxStreams
+	}
+	return DefaultMaxStreams
 }
 
 // Webhooks is how callback URLs are checked at submit. Nil in Deps means webhooks are not set up, and
@@ -107,6 +117,11 @@ type Deps struct {
 	Waiters *Waiters
 	// Accepted, if set, counts accepted jobs (replays excluded).
 	Accepted prometheus.Counter
+	// Followers feeds event streams the progress of running jobs; the caller feeds it (Followers.Run).
+	// Nil means streams see progress only by re-reading now and then.
+	Followers *Followers
+	// Heartbeat is how often a quiet event stream sends a comment; zero means DefaultHeartbeat.
+	Heartbeat time.Duration
 	// Shards are the report queues new jobs go to (one by default); their ids carry their shard.
 	Shards store.Shards
 	// Queues are the report queues the Retry-After estimate counts: Shards' and any older ones still
@@ -132,6 +147,8 @@ type Service struct {
 	estimate  *waitEstimate
 	accepted  prometheus.Counter
 	queues    []string
+	followers *Followers
+	heartbeat time.Duration
 	now       func() time.Time
 	newID     func() uuid.UUID
 }
@@ -142,7 +159,13 @@ var _ tasks.Lifecycle = (*Service)(nil)
 func New(d Deps) *Service {
 	s := &Service{queue: d.Queue, inspector: d.Inspector, store: d.Store, policy: d.Policy, limits: d.Limits,
 		webhooks: d.Webhooks, log: d.Log, waiters: d.Waiters, estimate: &waitEstimate{}, accepted: d.Accepted,
-		queues: d.Queues, now: d.Now, newID: d.NewID}
+		queues: d.Queues, followers: d.Followers, heartbeat: d.Heartbeat, now: d.Now, newID: d.NewID}
+	if s.followers == nil {
+		s.followers = NewFollowers()
+	}
+	if s.heartbeat <= 0 {
+		s.heartbeat = DefaultHeartbeat
+	}
 	if s.queues == nil {
 		s.queues = d.Shards.Queues()
 	}

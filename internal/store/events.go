@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -47,3 +48,43 @@ func (e *Events) Next(ctx context.Context) (id string, missed bool, err error) {
 
 // Close ends the subscription.
 func (e *Events) Close() error { return e.ps.Close() }
+
+// WriteProgress records running job id's progress b (its JSON) as its task's result, exactly as asynq's
+// ResultWriter would, and publishes it to the API processes' event streams, in one round trip.
+func (s *Store) WriteProgress(ctx context.Context, id string, b []byte) error {
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, asynqTaskKey(QueueOf(id), id), "result", b)
+		p.Publish(ctx, progressChannel, id+" "+string(b))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("write progress of job %s: %w", id, err)
+	}
+	return nil
+}
+
+// ProgressEvents is a subscription to running jobs' progress.
+type ProgressEvents struct{ ps *redis.PubSub }
+
+// SubscribeProgress subscribes to the progress of running jobs. Close the subscription when done.
+func (s *Store) SubscribeProgress(ctx context.Context) *ProgressEvents {
+	return &ProgressEvents{ps: s.rdb.Subscribe(ctx, progressChannel)}
+}
+
+// Next blocks until the next progress and returns its job's id and the progress JSON. It returns
+// missed instead when the subscription was (re)established, and progress may have been lost.
+func (e *ProgressEvents) Next(ctx context.Context) (id string, progress []byte, missed bool, err error) {
+	msg, err := e.ps.Receive(ctx)
+	if err != nil {
+		return "", nil, false, fmt.Errorf("receive job progress: %w", err)
+	}
+	m, ok := msg.(*redis.Message)
+	if !ok { // *redis.Subscription after (re)subscribing, *redis.Pong
+		return "", nil, true, nil
+	}
+	id, rest, _ := strings.Cut(m.Payload, " ")
+	return id, []byte(rest), false, nil
+}
+
+// Close ends the subscription.
+func (e *ProgressEvents) Close() error { return e.ps.Close() }

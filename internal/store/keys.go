@@ -107,6 +107,11 @@ const (
 	// error and retries the task, whatever the handler returns (asynq v0.26.0, processor.go: the select
 	// on ctx.Done() wins over the handler's result).
 	cancelChannel = "reportd:cancel"
+	// progressChannel carries a running job's progress each time its worker writes it: the job's id, a
+	// space, and the progress JSON it wrote as the task's result. Published by the worker in the same
+	// round trip as that write; API processes subscribe once each and feed their event streams, so a
+	// stream costs Redis nothing per progress tick.
+	progressChannel = "reportd:progress"
 )
 
 // admitScript is a submit's one round trip of reportd's own, in the client's slot. In order: an
