@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/reportd/reportd/client"
+	"github.com/reportd/reportd/gen"
 )
 
 var createCommand = command{
@@ -53,6 +54,11 @@ func follow(ctx context.Context, e *env, job *client.Job, out string, csv bool) 
 	if job.Status != nil {
 		p.update(*job.Status)
 	}
+	// The progress comes from the job's event stream as it changes; once the stream has ended (or if
+	// the service refuses it: an older one, or too many streams open), Wait reads the end, polling.
+	if err := streamProgress(ctx, e.client, job.ID, p.update); err != nil && ctx.Err() == nil {
+		fmt.Fprintf(e.stderr, "no event stream (%v): polling instead\n", err)
+	}
 	res, err := e.client.Wait(ctx, job.StatusURL, p.update)
 	p.stop(err == nil)
 	if err != nil {
@@ -61,6 +67,19 @@ func follow(ctx context.Context, e *env, job *client.Job, out string, csv bool) 
 	printSummary(e.stdout, res.Report, res.URL)
 	if out != "" {
 		return saveReport(ctx, e, job.ID, res.Report, out, csv)
+	}
+	return nil
+}
+
+// streamProgress hands update every status of job id's event stream until its terminal event.
+func streamProgress(ctx context.Context, c *client.Client, id string, update func(gen.JobStatus)) error {
+	for ev, err := range c.Events(ctx, id) {
+		if err != nil {
+			return err
+		}
+		if ev.Kind == client.EventStatus && ev.Status != nil {
+			update(*ev.Status)
+		}
 	}
 	return nil
 }

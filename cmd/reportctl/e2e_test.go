@@ -6,6 +6,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -340,5 +344,34 @@ func TestWatchAndList(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{second, first}, order); diff != "" {
 		t.Errorf("pending jobs paged one at a time (-want +got):\n%s", diff)
+	}
+}
+
+// TestCreateWaitFallsBackToPolling: create --wait draws its progress from the job's event stream, and
+// polls when the service refuses the stream (here a proxy answers /events as a reportd without streams
+// would: 404 no-route).
+func TestCreateWaitFallsBackToPolling(t *testing.T) {
+	t.Parallel()
+	target, err := url.Parse(service)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/events") {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `{"type":"/problems/no-route","title":"No such resource","status":404}`)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(old.Close)
+	r := mustRun(t, old.URL, "create", "--range", "2026-01-01..2026-01-02", "--wait")
+	if !strings.Contains(r.stderr, "no event stream (No such resource") || !strings.Contains(r.stderr, "done 100%") || !strings.Contains(r.stdout, "orders ") {
+		t.Errorf("create --wait without event streams: want the fallback said, and the job followed to its report:\n%s", r)
+	}
+	if r := mustRun(t, service, "create", "--range", "2026-01-01..2026-01-02", "--wait"); strings.Contains(r.stderr, "no event stream") {
+		t.Errorf("create --wait against reportd did not use its event stream:\n%s", r)
 	}
 }
