@@ -13,6 +13,10 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/telemetry"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // TypeReport is the asynq task type of a report job.
@@ -32,31 +36,37 @@ type ReportPayload struct {
 	Client string `json:"client,omitempty"`
 }
 
-// ReportOption adds to a report job's payload.
-type ReportOption func(*ReportPayload)
+// ReportOption adds to a report job's payload or headers.
+type ReportOption func(p *ReportPayload, headers map[string]string)
 
 // WithClient records which client owns the job.
 func WithClient(name string) ReportOption {
-	return func(p *ReportPayload) { p.Client = name }
+	return func(p *ReportPayload, _ map[string]string) { p.Client = name }
 }
 
 // WithCallback has the job announce its end to url by webhook.
 func WithCallback(url string) ReportOption {
-	return func(p *ReportPayload) { p.CallbackURL = url }
+	return func(p *ReportPayload, _ map[string]string) { p.CallbackURL = url }
+}
+
+// WithTrace carries the span of ctx (the submitting request's) in the task's headers, so that each
+// attempt's span belongs to the same trace.
+func WithTrace(ctx context.Context) ReportOption {
+	return func(_ *ReportPayload, headers map[string]string) { telemetry.Inject(ctx, headers) }
 }
 
 // NewReportTask returns the task of job id over r, accepted at createdAt, and the options that place it:
 // its id and queue. Enqueue it with those and the caller's policy (retention, timeout, retries).
 func NewReportTask(id string, r report.DateRange, createdAt time.Time, opts ...ReportOption) (*asynq.Task, []asynq.Option, error) {
 	p := ReportPayload{Range: r.String()}
+	headers := map[string]string{HeaderCreatedAt: createdAt.UTC().Format(time.RFC3339Nano)}
 	for _, o := range opts {
-		o(&p)
+		o(&p, headers)
 	}
 	payload, err := json.Marshal(p)
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode report payload: %w", err)
 	}
-	headers := map[string]string{HeaderCreatedAt: createdAt.UTC().Format(time.RFC3339Nano)}
 	return asynq.NewTaskWithHeaders(TypeReport, payload, headers), []asynq.Option{asynq.TaskID(id), asynq.Queue(store.QueueOf(id))}, nil
 }
 
@@ -116,6 +126,9 @@ type ReportProcessor struct {
 	Jobs   Lifecycle
 	// ProgressEvery bounds how often progress is written (each write is a Redis round trip).
 	ProgressEvery time.Duration
+	// Tracer, if set, traces each attempt: a span a child of the submitting request's (whose context
+	// the task's headers carry), with spans for the summary and the save.
+	Tracer trace.Tracer
 	// Progress, if set, writes a job's progress (and publishes it to whoever follows the job) in place
 	// of asynq's ResultWriter; *store.Store is the production one.
 	Progress ProgressWriter
@@ -209,6 +222,12 @@ func (p *ReportProcessor) ProcessTask(ctx context.Context, t *asynq.Task) error 
 	id := t.ResultWriter().TaskID()
 	log := p.Log.With("job", id)
 	begin := p.Now()
+	ctx, span := p.tracer().Start(telemetry.Extract(ctx, t.Headers()), "report.attempt", trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("reportd.job.id", id)))
+	defer span.End()
+	if sc := span.SpanContext(); sc.IsValid() {
+		log = log.With("trace_id", sc.TraceID().String(), "span_id", sc.SpanID().String())
+	}
 	var w io.Writer = t.ResultWriter()
 	if p.Progress != nil {
 		w = progressTo{ctx: ctx, id: id, w: p.Progress}
@@ -222,7 +241,23 @@ func (p *ReportProcessor) ProcessTask(ctx context.Context, t *asynq.Task) error 
 	} else {
 		a, err = p.run(ctx, id, r, pw, log)
 	}
-	return p.end(ctx, id, payload, pw, a, err, p.Now().Sub(begin), log)
+	retried, _ := asynq.GetRetryCount(ctx)
+	span.SetAttributes(attribute.String("reportd.job.range", payload.Range), attribute.Int("reportd.job.attempt", retried+1),
+		attribute.String("reportd.client", payload.Client))
+	err = p.end(ctx, id, payload, pw, a, err, p.Now().Sub(begin), log)
+	span.SetAttributes(attribute.String("reportd.job.outcome", string(a.outcome)))
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return err
+}
+
+// tracer is p's Tracer, or a no-op one.
+func (p *ReportProcessor) tracer() trace.Tracer {
+	if p.Tracer == nil {
+		return telemetry.Tracer(nil)
+	}
+	return p.Tracer
 }
 
 // attempt is what an attempt came to.
@@ -258,11 +293,13 @@ func (p *ReportProcessor) run(ctx context.Context, id string, r report.DateRange
 	pw.p, pw.last = Progress{StartedAt: start.UTC(), Attempt: retried + 1, DaysTotal: r.Days()}, start
 	log.Info("report started", "range", r.String(), "attempt", retried+1)
 
-	rep, err := report.Summarize(runCtx, p.Ledger, r, func(done, total int) {
+	sumCtx, sum := p.tracer().Start(runCtx, "report.summarize", trace.WithAttributes(attribute.Int("reportd.job.days", r.Days())))
+	rep, err := report.Summarize(sumCtx, p.Ledger, r, func(done, total int) {
 		if err := pw.set(done, total, false); err != nil && runCtx.Err() == nil {
 			log.Warn("progress not written", "err", err)
 		}
 	})
+	sum.End()
 	switch {
 	case err == nil:
 	case p.canceled(runCtx, id):
@@ -297,7 +334,9 @@ func (p *ReportProcessor) end(ctx context.Context, id string, payload ReportPayl
 	if a.outcome == OutcomeDone {
 		retrying, recovered = "report not saved; trying again", "report saved after Redis failed"
 	}
+	ctx, save := p.tracer().Start(ctx, "report.save", trace.WithAttributes(attribute.Bool("reportd.job.final", final)))
 	rerr := p.retryRedis(ctx, log, retrying, recovered, func() (err error) { recorded, err = p.Jobs.End(ctx, e); return err })
+	save.End()
 	switch {
 	case rerr != nil && a.outcome == OutcomeDone:
 		return fmt.Errorf("save the report: %w", rerr) // no report: the attempt failed

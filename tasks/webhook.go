@@ -11,8 +11,12 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/telemetry"
 	"github.com/reportd/reportd/internal/webhook"
 )
 
@@ -34,6 +38,11 @@ type WebhookPayload struct {
 // delivered at least once). Workers serve its queue with a server of their own, so that slow
 // receivers never hold up report jobs.
 func NewWebhookTask(url string, ev webhook.Event, retention time.Duration) (*asynq.Task, []asynq.Option, error) {
+	return newWebhookTask(url, ev, retention, nil)
+}
+
+// newWebhookTask is NewWebhookTask with task headers (a trace's context).
+func newWebhookTask(url string, ev webhook.Event, retention time.Duration, headers map[string]string) (*asynq.Task, []asynq.Option, error) {
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode webhook event: %w", err)
@@ -43,7 +52,7 @@ func NewWebhookTask(url string, ev webhook.Event, retention time.Duration) (*asy
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode webhook payload: %w", err)
 	}
-	return asynq.NewTask(TypeWebhook, b), []asynq.Option{asynq.TaskID("webhook-" + ev.Data.ID), asynq.Queue(store.WebhookQueue),
+	return asynq.NewTaskWithHeaders(TypeWebhook, b, headers), []asynq.Option{asynq.TaskID("webhook-" + ev.Data.ID), asynq.Queue(store.WebhookQueue),
 		asynq.Retention(retention), asynq.MaxRetry(maxWebhookRetries)}, nil
 }
 
@@ -73,7 +82,10 @@ type WebhookStore interface {
 
 // WebhookProcessor delivers webhooks: signed, with a bounded timeout, never following redirects.
 type WebhookProcessor struct {
+	// Client makes the deliveries; with tracing on, its transport sends each request's traceparent.
 	Client *http.Client
+	// Tracer, if set, traces each delivery attempt, in the trace of the job's end.
+	Tracer trace.Tracer
 	Signer *webhook.Signer
 	Store  WebhookStore
 	Now    func() time.Time
@@ -90,11 +102,22 @@ func (p *WebhookProcessor) ProcessTask(ctx context.Context, t *asynq.Task) error
 	}
 	retried, _ := asynq.GetRetryCount(ctx)
 	log := p.Log.With("job", wp.JobID, "webhook", wp.MessageID, "attempt", retried+1)
+	tracer := p.Tracer
+	if tracer == nil {
+		tracer = telemetry.Tracer(nil)
+	}
+	ctx, span := tracer.Start(telemetry.Extract(ctx, t.Headers()), "webhook.deliver", trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.String("reportd.job.id", wp.JobID), attribute.Int("reportd.webhook.attempt", retried+1)))
+	defer span.End()
 	res, err := webhook.Deliver(ctx, p.Client, p.Signer, webhook.Message{ID: wp.MessageID, URL: wp.URL, Body: wp.Body}, p.Now)
 	if !res.Attempted {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
 	p.record(ctx, wp.JobID, store.Delivery{Attempts: retried + 1, LastStatus: res.Status, LastError: res.Error, DeliveredAt: res.DeliveredAt}, log)
+	span.SetAttributes(attribute.Int("http.response.status_code", res.Status))
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
 	switch {
 	case err == nil:
 		log.Info("webhook delivered", "status", res.Status)
@@ -125,7 +148,9 @@ type Enqueuer interface {
 // ScheduleWebhook enqueues the delivery of ev to url, kept for retention once delivered. A second
 // schedule for the same job within that time is a no-op: the delivery's task id is the job's.
 func ScheduleWebhook(ctx context.Context, q Enqueuer, url string, ev webhook.Event, retention time.Duration) error {
-	task, opts, err := NewWebhookTask(url, ev, retention)
+	headers := map[string]string{}
+	telemetry.Inject(ctx, headers) // the delivery's span joins the trace of the job's end
+	task, opts, err := newWebhookTask(url, ev, retention, headers)
 	if err != nil {
 		return err
 	}

@@ -18,12 +18,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	"github.com/reportd/reportd"
 	"github.com/reportd/reportd/impl"
 	"github.com/reportd/reportd/internal/httpapi"
 	"github.com/reportd/reportd/internal/jobs"
 	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/telemetry"
 )
 
 // monitoringPath is where the asynq web UI is mounted.
@@ -72,7 +74,7 @@ func (a *apiServer) closeFresh() {
 
 // startAPI starts the HTTP API on cfg.Addr, on the lifecycle jobs, whose waiters it feeds with the
 // finish events; a failure to serve later is sent on errc.
-func startAPI(ctx context.Context, cfg config, ln net.Listener, rdb redis.UniversalClient, st *store.Store, lifecycle *jobs.Service, waiters *jobs.Waiters, followers *jobs.Followers, m *httpapi.Metrics, reg *prometheus.Registry, ready http.HandlerFunc, log *slog.Logger, errc chan<- error) (*apiServer, error) {
+func startAPI(ctx context.Context, cfg config, ln net.Listener, rdb redis.UniversalClient, st *store.Store, lifecycle *jobs.Service, waiters *jobs.Waiters, followers *jobs.Followers, m *httpapi.Metrics, reg *prometheus.Registry, ready http.HandlerFunc, tel telemetrySetup, log *slog.Logger, errc chan<- error) (*apiServer, error) {
 	reg.MustRegister(metrics.NewQueueMetricsCollector(asynq.NewInspectorFromRedisClient(rdb)))
 	// The docs are rendered from openapi.yaml itself: the copy in gen/ has its operation ids renamed.
 	spec, err := openapi3.NewLoader().LoadFromData(reportd.OpenAPI)
@@ -104,6 +106,11 @@ func startAPI(ctx context.Context, cfg config, ln net.Listener, rdb redis.Univer
 		return nil, err
 	}
 	handler = httpapi.RequestIDs(m.Instrument(httpapi.CORS(cfg.CORSOrigins)(handler)))
+	if tel.on {
+		// A server span per request, a child of the caller's traceparent when it sends one; the router
+		// names it by its route.
+		handler = otelhttp.NewHandler(handler, "reportd", otelhttp.WithTracerProvider(tel.tp), otelhttp.WithPropagators(telemetry.Propagator))
+	}
 	a := &apiServer{
 		fresh:   map[net.Conn]bool{},
 		waiters: waiters,

@@ -9,15 +9,18 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/reportd/reportd/internal/httpapi"
 	"github.com/reportd/reportd/internal/jobs"
 	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/telemetry"
 	"github.com/reportd/reportd/internal/webhook"
 	"github.com/reportd/reportd/tasks"
 )
@@ -55,6 +58,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			return fmt.Errorf("listen on REPORTD_OPS_ADDR=%s: %w", cfg.OpsAddr, err)
 		}
 		defer opsLn.Close()
+	}
+
+	tp, on, shutdownTraces, err := telemetry.Setup(ctx, getenv)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdownTraces(sctx); err != nil {
+			log.Warn("traces not all sent", "err", err)
+		}
+	}()
+	tel := telemetrySetup{tp: tp, on: on}
+	if on {
+		log.Info("tracing on: spans go over OTLP/HTTP as the OTEL_ variables say")
 	}
 
 	rdb, closeRedis, err := connectRedis(cfg, log)
@@ -109,7 +128,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 	stopWorkers := func() {}
 	if m.worker {
-		stop, err := startWorkers(ctx, cfg, rdb, st, queues.served, lifecycle, tasks.NewJobMetrics(reg), log)
+		stop, err := startWorkers(ctx, cfg, rdb, st, queues.served, lifecycle, tasks.NewJobMetrics(reg), tel, log)
 		if err != nil {
 			return err
 		}
@@ -118,7 +137,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	var api *apiServer
 	if m.api {
-		if api, err = startAPI(ctx, cfg, apiLn, rdb, st, lifecycle, deps.Waiters, deps.Followers, apiMetrics, reg, ready, log, errc); err != nil {
+		if api, err = startAPI(ctx, cfg, apiLn, rdb, st, lifecycle, deps.Waiters, deps.Followers, apiMetrics, reg, ready, tel, log, errc); err != nil {
 			return err
 		}
 		defer api.close()
@@ -140,6 +159,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	wg.Wait()
 	return runErr
+}
+
+// telemetrySetup is how this process traces: its tracer provider (a no-op one when tracing is off).
+type telemetrySetup struct {
+	tp trace.TracerProvider
+	on bool
 }
 
 // subscribe runs consume on a subscription until the returned stop is called, which also waits for it.

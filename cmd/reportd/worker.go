@@ -9,10 +9,12 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	"github.com/reportd/reportd/internal/jobs"
 	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/telemetry"
 	"github.com/reportd/reportd/internal/webhook"
 	"github.com/reportd/reportd/tasks"
 )
@@ -21,7 +23,7 @@ import (
 // servers, so that slow webhook receivers never take a report job's place. stop shuts the servers down
 // at once, each within REPORTD_SHUTDOWN_TIMEOUT, and then the cancel subscription, which running jobs
 // listen to until they end.
-func startWorkers(ctx context.Context, cfg config, rdb redis.UniversalClient, st *store.Store, queues []string, lifecycle *jobs.Service, jobMetrics *tasks.JobMetrics, log *slog.Logger) (stop func(), err error) {
+func startWorkers(ctx context.Context, cfg config, rdb redis.UniversalClient, st *store.Store, queues []string, lifecycle *jobs.Service, jobMetrics *tasks.JobMetrics, tel telemetrySetup, log *slog.Logger) (stop func(), err error) {
 	var (
 		stopCancels func()
 		servers     []*asynq.Server
@@ -55,6 +57,7 @@ func startWorkers(ctx context.Context, cfg config, rdb redis.UniversalClient, st
 		Jobs:             lifecycle,
 		ProgressEvery:    cfg.ProgressEvery,
 		Progress:         st,
+		Tracer:           telemetry.Tracer(tel.tp),
 		CancelCheckEvery: time.Second,
 		Metrics:          jobMetrics,
 		Now:              time.Now,
@@ -91,8 +94,14 @@ func startWorkers(ctx context.Context, cfg config, rdb redis.UniversalClient, st
 	hooks.Concurrency = cfg.WebhookConcurrency
 	hooks.Queues = map[string]int{store.WebhookQueue: 1}
 	hooks.RetryDelayFunc = tasks.WebhookRetryDelay(cfg.WebhookSchedule)
+	hookClient := webhook.NewClient(policy, cfg.WebhookTimeout)
+	if tel.on {
+		// A client span per delivery, and the traceparent header the receiver sees.
+		hookClient.Transport = otelhttp.NewTransport(hookClient.Transport, otelhttp.WithTracerProvider(tel.tp), otelhttp.WithPropagators(telemetry.Propagator))
+	}
 	srv, err := serve(rdb, hooks, tasks.TypeWebhook, &tasks.WebhookProcessor{
-		Client: webhook.NewClient(policy, cfg.WebhookTimeout),
+		Client: hookClient,
+		Tracer: telemetry.Tracer(tel.tp),
 		Signer: signer,
 		Store:  st,
 		Now:    time.Now,

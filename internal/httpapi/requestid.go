@@ -7,6 +7,7 @@ import (
 	"regexp"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 )
 
 type requestIDKey struct{}
@@ -28,13 +29,17 @@ func RequestIDs(next http.Handler) http.Handler {
 	})
 }
 
-// ContextHandler adds the request id in a record's context to the record.
+// ContextHandler adds the request id in a record's context to the record, and the trace and span ids of
+// the span in it.
 type ContextHandler struct{ slog.Handler }
 
-// Handle adds request_id, then hands the record on.
+// Handle adds request_id, and trace_id and span_id while a span is active, then hands the record on.
 func (h ContextHandler) Handle(ctx context.Context, r slog.Record) error {
 	if id, ok := ctx.Value(requestIDKey{}).(string); ok {
 		r.AddAttrs(slog.String("request_id", id))
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
 	}
 	return h.Handler.Handle(ctx, r)
 }

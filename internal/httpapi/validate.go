@@ -18,6 +18,8 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/reportd/reportd/internal/jobs"
 	"github.com/reportd/reportd/internal/problem"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // validate authenticates every request routed to the API, reads and checks its body, and validates it
@@ -45,6 +47,13 @@ func validate(router routers.Router, keys []APIKey, log *slog.Logger) func(http.
 				return
 			}
 			r = r.WithContext(context.WithValue(r.Context(), clientKey{}, client))
+			if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+				span.SetName(r.Method + " " + route.Path)
+				span.SetAttributes(attribute.String("http.route", route.Path), attribute.String("reportd.client", client))
+				if id := params["id"]; id != "" {
+					span.SetAttributes(attribute.String("reportd.job.id", id))
+				}
+			}
 			if hasBody(r) {
 				body, err := readBody(w, r)
 				if err != nil {

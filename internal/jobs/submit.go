@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/reportd/reportd/internal/problem"
 	"github.com/reportd/reportd/internal/report"
@@ -182,7 +184,8 @@ func (s *Service) enqueue(ctx context.Context, sub Submission, id string, rng re
 		}
 		// The first submission claimed the key but has not enqueued yet, or failed to: enqueue it here.
 	}
-	jobOpts := []tasks.ReportOption{tasks.WithClient(sub.Client)}
+	trace.SpanFromContext(ctx).SetAttributes(attribute.String("reportd.job.id", id))
+	jobOpts := []tasks.ReportOption{tasks.WithClient(sub.Client), tasks.WithTrace(ctx)}
 	if sub.CallbackURL != "" {
 		jobOpts = append(jobOpts, tasks.WithCallback(sub.CallbackURL))
 	}

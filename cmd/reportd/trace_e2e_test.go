@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/internal/testkit"
+	"github.com/reportd/reportd/internal/webhook/webhooktest"
+)
+
+// span is a span as an OTLP receiver decoded it.
+type span struct {
+	Service, Name     string
+	Trace, ID, Parent string
+	Kind              int32
+	Attrs             map[string]string
+}
+
+// otlpReceiver is an OTLP/HTTP trace receiver: it decodes each export (protobuf) and keeps its spans.
+type otlpReceiver struct {
+	*httptest.Server
+	mu    sync.Mutex
+	spans []span
+}
+
+func newOTLPReceiver(t *testing.T) *otlpReceiver {
+	t.Helper()
+	rc := &otlpReceiver{}
+	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/traces" || r.Header.Get("Content-Type") != "application/x-protobuf" {
+			t.Errorf("OTLP export %s %s, Content-Type %q: want POST /v1/traces, protobuf", r.Method, r.URL.Path, r.Header.Get("Content-Type"))
+		}
+		var body io.Reader = r.Body
+		if r.Header.Get("Content-Encoding") == "gzip" {
+			zr, err := gzip.NewReader(r.Body)
+			if err != nil {
+				t.Errorf("OTLP export: %v", err)
+				return
+			}
+			body = zr
+		}
+		b, _ := io.ReadAll(body)
+		var req coltracepb.ExportTraceServiceRequest
+		if err := proto.Unmarshal(b, &req); err != nil {
+			t.Errorf("OTLP export: %v", err)
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		for _, rs := range req.ResourceSpans {
+			service := ""
+			for _, a := range rs.Resource.Attributes {
+				if a.Key == "service.name" {
+					service = a.Value.GetStringValue()
+				}
+			}
+			for _, ss := range rs.ScopeSpans {
+				for _, s := range ss.Spans {
+					attrs := map[string]string{}
+					for _, a := range s.Attributes {
+						v := a.Value.GetStringValue()
+						if v == "" {
+							v = strings.TrimPrefix(a.Value.String(), "int_value:")
+						}
+						attrs[a.Key] = v
+					}
+					rc.spans = append(rc.spans, span{Service: service, Name: s.Name, Trace: hex.EncodeToString(s.TraceId),
+						ID: hex.EncodeToString(s.SpanId), Parent: hex.EncodeToString(s.ParentSpanId), Kind: int32(s.Kind), Attrs: attrs})
+				}
+			}
+		}
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+// find waits up to timeout for a span that match accepts.
+func (rc *otlpReceiver) find(t *testing.T, timeout time.Duration, what string, match func(span) bool) span {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); ; time.Sleep(50 * time.Millisecond) {
+		rc.mu.Lock()
+		for _, s := range rc.spans {
+			if match(s) {
+				rc.mu.Unlock()
+				return s
+			}
+		}
+		n := len(rc.spans)
+		rc.mu.Unlock()
+		if time.Now().After(deadline) {
+			rc.mu.Lock()
+			defer rc.mu.Unlock()
+			t.Fatalf("no span %s among the %d received within %s: %+v", what, n, timeout, rc.spans)
+		}
+	}
+}
+
+// TestTraceAcrossAPIWorkerAndWebhook: the API and the worker run as separate run calls, each exporting
+// to an OTLP/HTTP receiver in the test. A POST that carries a traceparent makes one trace: the POST's
+// span (a child of the caller's), the worker's attempt span (a child of the POST's), its summary and
+// save spans, and the webhook delivery's span, whose request carries a traceparent of the same trace
+// to the receiver. Log lines of the job carry its trace id.
+func TestTraceAcrossAPIWorkerAndWebhook(t *testing.T) {
+	t.Parallel()
+	otlp := newOTLPReceiver(t)
+	secret := "whsec_" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+	hooks := webhooktest.NewReceiver(t, secret, nil)
+	vars := func(service string) map[string]string {
+		return e2eVars(map[string]string{"REDIS_URL": "redis://" + redistest.StartServer(t).Addr, "REPORTD_WEBHOOK_SECRET": secret,
+			"REPORTD_WEBHOOK_ALLOW_INSECURE": "true", "REPORTD_WEBHOOK_ALLOW_PRIVATE": "true",
+			"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.URL, "OTEL_SERVICE_NAME": service, "OTEL_BSP_SCHEDULE_DELAY": "100"})
+	}
+	apiVars := vars("reportd-api")
+	workerVars := vars("reportd-worker")
+	workerVars["REDIS_URL"] = apiVars["REDIS_URL"]
+	api := start(t, []string{"api"}, apiVars)
+	worker := start(t, []string{"worker"}, workerVars)
+
+	const caller, callerSpan = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	res := mustTry(t, http.MethodPost, api.base+"/v1/reports", `{"range":"2026-01","callback_url":"`+hooks.URL+`/hook"}`,
+		"traceparent", "00-"+caller+"-"+callerSpan+"-01")
+	if res.status != http.StatusAccepted {
+		t.Fatalf("POST = %s", res)
+	}
+	id := statusPath.FindStringSubmatch(res.header.Get("Location"))[1]
+	hit := hooks.Wait(t, 1, 20*time.Second)[0]
+	if tp := hit.Header.Get("traceparent"); !strings.HasPrefix(tp, "00-"+caller+"-") {
+		t.Errorf("the webhook's traceparent = %q, want one of trace %s", tp, caller)
+	}
+	awaitDone(t, api.base, res.header.Get("Location"))
+
+	inTrace := func(service, name string) func(span) bool {
+		return func(s span) bool { return s.Trace == caller && s.Service == service && s.Name == name }
+	}
+	post := otlp.find(t, 10*time.Second, "POST /v1/reports of the API", inTrace("reportd-api", "POST /v1/reports"))
+	if post.Parent != callerSpan || post.Attrs["reportd.job.id"] != id || post.Kind != 2 /* server */ {
+		t.Errorf("POST span %+v: want a server span, child of the caller's %s, with the job id %s", post, callerSpan, id)
+	}
+	attempt := otlp.find(t, 10*time.Second, "report.attempt of the worker", inTrace("reportd-worker", "report.attempt"))
+	if attempt.Parent != post.ID || attempt.Attrs["reportd.job.id"] != id || attempt.Attrs["reportd.job.attempt"] != "1" ||
+		attempt.Attrs["reportd.job.outcome"] != "done" || attempt.Attrs["reportd.job.range"] != "2026-01-01..2026-01-31" ||
+		attempt.Attrs["reportd.client"] != "anonymous" {
+		t.Errorf("attempt span %+v: want a child of the POST's %s, with job id, attempt 1, outcome done, range and client", attempt, post.ID)
+	}
+	for _, name := range []string{"report.summarize", "report.save"} {
+		if s := otlp.find(t, 10*time.Second, name, inTrace("reportd-worker", name)); s.Parent != attempt.ID {
+			t.Errorf("%s span %+v: want a child of the attempt's %s", name, s, attempt.ID)
+		}
+	}
+	deliver := otlp.find(t, 10*time.Second, "webhook.deliver", inTrace("reportd-worker", "webhook.deliver"))
+	if deliver.Attrs["reportd.job.id"] != id || deliver.Attrs["http.response.status_code"] != "204" && deliver.Attrs["http.response.status_code"] != "200" {
+		t.Errorf("webhook.deliver span %+v: want the job id and the receiver's status", deliver)
+	}
+	save := otlp.find(t, 0, "report.save", inTrace("reportd-worker", "report.save"))
+	if deliver.Parent != save.ID {
+		t.Errorf("webhook.deliver's parent is %s, want the save's %s (the job's end scheduled it)", deliver.Parent, save.ID)
+	}
+	otlp.find(t, 10*time.Second, "HTTP client span of the delivery", func(s span) bool {
+		return s.Trace == caller && s.Parent == deliver.ID && s.Kind == 3 /* client */
+	})
+	t.Logf("trace %s: POST %s <- attempt %s <- save %s <- webhook.deliver %s", caller, post.ID, attempt.ID, save.ID, deliver.ID)
+	// A status read is a span with the job id.
+	otlp.find(t, 10*time.Second, "GET /v1/reports/{id}", func(s span) bool {
+		return s.Service == "reportd-api" && s.Name == "GET /v1/reports/{id}" && s.Attrs["reportd.job.id"] == id
+	})
+	// Log lines carry the trace.
+	if _, ok := worker.log.WaitFor(5*time.Second, nil, func(l testkit.LogLine) bool {
+		return l.Fields["msg"] == "report done" && l.Fields["trace_id"] == caller
+	}); !ok {
+		t.Errorf("the worker's report done line has no trace_id %s; log:\n%s", caller, worker.log)
+	}
+	if _, ok := api.log.WaitFor(0, nil, func(l testkit.LogLine) bool {
+		return l.Fields["msg"] == "job accepted" && l.Fields["trace_id"] == caller && l.Fields["span_id"] == post.ID
+	}); !ok {
+		t.Errorf("the API's job accepted line has no trace_id %s, span_id %s; log:\n%s", caller, post.ID, api.log)
+	}
+}
