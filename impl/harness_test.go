@@ -480,38 +480,32 @@ func startWorker(tb testing.TB, rdb *redis.Client, st *store.Store, s setup, log
 
 // runWaiters returns Waiters fed by store's finish events until the test ends, as cmd/reportd runs them.
 func runWaiters(tb testing.TB, st *store.Store, log *slog.Logger) *jobs.Waiters {
-	tb.Helper()
 	w := jobs.NewWaiters()
-	ctx, cancel := context.WithCancel(context.Background())
-	events := st.SubscribeFinished(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); w.Run(ctx, events, log) }()
-	tb.Cleanup(func() { cancel(); _ = events.Close(); <-done })
+	feed(tb, st.SubscribeFinished, func(ctx context.Context, ev *store.Events) { w.Run(ctx, ev, log) })
 	return w
 }
 
 // runFollowers returns Followers fed by store's progress messages until the test ends, as cmd/reportd
 // runs them.
 func runFollowers(tb testing.TB, st *store.Store, log *slog.Logger) *jobs.Followers {
-	tb.Helper()
 	f := jobs.NewFollowers()
-	ctx, cancel := context.WithCancel(context.Background())
-	events := st.SubscribeProgress(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); f.Run(ctx, events, log) }()
-	tb.Cleanup(func() { cancel(); _ = events.Close(); <-done })
+	feed(tb, st.SubscribeProgress, func(ctx context.Context, ev *store.ProgressEvents) { f.Run(ctx, ev, log) })
 	return f
+}
+
+// feed runs consume on a subscription until the test ends.
+func feed[E io.Closer](tb testing.TB, subscribe func(context.Context) E, consume func(context.Context, E)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	events := subscribe(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); consume(ctx, events) }()
+	tb.Cleanup(func() { cancel(); _ = events.Close(); <-done })
 }
 
 // runCancels has p stop its running jobs on store's cancel messages until the test ends, as cmd/reportd
 // does.
 func runCancels(tb testing.TB, p *tasks.ReportProcessor, st *store.Store) {
-	tb.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	cancels := st.SubscribeCancels(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); p.RunCancels(ctx, cancels) }()
-	tb.Cleanup(func() { cancel(); _ = cancels.Close(); <-done })
+	feed(tb, st.SubscribeCancels, func(ctx context.Context, ev *store.Events) { p.RunCancels(ctx, ev) })
 }
 
 // request builds a request to the harness; body may be nil.
