@@ -15,6 +15,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/reportd/reportd/impl"
 	"github.com/reportd/reportd/internal/httpapi"
@@ -22,6 +24,7 @@ import (
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/telemetry"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -43,7 +46,10 @@ type benchAPI struct {
 	release func()
 }
 
-func newBenchAPI(b *testing.B, worker bool) *benchAPI {
+// newBenchAPI starts the API, with a worker holding one job running if worker is set, and with every
+// request traced (full sampling, spans batched to an exporter that drops them) if traced is set: the
+// cost of tracing's spans without a collector's network.
+func newBenchAPI(b *testing.B, worker bool, traced ...bool) *benchAPI {
 	b.Helper()
 	srv := redistest.StartServer(b)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, PoolSize: 2 * benchConns})
@@ -57,6 +63,11 @@ func newBenchAPI(b *testing.B, worker bool) *benchAPI {
 	})), nil, log, nil)
 	if err != nil {
 		b.Fatal(err)
+	}
+	if len(traced) > 0 && traced[0] {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardSpans{}), sdktrace.WithSampler(sdktrace.AlwaysSample()))
+		b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+		h = otelhttp.NewHandler(h, "reportd", otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(telemetry.Propagator))
 	}
 	ts := httptest.NewServer(h)
 	b.Cleanup(ts.Close)
@@ -181,6 +192,18 @@ func BenchmarkStatusRunning(b *testing.B) {
 	b.ReportMetric(float64(commandCount(b, api.rdb)-before)/float64(b.N), "redis-cmds/req")
 }
 
+// BenchmarkStatusRunningTraced is BenchmarkStatusRunning with every request traced.
+func BenchmarkStatusRunningTraced(b *testing.B) {
+	api := newBenchAPI(b, true, true)
+	load(b, http.StatusOK, func() (*http.Request, error) { return http.NewRequest(http.MethodGet, api.url+api.running, nil) })
+}
+
+// discardSpans is a span exporter that drops what it is given.
+type discardSpans struct{}
+
+func (discardSpans) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardSpans) Shutdown(context.Context) error                             { return nil }
+
 // BenchmarkFloorHGET is the floor under BenchmarkStatusRunning: a bare net/http handler that answers
 // with one Redis HGET, on the same redis-server setup and load.
 func BenchmarkFloorHGET(b *testing.B) {
@@ -204,8 +227,13 @@ func BenchmarkFloorHGET(b *testing.B) {
 }
 
 // BenchmarkCreate is a POST, answered once the job is durably enqueued.
-func BenchmarkCreate(b *testing.B) {
-	api := newBenchAPI(b, false)
+func BenchmarkCreate(b *testing.B) { benchCreate(b, false) }
+
+// BenchmarkCreateTraced is BenchmarkCreate with every request traced.
+func BenchmarkCreateTraced(b *testing.B) { benchCreate(b, true) }
+
+func benchCreate(b *testing.B, traced bool) {
+	api := newBenchAPI(b, false, traced)
 	load(b, http.StatusAccepted, func() (*http.Request, error) {
 		r, err := http.NewRequest(http.MethodPost, api.url+"/v1/reports", strings.NewReader(`{"range":"2026-01"}`))
 		if err == nil {
