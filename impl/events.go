@@ -67,8 +67,10 @@ func (e eventStream) VisitStreamReportEventsResponse(w http.ResponseWriter) erro
 		return nil // the client went away
 	}
 	ctx, stop := context.WithCancel(e.ctx)
-	defer stop()
-	go func() {
+	var heartbeat sync.WaitGroup
+	// The heartbeat has stopped writing before the handler returns: net/http finishes the response then.
+	defer func() { stop(); heartbeat.Wait() }()
+	heartbeat.Go(func() {
 		t := time.NewTicker(e.s.jobs.Heartbeat())
 		defer t.Stop()
 		for {
@@ -82,7 +84,7 @@ func (e eventStream) VisitStreamReportEventsResponse(w http.ResponseWriter) erro
 				}
 			}
 		}
-	}()
+	})
 	err := e.stream.Follow(ctx, e.last, func(ev jobs.Event) error {
 		data, err := e.s.eventData(ev)
 		if err != nil {

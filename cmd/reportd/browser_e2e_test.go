@@ -70,8 +70,13 @@ func TestBrowserEventSource(t *testing.T) {
 		fmt.Fprint(w, eventsPage)
 	}))
 	t.Cleanup(app.Close)
+	// A quarter of about 2 s: long enough for several progress events, short enough for a test.
+	rows := "20000000"
+	if raceDetector {
+		rows = "2000000"
+	}
 	in := start(t, nil, e2eVars(map[string]string{"REDIS_URL": "redis://" + redistest.StartServer(t).Addr,
-		"REPORTD_ROWS_PER_DAY": "20000000", "REPORTD_PROGRESS_EVERY": "50ms", "REPORTD_CORS_ORIGINS": app.URL}))
+		"REPORTD_ROWS_PER_DAY": rows, "REPORTD_PROGRESS_EVERY": "50ms", "REPORTD_CORS_ORIGINS": app.URL}))
 	loc := submit(t, in.base, "2026-Q1")
 
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],

@@ -2,6 +2,6 @@
 
 package main
 
-// raceDetector reports whether the tests run under the race detector, which slows the report loop
-// about tenfold: tests whose jobs are sized for a normal build skip themselves then.
+// raceDetector says the tests run under the race detector, which makes a report's summary about ten
+// times slower.
 const raceDetector = true
