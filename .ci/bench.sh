@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every performance figure in docs/performance.md (and the README's Performance section), in one run (a few minutes on 2 cores;
 # needs redis-server on PATH): the report loop beside its PRNG floor, the API on redis-server beside a
-# bare-HGET floor (status reads, POST accepts, pickup latency), the 10,000-job load run, and reportd's
+# bare-HGET floor (status reads, POST accepts, each also with every request traced, pickup latency), the
+# 10,000-job load run, report queue shards on a capped cluster and on one redis-server, and reportd's
 # memory with 1,000 and 100,000 jobs queued, and the drain of one worker beside the asynq and BullMQ
 # baselines (../shared/baselines). Compare ratios within the run, not figures across runs.
 set -euo pipefail
@@ -17,5 +18,7 @@ echo "=== drain: one reportd worker beside asynq alone and BullMQ, on one redis-
 bash .ci/drain.sh 10000 32 3
 echo "=== load"
 bash .ci/load.sh 10000 64
+echo "=== report queue shards: a 3-master cluster with capped masters (as root; skipped otherwise), and 16 shards vs 1"
+REPORTD_MEASURE=1 go test ./cmd/reportd -run TestShardScaling -count=1 -v | grep -E '^(cluster|single|one)|SKIP|ok|FAIL'
 echo "=== memory with the queue"
 REPORTD_MEASURE=1 go test ./internal/faults -run TestMemoryFlatWithQueuedJobs -count=1 -v | grep -E 'RSS|ok|FAIL'
