@@ -277,10 +277,12 @@ func BenchmarkPickup(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 }
 
-func commandCount(b *testing.B, rdb *redis.Client) int64 {
+// commandCount is how many commands rdb's server has run, its INFO calls aside.
+func commandCount(tb testing.TB, rdb *redis.Client) int64 {
+	tb.Helper()
 	stats, err := redistest.CommandStats(context.Background(), rdb)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	var n int64
 	for name, calls := range stats {
