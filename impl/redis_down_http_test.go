@@ -46,8 +46,9 @@ func TestRedisUnavailable(t *testing.T) {
 
 	t.Run("closed-port", func(t *testing.T) {
 		t.Parallel()
-		rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: time.Second, ReadTimeout: time.Second})
-		h := newHarness(t, redistest.Backend{}, setup{Redis: rdb})
+		// Built as cmd/reportd builds it: go-redis's own defaults (5 dial attempts 100 ms apart, 3
+		// command retries with backoff) spend about 2 s on a refused connection before they give up.
+		h := newHarness(t, redistest.Backend{}, setup{Redis: serviceClient(t, "127.0.0.1:1")})
 		id := uuid.NewString()
 		check503(t, h, "POST /v1/reports", post(t, h))
 		check503(t, h, "GET status", h.get(t, "/v1/reports/"+id))
@@ -65,15 +66,7 @@ func TestRedisUnavailable(t *testing.T) {
 		// A Redis host that is down or cut off drops packets instead of refusing them: connecting hangs
 		// until DialTimeout. The client is built exactly as cmd/reportd builds it.
 		addr, unblock := blackhole(t)
-		client, err := store.NewClient(asynq.RedisClientOpt{Addr: addr})
-		if err != nil {
-			t.Fatal(err)
-		}
-		rdb, ok := client.(*redis.Client)
-		if !ok {
-			t.Fatal("asynq.RedisClientOpt did not make a *redis.Client")
-		}
-		h := newHarness(t, redistest.Backend{}, setup{Redis: rdb})
+		h := newHarness(t, redistest.Backend{}, setup{Redis: serviceClient(t, addr)})
 		t.Cleanup(unblock)            // first, so that the server's waiting handlers end before it closes
 		h.client.Timeout = 2 * within // give up well before go-redis does
 		req := h.request(t, http.MethodGet, "/v1/reports/"+uuid.NewString(), nil)
@@ -92,7 +85,7 @@ func TestRedisUnavailable(t *testing.T) {
 	t.Run("redis-server-stopped", func(t *testing.T) {
 		t.Parallel()
 		srv := redistest.StartServer(t)
-		h := newHarness(t, srv.Backend, setup{})
+		h := newHarness(t, srv.Backend, setup{Redis: serviceClient(t, srv.Addr)})
 		id := h.create(t, "2026-Q1")
 		srv.Stop()
 		check503(t, h, "GET status", h.get(t, "/v1/reports/"+id))
@@ -109,7 +102,7 @@ func TestRedisUnavailable(t *testing.T) {
 	t.Run("miniredis-stopped", func(t *testing.T) {
 		t.Parallel()
 		m := miniredis.RunT(t)
-		h := newHarness(t, redistest.Backend{Name: "miniredis", Addr: m.Addr()}, setup{})
+		h := newHarness(t, redistest.Backend{Name: "miniredis", Addr: m.Addr()}, setup{Redis: serviceClient(t, m.Addr())})
 		id := h.create(t, "2026-Q1")
 		m.Close()
 		check503(t, h, "GET status", h.get(t, "/v1/reports/"+id))
@@ -164,4 +157,18 @@ func blackhole(t *testing.T) (string, func()) {
 		fill.Close()
 		_ = syscall.Close(fd)
 	}
+}
+
+// serviceClient builds the go-redis client for addr exactly as cmd/reportd builds it.
+func serviceClient(t *testing.T, addr string) *redis.Client {
+	t.Helper()
+	client, err := store.NewClient(asynq.RedisClientOpt{Addr: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb, ok := client.(*redis.Client)
+	if !ok {
+		t.Fatal("asynq.RedisClientOpt did not make a *redis.Client")
+	}
+	return rdb
 }
