@@ -50,7 +50,14 @@ func TestDrain(t *testing.T) {
 	fmt.Printf("reportd drain: %d jobs in %.2f s = %.0f jobs/s (concurrency %d)\n", n, float64(n)/rate, rate, c)
 	if os.Getenv("REPORTD_DRAIN_REDIS") != "" {
 		// A shared redis-server: leave it as found.
-		_ = asynq.NewInspectorFromRedisClient(rdb).DeleteQueue(store.ReportQueue, true)
+		// asynq's DeleteQueue leaves the completed tasks behind (its script does not name their set).
+		inspector := asynq.NewInspectorFromRedisClient(rdb)
+		if _, err := inspector.DeleteAllCompletedTasks(store.ReportQueue); err != nil {
+			t.Errorf("delete the completed tasks: %v", err)
+		}
+		if err := inspector.DeleteQueue(store.ReportQueue, true); err != nil {
+			t.Errorf("delete the queue: %v", err)
+		}
 	}
 }
 
