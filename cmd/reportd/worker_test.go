@@ -1,0 +1,28 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestReportServers(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		queues      []string
+		concurrency int
+		want        []reportServer
+	}{
+		{[]string{"reports"}, 32, []reportServer{{"reports", 8}, {"reports", 8}, {"reports", 8}, {"reports", 8}}},
+		{[]string{"reports"}, 10, []reportServer{{"reports", 3}, {"reports", 3}, {"reports", 2}, {"reports", 2}}},
+		{[]string{"reports"}, 2, []reportServer{{"reports", 1}, {"reports", 1}}},
+		{[]string{"reports"}, 1, []reportServer{{"reports", 1}}},
+		{[]string{"a", "b"}, 32, []reportServer{{"a", 8}, {"a", 8}, {"b", 8}, {"b", 8}}},
+		{[]string{"a", "b", "c"}, 32, []reportServer{{"a", 11}, {"b", 11}, {"c", 11}}},
+		{[]string{"a", "b", "c", "d", "e"}, 2, []reportServer{{"a", 1}, {"b", 1}, {"c", 1}, {"d", 1}, {"e", 1}}},
+	} {
+		if diff := cmp.Diff(tc.want, reportServers(tc.queues, tc.concurrency), cmp.AllowUnexported(reportServer{})); diff != "" {
+			t.Errorf("reportServers(%q, %d) (-want +got):\n%s", tc.queues, tc.concurrency, diff)
+		}
+	}
+}
