@@ -140,11 +140,11 @@ type reportServer struct {
 }
 
 // reportServers plans the report worker's asynq servers: every queue gets an equal share of concurrency
-// (rounded up), so that each shard has the same weight, and at least one server; a queue gets more when
-// there are fewer queues than dequeueLoops, each with an equal part of its share (never none).
+// (rounded up), so that each shard has the same weight, and as many servers as it takes for dequeueLoops
+// in all (rounded up: at least one), each with an equal part of its share (never none).
 func reportServers(queues []string, concurrency int) []reportServer {
 	share := (concurrency + len(queues) - 1) / len(queues)
-	loops := max(1, min(dequeueLoops/len(queues), share))
+	loops := max(1, min((dequeueLoops+len(queues)-1)/len(queues), share))
 	var plan []reportServer
 	for _, q := range queues {
 		for i := range loops {
