@@ -54,6 +54,7 @@ func newBenchAPI(b *testing.B, worker bool, traced ...bool) *benchAPI {
 	srv := redistest.StartServer(b)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, PoolSize: 2 * benchConns})
 	b.Cleanup(func() { _ = rdb.Close() })
+	store.CacheQueueChecks(rdb) // as store.NewClient, which cmd/reportd uses, does
 	log := slog.New(slog.DiscardHandler)
 	policy := jobs.Policy{Retention: time.Hour, Tombstone: time.Hour, JobTimeout: time.Minute, MaxRetry: 0}
 	st := store.NewStore(rdb, policy.Retention, policy.Tombstone)

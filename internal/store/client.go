@@ -32,8 +32,18 @@ const (
 
 // NewClient builds the go-redis client that reportd's API, worker and asynq share for what
 // opt names (asynq.ParseRedisURI of REDIS_URL, or a RedisClusterClientOpt of REDIS_CLUSTER_ADDRS),
-// with reportd's timeouts and retries: asynq's own MakeRedisClient cannot set the retries.
+// with reportd's timeouts and retries (asynq's own MakeRedisClient cannot set the retries), answering
+// asynq's checks that a queue exists from a short cache (CacheQueueChecks).
 func NewClient(opt asynq.RedisConnOpt) (redis.UniversalClient, error) {
+	rdb, err := newClient(opt)
+	if err != nil {
+		return nil, err
+	}
+	CacheQueueChecks(rdb)
+	return rdb, nil
+}
+
+func newClient(opt asynq.RedisConnOpt) (redis.UniversalClient, error) {
 	switch o := opt.(type) {
 	case asynq.RedisClientOpt:
 		return redis.NewClient(&redis.Options{
