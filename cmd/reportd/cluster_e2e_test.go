@@ -345,6 +345,25 @@ func (tl *timeline) log(t *testing.T) {
 func TestClusterFailover(t *testing.T) {
 	t.Parallel()
 	redistest.Long(t, "a master's failover with six redis-server processes takes 15-30 s")
+	// One shard a master (the default on a cluster): the victim holds the second shard's queue, and the
+	// jobs of the other two shards go on.
+	clusterFailover(t, 1)
+}
+
+// TestClusterFailoverOfAsynqQueuesMaster kills the master that also holds asynq's own "asynq:queues"
+// (slot 3477, with the first shard's queue in slots 0-5460), which asynq's GetTaskInfo checks before every
+// task lookup: the status reads of jobs on the other masters' shards must still answer throughout, for
+// reportd answers that check from what Redis said before when Redis cannot (store.CacheQueueChecks).
+func TestClusterFailoverOfAsynqQueuesMaster(t *testing.T) {
+	t.Parallel()
+	redistest.Long(t, "a master's failover with six redis-server processes takes 15-30 s")
+	clusterFailover(t, 0)
+}
+
+// clusterFailover runs failover on a 3-master cluster with one replica each and three report queue
+// shards, killing the master of shard victim's queue.
+func clusterFailover(t *testing.T, victim int) {
+	t.Helper()
 	const nodeTimeout = 2 * time.Second
 	// cluster-require-full-coverage no: while the victim's slots have no master (from the moment the
 	// others mark it failed until its replica takes over), the other masters keep serving theirs
@@ -355,11 +374,8 @@ func TestClusterFailover(t *testing.T) {
 		"REDIS_CLUSTER_ADDRS": strings.Join(c.Addrs, ","), "REPORTD_ROWS_PER_DAY": "2000000",
 		"REPORTD_RATE_LIMIT": "0",
 	}))
-	// One shard a master (the default on a cluster): the victim holds the second shard's queue, and the
-	// jobs of the other two shards go on. (Not the first: its master, slots 0-5460, also holds asynq's
-	// "asynq:queues", which every GetTaskInfo reads, so its failover stops every status read.)
 	shards, _ := store.NewShards(3)
-	victimQueue := shards.Queues()[1]
+	victimQueue := shards.Queues()[victim]
 	queueSlot, err := c.Client(t).ClusterKeySlot(context.Background(), "asynq:{"+victimQueue+"}:pending").Result()
 	if err != nil {
 		t.Fatal(err)
@@ -367,6 +383,13 @@ func TestClusterFailover(t *testing.T) {
 	victimAddr, err := c.MasterOf(int(queueSlot))
 	if err != nil {
 		t.Fatal(err)
+	}
+	queuesSlot, err := c.Client(t).ClusterKeySlot(context.Background(), "asynq:queues").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if queuesAddr, err := c.MasterOf(int(queuesSlot)); err != nil || (queuesAddr == victimAddr) != (victim == 0) {
+		t.Fatalf("asynq:queues (slot %d) is on %s (%v); the victim, shard %d's master, is %s", queuesSlot, queuesAddr, err, victim, victimAddr)
 	}
 	failover(t, in, victimQueue, func() {
 		c.Node(victimAddr).Kill()

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -16,7 +17,10 @@ const queueCheckFresh = time.Second
 // "no such task") before every task lookup, so a status read, asynq's GetTaskInfo, took two round trips
 // where one, its script, reads the task. Only a yes is kept, and only for a second: a queue that exists
 // hardly ever stops existing (an operator's forced delete in the web UI), and if it did, the lookup
-// would still find no task, which reportd treats as it treats no queue. Everything else passes through.
+// would still find no task, which reportd treats as it treats no queue. When Redis cannot answer the
+// check, a queue it said yes to before is taken to exist: on a cluster, asynq:queues lives on one master,
+// and without this its failover would stop the status reads of every job on every master. Everything
+// else passes through.
 // NewClient calls it; hooks added after it (a test's command counter) see only what reaches Redis.
 func CacheQueueChecks(rdb redis.UniversalClient) {
 	rdb.AddHook(&queueCheckCache{now: time.Now, seen: map[string]time.Time{}})
@@ -47,8 +51,15 @@ func (c *queueCheckCache) ProcessHook(next redis.ProcessHook) redis.ProcessHook 
 			return nil
 		}
 		err := next(ctx, cmd)
-		if err == nil {
+		switch {
+		case err == nil:
 			c.saw(queue, check.Val())
+		case c.known(queue) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded):
+			// Redis cannot answer (the master of asynq:queues is down, say), but it said yes before:
+			// the task lookup goes on, to the master of the job's own queue, which may well be up.
+			check.SetErr(nil)
+			check.SetVal(true)
+			return nil
 		}
 		return err
 	}
@@ -69,6 +80,14 @@ func (c *queueCheckCache) fresh(queue string) bool {
 	defer c.mu.Unlock()
 	at, ok := c.seen[queue]
 	return ok && c.now().Sub(at) < queueCheckFresh
+}
+
+// known reports whether Redis ever said queue exists and has not said otherwise since.
+func (c *queueCheckCache) known(queue string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.seen[queue]
+	return ok
 }
 
 func (c *queueCheckCache) saw(queue string, exists bool) {

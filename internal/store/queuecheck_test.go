@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -74,4 +75,50 @@ func TestQueueChecksCached(t *testing.T) {
 			t.Errorf("a deleted queue still exists %s after its last check", queueCheckFresh)
 		}
 	})
+}
+
+// TestQueueChecksWhenRedisCannotAnswer: a check that fails is answered yes for a queue Redis said yes to
+// before, and fails for any other, or when the caller gave up.
+func TestQueueChecksWhenRedisCannotAnswer(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	c := &queueCheckCache{now: func() time.Time { return now }, seen: map[string]time.Time{}}
+	down := errors.New("dial tcp 127.0.0.1:7000: connect: connection refused")
+	answer := func(val bool, err error) redis.ProcessHook {
+		return func(_ context.Context, cmd redis.Cmder) error {
+			cmd.(*redis.BoolCmd).SetVal(val)
+			cmd.SetErr(err)
+			return err
+		}
+	}
+	check := func(ctx context.Context, next redis.ProcessHook, q string) (bool, error) {
+		cmd := redis.NewBoolCmd(ctx, "sismember", asynqQueuesKey, q)
+		err := c.ProcessHook(next)(ctx, cmd)
+		if err != cmd.Err() {
+			t.Fatalf("the hook returned %v, and the command's error is %v", err, cmd.Err())
+		}
+		return cmd.Val(), err
+	}
+	ctx := context.Background()
+	if ok, err := check(ctx, answer(false, down), "reports"); ok || err == nil {
+		t.Errorf("a check of a queue never seen, Redis down = %v, %v; want the error", ok, err)
+	}
+	if ok, err := check(ctx, answer(true, nil), "reports"); !ok || err != nil {
+		t.Fatalf("check = %v, %v", ok, err)
+	}
+	now = now.Add(time.Hour)
+	if ok, err := check(ctx, answer(false, down), "reports"); !ok || err != nil {
+		t.Errorf("a check of a queue seen before, Redis down = %v, %v; want true, nil", ok, err)
+	}
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := check(canceled, answer(false, context.Canceled), "reports"); !errors.Is(err, context.Canceled) {
+		t.Errorf("a check its caller gave up on = %v; want context.Canceled", err)
+	}
+	if ok, err := check(ctx, answer(false, nil), "reports"); ok || err != nil {
+		t.Fatalf("check = %v, %v", ok, err)
+	}
+	if ok, err := check(ctx, answer(false, down), "reports"); ok || err == nil {
+		t.Errorf("a check of a queue Redis last said was gone, Redis down = %v, %v; want the error", ok, err)
+	}
 }
