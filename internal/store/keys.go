@@ -40,7 +40,8 @@ func asynqActiveKey(queue string) string   { return "asynq:{" + queue + "}:activ
 
 // asynqQueuesKey is asynq's set of the queues it knows, which asynq adds a queue to at its first
 // enqueue. reportd adds its report queue shards at start, so that the asynq web UI and the queue metrics
-// list every shard before its first job.
+// list every shard before its first job; asynq's Inspector checks it before every task lookup, which
+// reportd's client answers from a cache (CacheQueueChecks).
 const asynqQueuesKey = "asynq:queues"
 
 // tombstoneKey records that a job id was issued, and to which client, once the job has ended. Owner:
