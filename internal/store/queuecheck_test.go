@@ -46,14 +46,24 @@ func TestQueueChecksCached(t *testing.T) {
 			return ok
 		}
 
-		if exists("reports") || exists("reports") || sent["sismember"] != 2 {
-			t.Errorf("a queue asynq does not know: exists, or %d checks of 2 reached Redis", sent["sismember"])
+		for range 2 {
+			if exists("reports") {
+				t.Error("a queue asynq does not know exists")
+			}
+		}
+		if n := sent["sismember"]; n != 2 {
+			t.Errorf("%d of 2 checks of a queue asynq does not know reached Redis, want every one", n)
 		}
 		if err := rdb.SAdd(ctx, asynqQueuesKey, "reports").Err(); err != nil {
 			t.Fatal(err)
 		}
-		if !exists("reports") || !exists("reports") || !exists("reports") || sent["sismember"] != 3 {
-			t.Errorf("a queue asynq knows: missing, or %d checks of 3 reached Redis (want 1 for 3)", sent["sismember"])
+		for range 3 {
+			if !exists("reports") {
+				t.Error("a queue asynq knows does not exist")
+			}
+		}
+		if n := sent["sismember"]; n != 3 {
+			t.Errorf("%d checks reached Redis after three of a queue asynq knows, want 3 (the 2 before, and 1)", n)
 		}
 		now = now.Add(queueCheckFresh)
 		if !exists("reports") || sent["sismember"] != 4 {
