@@ -100,10 +100,13 @@ func TestWaitWakesOnFinish(t *testing.T) {
 		case <-time.After(2 * time.Second):
 			t.Error("no finish event within 2 s of the answer")
 		}
-		sinceRelease := a.at.Sub(released)
-		t.Logf("answered %s after the finish event, %s after the job's release", a.at.Sub(finished).Round(100*time.Microsecond), sinceRelease.Round(100*time.Microsecond))
-		if sinceRelease > time.Second {
-			t.Errorf("the waiting GET was answered %s after the job was released, want well under 1 s", sinceRelease)
+		// From the finish event, not from the release: the job's last days take their own time after the
+		// release (1.2 s once, under the race detector on a busy machine), and that is not the wait's.
+		// Woken, the answer comes in milliseconds; a re-read without the event would come 5-15 s later.
+		sinceFinish := a.at.Sub(finished)
+		t.Logf("answered %s after the finish event, %s after the job's release", sinceFinish.Round(100*time.Microsecond), a.at.Sub(released).Round(100*time.Microsecond))
+		if !finished.IsZero() && sinceFinish > time.Second {
+			t.Errorf("the waiting GET was answered %s after the job's finish event, want well under 1 s", sinceFinish)
 		}
 	})
 }
