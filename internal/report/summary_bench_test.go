@@ -2,6 +2,7 @@ package report
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -72,4 +73,25 @@ func BenchmarkSyntheticGenerate(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(orders)/b.Elapsed().Seconds(), "orders/s")
+}
+
+// BenchmarkSummarizeSmallDays measures Summarize over the same week at a few thousand orders a day, the
+// size of the load test's jobs (REPORTD_ROWS_PER_DAY=2000): there, the per-day work around the draws
+// counts as much as the draws.
+func BenchmarkSummarizeSmallDays(b *testing.B) {
+	for _, rows := range []int{100, 2000, 8000} {
+		b.Run(fmt.Sprintf("rows-%d", rows), func(b *testing.B) {
+			l := NewSyntheticLedger(rows)
+			ctx := context.Background()
+			var orders int64
+			for b.Loop() {
+				rep, err := Summarize(ctx, l, benchRange, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				orders += rep.Orders
+			}
+			b.ReportMetric(float64(orders)/b.Elapsed().Seconds(), "orders/s")
+		})
+	}
 }

@@ -155,10 +155,11 @@ func TestSummarizeProperties(t *testing.T) {
 	}
 }
 
-// TestSummarizeFastPathMatchesDay checks Summarize's fast path for a
-// SyntheticLedger, which counts draws per slot of orderByDraw, gives byte
-// for byte the JSON report that aggregating the orders of Ledger.Day gives:
-// days of one order, of less than and of more than one count chunk.
+// TestSummarizeFastPathMatchesDay checks Summarize's fast paths for a
+// SyntheticLedger, which add each draw's slot of orderByDraw or count draws
+// per slot, give byte for byte the JSON report that aggregating the orders of
+// Ledger.Day gives: days of one order, on both sides of directDraws, and of
+// less than and of more than one count chunk.
 func TestSummarizeFastPathMatchesDay(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -169,6 +170,8 @@ func TestSummarizeFastPathMatchesDay(t *testing.T) {
 		{name: "one-row", rows: 1, in: "2026-01"},
 		{name: "ten-rows", rows: 10, in: "2026-02-27..2026-03-02"},
 		{name: "slot-count-rows", rows: orderSlots, in: "2026-06-01..2026-06-07"},
+		// Days on both sides of directDraws: added draw by draw, and counted per slot.
+		{name: "around-direct-draws", rows: directDraws, in: "2026-03-01..2026-03-14"},
 		{name: "over-a-chunk", rows: countChunk + countChunk/8, in: "2026-12-03..2026-12-05"},
 	}
 	for _, tt := range tests {
@@ -180,6 +183,13 @@ func TestSummarizeFastPathMatchesDay(t *testing.T) {
 			checkReport(t, fast, r)
 			if tt.name == "over-a-chunk" && fast.ByDay[0].Orders <= countChunk {
 				t.Errorf("first day has %d orders, want over a count chunk (%d)", fast.ByDay[0].Orders, countChunk)
+			}
+			if tt.name == "around-direct-draws" {
+				i := slices.IndexFunc(fast.ByDay, func(d DayTotal) bool { return d.Orders <= directDraws })
+				j := slices.IndexFunc(fast.ByDay, func(d DayTotal) bool { return d.Orders > directDraws })
+				if i < 0 || j < 0 {
+					t.Errorf("want days of at most and of over %d orders, got %+v", directDraws, fast.ByDay)
+				}
 			}
 			fastJSON, err := json.Marshal(fast)
 			if err != nil {
