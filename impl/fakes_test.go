@@ -273,17 +273,19 @@ func (s *fakeStore) WebhookDelivery(context.Context, string) (store.Delivery, bo
 	return store.Delivery{}, false, nil
 }
 
-func (s *fakeStore) Report(_ context.Context, id string) ([]byte, error) {
+// Report answers a stored report as one stored before reports named their owner, so that a result read
+// reads the job from the fake inspector as well.
+func (s *fakeStore) Report(_ context.Context, id string) (store.Report, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.reportErr != nil {
-		return nil, s.reportErr
+		return store.Report{}, s.reportErr
 	}
 	b, ok := s.reports[id]
 	if !ok {
-		return nil, fmt.Errorf("job %s: %w", id, store.ErrNoReport)
+		return store.Report{}, fmt.Errorf("job %s: %w", id, store.ErrNoReport)
 	}
-	return b, nil
+	return store.Report{Body: b}, nil
 }
 
 // Admit claims the key and admits the job, as the real script does without limits.

@@ -83,7 +83,7 @@ func (s *Server) DeleteReport(ctx context.Context, req gen.DeleteReportRequestOb
 // GetReportResult answers with a done job's report, as JSON or as CSV by the request's Accept, with an
 // ETag and a lifetime so that clients and caches can keep it until it expires.
 func (s *Server) GetReportResult(ctx context.Context, req gen.GetReportResultRequestObject) (gen.GetReportResultResponseObject, error) {
-	j, err := s.jobs.Get(ctx, httpapi.Client(ctx), req.Id.String())
+	j, stored, err := s.jobs.Result(ctx, httpapi.Client(ctx), req.Id.String())
 	if err != nil {
 		return nil, err
 	}
@@ -91,9 +91,10 @@ func (s *Server) GetReportResult(ctx context.Context, req gen.GetReportResultReq
 	if !ok {
 		return nil, problem.Errorf(problem.KindNotAcceptable, "this report is served as application/json or text/csv; the Accept header allows neither")
 	}
-	stored, err := s.jobs.Report(ctx, j)
-	if err != nil {
-		return nil, err
+	if stored == nil {
+		if stored, err = s.jobs.Report(ctx, j); err != nil {
+			return nil, err
+		}
 	}
 	return resultResponse(j, stored, media, req.Params.IfNoneMatch, s.jobs.Now())
 }

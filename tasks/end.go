@@ -23,11 +23,15 @@ func RecordEnd(ctx context.Context, r EndRecorder, e Ending) (Outcome, error) {
 	if e.Outcome != OutcomeDone {
 		result.Outcome = e.Outcome
 	}
+	if e.Final {
+		result.FinishedAt = e.FinishedAt
+	}
 	b, err := json.Marshal(result)
 	if err != nil {
 		return "", fmt.Errorf("encode progress: %w", err)
 	}
-	recorded, err := r.EndJob(ctx, store.End{ID: e.ID, Client: e.Client, Outcome: string(e.Outcome), Final: e.Final, Report: e.Report, TaskResult: b})
+	recorded, err := r.EndJob(ctx, store.End{ID: e.ID, Client: e.Client, Outcome: string(e.Outcome), Final: e.Final, Report: e.Report, TaskResult: b,
+		FinishedAt: e.FinishedAt})
 	if err != nil {
 		return "", err
 	}

@@ -22,6 +22,10 @@ type Progress struct {
 	Attempt int `json:"attempt"`
 	// Outcome is how the attempt ended; empty while it runs.
 	Outcome Outcome `json:"outcome,omitempty"`
+	// FinishedAt is when the job's last attempt ended, as the worker recorded it; zero until then, and
+	// in jobs finished before reportd recorded it. A done job stays readable until this instant, cut to
+	// the second, plus the retention: the same instant its stored report names (store.End).
+	FinishedAt time.Time `json:"finished_at,omitzero"`
 }
 
 // Outcome is why an attempt of a report job ended. The worker records it in the task's result as the

@@ -107,6 +107,8 @@ type Ending struct {
 	Report []byte
 	// Progress is the attempt's last progress.
 	Progress Progress
+	// FinishedAt is when the job ended, for its last attempt (Final).
+	FinishedAt time.Time
 }
 
 // Status is the terminal status a client sees for the outcome of a job's last attempt: done, canceled

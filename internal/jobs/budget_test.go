@@ -168,10 +168,11 @@ func TestRedisBudget(t *testing.T) {
 		})
 		check("a status read of a done job (the 303)", n, cmds, 1)
 		n, cmds = count.during(func() {
-			if _, err := svc.Report(ctx, j); err != nil {
-				t.Fatal(err)
+			r, body, err := svc.Result(ctx, "acme", j.ID)
+			if err != nil || body == nil || !r.ExpiresAt.Equal(j.ExpiresAt) {
+				t.Fatalf("Result = %+v, %d bytes, %v; want the report, readable until the status read's %s", r, len(body), err, j.ExpiresAt)
 			}
 		})
-		check("a result read beyond the status read (GET of the report)", n, cmds, 1)
+		check("a result read of a done job (GET of the report, which names its owner and lifetime; no asynq read)", n, cmds, 1)
 	})
 }

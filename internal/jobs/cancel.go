@@ -127,6 +127,9 @@ func (s *Service) delete(ctx context.Context, j Job) error {
 // client's count of unfinished jobs; then its webhook, if it has one. It returns the outcome recorded:
 // OutcomeCanceled for a job done as its cancel arrived.
 func (s *Service) End(ctx context.Context, e tasks.Ending) (tasks.Outcome, error) {
+	if e.Final && e.FinishedAt.IsZero() {
+		e.FinishedAt = s.now()
+	}
 	outcome, err := tasks.RecordEnd(ctx, s.store, e)
 	if err != nil {
 		return "", err

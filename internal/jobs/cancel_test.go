@@ -46,8 +46,8 @@ func TestEndOnRedis(t *testing.T) {
 		if open, err := st.OpenJobs(ctx, "acme"); err != nil || slices.Contains(open, id) {
 			t.Errorf("acme's unfinished jobs after the end: %v, %v; want %s gone", open, err, id)
 		}
-		if rep, err := st.Report(ctx, id); err != nil || string(rep) != `{"orders":1}` {
-			t.Errorf("report = %s, %v", rep, err)
+		if rep, err := st.Report(ctx, id); err != nil || string(rep.Body) != `{"orders":1}` || rep.Owner != "acme" {
+			t.Errorf("report = %+v, %v; want acme's {\"orders\":1}", rep, err)
 		}
 		res, err := rdb.HGet(ctx, "asynq:{"+store.ReportQueue+"}:t:"+id, "result").Result()
 		if p, perr := tasks.ParseProgress([]byte(res)); err != nil || perr != nil || p.DaysDone != 1 || p.Outcome != "" {

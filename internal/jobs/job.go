@@ -99,8 +99,13 @@ func fromTask(info *asynq.TaskInfo, retention time.Duration) Job {
 		if j.Progress.Outcome == tasks.OutcomeCanceled {
 			j.State = Canceled // a canceled job's task completes: a user's cancel is no failure
 		}
+		// The worker's record of the finish, which the stored report's readable-until is made from (see
+		// tasks.Progress.FinishedAt); asynq's completion comes a moment later, in whole seconds.
 		j.FinishedAt = info.CompletedAt
-		j.ExpiresAt = info.CompletedAt.Add(info.Retention)
+		if !j.Progress.FinishedAt.IsZero() {
+			j.FinishedAt = j.Progress.FinishedAt
+		}
+		j.ExpiresAt = store.ReadableUntil(j.FinishedAt, info.Retention)
 	case asynq.TaskStateArchived:
 		j.State = Failed
 		if j.Progress.Outcome == tasks.OutcomeCanceled {

@@ -111,14 +111,37 @@ func (s *Service) Report(ctx context.Context, j Job) ([]byte, error) {
 	default:
 		return nil, problem.Errorf(problem.KindNotDone, "the job is %s; poll /v1/reports/%s until it answers 303", j.State, j.ID)
 	}
-	body, err := s.store.Report(ctx, j.ID)
+	rep, err := s.store.Report(ctx, j.ID)
 	if errors.Is(err, store.ErrNoReport) {
 		return nil, problem.Errorf(problem.KindGone, "job %s has expired", j.ID)
 	}
 	if err != nil {
 		return nil, problem.Unavailable(err)
 	}
-	return body, nil
+	return rep.Body, nil
+}
+
+// Result reads client's job id for a result read, answering a done job's from its stored report alone:
+// one round trip, with no asynq read. The report names its owner and until when it is readable, the
+// instant a status read derives from the task. Any other job is read as Get reads it, with no report
+// (nil): pass it to Report, which says why there is none. Errors are Get's.
+func (s *Service) Result(ctx context.Context, client, id string) (Job, []byte, error) {
+	rep, err := s.store.Report(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNoReport):
+	case err != nil:
+		return Job{}, nil, problem.Unavailable(err)
+	case !rep.ReadableUntil.IsZero() && ownerOf(rep.Owner) == client && s.now().Before(rep.ReadableUntil):
+		return Job{ID: id, State: Done, Client: client, ExpiresAt: rep.ReadableUntil}, rep.Body, nil
+	}
+	j, err := s.Get(ctx, client, id)
+	if err != nil {
+		return Job{}, nil, err
+	}
+	if j.State == Done && rep.Body != nil && rep.ReadableUntil.IsZero() {
+		return j, rep.Body, nil // stored before reports named their owner: asynq's task did
+	}
+	return j, nil, nil
 }
 
 // Webhook reads client's job id with the state of its webhook: 404 if it has none.

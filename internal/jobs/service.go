@@ -41,7 +41,7 @@ type Store interface {
 	MarkEnqueued(ctx context.Context, client, key string, sub store.Submission) error
 	EndJob(ctx context.Context, e store.End) (string, error)
 	Tombstone(ctx context.Context, id string) (client string, ok bool, err error)
-	Report(ctx context.Context, id string) ([]byte, error)
+	Report(ctx context.Context, id string) (store.Report, error)
 	RequestCancel(ctx context.Context, id string, lifetime time.Duration) error
 	CancelRequested(ctx context.Context, id string) (bool, error)
 	CanceledJob(ctx context.Context, id string) (store.Canceled, bool, error)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -24,6 +25,9 @@ type End struct {
 	Canceled *Canceled
 	// TaskResult, if set, is written as the task's result in asynq (the attempt's progress).
 	TaskResult []byte
+	// FinishedAt is when the job ended (Final); zero means now. A done job's report is stored with the
+	// instant it stops being readable: FinishedAt cut to the second, plus the retention.
+	FinishedAt time.Time
 }
 
 // EndJob records e in one round trip: a pipeline of endScript in the job's slot (when final), the
@@ -34,7 +38,11 @@ func (s *Store) EndJob(ctx context.Context, e End) (string, error) {
 	value, ttl := "", s.retention+resultSlack
 	switch {
 	case e.Outcome == "done":
-		value = string(e.Report)
+		finished := e.FinishedAt
+		if finished.IsZero() {
+			finished = time.Now()
+		}
+		value = string(appendReportHeader(nil, e.Client, ReadableUntil(finished, s.retention))) + string(e.Report)
 	case e.Canceled != nil:
 		b, err := json.Marshal(e.Canceled)
 		if err != nil {

@@ -52,8 +52,9 @@ const asynqQueuesKey = "asynq:queues"
 func tombstoneKey(id string) string { return "reportd:{" + id + "}:tomb" }
 
 // reportKey holds a finished report's JSON, apart from the task's result, which asynq returns whole
-// on every status read, so that a status poll stays one cheap lookup. Owner: the worker's end (endScript).
-// Lifetime: the retention plus resultSlack.
+// on every status read, so that a status poll stays one cheap lookup. A line before the JSON names the
+// job's owner and when it stops being readable (appendReportHeader), so that a result read needs
+// nothing else. Owner: the worker's end (endScript). Lifetime: the retention plus resultSlack.
 func reportKey(id string) string { return "reportd:{" + id + "}:report" }
 
 // cancelKey is the marker that a cancel of the job was asked for. The job's attempt checks it, so a

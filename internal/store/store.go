@@ -1,9 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -40,14 +42,71 @@ func (s *Store) Tombstone(ctx context.Context, id string) (string, bool, error) 
 	return owner, true, nil
 }
 
-// Report returns the stored report of job id, or an error wrapping ErrNoReport.
-func (s *Store) Report(ctx context.Context, id string) ([]byte, error) {
-	body, err := s.rdb.Get(ctx, reportKey(id)).Bytes()
+// Report is a done job's report as stored.
+type Report struct {
+	// Body is the report's JSON.
+	Body []byte
+	// Owner is the client whose job it is, and ReadableUntil the instant the job stops being readable
+	// (its finish cut to the second, plus the retention): enough to answer a result read without
+	// asynq. Both are zero for a report stored before reportd stored them with it.
+	Owner         string
+	ReadableUntil time.Time
+}
+
+// Report returns the stored report of job id, in one round trip, or an error wrapping ErrNoReport.
+func (s *Store) Report(ctx context.Context, id string) (Report, error) {
+	value, err := s.rdb.Get(ctx, reportKey(id)).Bytes()
 	if errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("job %s: %w", id, ErrNoReport)
+		return Report{}, fmt.Errorf("job %s: %w", id, ErrNoReport)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read report of job %s: %w", id, err)
+		return Report{}, fmt.Errorf("read report of job %s: %w", id, err)
 	}
-	return body, nil
+	return parseReport(value), nil
+}
+
+// ReadableUntil is when a job that finished at finished stops being readable: asynq records a task's
+// completion in whole seconds, after reportd's end of the job, so cutting the finish to the second
+// never puts this after asynq's own expiry of the task.
+func ReadableUntil(finished time.Time, retention time.Duration) time.Time {
+	return finished.Truncate(time.Second).Add(retention)
+}
+
+// reportHeaderTag begins the line a stored report starts with: "reportd-report 1 <readable until, Unix
+// ms> <owner's length> <owner>\n", then the report's JSON. A value without it is a bare report, as
+// reportd stored them before.
+const reportHeaderTag = "reportd-report 1 "
+
+func appendReportHeader(b []byte, owner string, until time.Time) []byte {
+	b = append(b, reportHeaderTag...)
+	b = strconv.AppendInt(b, until.UnixMilli(), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(len(owner)), 10)
+	b = append(b, ' ')
+	b = append(b, owner...)
+	return append(b, '\n')
+}
+
+// parseReport reads a stored report; a value that does not start with a well-formed header is all body.
+func parseReport(value []byte) Report {
+	rest, ok := bytes.CutPrefix(value, []byte(reportHeaderTag))
+	if !ok {
+		return Report{Body: value}
+	}
+	ms, rest, ok1 := cutInt(rest)
+	n, rest, ok2 := cutInt(rest)
+	if !ok1 || !ok2 || n < 0 || int64(len(rest)) < n+1 || rest[n] != '\n' {
+		return Report{Body: value}
+	}
+	return Report{Body: rest[n+1:], Owner: string(rest[:n]), ReadableUntil: time.UnixMilli(ms).UTC()}
+}
+
+// cutInt reads a decimal integer followed by a space.
+func cutInt(b []byte) (int64, []byte, bool) {
+	digits, rest, ok := bytes.Cut(b, []byte{' '})
+	if !ok {
+		return 0, nil, false
+	}
+	v, err := strconv.ParseInt(string(digits), 10, 64)
+	return v, rest, err == nil
 }

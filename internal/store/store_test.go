@@ -61,6 +61,7 @@ func TestStore(t *testing.T) {
 				t.Parallel()
 				id := uuid.NewString()
 				body := []byte(`{"id":"` + id + `","orders":3}`)
+				before := time.Now()
 				if got, err := endDone(ctx, s, id, "acme", body); err != nil || got != "done" {
 					t.Fatalf("EndJob done = %q, %v", got, err)
 				}
@@ -68,8 +69,13 @@ func TestStore(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Report: %v", err)
 				}
-				if string(got) != string(body) {
-					t.Errorf("Report = %s, want %s", got, body)
+				if string(got.Body) != string(body) || got.Owner != "acme" {
+					t.Errorf("Report = %s of %q, want %s of acme", got.Body, got.Owner, body)
+				}
+				// Readable until the finish, cut to the second, plus the retention.
+				if lo, hi := before.Truncate(time.Second).Add(testRetention), time.Now().Add(testRetention); got.ReadableUntil.Before(lo) ||
+					got.ReadableUntil.After(hi) || !got.ReadableUntil.Equal(got.ReadableUntil.Truncate(time.Second)) {
+					t.Errorf("Report readable until %s, want a whole second in [%s, %s]", got.ReadableUntil, lo, hi)
 				}
 				checkTTL(t, rdb, reportKey(id), testRetention+resultSlack)
 				// The end writes the tombstone: the id answers 410 for the whole tombstone period after
@@ -88,7 +94,7 @@ func TestStore(t *testing.T) {
 						t.Fatalf("EndJob: %v", err)
 					}
 				}
-				if got, err := s.Report(ctx, id); err != nil || string(got) != `{"attempt":2}` {
+				if got, err := s.Report(ctx, id); err != nil || string(got.Body) != `{"attempt":2}` {
 					t.Errorf("Report = %s, %v; want the last save", got, err)
 				}
 			})
