@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/reportd/reportd/internal/httpapi"
 )
@@ -22,10 +23,35 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
+	// A terminal gets each line as it is logged; a file or pipe gets them in batches (batchWriter).
+	var stderr io.Writer = os.Stderr
+	var flush func() error
+	if !isTerminal(os.Stderr) {
+		b := newBatchWriter(os.Stderr, logBatchDelay)
+		stderr, flush = b, b.Flush
+	}
+	err := run(ctx, os.Args[1:], os.Getenv, stderr)
+	if flush != nil {
+		_ = flush()
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "reportd:", err)
 		os.Exit(1)
 	}
+}
+
+// logBatchDelay is how long a log line written to a file or pipe waits, at most, for the write that
+// carries it: short enough that a tail -f or a log shipper sees it at once.
+const logBatchDelay = 50 * time.Millisecond
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // mode is which halves of reportd a process runs.
@@ -66,10 +92,8 @@ func newLogger(w io.Writer) *slog.Logger {
 		return a
 	}}
 	var h slog.Handler = slog.NewJSONHandler(w, opts)
-	if f, ok := w.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			h = slog.NewTextHandler(w, opts)
-		}
+	if isTerminal(w) {
+		h = slog.NewTextHandler(w, opts)
 	}
 	return slog.New(httpapi.ContextHandler{Handler: h})
 }
