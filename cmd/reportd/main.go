@@ -23,10 +23,11 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	// A terminal gets each line as it is logged; a file or pipe gets them in batches (batchWriter).
+	// A file gets the log in batches (batchWriter); a terminal or a pipe (a supervisor, a log shipper, a
+	// test harness reading as reportd runs) gets each line as it is logged.
 	var stderr io.Writer = os.Stderr
 	var flush func() error
-	if !isTerminal(os.Stderr) {
+	if isRegularFile(os.Stderr) {
 		b := newBatchWriter(os.Stderr, logBatchDelay)
 		stderr, flush = b, b.Flush
 	}
@@ -40,9 +41,15 @@ func main() {
 	}
 }
 
-// logBatchDelay is how long a log line written to a file or pipe waits, at most, for the write that
-// carries it: short enough that a tail -f or a log shipper sees it at once.
+// logBatchDelay is how long a log line written to a file waits, at most, for the write that carries it:
+// short enough that a tail -f sees it at once.
 const logBatchDelay = 50 * time.Millisecond
+
+// isRegularFile reports whether f is a plain file (not a terminal, pipe or socket).
+func isRegularFile(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode().IsRegular()
+}
 
 // isTerminal reports whether w is a terminal.
 func isTerminal(w io.Writer) bool {
