@@ -31,7 +31,8 @@ for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; slee
 REDIS_URL="redis://127.0.0.1:$port" REPORTD_ADDR=127.0.0.1:0 REPORTD_ROWS_PER_DAY=2000 \
 	REPORTD_RATE_LIMIT=0 REPORTD_MAX_OPEN_JOBS=0 REPORTD_CONCURRENCY=8 \
 	"$tmp/reportd" 2>"$tmp/reportd.log" &
-pids+=($!)
+reportd_pid=$!
+pids+=($reportd_pid)
 addr=""
 for _ in $(seq 200); do
 	addr=$(grep -o '"msg":"listening","addr":"[^"]*"' "$tmp/reportd.log" | sed 's/.*"addr":"\([^"]*\)"/\1/' || true)
@@ -42,6 +43,10 @@ done
 
 "$tmp/reportctl" --server "http://$addr" --timeout 20m bench -n "$jobs" -c "$conc" --range 2026-01-01..2026-01-07 | tee "$tmp/bench.txt"
 
+# Stop reportd before reading its log: to a file it writes lines in batches, the last within 50 ms, and
+# writes what it holds as it stops.
+kill -INT "$reportd_pid"
+wait "$reportd_pid" || true
 done_lines=$(grep -c '"msg":"report done"' "$tmp/reportd.log" || true)
 distinct=$(grep '"msg":"report done"' "$tmp/reportd.log" | grep -o '"job":"[^"]*"' | sort -u | wc -l)
 errors=$(grep -c '"level":"ERROR"' "$tmp/reportd.log" || true)
