@@ -6,12 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/reportd/reportd/client"
+	"github.com/reportd/reportd/internal/console"
 )
 
 // defaultServer is the service reportctl talks to without --server or REPORTD_URL.
@@ -127,7 +127,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 2
 	}
 
-	tty := isTerminal(stderr)
+	tty := console.IsTerminal(stderr)
 	opts := []client.Option{client.WithUserAgent(userAgent), client.WithAPIKey(getenv("REPORTD_API_KEY"))}
 	if tty {
 		opts = append(opts, client.WithProgressPolling(barHold))
@@ -210,16 +210,6 @@ func printDefaults(w io.Writer, fs *flag.FlagSet) {
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 	fs.SetOutput(io.Discard)
-}
-
-// isTerminal reports whether w is a terminal (a character device), where progress may redraw itself.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // isCSV says whether output goes out as CSV: asked for, or a file named *.csv.

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/reportd/reportd/internal/console"
 	"github.com/reportd/reportd/internal/httpapi"
 )
 
@@ -49,16 +50,6 @@ const logBatchDelay = 50 * time.Millisecond
 func isRegularFile(f *os.File) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode().IsRegular()
-}
-
-// isTerminal reports whether w is a terminal.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // mode is which halves of reportd a process runs.
@@ -99,7 +90,7 @@ func newLogger(w io.Writer) *slog.Logger {
 		return a
 	}}
 	var h slog.Handler = slog.NewJSONHandler(w, opts)
-	if isTerminal(w) {
+	if console.IsTerminal(w) {
 		h = slog.NewTextHandler(w, opts)
 	}
 	return slog.New(httpapi.ContextHandler{Handler: h})
