@@ -264,7 +264,7 @@ func BenchmarkPickup(b *testing.B) {
 	rng, _ := report.ParseRange("2026-01")
 	lat := make([]time.Duration, 0, b.N)
 	for i := 0; b.Loop(); i++ {
-		task, opts, _ := tasks.NewReportTask(fmt.Sprintf("pickup-%d-%d", i, time.Now().UnixNano()), rng, time.Now())
+		task, opts, _ := tasks.NewReportTask(fmt.Sprintf("pickup-%d-%d", i, time.Now().UnixNano()), store.ReportQueue, rng, time.Now())
 		t0 := time.Now()
 		if _, err := client.Enqueue(task, opts...); err != nil {
 			b.Fatal(err)

@@ -15,7 +15,6 @@ import (
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/internal/store"
-	"github.com/reportd/reportd/tasks"
 )
 
 // del sends DELETE to job id's status URL.
@@ -110,7 +109,7 @@ func TestCancelRunning(t *testing.T) {
 			t.Fatalf("GetTaskInfo: %v", err)
 		}
 		// A user's cancel is no failure: the task completes, and asynq runs it no more.
-		if p, perr := tasks.ParseProgress(info.Result); info.State != asynq.TaskStateCompleted || info.Retried != 0 || perr != nil || p.Outcome != tasks.OutcomeCanceled {
+		if p, perr := jobs.ParseProgress(info.Result); info.State != asynq.TaskStateCompleted || info.Retried != 0 || perr != nil || p.Outcome != jobs.OutcomeCanceled {
 			t.Errorf("task: state %v, retried %d, result %q; want completed at once, with the outcome canceled",
 				info.State, info.Retried, info.Result)
 		}

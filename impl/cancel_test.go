@@ -17,7 +17,6 @@ import (
 	"github.com/reportd/reportd/internal/jobs/jobstest"
 	"github.com/reportd/reportd/internal/problem"
 	"github.com/reportd/reportd/internal/store"
-	"github.com/reportd/reportd/tasks"
 )
 
 // activeOnDelete is a fakeTasks whose pending task becomes active just as DELETE tries to delete it: a
@@ -41,11 +40,11 @@ func TestCancelReport(t *testing.T) {
 	stoppedAt := testNow.Add(-time.Second).Truncate(time.Second)
 	id := testID.String()
 	progress := func(share float64) func(*asynq.TaskInfo) {
-		return jobstest.WithProgress(tasks.Progress{Share: share, StartedAt: started, Attempt: 1})
+		return jobstest.WithProgress(jobs.Progress{Share: share, StartedAt: started, Attempt: 1})
 	}
 	// The worker's part, played by the fake store's PublishCancel.
 	stops := func(f *fixture) {
-		f.tasks.put(reportInfo(asynq.TaskStateArchived, jobstest.WithProgress(tasks.Progress{Share: 0.4, StartedAt: started, Attempt: 1, Outcome: tasks.OutcomeCanceled}),
+		f.tasks.put(reportInfo(asynq.TaskStateArchived, jobstest.WithProgress(jobs.Progress{Share: 0.4, StartedAt: started, Attempt: 1, Outcome: jobs.OutcomeCanceled}),
 			func(i *asynq.TaskInfo) {
 				i.LastErr, i.LastFailedAt = "job canceled: skip retry for the task", stoppedAt
 			}))
@@ -102,7 +101,7 @@ func TestCancelReport(t *testing.T) {
 		{
 			// Waiting for its next attempt: the record keeps the attempt that failed.
 			name: "cancel-200-retry",
-			info: reportInfo(asynq.TaskStateRetry, jobstest.WithProgress(tasks.Progress{Share: 0.25, StartedAt: started, Attempt: 1}),
+			info: reportInfo(asynq.TaskStateRetry, jobstest.WithProgress(jobs.Progress{Share: 0.25, StartedAt: started, Attempt: 1}),
 				func(i *asynq.TaskInfo) { i.LastErr, i.Retried = "boom", 1 }),
 			want:      gen.CancelReport200JSONResponse(retriedCanceled),
 			wantCalls: []string{"cancel-marker"}, wantDeleted: []string{id},

@@ -9,7 +9,6 @@ import (
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/internal/jobs"
 	"github.com/reportd/reportd/internal/report"
-	"github.com/reportd/reportd/tasks"
 )
 
 func TestToJobStatusDone(t *testing.T) {
@@ -17,7 +16,7 @@ func TestToJobStatusDone(t *testing.T) {
 	completedAt := testNow.Add(-time.Hour)
 	v := jobs.Job{ID: testID.String(), State: jobs.Done, CreatedAt: testCreated,
 		Range:      report.DateRange{From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 3, 31, 0, 0, 0, 0, time.UTC)},
-		Progress:   tasks.Progress{Share: 1, StartedAt: testCreated, Attempt: 1},
+		Progress:   jobs.Progress{Share: 1, StartedAt: testCreated, Attempt: 1},
 		FinishedAt: completedAt, ExpiresAt: completedAt.Add(24 * time.Hour)}
 	s := newFixture().srv
 	got, err := s.toJobStatus(v)

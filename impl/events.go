@@ -90,13 +90,27 @@ func (e eventStream) VisitStreamReportEventsResponse(w http.ResponseWriter) erro
 		if err != nil {
 			return err
 		}
-		return write(fmt.Sprintf("id: %s\nevent: %s\ndata: %s\n\n", ev.ID, ev.Kind, data))
+		return write(fmt.Sprintf("id: %s\nevent: %s\ndata: %s\n\n", ev.ID, eventKind(ev.Job), data))
 	})
 	if err != nil && ctx.Err() == nil {
 		// Headers are sent: say why in a last event rather than a status code.
 		_ = write("event: error\ndata: {\"title\":\"The stream stopped\",\"detail\":\"reconnect, or poll the status URL\"}\n\n")
 	}
 	return nil
+}
+
+// eventKind is the kind of the stream's event that shows job j: status while it is unfinished, then its
+// terminal state.
+func eventKind(j jobs.Job) gen.JobEventKind {
+	switch j.State {
+	case jobs.Done:
+		return gen.EventDone
+	case jobs.Failed:
+		return gen.EventFailed
+	case jobs.Canceled:
+		return gen.EventCanceled
+	}
+	return gen.EventStatus
 }
 
 // eventData is an event's data: the job's status, or for a done job its result's URL, or for a failed
@@ -107,10 +121,10 @@ func (s *Server) eventData(ev jobs.Event) ([]byte, error) {
 		return nil, err
 	}
 	var v any = st
-	switch ev.Kind {
-	case jobs.EventDone:
-		v = map[string]string{"id": ev.Job.ID, "result": resultPath(ev.Job.ID)}
-	case jobs.EventFailed:
+	switch eventKind(ev.Job) {
+	case gen.EventDone:
+		v = gen.JobDoneEvent{Id: st.Id, Result: resultPath(ev.Job.ID)}
+	case gen.EventFailed:
 		if st.Error != nil {
 			v = st.Error
 		}

@@ -117,10 +117,10 @@ func TestEventsFollowAJob(t *testing.T) {
 			if ev.ID == "" {
 				t.Errorf("event %d has no id: %+v", i, ev)
 			}
-			if last.Kind == jobs.EventDone {
+			if last.Kind == string(gen.EventDone) {
 				t.Errorf("an event after done: %+v", ev)
 			}
-			if ev.Kind == jobs.EventStatus {
+			if ev.Kind == string(gen.EventStatus) {
 				var st gen.JobStatus
 				if err := json.Unmarshal([]byte(ev.Data), &st); err != nil || st.Id.String() != id {
 					t.Fatalf("status event data %q: %v", ev.Data, err)
@@ -132,7 +132,7 @@ func TestEventsFollowAJob(t *testing.T) {
 			}
 			last = ev
 		}
-		if last.Kind != jobs.EventDone || last.ID != jobs.EventDone {
+		if last.Kind != string(gen.EventDone) || last.ID != string(gen.EventDone) {
 			t.Fatalf("the stream ended with %+v, want the done event", last)
 		}
 		// At most one status event every EventGap (read times can bunch events up, so count them over the
@@ -156,13 +156,13 @@ func TestEventsFollowAJob(t *testing.T) {
 		t.Logf("%d events, %d status events with progress while running", len(all), running)
 
 		// A reconnect after the terminal event: 204, so that EventSource stops.
-		r := h.doValid(t, h.request(t, http.MethodGet, "/v1/reports/"+id+"/events", nil, "Last-Event-ID", jobs.EventDone))
+		r := h.doValid(t, h.request(t, http.MethodGet, "/v1/reports/"+id+"/events", nil, "Last-Event-ID", string(gen.EventDone)))
 		if r.Status != http.StatusNoContent {
 			t.Errorf("reconnect after done: %s, want 204", r)
 		}
 		// A new stream of a done job: done at once, and the end.
 		again := readAll(t, openEvents(t, h, "", id), 5*time.Second)
-		if n := len(again); n != 2 || again[1].Kind != jobs.EventDone {
+		if n := len(again); n != 2 || again[1].Kind != string(gen.EventDone) {
 			t.Errorf("stream of a done job: %+v, want retry and done", again)
 		}
 	})
@@ -183,7 +183,7 @@ func TestEventsResumeHeartbeatAndEnd(t *testing.T) {
 			switch {
 			case ev.Comment != "":
 				comments++
-			case ev.Kind == jobs.EventStatus:
+			case ev.Kind == string(gen.EventStatus):
 				if status.ID != "" {
 					t.Errorf("a second status event of a job that did not change: %+v", ev)
 				}
@@ -207,7 +207,7 @@ func TestEventsResumeHeartbeatAndEnd(t *testing.T) {
 				kinds = append(kinds, ev.Kind)
 			}
 		}
-		if strings.Join(kinds, ",") != jobs.EventCanceled {
+		if strings.Join(kinds, ",") != string(gen.EventCanceled) {
 			t.Errorf("the %s stream's events after the status: %v, want only canceled", name, kinds)
 		}
 	}
@@ -275,7 +275,7 @@ func TestManyStreamsCheapOnRedis(t *testing.T) {
 			events := openEvents(t, h, "", ids[i%jobCount])
 			go func() {
 				for ev := range events {
-					if ev.Kind == jobs.EventStatus {
+					if ev.Kind == string(gen.EventStatus) {
 						first <- struct{}{}
 					}
 				}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+
 	"github.com/reportd/reportd/internal/jobs"
 	"github.com/reportd/reportd/internal/store"
 )
@@ -198,7 +199,8 @@ type fakeStore struct {
 	forgotten   []string
 	published   []string
 	idem        map[string]store.Submission
-	ended       []store.End
+	ended       []store.EndRecord
+	endRecords  map[string]store.Tombstone
 	cancelsSent []string
 	onCancel    func(id string)
 }
@@ -247,14 +249,20 @@ func (s *fakeStore) PublishCancel(_ context.Context, id string) error {
 }
 
 // Tombstone answers for the anonymous client, the only one the fakes serve.
-func (s *fakeStore) Tombstone(_ context.Context, id string) (string, bool, error) {
+func (s *fakeStore) Tombstone(_ context.Context, id string) (store.Tombstone, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.existsErr != nil {
-		return "", false, s.existsErr
+		return store.Tombstone{}, false, s.existsErr
 	}
-	return "", s.tombstones[id], nil
+	return s.endRecords[id], s.tombstones[id], nil
 }
+
+// WriteProgress records nothing: the fakes' tasks do not run.
+func (s *fakeStore) WriteProgress(context.Context, string, []byte) error { return nil }
+
+// RecordDelivery records nothing: the fakes deliver no webhooks.
+func (s *fakeStore) RecordDelivery(context.Context, string, store.Delivery) error { return nil }
 
 func (s *fakeStore) ListJobs(context.Context, string, store.IndexedJob, int) ([]store.IndexedJob, error) {
 	return nil, nil
@@ -319,9 +327,9 @@ func (s *fakeStore) MarkEnqueued(_ context.Context, client, key string, sub stor
 	return nil
 }
 
-// EndJob records the end as the real script does: a done job's report unless it was canceled, a
+// RecordEnd records the end as the real script does: a done job's report unless it was canceled, a
 // canceled one's record, the tombstone, and the finish event.
-func (s *fakeStore) EndJob(_ context.Context, e store.End) (string, error) {
+func (s *fakeStore) RecordEnd(_ context.Context, e store.EndRecord) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ended = append(s.ended, e)
@@ -344,9 +352,10 @@ func (s *fakeStore) EndJob(_ context.Context, e store.End) (string, error) {
 		s.canceled[e.ID] = *e.Canceled
 	}
 	if s.tombstones == nil {
-		s.tombstones = map[string]bool{}
+		s.tombstones, s.endRecords = map[string]bool{}, map[string]store.Tombstone{}
 	}
 	s.tombstones[e.ID] = true
+	s.endRecords[e.ID] = store.Tombstone{Outcome: outcome, Progress: e.Progress}
 	s.published = append(s.published, e.ID)
 	return outcome, nil
 }

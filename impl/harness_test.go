@@ -380,10 +380,10 @@ func newHarness(tb testing.TB, b redistest.Backend, s setup) *harness {
 		deps.Inspector = s.WrapTasks(deps.Inspector)
 	}
 	if s.Webhooks {
-		deps.Webhooks = &jobs.Webhooks{Policy: webhook.Policy{AllowInsecure: true, AllowPrivate: true}, Resolver: net.DefaultResolver}
+		deps.Webhooks = &jobs.Webhooks{Policy: webhook.Policy{AllowInsecure: true, AllowPrivate: true}, Resolver: net.DefaultResolver, Event: impl.WebhookEvent}
 	}
 	if s.WebhookPolicy != nil {
-		deps.Webhooks = &jobs.Webhooks{Policy: *s.WebhookPolicy, Resolver: net.DefaultResolver}
+		deps.Webhooks = &jobs.Webhooks{Policy: *s.WebhookPolicy, Resolver: net.DefaultResolver, Event: impl.WebhookEvent}
 	}
 	var reg *prometheus.Registry
 	var metrics *httpapi.Metrics
@@ -456,13 +456,12 @@ func startWorker(tb testing.TB, rdb *redis.Client, st *store.Store, s setup, log
 			Ledger:        ledger,
 			Jobs:          jobs.New(jobs.Deps{Store: st, Log: log}),
 			ProgressEvery: 20 * time.Millisecond,
-			Progress:      st,
 			Now:           time.Now,
 			Log:           log.With("component", "worker"),
 		}
 		if s.WebhookPolicy != nil {
 			p.Jobs = jobs.New(jobs.Deps{Queue: asynq.NewClientFromRedisClient(rdb), Store: st, Policy: s.Policy, Log: log,
-				Webhooks: &jobs.Webhooks{Policy: *s.WebhookPolicy, Resolver: net.DefaultResolver}})
+				Webhooks: &jobs.Webhooks{Policy: *s.WebhookPolicy, Resolver: net.DefaultResolver, Event: impl.WebhookEvent}})
 			p.CancelCheckEvery = 50 * time.Millisecond
 		}
 		h = p

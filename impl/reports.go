@@ -57,7 +57,7 @@ func (s *Server) GetReportStatus(ctx context.Context, req gen.GetReportStatusReq
 
 // CancelReport cancels a pending or running job for good and keeps its record.
 func (s *Server) CancelReport(ctx context.Context, req gen.CancelReportRequestObject) (gen.CancelReportResponseObject, error) {
-	j, ended, err := s.jobs.Cancel(ctx, httpapi.Client(ctx), req.Id.String())
+	j, err := s.jobs.Cancel(ctx, httpapi.Client(ctx), req.Id.String())
 	if err != nil {
 		return nil, err
 	}
@@ -65,9 +65,10 @@ func (s *Server) CancelReport(ctx context.Context, req gen.CancelReportRequestOb
 	switch {
 	case err != nil:
 		return nil, err
-	case ended == jobs.EndedCanceled:
+	case j.State == jobs.Canceled:
 		return gen.CancelReport200JSONResponse(body), nil
 	}
+	// Still running: its worker has not confirmed the cancel yet.
 	body.CancelRequested = ptr(true)
 	return gen.CancelReport202JSONResponse{Body: body, Headers: gen.CancelReport202ResponseHeaders{RetryAfter: problem.MinRetryAfter}}, nil
 }
@@ -92,11 +93,26 @@ func (s *Server) GetReportResult(ctx context.Context, req gen.GetReportResultReq
 		return nil, problem.Errorf(problem.KindNotAcceptable, "this report is served as application/json or text/csv; the Accept header allows neither")
 	}
 	if stored == nil {
+		if j.State != jobs.Done {
+			return nil, noReport(j)
+		}
 		if stored, err = s.jobs.Report(ctx, j); err != nil {
 			return nil, err
 		}
 	}
 	return resultResponse(j, stored, media, req.Params.IfNoneMatch, s.jobs.Now())
+}
+
+// noReport is why job j, which is not done, has no report to read: polling would never see a 303 for a
+// failed or canceled one, so say so instead.
+func noReport(j jobs.Job) error {
+	switch j.State {
+	case jobs.Failed:
+		return problem.Errorf(problem.KindNotDone, "the job failed, so it has no report and never will; its status at %s says why", statusPath(j.ID))
+	case jobs.Canceled:
+		return problem.Errorf(problem.KindNotDone, "the job was canceled, so it has no report and never will")
+	}
+	return problem.Errorf(problem.KindNotDone, "the job is %s; poll %s until it answers 303", j.State, statusPath(j.ID))
 }
 
 // ListReports lists the caller's jobs, newest first, a page at a time.

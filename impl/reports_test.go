@@ -310,20 +310,20 @@ func TestGetReportStatus(t *testing.T) {
 	}
 	// archived is a job whose last attempt ended with outcome o at at, asynq recording lastErr, which must
 	// neither leak nor decide anything.
-	archived := func(lastErr string, o tasks.Outcome, at time.Time) func(*asynq.TaskInfo) {
+	archived := func(lastErr string, o jobs.Outcome, at time.Time) func(*asynq.TaskInfo) {
 		return func(info *asynq.TaskInfo) {
 			info.LastErr, info.LastFailedAt, info.Retried = lastErr, at, testPolicy.MaxRetry
-			jobstest.WithProgress(tasks.Progress{Share: 0.25, DaysDone: 22, DaysTotal: 90, StartedAt: started, Attempt: 4, Outcome: o})(info)
+			jobstest.WithProgress(jobs.Progress{Share: 0.25, DaysDone: 22, DaysTotal: 90, StartedAt: started, Attempt: 4, Outcome: o})(info)
 		}
 	}
 	completed := func(at time.Time) func(*asynq.TaskInfo) {
 		return func(info *asynq.TaskInfo) {
 			info.CompletedAt = at
-			jobstest.WithProgress(tasks.Progress{Share: 1, DaysDone: 90, DaysTotal: 90, StartedAt: started, Attempt: 1})(info)
+			jobstest.WithProgress(jobs.Progress{Share: 1, DaysDone: 90, DaysTotal: 90, StartedAt: started, Attempt: 1})(info)
 		}
 	}
 	active := func(share float64) func(*asynq.TaskInfo) {
-		return jobstest.WithProgress(tasks.Progress{Share: share, StartedAt: started, Attempt: 1})
+		return jobstest.WithProgress(jobs.Progress{Share: share, StartedAt: started, Attempt: 1})
 	}
 	tests := []struct {
 		name     string
@@ -336,7 +336,7 @@ func TestGetReportStatus(t *testing.T) {
 		{name: "status-200-scheduled", info: reportInfo(asynq.TaskStateScheduled), want: ok(baseStatus(gen.Pending), ptr(1))},
 		{
 			name: "status-200-retry-is-pending",
-			info: reportInfo(asynq.TaskStateRetry, jobstest.WithProgress(tasks.Progress{Share: 0.5, StartedAt: started, Attempt: 1}),
+			info: reportInfo(asynq.TaskStateRetry, jobstest.WithProgress(jobs.Progress{Share: 0.5, StartedAt: started, Attempt: 1}),
 				func(i *asynq.TaskInfo) { i.LastErr, i.Retried = "boom", 1 }),
 			want: ok(retried(), ptr(1)),
 		},
@@ -357,15 +357,15 @@ func TestGetReportStatus(t *testing.T) {
 		{name: "status-410-completed-at-retention", info: reportInfo(asynq.TaskStateCompleted, completed(testNow.Add(-24*time.Hour))), wantKind: problem.KindGone},
 		{
 			name: "status-200-failed-timeout",
-			info: reportInfo(asynq.TaskStateArchived, archived("summarize 2026-01-01..2026-03-31: day 2026-01-23: context deadline exceeded", tasks.OutcomeTimedOut, failedAt)),
+			info: reportInfo(asynq.TaskStateArchived, archived("summarize 2026-01-01..2026-03-31: day 2026-01-23: context deadline exceeded", jobs.OutcomeTimedOut, failedAt)),
 			want: ok(failed("/problems/report-timeout"), nil),
 		},
 		{
 			name: "status-200-failed-other",
-			info: reportInfo(asynq.TaskStateArchived, archived("save report of job x: dial tcp 10.0.0.7:6379: connection refused", tasks.OutcomeFailed, failedAt)),
+			info: reportInfo(asynq.TaskStateArchived, archived("save report of job x: dial tcp 10.0.0.7:6379: connection refused", jobs.OutcomeFailed, failedAt)),
 			want: ok(failed("/problems/report-failed"), nil),
 		},
-		{name: "status-410-failed-past-retention", info: reportInfo(asynq.TaskStateArchived, archived("boom", tasks.OutcomeFailed, testNow.Add(-25*time.Hour))), wantKind: problem.KindGone},
+		{name: "status-410-failed-past-retention", info: reportInfo(asynq.TaskStateArchived, archived("boom", jobs.OutcomeFailed, testNow.Add(-25*time.Hour))), wantKind: problem.KindGone},
 		{name: "status-410-unknown-with-tombstone", setup: func(f *fixture) { f.store.tombstones = map[string]bool{testID.String(): true} }, wantKind: problem.KindGone},
 		{name: "status-404-unknown", wantKind: problem.KindNotFound},
 		{name: "status-404-fresh-redis", setup: func(f *fixture) { f.tasks.noQueue = true }, wantKind: problem.KindNotFound},

@@ -12,7 +12,6 @@ import (
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/internal/jobs"
 	"github.com/reportd/reportd/internal/jobs/jobstest"
-	"github.com/reportd/reportd/tasks"
 )
 
 // waitFixture is a fixture whose server's Waiters the test notifies itself.
@@ -132,7 +131,7 @@ func TestWaitForEndsWithTheRequest(t *testing.T) {
 func TestWaitForTimesOut(t *testing.T) {
 	t.Parallel()
 	f, _ := waitFixture(t)
-	f.tasks.put(reportInfo(asynq.TaskStateActive, jobstest.WithProgress(tasks.Progress{Share: 0.5, StartedAt: testNow.Add(-time.Second), Attempt: 1})))
+	f.tasks.put(reportInfo(asynq.TaskStateActive, jobstest.WithProgress(jobs.Progress{Share: 0.5, StartedAt: testNow.Add(-time.Second), Attempt: 1})))
 	start := time.Now()
 	v, err := f.srv.jobs.Status(context.Background(), jobs.Anonymous, testID.String(), ptr(200*time.Millisecond))
 	took := time.Since(start)

@@ -83,7 +83,7 @@ func startDeliveries(tb testing.TB, rdb *redis.Client, st *store.Store, policy w
 	mux.Handle(tasks.TypeWebhook, &tasks.WebhookProcessor{
 		Client: webhook.NewClient(policy, 5*time.Second),
 		Signer: signer,
-		Store:  st,
+		Jobs:   jobs.New(jobs.Deps{Store: st, Log: log}),
 		Now:    time.Now,
 		Log:    log.With("component", "webhooks"),
 	})

@@ -1,4 +1,4 @@
-package tasks
+package tasks_test
 
 import (
 	"context"
@@ -12,9 +12,11 @@ import (
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 
+	"github.com/reportd/reportd/internal/jobs"
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/tasks"
 )
 
 // countingLedger is a small synthetic ledger, through the generic Ledger path, that counts the days it
@@ -33,19 +35,17 @@ func (l *countingLedger) Day(ctx context.Context, day time.Time, buf []report.Or
 	return l.inner.Day(ctx, day, buf)
 }
 
-// storeLifecycle is a report job's Lifecycle on a real store, as internal/jobs's is (without webhooks):
-// cancels and reports live in Redis, and an attempt's ending is recorded with RecordEnd.
-type storeLifecycle struct{ *store.Store }
-
-func (l storeLifecycle) End(ctx context.Context, e Ending) (Outcome, error) {
-	return RecordEnd(ctx, l.Store, e)
+// lifecycle is the production Lifecycle, internal/jobs's Service, on the worker's store (without
+// webhooks): cancels and reports live in Redis, and the Service records how an attempt ended.
+func (w *worker) lifecycle() *jobs.Service {
+	return jobs.New(jobs.Deps{Store: w.store, Log: slog.New(slog.DiscardHandler)})
 }
 
 // enqueueJob puts job id over tenDays on the queue with retries left, so that only SkipRetry archives
 // it.
 func (w *worker) enqueueJob(t *testing.T, id string) {
 	t.Helper()
-	task, opts, err := NewReportTask(id, tenDays, time.Now())
+	task, opts, err := tasks.NewReportTask(id, store.QueueOf(id), tenDays, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func (w *worker) checkCanceledJob(t *testing.T, id string, err error) *asynq.Tas
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if p, perr := ParseProgress(info.Result); info.State != asynq.TaskStateCompleted || info.Retried != 0 || perr != nil || p.Outcome != OutcomeCanceled {
+	if p, perr := jobs.ParseProgress(info.Result); info.State != asynq.TaskStateCompleted || info.Retried != 0 || perr != nil || p.Outcome != jobs.OutcomeCanceled {
 		t.Errorf("task: state %v, retried %d, result %q; want completed at once, with the outcome canceled", info.State, info.Retried, info.Result)
 	}
 	select {
@@ -87,15 +87,15 @@ func (w *worker) checkCanceledJob(t *testing.T, id string, err error) *asynq.Tas
 	return info
 }
 
-func cancelProcessor(l report.Ledger, s Lifecycle) *ReportProcessor {
-	return &ReportProcessor{Ledger: l, Jobs: s, Now: time.Now, Log: slog.New(slog.DiscardHandler),
+func cancelProcessor(l report.Ledger, s tasks.Lifecycle) *tasks.ReportProcessor {
+	return &tasks.ReportProcessor{Ledger: l, Jobs: s, Now: time.Now, Log: slog.New(slog.DiscardHandler),
 		// Long, so that only the path under test can stop a job.
 		CancelCheckEvery: time.Hour}
 }
 
 // runCancels runs p.RunCancels on src until the test ends. A Redis subscription is closed first: go-redis
 // does not end a blocked receive when its context is canceled.
-func runCancels(t *testing.T, p *ReportProcessor, src EventSource) {
+func runCancels(t *testing.T, p *tasks.ReportProcessor, src tasks.EventSource) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -128,7 +128,7 @@ func TestReportProcessorCanceledBeforeStart(t *testing.T) {
 			t.Fatal(err)
 		}
 		ledger := &countingLedger{inner: report.NewSyntheticLedger(100)}
-		w.start(t, cancelProcessor(ledger, storeLifecycle{w.store}).ProcessTask, RetryDelay)
+		w.start(t, cancelProcessor(ledger, w.lifecycle()).ProcessTask, tasks.RetryDelay)
 		w.enqueueJob(t, id)
 		w.checkCanceledJob(t, id, w.handlerErr(t))
 		if n := ledger.days.Load(); n != 0 {
@@ -151,9 +151,9 @@ func TestReportProcessorCancelMessage(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		gate := newGatedLedger(day(2026, 1, 5))
-		p := cancelProcessor(gate, storeLifecycle{w.store})
+		p := cancelProcessor(gate, w.lifecycle())
 		runCancels(t, p, w.store.SubscribeCancels(ctx))
-		w.start(t, p.ProcessTask, RetryDelay)
+		w.start(t, p.ProcessTask, tasks.RetryDelay)
 
 		id := uuid.NewString()
 		w.enqueueJob(t, id)
@@ -172,7 +172,7 @@ func TestReportProcessorCancelMessage(t *testing.T) {
 			t.Errorf("the job stopped %s after the cancel message, want at once", took)
 		}
 		t.Logf("stopped %s after the cancel message", took.Round(100*time.Microsecond))
-		if p, err := ParseProgress(info.Result); err != nil || p.DaysDone != 4 || p.Share != 0.4 {
+		if p, err := jobs.ParseProgress(info.Result); err != nil || p.DaysDone != 4 || p.Share != 0.4 {
 			t.Errorf("progress of the stopped attempt = %+v, %v; want 4 of 10 days", p, err)
 		}
 	})
@@ -187,10 +187,10 @@ func TestReportProcessorCancelMessageForAnotherJob(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		gate := newGatedLedger(day(2026, 1, 5))
-		p := cancelProcessor(gate, storeLifecycle{w.store})
+		p := cancelProcessor(gate, w.lifecycle())
 		src := &chanEvents{c: make(chan string)}
 		runCancels(t, p, src)
-		w.start(t, p.ProcessTask, RetryDelay)
+		w.start(t, p.ProcessTask, tasks.RetryDelay)
 
 		id := uuid.NewString()
 		w.enqueueJob(t, id)
@@ -227,10 +227,10 @@ func TestReportProcessorCancelAfterResubscribe(t *testing.T) {
 	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		w := newWorker(t, b)
 		gate := newGatedLedger(day(2026, 1, 5))
-		p := cancelProcessor(gate, storeLifecycle{w.store})
+		p := cancelProcessor(gate, w.lifecycle())
 		src := &chanEvents{c: make(chan string)}
 		runCancels(t, p, src)
-		w.start(t, p.ProcessTask, RetryDelay)
+		w.start(t, p.ProcessTask, tasks.RetryDelay)
 
 		id := uuid.NewString()
 		w.enqueueJob(t, id)
@@ -250,9 +250,9 @@ func TestReportProcessorCancelMarkerWhileRunning(t *testing.T) {
 	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		w := newWorker(t, b)
 		gate := newGatedLedger(day(2026, 1, 5))
-		p := cancelProcessor(gate, storeLifecycle{w.store})
+		p := cancelProcessor(gate, w.lifecycle())
 		p.CancelCheckEvery = 20 * time.Millisecond
-		w.start(t, p.ProcessTask, RetryDelay)
+		w.start(t, p.ProcessTask, tasks.RetryDelay)
 
 		id := uuid.NewString()
 		w.enqueueJob(t, id)
@@ -283,7 +283,7 @@ func TestReportProcessorCanceledAsItFinishes(t *testing.T) {
 				}
 			}
 		}}
-		w.start(t, cancelProcessor(ledger, storeLifecycle{w.store}).ProcessTask, RetryDelay)
+		w.start(t, cancelProcessor(ledger, w.lifecycle()).ProcessTask, tasks.RetryDelay)
 		w.enqueueJob(t, id)
 		w.checkCanceledJob(t, id, w.handlerErr(t))
 		if n := ledger.days.Load(); n != 10 {

@@ -1,4 +1,4 @@
-package tasks
+package tasks_test
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/reportd/reportd/internal/report"
+	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/tasks"
 )
 
 // failingLedger is a ledger that cannot be reached.
@@ -56,12 +58,12 @@ func TestReportProcessorAnnounces(t *testing.T) {
 				}
 				return p.ProcessTask(ctx, task)
 			})
-			task, opts, err := NewReportTask(id, tenDays, time.Now())
+			task, opts, err := tasks.NewReportTask(id, store.QueueOf(id), tenDays, time.Now())
 			if err != nil {
 				t.Fatal(err)
 			}
 			if tt.payload != "" {
-				task = asynq.NewTask(TypeReport, []byte(tt.payload))
+				task = asynq.NewTask(tasks.TypeReport, []byte(tt.payload))
 			}
 			w.enqueue(t, task, append(opts, asynq.MaxRetry(tt.maxRetry))...)
 			w.handlerErr(t) // the announcement is made before the handler returns

@@ -5,14 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/reportd/reportd/internal/report"
-	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/internal/telemetry"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -57,7 +55,7 @@ func WithTrace(ctx context.Context) ReportOption {
 
 // NewReportTask returns the task of job id over r, accepted at createdAt, and the options that place it:
 // its id and queue. Enqueue it with those and the caller's policy (retention, timeout, retries).
-func NewReportTask(id string, r report.DateRange, createdAt time.Time, opts ...ReportOption) (*asynq.Task, []asynq.Option, error) {
+func NewReportTask(id, queue string, r report.DateRange, createdAt time.Time, opts ...ReportOption) (*asynq.Task, []asynq.Option, error) {
 	p := ReportPayload{Range: r.String()}
 	headers := map[string]string{HeaderCreatedAt: createdAt.UTC().Format(time.RFC3339Nano)}
 	for _, o := range opts {
@@ -67,7 +65,7 @@ func NewReportTask(id string, r report.DateRange, createdAt time.Time, opts ...R
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode report payload: %w", err)
 	}
-	return asynq.NewTaskWithHeaders(TypeReport, payload, headers), []asynq.Option{asynq.TaskID(id), asynq.Queue(store.QueueOf(id))}, nil
+	return asynq.NewTaskWithHeaders(TypeReport, payload, headers), []asynq.Option{asynq.TaskID(id), asynq.Queue(queue)}, nil
 }
 
 // ParseReportPayload decodes a report task's payload and its range.
@@ -84,45 +82,54 @@ func ParseReportPayload(b []byte) (ReportPayload, report.DateRange, error) {
 }
 
 // Lifecycle is what a report job asks of the job lifecycle (internal/jobs's Service is the production
-// one): whether it was canceled, and to record how an attempt ended.
+// one). The processor says what an attempt came to; the lifecycle decides what that makes of the job.
 type Lifecycle interface {
 	// CancelRequested reports whether the job was asked to stop.
 	CancelRequested(ctx context.Context, id string) (bool, error)
-	// End records how an attempt ended and, for the job's last attempt, the job's end: its report, the
-	// finish event, its client's count, its webhook. It returns the outcome recorded, which is
-	// OutcomeCanceled for a done attempt whose job was canceled first (its report is not kept).
-	End(ctx context.Context, e Ending) (Outcome, error)
+	// WriteProgress records a running attempt's progress, for status reads and event streams.
+	WriteProgress(ctx context.Context, a Attempt) error
+	// EndAttempt records how attempt a ended and, when it was the job's last (a.Final), the job's end:
+	// its report, the finish event, its client's count, its webhook. It reports whether the job ended
+	// canceled, which a done attempt does when its job was canceled first (its report is not kept).
+	EndAttempt(ctx context.Context, a Attempt) (canceled bool, err error)
 }
 
-// Ending is how an attempt of a report job ended.
-type Ending struct {
+// Attempt is one attempt of a report job, as its processor knows it: what it is about while it runs,
+// and what it came to once it has ended.
+type Attempt struct {
 	ID          string
 	Client      string
 	CallbackURL string
-	Outcome     Outcome
+	// Number counts the job's attempts from 1; zero for one that never started (a payload that cannot
+	// be read, a job canceled before it started).
+	Number    int
+	StartedAt time.Time
+	DaysDone  int
+	DaysTotal int
+
 	// Final is set when the attempt was the job's last: it succeeded, was canceled, cannot be retried,
 	// or used up its retries.
 	Final bool
-	// Report is a done job's report, encoded.
+	// Report is a done attempt's report, encoded, and Orders its count of orders.
 	Report []byte
-	// Progress is the attempt's last progress.
-	Progress Progress
-	// FinishedAt is when the job ended, for its last attempt (Final).
-	FinishedAt time.Time
+	Orders int64
+	// Err is why the attempt ended without a report: nil for a done one, else an error wrapping
+	// ErrCanceled, ErrTimedOut, ErrUnreadable, or any other (a failure).
+	Err error
 }
 
-// Status is the terminal status a client sees for the outcome of a job's last attempt: done, canceled
-// or failed.
-func (o Outcome) Status() string {
-	switch o {
-	case OutcomeDone, OutcomeCanceled:
-		return string(o)
-	}
-	return "failed"
-}
+// The causes of an attempt that ended without a report, other than a plain failure.
+var (
+	// ErrCanceled: the job was canceled, before or while the attempt ran.
+	ErrCanceled = errors.New("job canceled")
+	// ErrTimedOut: the attempt ran into the job's time limit.
+	ErrTimedOut = errors.New("the job's time limit was reached")
+	// ErrUnreadable: the job's payload cannot be decoded by this version of reportd.
+	ErrUnreadable = errors.New("job payload unreadable")
+)
 
-// ReportProcessor runs report jobs: it summarizes the job's range from the ledger, writing progress as
-// it goes, and saves the report.
+// ReportProcessor runs report jobs: it summarizes the job's range from the ledger, reporting progress
+// as it goes, and hands what the attempt came to to the lifecycle.
 type ReportProcessor struct {
 	Ledger report.Ledger
 	Jobs   Lifecycle
@@ -131,9 +138,6 @@ type ReportProcessor struct {
 	// Tracer, if set, traces each attempt: a span a child of the submitting request's (whose context
 	// the task's headers carry), with spans for the summary and the save.
 	Tracer trace.Tracer
-	// Progress, if set, writes a job's progress (and publishes it to whoever follows the job) in place
-	// of asynq's ResultWriter; *store.Store is the production one.
-	Progress ProgressWriter
 	// CancelCheckEvery is how often a running job looks for its cancel marker, in case the cancel
 	// message (delivered by pub/sub, at most once) does not reach it. Zero means every second.
 	CancelCheckEvery time.Duration
@@ -148,32 +152,13 @@ type ReportProcessor struct {
 	running sync.Map // job id -> context.CancelCauseFunc of its attempt in this process
 }
 
-// ProgressWriter records a running job's progress, its JSON, as its task's result.
-type ProgressWriter interface {
-	WriteProgress(ctx context.Context, id string, b []byte) error
-}
-
-// progressTo writes job id's progress to a ProgressWriter.
-type progressTo struct {
-	ctx context.Context
-	id  string
-	w   ProgressWriter
-}
-
-func (p progressTo) Write(b []byte) (int, error) {
-	if err := p.w.WriteProgress(p.ctx, p.id, b); err != nil {
-		return 0, err
-	}
-	return len(b), nil
-}
-
-// EventSource delivers job ids, or missed when some may have been lost; *store.Events is the
-// production one.
+// EventSource delivers job ids, or missed when some may have been lost; the store's subscription to
+// cancel messages is the production one.
 type EventSource interface {
 	Next(ctx context.Context) (id string, missed bool, err error)
 }
 
-// RunCancels stops this process's running jobs whose ids arrive on src (store.SubscribeCancels), until
+// RunCancels stops this process's running jobs whose ids arrive on src (the cancel messages), until
 // ctx is done. When the subscription was re-established, and messages may have been lost, every
 // running job looks for its cancel marker.
 func (p *ReportProcessor) RunCancels(ctx context.Context, src EventSource) {
@@ -193,13 +178,13 @@ func (p *ReportProcessor) RunCancels(ctx context.Context, src EventSource) {
 		case missed:
 			p.running.Range(func(k, v any) bool {
 				if canceled, err := p.Jobs.CancelRequested(ctx, k.(string)); err == nil && canceled {
-					v.(context.CancelCauseFunc)(store.ErrCanceled)
+					v.(context.CancelCauseFunc)(ErrCanceled)
 				}
 				return true
 			})
 		default:
 			if stop, ok := p.running.Load(id); ok {
-				stop.(context.CancelCauseFunc)(store.ErrCanceled)
+				stop.(context.CancelCauseFunc)(ErrCanceled)
 			}
 		}
 	}
@@ -207,16 +192,13 @@ func (p *ReportProcessor) RunCancels(ctx context.Context, src EventSource) {
 
 // errCanceled ends the attempt of a canceled job for good, without a retry, when its end could not be
 // recorded: asynq archives it, and the status read finds the cancel marker. Recorded, it completes.
-var errCanceled = fmt.Errorf("%w: %w", store.ErrCanceled, asynq.SkipRetry)
-
-// errTimedOut is the cause of an attempt stopped by its time limit.
-var errTimedOut = errors.New("the job's time limit was reached")
+var errCanceled = fmt.Errorf("%w: %w", ErrCanceled, asynq.SkipRetry)
 
 // timeLimitMargin is how long before asynq's deadline an attempt stops itself, so that it can still
 // record that it timed out: once asynq's deadline passes, the task's result can no longer be written.
 const timeLimitMargin = 500 * time.Millisecond
 
-// ProcessTask runs one attempt of a report job and records how it ended (its Outcome). An
+// ProcessTask runs one attempt of a report job and hands what it came to to the lifecycle. An
 // undecodable payload can never succeed, so it is not retried. A canceled job ends at once, without a
 // report and without a retry; a job stopped by a shutdown returns its context's error, and asynq puts
 // it back in the queue.
@@ -230,24 +212,20 @@ func (p *ReportProcessor) ProcessTask(ctx context.Context, t *asynq.Task) error 
 	if sc := span.SpanContext(); sc.IsValid() {
 		log = log.With("trace_id", sc.TraceID().String(), "span_id", sc.SpanID().String())
 	}
-	var w io.Writer = t.ResultWriter()
-	if p.Progress != nil {
-		w = progressTo{ctx: ctx, id: id, w: p.Progress}
-	}
-	pw := &progressWriter{w: w, now: p.Now, every: p.ProgressEvery}
 	payload, r, err := ParseReportPayload(t.Payload())
-	a := attempt{outcome: OutcomeUnreadable}
+	a := Attempt{ID: id, Client: payload.Client, CallbackURL: payload.CallbackURL}
 	if err != nil {
 		log.Error("report job has a bad payload; not retrying", "err", err)
+		a.Err = fmt.Errorf("%w: %w", ErrUnreadable, err)
 		err = fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	} else {
-		a, err = p.run(ctx, id, r, pw, log)
+		a, err = p.run(ctx, a, r, log)
 	}
 	retried, _ := asynq.GetRetryCount(ctx)
 	span.SetAttributes(attribute.String("reportd.job.range", payload.Range), attribute.Int("reportd.job.attempt", retried+1),
 		attribute.String("reportd.client", payload.Client))
-	err = p.end(ctx, id, payload, pw, a, err, p.Now().Sub(begin), log)
-	span.SetAttributes(attribute.String("reportd.job.outcome", string(a.outcome)))
+	status, err := p.end(ctx, a, err, p.Now().Sub(begin), log)
+	span.SetAttributes(attribute.String("reportd.job.status", status))
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
 	}
@@ -262,103 +240,115 @@ func (p *ReportProcessor) tracer() trace.Tracer {
 	return p.Tracer
 }
 
-// attempt is what an attempt came to.
-type attempt struct {
-	// outcome is how it ended; empty for a shutdown.
-	outcome Outcome
-	// report is a done attempt's report, encoded, with its count of orders.
-	report []byte
-	orders int64
-}
+// errShutdown marks an attempt stopped by a shutdown: asynq puts its job back in the queue, and nothing
+// is recorded.
+var errShutdown = errors.New("stopped by a shutdown")
 
-// run computes the report of job id over r. It returns what the attempt came to and the error to hand
-// asynq.
-func (p *ReportProcessor) run(ctx context.Context, id string, r report.DateRange, pw *progressWriter, log *slog.Logger) (attempt, error) {
-	if yes, err := p.Jobs.CancelRequested(ctx, id); err == nil && yes {
+// run computes the report of attempt a over r. It returns the attempt as it ended (a.Err says why it
+// has no report: errShutdown for one stopped by a shutdown) and the error to hand asynq.
+func (p *ReportProcessor) run(ctx context.Context, a Attempt, r report.DateRange, log *slog.Logger) (Attempt, error) {
+	if yes, err := p.Jobs.CancelRequested(ctx, a.ID); err == nil && yes {
 		log.Info("report canceled before it started")
-		return attempt{outcome: OutcomeCanceled}, errCanceled
+		a.Err = ErrCanceled
+		return a, errCanceled
 	}
 	runCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	if deadline, ok := ctx.Deadline(); ok {
 		var cancel context.CancelFunc
-		runCtx, cancel = context.WithDeadlineCause(runCtx, deadline.Add(-min(timeLimitMargin, time.Until(deadline)/10)), errTimedOut)
+		runCtx, cancel = context.WithDeadlineCause(runCtx, deadline.Add(-min(timeLimitMargin, time.Until(deadline)/10)), ErrTimedOut)
 		defer cancel()
 	}
-	p.running.Store(id, stop)
-	defer p.running.Delete(id)
-	p.watchCancel(runCtx, id, stop)
+	p.running.Store(a.ID, stop)
+	defer p.running.Delete(a.ID)
+	p.watchCancel(runCtx, a.ID, stop)
 
 	retried, _ := asynq.GetRetryCount(ctx)
 	start := p.Now()
+	a.Number, a.StartedAt, a.DaysTotal = retried+1, start.UTC(), r.Days()
 	// The first progress is written one interval in: a job that ends before then writes none.
-	pw.p, pw.last = Progress{StartedAt: start.UTC(), Attempt: retried + 1, DaysTotal: r.Days()}, start
-	log.Info("report started", "range", r.String(), "attempt", retried+1)
+	pt := &progressThrottle{jobs: p.Jobs, now: p.Now, every: p.ProgressEvery, last: start, a: a}
+	log.Info("report started", "range", r.String(), "attempt", a.Number)
 
 	sumCtx, sum := p.tracer().Start(runCtx, "report.summarize", trace.WithAttributes(attribute.Int("reportd.job.days", r.Days())))
 	rep, err := report.Summarize(sumCtx, p.Ledger, r, func(done, total int) {
-		if err := pw.set(done, total, false); err != nil && runCtx.Err() == nil {
+		if err := pt.set(runCtx, done, total); err != nil && runCtx.Err() == nil {
 			log.Warn("progress not written", "err", err)
 		}
 	})
 	sum.End()
+	a.DaysDone = pt.a.DaysDone
 	switch {
 	case err == nil:
-	case p.canceled(runCtx, id):
-		log.Info("report canceled", "days_done", pw.p.DaysDone, "days", r.Days())
-		return attempt{outcome: OutcomeCanceled}, errCanceled
-	case errors.Is(context.Cause(runCtx), errTimedOut):
-		return attempt{outcome: OutcomeTimedOut}, fmt.Errorf("summarize %s: %w", r, err)
+	case p.canceled(runCtx, a.ID):
+		log.Info("report canceled", "days_done", a.DaysDone, "days", r.Days())
+		a.Err = ErrCanceled
+		return a, errCanceled
+	case errors.Is(context.Cause(runCtx), ErrTimedOut):
+		a.Err = fmt.Errorf("summarize %s: %w: %w", r, ErrTimedOut, err)
+		return a, a.Err
 	case ctx.Err() != nil:
-		return attempt{}, fmt.Errorf("summarize %s: %w", r, err)
+		a.Err = errShutdown
+		return a, fmt.Errorf("summarize %s: %w", r, err)
 	default:
-		return attempt{outcome: OutcomeFailed}, fmt.Errorf("summarize %s: %w", r, err)
+		a.Err = fmt.Errorf("summarize %s: %w", r, err)
+		return a, a.Err
 	}
-	rep.ID = id
+	rep.ID = a.ID
 	rep.GeneratedAt = p.Now().UTC()
-	body := rep.AppendJSON(make([]byte, 0, 4096))
-	pw.p.DaysDone, pw.p.DaysTotal, pw.p.Share = r.Days(), r.Days(), 1
-	return attempt{outcome: OutcomeDone, report: body, orders: rep.Orders}, nil
+	a.Report = rep.AppendJSON(make([]byte, 0, 4096))
+	a.DaysDone, a.Orders = r.Days(), rep.Orders
+	return a, nil
 }
 
-// end records how the attempt ended (Lifecycle.End), trying again while Redis fails (see
-// DefaultSaveRetryFor), and returns the error to hand asynq. A shutdown records nothing: asynq puts
-// the job back in the queue by itself.
-func (p *ReportProcessor) end(ctx context.Context, id string, payload ReportPayload, pw *progressWriter, a attempt, err error, took time.Duration, log *slog.Logger) error {
-	if a.outcome == "" || ctx.Err() != nil {
-		return err
+// end hands attempt a, which returned err, to the lifecycle (Lifecycle.EndAttempt), trying again while
+// Redis fails (see DefaultSaveRetryFor). It returns the job's status as the attempt leaves it (done,
+// canceled, failed, or pending for one that is retried) and the error to hand asynq. A shutdown records
+// nothing: asynq puts the job back in the queue by itself.
+func (p *ReportProcessor) end(ctx context.Context, a Attempt, err error, took time.Duration, log *slog.Logger) (string, error) {
+	if errors.Is(a.Err, errShutdown) || ctx.Err() != nil {
+		return "pending", err
 	}
-	final := p.final(ctx, err)
-	e := Ending{ID: id, Client: payload.Client, CallbackURL: payload.CallbackURL, Outcome: a.outcome, Final: final,
-		Report: a.report, Progress: pw.p}
-	recorded := a.outcome
+	a.Final = p.final(ctx, err)
+	done := a.Err == nil
 	retrying, recovered := "the attempt's end not recorded; trying again", "the attempt's end recorded after Redis failed"
-	if a.outcome == OutcomeDone {
+	if done {
 		retrying, recovered = "report not saved; trying again", "report saved after Redis failed"
 	}
-	ctx, save := p.tracer().Start(ctx, "report.save", trace.WithAttributes(attribute.Bool("reportd.job.final", final)))
-	rerr := p.retryRedis(ctx, log, retrying, recovered, func() (err error) { recorded, err = p.Jobs.End(ctx, e); return err })
+	ctx, save := p.tracer().Start(ctx, "report.save", trace.WithAttributes(attribute.Bool("reportd.job.final", a.Final)))
+	var canceled bool
+	rerr := p.retryRedis(ctx, log, retrying, recovered, func() (err error) { canceled, err = p.Jobs.EndAttempt(ctx, a); return err })
 	save.End()
+	status := "failed"
 	switch {
-	case rerr != nil && a.outcome == OutcomeDone:
-		return fmt.Errorf("save the report: %w", rerr) // no report: the attempt failed
+	case rerr != nil && done:
+		return status, fmt.Errorf("save the report: %w", rerr) // no report: the attempt failed
 	case rerr != nil:
 		// A canceled job is archived then, and its status read finds the cancel marker.
 		log.Warn("the attempt's end not recorded; the status reads it from asynq", "err", rerr)
-	case recorded == OutcomeCanceled:
+		canceled = errors.Is(a.Err, ErrCanceled)
+	case canceled:
 		// Recorded as canceled: asynq completes the task, for a user's cancel is no failure (an archived
 		// task counts as failed in asynq's web UI and metrics, and asynq warns that retries ran out).
-		if a.outcome == OutcomeDone {
+		if done {
 			log.Info("report canceled as it finished; not saved")
 		}
-		a.outcome, err = recorded, nil
-	case a.outcome == OutcomeDone:
-		log.Info("report done", "orders", a.orders, "took", took.Round(time.Millisecond))
+		err = nil
+	case done:
+		log.Info("report done", "orders", a.Orders, "took", took.Round(time.Millisecond))
 	}
-	if final {
-		p.Metrics.observe(a.outcome.Status(), took)
+	switch {
+	case canceled:
+		status = "canceled"
+	case done:
+		status = "done"
+	case !a.Final:
+		status = "pending"
 	}
-	return err
+	if a.Final {
+		p.Metrics.observe(status, took)
+	}
+	return status, err
 }
 
 // final reports whether an attempt that ended with err was the job's last: it succeeded, was
@@ -396,7 +386,7 @@ func (p *ReportProcessor) retryRedis(ctx context.Context, log *slog.Logger, retr
 			}
 			return nil
 		}
-		if errors.Is(err, store.ErrCanceled) || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
+		if errors.Is(err, ErrCanceled) || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
 			return err
 		}
 		log.Warn(retrying, "err", err, "in", wait)
@@ -423,7 +413,7 @@ func (p *ReportProcessor) watchCancel(ctx context.Context, id string, stop conte
 			return
 		}
 		if canceled, err := p.Jobs.CancelRequested(ctx, id); err == nil && canceled {
-			stop(store.ErrCanceled)
+			stop(ErrCanceled)
 			return
 		}
 		time.AfterFunc(every, look)
@@ -435,7 +425,7 @@ func (p *ReportProcessor) watchCancel(ctx context.Context, id string, stop conte
 // canceled reports whether an attempt that stopped early stopped because the job was canceled (and not
 // for a shutdown or its time limit), asking Redis when asynq's cancel reached it first.
 func (p *ReportProcessor) canceled(ctx context.Context, id string) bool {
-	if errors.Is(context.Cause(ctx), store.ErrCanceled) {
+	if errors.Is(context.Cause(ctx), ErrCanceled) {
 		return true
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)

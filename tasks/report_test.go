@@ -1,4 +1,4 @@
-package tasks
+package tasks_test
 
 import (
 	"context"
@@ -14,16 +14,18 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/reportd/reportd/internal/jobs"
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/tasks"
 )
 
-var _ Lifecycle = (*fakeSaver)(nil)
+var _ tasks.Lifecycle = (*fakeSaver)(nil)
 
 // fakeSaver is a Lifecycle that keeps saved reports by job id; err, when set, fails every save (or
 // only the first failures saves, when that is set). It records the jobs announced as finished and the
-// endings of attempts, and cancels the jobs in canceled.
+// attempts that ended, and cancels the jobs in canceled.
 type fakeSaver struct {
 	mu        sync.Mutex
 	err       error
@@ -32,7 +34,7 @@ type fakeSaver struct {
 	calls     int
 	canceled  map[string]bool
 	announced []string
-	endings   []Ending
+	ended     []tasks.Attempt
 }
 
 func (s *fakeSaver) CancelRequested(_ context.Context, id string) (bool, error) {
@@ -41,43 +43,48 @@ func (s *fakeSaver) CancelRequested(_ context.Context, id string) (bool, error) 
 	return s.canceled[id], nil
 }
 
-// End saves a done job's report (unless the job was canceled, as the real store's script does), and
-// announces a final attempt's job.
-func (s *fakeSaver) End(_ context.Context, e Ending) (Outcome, error) {
+// WriteProgress accepts a running attempt's progress, and keeps none: the tests of progress run on the
+// production lifecycle, which writes it as the task's result.
+func (s *fakeSaver) WriteProgress(context.Context, tasks.Attempt) error { return nil }
+
+// EndAttempt saves a done attempt's report (unless the job was canceled, as the real store's script
+// does: then the job ends canceled), and announces a final attempt's job. Like internal/jobs's, it
+// reports a canceled attempt, or a done one whose job was canceled first, as canceled.
+func (s *fakeSaver) EndAttempt(_ context.Context, a tasks.Attempt) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.endings = append(s.endings, e)
-	outcome := e.Outcome
-	if outcome == OutcomeDone {
+	s.ended = append(s.ended, a)
+	canceled := errors.Is(a.Err, tasks.ErrCanceled)
+	if a.Err == nil {
 		s.calls++
 		switch {
 		case s.err != nil && (s.failures == 0 || s.calls <= s.failures):
-			return "", s.err
-		case s.canceled[e.ID]:
-			outcome = OutcomeCanceled
+			return false, s.err
+		case s.canceled[a.ID]:
+			canceled = true
 		default:
 			if s.saved == nil {
 				s.saved = map[string][]byte{}
 			}
-			s.saved[e.ID] = append([]byte(nil), e.Report...)
+			s.saved[a.ID] = append([]byte(nil), a.Report...)
 		}
 	}
-	if e.Final {
-		s.announced = append(s.announced, e.ID)
+	if a.Final {
+		s.announced = append(s.announced, a.ID)
 	}
-	return outcome, nil
+	return canceled, nil
 }
 
-// ending is the last ending recorded of job id.
-func (s *fakeSaver) ending(id string) (Ending, bool) {
+// attempt is the last attempt of job id that ended.
+func (s *fakeSaver) attempt(id string) (tasks.Attempt, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i := len(s.endings) - 1; i >= 0; i-- {
-		if s.endings[i].ID == id {
-			return s.endings[i], true
+	for i := len(s.ended) - 1; i >= 0; i-- {
+		if s.ended[i].ID == id {
+			return s.ended[i], true
 		}
 	}
-	return Ending{}, false
+	return tasks.Attempt{}, false
 }
 
 func (s *fakeSaver) report(id string) ([]byte, int) {
@@ -122,10 +129,10 @@ func (w *worker) start(t *testing.T, h asynq.HandlerFunc, retryDelay asynq.Retry
 		DelayedTaskCheckInterval: 50 * time.Millisecond,
 		RetryDelayFunc:           retryDelay,
 		ShutdownTimeout:          2 * time.Second,
-		Logger:                   NewLogger(slog.New(slog.DiscardHandler)),
+		Logger:                   tasks.NewLogger(slog.New(slog.DiscardHandler)),
 	})
 	mux := asynq.NewServeMux()
-	mux.HandleFunc(TypeReport, func(ctx context.Context, task *asynq.Task) error {
+	mux.HandleFunc(tasks.TypeReport, func(ctx context.Context, task *asynq.Task) error {
 		err := h(ctx, task)
 		w.errs <- err
 		return err
@@ -201,8 +208,8 @@ func (w *worker) handlerErr(t *testing.T) error {
 	}
 }
 
-func newProcessor(l report.Ledger, s Lifecycle) *ReportProcessor {
-	return &ReportProcessor{Ledger: l, Jobs: s, Now: time.Now, Log: slog.New(slog.DiscardHandler)}
+func newProcessor(l report.Ledger, s tasks.Lifecycle) *tasks.ReportProcessor {
+	return &tasks.ReportProcessor{Ledger: l, Jobs: s, Now: time.Now, Log: slog.New(slog.DiscardHandler)}
 }
 
 // day is midnight, UTC, of y-m-d: the days a ledger is asked for.
@@ -218,7 +225,7 @@ func TestReportProcessorDone(t *testing.T) {
 	ledger := report.NewSyntheticLedger(200)
 	saver := &fakeSaver{}
 	w := startWorker(t, newProcessor(ledger, saver).ProcessTask)
-	task, opts, err := NewReportTask(id, tenDays, time.Now())
+	task, opts, err := tasks.NewReportTask(id, store.QueueOf(id), tenDays, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,15 +267,17 @@ func TestReportProcessorDone(t *testing.T) {
 		t.Errorf("by_day dates (-want +got):\n%s", diff)
 	}
 
-	e, ok := saver.ending(id)
-	if !ok || e.Outcome != OutcomeDone || !e.Final {
-		t.Fatalf("recorded ending = %+v, %v; want the job's last attempt done", e, ok)
+	a, ok := saver.attempt(id)
+	if !ok || a.Err != nil || !a.Final {
+		t.Fatalf("ended attempt = %+v, %v; want the job's last attempt done", a, ok)
 	}
-	if e.Progress.StartedAt.IsZero() {
-		t.Error("progress has no started_at")
+	if a.StartedAt.IsZero() {
+		t.Error("the attempt has no start")
 	}
-	if diff := cmp.Diff(Progress{Share: 1, DaysDone: 10, DaysTotal: 10, Attempt: 1}, e.Progress, cmpopts.IgnoreFields(Progress{}, "StartedAt")); diff != "" {
-		t.Errorf("final progress (-want +got):\n%s", diff)
+	// Its progress (the lifecycle makes the share of it) is all 10 days, in attempt 1.
+	wantAttempt := tasks.Attempt{ID: id, Number: 1, DaysDone: 10, DaysTotal: 10, Final: true, Report: body, Orders: want.Orders}
+	if diff := cmp.Diff(wantAttempt, a, cmpopts.IgnoreFields(tasks.Attempt{}, "StartedAt")); diff != "" {
+		t.Errorf("ended attempt (-want +got):\n%s", diff)
 	}
 }
 
@@ -310,9 +319,10 @@ func TestReportProcessorProgressWhileRunning(t *testing.T) {
 	t.Parallel()
 	const id = "6ba7b811-9dad-41d1-80b4-00c04fd430c8"
 	ledger := newGatedLedger(day(2026, 1, 5))
-	saver := &fakeSaver{}
-	w := startWorker(t, newProcessor(ledger, saver).ProcessTask)
-	task, opts, err := NewReportTask(id, tenDays, time.Now())
+	// The production lifecycle, so that the progress is the task's result that a status read sees.
+	w := newWorker(t, redistest.Embedded(t))
+	w.start(t, newProcessor(ledger, w.lifecycle()).ProcessTask, nil)
+	task, opts, err := tasks.NewReportTask(id, store.QueueOf(id), tenDays, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,14 +333,14 @@ func TestReportProcessorProgressWhileRunning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := ParseProgress(info.Result)
+	p, err := jobs.ParseProgress(info.Result)
 	if err != nil {
 		t.Fatalf("task result is not progress: %v (%q)", err, info.Result)
 	}
 	if info.State != asynq.TaskStateActive {
 		t.Errorf("state = %v, want active", info.State)
 	}
-	if diff := cmp.Diff(Progress{Share: 0.4, DaysDone: 4, DaysTotal: 10, Attempt: 1}, p, cmpopts.IgnoreFields(Progress{}, "StartedAt")); diff != "" {
+	if diff := cmp.Diff(jobs.Progress{Share: 0.4, DaysDone: 4, DaysTotal: 10, Attempt: 1}, p, cmpopts.IgnoreFields(jobs.Progress{}, "StartedAt")); diff != "" {
 		t.Errorf("progress with 4 of 10 days done (-want +got):\n%s", diff)
 	}
 	close(ledger.release)
@@ -388,7 +398,7 @@ func TestReportProcessorFailures(t *testing.T) {
 				return p.ProcessTask(ctx, task)
 			})
 			// Several retries are allowed: only an error wrapping SkipRetry archives the task at once.
-			w.enqueue(t, asynq.NewTask(TypeReport, []byte(tt.payload), asynq.TaskID(id), asynq.Queue(store.ReportQueue), asynq.MaxRetry(3)))
+			w.enqueue(t, asynq.NewTask(tasks.TypeReport, []byte(tt.payload), asynq.TaskID(id), asynq.Queue(store.ReportQueue), asynq.MaxRetry(3)))
 			var err error
 			if gate != nil {
 				awaitGate(t, gate)
@@ -415,8 +425,8 @@ func TestReportProcessorFailures(t *testing.T) {
 				if info.State != asynq.TaskStateArchived || info.Retried != 0 {
 					t.Errorf("task state = %v after %d retries, want archived after none", info.State, info.Retried)
 				}
-				if e, ok := saver.ending(id); !ok || e.Outcome != OutcomeUnreadable || !e.Final {
-					t.Errorf("recorded ending = %+v, %v; want the last attempt %q", e, ok, OutcomeUnreadable)
+				if a, ok := saver.attempt(id); !ok || !errors.Is(a.Err, tasks.ErrUnreadable) || !a.Final {
+					t.Errorf("ended attempt = %+v, %v; want the last attempt, ended with %q", a, ok, tasks.ErrUnreadable)
 				}
 			}
 		})
@@ -432,7 +442,7 @@ func TestReportProcessorTimesOut(t *testing.T) {
 	p := newProcessor(gate, saver)
 	w := startWorker(t, p.ProcessTask)
 	id := "6ba7b812-9dad-41d1-80b4-00c04fd430d0"
-	w.enqueue(t, asynq.NewTask(TypeReport, []byte(`{"range":"2026-01-01..2026-01-10"}`), asynq.TaskID(id),
+	w.enqueue(t, asynq.NewTask(tasks.TypeReport, []byte(`{"range":"2026-01-01..2026-01-10"}`), asynq.TaskID(id),
 		asynq.Queue(store.ReportQueue), asynq.MaxRetry(0), asynq.Timeout(time.Second)))
 	if err := w.handlerErr(t); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("ProcessTask = %v, want an error wrapping context.DeadlineExceeded", err)
@@ -441,7 +451,7 @@ func TestReportProcessorTimesOut(t *testing.T) {
 	if info.State != asynq.TaskStateArchived {
 		t.Fatalf("task state = %v, want archived", info.State)
 	}
-	if e, ok := saver.ending(id); !ok || e.Outcome != OutcomeTimedOut || e.Progress.DaysDone != 2 || !e.Final {
-		t.Errorf("recorded ending = %+v, %v; want the last attempt %q after 2 days", e, ok, OutcomeTimedOut)
+	if a, ok := saver.attempt(id); !ok || !errors.Is(a.Err, tasks.ErrTimedOut) || a.DaysDone != 2 || !a.Final {
+		t.Errorf("ended attempt = %+v, %v; want the last attempt, ended with %q after 2 days", a, ok, tasks.ErrTimedOut)
 	}
 }

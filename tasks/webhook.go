@@ -15,7 +15,6 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/internal/telemetry"
 	"github.com/reportd/reportd/internal/webhook"
 )
@@ -32,27 +31,19 @@ type WebhookPayload struct {
 	Body      json.RawMessage `json:"body"`
 }
 
-// NewWebhookTask returns the delivery of ev to url, and the options that place it and bound its
-// retries. Its task id is derived from the job's, and the task is kept for retention after it is
+// NewWebhookTask returns the delivery to url of body, the event that announces job jobID's end, and
+// the options that place it on queue and bound its retries; headers, if set, are the task's (a trace's
+// context). Its task id is derived from the job's, and the task is kept for retention after it is
 // delivered, so that one job has one logical event however often its end is announced (a job is
 // delivered at least once). Workers serve its queue with a server of their own, so that slow
 // receivers never hold up report jobs.
-func NewWebhookTask(url string, ev webhook.Event, retention time.Duration) (*asynq.Task, []asynq.Option, error) {
-	return newWebhookTask(url, ev, retention, nil)
-}
-
-// newWebhookTask is NewWebhookTask with task headers (a trace's context).
-func newWebhookTask(url string, ev webhook.Event, retention time.Duration, headers map[string]string) (*asynq.Task, []asynq.Option, error) {
-	body, err := json.Marshal(ev)
-	if err != nil {
-		return nil, nil, fmt.Errorf("encode webhook event: %w", err)
-	}
-	p := WebhookPayload{MessageID: "msg_" + ev.Data.ID, JobID: ev.Data.ID, URL: url, Body: body}
+func NewWebhookTask(jobID, url string, body []byte, queue string, retention time.Duration, headers map[string]string) (*asynq.Task, []asynq.Option, error) {
+	p := WebhookPayload{MessageID: "msg_" + jobID, JobID: jobID, URL: url, Body: body}
 	b, err := json.Marshal(p)
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode webhook payload: %w", err)
 	}
-	return asynq.NewTaskWithHeaders(TypeWebhook, b, headers), []asynq.Option{asynq.TaskID("webhook-" + ev.Data.ID), asynq.Queue(store.WebhookQueue),
+	return asynq.NewTaskWithHeaders(TypeWebhook, b, headers), []asynq.Option{asynq.TaskID("webhook-" + jobID), asynq.Queue(queue),
 		asynq.Retention(retention), asynq.MaxRetry(maxWebhookRetries)}, nil
 }
 
@@ -75,9 +66,21 @@ func WebhookRetryDelay(schedule []time.Duration) asynq.RetryDelayFunc {
 	}
 }
 
-// WebhookStore records deliveries; *store.Store is the production one.
-type WebhookStore interface {
-	RecordDelivery(ctx context.Context, jobID string, d store.Delivery) error
+// Deliveries is what a webhook delivery asks of the job lifecycle (internal/jobs's Service is the
+// production one): to record each attempt, for the job's status to show.
+type Deliveries interface {
+	RecordDelivery(ctx context.Context, jobID string, d Delivery) error
+}
+
+// Delivery is a delivery attempt of a job's webhook.
+type Delivery struct {
+	// Attempts counts the attempts so far, this one included.
+	Attempts int
+	// Status is the receiver's HTTP status; 0 when it gave none, and Error says why.
+	Status int
+	Error  string
+	// DeliveredAt is when the receiver accepted the event; zero unless it did.
+	DeliveredAt time.Time
 }
 
 // WebhookProcessor delivers webhooks: signed, with a bounded timeout, never following redirects.
@@ -87,7 +90,7 @@ type WebhookProcessor struct {
 	// Tracer, if set, traces each delivery attempt, in the trace of the job's end.
 	Tracer trace.Tracer
 	Signer *webhook.Signer
-	Store  WebhookStore
+	Jobs   Deliveries
 	Now    func() time.Time
 	Log    *slog.Logger
 }
@@ -113,7 +116,7 @@ func (p *WebhookProcessor) ProcessTask(ctx context.Context, t *asynq.Task) error
 	if !res.Attempted {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
-	p.record(ctx, wp.JobID, store.Delivery{Attempts: retried + 1, LastStatus: res.Status, LastError: res.Error, DeliveredAt: res.DeliveredAt}, log)
+	p.record(ctx, wp.JobID, Delivery{Attempts: retried + 1, Status: res.Status, Error: res.Error, DeliveredAt: res.DeliveredAt}, log)
 	span.SetAttributes(attribute.Int("http.response.status_code", res.Status))
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
@@ -132,30 +135,10 @@ func (p *WebhookProcessor) ProcessTask(ctx context.Context, t *asynq.Task) error
 	return err
 }
 
-func (p *WebhookProcessor) record(ctx context.Context, jobID string, d store.Delivery, log *slog.Logger) {
+func (p *WebhookProcessor) record(ctx context.Context, jobID string, d Delivery, log *slog.Logger) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	if err := p.Store.RecordDelivery(rctx, jobID, d); err != nil {
+	if err := p.Jobs.RecordDelivery(rctx, jobID, d); err != nil {
 		log.Warn("webhook delivery not recorded", "err", err)
 	}
-}
-
-// Enqueuer puts tasks on a queue; *asynq.Client is the production one.
-type Enqueuer interface {
-	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
-}
-
-// ScheduleWebhook enqueues the delivery of ev to url, kept for retention once delivered. A second
-// schedule for the same job within that time is a no-op: the delivery's task id is the job's.
-func ScheduleWebhook(ctx context.Context, q Enqueuer, url string, ev webhook.Event, retention time.Duration) error {
-	headers := map[string]string{}
-	telemetry.Inject(ctx, headers) // the delivery's span joins the trace of the job's end
-	task, opts, err := newWebhookTask(url, ev, retention, headers)
-	if err != nil {
-		return err
-	}
-	if _, err := q.EnqueueContext(ctx, task, opts...); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue webhook of job %s: %w", ev.Data.ID, err)
-	}
-	return nil
 }

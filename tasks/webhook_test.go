@@ -1,4 +1,4 @@
-package tasks
+package tasks_test
 
 import (
 	"bytes"
@@ -19,11 +19,14 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/reportd/reportd/impl"
+	"github.com/reportd/reportd/internal/jobs"
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/internal/testkit"
 	"github.com/reportd/reportd/internal/webhook"
 	"github.com/reportd/reportd/internal/webhook/webhooktest"
+	"github.com/reportd/reportd/tasks"
 )
 
 // hookAttempt is one run of WebhookProcessor.ProcessTask, as the asynq server saw it.
@@ -33,7 +36,8 @@ type hookAttempt struct {
 }
 
 // hookRig is a webhook worker: a real asynq server on WebhookQueue running WebhookProcessor, on its own
-// Redis, with the client that enqueues deliveries and the store they are recorded in.
+// Redis, with the client that enqueues deliveries and the store they are recorded in (through the
+// production lifecycle, internal/jobs's Service).
 type hookRig struct {
 	rdb       *redis.Client
 	store     *store.Store
@@ -86,10 +90,10 @@ func startHookRig(t *testing.T, cfg hookRigConfig) *hookRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &WebhookProcessor{
+	p := &tasks.WebhookProcessor{
 		Client: webhook.NewClient(policy, cfg.timeout),
 		Signer: signer,
-		Store:  r.store,
+		Jobs:   jobs.New(jobs.Deps{Store: r.store, Log: slog.New(slog.DiscardHandler)}),
 		Now:    time.Now,
 		Log:    log,
 	}
@@ -98,15 +102,15 @@ func startHookRig(t *testing.T, cfg hookRigConfig) *hookRig {
 		Queues:                   map[string]int{store.WebhookQueue: 1},
 		TaskCheckInterval:        10 * time.Millisecond,
 		DelayedTaskCheckInterval: 100 * time.Millisecond,
-		RetryDelayFunc:           WebhookRetryDelay(cfg.schedule),
+		RetryDelayFunc:           tasks.WebhookRetryDelay(cfg.schedule),
 		ShutdownTimeout:          2 * time.Second,
-		Logger:                   NewLogger(slog.New(slog.DiscardHandler)),
+		Logger:                   tasks.NewLogger(slog.New(slog.DiscardHandler)),
 	})
 	mux := asynq.NewServeMux()
-	mux.HandleFunc(TypeWebhook, func(ctx context.Context, task *asynq.Task) error {
+	mux.HandleFunc(tasks.TypeWebhook, func(ctx context.Context, task *asynq.Task) error {
 		start := time.Now()
 		err := p.ProcessTask(ctx, task)
-		var wp WebhookPayload
+		var wp tasks.WebhookPayload
 		_ = json.Unmarshal(task.Payload(), &wp)
 		r.mu.Lock()
 		r.attempts[wp.JobID] = append(r.attempts[wp.JobID], hookAttempt{err: err, took: time.Since(start)})
@@ -122,12 +126,21 @@ func startHookRig(t *testing.T, cfg hookRigConfig) *hookRig {
 	return r
 }
 
-// schedule enqueues the webhook announcing that a new job reached status, to url, and returns the job id.
+// schedule enqueues the webhook announcing that a new job reached status, to url, with the API's event
+// as its body (impl.WebhookEvent, the lifecycle's in production), and returns the job id.
 func (r *hookRig) schedule(t *testing.T, url, status string) string {
 	t.Helper()
 	id := uuid.NewString()
-	if err := ScheduleWebhook(context.Background(), r.client, url, webhook.NewEvent(id, status, time.Now()), time.Hour); err != nil {
-		t.Fatalf("ScheduleWebhook: %v", err)
+	body, err := impl.WebhookEvent(id, jobs.State(status), time.Now())
+	if err != nil {
+		t.Fatalf("WebhookEvent: %v", err)
+	}
+	task, opts, err := tasks.NewWebhookTask(id, url, body, store.WebhookQueue, time.Hour, nil)
+	if err != nil {
+		t.Fatalf("NewWebhookTask: %v", err)
+	}
+	if _, err := r.client.Enqueue(task, opts...); err != nil {
+		t.Fatalf("enqueue the webhook: %v", err)
 	}
 	return id
 }
@@ -179,117 +192,14 @@ func answer(status int) func(int, http.ResponseWriter, *http.Request) {
 	return func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(status) }
 }
 
-// TestScheduleWebhookOnce: however often a job's end is announced, it has one delivery task, placed on
-// the webhook queue with a bounded number of retries, carrying the first announcement.
-func TestScheduleWebhookOnce(t *testing.T) {
-	t.Parallel()
-	rdb := redistest.Embedded(t).Client(t)
-	client := asynq.NewClientFromRedisClient(rdb)
-	inspector := asynq.NewInspectorFromRedisClient(rdb)
-	ctx := context.Background()
-	id := uuid.NewString()
-	at := time.Date(2026, 4, 1, 10, 0, 0, 0, time.UTC)
-	if err := ScheduleWebhook(ctx, client, "https://8.8.8.8/hook", webhook.NewEvent(id, "done", at), time.Hour); err != nil {
-		t.Fatalf("first ScheduleWebhook: %v", err)
-	}
-	if err := ScheduleWebhook(ctx, client, "https://8.8.8.8/hook", webhook.NewEvent(id, "canceled", at.Add(time.Minute)), time.Hour); err != nil {
-		t.Fatalf("second ScheduleWebhook: %v", err)
-	}
-	other := uuid.NewString()
-	if err := ScheduleWebhook(ctx, client, "https://8.8.8.8/hook", webhook.NewEvent(other, "failed", at), time.Hour); err != nil {
-		t.Fatalf("ScheduleWebhook of another job: %v", err)
-	}
-
-	pending, err := inspector.ListPendingTasks(store.WebhookQueue)
-	if err != nil {
-		t.Fatalf("ListPendingTasks: %v", err)
-	}
-	var ids []string
-	for _, p := range pending {
-		ids = append(ids, p.ID)
-	}
-	if len(pending) != 2 {
-		t.Fatalf("pending deliveries = %v, want one for each of the 2 jobs", ids)
-	}
-	info, err := inspector.GetTaskInfo(store.WebhookQueue, "webhook-"+id)
-	if err != nil {
-		t.Fatalf("GetTaskInfo(webhook-%s): %v", id, err)
-	}
-	if info.Type != TypeWebhook || info.Queue != store.WebhookQueue || info.MaxRetry != 7 {
-		t.Errorf("delivery task: type %q, queue %q, max retry %d; want %q, %q, 7", info.Type, info.Queue, info.MaxRetry, TypeWebhook, store.WebhookQueue)
-	}
-	var p WebhookPayload
-	if err := json.Unmarshal(info.Payload, &p); err != nil {
-		t.Fatalf("payload %s: %v", info.Payload, err)
-	}
-	want, _ := json.Marshal(webhook.NewEvent(id, "done", at))
-	if p.MessageID != "msg_"+id || p.JobID != id || p.URL != "https://8.8.8.8/hook" || string(p.Body) != string(want) {
-		t.Errorf("payload = %+v (body %s), want message msg_%s to the URL with the first event %s", p, p.Body, id, want)
-	}
-}
-
-// TestScheduleWebhookAfterDelivery: a job's end can be announced again after its webhook was delivered
-// (a job is run at least once: a worker that dies after announcing but before asynq records the job
-// done runs it again). ScheduleWebhook promises that a second schedule for the same job is a no-op,
-// so the receiver must not get the event a second time.
-func TestScheduleWebhookAfterDelivery(t *testing.T) {
-	t.Parallel()
-	rig := startHookRig(t, hookRigConfig{})
-	rc := webhooktest.NewReceiver(t, rig.secret, answer(http.StatusOK))
-	id := uuid.NewString()
-	ev := webhook.NewEvent(id, "done", time.Now())
-	if err := ScheduleWebhook(context.Background(), rig.client, rc.URL, ev, time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	rig.waitAttempts(t, id, 1, 10*time.Second)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if state, ok := rig.taskState(t, id); !ok || state == asynq.TaskStateCompleted {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the delivery task is not completed 5s after the receiver accepted it")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := ScheduleWebhook(context.Background(), rig.client, rc.URL, ev, time.Hour); err != nil {
-		t.Fatalf("second ScheduleWebhook: %v", err)
-	}
-	time.Sleep(time.Second)
-	if n := len(rc.Hits()); n != 1 {
-		t.Errorf("the receiver got the event of job %s %d times, want once", id, n)
-	}
-}
-
-// failingEnqueuer refuses every task.
-type failingEnqueuer struct{ err error }
-
-func (f failingEnqueuer) EnqueueContext(context.Context, *asynq.Task, ...asynq.Option) (*asynq.TaskInfo, error) {
-	return nil, f.err
-}
-
-var _ Enqueuer = failingEnqueuer{}
-
-func TestScheduleWebhookError(t *testing.T) {
-	t.Parallel()
-	down := errors.New("redis down")
-	err := ScheduleWebhook(context.Background(), failingEnqueuer{down}, "https://8.8.8.8/", webhook.NewEvent(uuid.NewString(), "done", time.Now()), time.Hour)
-	if !errors.Is(err, down) {
-		t.Errorf("ScheduleWebhook on a failing queue = %v, want it to wrap %v", err, down)
-	}
-	if err := ScheduleWebhook(context.Background(), failingEnqueuer{asynq.ErrTaskIDConflict}, "https://8.8.8.8/", webhook.NewEvent(uuid.NewString(), "done", time.Now()), time.Hour); err != nil {
-		t.Errorf("ScheduleWebhook of a delivery already scheduled = %v, want nil", err)
-	}
-}
-
 // TestWebhookRetryDelayFollowsSchedule calls the delay function as asynq does: n is the number of times
 // the task has been retried so far (asynq.RetryDelayFunc), so the first retry is asked for with n = 0.
 // The k-th retry waits schedule[k-1], ±20%, and the schedule's last wait repeats past its end.
 func TestWebhookRetryDelayFollowsSchedule(t *testing.T) {
 	t.Parallel()
 	schedule := []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second}
-	delay := WebhookRetryDelay(schedule)
-	task := asynq.NewTask(TypeWebhook, nil)
+	delay := tasks.WebhookRetryDelay(schedule)
+	task := asynq.NewTask(tasks.TypeWebhook, nil)
 	for retry := 1; retry <= 6; retry++ {
 		want := schedule[min(retry, len(schedule))-1]
 		t.Run(fmt.Sprintf("retry-%d", retry), func(t *testing.T) {
@@ -314,22 +224,22 @@ func TestWebhookRetryDelayFollowsSchedule(t *testing.T) {
 // promises (about 28 hours), as asynq would ask for them with MaxRetry 7.
 func TestWebhookRetryDelaySumsToSchedule(t *testing.T) {
 	t.Parallel()
-	delay := WebhookRetryDelay(webhook.DefaultSchedule)
+	delay := tasks.WebhookRetryDelay(webhook.DefaultSchedule)
 	var want, got time.Duration
 	for _, d := range webhook.DefaultSchedule {
 		want += d
 	}
-	for n := range maxWebhookRetries {
+	for n := range tasks.MaxWebhookRetries {
 		got += delay(n, errors.New("receiver answered 500"), nil)
 	}
 	if got < want*8/10 || got > want*12/10 {
-		t.Errorf("the %d retries of the default schedule wait %s in all, want about %s (the schedule's sum, ±20%%)", maxWebhookRetries, got.Round(time.Minute), want)
+		t.Errorf("the %d retries of the default schedule wait %s in all, want about %s (the schedule's sum, ±20%%)", tasks.MaxWebhookRetries, got.Round(time.Minute), want)
 	}
 }
 
 func TestWebhookRetryDelayHonoursRetryAfter(t *testing.T) {
 	t.Parallel()
-	delay := WebhookRetryDelay([]time.Duration{time.Hour})
+	delay := tasks.WebhookRetryDelay([]time.Duration{time.Hour})
 	for _, after := range []time.Duration{0, time.Second, 90 * time.Second} {
 		for n := range 3 {
 			err := fmt.Errorf("attempt: %w", &webhook.RetryAfterError{Status: http.StatusTooManyRequests, After: after})
@@ -342,6 +252,24 @@ func TestWebhookRetryDelayHonoursRetryAfter(t *testing.T) {
 	if got := delay(0, errors.New("receiver answered 500"), nil); got < 48*time.Minute || got > 72*time.Minute {
 		t.Errorf("delay without Retry-After = %s, want the schedule's 1h ±20%%", got)
 	}
+}
+
+// event is the body of a webhook (openapi.yaml's WebhookEvent), as a receiver decodes it.
+type event struct {
+	Type      string    `json:"type"`
+	Timestamp time.Time `json:"timestamp"`
+	Data      eventData `json:"data"`
+}
+
+type eventData struct {
+	ID     string     `json:"id"`
+	Status string     `json:"status"`
+	Links  eventLinks `json:"links"`
+}
+
+type eventLinks struct {
+	Status string `json:"status"`
+	Result string `json:"result,omitempty"`
 }
 
 // checkHit fails t unless h is a correctly signed and formed delivery of job id's event of status,
@@ -365,14 +293,14 @@ func checkHit(t *testing.T, h webhooktest.Hit, id, status string, before, after 
 		t.Errorf("webhook-signature = %q, want v1,<base64>", sig)
 	}
 	webhooktest.CheckEventSchema(t, h.Body)
-	var ev webhook.Event
+	var ev event
 	if err := json.Unmarshal(h.Body, &ev); err != nil {
 		t.Fatalf("event %s: %v", h.Body, err)
 	}
-	want := webhook.Event{
+	want := event{
 		Type:      "report." + status,
 		Timestamp: ev.Timestamp,
-		Data:      webhook.EventData{ID: id, Status: status, Links: webhook.EventLinks{Status: "/v1/reports/" + id}},
+		Data:      eventData{ID: id, Status: status, Links: eventLinks{Status: "/v1/reports/" + id}},
 	}
 	if status == "done" {
 		want.Data.Links.Result = "/v1/reports/" + id + "/result"

@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/reportd/reportd/impl"
 	"github.com/reportd/reportd/internal/httpapi"
 	"github.com/reportd/reportd/internal/jobs"
 	"github.com/reportd/reportd/internal/store"
@@ -118,7 +119,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Queues:    queues.served,
 	}
 	if cfg.WebhookSecret != "" {
-		deps.Webhooks = &jobs.Webhooks{Policy: webhookPolicy(cfg), Resolver: net.DefaultResolver}
+		deps.Webhooks = &jobs.Webhooks{Policy: webhookPolicy(cfg), Resolver: net.DefaultResolver, Event: impl.WebhookEvent}
 	}
 	if m.api {
 		apiMetrics = httpapi.NewMetrics(reg)

@@ -153,9 +153,9 @@ func TestTraceAcrossAPIWorkerAndWebhook(t *testing.T) {
 	}
 	attempt := otlp.find(t, 10*time.Second, "report.attempt of the worker", inTrace("reportd-worker", "report.attempt"))
 	if attempt.Parent != post.ID || attempt.Attrs["reportd.job.id"] != id || attempt.Attrs["reportd.job.attempt"] != "1" ||
-		attempt.Attrs["reportd.job.outcome"] != "done" || attempt.Attrs["reportd.job.range"] != "2026-01-01..2026-01-31" ||
+		attempt.Attrs["reportd.job.status"] != "done" || attempt.Attrs["reportd.job.range"] != "2026-01-01..2026-01-31" ||
 		attempt.Attrs["reportd.client"] != "anonymous" {
-		t.Errorf("attempt span %+v: want a child of the POST's %s, with job id, attempt 1, outcome done, range and client", attempt, post.ID)
+		t.Errorf("attempt span %+v: want a child of the POST's %s, with job id, attempt 1, status done, range and client", attempt, post.ID)
 	}
 	for _, name := range []string{"report.summarize", "report.save"} {
 		if s := otlp.find(t, 10*time.Second, name, inTrace("reportd-worker", name)); s.Parent != attempt.ID {

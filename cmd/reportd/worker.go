@@ -57,7 +57,6 @@ func startWorkers(ctx context.Context, cfg config, rdb redis.UniversalClient, st
 		Ledger:           report.NewSyntheticLedger(cfg.RowsPerDay),
 		Jobs:             lifecycle,
 		ProgressEvery:    cfg.ProgressEvery,
-		Progress:         st,
 		Tracer:           telemetry.Tracer(tel.tp),
 		CancelCheckEvery: time.Second,
 		Metrics:          jobMetrics,
@@ -101,7 +100,7 @@ func startWorkers(ctx context.Context, cfg config, rdb redis.UniversalClient, st
 		Client: hookClient,
 		Tracer: telemetry.Tracer(tel.tp),
 		Signer: signer,
-		Store:  st,
+		Jobs:   lifecycle,
 		Now:    time.Now,
 		Log:    log,
 	})

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/reportd/reportd/internal/report"
+	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -35,7 +36,7 @@ func TestMemoryFlatWithQueuedJobs(t *testing.T) {
 	rng, _ := report.ParseRange("2026-01")
 	enqueue := func(from, to int) {
 		for i := from; i < to; i++ {
-			task, opts, err := tasks.NewReportTask(fmt.Sprintf("00000000-0000-4000-8000-%012d", i), rng, time.Now(), tasks.WithClient("anonymous"))
+			task, opts, err := tasks.NewReportTask(fmt.Sprintf("00000000-0000-4000-8000-%012d", i), store.ReportQueue, rng, time.Now(), tasks.WithClient("anonymous"))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/reportd/reportd/internal/problem"
-	"github.com/reportd/reportd/tasks"
 )
 
 // Streams of a job's events (GET /v1/reports/{id}/events): the job's status at once, every change of
@@ -29,20 +28,11 @@ const DefaultHeartbeat = 15 * time.Second
 // DefaultMaxStreams bounds the event streams one client may have open at once on one API process.
 const DefaultMaxStreams = 100
 
-// The kinds of event a stream sends: status any number of times, then one of the terminal ones.
-const (
-	EventStatus   = "status"
-	EventDone     = "done"
-	EventFailed   = "failed"
-	EventCanceled = "canceled"
-)
-
-// Event is one event of a job's stream.
+// Event is one event of a job's stream: the job as it shows it, and the event's id.
 type Event struct {
-	// Kind is EventStatus, or the terminal EventDone, EventFailed or EventCanceled.
-	Kind string
-	// ID identifies the event for Last-Event-ID: a terminal event's is its kind, a status event's says
-	// the state, attempt and progress it shows, so that a resumed stream does not repeat it.
+	// ID identifies the event for Last-Event-ID: a terminal event's is the job's terminal state, a
+	// status event's says the state, attempt and progress it shows, so that a resumed stream does not
+	// repeat it.
 	ID string
 	// Job is the job as the event shows it.
 	Job Job
@@ -51,20 +41,19 @@ type Event struct {
 // TerminalEventID reports whether a Last-Event-ID names a terminal event: the stream it resumes has
 // ended, and has nothing more to send.
 func TerminalEventID(id string) bool {
-	return id == EventDone || id == EventFailed || id == EventCanceled
+	switch State(id) {
+	case Done, Failed, Canceled:
+		return true
+	}
+	return false
 }
 
 // eventOf is the event that shows job j.
 func eventOf(j Job) Event {
-	switch j.State {
-	case Done:
-		return Event{Kind: EventDone, ID: EventDone, Job: j}
-	case Failed:
-		return Event{Kind: EventFailed, ID: EventFailed, Job: j}
-	case Canceled:
-		return Event{Kind: EventCanceled, ID: EventCanceled, Job: j}
+	if j.Terminal() {
+		return Event{ID: string(j.State), Job: j}
 	}
-	return Event{Kind: EventStatus, ID: fmt.Sprintf("%s.%d.%d", j.State, j.Progress.Attempt, int(j.Progress.Share*10000)), Job: j}
+	return Event{ID: fmt.Sprintf("%s.%d.%d", j.State, j.Progress.Attempt, int(j.Progress.Share*10000)), Job: j}
 }
 
 // Followers fans running jobs' progress out to the streams that follow them. The zero value is not
@@ -201,7 +190,7 @@ func (st *Stream) Follow(ctx context.Context, lastEventID string, emit func(Even
 	woken, stopWatch := s.waiters.Watch(j.ID)
 	defer stopWatch()
 	// Read again now that the stream listens, so that nothing can fall between the first read and here.
-	j, err := s.Get(ctx, j.Client, j.ID)
+	j, err := s.getWithEnd(ctx, j.Client, j.ID)
 	if err != nil {
 		return err
 	}
@@ -215,7 +204,7 @@ func (st *Stream) Follow(ctx context.Context, lastEventID string, emit func(Even
 		if ev.ID == sent {
 			return nil
 		}
-		if ev.Kind == EventStatus {
+		if !ev.Job.Terminal() {
 			if wait := EventGap - time.Since(lastSent); wait > 0 {
 				if !pending {
 					pending = true
@@ -243,7 +232,7 @@ func (st *Stream) Follow(ctx context.Context, lastEventID string, emit func(Even
 				j = withProgress(j, p)
 			}
 		case <-woken:
-			j, err = s.readUntilTerminal(ctx, j.Client, j.ID)
+			j, err = s.getWithEnd(ctx, j.Client, j.ID)
 		case <-fallback.C:
 			j, err = s.Get(ctx, j.Client, j.ID)
 		case <-gap.C:
@@ -266,7 +255,7 @@ func (st *Stream) Follow(ctx context.Context, lastEventID string, emit func(Even
 // withProgress is job j as progress p, just written by its worker, shows it: running, unless j has
 // ended meanwhile or p is older than what j shows.
 func withProgress(j Job, b []byte) Job {
-	var p tasks.Progress
+	var p Progress
 	if json.Unmarshal(b, &p) != nil || j.Terminal() || p.Outcome != "" || p.Attempt < j.Progress.Attempt {
 		return j
 	}

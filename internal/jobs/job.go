@@ -32,7 +32,7 @@ type Job struct {
 	State State
 	Range report.DateRange
 	// Progress is the last progress its attempt wrote, with how the attempt ended once it did.
-	Progress   tasks.Progress
+	Progress   Progress
 	CreatedAt  time.Time
 	FinishedAt time.Time
 	// ExpiresAt is when a finished job stops being readable; zero while it is unfinished.
@@ -65,9 +65,9 @@ func (j Job) Terminal() bool {
 // only causes the client can act on are named, decoded from the outcome the worker recorded.
 func (j Job) Failure(jobTimeout time.Duration) (problem.Type, string) {
 	switch j.Progress.Outcome {
-	case tasks.OutcomeTimedOut:
+	case OutcomeTimedOut:
 		return problem.ReportTimedOut, fmt.Sprintf("the report ran longer than the job time limit of %s; ask for a shorter range", jobTimeout)
-	case tasks.OutcomeUnreadable:
+	case OutcomeUnreadable:
 		return problem.ReportUnreadable, "the job's stored request cannot be read by this version of reportd; submit it again"
 	}
 	attempts := "1 attempt"
@@ -89,18 +89,18 @@ func fromTask(info *asynq.TaskInfo, retention time.Duration) Job {
 		j.CreatedAt, _ = time.Parse(time.RFC3339Nano, ts)
 	}
 	if len(info.Result) > 0 {
-		j.Progress, _ = tasks.ParseProgress(info.Result)
+		j.Progress, _ = ParseProgress(info.Result)
 	}
 	switch info.State {
 	case asynq.TaskStateActive:
 		j.State = Running
 	case asynq.TaskStateCompleted:
 		j.State = Done
-		if j.Progress.Outcome == tasks.OutcomeCanceled {
+		if j.Progress.Outcome == OutcomeCanceled {
 			j.State = Canceled // a canceled job's task completes: a user's cancel is no failure
 		}
 		// The worker's record of the finish, which the stored report's readable-until is made from (see
-		// tasks.Progress.FinishedAt); asynq's completion comes a moment later, in whole seconds.
+		// Progress.FinishedAt); asynq's completion comes a moment later, in whole seconds.
 		j.FinishedAt = info.CompletedAt
 		if !j.Progress.FinishedAt.IsZero() {
 			j.FinishedAt = j.Progress.FinishedAt
@@ -108,7 +108,7 @@ func fromTask(info *asynq.TaskInfo, retention time.Duration) Job {
 		j.ExpiresAt = store.ReadableUntil(j.FinishedAt, info.Retention)
 	case asynq.TaskStateArchived:
 		j.State = Failed
-		if j.Progress.Outcome == tasks.OutcomeCanceled {
+		if j.Progress.Outcome == OutcomeCanceled {
 			j.State = Canceled
 		}
 		j.FinishedAt = info.LastFailedAt
@@ -118,7 +118,7 @@ func fromTask(info *asynq.TaskInfo, retention time.Duration) Job {
 	case asynq.TaskStatePending:
 		// Never run, or put back in the queue by a worker's shutdown: no attempt is under way, and the
 		// interrupted one's progress would read as if it were.
-		j.State, j.Progress = Pending, tasks.Progress{}
+		j.State, j.Progress = Pending, Progress{}
 	default: // scheduled, retry (waiting for its next attempt, whose predecessor's progress it shows), aggregating
 		j.State = Pending
 	}
@@ -130,7 +130,7 @@ func fromCanceled(id string, c store.Canceled, retention time.Duration) Job {
 	rng, _ := report.ParseRange(c.Range)
 	return Job{
 		ID: id, State: Canceled, Range: rng, CreatedAt: c.CreatedAt, CallbackURL: c.CallbackURL, Client: ownerOf(c.Client),
-		Progress:   tasks.Progress{Share: c.Progress, StartedAt: c.StartedAt, Attempt: c.Attempt, Outcome: tasks.OutcomeCanceled},
+		Progress:   Progress{Share: c.Progress, StartedAt: c.StartedAt, Attempt: c.Attempt, Outcome: OutcomeCanceled},
 		FinishedAt: c.CanceledAt, ExpiresAt: c.CanceledAt.Add(retention),
 	}
 }

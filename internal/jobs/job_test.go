@@ -12,14 +12,13 @@ import (
 
 	"github.com/reportd/reportd/internal/jobs/jobstest"
 	"github.com/reportd/reportd/internal/report"
-	"github.com/reportd/reportd/tasks"
 )
 
 func TestRetryAfter(t *testing.T) {
 	t.Parallel()
 	now := testNow
 	running := func(share float64, elapsed time.Duration) Job {
-		return Job{State: Running, Progress: tasks.Progress{Share: share, StartedAt: now.Add(-elapsed), Attempt: 1}}
+		return Job{State: Running, Progress: Progress{Share: share, StartedAt: now.Add(-elapsed), Attempt: 1}}
 	}
 	tests := []struct {
 		name string
@@ -27,7 +26,7 @@ func TestRetryAfter(t *testing.T) {
 		want int
 	}{
 		{name: "pending", v: Job{State: Pending}, want: 1},
-		{name: "pending-with-old-progress", v: Job{State: Pending, Progress: tasks.Progress{Share: 0.1, StartedAt: now.Add(-time.Minute)}}, want: 1},
+		{name: "pending-with-old-progress", v: Job{State: Pending, Progress: Progress{Share: 0.1, StartedAt: now.Add(-time.Minute)}}, want: 1},
 		{name: "running-no-progress", v: running(0, 10*time.Second), want: 1},
 		{name: "running-half-after-10s", v: running(0.5, 10*time.Second), want: 10},
 		{name: "running-three-quarters-after-9s", v: running(0.75, 9*time.Second), want: 3},
@@ -35,9 +34,9 @@ func TestRetryAfter(t *testing.T) {
 		{name: "running-nearly-done", v: running(0.99, 10*time.Second), want: 1},
 		{name: "running-clamped-to-30", v: running(0.1, time.Minute), want: 30},
 		{name: "running-all-days-done", v: running(1, time.Minute), want: 1},
-		{name: "running-no-start-time", v: Job{State: Running, Progress: tasks.Progress{Share: 0.5}}, want: 1},
+		{name: "running-no-start-time", v: Job{State: Running, Progress: Progress{Share: 0.5}}, want: 1},
 		{name: "running-clock-skew", v: running(0.5, -5*time.Second), want: 1},
-		{name: "done", v: Job{State: Done, Progress: tasks.Progress{Share: 1}}, want: 1},
+		{name: "done", v: Job{State: Done, Progress: Progress{Share: 1}}, want: 1},
 	}
 	srv := New(Deps{Now: func() time.Time { return now }})
 	for _, tt := range tests {
@@ -119,7 +118,7 @@ func TestFromTask(t *testing.T) {
 	failedAt := testNow.Add(-2 * time.Hour).Truncate(time.Second)
 	started := testNow.Add(-3 * time.Hour)
 	q1 := report.DateRange{From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 3, 31, 0, 0, 0, 0, time.UTC)}
-	progress := tasks.Progress{Share: 0.5, DaysDone: 45, DaysTotal: 90, StartedAt: started, Attempt: 2}
+	progress := Progress{Share: 0.5, DaysDone: 45, DaysTotal: 90, StartedAt: started, Attempt: 2}
 	view := func(state State) Job {
 		return Job{ID: testID, State: state, Range: q1, CreatedAt: testCreated, MaxRetry: testPolicy.MaxRetry, inQueue: true, Client: Anonymous}
 	}
@@ -181,7 +180,7 @@ func TestFromTask(t *testing.T) {
 			}),
 			want: func() Job {
 				v := view(Failed)
-				v.Range, v.Progress, v.FinishedAt, v.ExpiresAt = report.DateRange{}, tasks.Progress{Outcome: tasks.OutcomeUnreadable}, failedAt, failedAt.Add(retention)
+				v.Range, v.Progress, v.FinishedAt, v.ExpiresAt = report.DateRange{}, Progress{Outcome: OutcomeUnreadable}, failedAt, failedAt.Add(retention)
 				return v
 			}(),
 		},
@@ -224,18 +223,18 @@ func TestFailure(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name       string
-		outcome    tasks.Outcome
+		outcome    Outcome
 		lastErr    string // asynq's last error, which must not leak or decide anything
 		wantType   string
 		wantDetail string
 	}{
-		{name: "timeout", outcome: tasks.OutcomeTimedOut, lastErr: "summarize 2026-01-01..2026-03-31: day 2026-02-11: context deadline exceeded",
+		{name: "timeout", outcome: OutcomeTimedOut, lastErr: "summarize 2026-01-01..2026-03-31: day 2026-02-11: context deadline exceeded",
 			wantType: "/problems/report-timeout", wantDetail: "10m0s"},
-		{name: "other", outcome: tasks.OutcomeFailed, lastErr: "save report of job x: dial tcp 10.0.0.7:6379: connection refused",
+		{name: "other", outcome: OutcomeFailed, lastErr: "save report of job x: dial tcp 10.0.0.7:6379: connection refused",
 			wantType: "/problems/report-failed", wantDetail: "4 attempts"},
 		{name: "lease-expired", lastErr: "asynq: task lease expired",
 			wantType: "/problems/report-failed", wantDetail: "4 attempts"},
-		{name: "unreadable", outcome: tasks.OutcomeUnreadable, lastErr: `decode report payload: invalid character 'x' looking for beginning of value: skip retry for the task`,
+		{name: "unreadable", outcome: OutcomeUnreadable, lastErr: `decode report payload: invalid character 'x' looking for beginning of value: skip retry for the task`,
 			wantType: "/problems/report-unreadable", wantDetail: "submit it again"},
 	}
 	for _, tt := range tests {
@@ -301,7 +300,7 @@ func TestGetCanceledWithoutOutcome(t *testing.T) {
 	}{{"marker-set", true, Canceled}, {"no-marker", false, Failed}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			info := taskInfo(asynq.TaskStateArchived, jobstest.WithProgress(tasks.Progress{Share: 0.3, Attempt: 1, StartedAt: failedAt}),
+			info := taskInfo(asynq.TaskStateArchived, jobstest.WithProgress(Progress{Share: 0.3, Attempt: 1, StartedAt: failedAt}),
 				func(i *asynq.TaskInfo) { i.LastErr, i.LastFailedAt = "job canceled: skip retry for the task", failedAt })
 			s := New(Deps{Inspector: oneTask{info: info}, Store: markerStore{canceled: map[string]bool{testID: tc.marker}},
 				Policy: testPolicy, Now: func() time.Time { return testNow }})

@@ -63,11 +63,11 @@ func (s *Service) missing(ctx context.Context, client, id string) (Job, error) {
 	if ok && ownerOf(c.Client) == client {
 		return fromCanceled(id, c, s.policy.Retention), nil
 	}
-	owner, issued, err := s.store.Tombstone(ctx, id)
+	tomb, issued, err := s.store.Tombstone(ctx, id)
 	switch {
 	case err != nil:
 		return Job{}, problem.Unavailable(err)
-	case issued && ownerOf(owner) == client:
+	case issued && ownerOf(tomb.Owner) == client:
 		return Job{}, problem.Errorf(problem.KindGone, "job %s has expired or was deleted: finished jobs are kept for %s", id, s.policy.Retention)
 	default:
 		return Job{}, problem.Errorf(problem.KindNotFound, "no job %s was issued here", id)
@@ -100,17 +100,8 @@ func (s *Service) Status(ctx context.Context, client, id string, wait *time.Dura
 	return j, nil
 }
 
-// Report returns the stored report of done job j: 409 if it is not done, 410 if its report is gone.
+// Report returns the stored report of done job j, or 410 if its report is gone.
 func (s *Service) Report(ctx context.Context, j Job) ([]byte, error) {
-	switch j.State {
-	case Done:
-	case Failed: // polling would never see a 303: say so instead
-		return nil, problem.Errorf(problem.KindNotDone, "the job failed, so it has no report and never will; its status at /v1/reports/%s says why", j.ID)
-	case Canceled:
-		return nil, problem.Errorf(problem.KindNotDone, "the job was canceled, so it has no report and never will")
-	default:
-		return nil, problem.Errorf(problem.KindNotDone, "the job is %s; poll /v1/reports/%s until it answers 303", j.State, j.ID)
-	}
 	rep, err := s.store.Report(ctx, j.ID)
 	if errors.Is(err, store.ErrNoReport) {
 		return nil, problem.Errorf(problem.KindGone, "job %s has expired", j.ID)
@@ -124,7 +115,7 @@ func (s *Service) Report(ctx context.Context, j Job) ([]byte, error) {
 // Result reads client's job id for a result read, answering a done job's from its stored report alone:
 // one round trip, with no asynq read. The report names its owner and until when it is readable, the
 // instant a status read derives from the task. Any other job is read as Get reads it, with no report
-// (nil): pass it to Report, which says why there is none. Errors are Get's.
+// (nil): a done one's is read by Report; any other has none. Errors are Get's.
 func (s *Service) Result(ctx context.Context, client, id string) (Job, []byte, error) {
 	rep, err := s.store.Report(ctx, id)
 	switch {

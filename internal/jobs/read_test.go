@@ -14,7 +14,6 @@ import (
 	"github.com/reportd/reportd/internal/problem"
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/store"
-	"github.com/reportd/reportd/tasks"
 )
 
 // countedTask is an Inspector that holds one task and counts its reads.
@@ -43,7 +42,7 @@ func TestResultFromTheReport(t *testing.T) {
 		finished := testNow.Add(-time.Minute).Add(300 * time.Millisecond) // not a whole second
 		completed := finished.Add(time.Second).Truncate(time.Second)      // asynq's, a moment later
 		body := []byte(`{"orders":1}`)
-		done := func(id string, p tasks.Progress) *countedTask {
+		done := func(id string, p Progress) *countedTask {
 			return &countedTask{info: jobstest.TaskInfo(id, testCreated, asynq.TaskStateCompleted, testPolicy.MaxRetry, testPolicy.JobTimeout,
 				testPolicy.Retention, jobstest.WithProgress(p), func(i *asynq.TaskInfo) { i.CompletedAt = completed })}
 		}
@@ -54,10 +53,10 @@ func TestResultFromTheReport(t *testing.T) {
 
 		id := uuid.NewString()
 		// Recorded with no owner: the anonymous client's, as the tasks jobstest.TaskInfo makes.
-		if _, err := st.EndJob(ctx, store.End{ID: id, Outcome: "done", Final: true, Report: body, FinishedAt: finished}); err != nil {
+		if _, err := st.RecordEnd(ctx, store.EndRecord{ID: id, Outcome: "done", Final: true, Report: body, FinishedAt: finished}); err != nil {
 			t.Fatal(err)
 		}
-		ins := done(id, tasks.Progress{Share: 1, Attempt: 1, FinishedAt: finished})
+		ins := done(id, Progress{Share: 1, Attempt: 1, FinishedAt: finished})
 		s := service(ins)
 		status, err := s.Get(ctx, Anonymous, id)
 		if err != nil {
@@ -97,7 +96,7 @@ func TestResultFromTheReport(t *testing.T) {
 		if err := rdb.Set(ctx, "reportd:{"+old+"}:report", body, time.Hour).Err(); err != nil {
 			t.Fatal(err)
 		}
-		ins = done(old, tasks.Progress{Share: 1, Attempt: 1})
+		ins = done(old, Progress{Share: 1, Attempt: 1})
 		j, got, err = service(ins).Result(ctx, Anonymous, old)
 		if err != nil || string(got) != string(body) || !j.ExpiresAt.Equal(completed.Add(testPolicy.Retention)) || ins.reads.Load() != 1 {
 			t.Errorf("Result of an older report = %+v, %s, %v after %d task reads; want the report, expiring at asynq's completion plus the retention",

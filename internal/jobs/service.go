@@ -39,8 +39,10 @@ type Inspector interface {
 type Store interface {
 	Admit(ctx context.Context, a store.Admission) (store.Verdict, error)
 	MarkEnqueued(ctx context.Context, client, key string, sub store.Submission) error
-	EndJob(ctx context.Context, e store.End) (string, error)
-	Tombstone(ctx context.Context, id string) (client string, ok bool, err error)
+	RecordEnd(ctx context.Context, e store.EndRecord) (string, error)
+	WriteProgress(ctx context.Context, id string, progress []byte) error
+	RecordDelivery(ctx context.Context, id string, d store.Delivery) error
+	Tombstone(ctx context.Context, id string) (store.Tombstone, bool, error)
 	Report(ctx context.Context, id string) (store.Report, error)
 	RequestCancel(ctx context.Context, id string, lifetime time.Duration) error
 	CancelRequested(ctx context.Context, id string) (bool, error)
@@ -96,11 +98,14 @@ func (l Limits) maxStreams() int {
 	return DefaultMaxStreams
 }
 
-// Webhooks is how callback URLs are checked at submit. Nil in Deps means webhooks are not set up, and
-// a submission with a callback URL is refused.
+// Webhooks is how callback URLs are checked at submit, and how a job's end is announced to them. Nil in
+// Deps means webhooks are not set up, and a submission with a callback URL is refused.
 type Webhooks struct {
 	Policy   webhook.Policy
 	Resolver *net.Resolver
+	// Event is the body of the webhook that announces that job id ended in state at at: the API's
+	// WebhookEvent, which the HTTP layer makes (impl.WebhookEvent), since it holds the job's URLs.
+	Event func(id string, state State, at time.Time) ([]byte, error)
 }
 
 // Deps are the Service's collaborators.
@@ -152,8 +157,6 @@ type Service struct {
 	now       func() time.Time
 	newID     func() uuid.UUID
 }
-
-var _ tasks.Lifecycle = (*Service)(nil)
 
 // New returns a Service on d.
 func New(d Deps) *Service {

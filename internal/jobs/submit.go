@@ -189,7 +189,7 @@ func (s *Service) enqueue(ctx context.Context, sub Submission, id string, rng re
 	if sub.CallbackURL != "" {
 		jobOpts = append(jobOpts, tasks.WithCallback(sub.CallbackURL))
 	}
-	task, opts, err := tasks.NewReportTask(id, rng, createdAt, jobOpts...)
+	task, opts, err := tasks.NewReportTask(id, store.QueueOf(id), rng, createdAt, jobOpts...)
 	if err != nil {
 		return Job{}, err
 	}

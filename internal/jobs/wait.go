@@ -14,26 +14,21 @@ import (
 // about a hundred reads a second this way, not a thousand a tick.
 const waitFallback = 10 * time.Second
 
-// finishRereads are the re-reads after a job's finish event: the worker announces a finish (in the
-// same round trip that saves the report) just before asynq moves the task to its final state, so a
-// read at once would still see it running; the first re-read waits a millisecond, which is about what
-// asynq takes.
-var finishRereads = []time.Duration{time.Millisecond, time.Millisecond, 3 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond,
-	20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond}
-
-// waitFor reads client's job id until it is terminal or d has passed, and returns the last read. It is woken by
-// the job's finish event; it reads Redis once at the start, after each event, and every waitFallback.
+// waitFor reads client's job id until it is terminal or d has passed, and returns the last read. It is
+// woken by the job's finish event; it reads the job at the start, after each event, and every
+// waitFallback, and at the start and after an event its end record too while asynq still shows the job
+// unfinished (getWithEnd): an event published just before Watch, or just now, has left one.
 func (s *Service) waitFor(ctx context.Context, client, id string, d time.Duration) (Job, error) {
 	woken, stop := s.waiters.Watch(id) // before the first read, so that no event can fall between
 	defer stop()
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
-	v, err := s.Get(ctx, client, id)
+	v, err := s.getWithEnd(ctx, client, id)
 	for err == nil && !v.Terminal() {
 		fallback := time.NewTimer(waitFallback/2 + rand.N(waitFallback))
 		select {
 		case <-woken:
-			v, err = s.readUntilTerminal(ctx, client, id)
+			v, err = s.getWithEnd(ctx, client, id)
 		case <-fallback.C:
 			v, err = s.Get(ctx, client, id)
 		case <-deadline.C:
@@ -51,23 +46,14 @@ func (s *Service) waitFor(ctx context.Context, client, id string, d time.Duratio
 	return v, err
 }
 
-// readUntilTerminal re-reads a job that announced its finish until asynq shows it terminal, for a
-// moment.
-func (s *Service) readUntilTerminal(ctx context.Context, client, id string) (Job, error) {
-	var v Job
-	var err error
-	for _, d := range finishRereads {
-		select {
-		case <-time.After(d):
-		case <-ctx.Done():
-			return v, ctx.Err()
-		}
-		v, err = s.Get(ctx, client, id)
-		if err != nil || v.Terminal() {
-			return v, err
-		}
+// getWithEnd reads client's job id, as Get does, and an unfinished one's end record (withEnd): for whoever
+// starts to wait, or to follow the job, after registering for its finish event.
+func (s *Service) getWithEnd(ctx context.Context, client, id string) (Job, error) {
+	j, err := s.Get(ctx, client, id)
+	if err != nil || j.Terminal() {
+		return j, err
 	}
-	return v, err
+	return s.withEnd(ctx, j)
 }
 
 // isGoneOrUnknown reports whether err says the job does not exist (any more).

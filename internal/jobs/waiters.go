@@ -20,63 +20,13 @@ type EventSource interface {
 type Waiters struct {
 	mu       sync.Mutex
 	by       map[string]map[chan struct{}]struct{}
-	finished recentIDs
 	draining chan struct{}
 	drain    sync.Once
 }
 
 // NewWaiters returns an empty set of waiters.
 func NewWaiters() *Waiters {
-	return &Waiters{by: map[string]map[chan struct{}]struct{}{}, finished: newRecentIDs(time.Now), draining: make(chan struct{})}
-}
-
-// recentFinish is how long a finish event is remembered for the waiters that register after it. The
-// worker announces a job's finish just before asynq moves its task to its final state: a request that
-// starts waiting between the two reads the job as running, and the event it needs has gone by. Without
-// this memory it waited for its fallback re-read (5 to 15 s); a load of 10,000 short jobs met that race
-// for a few jobs a run once a worker took tasks over several asynq servers.
-const recentFinish = 2 * time.Second
-
-// maxRecentFinish bounds the memory of finish events (about 5 MB) whatever the rate of jobs.
-const maxRecentFinish = 1 << 16
-
-// recentIDs remembers ids for recentFinish, maxRecentFinish at most, oldest forgotten first.
-type recentIDs struct {
-	now   func() time.Time
-	at    map[string]time.Time
-	order []recentID // oldest first
-}
-
-type recentID struct {
-	id string
-	at time.Time
-}
-
-func newRecentIDs(now func() time.Time) recentIDs {
-	return recentIDs{now: now, at: map[string]time.Time{}}
-}
-
-// add remembers id from now on, and forgets what is too old or too many.
-func (r *recentIDs) add(id string) {
-	now := r.now()
-	r.at[id] = now
-	r.order = append(r.order, recentID{id, now})
-	n := 0
-	for n < len(r.order) && (len(r.order)-n > maxRecentFinish || now.Sub(r.order[n].at) > recentFinish) {
-		if old := r.order[n]; r.at[old.id].Equal(old.at) {
-			delete(r.at, old.id)
-		}
-		n++
-	}
-	if n > 0 {
-		r.order = append(r.order[:0], r.order[n:]...)
-	}
-}
-
-// has reports whether id was added within recentFinish.
-func (r *recentIDs) has(id string) bool {
-	at, ok := r.at[id]
-	return ok && r.now().Sub(at) <= recentFinish
+	return &Waiters{by: map[string]map[chan struct{}]struct{}{}, draining: make(chan struct{})}
 }
 
 // Drain makes every wait, current and future, end at once with the job's current status, so that a
@@ -116,7 +66,8 @@ func (w *Waiters) Run(ctx context.Context, src EventSource, log *slog.Logger) {
 }
 
 // Watch registers interest in job id: the returned channel receives a value when the job may have
-// reached a terminal status. Call stop when done waiting.
+// reached a terminal status. Register before reading the job: a finish event published before Watch
+// leaves the job's end record, which that read finds (Service.getWithEnd). Call stop when done waiting.
 func (w *Waiters) Watch(id string) (ch <-chan struct{}, stop func()) {
 	c := make(chan struct{}, 1)
 	w.mu.Lock()
@@ -126,9 +77,6 @@ func (w *Waiters) Watch(id string) (ch <-chan struct{}, stop func()) {
 		w.by[id] = set
 	}
 	set[c] = struct{}{}
-	if w.finished.has(id) {
-		notify(c) // it finished a moment ago: the waiter reads it again (readUntilTerminal)
-	}
 	w.mu.Unlock()
 	return c, func() {
 		w.mu.Lock()
@@ -151,7 +99,6 @@ func (w *Waiters) Len() int {
 func (w *Waiters) Notify(id string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.finished.add(id)
 	for c := range w.by[id] {
 		notify(c)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"runtime"
-	"strconv"
 	"testing"
 	"time"
 
@@ -236,57 +235,5 @@ func TestWaitersDrain(t *testing.T) {
 	case <-w.Draining():
 	default:
 		t.Fatal("Draining is open after Drain")
-	}
-}
-
-// TestWaitersWakeAWaiterThatComesJustAfterTheFinish: the worker announces a finish just before asynq shows
-// the job terminal, so a request may start waiting after the event yet read the job as running. The
-// event must still wake it, for recentFinish.
-func TestWaitersWakeAWaiterThatComesJustAfterTheFinish(t *testing.T) {
-	t.Parallel()
-	w := NewWaiters()
-	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
-	w.finished.now = func() time.Time { return now }
-	woken := func(id string) bool {
-		c, stop := w.Watch(id)
-		defer stop()
-		select {
-		case <-c:
-			return true
-		default:
-			return false
-		}
-	}
-	w.Notify("a")
-	if !woken("a") {
-		t.Error("a waiter that came just after its job's finish event was not woken")
-	}
-	if woken("b") {
-		t.Error("a waiter of another job was woken")
-	}
-	now = now.Add(recentFinish)
-	if !woken("a") {
-		t.Errorf("a waiter that came %s after the finish event was not woken", recentFinish)
-	}
-	now = now.Add(time.Millisecond)
-	if woken("a") {
-		t.Errorf("a waiter that came more than %s after the finish event was woken", recentFinish)
-	}
-
-	// The memory is bounded: the oldest are forgotten first.
-	for i := range maxRecentFinish + 10 {
-		w.Notify(strconv.Itoa(i))
-	}
-	if n := len(w.finished.at); n != maxRecentFinish {
-		t.Errorf("%d finish events remembered, want the last %d", n, maxRecentFinish)
-	}
-	if woken("0") || !woken(strconv.Itoa(maxRecentFinish+9)) {
-		t.Error("the oldest finish events were kept, or the newest forgotten")
-	}
-	// And in time: the next event, later, forgets every older one.
-	now = now.Add(recentFinish + time.Millisecond)
-	w.Notify("z")
-	if n := len(w.finished.at); n != 1 {
-		t.Errorf("%d finish events remembered after %s, want 1", n, recentFinish)
 	}
 }

@@ -55,8 +55,8 @@ func TestStoreCancel(t *testing.T) {
 				{CreatedAt: at.Add(-time.Minute), Range: "2026-01-01..2026-03-31", CanceledAt: at},
 				{CreatedAt: at.Add(-time.Minute), Range: "2026-01-01..2026-03-31", CanceledAt: at, StartedAt: at.Add(-30 * time.Second), Attempt: 2, Progress: 0.25},
 			} {
-				if got, err := s.EndJob(ctx, End{ID: id, Client: "acme", Outcome: "canceled", Final: true, Canceled: &want}); err != nil || got != "canceled" {
-					t.Fatalf("EndJob canceled = %q, %v", got, err)
+				if got, err := s.RecordEnd(ctx, EndRecord{ID: id, Client: "acme", Outcome: "canceled", Final: true, Canceled: &want}); err != nil || got != "canceled" {
+					t.Fatalf("RecordEnd canceled = %q, %v", got, err)
 				}
 				got, ok, err := s.CanceledJob(ctx, id)
 				if err != nil || !ok {
@@ -83,7 +83,7 @@ func TestStoreCancel(t *testing.T) {
 				t.Fatal(err)
 			}
 			if got, err := endDone(ctx, s, id, "acme", []byte(`{"orders":3}`)); err != nil || got != "canceled" {
-				t.Fatalf("EndJob done of a canceled job = %q, %v; want it ended canceled", got, err)
+				t.Fatalf("RecordEnd done of a canceled job = %q, %v; want it ended canceled", got, err)
 			}
 			if _, err := s.Report(ctx, id); !errors.Is(err, ErrNoReport) {
 				t.Errorf("Report after a refused save = %v, want ErrNoReport", err)

@@ -3,38 +3,42 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// End is how a job's attempt ended, to record.
-type End struct {
+// EndRecord is how a job's attempt ended, to record.
+type EndRecord struct {
 	ID     string
 	Client string
 	// Outcome is the attempt's: done, canceled, timed_out, unreadable or failed.
 	Outcome string
 	// Final is set when the attempt was the job's last: the job's end is recorded (report, record,
-	// tombstone, event, the client's count). Otherwise only TaskResult is written.
+	// tombstone, event, the client's count). Otherwise only Progress is written.
 	Final bool
 	// Report is a done job's report.
 	Report []byte
 	// Canceled is the record of a job canceled before it ran.
 	Canceled *Canceled
-	// TaskResult, if set, is written as the task's result in asynq (the attempt's progress).
-	TaskResult []byte
+	// Progress, if set, is the attempt's progress (its JSON), written as the task's result in asynq
+	// unless the job has no task (Canceled). For the job's end (Final) it is also kept with the tombstone
+	// as the job's end record, under the outcome recorded (Store.Tombstone), so that whoever the finish
+	// event wakes can read the job's end there at once, before asynq has moved the task to its final
+	// state.
+	Progress []byte
 	// FinishedAt is when the job ended (Final); zero means now. A done job's report is stored with the
 	// instant it stops being readable: FinishedAt cut to the second, plus the retention.
 	FinishedAt time.Time
 }
 
-// EndJob records e in one round trip: a pipeline of endScript in the job's slot (when final), the
+// RecordEnd records e in one round trip: a pipeline of endScript in the job's slot (when final), the
 // task's result in asynq's, and the client's count in the client's. It returns the outcome recorded,
 // which is "canceled" for a done job whose cancel came first: its report was not stored, and its
-// TaskResult, written as the attempt's, must be written again to say so.
-func (s *Store) EndJob(ctx context.Context, e End) (string, error) {
+// Progress, written as the attempt's, must be written again to say so.
+func (s *Store) RecordEnd(ctx context.Context, e EndRecord) (string, error) {
 	value, ttl := "", s.retention+resultSlack
 	switch {
 	case e.Outcome == "done":
@@ -56,13 +60,14 @@ func (s *Store) EndJob(ctx context.Context, e End) (string, error) {
 			end = eval(p)
 			p.SRem(ctx, clientOpenKey(e.Client), e.ID)
 		}
-		if e.TaskResult != nil {
-			p.HSet(ctx, asynqTaskKey(QueueOf(e.ID), e.ID), "result", e.TaskResult)
+		if e.Progress != nil && e.Canceled == nil {
+			p.HSet(ctx, asynqTaskKey(QueueOf(e.ID), e.ID), "result", e.Progress)
 		}
 		return nil
 	}
 	keys := []string{reportKey(e.ID), tombstoneKey(e.ID), cancelKey(e.ID), canceledKey(e.ID)}
-	args := []any{e.Outcome, value, e.Client, ttl.Milliseconds(), (s.retention + resultSlack + s.tombstone).Milliseconds(), eventsChannel, e.ID}
+	args := []any{e.Outcome, value, e.Client, ttl.Milliseconds(), (s.retention + resultSlack + s.tombstone).Milliseconds(), eventsChannel, e.ID,
+		endRecordTag, e.Progress}
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		return run(p, func(p redis.Pipeliner) *redis.Cmd { return endScript.EvalSha(ctx, p, keys, args...) })
 	})
@@ -85,6 +90,30 @@ func (s *Store) EndJob(ctx context.Context, e End) (string, error) {
 	return outcome, nil
 }
 
-// ErrCanceled is returned when a job was canceled: by the report processor's attempt that stops for
-// it. It wraps no asynq error; the processor adds SkipRetry.
-var ErrCanceled = errors.New("job canceled")
+// Tombstone is what is kept of a job once it has ended: its owner and, from its end, the job's end
+// record (its outcome and its last attempt's progress, the JSON of the task's result). A tombstone
+// written by a delete, or before reportd kept end records, has no end record (Outcome "").
+type Tombstone struct {
+	Owner    string
+	Outcome  string
+	Progress []byte
+}
+
+// endRecordTag begins a tombstone that holds an end record: "reportd-end 1 <outcome> <owner's length>
+// <owner>\n<progress JSON>" (endScript writes it). A value without it is the bare owner.
+const endRecordTag = "reportd-end 1 "
+
+// parseTombstone reads a tombstone's value; one that does not start with a well-formed end record is
+// all owner.
+func parseTombstone(value string) Tombstone {
+	rest, ok := strings.CutPrefix(value, endRecordTag)
+	if !ok {
+		return Tombstone{Owner: value}
+	}
+	outcome, rest, ok1 := strings.Cut(rest, " ")
+	n, tail, ok2 := cutInt([]byte(rest))
+	if !ok1 || !ok2 || outcome == "" || n < 0 || int64(len(tail)) < n+1 || tail[n] != '\n' {
+		return Tombstone{Owner: value}
+	}
+	return Tombstone{Owner: string(tail[:n]), Outcome: outcome, Progress: tail[n+1:]}
+}

@@ -45,12 +45,12 @@ func TestEvents(t *testing.T) {
 		done1, done2, stop := uuid.NewString(), uuid.NewString(), uuid.NewString()
 		for _, publish := range []func() error{
 			func() error {
-				_, err := s.EndJob(ctx, End{ID: done1, Client: "acme", Outcome: "done", Final: true})
+				_, err := s.RecordEnd(ctx, EndRecord{ID: done1, Client: "acme", Outcome: "done", Final: true})
 				return err
 			},
 			func() error { return s.PublishCancel(ctx, stop) },
 			func() error {
-				_, err := s.EndJob(ctx, End{ID: done2, Client: "acme", Outcome: "failed", Final: true})
+				_, err := s.RecordEnd(ctx, EndRecord{ID: done2, Client: "acme", Outcome: "failed", Final: true})
 				return err
 			},
 		} {

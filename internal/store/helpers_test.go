@@ -33,7 +33,7 @@ func allowOnce(ctx context.Context, s *Store, client string, perSecond float64, 
 // endDone records the end of client's job id as done with report body, as its last attempt does; it
 // returns the outcome recorded.
 func endDone(ctx context.Context, s *Store, id, client string, body []byte) (string, error) {
-	return s.EndJob(ctx, End{ID: id, Client: client, Outcome: "done", Final: true, Report: body})
+	return s.RecordEnd(ctx, EndRecord{ID: id, Client: client, Outcome: "done", Final: true, Report: body})
 }
 
 // index admits client's job id, created at, with no limits: its index entry (trimming those older

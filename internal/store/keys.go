@@ -44,7 +44,8 @@ func asynqActiveKey(queue string) string   { return "asynq:{" + queue + "}:activ
 // reportd's client answers from a cache (CacheQueueChecks).
 const asynqQueuesKey = "asynq:queues"
 
-// tombstoneKey records that a job id was issued, and to which client, once the job has ended. Owner:
+// tombstoneKey records that a job id was issued, and to which client, once the job has ended, with the
+// job's end record (Tombstone). Owner:
 // whoever ends the job (endScript: the worker's last attempt, the API's cancel of a pending job) and
 // the API's delete. Lifetime: the retention (plus resultSlack) and then the tombstone period from the
 // job's end or deletion, so that an expired id answers 410 Gone rather than 404 Not Found, which asynq
@@ -159,9 +160,12 @@ return {"ok"}`)
 // endScript records a job's end in its slot: a done job's report is stored unless a cancel was asked
 // for (then the job ends canceled, and no report is ever stored), a job canceled before it ran gets its
 // record, the tombstone is written, and the end is published on eventsChannel. It returns the outcome
-// recorded. KEYS: reportKey, tombstoneKey, cancelKey, canceledKey (one job, one slot). ARGV: the
-// outcome, the report (done) or the canceled record (canceled before it ran) or "", the owner, the
-// report's and the record's TTL in ms, the tombstone's TTL in ms, eventsChannel, the job id.
+// recorded. The tombstone holds the job's end record (the outcome recorded and the last attempt's
+// progress, parseTombstone) before the end is published, so that whoever the event wakes finds it.
+// KEYS: reportKey, tombstoneKey, cancelKey, canceledKey (one job, one slot). ARGV: the outcome, the
+// report (done) or the canceled record (canceled before it ran) or "", the owner, the report's and the
+// record's TTL in ms, the tombstone's TTL in ms, eventsChannel, the job id, endRecordTag, the progress
+// ("": a tombstone of the owner alone).
 var endScript = redis.NewScript(`
 local outcome = ARGV[1]
 if outcome == "done" then
@@ -173,6 +177,10 @@ if outcome == "done" then
 elseif outcome == "canceled" and ARGV[2] ~= "" then
   redis.call("SET", KEYS[4], ARGV[2], "PX", ARGV[4])
 end
-redis.call("SET", KEYS[2], ARGV[3], "PX", ARGV[5])
+local tomb = ARGV[3]
+if ARGV[9] ~= "" then
+  tomb = ARGV[8] .. outcome .. " " .. string.len(ARGV[3]) .. " " .. ARGV[3] .. "\n" .. ARGV[9]
+end
+redis.call("SET", KEYS[2], tomb, "PX", ARGV[5])
 redis.call("PUBLISH", ARGV[6], ARGV[7])
 return outcome`)

@@ -194,21 +194,21 @@ func exerciseStore(t *testing.T, s *Store, id, client string) {
 	check("Tombstone", func() error { _, _, err := s.Tombstone(ctx, id); return err }())
 	check("CancelRequested", func() error { _, err := s.CancelRequested(ctx, id); return err }())
 	check("QueueCounts", func() error { _, _, err := s.QueueCounts(ctx, []string{ReportQueue}); return err }())
-	check("EndJob attempt", func() error {
-		_, err := s.EndJob(ctx, End{ID: id, Client: client, Outcome: "failed", TaskResult: []byte(`{}`)})
+	check("RecordEnd attempt", func() error {
+		_, err := s.RecordEnd(ctx, EndRecord{ID: id, Client: client, Outcome: "failed", Progress: []byte(`{}`)})
 		return err
 	}())
-	check("EndJob done", func() error { _, err := endDone(ctx, s, id, client, []byte(`{}`)); return err }())
+	check("RecordEnd done", func() error { _, err := endDone(ctx, s, id, client, []byte(`{}`)); return err }())
 	check("Report", func() error { _, err := s.Report(ctx, id); return err }())
 	check("RecordDelivery", s.RecordDelivery(ctx, id, Delivery{Attempts: 1, LastStatus: 200, DeliveredAt: now}))
 	check("WebhookDelivery", func() error { _, _, err := s.WebhookDelivery(ctx, id); return err }())
 	check("MarkFinished", s.MarkFinished(ctx, client, id))
 	check("RequestCancel", s.RequestCancel(ctx, id, time.Hour))
 	if got, err := endDone(ctx, s, id, client, []byte(`{}`)); err != nil || got != "canceled" {
-		t.Fatalf("EndJob done after RequestCancel = %q, %v; want canceled", got, err)
+		t.Fatalf("RecordEnd done after RequestCancel = %q, %v; want canceled", got, err)
 	}
-	check("EndJob canceled before it ran", func() error {
-		_, err := s.EndJob(ctx, End{ID: id, Client: client, Outcome: "canceled", Final: true, Canceled: &Canceled{CanceledAt: now, Client: client}})
+	check("RecordEnd canceled before it ran", func() error {
+		_, err := s.RecordEnd(ctx, EndRecord{ID: id, Client: client, Outcome: "canceled", Final: true, Canceled: &Canceled{CanceledAt: now, Client: client}})
 		return err
 	}())
 	check("CanceledJob", func() error { _, _, err := s.CanceledJob(ctx, id); return err }())
@@ -299,7 +299,7 @@ func TestSlotsOnCluster(t *testing.T) {
 		pub func(context.Context, string) error
 	}{
 		"finished": {s.SubscribeFinished, func(ctx context.Context, id string) error {
-			_, err := s.EndJob(ctx, End{ID: id, Client: "acme", Outcome: "done", Final: true})
+			_, err := s.RecordEnd(ctx, EndRecord{ID: id, Client: "acme", Outcome: "done", Final: true})
 			return err
 		}},
 		"cancel": {s.SubscribeCancels, s.PublishCancel},

@@ -29,17 +29,17 @@ func NewStore(rdb redis.UniversalClient, retention, tombstone time.Duration) *St
 	return &Store{rdb: rdb, retention: retention, tombstone: tombstone}
 }
 
-// Tombstone returns the client job id was issued to, and false when it was never issued or its
-// tombstone has run out.
-func (s *Store) Tombstone(ctx context.Context, id string) (string, bool, error) {
-	owner, err := s.rdb.Get(ctx, tombstoneKey(id)).Result()
+// Tombstone returns what is kept of job id once it ended (its owner, and its end record), and false
+// when it never ended here (it was never issued, or has not ended yet) or its tombstone has run out.
+func (s *Store) Tombstone(ctx context.Context, id string) (Tombstone, bool, error) {
+	value, err := s.rdb.Get(ctx, tombstoneKey(id)).Result()
 	if errors.Is(err, redis.Nil) {
-		return "", false, nil
+		return Tombstone{}, false, nil
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("read tombstone of job %s: %w", id, err)
+		return Tombstone{}, false, fmt.Errorf("read tombstone of job %s: %w", id, err)
 	}
-	return owner, true, nil
+	return parseTombstone(value), true, nil
 }
 
 // Report is a done job's report as stored.

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"github.com/google/go-cmp/cmp"
 	"testing"
 	"time"
 
@@ -45,11 +46,21 @@ func TestStore(t *testing.T) {
 				if ok, err := tombstoneExists(ctx, s, id); err != nil || ok {
 					t.Fatalf("TombstoneExists before the job ended = %v, %v; want false, nil", ok, err)
 				}
-				if _, err := s.EndJob(ctx, End{ID: id, Client: "acme", Outcome: "failed", Final: true}); err != nil {
-					t.Fatalf("EndJob: %v", err)
+				progress := `{"progress":0.5,"outcome":"failed"}`
+				if _, err := s.RecordEnd(ctx, EndRecord{ID: id, Client: "acme", Outcome: "failed", Final: true, Progress: []byte(progress)}); err != nil {
+					t.Fatalf("RecordEnd: %v", err)
 				}
-				if owner, ok, err := s.Tombstone(ctx, id); err != nil || !ok || owner != "acme" {
-					t.Fatalf("Tombstone after the job ended = %q, %v, %v; want acme's", owner, ok, err)
+				want := Tombstone{Owner: "acme", Outcome: "failed", Progress: []byte(progress)}
+				if tomb, ok, err := s.Tombstone(ctx, id); err != nil || !ok || !cmp.Equal(tomb, want) {
+					t.Fatalf("Tombstone after the job ended = %+v, %v, %v; want acme's, with the end record %+v", tomb, ok, err, want)
+				}
+				// Without the attempt's progress (and as a delete writes it): the owner alone.
+				bare := uuid.NewString()
+				if _, err := s.RecordEnd(ctx, EndRecord{ID: bare, Client: "a b\nc", Outcome: "failed", Final: true}); err != nil {
+					t.Fatalf("RecordEnd: %v", err)
+				}
+				if tomb, ok, err := s.Tombstone(ctx, bare); err != nil || !ok || !cmp.Equal(tomb, Tombstone{Owner: "a b\nc"}) {
+					t.Fatalf("Tombstone without an end record = %+v, %v, %v; want the owner alone", tomb, ok, err)
 				}
 				checkTTL(t, rdb, tombstoneKey(id), testRetention+resultSlack+testTombstone)
 				if ok, err := tombstoneExists(ctx, s, uuid.NewString()); err != nil || ok {
@@ -63,7 +74,7 @@ func TestStore(t *testing.T) {
 				body := []byte(`{"id":"` + id + `","orders":3}`)
 				before := time.Now()
 				if got, err := endDone(ctx, s, id, "acme", body); err != nil || got != "done" {
-					t.Fatalf("EndJob done = %q, %v", got, err)
+					t.Fatalf("RecordEnd done = %q, %v", got, err)
 				}
 				got, err := s.Report(ctx, id)
 				if err != nil {
@@ -91,7 +102,7 @@ func TestStore(t *testing.T) {
 				id := uuid.NewString()
 				for _, body := range []string{`{"attempt":1}`, `{"attempt":2}`} {
 					if _, err := endDone(ctx, s, id, "acme", []byte(body)); err != nil {
-						t.Fatalf("EndJob: %v", err)
+						t.Fatalf("RecordEnd: %v", err)
 					}
 				}
 				if got, err := s.Report(ctx, id); err != nil || string(got.Body) != `{"attempt":2}` {
@@ -126,7 +137,7 @@ func TestStoreUnreachable(t *testing.T) {
 		t.Error("TombstoneExists succeeded without a Redis")
 	}
 	if _, err := endDone(ctx, s, "x", "acme", []byte("{}")); err == nil {
-		t.Error("EndJob succeeded without a Redis")
+		t.Error("RecordEnd succeeded without a Redis")
 	}
 }
 

@@ -32,8 +32,8 @@ func TaskInfo(id string, created time.Time, state asynq.TaskState, maxRetry int,
 	return info
 }
 
-// WithProgress sets the task's result to the progress p.
-func WithProgress(p tasks.Progress) func(*asynq.TaskInfo) {
+// WithProgress sets the task's result to the progress p (a jobs.Progress).
+func WithProgress(p any) func(*asynq.TaskInfo) {
 	return func(info *asynq.TaskInfo) {
 		b, err := json.Marshal(p)
 		if err != nil {
