@@ -15,18 +15,19 @@ import (
 	"github.com/reportd/reportd/gen"
 )
 
-// The kinds of Event: any number of EventStatus, then one terminal event.
+// The kinds of Event, as openapi.yaml's JobEventKind names them: any number of EventStatus, then one
+// terminal event.
 const (
-	EventStatus   = "status"
-	EventDone     = "done"
-	EventFailed   = "failed"
-	EventCanceled = "canceled"
+	EventStatus   = gen.EventStatus
+	EventDone     = gen.EventDone
+	EventFailed   = gen.EventFailed
+	EventCanceled = gen.EventCanceled
 )
 
 // Event is one event of a job's stream (GET /v1/reports/{id}/events).
 type Event struct {
 	// Kind is EventStatus, or the terminal EventDone, EventFailed or EventCanceled.
-	Kind string
+	Kind gen.JobEventKind
 	// ID is the event's id, which a reconnect sends as Last-Event-ID.
 	ID string
 	// Status is the job's status, for a status or canceled event.
@@ -166,14 +167,14 @@ func (c *Client) readEvents(resp *http.Response, last *string, yield func(Event,
 
 // decodeEvent decodes one event's data by its kind.
 func (c *Client) decodeEvent(resp *http.Response, kind, id, data string) (Event, error) {
-	ev := Event{Kind: kind, ID: id}
+	ev := Event{Kind: gen.JobEventKind(kind), ID: id}
 	var err error
-	switch kind {
+	switch ev.Kind {
 	case EventStatus, EventCanceled:
 		ev.Status = &gen.JobStatus{}
 		err = json.Unmarshal([]byte(data), ev.Status)
 	case EventDone:
-		var d struct{ Result string }
+		var d gen.JobDoneEvent
 		if err = json.Unmarshal([]byte(data), &d); err == nil {
 			ref, perr := resp.Request.URL.Parse(d.Result)
 			if perr != nil || d.Result == "" {

@@ -66,7 +66,7 @@ func TestEvents(t *testing.T) {
 				if kinds != "" {
 					kinds += ","
 				}
-				kinds += ev.Kind
+				kinds += string(ev.Kind)
 				if ev.Kind == EventDone && ev.ResultURL != f.srv.URL+"/v1/reports/"+jobID+"/result" {
 					t.Errorf("done event's result URL %q", ev.ResultURL)
 				}
