@@ -394,7 +394,7 @@ func TestOpenAPIIsOneClient(t *testing.T) {
 func TestKeysNeverLeak(t *testing.T) {
 	t.Parallel()
 	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
-		h := newHarness(t, b, setup{APIKeys: twoClients(), Worker: true, Webhooks: true, Metrics: true,
+		h := newHarness(t, b, setup{APIKeys: twoClients(), Worker: true, Webhooks: true,
 			Limits: jobs.Limits{SubmitsPerSecond: 100, SubmitBurst: 100, MaxOpenJobs: 100}})
 		var secrets []string
 		for _, k := range []string{acmeKey, globexKey, wrongKey} {

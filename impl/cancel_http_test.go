@@ -60,7 +60,7 @@ func TestCancelRunning(t *testing.T) {
 		// 90 days of 30 ms: 2.7 s if nothing stops it.
 		ledger := slowLedger{inner: report.NewSyntheticLedger(smallRows), perDay: 30 * time.Millisecond}
 		// Retries allowed: only the cancel's SkipRetry keeps asynq from running the job again.
-		h := newHarness(t, b, setup{Worker: true, Ledger: ledger, Waiters: true, Cancels: true, Policy: jobs.Policy{MaxRetry: 3}})
+		h := newHarness(t, b, setup{Worker: true, Ledger: ledger, Waiters: true, Policy: jobs.Policy{MaxRetry: 3}})
 		id := h.create(t, "2026-Q1")
 		h.poll(t, id, 20*time.Millisecond, 10*time.Second, func(r *response) bool {
 			if r.Status != http.StatusOK {
@@ -189,7 +189,7 @@ func TestCancelPending(t *testing.T) {
 			t.Errorf("the canceled job's task: %v, want it deleted", err)
 		}
 
-		startWorker(t, h.Redis, h.Store, setup{Cancels: true}, h.logger().With("component", "worker"))
+		h.startWorker(t, setup{})
 		h.poll(t, other, 20*time.Millisecond, 10*time.Second, is303) // the worker runs the queue
 		time.Sleep(200 * time.Millisecond)
 		if n, m := h.logged(victim, "report started"), h.logged(victim, "report canceled before it started"); n+m != 0 {

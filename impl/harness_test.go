@@ -11,7 +11,6 @@ import (
 	"mime"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
@@ -30,15 +29,14 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/reportd/reportd/gen"
-	"github.com/reportd/reportd/impl"
 	"github.com/reportd/reportd/internal/httpapi"
 	"github.com/reportd/reportd/internal/jobs"
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/report"
+	"github.com/reportd/reportd/internal/server"
 	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/internal/testkit"
 	"github.com/reportd/reportd/internal/webhook"
-	"github.com/reportd/reportd/tasks"
 )
 
 const (
@@ -290,26 +288,22 @@ type setup struct {
 	Handler asynq.Handler
 	// Redis replaces the backend's client (for a Redis that cannot be reached).
 	Redis *redis.Client
-	// Waiters wires jobs.Deps.Waiters, fed by the store's finish events as cmd/reportd does, so that
-	// Prefer: wait and a cancel are woken by events; without it they only re-read now and then.
+	// Waiters has the API subscribe to the store's finish and progress events, as cmd/reportd does, so
+	// that Prefer: wait, event streams and a cancel are woken by events; without it they only re-read
+	// now and then.
 	Waiters bool
-	// Cancels has the worker's report processor take cancel messages (RunCancels), as cmd/reportd does.
-	Cancels bool
 	// Heartbeat is jobs.Deps.Heartbeat: how often a quiet event stream sends a comment.
 	Heartbeat time.Duration
 	// APIKeys and Limits are jobs.Deps'; none means an open API, one anonymous client, without limits.
 	APIKeys []httpapi.APIKey
 	Limits  jobs.Limits
-	// Webhooks sets jobs.Deps.Webhooks up (any http or private callback URL accepted, deliveries read
-	// from the store), without a webhook worker.
+	// Webhooks sets webhooks up (any http or private callback URL accepted, deliveries read from the
+	// store), without a webhook worker.
 	Webhooks bool
-	// Metrics wraps the API as cmd/reportd does (impl.Metrics and request ids); the series are on
-	// harness.Metrics.
-	Metrics bool
 	// WebhookPolicy, if set, sets jobs.Deps.Webhooks up with this policy rather than Webhooks', and gives
 	// the worker's jobs the queue and the webhooks, so that the jobs it finishes schedule their webhooks.
 	WebhookPolicy *webhook.Policy
-	// WebhookSecret, if set, runs a webhook worker that signs with it (see startDeliveries).
+	// WebhookSecret, if set, has the worker run a webhook worker that signs with it.
 	WebhookSecret string
 	// WrapTasks, if set, wraps the API's task reader, e.g. to count its reads.
 	WrapTasks func(jobs.Inspector) jobs.Inspector
@@ -318,8 +312,8 @@ type setup struct {
 // smallRows is the synthetic ledger's rows a day in tests: enough to fill every region and product.
 const smallRows = 200
 
-// harness is the real reportd API (impl.Handler over impl.New) on real asynq and store.Store, on one Redis,
-// served by httptest, optionally with a worker.
+// harness is the real reportd service (internal/server: the API, and optionally the workers) on real
+// asynq and store.Store, on one Redis, served on a loopback port.
 type harness struct {
 	URL       string
 	Redis     *redis.Client
@@ -327,16 +321,17 @@ type harness struct {
 	Inspector *asynq.Inspector
 	Policy    jobs.Policy
 	Log       *testkit.Buffer
-	// Waiters is the server's, when setup.Waiters asked for them.
+	// Waiters is the server's, when setup.Waiters asked for them (nil otherwise).
 	Waiters *jobs.Waiters
-	// Metrics holds the API's series, when setup.Metrics asked for them.
+	// Metrics holds the server's series.
 	Metrics *prometheus.Registry
 
 	contract *contract
 	client   *http.Client
 }
 
-// newHarness builds a harness on backend b (or s.Redis) and stops it when the test ends.
+// newHarness builds a harness on backend b (or s.Redis) and stops it when the test ends: the service
+// as cmd/reportd wires it (internal/server), on a loopback listener.
 func newHarness(tb testing.TB, b redistest.Backend, s setup) *harness {
 	tb.Helper()
 	c := mustContract(tb)
@@ -358,71 +353,51 @@ func newHarness(tb testing.TB, b redistest.Backend, s setup) *harness {
 	if p.Tombstone == 0 {
 		p.Tombstone = time.Hour
 	}
-	st := store.NewStore(rdb, p.Retention, p.Tombstone)
-
 	s.Policy = p
-	if s.Worker {
-		startWorker(tb, rdb, st, s, log)
-	}
-	if s.WebhookSecret != "" {
-		startDeliveries(tb, rdb, st, *s.WebhookPolicy, s.WebhookSecret, log)
+	st := store.NewStore(rdb, p.Retention, p.Tombstone)
+	svc := server.New(serverOptions(s, rdb, st, log))
+	switch {
+	case s.Worker:
+		startWorkers(tb, svc.StartWorkers)
+	case s.WebhookSecret != "":
+		// Deliveries without a report worker: jobs stay pending until canceled.
+		startWorkers(tb, func(context.Context) (func(), error) { return svc.StartDeliveries() })
 	}
 
-	deps := jobs.Deps{
-		Queue:     asynq.NewClientFromRedisClient(rdb),
-		Inspector: asynq.NewInspectorFromRedisClient(rdb),
-		Store:     st,
-		Policy:    p,
-		Log:       log,
-		Limits:    s.Limits,
-	}
-	if s.WrapTasks != nil {
-		deps.Inspector = s.WrapTasks(deps.Inspector)
-	}
-	if s.Webhooks {
-		deps.Webhooks = &jobs.Webhooks{Policy: webhook.Policy{AllowInsecure: true, AllowPrivate: true}, Resolver: net.DefaultResolver, Event: impl.WebhookEvent}
-	}
-	if s.WebhookPolicy != nil {
-		deps.Webhooks = &jobs.Webhooks{Policy: *s.WebhookPolicy, Resolver: net.DefaultResolver, Event: impl.WebhookEvent}
-	}
-	var reg *prometheus.Registry
-	var metrics *httpapi.Metrics
-	if s.Metrics {
-		reg = prometheus.NewRegistry()
-		metrics = httpapi.NewMetrics(reg)
-		deps.Accepted = metrics.Accepted
-	}
-	if s.Clock != nil {
-		deps.Now = s.Clock.Now
-	}
-	if s.Waiters {
-		deps.Waiters = runWaiters(tb, st, log)
-		deps.Followers = runFollowers(tb, st, log)
-	}
-	deps.Heartbeat = s.Heartbeat
-	handler, err := httpapi.New(impl.New(jobs.New(deps)), s.APIKeys, log, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		tb.Fatalf("httpapi.New: %v", err)
+		tb.Fatal(err)
 	}
-	if metrics != nil {
-		handler = httpapi.RequestIDs(metrics.Instrument(handler))
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	api, err := svc.StartAPI(ctx, ln, svc.Ready(s.Worker), errc)
+	if err != nil {
+		cancel()
+		tb.Fatalf("start the API: %v", err)
 	}
-	srv := httptest.NewServer(handler)
-	tb.Cleanup(srv.Close)
-	if deps.Waiters != nil {
-		// Before srv.Close, which waits for every request: waiting ones answer at once.
-		tb.Cleanup(deps.Waiters.Drain)
-	}
+	tb.Cleanup(func() {
+		// Waiting requests answer at once; the rest within the drain.
+		if err := api.Drain(5 * time.Second); err != nil {
+			tb.Errorf("drain the API: %v", err)
+		}
+		api.Close()
+		cancel()
+		select {
+		case err := <-errc:
+			tb.Errorf("the API: %v", err)
+		default:
+		}
+	})
 
 	return &harness{
-		URL:       srv.URL,
+		URL:       "http://" + ln.Addr().String(),
 		Redis:     rdb,
 		Store:     st,
 		Inspector: asynq.NewInspectorFromRedisClient(rdb),
 		Policy:    p,
 		Log:       logs,
-		Waiters:   deps.Waiters,
-		Metrics:   reg,
+		Waiters:   svc.Waiters(),
+		Metrics:   svc.Registry(),
 		contract:  c,
 		client: &http.Client{
 			Timeout: 10 * time.Second,
@@ -432,79 +407,62 @@ func newHarness(tb testing.TB, b redistest.Backend, s setup) *harness {
 	}
 }
 
-// startWorker runs an asynq worker for report jobs on rdb until the test ends.
-func startWorker(tb testing.TB, rdb *redis.Client, st *store.Store, s setup, log *slog.Logger) {
+// serverOptions is the wiring s asks for, on rdb and st: cmd/reportd's, with a test's intervals, a
+// small ledger, and no refresh of the Retry-After estimates (tests count Redis commands).
+func serverOptions(s setup, rdb *redis.Client, st *store.Store, log *slog.Logger) server.Options {
+	o := server.Options{
+		Redis:         rdb,
+		Store:         st,
+		Policy:        s.Policy,
+		Limits:        s.Limits,
+		API:           server.API{Keys: s.APIKeys, SkipEvents: !s.Waiters, SkipEstimates: true},
+		Log:           log,
+		Now:           time.Now,
+		Heartbeat:     s.Heartbeat,
+		WrapInspector: s.WrapTasks,
+		Worker: server.Worker{
+			Ledger:          s.Ledger,
+			Concurrency:     2,
+			CheckInterval:   10 * time.Millisecond,
+			DelayedCheck:    50 * time.Millisecond,
+			JanitorInterval: 200 * time.Millisecond,
+			ShutdownTimeout: 2 * time.Second,
+			ProgressEvery:   20 * time.Millisecond,
+			Handler:         s.Handler,
+		},
+	}
+	if s.Clock != nil {
+		o.Now = s.Clock.Now
+	}
+	if o.Worker.Ledger == nil {
+		o.Worker.Ledger = report.NewSyntheticLedger(smallRows)
+	}
+	if s.Webhooks {
+		o.Webhooks = &server.Webhooks{Policy: webhook.Policy{AllowInsecure: true, AllowPrivate: true}}
+	}
+	if s.WebhookPolicy != nil {
+		o.Webhooks = &server.Webhooks{Policy: *s.WebhookPolicy, Secret: s.WebhookSecret, Concurrency: 2,
+			Timeout: 5 * time.Second, Schedule: []time.Duration{time.Second}}
+		o.Worker.CancelCheckEvery = 50 * time.Millisecond
+	}
+	return o
+}
+
+// startWorkers runs workers started by start until the test ends.
+func startWorkers(tb testing.TB, start func(context.Context) (func(), error)) {
 	tb.Helper()
-	w := asynq.NewServerFromRedisClient(rdb, asynq.Config{
-		Concurrency:              2,
-		Queues:                   map[string]int{store.ReportQueue: 1},
-		TaskCheckInterval:        10 * time.Millisecond,
-		DelayedTaskCheckInterval: 50 * time.Millisecond,
-		JanitorInterval:          200 * time.Millisecond,
-		ShutdownTimeout:          2 * time.Second,
-		RetryDelayFunc:           tasks.RetryDelay,
-		Logger:                   tasks.NewLogger(log.With("component", "asynq")),
-		LogLevel:                 asynq.ErrorLevel,
-	})
-	h := s.Handler
-	if h == nil {
-		ledger := s.Ledger
-		if ledger == nil {
-			ledger = report.NewSyntheticLedger(smallRows)
-		}
-		p := &tasks.ReportProcessor{
-			Ledger:        ledger,
-			Jobs:          jobs.New(jobs.Deps{Store: st, Log: log}),
-			ProgressEvery: 20 * time.Millisecond,
-			Now:           time.Now,
-			Log:           log.With("component", "worker"),
-		}
-		if s.WebhookPolicy != nil {
-			p.Jobs = jobs.New(jobs.Deps{Queue: asynq.NewClientFromRedisClient(rdb), Store: st, Policy: s.Policy, Log: log,
-				Webhooks: &jobs.Webhooks{Policy: *s.WebhookPolicy, Resolver: net.DefaultResolver, Event: impl.WebhookEvent}})
-			p.CancelCheckEvery = 50 * time.Millisecond
-		}
-		h = p
+	stop, err := start(context.Background())
+	if err != nil {
+		tb.Fatalf("start the workers: %v", err)
 	}
-	if p, ok := h.(*tasks.ReportProcessor); ok && s.Cancels {
-		runCancels(tb, p, st)
-	}
-	mux := asynq.NewServeMux()
-	mux.Handle(tasks.TypeReport, h)
-	if err := w.Start(mux); err != nil {
-		tb.Fatalf("start worker: %v", err)
-	}
-	tb.Cleanup(w.Shutdown)
+	tb.Cleanup(stop)
 }
 
-// runWaiters returns Waiters fed by store's finish events until the test ends, as cmd/reportd runs them.
-func runWaiters(tb testing.TB, st *store.Store, log *slog.Logger) *jobs.Waiters {
-	w := jobs.NewWaiters()
-	feed(tb, st.SubscribeFinished, func(ctx context.Context, ev *store.Events) { w.Run(ctx, ev, log) })
-	return w
-}
-
-// runFollowers returns Followers fed by store's progress messages until the test ends, as cmd/reportd
-// runs them.
-func runFollowers(tb testing.TB, st *store.Store, log *slog.Logger) *jobs.Followers {
-	f := jobs.NewFollowers()
-	feed(tb, st.SubscribeProgress, func(ctx context.Context, ev *store.ProgressEvents) { f.Run(ctx, ev, log) })
-	return f
-}
-
-// feed runs consume on a subscription until the test ends.
-func feed[E io.Closer](tb testing.TB, subscribe func(context.Context) E, consume func(context.Context, E)) {
-	ctx, cancel := context.WithCancel(context.Background())
-	events := subscribe(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); consume(ctx, events) }()
-	tb.Cleanup(func() { cancel(); _ = events.Close(); <-done })
-}
-
-// runCancels has p stop its running jobs on store's cancel messages until the test ends, as cmd/reportd
-// does.
-func runCancels(tb testing.TB, p *tasks.ReportProcessor, st *store.Store) {
-	feed(tb, st.SubscribeCancels, func(ctx context.Context, ev *store.Events) { p.RunCancels(ctx, ev) })
+// startWorker runs a worker of its own, wired as s says, on the harness's Redis until the test ends.
+func (h *harness) startWorker(tb testing.TB, s setup) {
+	tb.Helper()
+	s.Policy = h.Policy
+	startWorkers(tb, server.New(serverOptions(s, h.Redis, h.Store, h.logger().With("component", "worker"))).StartWorkers)
 }
 
 // request builds a request to the harness; body may be nil.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -14,14 +13,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/reportd/reportd/impl"
-	"github.com/reportd/reportd/internal/httpapi"
 	"github.com/reportd/reportd/internal/jobs"
 	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/internal/server"
 	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/internal/webhook"
 )
@@ -43,19 +40,18 @@ func newFuzzAPI(f *testing.F) *fuzzAPI {
 	rdb := redis.NewClient(&redis.Options{Addr: b.Addr})
 	f.Cleanup(func() { _ = rdb.Close() })
 	st := store.NewStore(rdb, 24*time.Hour, time.Hour)
-	waiters := jobs.NewWaiters()
-	waiters.Drain()
-	deps := jobs.Deps{
-		Queue:     asynq.NewClientFromRedisClient(rdb),
-		Inspector: asynq.NewInspectorFromRedisClient(rdb),
-		Store:     st,
-		Policy:    jobs.Policy{Retention: 24 * time.Hour, Tombstone: time.Hour, JobTimeout: time.Minute},
-		Log:       slog.New(slog.DiscardHandler),
-		Limits:    jobs.Limits{SubmitsPerSecond: 1000, SubmitBurst: 1000, MaxOpenJobs: 50},
-		Waiters:   waiters,
-		Webhooks:  &jobs.Webhooks{Policy: webhook.Policy{AllowInsecure: true, AllowPrivate: true}, Resolver: net.DefaultResolver},
-	}
-	handler, err := httpapi.New(impl.New(jobs.New(deps)), twoClients(), deps.Log, nil)
+	svc := server.New(server.Options{
+		Redis:    rdb,
+		Store:    st,
+		Policy:   jobs.Policy{Retention: 24 * time.Hour, Tombstone: time.Hour, JobTimeout: time.Minute},
+		Limits:   jobs.Limits{SubmitsPerSecond: 1000, SubmitBurst: 1000, MaxOpenJobs: 50},
+		API:      server.API{Keys: twoClients()},
+		Log:      slog.New(slog.DiscardHandler),
+		Webhooks: &server.Webhooks{Policy: webhook.Policy{AllowInsecure: true, AllowPrivate: true}},
+	})
+	// Drained: a Prefer: wait answers at once.
+	svc.Waiters().Drain()
+	handler, err := svc.Handler(svc.Ready(false))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -249,7 +245,7 @@ func hex2(b byte) string { return fmt.Sprintf("%02X", b) }
 // server did not fail: no 5xx is logged as a failure or counted in the metrics.
 func TestClientHangsUpDuringWait(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, redistest.Embedded(t), setup{Metrics: true})
+	h := newHarness(t, redistest.Embedded(t), setup{})
 	id := h.create(t, "2026-Q1")
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()

@@ -198,7 +198,7 @@ func TestManyWaitersCheapOnRedis(t *testing.T) {
 		}
 
 		released := time.Now()
-		startWorker(t, h.Redis, h.Store, setup{}, h.logger().With("component", "worker"))
+		h.startWorker(t, setup{})
 		var last time.Time
 		bad := 0
 		for range jobs * perJob {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,8 +15,6 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
-	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/internal/jobs"
@@ -26,7 +23,6 @@ import (
 	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/internal/webhook"
 	"github.com/reportd/reportd/internal/webhook/webhooktest"
-	"github.com/reportd/reportd/tasks"
 )
 
 // webhookSetup says how a harness with webhooks set up is built.
@@ -60,37 +56,6 @@ func newWebhookHarness(tb testing.TB, b redistest.Backend, ws webhookSetup) *web
 		s.WebhookSecret = secret
 	}
 	return &webhookHarness{harness: newHarness(tb, b, s), Secret: secret}
-}
-
-// startDeliveries runs the webhook worker on rdb until the test ends.
-func startDeliveries(tb testing.TB, rdb *redis.Client, st *store.Store, policy webhook.Policy, secret string, log *slog.Logger) {
-	tb.Helper()
-	signer, err := webhook.ParseSecret(secret)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	w := asynq.NewServerFromRedisClient(rdb, asynq.Config{
-		Concurrency:              2,
-		Queues:                   map[string]int{store.WebhookQueue: 1},
-		TaskCheckInterval:        10 * time.Millisecond,
-		DelayedTaskCheckInterval: 100 * time.Millisecond,
-		ShutdownTimeout:          2 * time.Second,
-		RetryDelayFunc:           tasks.WebhookRetryDelay([]time.Duration{time.Second}),
-		Logger:                   tasks.NewLogger(log.With("component", "asynq-webhooks")),
-		LogLevel:                 asynq.ErrorLevel,
-	})
-	mux := asynq.NewServeMux()
-	mux.Handle(tasks.TypeWebhook, &tasks.WebhookProcessor{
-		Client: webhook.NewClient(policy, 5*time.Second),
-		Signer: signer,
-		Jobs:   jobs.New(jobs.Deps{Store: st, Log: log}),
-		Now:    time.Now,
-		Log:    log.With("component", "webhooks"),
-	})
-	if err := w.Start(mux); err != nil {
-		tb.Fatalf("start webhook worker: %v", err)
-	}
-	tb.Cleanup(w.Shutdown)
 }
 
 // postWithCallback submits a job over rng with callback_url u.

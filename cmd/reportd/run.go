@@ -6,24 +6,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
-	"net/http"
 	"sync"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/reportd/reportd/impl"
-	"github.com/reportd/reportd/internal/httpapi"
 	"github.com/reportd/reportd/internal/jobs"
+	"github.com/reportd/reportd/internal/report"
+	"github.com/reportd/reportd/internal/server"
 	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/internal/telemetry"
 	"github.com/reportd/reportd/internal/webhook"
-	"github.com/reportd/reportd/tasks"
 )
 
 // run starts what args ask for and blocks until ctx is done or a part fails, then drains, within one
@@ -72,9 +70,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			log.Warn("traces not all sent", "err", err)
 		}
 	}()
-	tel := telemetrySetup{tp: tp, on: on}
 	if on {
 		log.Info("tracing on: spans go over OTLP/HTTP as the OTEL_ variables say")
+	} else {
+		tp = nil
 	}
 
 	rdb, closeRedis, err := connectRedis(cfg, log)
@@ -87,61 +86,39 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	ready := readyz(rdb, st, queues.shards.Queues(), m.worker)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if cfg.AdminToken == "" {
 		cfg.AdminToken = rand.Text()
 		log.Warn("REPORTD_ADMIN_TOKEN is not set: generated an admin token for /monitoring and /metrics; it is logged only here", "admin_token", cfg.AdminToken)
 	}
+	svc := server.New(serverOptions(cfg, rdb, st, queues, reg, tp, log))
+	ready := svc.Ready(m.worker)
 
 	errc := make(chan error, 2)
 	if cfg.OpsAddr != "" {
 		// Stopped last of all (defers run in reverse), so that it answers while the rest drains.
-		stopOps, err := startOps(cfg, opsLn, rdb, reg, ready, log, errc)
+		stopOps, err := svc.StartOps(opsLn, ready, errc)
 		if err != nil {
 			return err
 		}
 		defer stopOps()
 	}
-	// One lifecycle serves the API and the worker of this process.
-	var apiMetrics *httpapi.Metrics
-	deps := jobs.Deps{
-		Queue:     asynq.NewClientFromRedisClient(rdb),
-		Inspector: asynq.NewInspectorFromRedisClient(rdb),
-		Store:     st,
-		Policy:    jobs.Policy{Retention: cfg.Retention, Tombstone: cfg.Tombstone, JobTimeout: cfg.JobTimeout, MaxRetry: cfg.MaxRetry},
-		Limits:    jobs.Limits{SubmitsPerSecond: cfg.SubmitsPerSecond, SubmitBurst: cfg.SubmitBurst, MaxOpenJobs: cfg.MaxOpenJobs},
-		Log:       log,
-		Waiters:   jobs.NewWaiters(),
-		Followers: jobs.NewFollowers(),
-		Shards:    queues.shards,
-		Queues:    queues.served,
-	}
-	if cfg.WebhookSecret != "" {
-		deps.Webhooks = &jobs.Webhooks{Policy: webhookPolicy(cfg), Resolver: net.DefaultResolver, Event: impl.WebhookEvent}
-	}
-	if m.api {
-		apiMetrics = httpapi.NewMetrics(reg)
-		deps.Accepted = apiMetrics.Accepted
-	}
-	lifecycle := jobs.New(deps)
-
 	stopWorkers := func() {}
 	if m.worker {
-		stop, err := startWorkers(ctx, cfg, rdb, st, queues.served, lifecycle, tasks.NewJobMetrics(reg), tel, log)
+		stop, err := svc.StartWorkers(ctx)
 		if err != nil {
 			return err
 		}
 		stopWorkers = sync.OnceFunc(stop)
 		defer stopWorkers() // on the ways out before the drain below
 	}
-	var api *apiServer
+	var api *server.APIServer
 	if m.api {
-		if api, err = startAPI(ctx, cfg, apiLn, rdb, st, lifecycle, deps.Waiters, deps.Followers, apiMetrics, reg, ready, tel, log, errc); err != nil {
+		if api, err = svc.StartAPI(ctx, apiLn, ready, errc); err != nil {
 			return err
 		}
-		defer api.close()
+		defer api.Close()
 	}
 
 	var runErr error
@@ -156,80 +133,70 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	var wg sync.WaitGroup
 	wg.Go(stopWorkers)
 	if api != nil {
-		runErr = errors.Join(runErr, api.drain(cfg.ShutdownTimeout))
+		runErr = errors.Join(runErr, api.Drain(cfg.ShutdownTimeout))
 	}
 	wg.Wait()
 	return runErr
 }
 
-// telemetrySetup is how this process traces: its tracer provider (a no-op one when tracing is off).
-type telemetrySetup struct {
-	tp trace.TracerProvider
-	on bool
-}
-
-// subscribe runs consume on a subscription until the returned stop is called, which also waits for it.
-func subscribe[E io.Closer](ctx context.Context, sub func(context.Context) E, consume func(context.Context, E)) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	events := sub(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); consume(ctx, events) }()
-	return func() { cancel(); _ = events.Close(); <-done }
-}
-
-// readyz answers 200 when the Redis nodes of the report queues answer and a worker serves every one of
-// them (in this process, or any other: asynq's servers register themselves in Redis), 503 otherwise,
-// saying which is missing.
-func readyz(rdb redis.UniversalClient, st *store.Store, queues []string, localWorker bool) http.HandlerFunc {
-	inspector := asynq.NewInspectorFromRedisClient(rdb)
-	return func(w http.ResponseWriter, r *http.Request) {
-		// Reads in the queues' hash slots, not a PING: on a Redis Cluster any live node answers a PING,
-		// while a master that holds a queue may be down.
-		if err := st.QueuesReachable(r.Context(), queues); err != nil {
-			notReady(w, "redis unreachable")
-			return
-		}
-		if !localWorker {
-			if q := unserved(inspector, queues); q != "" {
-				notReady(w, "no worker serves the report queue "+q)
-				return
-			}
-		}
-		_, _ = io.WriteString(w, "ready\n")
+// serverOptions is the wiring cfg asks for, on the process's Redis, store, queues, registry and tracer
+// (nil: tracing is off).
+func serverOptions(cfg config, rdb redis.UniversalClient, st *store.Store, queues queueSetup, reg *prometheus.Registry, tp trace.TracerProvider, log *slog.Logger) server.Options {
+	o := server.Options{
+		Redis:    rdb,
+		Store:    st,
+		Shards:   queues.shards,
+		Queues:   queues.served,
+		Policy:   jobs.Policy{Retention: cfg.Retention, Tombstone: cfg.Tombstone, JobTimeout: cfg.JobTimeout, MaxRetry: cfg.MaxRetry},
+		Limits:   jobs.Limits{SubmitsPerSecond: cfg.SubmitsPerSecond, SubmitBurst: cfg.SubmitBurst, MaxOpenJobs: cfg.MaxOpenJobs},
+		API:      server.API{Keys: cfg.APIKeys, CORSOrigins: cfg.CORSOrigins, AdminToken: cfg.AdminToken},
+		Log:      log,
+		Registry: reg,
+		Tracer:   tp,
+		Worker: server.Worker{
+			Ledger:           report.NewSyntheticLedger(cfg.RowsPerDay),
+			Concurrency:      cfg.Concurrency,
+			CheckInterval:    cfg.CheckInterval,
+			DelayedCheck:     cfg.DelayedCheck,
+			JanitorInterval:  cfg.JanitorInterval,
+			ShutdownTimeout:  cfg.ShutdownTimeout,
+			ProgressEvery:    cfg.ProgressEvery,
+			CancelCheckEvery: time.Second,
+		},
 	}
+	if cfg.WebhookSecret != "" {
+		o.Webhooks = &server.Webhooks{
+			Policy:      webhook.Policy{AllowInsecure: cfg.WebhookAllowInsecure, AllowPrivate: cfg.WebhookAllowPrivate},
+			Secret:      cfg.WebhookSecret,
+			Concurrency: cfg.WebhookConcurrency,
+			Timeout:     cfg.WebhookTimeout,
+			Schedule:    cfg.WebhookSchedule,
+		}
+	}
+	return o
 }
 
-// notReady answers 503, with the Retry-After every 503 of reportd's carries.
-func notReady(w http.ResponseWriter, why string) {
-	w.Header().Set("Retry-After", "2")
-	http.Error(w, why, http.StatusServiceUnavailable)
-}
-
-// unserved is one of queues that no active asynq server registered in Redis serves, or "" when each
-// has one.
-func unserved(inspector *asynq.Inspector, queues []string) string {
-	servers, err := inspector.Servers()
+// listenAPI binds the API's address, refusing one other hosts can reach when the API is open (no keys)
+// unless REPORTD_ALLOW_OPEN says so.
+func listenAPI(cfg config, log *slog.Logger) (net.Listener, error) {
+	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		return queues[0]
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	served := map[string]bool{}
-	for _, s := range servers {
-		if s.Status != "active" {
-			continue
+	if len(cfg.APIKeys) == 0 {
+		if !isLoopback(ln.Addr()) && !cfg.AllowOpen {
+			_ = ln.Close()
+			return nil, fmt.Errorf("REPORTD_ADDR=%s is reachable from other hosts and no API keys are set: set REPORTD_API_KEYS (or REPORTD_API_KEYS_FILE), or REPORTD_ALLOW_OPEN=true to serve it open", cfg.Addr)
 		}
-		for q := range s.Queues {
-			served[q] = true
-		}
+		log.Warn("no API keys are set: the API is open, every request is one anonymous client", "addr", ln.Addr().String())
+	} else {
+		log.Info("API keys set", "clients", clientNames(cfg.APIKeys))
 	}
-	for _, q := range queues {
-		if !served[q] {
-			return q
-		}
-	}
-	return ""
+	return ln, nil
 }
 
-// webhookPolicy is where the configuration lets webhooks go.
-func webhookPolicy(cfg config) webhook.Policy {
-	return webhook.Policy{AllowInsecure: cfg.WebhookAllowInsecure, AllowPrivate: cfg.WebhookAllowPrivate}
+// isLoopback reports whether a listener's address is reachable only from this host.
+func isLoopback(a net.Addr) bool {
+	tcp, ok := a.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
 }

@@ -18,8 +18,9 @@ type Metrics struct {
 	Accepted prometheus.Counter
 }
 
-// NewMetrics registers the API's series on reg.
-func NewMetrics(reg prometheus.Registerer) *Metrics {
+// NewMetrics makes the API's series; Register puts them on a registry, so that the lifecycle can count
+// accepted jobs from the start while only a process that serves the API exports them.
+func NewMetrics() *Metrics {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "reportd_http_requests_total",
@@ -36,8 +37,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Report jobs accepted (202, or 303 for a wait that saw the job done), replays excluded.",
 		}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.Accepted)
 	return m
+}
+
+// Register puts the series on reg.
+func (m *Metrics) Register(reg prometheus.Registerer) {
+	reg.MustRegister(m.requests, m.duration, m.Accepted)
 }
 
 // Instrument counts and times every request h answers, labelled by its route pattern (never the raw

@@ -1,31 +1,30 @@
-package main
+package server
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/redis/go-redis/v9"
+
 	"github.com/reportd/reportd/internal/httpapi"
 )
 
-// startOps serves, on ln (bound to cfg.OpsAddr), what an orchestrator and Prometheus need of any reportd process:
+// StartOps serves, on ln (bound to REPORTD_OPS_ADDR), what an orchestrator and Prometheus need of any reportd process:
 // /healthz, /readyz and /metrics (behind the admin token), and nothing else. It is how a worker-only
 // process, which serves no API, is probed and scraped; in the other modes it keeps those off the
 // API's address. A failure to serve later is sent on errc. The returned stop closes it.
-func startOps(cfg config, ln net.Listener, rdb redis.UniversalClient, reg *prometheus.Registry, ready http.HandlerFunc, log *slog.Logger, errc chan<- error) (stop func(), err error) {
+func (s *Service) StartOps(ln net.Listener, ready http.HandlerFunc, errc chan<- error) (stop func(), err error) {
+	log := s.opts.Log
 	r := chi.NewRouter()
 	r.Get("/healthz", healthz)
 	r.Get("/readyz", ready)
-	r.With(httpapi.AdminOnly(cfg.AdminToken, log)).Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	r.With(httpapi.AdminOnly(s.opts.API.AdminToken, log)).Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "this address serves only /healthz, /readyz and /metrics", http.StatusNotFound)
 	})
