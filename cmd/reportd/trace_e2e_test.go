@@ -115,21 +115,24 @@ func (rc *otlpReceiver) find(t *testing.T, timeout time.Duration, what string, m
 // span (a child of the caller's), the worker's attempt span (a child of the POST's), its summary and
 // save spans, and the webhook delivery's span, whose request carries a traceparent of the same trace
 // to the receiver. Log lines of the job carry its trace id.
+//
+// Not parallel: the OpenTelemetry SDK reads its OTEL_ variables from the process's environment, not
+// through run's getenv, so the test sets them there, and names the service anew before each run starts
+// (the SDK reads them once, at start). getenv carries the endpoint too: that is how run decides that
+// tracing is on.
 func TestTraceAcrossAPIWorkerAndWebhook(t *testing.T) {
-	t.Parallel()
 	otlp := newOTLPReceiver(t)
 	secret := "whsec_" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
 	hooks := webhooktest.NewReceiver(t, secret, nil)
-	vars := func(service string) map[string]string {
-		return e2eVars(map[string]string{"REDIS_URL": "redis://" + redistest.StartServer(t).Addr, "REPORTD_WEBHOOK_SECRET": secret,
-			"REPORTD_WEBHOOK_ALLOW_INSECURE": "true", "REPORTD_WEBHOOK_ALLOW_PRIVATE": "true",
-			"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.URL, "OTEL_SERVICE_NAME": service, "OTEL_BSP_SCHEDULE_DELAY": "100"})
-	}
-	apiVars := vars("reportd-api")
-	workerVars := vars("reportd-worker")
-	workerVars["REDIS_URL"] = apiVars["REDIS_URL"]
-	api := start(t, []string{"api"}, apiVars)
-	worker := start(t, []string{"worker"}, workerVars)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.URL)
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
+	vars := e2eVars(map[string]string{"REDIS_URL": "redis://" + redistest.StartServer(t).Addr, "REPORTD_WEBHOOK_SECRET": secret,
+		"REPORTD_WEBHOOK_ALLOW_INSECURE": "true", "REPORTD_WEBHOOK_ALLOW_PRIVATE": "true",
+		"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.URL})
+	t.Setenv("OTEL_SERVICE_NAME", "reportd-api")
+	api := start(t, []string{"api"}, vars)
+	t.Setenv("OTEL_SERVICE_NAME", "reportd-worker")
+	worker := start(t, []string{"worker"}, vars)
 
 	const caller, callerSpan = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 	res := mustTry(t, http.MethodPost, api.base+"/v1/reports", `{"range":"2026-01","callback_url":"`+hooks.URL+`/hook"}`,
