@@ -189,6 +189,18 @@ func TestCallbackURLRefused(t *testing.T) {
 				}
 			})
 		}
+		// Not a URI at all is a malformed field, 400 like any other, not a refusal by policy.
+		for _, u := range []string{"not a url", "/hooks/reportd", "//8.8.8.8/hook"} {
+			t.Run("create-400-not-a-uri", func(t *testing.T) {
+				t.Parallel()
+				body, _ := json.Marshal(map[string]string{"range": "2026-Q1", "callback_url": u})
+				r := h.do(t, h.request(t, http.MethodPost, "/v1/reports", bytes.NewReader(body), "Content-Type", appJSON))
+				p := r.problem(t)
+				if r.Status != http.StatusBadRequest || p.Type != "/problems/invalid-request" || !strings.HasPrefix(p.Detail, "/callback_url: ") {
+					t.Errorf("POST with callback_url %q = %s, want 400 /problems/invalid-request naming /callback_url", u, r)
+				}
+			})
+		}
 		t.Run("create-202-public-https", func(t *testing.T) {
 			t.Parallel()
 			const u = "https://8.8.8.8/hooks/reportd"
