@@ -99,6 +99,7 @@ type JobLinks struct {
 
 // JobList defines model for JobList.
 type JobList struct {
+	// Items At most `limit` jobs (itself at most 100).
 	Items []JobStatus `json:"items"`
 
 	// Next The URL of the next page, when there is one.
@@ -186,6 +187,7 @@ type RegionTotals struct {
 // `by_day` has one entry per day of the range, ascending; `by_region` and `by_product` list every
 // region and product that sold, by revenue, highest first (ties by name).
 type Report struct {
+	// ByDay One entry per day of the range, which spans at most 366 days.
 	ByDay        []DayTotals        `json:"by_day"`
 	ByProduct    []ProductTotals    `json:"by_product"`
 	ByRegion     []RegionTotals     `json:"by_region"`
@@ -200,8 +202,10 @@ type Report struct {
 // ReportRequest defines model for ReportRequest.
 type ReportRequest struct {
 	// CallbackUrl Where to POST the `reportFinished` event when the job finishes: an absolute `https://` URL
-	// (`http://` only where the operator allows it). Addresses the service may not call (loopback,
-	// private, link-local, ...) are refused, with `422` when that can be told at submission.
+	// (`http://` only where the operator allows it). A value that is not an absolute URI is `400`,
+	// like any malformed field. A URI the service will not call (another scheme, credentials in it,
+	// an address that is loopback, private, link-local, ...) is refused with `422` when that can be
+	// told at submission.
 	// Needs webhooks to be set up on the service (`422` otherwise).
 	//
 	//
@@ -449,6 +453,15 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
+	// GetProblemType Describe a problem type.
+	//
+	// Every problem's `type` is `/problems/{slug}`; `GET` on it answers a short description for a
+	// person: the problem's title, its HTTP status and what to do about it. It needs no API key.
+	// An unknown slug is a `404` problem (`no-route`).
+	//
+	// Corresponds with GET /problems/{slug} (the `GetProblemType` operationId).
+	GetProblemType(ctx context.Context, slug string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListReports List the caller's jobs.
 	//
 	// The caller's own jobs, newest first, optionally only those with one `status`. Pages hold up to
@@ -575,6 +588,25 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/reports/{id}/webhook (the `GetReportWebhook` operationId).
 	GetReportWebhook(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// GetProblemType Describe a problem type.
+//
+// Every problem's `type` is `/problems/{slug}`; `GET` on it answers a short description for a
+// person: the problem's title, its HTTP status and what to do about it. It needs no API key.
+// An unknown slug is a `404` problem (`no-route`).
+//
+// Corresponds with GET /problems/{slug} (the `GetProblemType` operationId).
+func (c *Client) GetProblemType(ctx context.Context, slug string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetProblemTypeRequest(c.Server, slug)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // ListReports List the caller's jobs.
@@ -792,6 +824,40 @@ func (c *Client) GetReportWebhook(ctx context.Context, id JobID, reqEditors ...R
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewGetProblemTypeRequest constructs an http.Request for the GetProblemType method
+func NewGetProblemTypeRequest(server string, slug string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "slug", slug, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/problems/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
 }
 
 // NewListReportsRequest constructs an http.Request for the ListReports method
@@ -1231,6 +1297,17 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// GetProblemTypeWithResponse Describe a problem type.
+	//
+	// Every problem's `type` is `/problems/{slug}`; `GET` on it answers a short description for a
+	// person: the problem's title, its HTTP status and what to do about it. It needs no API key.
+	// An unknown slug is a `404` problem (`no-route`).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /problems/{slug} (the `GetProblemType` operationId).
+	GetProblemTypeWithResponse(ctx context.Context, slug string, reqEditors ...RequestEditorFn) (*GetProblemTypeResponse, error)
+
 	// ListReportsWithResponse List the caller's jobs.
 	//
 	// The caller's own jobs, newest first, optionally only those with one `status`. Pages hold up to
@@ -1371,6 +1448,54 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/reports/{id}/webhook (the `GetReportWebhook` operationId).
 	GetReportWebhookWithResponse(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*GetReportWebhookResponse, error)
+}
+
+type GetProblemTypeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Error
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetProblemTypeResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetProblemTypeResponse) GetApplicationproblemJSONDefault() *Error {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetProblemTypeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetProblemTypeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetProblemTypeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetProblemTypeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 // ListReportsResponse200Headers the declared response headers of an HTTP 200 response for ListReports
@@ -2287,6 +2412,23 @@ func (r GetReportWebhookResponse) ContentType() string {
 	return ""
 }
 
+// GetProblemTypeWithResponse Describe a problem type.
+//
+// Every problem's `type` is `/problems/{slug}`; `GET` on it answers a short description for a
+// person: the problem's title, its HTTP status and what to do about it. It needs no API key.
+// An unknown slug is a `404` problem (`no-route`).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /problems/{slug} (the `GetProblemType` operationId).
+func (c *ClientWithResponses) GetProblemTypeWithResponse(ctx context.Context, slug string, reqEditors ...RequestEditorFn) (*GetProblemTypeResponse, error) {
+	rsp, err := c.GetProblemType(ctx, slug, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetProblemTypeResponse(rsp)
+}
+
 // ListReportsWithResponse List the caller's jobs.
 //
 // The caller's own jobs, newest first, optionally only those with one `status`. Pages hold up to
@@ -2480,6 +2622,39 @@ func (c *ClientWithResponses) GetReportWebhookWithResponse(ctx context.Context, 
 		return nil, err
 	}
 	return ParseGetReportWebhookResponse(rsp)
+}
+
+// ParseGetProblemTypeResponse parses an HTTP response from a GetProblemTypeWithResponse call
+func ParseGetProblemTypeResponse(rsp *http.Response) (*GetProblemTypeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetProblemTypeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
 }
 
 // ParseListReportsResponse parses an HTTP response from a ListReportsWithResponse call
@@ -3676,6 +3851,9 @@ func NewReportFinishedCallbackRequestWithBody(targetURL string, params *ReportFi
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// GetProblemType Describe a problem type.
+	// (GET /problems/{slug})
+	GetProblemType(w http.ResponseWriter, r *http.Request, slug string)
 	// ListReports List the caller's jobs.
 	// (GET /v1/reports)
 	ListReports(w http.ResponseWriter, r *http.Request, params ListReportsParams)
@@ -3705,6 +3883,12 @@ type ServerInterface interface {
 // Unimplemented server implementation that returns http.StatusNotImplemented for each endpoint.
 
 type Unimplemented struct{}
+
+// GetProblemType Describe a problem type.
+// (GET /problems/{slug})
+func (_ Unimplemented) GetProblemType(w http.ResponseWriter, r *http.Request, slug string) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
 
 // ListReports List the caller's jobs.
 // (GET /v1/reports)
@@ -3762,6 +3946,32 @@ type ServerInterfaceWrapper struct {
 }
 
 type MiddlewareFunc func(http.Handler) http.Handler
+
+// GetProblemType operation middleware
+func (siw *ServerInterfaceWrapper) GetProblemType(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "slug" -------------
+	var slug string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "slug", chi.URLParam(r, "slug"), &slug, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "slug", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetProblemType(w, r, slug)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
 
 // ListReports operation middleware
 func (siw *ServerInterfaceWrapper) ListReports(w http.ResponseWriter, r *http.Request) {
@@ -4247,6 +4457,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/reports/{id}/result", wrapper.GetReportResult)
 	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/problems/{slug}", wrapper.GetProblemType)
+	})
 
 	return r
 }
@@ -4404,6 +4617,65 @@ type UnavailableApplicationProblemPlusJSONResponse struct {
 type UnprocessableApplicationProblemPlusJSONResponse Problem
 
 type UnsupportedMediaTypeApplicationProblemPlusJSONResponse Problem
+
+type GetProblemTypeRequestObject struct {
+	Slug string `json:"slug"`
+}
+
+type GetProblemTypeResponseObject interface {
+	VisitGetProblemTypeResponse(w http.ResponseWriter) error
+}
+
+type GetProblemType200TextplainCharsetUtf8Response struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response GetProblemType200TextplainCharsetUtf8Response) VisitGetProblemTypeResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type GetProblemType404ApplicationProblemPlusJSONResponse Problem
+
+func (response GetProblemType404ApplicationProblemPlusJSONResponse) VisitGetProblemTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetProblemTypedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetProblemTypedefaultApplicationProblemPlusJSONResponse) VisitGetProblemTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
 
 type ListReportsRequestObject struct {
 	Params ListReportsParams
@@ -5724,6 +5996,9 @@ func (response GetReportWebhookdefaultApplicationProblemPlusJSONResponse) VisitG
 
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
+	// GetProblemType Describe a problem type.
+	// (GET /problems/{slug})
+	GetProblemType(ctx context.Context, request GetProblemTypeRequestObject) (GetProblemTypeResponseObject, error)
 	// ListReports List the caller's jobs.
 	// (GET /v1/reports)
 	ListReports(ctx context.Context, request ListReportsRequestObject) (ListReportsResponseObject, error)
@@ -5787,6 +6062,32 @@ type strictHandler struct {
 	ssi         StrictServerInterface
 	middlewares []StrictMiddlewareFunc
 	options     StrictHTTPServerOptions
+}
+
+// GetProblemType operation middleware
+func (sh *strictHandler) GetProblemType(w http.ResponseWriter, r *http.Request, slug string) {
+	var request GetProblemTypeRequestObject
+
+	request.Slug = slug
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetProblemType(ctx, request.(GetProblemTypeRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetProblemType")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetProblemTypeResponseObject); ok {
+		if err := validResponse.VisitGetProblemTypeResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
 }
 
 // ListReports operation middleware
@@ -6012,132 +6313,140 @@ func (sh *strictHandler) GetReportWebhook(w http.ResponseWriter, r *http.Request
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H1tcxs3kv9XQc1tlcm64YiiZe+aqn2h2M6uN7HjtZzk8vf47wE5TRHxEKABjCiej9/9qhvAPJBDUnIc",
-	"O6m6d6I4g4dGP/66G/wYTdViqSRIa6Lxx2gOPAdNfz7m0zm81OKaW8DPOZipFksrlIzGUbZ038RswW8G",
-	"/Ar+npbD4f2pgamSuWGltKJgdg5Mw1Jpy+BmKTQYegqyJIojDR9KoSGPxlaXEEdmOocFx6nsegnRODJW",
-	"C3kVbTZx9PQ1v9pdxAUzVit5xa55IXJulWZqFibVYEBajo/GbKY0y57NBi+UhMFzbqfzuy/BbWB3FT/P",
-	"QdKkv6rJPbO1X9bjkv3z9euXg5xb6J8zPrOgmZ1zy4Q1TOSMS7MCbVh2djqkVR1axbMcFktlQdpXsCz4",
-	"GvLdBWW4mYytwrrcBEwYxnF1BV+PPZE+lGDsPcOyatjpevAdrDO24oaVBnI2gZnSEDMu87BJJkwq8W8l",
-	"we1kJrSxYTw21cAt5Am7mOARMGXnoFfCQJLK1vZAloto/CbC9UZv447tvlCXVukO/rsoVnxtWCbVwOAT",
-	"2TnjzFhuS4MbVbJYMxzWUUFY/KcGnh+j70sNM9Agp3CxXBaii7yv58CW1WMGWS5zr2WOGivQwOZKqlJD",
-	"HjNIrhKWrbiwfz8dZqz36tvH7K+js2H/2FpegSkL+72acjdz10Ict90z7MdX38csO7k+PXH/MicfRb45",
-	"0TTGnZn9FVi9vkBW3Z320ou4VQw35TmEmEPCTcUGyDJMSAtXoNlMqwU7xVfuDw+vZcFvxALZ4v4wjhZC",
-	"ug+nFXP4EWmVl3TehwnkhNJzRjeR7kydn7heX0ynsLQdwue+yMYdeojlsAQknUKWPHz8mzhacs0XYL0+",
-	"bojod7DuUobvYU2TTgsB0rLpXBkgzWfnwjBTThbCGFxGj05i9OABW2ohLZ8UwC4uHz97xqZzrvkUp4wZ",
-	"R32xLLiQzKr3IJnSqeTsQ6ks5OzS6nJqkcPZtwKKnLmV92NmlBMDjTwk5FVT17Apl1IFFYEiS8yEp5Sk",
-	"8jtYG8Y1sCXosAvUOxoWsJgAzsUtK4Abi6srUPVzU6klO4c1k3wBQdhxY07nCKSQM25RHOEz0TjaUnrR",
-	"Fht+D/LKzqPx6MFfiRPD51M8GWtB45j//02a3oyGgzS9+evTt//5l6hLi/1LTZ49OcSeIidyC2NKyJlw",
-	"ajsLjJ0Fq5aNhqMsCdtZcjuvNyPyg0w8U3rBbTSOypKebO5gOHjEB7OLwbdvP/5tM2h+PLvLx9PRpnv7",
-	"Tjnu7j8owqY2DZryRcbmqshNi3mQl8sl8u4LFhyNHrdsoYxlD4d9z+yeG1QqZ0IKMz/3WjJnhmxGreMH",
-	"XsmPWZg0mIugvlFO2Q9owBxniiupNOQHuMrvdg8znQ5HZ3GXsGswSyWNczC+4TnyDBmfqZIWJGkajqt1",
-	"PHGy1GpSwOI/fzVO89Wz/UXDLBpH/3FSu3Yn7ltz8tK95abs5EYmKgZEBkNRQoHl7Mcfnz2JmdKMM7dl",
-	"/GrBC+QsNPZZDpaLIiMJNGw1F9M5kmkT43ZeuSP80hsKnJMrcPtYoO/ntKSSFnUd61WbYP+6/OFFzDgj",
-	"RSmvYlbK91KtJG57IQweW85mqO5iNuF5KjWXV8DMWlp+Qy9WQ4m8v0MTnFbNZiBzVIs0DpusyQ/EmdlS",
-	"CWlBe6o91VrpL0mwC7l2vhoDnJr1zoZnJFJcVoTQqrQQs7Phg5g9GA5jliRJP9gKN3SCi/+HkvA1uBdu",
-	"hEHzNCktm3Pj3fAcDxBd2hwKsJCfE829U+AsDLpJJOFXSjqreaVUnrDeDzKV2csfLl97k46zcNnhMrsz",
-	"FoZGOGelAcaZhBXa5aTvzvSFss4/QNP0pekTXJMgv7wo1MowCYIOPWsuACfOmMSwycKNPZma6yzxO3jy",
-	"lc7Wq6IcD2gN9nxbvOozTdhLVbjws/b8mJDGUgjgtvGtKuUX1bAvFG1jJezcuWQiJ6aEa9DB9veUpn1Y",
-	"tZgYiztFLtalZKq0zCrVp+W/5OtC8fy1Ut9zfQVfS61OVL6mcAt38PCMfSe+oeW9Vuo5l2uv9M2XXp53",
-	"HcnjtYbNuPExtyTaam6BFWIhLNkzJDBHUybXrPQuA5BLSv8XaDTWCaOQyIXvqczo04AipCz4Is4paEAo",
-	"jYf27cg/fdIIuGhTP0pe2rnS4r/hi3sBFy+fUSwhTDCEpD4RaUnaG/z5558HF6Wdg7S4oi6c6BvgGjTT",
-	"wIvF39PIe2JpdMegy9Pkmovia6hOlFvCGVjvFeTC9EMgMwHc2nSOHlCDQ1g3g3xG9lhqNQVjvgYxgvQL",
-	"w1ZQFMx7PGhya6oY0NfoWHPmfCTJF8hInOV87eLDyicjmx0z5xal0uMJwqLu1taQkGKsF2T4/sOHOIo5",
-	"77bDGgi4IjXLWS5m5Ow7ZXWOY/FUZlNeFBM+ff+u1EXmDAXoazEFthJFQcvCR2huJfFbadGnLYCtYDJX",
-	"6r2LB/BBA5aVS++1/ShNuUQeh/w55IK/Xi+/2gEF9YyL3LXuCQVnfkic8Qm38AoPCz8stVqCtsIFJIjf",
-	"tMLIHKV9J5CJI6tu8dimKflv3OD0ao0BqsmvMLU44hO+fq0sL2gdvCh+mEXjN9vry73yudvE9FDHnIeJ",
-	"71ezeesi+++FfG92KeY8yn2gHX7n0Cglp9AAVsm7Sbooa6CYdQ9XuzjJ0S3TKF1kpp0Yu7sRYWHR/uMQ",
-	"cf6lJg6VizbVJFxrvsbPCA92bwHdMw9y4ENsya8grhBsDQ7TheP7c4vcs8FL69lkO5fhVE82Zh9KKBGz",
-	"lcprH++SITxAUJZyGt9qAblX9ZzNuCjwo7WwWFqM+3QppRuRs5XS79FnEIYhwUoaCGGFDM+6BgqVrlDq",
-	"Nett+a5VkuD+8H6GM7g5szHqSfc36uFUYtRyzjKK4DIHeKzm64RlUy6nUL2Cfmf4D6s1bvB+HN6PnpFU",
-	"fm3OuwmQvScZ2nC31SiOcDtRHLnVRHEUxu+A9qvjKDtEx9Oxm1NkiUhgYJZpqUm34xkV3Nh+OITzrUNx",
-	"2ro6ODaDFbNiAWSTD8HMYRvvvFLtzAjoEpwgc09Uoi83792pMO7xSW49TZG71HIJOQYyDa6eKFUAJ0Pi",
-	"syjvuN1RbANceZeOgAAZ3Mp4xJFPUvk5OtJanDX94XtdMbMbgxhWdqa0KM9xu/WHyfYvKGjKalk95Lo4",
-	"nLbSFVffYVqRd0GkO48VQdMfUYDOIiCAr9WVBmP2qO05smRIWKLdvWfIr2F+S1ot2JBZxU4T9sy6nJYW",
-	"BgzLS03OlAzs3d6rKtErjOtcymmDx4fVzpwo4UJ1sPqHdla7B2iNnHI8fFB7pTPo1tsfkal0xS2sD63Q",
-	"u2nHXvnZPfYECnENer1rUPKomr1xooFmLTkNLNJlfoLU7eZtJEMg/NHZg79WCBp7TvkO4+E48nrtHAxg",
-	"KIoWiOe5o96WG0R4SNeJUFpSWhfFOfQBSe30/Aq/torlivGJKq1PTu3KiTQWpWufV+O8ToKNCT92u2Fq",
-	"SoyAujg5fLYVwz549KiplofDLsVshS2gsypgrjSG/4sF1+sgYWE1OE5M/zF84ZA+wJMPy5TTbv/Lrped",
-	"k/346hmrEgohzNme8Jxl/3j6OiMTS/agMcpxp4a+DfttcKM/7j3slpdTe9xzXroHuxOdzUWEB3+Tv/wK",
-	"roSSx1el6bnji/LP/cY1LZW2nXzECzA1H12Ts+fCWTUjVZ0w5HxLozH4UHIPOpYLqgtAZIBNNPD3OYLn",
-	"cMOntlgnqcwm63c5X2fkDigJDCRiB0vQOGzLKCC4PnXe1jnD99yeM5Jc/OwPJmOFMNbxcirdQ/SM/965",
-	"H0ZR7mLNNFyDLCFmc3E1BxNqOHp4Avi95AvoO5+vfTRu5bcOCOrwrSMgqFd/6/HajN09Zs09txqyxZQd",
-	"I16BBH1nX+yWToXSAQ6qHhXSPjyLOk12Q/vd3Wb7I383DdVed5yxlOIT3uuyp8F2tihb0SLMtL3i5tm2",
-	"eCcOTNmlCZ14N/KPPM8FijgvXjYYe8YLA9u83kSJOv0cDcwqhtkhl6B3odK33jnNUBoJN9r1XM2Y3LeJ",
-	"UUVpgWVza5dmfHKSYbiXyh79gz6T37dyc82B4fqo1M2nbwQGnBd5rsEYMC0oC52FgGSxXqHUEjcTp7Iq",
-	"3kN/ZVCoKS9cJs9HSTNE0GIHoWVno1FVTMZxMIkeiFUFVWPUZSVJKl8A5KYGyFy07OAxpmRrbT03blUb",
-	"5nUN3PDFEq16FAji/5NM1eKEhvW1O3nTdyy1iOJmnn00PPtbh7RVQrPrvpDnbUO0y5TE2P1DyTXBub/8",
-	"8ssvg3/LjJK8Stq5/9fz55lLiksm5LQojbimoZhZckwc+ocGT54kSf03VXSEwoUAZ24TYDQcPRz8+7Rd",
-	"rNHDigsqvfj3m9PB2dv/qT73hm9OB4/e/s/pm+Fg9LZff+H+GNV/pGmSpsn+7/t/OeqRODp2iVtt29ui",
-	"9Ol6bltrbRWRuK+ZqIvN6MlWaPEF9dsRHdZFsu0QpJs9/bfBN3DhuBe1uIEyuKyXDQh4G+neDRkCPrI7",
-	"a1hPDaEYxWZcJ0cJ6dd6LDzUMAVBThXlpcEVmDqV2Rvd3Nwhgsfo8l2FfmzP58riCiobc3thV8oyqTxQ",
-	"ETMxYyL8cw/+SlPUocruCWGVb8BHWttzE9NMCFjwiamMAk7Kr4Fm7SdRFzE7TQ/OFw72dsAvDhPXp32A",
-	"D59e+zzFDsTOd/97V+jkLiB5s7JVQ8Et6lar2maEqgHQRPaPxJa3KQ3dM8tx6vppuqh6V+TiIP6wH18g",
-	"MNPyxfIIcOazla7IAPRCSF6Eqolbi1uIhQMa7BFiDwD7TxUO7D8fgIP3xbthS7Hjvt19I31hWmph15dI",
-	"Sa/TlqK7RFaG3DZVLGUXPsVOSbEx86lq18jwHtahV4E9xTAOM+ITwDwkuQlKhjoDrDx3fzEDYGKKw0yc",
-	"SrfhAJZi3b0vTEfaYzxIJQY9Lh3K48a4Z3wVngl1+9nZ8CzrN2rnCSimtdZng96SSwcKOVMh4chdYOUr",
-	"E0MV5IILabmQoE20kz8MD7lUBZitINh9bZwraPl7aGVmkSgBBjJzVRZYKJlKFLZZoVZjRoVUrFGAndVY",
-	"8Wg4YhfeEmSMW4eo+zRuoxi2Zztkt59KJDNvJ94764DiKpvTmaRnE7ArAMmWqihMwn6mpK+fk7I4PvfB",
-	"lGY++cH2ZWtGw2HmtoBnHtDD82ZXAikwEQyESSWmeNglgCs7zYIuqhBvR7l6DA99C9s1beZWNfZPZaGP",
-	"AxECbpRsVe4xJ1Z0Zhct5B83t66LqqtCWw0WJB4LW4IWKme90Rmbq1IThpDDjJeF7ep6CdydSswRMCwX",
-	"zKpR6+KnMOr9ofPPG4M66BKFg71QllE1V9aYiHbxlBwYV84ocM4drJX1sn35+CB0HmeM6rjjGrRx4nKa",
-	"DJMhxfFLkHwponF0Pxkm953XPid11GB3/HgFdr9BB32v1g0xk7CqsJmYqaWLW4u1b3ChCn86ZySWP2vk",
-	"en4FhgqoXb10KjOqd8po2HM2Uxg7sgxzrRnr8cIoV+FA3JBhAmPs9WCSJPQHYBV18feUkrhpFIoI65rr",
-	"Km+bStf85djbeTsJu6DvKCSldc1gFbRGc22Oq6tWnpko8DzNe0HJMqMWMEYOSuVUuQqUCZ47pWzB4XMG",
-	"A1TvJK/mqgCX1E3YU18KStPkWi2ZKn1W08XUQkksuY4wD/7Kn1e7C+PNR1fz/aFEP70q+a7M8+2qN5q2",
-	"vntAIkhrPM/1GNg28zrDo00y24z2w5J/KOHc6W5hXZYJNQBcC1UaOiXsCCPWqHoNttY3LbVRe2vcR8Nh",
-	"K2Z9czH4f3zw38PBo3eD7haJt1v176Ph8EDNzN1qZUJhQ1fBs+NJNSOe2KrOov7HwWMlrVbFsfqs0Ke2",
-	"iSMUno4aAydNlZAQytMpV+2iB17L1ZF+oU0cnQ2H+xZakfekUYxPr5wef6VVjLiJowfD+7d6qarW28Q1",
-	"Ax97z5W943a8z+ElktmmigwHZvmVqT1QEyGgv1S+0cAHSD7UaCJz+J+Pf/GuSoJ1Uv9x0gyUN/hAGGe7",
-	"/U1612QJ2hX0to15VzI6ZkZcScjpHdzIpeUy5zpnPugyqTRLmIqZZ/IxuwYtZmuW+RB/gANwW2rIWC+7",
-	"Po0dQ024gYdn7J/PLx4PLv95MXrwkKlZKtPoY3hP5Juk+lC51JvkI+56k0bey2WoRt3aqPazhdbdQ7dk",
-	"NTcwfZckCblKGmy/av3TpbHBDcJhY+/zojeBqrwAVs1s0BY4CqWyQjV6jWCc4LS1neOIWFQ4urlBIcmF",
-	"hqmty+6cEYO876pmXGUHGsNU4jGq2cyhIpTRHP3NuyX1Nin9l9Vkyqh1LYe8dKoGfJseuwh++OkwS6VV",
-	"VLsR3B8twFUoZmejR9lJ9mB4P7heLe8SX0Oba+ew8GmVtmHZ9QcWYAyqCuwOqxaspE9X4tweDRJUQy5t",
-	"sq8nqd7k3Tod90SSqJc8joJ1LgakjZFjfpTiplnrenAtzeju6JIOGLTLJZ/CwACS00LOKjkxscu/bQtL",
-	"owX94AKrge5Es7fuYTD2G5WvP5sVa2Ezm81me0nbHWSj//qvvYgeuBaIs9PhPuTFA1crLi1VgC2U9sCc",
-	"OQ9MT1KQbKn27YYHyyos8LyS0YJb0MmWin+9hU/wXXRi02HCf3Kd/9BqFIyxQIZPijUDSc5f1SPqFNOe",
-	"kNM3ZrSDy1S61pFGBJqwsFhh8BuqCG+2QYeTwO9XWlgLkqKRn0ktbBcsx4xXpPEbYFdgTS3zOFWv+oTq",
-	"oF4MbcgttZ9K3+JC6QUviYxM0lytyD+mLoepWuIBcq0R6/KRttuVr/vv7rhNZWi5FdYEAoSY8LxeLw7S",
-	"WX7tnp/V9dmUBGrQxjVPjj0F8wE3azmNQ3dm3DxkHGsORX60K3SM6C6FvI0SW4wk7e4FCR2xN27V4ZRx",
-	"na2i10qD+X7XlFtvoYW3xy2wEsEPw3jwBRzS7Vy9Vopw15EIYBLix52JxjBr6L+ummAkQE7mEuEMPExe",
-	"FF1Bz2MNmCumYXeNU5dqqh852epN38RH33AHHf1e6rKd9L2NvhyOPmfEEWqgDzazVWkPFGFXeewBq1q8",
-	"Y9+JvANXbUUr1QnYQfNikEMxS8dVIhi+NG5TOPT21t0LraszBo27Mw6NsXvZRrh64tO6Yu67uKTDX2/o",
-	"RZLXWt4quJKLvNY/oR28eevJinvVgZpLSPYilZW6cRngrl4UpKzvT2xUAXsJx0LuWpML0ygF32kma9w/",
-	"c4gm4bFN/OV5YuvCks/FE18ytPVO0eGXqLmZHr5FHLzdqknvPbjNyjoaifDl0eg2Lzf7w+itR8ff2m7b",
-	"/Bqh/iWlrxkPdRh4M0hnnL+Jo+2LXJzwF2A7CzX3xeaVyaU30Viu4jA71XTkkI9RbZxlzn3sKnJPJQFp",
-	"5FIo6Vy6JRUGs+zJ0++fvn6aVYNhsOuiW/Kr66n7BJPuZhfCnUtS2fDoGJHvRxnrBRg7+1VNBlLZQYDt",
-	"s/653yITVXWfy78kSXLivsr6Xb7AE5qj8gW2DOVZd9TQShcEMnkycg1h4Ul0B2l2l2B8siwPz46/VDWC",
-	"0wuPvlJf++6hn7PAJDV/JOxx+0Bj5nuTWAW5+2Mwvh3xTvrsiwu7YzTGDzHPPpSvM43SyHw1UnKrZgqv",
-	"m9yst4vZ9EN1fDPPlkp/lURQHwnbk7Dz/TEEFdboYOLyueFeDZH7O8O4cRmMVLqbAGKnV+i56p617tss",
-	"OuKn4L98SrzUCJHRNzXMKMoTpjJQ0MXoZjdGb3fjxHUvjmPUcCyhL6Q6HueLpdIKd3lTuRy3cskN940C",
-	"WJea7dBc/wCfubmsOjbuFMi0wpLfLyFxq/Cgi0ldEHfFhTzUZ+7I3WDZ3nYaONR2ujZB1DVbrL/jfn5q",
-	"OuT3iQrudiMdUm3vdXRxs7d7V0ekskl/l2Qk2d3jSfSpV8vlmsFYseAWxv6Nhj2PmwzfKA1wl1NQ2yY1",
-	"wFMzOkBuzv0YgSvCGASsh3UbH0amks+9vGCvJw5C+T7KiVI7qokZt1WZmrRsyac79zPe/i6+vdHX663O",
-	"5v3xzudht7tHSX+i4OZLu0N/aN/hFTI4b2G1exOCd7IB7ra+zduOAMN7zbjgTxsz3pNUPOD219olXEpF",
-	"DdxOE+lSovFGg+Dstvs3wcfceyCokEwqNUyVznHA97C04+YNWBp4bhod4nvLe7C27T3sdAXHzv1Mpajv",
-	"vXUFNyGm6oUgqO9g5gbi2vTYeOUTtK5FmKPz4RumXa7NYThH/Amv6qqW66mSM0FXlXgEx6UGA1Ceyu2m",
-	"ezNXqxZdgi8356ZPXpfzx72XLirwZMym1Re8HWjuKQ3zs9JJYhQYkKJU8sLdCFCRPMBQSlelX35/cy6v",
-	"9oWGdVgYbznYcSpd+bPvRYtdsReuonmRCBVJ+1Sfad+DuIUk03b3RY9f3o+qHHVUOV8U5w3hd8g6r8LN",
-	"y35lxNLkV2Tblww466hL6FenFbhbFEUqkTUbnPk5r576v+C8yUDHxS9kXByUE6J2q/zxd11Tl0p3mAl7",
-	"4R/3svuniNo9CMH32Kxbw3UnLqO8tybywt89SI8NjNXAFxnrUbc6ZxOtVoZqgTLKil+qUk8hc8asP8Y6",
-	"Rl8P6RNtPs8ZV3YjlU3ngfU4yyqRzvohzYmV5z5tTHFXVYDhjsz52G4QYorKk++h9qag2j0/ejBkC9M/",
-	"DyAh1NEzLbC+Y91tlYHMzRitzKB1VUzDnaaxaIVkSj+mkcjTaIwAX8xS316B/0ijPTeDp9EGlcegcaFM",
-	"mMP9oz1Fq6+dzHW4YIbGaNwx08yahH+3x0KqNQjerNel86J7+STLRJ45WzRVUsLU+tD1e27sgE5+8OxJ",
-	"xq4UGDybAMNql6dBA++QWIrlGgZeWCeP59U1Pu3j2CqoRvCX7rRlFopim+l8UVDiat39+bnry/xyqVxn",
-	"zEZDNPs91N6US28Pg9FrVUlQbdhdq00ciHWviwWurhASPGOdPmDo1MGSwsgbAcZRYVoo4zyQD6UA65eF",
-	"9UzhOte4iSj5PoRUVo0IIg9n7lPdhFwpXwoVGCEOC0ZkxtUhURazoy6eHAt3CuH63fMmx1NVs+HXvmBj",
-	"L8xzSY87F+PptW8OPlpPJfJQF0wdWe6UfbFL7m+bahJ9b4VQi/X2VcE+PPuUOtcdhdc2Zh0XR+/ra6JB",
-	"gmvebvepisV+c8C9IZfqbN+9ZHSoKMcgMe8RbGlvW3iRrnnHGvt/6GzBnVKFf5b827euNSAE1pU144Zd",
-	"gr4GPaCEupO63z/grjsE97ZNhByTv0S75685HrOdGw8pdpSqcd98n/n7dnMusKECSYgjPb78KZX1SNUV",
-	"yP3EB1c7cGG4mRhx++HDCt+v7lwma9m+cdn32fj1u8jdORWGfEqXNJiiYNK6qhyPj7EJB5hyTdV4PPwW",
-	"Toa/lUOVC6nMWlI9Zrf60R6x/WM9vtOm/fM5jZAdJ0xlZSvv+46c5yoXM1EFJ3uAegerHVPfF5Jm8d0K",
-	"kgHXhQBdVdqd+w5eB5jSJe9IxJ3irrP9ZZ+t7UVHSzx/p6DWh80ok4Hp2i93XOsd7pIh7h3X9/OTi5Dl",
-	"eOCuKz2mnvS41ZGexbU/Si/QDa3uyG5lbbb60n6LWWn95NQmjh47ig6eCLNURnT/yAupI+djVWIa19fN",
-	"zkSjXY0odOxnd8JvTR3Ej/GZT4Kbf+J6fezxxu/LeGT97KDqI4DBR5DMiACdkcRg5eruD199rhP649Hq",
-	"D4tePLzVC41fB6gxj6NvPakKkv4EiH2Hwvh9fYjGTYCdTsS3t7s7Y4xF1OQs+AFR7mZcOwAv3KxAwN2w",
-	"8ft31DXs92z6rfR/9XMADoYOs4ULZaofH8FA34VcLVjcx24HzavvG/g9cdjdGxQ77YQn2j1TX2VS3yfy",
-	"WQKR/0ujfapQ2q0LZnj7epnPLKKNSxvovXBdw5u3m/jj5m011+5VP6Ei0ASoTGif5DJJ7cmFJW7ebv53",
-	"AA==",
+	"7H37cxu5kf+/guKlylTdkKJo2Ympyg/K2ps42fU6ljd7+Xr83QE5TRHxEOACGFE8n/73q+4G5kEOScnx",
+	"2knV/SaRM3g0Gv349IMfezOzXBkN2rve5GNvATIHS39+I2cLeG3VjfSA/+fgZlatvDK6N+llK/4mEUt5",
+	"O5DX8Pu0HI0ezxzMjM6dKLVXhfALEBZWxnoBtytlwdFTkA17Sc/CL6WykPcm3paQ9NxsAUuJU/nNCnqT",
+	"nvNW6eve3V3S+0YWxVTOPrwBbzeXcw92d0l/MmtRGH1NszqwN2oGwi1MWeRiLZUXU5gbiwvydqPoOeVE",
+	"DoW6AbuZ4F9yM4gbMFZILf709u3rQS49pLr/5ttvxLOzs9HJUPwklXfC3IAVZ2OxMKV1QloQs9ILb6rP",
+	"LsRa+YUpvVA+wRFLbUHmclpAQquMkwvlUo3rUpALo+m70pWyELhpM58PU91rUghu5XJVIJHOxqNe0kGx",
+	"F2/l9S6NLoXzFml0IwuVS2+sMPN4TBYcaC/x0UTMjRXZy/ngldEw+F762eLBh/aCj3x3FT8tgPf4DzN9",
+	"5LY4RPSbdD+5EBKPW/iFRDI6oXIhtVuDdSI7PxvRqg6t4mUOy5XxoP0bWBVyA/nugjLcTCbWcV08gVBO",
+	"SFxdITeTQKRfSnD+kRNZNexsM/gLbDKxlk6UDvLAZomQOo+bpPPFv40G3slcWefjeGJmQXrIh+Jyikcg",
+	"jF+AXSsHO+euy2Vv8q6H6+297zr3V+bKG9txYy+Ltdw4kWkzcPhEdiGkcF760uFGjS42AodlKiiPHyK3",
+	"HqPvawtzsKBncLlaFaqLvG8XIFbVYw5ZLuPXMqbGGiyIhdGmtJAnAobXQ5Hhnf392SgTdPN+Oz4fnRxb",
+	"yxtwZeG/MzPJM3cthLntkRM/vvkuEdnpzdkpf+ROP6r87tTSGA9m9kOS6SrIFG9agggZQsNtxQbIMkJp",
+	"D9dgxdyapTjDVx6PDq9lKW/VEtni8SjpLZXmf84q5ggj0iqv6LwPE4gvZeCMbiI9mDp/k3ZzOZvByndc",
+	"Pv4im3TIIZHDCkgcI0sePv67pLeSVi7BBw3WuKJ/gU2XMPwAG5p0VijQXswWxgFJPlINrpwulXO4jD6d",
+	"xPjJE7GySnuU4OLy6puXL8VsIa2c4ZSJkCgvVoVUWnjzAbQwNtVS/FIaD7m48raceeRw8a2CIhe88pNE",
+	"OMPXoKGZoJYNUmsTRQReWWImPKVhqv8CG9Y8K7BxFyh3LCxhOQWcS3pRgHQeV0fqUbpKLPkFbISWS4iX",
+	"HTfGMkchhdgc6CU9fKY36W0Jvd4WG34H+tovepPxk98SJ8b/z/BkvAeLY/7/d2l6Ox4N0vT2ty/e/+dv",
+	"OrXXn8305fND7KlyIrdyroRcKBbbWWTsLGq1bDwaZ8O4nZX0i3ozKj/IxHNjl9L3Jr2ypCebOxgNnsnB",
+	"/HLw7fuPv7sbNP89f8i/Z+O77u2zcNzdfxSETWkaJeWrTCxMkbsW8yAvlyvk3VciWjZ96cXSOC+ejk4C",
+	"swduMKmeK63c4iJIyVw40hm1jB8EIT8RcdKoLqL4xnsqfkAFxpyprrWxkB/gqrDbPcx0NhqfJ12X3YJb",
+	"Ge3YwPiDzJFnSPnMjPagSdJIXC3zxOnKmmkBy//8h2PJV8/2Gwvz3qT3H6e1MXzK37rT1/wWT9nJjUJV",
+	"DIgMhlcJL6wUP/748jmZfVLwlvGrpSyQs1DZZzl4qYqMbqAT64WaLZBMdwlu5w0f4ZfeUOSc3ADvY4m2",
+	"H0tJoz3KOtGvNiH+fPXDq0RIQYJSXyei1B+0WWvc9lI5PLZczFHcJWIq81Rbqa9BuI328pZerIZS+ckO",
+	"TXBaM5+DzlEs0jhiuiE7EGcWK6O0Bxuo9sJaY78kwS71hm01ATi16J+PzulKSV0RwprSQyLOR08S8WQ0",
+	"SsRwODyJuoKHHuLi/2g0fA3uhVvlUD1NSy8W0gUzPMcDRJM2hwI85BdE82AUsIZBM4lu+LXRrDWvjcmH",
+	"ov+DTnX2+oert0Gl4yxSd5jMfMbK0QgXonQgpNCwRr08POEzfWU82weomr40faJpEu+vLAqzdkKDokPP",
+	"mgvAiTOh0W3ycOtPZ+4mG4YdPP9KZxtEUY4HtAF/sX296jMditemYIe9tvyE0s6TC8Db+NaU+otK2FeG",
+	"toFeNJtkKiemhBuwUff3jaV9eLOcOo87RS62pRaGvHFzQst/LTeFkflbY76T9hq+llidmnxD7hbu4Om5",
+	"+Iv6Ay3vrTHfS70JQt996eUF05EsXu/EXLrgc2uirZUeRKGWAcZAAktUZXojymAyAJmk9LlCpbEZCnKJ",
+	"2H1PdUb/DchDyqItwkZBA3RqPLRvR+Hp04bDRZv6UcvSL4xV/w1f3Aq4fP2SfAnloiIk8YlIy7C9wZ9+",
+	"+mlwWfoFaI8r6kLW/gDSghUWZLH8fdoLlljae6DTFWhyI1XxNUQn3lvCGUT/DeTKnURHZgq4tdkCLaAG",
+	"h4huBvmM7LGyZgbOfQ1ixNuvnFhDUYhg8aDKramCkCUa1lKwjaTlEhlJilxu2D+sbDLS2YlgsyjVAU9Q",
+	"HmW39Y4uKfp68Q4/fvoUR3EX3XrYAgFXJGalyNWcjH0WVhc4lkx1NgsQ7M+lLbIWxrpWRUHLwkdobqPx",
+	"W+3Rpi1ArGG6MOYD+wP4oAMvylWw2n7Urlwhj0P+PeRKvt2svtoBRfGMi9zV7kNyzsKQOONz6eENHhb+",
+	"s7JmBdYrdkgQv2m5kTne9h1HJul5c4/H7po3/x0PTq/WGKCZ/gNmHkd8LjdvjZcFrUMWxQ/z3uTd9vry",
+	"IHweNjE91DHnYeKH1dy9Z8/+O6U/uF2KsUW5D7TD7xiNMnoGDWCVrJthF2UdFPPu4WoTZ3h0yzRKF5lp",
+	"J87vbkR5WHag3pfB7c5IkWasLvvK4wQi+uRnI0Y5qzEO0fXPZsqAHi5nKW9f8ktno1G1XGmt3ODXCDR2",
+	"EwMNvQCX4ENiJa8hqbBwC4wOw3FK8Zr3kOrKB4bbjiOxEMsm4pcSSkR/tQlyLBh3CDQQKGZYd3CUhJWG",
+	"FHOpCvzXe1iuPHqQttSaR5RibewHtD6UE0i/kgZCgCJDrqkhR2MrvHsj+ltWcBVueDx6nOEMPGc2QYnL",
+	"f6NETzX6PxciI18wY+hkvdgMRTaTegbVK2jBxk9ELbujHcWRA7SxtAlrYzspgv+BZGgN8FZ7SQ+300t6",
+	"vJpe0ovjdwQJquMoOy5hoGM3p+gSMcXILLPSkpbAMyqk8yfxEC62DoXlfnVwYg5r4dUSSLsfAqzjNn4O",
+	"4rkztmBLYJEgA1GJvtJ94FMRMiCd0geaIneZ1QpydIkaXD01pgBJKinEY36WfkdEDnDlXdIGIvhwLzWU",
+	"9EK4K8zRESCTomlZP+ryvnkMYljdGRwjWXK/9cfJ9i8oytxqWX3kuiSetrEVVz9gWpV3ga07jxVRZxyR",
+	"h6xbMBRgzbUF5/YogAWyZAx9ogZ/5MhCEmFL1izFiGK5Q/HSc3TMKgdO5KUls0xH9m7v1ZRoXyZ1VOas",
+	"weO1XOarhAu10X44tLPa0EC9xsLx8EHtvZ1Rtt7/iFwlK+6hjGiFweA79spP/NjzEAXfVSh5r5q9caKR",
+	"Zq17GlmkS/3EW7erkrWgqP75k99WWJz4niInLgB7ZD/7BThApxY1kMxzpt6WQUXISteJUIBTe/YHGcdA",
+	"UrOcX+PX3ojcCDnlVIFOY0Zp5/F27bOP2H4lAJqQaN6NMDNiBJTFw8NnWzHsk2fPmmJ5NOoSzF75Ajrz",
+	"CxbGeuHK5VLaTbxhcTU4Dmc+OLlkzBDw5OMy9azbkvObVedkP755KarQRHSYtie8ENkfX7zNSMWSPmiM",
+	"ctyooW/jfhvcGI57D7vl5cwft8FX/GB3yLS5iPjgP2V5v4FrZfTxVVl67viiwnP/5JpWxvpOPpIFuJqP",
+	"bsjYY8fYzElUDwVyvqfRBPyC2TLEWeWSMgwQYxBTC/JDjjA83MqZLzbDVGfTzc+53GRkDhgNAjSiECuw",
+	"OGxLKSBMP2Nr60Lge7znjG4u/h8OJhOFcp55OdX8ED0TvmfzwxmKgmyEhRvQJSRioa4X4GI2SB9PAL/X",
+	"cgknbPO1j4ZXvkuuH47sgkJLwq2kdpWnETGBe3sbtVvZ8jYeP326623UpGk5REdMo8atuescs2bNew3Z",
+	"4viOEa9Bg32woXdPi8XYiFpVjyrtn573Ou2Bhmh9uEEQ+OnnWUzje+CMpVaf8F6Xso6KuUXZihZxpu0V",
+	"N8+2xTtJ5PguMcuyoxEmlXmu8ELI4nXj1sxl4WD7IjXBrE4jyoLwRmAQi/MI2A/7Nli+GV51grd2zWI3",
+	"Idtw6kxRehDZwvuVm5yeZuhLprpPH9D/ZFSuea4FCFwfZeSFKJNCb/YSM/XKkDQWI8uN4VEDKjT2R6Ms",
+	"SXWhPoBAWL4Oq1LQFAfCR/fCdph1xwYPcRgkYmYhB+0VSlelhfJJqnHmPLfgXLWgwpgVUjIRVUYoGmKD",
+	"wsxkwcFO9qznNcaYnY/HVbadxAVoMYVUe1NQvkqdeDNM9SuA3NUQIqMADCDGVMm4oz4PXGXPBRlaJ0vG",
+	"swifDGdmeUrDhuymvGkTl1b1kmYmwnh0/ruOi17d112zjDwKH714YfREYDqQtAR4//3vf//74K86ozC4",
+	"0X4RPvr++ywJ+adKz4rSqRsaigR4quNDg+fPh8P6b8p52RHuWwQYj8ZPB389a6ez9DEnhZJT/vrubHD+",
+	"/n+q//ujd2eDZ+//5+zdaDB+f1J/wX+M6z/SdJimw/3fn/zmqKXFdOy66bXN0r7Fny5itwXmVpoNf01s",
+	"zy8JerLlMn1B0XpEfHaRbNu16mbP8G20FhhmCFctaaAnHBf01f1txQJ2XaGI++zOGtdTQ0POiLm0w6OE",
+	"DGs95vZamIEiY5Ei98ApuCyt++Pb2wcgE+g1/1yhOtvzceJgQYl1vBdxbbzQJgAwiVBzoeKHexBqmqJ2",
+	"wXZPCPOgI+7T2h5PTDMhECOnrtJHOKm8AZr1ZNjrIman1sP54sHeDxrHYZL6tA/w4YubEMnZCULI3U8f",
+	"Cgk9JIzQzP21UEiPstWbthqhfAnUzidHfOb7JM/umeU4dcM0XVR9KCJzEFfZj5sQSOvlcnUEEAzxXE7D",
+	"ALtUWhYxr+Te1y36+BHlDsh3ALbDfxW+Hf4/AHPv8+PjlhLmvt19I31hVlrlN1dIySDTVqo7iVjH6D/l",
+	"dGWXIQmBwoYTEYL5XBzzATax/kW8QPcUcwamgJFaMhOMjpkYmJvPfwkH4BLyL12Sat5wBIGxMiGk7iPt",
+	"0c/lqFI05niMRy7kKbpY2ZCdj86zk0Z1AQHgtNb6bNBa4oCp0nMTQ7KSfbqQuxnzRJdSaS+VBut6OxHW",
+	"+BCHYMBtOff8dTApvfwArdg1EiXCW1zNM0x1qvGyzQuznghKNRONFPWsxsDHo7G4DJogE9JzpCAEuhvp",
+	"wn3fcXdP0ODFgEUrNaEzUyqpolSdaQxiCn4NoMXKFIUbip8oLB7mpOhUiOkIY0UI6oh9UajxaJTxFvDM",
+	"Iyp60azbIAGmooJwqcbQlbgC4MTcLMqiCslnytVjBEhf+a5pM17VJDyVxUoXRD6kM7qV2yj4WtGZXbYi",
+	"Gri5TZ12XqUiW/Cg8VjECqwyueiPz0ON1XQjcpjLsvBddUGRu1ONsQ+BCZVZNWqdHhZHfTxi+7wxKEOy",
+	"eDnEK+MF5btljYloFy/IgOGET4Vz7mDIop/ty1iIly7gp73a77gB6/i6nA1HwxFBCCvQcqV6k97j4Wj4",
+	"mK32BYmjOKg7/eiK8voOP7uGDrXHqw1PY+ESXu6MfMbtMbKIlFKxRXXyMmC6jXHZNEz1CqxDKdeAXB85",
+	"QXtL6FCa9ss+tBvjK5qcPG2iLB2m+rJOocXVEalZbjXIrM2A8msjWdmHVkZjJnjvj+AD9P+WpX8rZXw8",
+	"Gm2lmVDeJtVvXFBdhwP/+9LPB79r55l05KJ31TvVCDTGlpqY813SOx+df+EcFw7ka9NaGVv++LlcwpAl",
+	"N12FfXNVFDzlZOumtkQs+e590gtyncx9XATGTFqzku0jr12AtvFz13u/Vb/zrsu8IrPXwfUStCd/d4ez",
+	"Y/WY0lTiOAiqIxu2/OCtb7sLRJDtHpRyh1to6KG9dzJa2mAf1Uo7ERrWFRicCLNiLKvYhNo8Kk4iAWw0",
+	"RCGM6kheg6PaDy71SHUzw+RCzA3iSSLD5I5M9GXhDCdnkZjOMGI6CQbKcDikPwALQIrfp5Q1kvZi/nNd",
+	"LlIliqSaK31Z77AbgmATfkcBM1rXHNZRnTfXxuqmqkKcq8KDFe6Doui8M0uYoBRJ9cxw8twUBTLliAAH",
+	"BBxCR8F7XS9MAZxFMhQvQhY7TZNbsxKm9F0yAlN43oTz2mFAYopfSnSga66IdvP9LmXTCO8ekAjSGq+6",
+	"g+NRM5A8OlrftxMXWMlfSrhgo0p5DmvjnYEbZUpHp4Q3h1ijKpPaWt+stM7sLc8Zj0YtMOnd5eD/ycF/",
+	"jwbPfh50V3e9PyqHtxPv7i8CY05WV60G86SZE09sJZZSsfvgG6O9NcWx1NJYYnuX9PDydCQ18W2qLgkh",
+	"v533qp1lJet7daTUkTTI6LiQbtQR0Stnx19p5VHfJb0no8f3eqlKNP5EJVIpDTxA4ZsiMh5Y1BlRvpLK",
+	"MKFGKiAXAQNoovX4ycffBFE/xBTP/zhtIlhkPMVxtit3dfAZVmC5FqFtZXdlvyTCqWsNOb2DG7nyUufS",
+	"5iKgIS7VbgUzNQ9MPhE3YNV8I7KAvQ1wAOlLC5noZzdnCTPUVDp4ei7+9P3lN4OrP12OnzwVZp7qtPcx",
+	"vqfyu2H1T+Xr3g0/4q7v0l5wPwWKUV4bpa23YPRH6C+sFw5mPw+HQ/JhLPiTqmrZls5H/wSHTYIzimY+",
+	"ivICRDWzQ13AFEp1BTf2GygZ4dwbv8ARMR96fHuLlyRXFma+zhhmJQZ5CCZwKhkqw1SHFglsk5JROf5d",
+	"8BfqbVK+QVaTKaOq2xzykkUNhApjcRkd5LNRhhEJShaLfolVwMnV2fn4WXaaPRk9jj5Ry+3D11Dn+gUs",
+	"Qxz3mGWzBOdQVGBha7Vgo0N+BM69qYw1gjOH+8op600+rEh7D8SDcikAnJhY50D7BDnmR61um2n6B9fS",
+	"hF2OLumAQrtayRkMHCA5PeSiuicu4YD/9mVp9Bs5uMBqoIcZfPwwOP8Hk28+mxZrgaZ3d3fbS9oufh3/",
+	"13/thdqBq7fOz0b7INGAKK+l9uQfLI0NiLm7iExPt4AHGj87MlCobsJqK6wb3OpzspXA24ZWPrnao6M/",
+	"zN1drbwOr7aslddXXm5Db24XwnlRRUAuqkUV0oMdbunPt1uorNzFZO867KO/cUcYaBWQJ5juKKfFRoAm",
+	"y7rqHcBSfw/QFgr22pBaqrmksIG7DUVcrKIgM1UKNdtjRDbH79dWeQ+aMJifSOZuF7JgIDWSJmxAXIN3",
+	"tUDFqfrVfyhr68XQhnipJ6kOpY/sZLKYE6TvF2ZNzgdVv83MCm+HtBYR/oAv8q5CPVh3J4ZUx1YMyrtI",
+	"gIiEXdTrxUE6y3K6Y+oN2nBR/SRQMB9It9GzJFbtJ81DxrEWUORHuwVMMKZFQF+j9ALxM7/bOKcDccSt",
+	"cnQmqWP0jV5H3Kyh3kIrypi0QjQI+RIyxYYWx/fYjm7lZOxaaRFCx6hZZ2ZHnDX25aiKIzVATrYIgrh4",
+	"mLIoujzKbyxgcg4Nu6v5u8RC/cjpVs+Su+ToG3zQvV9LF7WzbO6jjEbjz+nOxQKXg0XOVbAXrzDXkQSY",
+	"vr7eSehQsQPSb4nx6gT8oNkw6pA472gxhb5ho8vOobe3evK0WioNGj2VDo2x24QptiT6tGrJx6PHe5yh",
+	"hlyk+1rftypII1Vey58gcFrdsNYyiA6UXEqLV6muxA3nvXTVKCJlQ916o6Yj3HAsy6kluXKNwp6dIuNG",
+	"X7JDNImP3SVfnie2Gll9Lp74krhBsDgPv0RNL+jhe4AM2yX89N6T+6yso8CUTNnxfV5u1g3XBvDht7bL",
+	"+b8GjnJFSTvcwc5YTx2jOkGUNmpNDb748hfgO9Pu9wEflcqlN1FZrpM4O2Wy5ZBPUGycZ2w+dpUspZpQ",
+	"SjIpjGaTbkVlHiJ7/uK7F29fZNVgiCQwdEBOSz01ZU52xFRjLz5tfHx0gkGlZ5noxwhF9g8zHWjjBzFY",
+	"mZ1chC0KVeVqc9R5OBye8lfdEajnNEdlC2wpyvNu36QVJI1kCmSUFuLCQxzpfreZmyN98l0enR9/qWoQ",
+	"Qi88+0r9TnYP/UJEJqn5Yyi+aR9oIkKlqajiGeEYXChTf5A8++KXnRlNyEPMsw9C7YxRNeL9jUSEdTNx",
+	"oZvcor8LiJ3EWqdmdkGqQ4uhKD6GYk+aQqh2JBy2hl6HIRoc+i2pPPSSlI7DQ6nmDjEJyxV6ruq/2d3l",
+	"qMN/ivbLp/hLDRcZbVMnnKHsiFRHCrKP7nZ99HZtZVJXVjKjxmOJVX7V8bAtlmqvuKlfuZq0Mmga5hs5",
+	"sJyQ0h07Z7F1VdXfPciRabklv160517uQReTshN3LZU+1H+Eyd1g2f528ksS3G8u+kZZs8X6O+bnp8aa",
+	"fh2v4GGdSpFqe9uUJs2eH7syItVN+nMEl+7uHkvihDJDOMMGnFdL6WES3mjo86TJ8I2EKG5aREX41BiF",
+	"qh0AcncRxohcEcegqEVctwtuZKrlItwXrNzHQSiYio9xcwGXCOmr5FztBULU231779+jda/39Xar48V+",
+	"f+fzsNvDvaR/I+fmS5tD/9K2wxtkcNnCavdGWx+kA7iL6937DgcjWM244E8bM9kTsT1g9tfSJTYrpHYc",
+	"LIlsqVF5o0Jgvc0fE3wsgwWCAokatc+MzXHAD7Dyk2ZnRAsyd41+H3uTGhPBpVpbPR4SNj9Trep+6Jxm",
+	"GH2qfnSCThhmbiCuTYtNVjZBq13OAo2P0P6CA5mM4RyxJ4KoqxpozIyeK6ouCwgOx10jUJ7q7RYqbmHW",
+	"LbpEW24h3QlZXWyPBytdVeDJRMyqL2Tb0dyTEBtmpZNELzAiRamWBfd3qUgeYShjq4TXsL+F1Nf7XMPa",
+	"LUy2DOwk1Vz0ESqLE05xxVU0G0xRaUiIo7p2f9wtJJm2u897/PJ2VGWoo8j5ojhvdL9jSH8dO/KHlRFL",
+	"k12RbbeMYe1oSzipTitytyqKVCNrNjjzc7Yk/D/nvMlAx69fjLjEVFX22r0Jx9/VvjTVfJhD8So8Hu7u",
+	"v4XXHkAIuUdn3RuuO+Vw/d6E08vQk5YeGzhvQS4z0adsbCmm1qwdJVpllHJwZUo7g4yV2ckEk0RDsmkI",
+	"tIU4Z1LpjVQ3jQfRlyKrrnR2EsOcWG8Twsbkd1XZLXxkbGPzIMQUlSXfR+lNTjU/P34yEkt3chFBQqi9",
+	"Z1pg/dsbvFUBOncT1DKDVuOvhjkdAv/SS1KlH9OeytPeBAG+RKShqAw/SHt7fjEi7d2h8Bg02oPFOfiD",
+	"9hStLiWkrmO7MBqj0TGsGTWJH7fHQqo1CN6sUqDzon6tWmQqz1gXzYzWMPPBdf1OOj+gkx+8fJ6JawMO",
+	"zybCsBaqn7FhJJZ8uYaCV57v40XVlK19HFtlJOdZbEjhoSi2mS5kXA25wiecH7e1DMulXKiJGI9Q7fcX",
+	"8Vd/2sOs6Rd6ql/8CRvmn1sgDsSk4iWlkRdKQ2CssycCjTpYkRt5q8AxFWaFcWyB/FIq8GFZQ1HXKCRN",
+	"RClUX6W6Kr9SeTzzEOom5MqEPLPICElcMCIznORFUcyOaiAyLPgUYlv2iybHU8q4kzchYWMvzHNFj7OJ",
+	"8eImdGM4mqym8ph0TQn5fMohpSYPvQObRN+bftVivX0pxk/PPyWJeEfgfUIRB0s1GiSa5u0ixyoT7592",
+	"uO/IpDrf16+SDhXvMWiMe0Rd2t++vEjXvGONJ//S0YIHhQr/XeJv33LdRXSsK20mnbgCewN2QAF1vnW/",
+	"vsNd10XvrUmJMabw4wr90P5+InY64ZLvSLVEEYY5EaEPey4VVqsgCXGkb67+lup6pKo1/skwOFc7cGHs",
+	"WI+4/ehphe9XvfhJW7Y78YfqwrB+9tzZqHBkU3LQYIYXk9ZVxXiCj004wExaSnWU8TfSMvwNNcpcSHXW",
+	"utUTca+fv1PbP3sX6gvbP6vWcNlxwlRXuvJxqEP83uRqrirnZA9Qz7DaMfF9qWmWUAqiBUhbKLBVpt1F",
+	"6FvAgCn9+AcScSe563x/Tm1re72j+bO/klMb3Ga8k5Hp2i93/NxD7AxG3Dupf7eFTIQsxwPnXhwJdeJI",
+	"Wn04sqS2R+kF6tzNR3YvbbNVjfvPqJXWjzfi7ycyRQfPlVsZp7p//IvEEdtY1TVN6jbkc9Uo0iUKHfs5",
+	"tvgbhAfxY3zmk+Dmv0m7OfZ443fHArJ+flD0EcAQPEjhVITO6MZg5uruDyJ+rhP616PVvyx68fReLzR+",
+	"NabGPI6+9bxKSPo3QOw7BMava0M0+rp2GhHf3q9j0ASTqMlYCAPivZtLywBe7CdDwN2o8Uuy1Csh7Nmd",
+	"tML/1c/EMAwdZ4tttKofpUJHn12uFiwefLeD6jUUZfyaOOxuP9xOPRGI9qj+8dpGF6XP4oj8XxjtUy+l",
+	"32qrJdtNtT7zFd0qvq+a1Lx7f5dQKX6Ya7fBWcwIdBEqUzYEudywtuTiEncLsbZbHDhuiMGNBJLQ7mBa",
+	"tWDnRhGNkcO71Ab2fwcA",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -534,3 +534,15 @@ func waitDone(t *testing.T, h *harness, key, id string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestProblemTypesNeedNoKey: the problem-type descriptions every problem links to are read without a
+// key, or with a wrong one, even where keys are configured: a refused client must be able to read why.
+func TestProblemTypesNeedNoKey(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, redistest.Embedded(t), setup{APIKeys: twoClients()})
+	for _, key := range []string{"", "not-a-key", acmeKey} {
+		if r := h.as(t, key, http.MethodGet, "/problems/unauthorized", ""); r.Status != http.StatusOK || r.mediaType() != "text/plain" {
+			t.Errorf("GET /problems/unauthorized with key %q = %s, want 200 text/plain", key, r)
+		}
+	}
+}

@@ -7,10 +7,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/internal/testkit"
 	"github.com/reportd/reportd/internal/webhook/webhooktest"
+	"github.com/reportd/reportd/tasks"
 )
 
 // TestE2EWebhookSurvivesWorkerRestart: a delivery that failed is retried by whichever worker runs next.
@@ -32,8 +37,9 @@ func TestE2EWebhookSurvivesWorkerRestart(t *testing.T) {
 		delivered <- rc.Hits()[n-1]
 	})
 
+	srv := redistest.StartServer(t)
 	vars := e2eVars(map[string]string{
-		"REDIS_URL":                      redistest.StartServer(t).URL,
+		"REDIS_URL":                      srv.URL,
 		"REPORTD_ROWS_PER_DAY":           "50",
 		"REPORTD_WEBHOOK_SECRET":         secret,
 		"REPORTD_WEBHOOK_ALLOW_PRIVATE":  "true",
@@ -117,8 +123,52 @@ func TestE2EWebhookSurvivesWorkerRestart(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	time.Sleep(500 * time.Millisecond)
+	// Two requests and no more, judged from asynq's record rather than by waiting: the delivery's task
+	// completed at its second attempt (a completed task never runs again), and it is the job's only one.
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	inspector := asynq.NewInspectorFromRedisClient(rdb)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		info, err := inspector.GetTaskInfo(store.WebhookQueue, "webhook-"+id)
+		if err != nil {
+			t.Fatalf("the webhook task: %v", err)
+		}
+		if info.State == asynq.TaskStateCompleted {
+			if info.Retried != 1 {
+				t.Errorf("the webhook task completed after %d retries, want 1", info.Retried)
+			}
+			break
+		}
+		if info.State != asynq.TaskStateActive || time.Now().After(deadline) {
+			t.Fatalf("the webhook task of a delivered job is %s, want completed", info.State)
+		}
+	}
+	if n := webhookTasksOf(t, inspector, id); n != 1 {
+		t.Errorf("%d webhook tasks for job %s, want 1", n, id)
+	}
 	if n := rc.Count(); n != 2 {
 		t.Errorf("the receiver got %d requests, want 2", n)
 	}
+}
+
+// webhookTasksOf counts the tasks on the webhook queue, in any state, that deliver job id's event.
+func webhookTasksOf(t *testing.T, inspector *asynq.Inspector, id string) int {
+	t.Helper()
+	n := 0
+	for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){
+		inspector.ListPendingTasks, inspector.ListActiveTasks, inspector.ListScheduledTasks,
+		inspector.ListRetryTasks, inspector.ListArchivedTasks, inspector.ListCompletedTasks,
+	} {
+		infos, err := list(store.WebhookQueue)
+		if err != nil {
+			t.Fatalf("list webhook tasks: %v", err)
+		}
+		for _, info := range infos {
+			var p tasks.WebhookPayload
+			if json.Unmarshal(info.Payload, &p) == nil && p.JobID == id {
+				n++
+			}
+		}
+	}
+	return n
 }
