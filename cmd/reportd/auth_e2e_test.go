@@ -13,6 +13,7 @@ import (
 
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/internal/testkit"
+	"github.com/reportd/reportd/internal/testkit/reportdproc"
 )
 
 // The keys of the end-to-end clients: long, and unlike anything else reportd writes.
@@ -52,7 +53,7 @@ func TestAPIKeysE2E(t *testing.T) {
 			for k, v := range keys {
 				vars[k] = v
 			}
-			in := start(t, nil, e2eVars(vars))
+			in := start(t, nil, reportdproc.Vars(vars))
 			var seen bytes.Buffer // every answer, to look for the keys in
 			send := func(key, method, path, body string, header ...string) response {
 				t.Helper()
@@ -163,7 +164,7 @@ func TestAPIKeysConfigE2E(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			sink := testkit.NewLogSink()
-			err := run(ctx, nil, env(e2eVars(tt.vars)), sink)
+			err := run(ctx, nil, env(reportdproc.Vars(tt.vars)), sink)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("run = %v, want an error naming %s", err, tt.want)
 			}
@@ -182,7 +183,7 @@ func TestAllowOpenE2E(t *testing.T) {
 	t.Parallel()
 	t.Run("allow-open", func(t *testing.T) {
 		t.Parallel()
-		in := start(t, nil, e2eVars(map[string]string{"REPORTD_ADDR": "0.0.0.0:0", "REPORTD_ALLOW_OPEN": "true"}))
+		in := start(t, nil, reportdproc.Vars(map[string]string{"REPORTD_ADDR": "0.0.0.0:0", "REPORTD_ALLOW_OPEN": "true"}))
 		if _, ok := in.log.WaitFor(0, nil, func(l testkit.LogLine) bool {
 			msg, _ := l.Fields["msg"].(string)
 			return l.Fields["level"] == "WARN" && strings.Contains(msg, "no API keys")
@@ -195,7 +196,7 @@ func TestAllowOpenE2E(t *testing.T) {
 	})
 	t.Run("keys", func(t *testing.T) {
 		t.Parallel()
-		in := start(t, nil, e2eVars(map[string]string{"REPORTD_ADDR": "0.0.0.0:0", "REPORTD_API_KEYS": "acme:" + e2eAcmeKey}))
+		in := start(t, nil, reportdproc.Vars(map[string]string{"REPORTD_ADDR": "0.0.0.0:0", "REPORTD_API_KEYS": "acme:" + e2eAcmeKey}))
 		base := strings.Replace(in.base, "0.0.0.0", "127.0.0.1", 1)
 		checkProblem(t, "GET without a key", doAs(t, "", http.MethodGet, base+"/v1/reports", ""), http.StatusUnauthorized)
 		if res := doAs(t, e2eAcmeKey, http.MethodGet, base+"/v1/reports", ""); res.status != http.StatusOK {

@@ -20,6 +20,7 @@ import (
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/internal/testkit"
+	"github.com/reportd/reportd/internal/testkit/reportdproc"
 )
 
 // clusterRowsPerDay makes a year-long report take a few seconds (about 1e9 orders a second are
@@ -79,7 +80,7 @@ func TestClusterE2E(t *testing.T) {
 
 	t.Run("flow", func(t *testing.T) {
 		const token = "cluster-admin-token"
-		in := start(t, nil, e2eVars(map[string]string{
+		in := start(t, nil, reportdproc.Vars(map[string]string{
 			"REDIS_CLUSTER_ADDRS": addrs, "REPORTD_ROWS_PER_DAY": clusterRowsPerDay, "REPORTD_ADMIN_TOKEN": token,
 		}))
 		l, _ := in.log.WaitFor(0, nil, testkit.MsgIs("starting"))
@@ -220,7 +221,7 @@ func TestClusterE2E(t *testing.T) {
 	})
 
 	t.Run("expiry", func(t *testing.T) {
-		in := start(t, nil, e2eVars(map[string]string{
+		in := start(t, nil, reportdproc.Vars(map[string]string{
 			"REDIS_CLUSTER_ADDRS": addrs, "REPORTD_RETENTION": "1s", "REPORTD_JANITOR_INTERVAL": "200ms",
 		}))
 		loc := submit(t, in.base, "2026-Q1")
@@ -370,7 +371,7 @@ func clusterFailover(t *testing.T, victim int) {
 	// rather than answering CLUSTERDOWN.
 	c := redistest.StartCluster(t, redistest.ClusterOptions{Masters: 3, Replicas: 1, NodeTimeout: nodeTimeout,
 		Args: []string{"cluster-require-full-coverage no"}})
-	in := start(t, nil, e2eVars(map[string]string{
+	in := start(t, nil, reportdproc.Vars(map[string]string{
 		"REDIS_CLUSTER_ADDRS": strings.Join(c.Addrs, ","), "REPORTD_ROWS_PER_DAY": "2000000",
 		"REPORTD_RATE_LIMIT": "0",
 	}))

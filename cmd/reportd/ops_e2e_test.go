@@ -11,6 +11,7 @@ import (
 	"github.com/reportd/reportd"
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/testkit"
+	"github.com/reportd/reportd/internal/testkit/reportdproc"
 )
 
 // get sends a GET with optional credentials and reads the answer whole.
@@ -44,7 +45,7 @@ func basic(pass string) func(*http.Request) {
 func TestOperatorPages(t *testing.T) {
 	t.Parallel()
 	const token = "op-token-for-tests"
-	in := start(t, nil, e2eVars(map[string]string{"REPORTD_ADMIN_TOKEN": token}))
+	in := start(t, nil, reportdproc.Vars(map[string]string{"REPORTD_ADMIN_TOKEN": token}))
 	loc := submit(t, in.base, "2026-01")
 	awaitDone(t, in.base, loc)
 
@@ -140,7 +141,7 @@ func TestOperatorPages(t *testing.T) {
 
 func TestAdminTokenGeneratedWhenUnset(t *testing.T) {
 	t.Parallel()
-	in := start(t, nil, e2eVars(nil))
+	in := start(t, nil, reportdproc.Vars(nil))
 	l, ok := in.log.Find(func(l testkit.LogLine) bool { return l.Fields["admin_token"] != nil })
 	if !ok {
 		t.Fatalf("no generated admin token logged:\n%s", in.log)
@@ -163,7 +164,7 @@ func TestAdminTokenGeneratedWhenUnset(t *testing.T) {
 func TestReadyzNeedsAWorker(t *testing.T) {
 	t.Parallel()
 	srv := redistest.StartServer(t)
-	vars := e2eVars(map[string]string{"REDIS_URL": srv.URL})
+	vars := reportdproc.Vars(map[string]string{"REDIS_URL": srv.URL})
 	api := start(t, []string{"api"}, vars)
 	if res := get(t, api.base+"/readyz", nil); res.status != http.StatusServiceUnavailable || !bytes.Contains(res.body, []byte("no worker")) {
 		t.Errorf("GET /readyz of an API with no worker anywhere = %d %s, want 503 naming the missing worker", res.status, res.body)
@@ -191,8 +192,8 @@ func TestWorkerOpsAddr(t *testing.T) {
 	t.Parallel()
 	const token = "op-token-for-tests"
 	srv := redistest.StartServer(t)
-	vars := e2eVars(map[string]string{"REDIS_URL": srv.URL, "REPORTD_ADMIN_TOKEN": token})
-	workerVars := e2eVars(map[string]string{"REDIS_URL": srv.URL, "REPORTD_ADMIN_TOKEN": token, "REPORTD_OPS_ADDR": "127.0.0.1:0"})
+	vars := reportdproc.Vars(map[string]string{"REDIS_URL": srv.URL, "REPORTD_ADMIN_TOKEN": token})
+	workerVars := reportdproc.Vars(map[string]string{"REDIS_URL": srv.URL, "REPORTD_ADMIN_TOKEN": token, "REPORTD_OPS_ADDR": "127.0.0.1:0"})
 	worker := start(t, []string{"worker"}, workerVars)
 	l, ok := worker.log.WaitFor(0, nil, testkit.MsgIs("ops listening"))
 	if !ok {

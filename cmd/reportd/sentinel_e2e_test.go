@@ -12,6 +12,7 @@ import (
 
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/testkit/reportdproc"
 )
 
 // TestSentinelE2E runs reportd with REDIS_URL=redis-sentinel://... on a redis-server monitored by one
@@ -20,7 +21,7 @@ func TestSentinelE2E(t *testing.T) {
 	t.Parallel()
 	master := redistest.StartServer(t)
 	sentinel := redistest.StartSentinel(t, master.Addr, "reportd-master", time.Second)
-	in := start(t, nil, e2eVars(map[string]string{"REDIS_URL": "redis-sentinel://" + sentinel.Addr + "?master=reportd-master"}))
+	in := start(t, nil, reportdproc.Vars(map[string]string{"REDIS_URL": "redis-sentinel://" + sentinel.Addr + "?master=reportd-master"}))
 	loc := submit(t, in.base, "2026-Q1")
 	checkReport(t, in.base, loc, awaitDone(t, in.base, loc))
 	// The job went through the master that the Sentinel named.
@@ -42,7 +43,7 @@ func TestSentinelFailover(t *testing.T) {
 	host, port, _ := strings.Cut(master.Addr, ":")
 	replica := redistest.StartServer(t, "replicaof "+host+" "+port)
 	sentinel := redistest.StartSentinel(t, master.Addr, name, downAfter, replica.Addr)
-	in := start(t, nil, e2eVars(map[string]string{
+	in := start(t, nil, reportdproc.Vars(map[string]string{
 		"REDIS_URL":            "redis-sentinel://" + sentinel.Addr + "?master=" + name,
 		"REPORTD_ROWS_PER_DAY": "2000000", "REPORTD_RATE_LIMIT": "0",
 	}))

@@ -11,6 +11,7 @@ import (
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/testkit"
+	"github.com/reportd/reportd/internal/testkit/reportdproc"
 )
 
 // TestShutdownWithinOneTimeout stops an all-in-one reportd while the API has a request in flight that
@@ -20,7 +21,7 @@ import (
 func TestShutdownWithinOneTimeout(t *testing.T) {
 	t.Parallel()
 	const timeout = 3 * time.Second
-	vars := e2eVars(map[string]string{
+	vars := reportdproc.Vars(map[string]string{
 		"REDIS_URL":                redistest.StartServer(t).URL,
 		"REPORTD_SHUTDOWN_TIMEOUT": timeout.String(),
 		"REPORTD_ROWS_PER_DAY":     "1000000000", // a quarter takes a minute or more

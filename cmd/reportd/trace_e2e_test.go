@@ -18,6 +18,7 @@ import (
 
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/testkit"
+	"github.com/reportd/reportd/internal/testkit/reportdproc"
 	"github.com/reportd/reportd/internal/webhook/webhooktest"
 )
 
@@ -121,7 +122,7 @@ func TestTraceAcrossAPIWorkerAndWebhook(t *testing.T) {
 	secret := "whsec_" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
 	hooks := webhooktest.NewReceiver(t, secret, nil)
 	vars := func(service string) map[string]string {
-		return e2eVars(map[string]string{"REDIS_URL": "redis://" + redistest.StartServer(t).Addr, "REPORTD_WEBHOOK_SECRET": secret,
+		return reportdproc.Vars(map[string]string{"REDIS_URL": "redis://" + redistest.StartServer(t).Addr, "REPORTD_WEBHOOK_SECRET": secret,
 			"REPORTD_WEBHOOK_ALLOW_INSECURE": "true", "REPORTD_WEBHOOK_ALLOW_PRIVATE": "true",
 			"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.URL, "OTEL_SERVICE_NAME": service, "OTEL_BSP_SCHEDULE_DELAY": "100"})
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/testkit"
+	"github.com/reportd/reportd/internal/testkit/reportdproc"
 	"github.com/reportd/reportd/internal/webhook/webhooktest"
 )
 
@@ -32,7 +33,7 @@ func TestE2EWebhookSurvivesWorkerRestart(t *testing.T) {
 		delivered <- rc.Hits()[n-1]
 	})
 
-	vars := e2eVars(map[string]string{
+	vars := reportdproc.Vars(map[string]string{
 		"REDIS_URL":                      redistest.StartServer(t).URL,
 		"REPORTD_ROWS_PER_DAY":           "50",
 		"REPORTD_WEBHOOK_SECRET":         secret,
