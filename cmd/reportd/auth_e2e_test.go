@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -77,18 +78,16 @@ func TestAPIKeysE2E(t *testing.T) {
 			}
 			loc := res.header.Get("Location")
 			checkProblem(t, "globex GET acme's job", send(e2eGlobexKey, http.MethodGet, loc, ""), http.StatusNotFound)
-			var done bool
-			for deadline := time.Now().Add(15 * time.Second); !done && time.Now().Before(deadline); {
+			testkit.Eventually(t, 15*time.Second, 50*time.Millisecond, func() error {
 				res := send(e2eAcmeKey, http.MethodGet, loc, "")
-				done = res.status == http.StatusSeeOther
-				if !done && res.status != http.StatusOK {
+				if res.status == http.StatusSeeOther {
+					return nil
+				}
+				if res.status != http.StatusOK {
 					t.Fatalf("acme GET its job = %s", res)
 				}
-				time.Sleep(50 * time.Millisecond)
-			}
-			if !done {
-				t.Fatalf("acme's job %s not done in 15s", loc)
-			}
+				return fmt.Errorf("acme's job %s not done", loc)
+			})
 			checkProblem(t, "globex GET acme's result", send(e2eGlobexKey, http.MethodGet, loc+"/result", ""), http.StatusNotFound)
 			if res := send(e2eAcmeKey, http.MethodGet, loc+"/result", ""); res.status != http.StatusOK {
 				t.Errorf("acme GET its result = %s", res)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -170,17 +171,13 @@ func TestReadyzNeedsAWorker(t *testing.T) {
 		t.Errorf("GET /readyz of an API with no worker anywhere = %d %s, want 503 naming the missing worker", res.status, res.body)
 	}
 	start(t, []string{"worker"}, vars)
-	deadline := time.Now().Add(10 * time.Second) // asynq registers a server on its first heartbeat
-	for {
-		res := get(t, api.base+"/readyz", nil)
-		if res.status == http.StatusOK {
-			break
+	// asynq registers a server on its first heartbeat.
+	testkit.Eventually(t, 10*time.Second, 100*time.Millisecond, func() error {
+		if res := get(t, api.base+"/readyz", nil); res.status != http.StatusOK {
+			return fmt.Errorf("GET /readyz with a worker running = %d %s, want 200", res.status, res.body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET /readyz with a worker running = %d %s, want 200", res.status, res.body)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	if res := get(t, api.base+"/healthz", nil); res.status != http.StatusOK {
 		t.Errorf("GET /healthz = %d, want 200", res.status)
 	}
@@ -223,16 +220,14 @@ func TestWorkerOpsAddr(t *testing.T) {
 	api := start(t, []string{"api"}, vars)
 	awaitDone(t, api.base, submit(t, api.base, "2026-01"))
 	want := []byte(`reportd_jobs_finished_total{status="done"} 1`)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	testkit.Eventually(t, 10*time.Second, 50*time.Millisecond, func() error {
 		res := get(t, ops+"/metrics", bearer(token))
 		if res.status != http.StatusOK {
 			t.Fatalf("GET /metrics with the admin token = %s, want 200", res)
 		}
-		if bytes.Contains(res.body, want) {
-			break
+		if !bytes.Contains(res.body, want) {
+			return fmt.Errorf("the worker's metrics lack %s since the job was done:\n%s", want, res.body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the worker's metrics lack %s 10 s after the job was done:\n%s", want, res.body)
-		}
-	}
+		return nil
+	})
 }

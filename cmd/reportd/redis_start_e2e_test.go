@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -51,16 +52,12 @@ func TestRedisSettingsCheckedAtStart(t *testing.T) {
 		}
 		// And it recovers by itself once Redis is there.
 		down.Restart()
-		for i := 0; ; i++ {
-			res := mustTry(t, http.MethodPost, in.base+"/v1/reports", `{"range":"2026-01"}`)
-			if res.status == http.StatusAccepted {
-				break
+		testkit.Eventually(t, 10*time.Second, 100*time.Millisecond, func() error {
+			if res := mustTry(t, http.MethodPost, in.base+"/v1/reports", `{"range":"2026-01"}`); res.status != http.StatusAccepted {
+				return fmt.Errorf("POST after Redis came up = %s, want 202", res)
 			}
-			if i == 100 {
-				t.Fatalf("POST after Redis came up = %s, want 202", res)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return nil
+		})
 	})
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/testkit"
 	"github.com/reportd/reportd/internal/testkit/reportdproc"
 )
 
@@ -72,15 +73,13 @@ func awaitReplicated(t *testing.T, master, replica *redistest.Server) {
 	if err != nil {
 		t.Fatalf("master %s: %v", master.Addr, err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+	testkit.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
 		got, err := replOffset(ctx, rc, "slave_repl_offset")
-		if err == nil && got >= want {
-			return
+		if err != nil || got < want {
+			return fmt.Errorf("replica %s at offset %d (%v), master %s at %d", replica.Addr, got, err, master.Addr, want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replica %s at offset %d (%v), master %s at %d, after 10 s", replica.Addr, got, err, master.Addr, want)
-		}
-	}
+		return nil
+	})
 }
 
 // replOffset reads a replication offset from INFO replication.

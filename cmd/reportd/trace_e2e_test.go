@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -93,22 +94,19 @@ func newOTLPReceiver(t *testing.T) *otlpReceiver {
 // find waits up to timeout for a span that match accepts.
 func (rc *otlpReceiver) find(t *testing.T, timeout time.Duration, what string, match func(span) bool) span {
 	t.Helper()
-	for deadline := time.Now().Add(timeout); ; time.Sleep(50 * time.Millisecond) {
+	var found span
+	testkit.Eventually(t, timeout, 50*time.Millisecond, func() error {
 		rc.mu.Lock()
+		defer rc.mu.Unlock()
 		for _, s := range rc.spans {
 			if match(s) {
-				rc.mu.Unlock()
-				return s
+				found = s
+				return nil
 			}
 		}
-		n := len(rc.spans)
-		rc.mu.Unlock()
-		if time.Now().After(deadline) {
-			rc.mu.Lock()
-			defer rc.mu.Unlock()
-			t.Fatalf("no span %s among the %d received within %s: %+v", what, n, timeout, rc.spans)
-		}
-	}
+		return fmt.Errorf("no span %s among the %d received: %+v", what, len(rc.spans), rc.spans)
+	})
+	return found
 }
 
 // TestTraceAcrossAPIWorkerAndWebhook: the API and the worker run as separate run calls, each exporting

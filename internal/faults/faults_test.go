@@ -43,19 +43,17 @@ func TestWorkerSIGKILLMidJob(t *testing.T) {
 		t.Fatalf("worker-1 did not start job %s in 20s", id)
 	}
 	var before jobStatus
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	testkit.Eventually(t, 20*time.Second, 20*time.Millisecond, func() error {
 		s, ok := statusOf(getStatus(c, api.URL, id))
-		if ok && s.Status == "running" && s.Progress >= 0.1 {
-			before = s
-			break
-		}
 		if ok && s.Status == "done" {
 			t.Fatalf("job %s was done before the worker could be killed mid-run: make it longer", id)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s did not make progress in 20s (last %+v)", id, s)
+		if !ok || s.Status != "running" || s.Progress < 0.1 {
+			return fmt.Errorf("job %s did not make progress (last %+v)", id, s)
 		}
-	}
+		before = s
+		return nil
+	})
 	w1.Kill()
 	killed := time.Now()
 	if _, ok := w1.Log.WaitFor(0, nil, testkit.JobMsg("report done", id)); ok {
@@ -355,10 +353,7 @@ func TestRedisUnreachable(t *testing.T) {
 			back := time.Now()
 			var newID string
 			var accepted202, ready time.Duration
-			for deadline := back.Add(15 * time.Second); newID == "" || ready == 0; time.Sleep(50 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatalf("reportd did not recover within 15s of Redis being back: POST accepted %v, /readyz %v", newID != "", ready != 0)
-				}
+			testkit.Eventually(t, 15*time.Second, 50*time.Millisecond, func() error {
 				if newID == "" {
 					e := post(c, rd.URL, rng, nil)
 					if newID = accepted(e); newID != "" {
@@ -372,7 +367,11 @@ func TestRedisUnreachable(t *testing.T) {
 						ready = e.ended.Sub(back)
 					}
 				}
-			}
+				if newID == "" || ready == 0 {
+					return fmt.Errorf("reportd has not recovered since Redis was back: POST accepted %v, /readyz %v", newID != "", ready != 0)
+				}
+				return nil
+			})
 			doneAt := awaitAllDone(t, c, base, []string{newID, old}, 20*time.Second)
 			// Prefer: wait relies on the pub/sub subscription reportd had before the outage.
 			e := post(c, rd.URL, rng, map[string]string{"Prefer": "respond-async, wait=20"})
@@ -490,16 +489,17 @@ func TestReportdSIGTERMUnderLoad(t *testing.T) {
 				t.Fatalf("POST of the long job: %s", le)
 			}
 			var running jobStatus
-			for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			testkit.Eventually(t, 15*time.Second, 20*time.Millisecond, func() error {
 				s, ok := statusOf(getStatus(c, firstBase, longID))
-				if ok && s.Status == "running" && s.Progress > 0 {
-					running = s
-					break
-				}
-				if ok && s.Status == "done" || time.Now().After(deadline) {
+				if ok && s.Status == "done" {
 					t.Fatalf("the long job %s was not seen running (last %+v)", longID, s)
 				}
-			}
+				if !ok || s.Status != "running" || s.Progress <= 0 {
+					return fmt.Errorf("the long job %s was not seen running (last %+v)", longID, s)
+				}
+				running = s
+				return nil
+			})
 			// A request held by Prefer: wait is in flight at SIGTERM: the drain must answer it.
 			waited := make(chan exchange, 1)
 			go func() {
@@ -782,15 +782,16 @@ func TestRedisBlipAsJobEnds(t *testing.T) {
 	}))
 	c := newClient()
 	id := submit(t, c, rd.URL, rng)
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	testkit.Eventually(t, 20*time.Second, 20*time.Millisecond, func() error {
 		s, ok := statusOf(getStatus(c, rd.URL, id))
-		if ok && s.Status == "running" && s.Progress >= 0.2 {
-			break
-		}
-		if ok && s.Status == "done" || time.Now().After(deadline) {
+		if ok && s.Status == "done" {
 			t.Fatalf("job %s not caught running (last %+v)", id, s)
 		}
-	}
+		if !ok || s.Status != "running" || s.Progress < 0.2 {
+			return fmt.Errorf("job %s not caught running (last %+v)", id, s)
+		}
+		return nil
+	})
 	redis.terminate(t)
 	down := time.Now()
 	if _, ok := rd.Log.WaitFor(15*time.Second, nil, func(l testkit.LogLine) bool {

@@ -1,12 +1,14 @@
 package faults
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/internal/testkit"
 	"github.com/reportd/reportd/internal/testkit/reportdproc"
 )
 
@@ -22,15 +24,16 @@ func TestAllInOneSIGKILLMidJob(t *testing.T) {
 	first := reportdproc.Start(t, "reportd-1", nil, vars)
 	c := newClient()
 	id := submit(t, c, first.URL, rng)
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	testkit.Eventually(t, 20*time.Second, 20*time.Millisecond, func() error {
 		s, ok := statusOf(getStatus(c, first.URL, id))
-		if ok && s.Status == "running" && s.Progress >= 0.1 {
-			break
-		}
-		if ok && s.Status == "done" || time.Now().After(deadline) {
+		if ok && s.Status == "done" {
 			t.Fatalf("job %s not caught running (last %+v)", id, s)
 		}
-	}
+		if !ok || s.Status != "running" || s.Progress < 0.1 {
+			return fmt.Errorf("job %s not caught running (last %+v)", id, s)
+		}
+		return nil
+	})
 	first.Kill()
 	killed := time.Now()
 	second := reportdproc.Start(t, "reportd-2", nil, vars)
@@ -70,15 +73,12 @@ func TestRedisOutageLongerThanLease(t *testing.T) {
 	for i := range ids {
 		ids[i] = submit(t, c, rd.URL, rng)
 	}
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		s, ok := statusOf(getStatus(c, rd.URL, ids[0]))
-		if ok && s.Status == "running" && s.Progress > 0 {
-			break
+	testkit.Eventually(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if s, ok := statusOf(getStatus(c, rd.URL, ids[0])); !ok || s.Status != "running" || s.Progress <= 0 {
+			return fmt.Errorf("job %s not caught running (last %+v)", ids[0], s)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s not caught running (last %+v)", ids[0], s)
-		}
-	}
+		return nil
+	})
 	redis.terminate(t)
 	down := time.Now()
 	time.Sleep(40 * time.Second)

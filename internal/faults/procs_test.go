@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/internal/testkit"
 	"github.com/reportd/reportd/internal/testkit/reportdproc"
 )
 
@@ -73,13 +74,12 @@ func (r *redisProc) terminate(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 		t.Fatalf("SIGTERM redis-server: %v", err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !exitedPid(pid) {
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server %d did not exit 10s after SIGTERM", pid)
+	testkit.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if !exitedPid(pid) {
+			return fmt.Errorf("redis-server %d did not exit after SIGTERM", pid)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	r.Server.Stop() // reaps it: it has exited, so redistest's SIGINT reaches no one
 }
 
