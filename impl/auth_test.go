@@ -26,6 +26,7 @@ import (
 	"github.com/reportd/reportd/internal/jobs"
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/testkit"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -522,17 +523,16 @@ func dumpRedis(t *testing.T, rdb *redis.Client) []byte {
 // waitDone polls job id as the client of key until it is done.
 func waitDone(t *testing.T, h *harness, key, id string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testkit.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
 		r := h.as(t, key, http.MethodGet, "/v1/reports/"+id, "")
-		if r.Status == http.StatusSeeOther {
-			return
-		}
-		if r.Status != http.StatusOK || time.Now().After(deadline) {
+		if r.Status != http.StatusOK && r.Status != http.StatusSeeOther {
 			t.Fatalf("job %s not done: %s", id, r)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		if r.Status == http.StatusOK {
+			return fmt.Errorf("job %s not done: %s", id, r)
+		}
+		return nil
+	})
 }
 
 // TestProblemTypesNeedNoKey: the problem-type descriptions every problem links to are read without a

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/testkit"
+	"github.com/reportd/reportd/internal/testkit/reportdproc"
 	"github.com/reportd/reportd/internal/webhook/webhooktest"
 )
 
@@ -92,22 +94,19 @@ func newOTLPReceiver(t *testing.T) *otlpReceiver {
 // find waits up to timeout for a span that match accepts.
 func (rc *otlpReceiver) find(t *testing.T, timeout time.Duration, what string, match func(span) bool) span {
 	t.Helper()
-	for deadline := time.Now().Add(timeout); ; time.Sleep(50 * time.Millisecond) {
+	var found span
+	testkit.Eventually(t, timeout, 50*time.Millisecond, func() error {
 		rc.mu.Lock()
+		defer rc.mu.Unlock()
 		for _, s := range rc.spans {
 			if match(s) {
-				rc.mu.Unlock()
-				return s
+				found = s
+				return nil
 			}
 		}
-		n := len(rc.spans)
-		rc.mu.Unlock()
-		if time.Now().After(deadline) {
-			rc.mu.Lock()
-			defer rc.mu.Unlock()
-			t.Fatalf("no span %s among the %d received within %s: %+v", what, n, timeout, rc.spans)
-		}
-	}
+		return fmt.Errorf("no span %s among the %d received: %+v", what, len(rc.spans), rc.spans)
+	})
+	return found
 }
 
 // TestTraceAcrossAPIWorkerAndWebhook: the API and the worker run as separate run calls, each exporting
@@ -126,7 +125,7 @@ func TestTraceAcrossAPIWorkerAndWebhook(t *testing.T) {
 	hooks := webhooktest.NewReceiver(t, secret, nil)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.URL)
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
-	vars := e2eVars(map[string]string{"REDIS_URL": "redis://" + redistest.StartServer(t).Addr, "REPORTD_WEBHOOK_SECRET": secret,
+	vars := reportdproc.Vars(map[string]string{"REDIS_URL": "redis://" + redistest.StartServer(t).Addr, "REPORTD_WEBHOOK_SECRET": secret,
 		"REPORTD_WEBHOOK_ALLOW_INSECURE": "true", "REPORTD_WEBHOOK_ALLOW_PRIVATE": "true",
 		"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.URL})
 	t.Setenv("OTEL_SERVICE_NAME", "reportd-api")

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/reportd/reportd/internal/report"
+	"github.com/reportd/reportd/internal/testkit/reportdproc"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -26,7 +27,7 @@ func TestMemoryFlatWithQueuedJobs(t *testing.T) {
 		t.Skip("a measurement of about a minute; set REPORTD_MEASURE=1 to run it")
 	}
 	redisSrv := startRedis(t)
-	api := startReportd(t, "api", []string{"api"}, reportdVars(redisSrv.URL, nil))
+	api := reportdproc.Start(t, "api", []string{"api"}, reportdVars(redisSrv.URL, nil))
 	rdb := redis.NewClient(&redis.Options{Addr: strings.TrimPrefix(redisSrv.URL, "redis://")})
 	t.Cleanup(func() { _ = rdb.Close() })
 	client := asynq.NewClientFromRedisClient(rdb)
@@ -47,7 +48,7 @@ func TestMemoryFlatWithQueuedJobs(t *testing.T) {
 	exercise := func() {
 		for i := range 2000 {
 			id := fmt.Sprintf("00000000-0000-4000-8000-%012d", i%1000)
-			res, err := c.Get(api.base + "/v1/reports/" + id)
+			res, err := c.Get(api.URL + "/v1/reports/" + id)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -57,7 +58,7 @@ func TestMemoryFlatWithQueuedJobs(t *testing.T) {
 			}
 		}
 		for range 50 {
-			res, err := c.Post(api.base+"/v1/reports", "application/json", strings.NewReader(`{"range":"2026-01"}`))
+			res, err := c.Post(api.URL+"/v1/reports", "application/json", strings.NewReader(`{"range":"2026-01"}`))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -66,10 +67,10 @@ func TestMemoryFlatWithQueuedJobs(t *testing.T) {
 	}
 	enqueue(0, 1000)
 	exercise()
-	small := rss(t, api.cmd.Process.Pid)
+	small := rss(t, api.Pid())
 	enqueue(1000, 100_000)
 	exercise()
-	large := rss(t, api.cmd.Process.Pid)
+	large := rss(t, api.Pid())
 	t.Logf("reportd RSS: %d KiB with 1,000 jobs queued, %d KiB with 100,000 (%.2fx)", small, large, float64(large)/float64(small))
 	if float64(large) > 1.2*float64(small) {
 		t.Errorf("RSS grew from %d KiB to %d KiB (more than 20%%) with the queue", small, large)
