@@ -70,7 +70,7 @@ type config struct {
 	// How often a worker moves due retries back to the queue (asynq's default of 5s would round every
 	// short retry delay up to 5s).
 	DelayedCheck time.Duration `env:"REPORTD_DELAYED_CHECK_INTERVAL" envDefault:"1s" min:"10ms"`
-	// How many asynq queues the report jobs are spread over (see "Beyond one Redis" in the README); unset:
+	// How many asynq queues the report jobs are spread over (see docs/cluster.md); unset:
 	// as many as the Redis has masters (1 on one Redis).
 	QueueShards int `env:"REPORTD_QUEUE_SHARDS" min:"1" max:"256" docDefault:"1; on a cluster, one per master"`
 

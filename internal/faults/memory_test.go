@@ -21,7 +21,7 @@ import (
 // TestMemoryFlatWithQueuedJobs measures reportd's RSS with 1,000 and with 100,000 jobs queued in Redis
 // (no worker runs them), after serving status reads and list pages at each size. The API holds no
 // per-job state, so its memory must not grow with the queue: within 20%. It takes about a minute, so it
-// runs with REPORTD_MEASURE=1 (the README's bench does).
+// runs with REPORTD_MEASURE=1 (.ci/bench.sh does).
 func TestMemoryFlatWithQueuedJobs(t *testing.T) {
 	if os.Getenv("REPORTD_MEASURE") != "1" {
 		t.Skip("a measurement of about a minute; set REPORTD_MEASURE=1 to run it")
