@@ -139,6 +139,7 @@ type JobLinks struct {
 
 // JobList defines model for JobList.
 type JobList struct {
+	// Items At most `limit` jobs (itself at most 100).
 	Items []JobStatus `json:"items"`
 
 	// Next The URL of the next page, when there is one.
@@ -226,6 +227,7 @@ type RegionTotals struct {
 // `by_day` has one entry per day of the range, ascending; `by_region` and `by_product` list every
 // region and product that sold, by revenue, highest first (ties by name).
 type Report struct {
+	// ByDay One entry per day of the range, which spans at most 366 days.
 	ByDay        []DayTotals        `json:"by_day"`
 	ByProduct    []ProductTotals    `json:"by_product"`
 	ByRegion     []RegionTotals     `json:"by_region"`
@@ -240,8 +242,10 @@ type Report struct {
 // ReportRequest defines model for ReportRequest.
 type ReportRequest struct {
 	// CallbackUrl Where to POST the `reportFinished` event when the job finishes: an absolute `https://` URL
-	// (`http://` only where the operator allows it). Addresses the service may not call (loopback,
-	// private, link-local, ...) are refused, with `422` when that can be told at submission.
+	// (`http://` only where the operator allows it). A value that is not an absolute URI is `400`,
+	// like any malformed field. A URI the service will not call (another scheme, credentials in it,
+	// an address that is loopback, private, link-local, ...) is refused with `422` when that can be
+	// told at submission.
 	// Needs webhooks to be set up on the service (`422` otherwise).
 	//
 	//
@@ -489,6 +493,15 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
+	// GetProblemType Describe a problem type.
+	//
+	// Every problem's `type` is `/problems/{slug}`; `GET` on it answers a short description for a
+	// person: the problem's title, its HTTP status and what to do about it. It needs no API key.
+	// An unknown slug is a `404` problem (`no-route`).
+	//
+	// Corresponds with GET /problems/{slug} (the `GetProblemType` operationId).
+	GetProblemType(ctx context.Context, slug string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListReports List the caller's jobs.
 	//
 	// The caller's own jobs, newest first, optionally only those with one `status`. Pages hold up to
@@ -615,6 +628,25 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/reports/{id}/webhook (the `GetReportWebhook` operationId).
 	GetReportWebhook(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// GetProblemType Describe a problem type.
+//
+// Every problem's `type` is `/problems/{slug}`; `GET` on it answers a short description for a
+// person: the problem's title, its HTTP status and what to do about it. It needs no API key.
+// An unknown slug is a `404` problem (`no-route`).
+//
+// Corresponds with GET /problems/{slug} (the `GetProblemType` operationId).
+func (c *Client) GetProblemType(ctx context.Context, slug string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetProblemTypeRequest(c.Server, slug)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // ListReports List the caller's jobs.
@@ -832,6 +864,40 @@ func (c *Client) GetReportWebhook(ctx context.Context, id JobID, reqEditors ...R
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewGetProblemTypeRequest constructs an http.Request for the GetProblemType method
+func NewGetProblemTypeRequest(server string, slug string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "slug", slug, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/problems/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
 }
 
 // NewListReportsRequest constructs an http.Request for the ListReports method
@@ -1271,6 +1337,17 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// GetProblemTypeWithResponse Describe a problem type.
+	//
+	// Every problem's `type` is `/problems/{slug}`; `GET` on it answers a short description for a
+	// person: the problem's title, its HTTP status and what to do about it. It needs no API key.
+	// An unknown slug is a `404` problem (`no-route`).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /problems/{slug} (the `GetProblemType` operationId).
+	GetProblemTypeWithResponse(ctx context.Context, slug string, reqEditors ...RequestEditorFn) (*GetProblemTypeResponse, error)
+
 	// ListReportsWithResponse List the caller's jobs.
 	//
 	// The caller's own jobs, newest first, optionally only those with one `status`. Pages hold up to
@@ -1411,6 +1488,54 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/reports/{id}/webhook (the `GetReportWebhook` operationId).
 	GetReportWebhookWithResponse(ctx context.Context, id JobID, reqEditors ...RequestEditorFn) (*GetReportWebhookResponse, error)
+}
+
+type GetProblemTypeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Error
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetProblemTypeResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetProblemTypeResponse) GetApplicationproblemJSONDefault() *Error {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetProblemTypeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetProblemTypeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetProblemTypeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetProblemTypeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 // ListReportsResponse200Headers the declared response headers of an HTTP 200 response for ListReports
@@ -2327,6 +2452,23 @@ func (r GetReportWebhookResponse) ContentType() string {
 	return ""
 }
 
+// GetProblemTypeWithResponse Describe a problem type.
+//
+// Every problem's `type` is `/problems/{slug}`; `GET` on it answers a short description for a
+// person: the problem's title, its HTTP status and what to do about it. It needs no API key.
+// An unknown slug is a `404` problem (`no-route`).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /problems/{slug} (the `GetProblemType` operationId).
+func (c *ClientWithResponses) GetProblemTypeWithResponse(ctx context.Context, slug string, reqEditors ...RequestEditorFn) (*GetProblemTypeResponse, error) {
+	rsp, err := c.GetProblemType(ctx, slug, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetProblemTypeResponse(rsp)
+}
+
 // ListReportsWithResponse List the caller's jobs.
 //
 // The caller's own jobs, newest first, optionally only those with one `status`. Pages hold up to
@@ -2520,6 +2662,39 @@ func (c *ClientWithResponses) GetReportWebhookWithResponse(ctx context.Context, 
 		return nil, err
 	}
 	return ParseGetReportWebhookResponse(rsp)
+}
+
+// ParseGetProblemTypeResponse parses an HTTP response from a GetProblemTypeWithResponse call
+func ParseGetProblemTypeResponse(rsp *http.Response) (*GetProblemTypeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetProblemTypeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
 }
 
 // ParseListReportsResponse parses an HTTP response from a ListReportsWithResponse call
@@ -3716,6 +3891,9 @@ func NewReportFinishedCallbackRequestWithBody(targetURL string, params *ReportFi
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// GetProblemType Describe a problem type.
+	// (GET /problems/{slug})
+	GetProblemType(w http.ResponseWriter, r *http.Request, slug string)
 	// ListReports List the caller's jobs.
 	// (GET /v1/reports)
 	ListReports(w http.ResponseWriter, r *http.Request, params ListReportsParams)
@@ -3745,6 +3923,12 @@ type ServerInterface interface {
 // Unimplemented server implementation that returns http.StatusNotImplemented for each endpoint.
 
 type Unimplemented struct{}
+
+// GetProblemType Describe a problem type.
+// (GET /problems/{slug})
+func (_ Unimplemented) GetProblemType(w http.ResponseWriter, r *http.Request, slug string) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
 
 // ListReports List the caller's jobs.
 // (GET /v1/reports)
@@ -3802,6 +3986,32 @@ type ServerInterfaceWrapper struct {
 }
 
 type MiddlewareFunc func(http.Handler) http.Handler
+
+// GetProblemType operation middleware
+func (siw *ServerInterfaceWrapper) GetProblemType(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "slug" -------------
+	var slug string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "slug", chi.URLParam(r, "slug"), &slug, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "slug", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetProblemType(w, r, slug)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
 
 // ListReports operation middleware
 func (siw *ServerInterfaceWrapper) ListReports(w http.ResponseWriter, r *http.Request) {
@@ -4287,6 +4497,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/reports/{id}/result", wrapper.GetReportResult)
 	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/problems/{slug}", wrapper.GetProblemType)
+	})
 
 	return r
 }
@@ -4444,6 +4657,65 @@ type UnavailableApplicationProblemPlusJSONResponse struct {
 type UnprocessableApplicationProblemPlusJSONResponse Problem
 
 type UnsupportedMediaTypeApplicationProblemPlusJSONResponse Problem
+
+type GetProblemTypeRequestObject struct {
+	Slug string `json:"slug"`
+}
+
+type GetProblemTypeResponseObject interface {
+	VisitGetProblemTypeResponse(w http.ResponseWriter) error
+}
+
+type GetProblemType200TextplainCharsetUtf8Response struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response GetProblemType200TextplainCharsetUtf8Response) VisitGetProblemTypeResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type GetProblemType404ApplicationProblemPlusJSONResponse Problem
+
+func (response GetProblemType404ApplicationProblemPlusJSONResponse) VisitGetProblemTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetProblemTypedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetProblemTypedefaultApplicationProblemPlusJSONResponse) VisitGetProblemTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
 
 type ListReportsRequestObject struct {
 	Params ListReportsParams
@@ -5764,6 +6036,9 @@ func (response GetReportWebhookdefaultApplicationProblemPlusJSONResponse) VisitG
 
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
+	// GetProblemType Describe a problem type.
+	// (GET /problems/{slug})
+	GetProblemType(ctx context.Context, request GetProblemTypeRequestObject) (GetProblemTypeResponseObject, error)
 	// ListReports List the caller's jobs.
 	// (GET /v1/reports)
 	ListReports(ctx context.Context, request ListReportsRequestObject) (ListReportsResponseObject, error)
@@ -5827,6 +6102,32 @@ type strictHandler struct {
 	ssi         StrictServerInterface
 	middlewares []StrictMiddlewareFunc
 	options     StrictHTTPServerOptions
+}
+
+// GetProblemType operation middleware
+func (sh *strictHandler) GetProblemType(w http.ResponseWriter, r *http.Request, slug string) {
+	var request GetProblemTypeRequestObject
+
+	request.Slug = slug
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetProblemType(ctx, request.(GetProblemTypeRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetProblemType")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetProblemTypeResponseObject); ok {
+		if err := validResponse.VisitGetProblemTypeResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
 }
 
 // ListReports operation middleware
@@ -6052,136 +6353,144 @@ func (sh *strictHandler) GetReportWebhook(w http.ResponseWriter, r *http.Request
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H1tcxvHkf9XmcKlykDdAgQpSo7AygtGkhPFtqyIcnz5a/X3DrENYqLFDDwzSxCnw3e/6u6ZfQAWAKnI",
-	"clJ17whidx56unu6f/2Aj72pWSyNBu1db/KxNweZg6U/n8npHF5bdSs94Occ3NSqpVdG9ya9bMnfJGIh",
-	"74byBv6QluPxo6mDqdG5E6X2qhB+DsLC0lgv4G6pLDh6CrJRL+lZ+KVUFvLexNsSkp6bzmEhcSq/XkJv",
-	"0nPeKn3T22yS3ou38mZ3EZfCeWv0jbiVhcqlN1aYWZzUggPtJT6aiJmxIns5G74yGobfSz+dP3wJvIHd",
-	"Vfw0B02T/sNcf+W29iv6Uos/v337ephLD4MLIWcerPBz6YXyTqhcSO1WYJ3Izk/HtKpDq3iZw2JpPGj/",
-	"BpaFXEO+u6AMN5OJVVwXTyCUExJXV8j1JBDplxKc/8qJrBp2uh5+C+tMrKQTpYNcXMPMWEiE1HncpFAu",
-	"1fi30cA7mSnrfBxPTC1ID/lIXF7jEQjj52BXysEo1a3tgS4Xvcm7Hq639z7p2O4rc+WN7eC/y2Il105k",
-	"2gwdPpFdCCmcl750uFGji7XAYZkKyuM/Lcj8GH1fW5iBBT2Fy+WyUF3kfTsHsawec8hyGb+WMTVWYEHM",
-	"jTalhTwRMLoZiWwllf/D6TgT/TffPBNfn52PB8fW8gZcWfjvzFTyzF0LYW77yokf33yXiOzk9vSE/+VO",
-	"Pqp8c2JpjAcz+xvwdn2JrLo77VUQcW8EbipwCDGHhruKDZBlhNIebsCKmTULcYqvPBofXstC3qkFssWj",
-	"cdJbKM0fTivmCCPSKq/ovA8TiIUycEY3kR5Mnb9Ju76cTmHpO4SPv8gmHXpI5LAEJJ1Bljx8/Jukt5RW",
-	"LsAHfdwQ0W9h3aUMP8CaJp0WCrQX07lxQJrPz5UTrrxeKOdwGX06ibPHj8XSKu3ldQHi8urZy5diOpdW",
-	"TnHKREjUF8tCKi28+QBaGJtqKX4pjYdcXHlbTj1yuPhGQZELXvkgEc6wGFjkIaVvmrpGTKXWJqoIFFli",
-	"JjylUaq/hbUT0oJYgo27QL1jYQGLa8C5pBcFSOdxdQWqfukqteTnsBZaLiAKO26MdY5CCvHl1kt6+Exv",
-	"0ttSer0tNvwO9I2f9yZnj78mToyfT/FkvAeLY/7/d2l6dzYepund1y/e/+fvel1a7C/m+uXzQ+ypciK3",
-	"cq6EXChW21lk7CzeatnZ+Cwbxe0spZ/Xm1H5QSaeGbuQvjfplSU92dzBePhUDmeXw2/ef/z9Ztj8eP6Q",
-	"j6dnm+7ts3Lc3X9UhE1tGjXlq0zMTZG7FvMgL5dL5N1XIhoafenFwjgvnowHgdkDN5hUz5RWbn4RtGQu",
-	"HN0ZtY4fBiU/EXHSeF1E9Y1yKn7AC4w5U91oYyE/wFVht3uY6XR8dp50CbsFtzTasYHxR5kjz9DlMzXa",
-	"gyZNI3G1zBMnS2uuC1j85z8ca756tt9ZmPUmvf84qU27E/7Wnbzmt3jKTm4UqmJAZDAUJRRYKX788eXz",
-	"RBgrpOAt41cLWSBn4WWf5eClKjKSQCdWczWdI5k2CW7nDR/hl95Q5JzcAO9jgbYfa0mjPeo60a82If5y",
-	"9cOrREhBilLfJKLUH7RZadz2Qjk8tlzMUN0l4lrmqbZS34Bwa+3lHb1YDaXywQ5NcFozm4HOUS3SOOJ6",
-	"TXYgziyWRmkPNlDthbXGfkmCXeo122oCcGrRPx+fk0hJXRHCmtJDIs7HjxPxeDxOxGg0GsS7goce4eL/",
-	"ZDT8FtwLd8rh9XRdejGXLpjhOR4gmrQ5FOAhvyCaB6OAbxg0k0jCb4zmW/PGmHwk+j/oVGevf7h6G650",
-	"nEXqDpOZz1g5GuFClA6EFBpWeC+PBnymr4xn+wCvpi9Nn2iaRPmVRWFWTmhQdOhZcwE4cSY0uk0e7vzJ",
-	"1N1mo7CD57/R2QZVlOMBrcFfbItXfaYj8doU7H7Wlp9Q2nlyAXgb35hSf1EN+8rQNlbKz9kkUzkxJdyC",
-	"jXd/31jahzeLa+dxp8jFttTClF54Ywa0/NdyXRiZvzXmO2lv4LdSq9cmX5O7hTt4ci6+VX+k5b015nup",
-	"10Hpuy+9vGA6ksXrnZhJF3xuTbS10oMo1EJ5us+QwBKvMr0WZTAZgExS+r/CS2M9EuQSsfue6ow+DclD",
-	"yqItwkZBA0JpPLRvR+Hpk4bDRZv6UcvSz41V/w1f3Aq4fP2SfAnl4kVI6hORllF7gz/99NPwsvRz0B5X",
-	"1IUT/RGkBSssyGLxh7QXLLG090CnK9DkVqrit1CdKLeEM4j+G8iVG0RH5hpwa9M5WkANDhHdDPIZ2WNp",
-	"zRSc+y2IEaVfObGCohDB4sErt6aKA3uLhrUUbCNpuUBGkiKXa/YPK5uM7uxEsFmU6oAnKI+623pHQoq+",
-	"XpThR0+e4CjuovsetkDAFalZKXI1I2OfldUFjiVTnU1lUVzL6YefS1tkfFGAvVVTECtVFLQsfITmNhq/",
-	"1R5t2gLECq7nxnxgfwAfdOBFuQxW24/alUvkcci/h1zJt+vlb3ZAUT3jIndv9xE5Z2FInPG59PAGDws/",
-	"LK1ZgvWKHRLEb1puZI7SvuPIJD1v7vHYpin573hwerXGAM31P2DqccTncv3WeFnQOmRR/DDrTd5try8P",
-	"yudhE9NDHXMeJn5YzeY9e/ZoDb24DUe7exa59BL9dymctyAXiLbmRkOG174mEKi9FZV3+es7hGaL9T6g",
-	"oIVCenULwpsmo+PMcCcXS1QgvSYm9mR2Oj2TT2E4vv46H55PH8HwqXx8Ojyb/T7/Gp5cn09PxwFYPEri",
-	"AEvQs12n+xdzTcT7Vuk9UOsHRYjZjOnFpIygHhJU9LM/vXgrdpBPetxlg0SgfkZVcXX1QmT07wmbjJNU",
-	"Z2wfZqKvvOPDkiL7i7lmbDEbCDQLdInwE87t1QJcgnTUDH+DXSgtC17dJJ5tNVqqebiKS3BB2UyqAvLm",
-	"pATvBLEOMDKBFav5eiDQCp9KPYWtl1CRNZY6Epdb60FmU3mGOgBfQlKykRKRd959L+nhsntJjxfWS3px",
-	"ul1YPundDfH14a20ZHfjOLS1qzgYfXrOI9Lf38Rh6dOzamxmgO+U/uB2dc5hDsfvmL+NnkIjNEH+wahL",
-	"ZBwUs+7haidhdJSjaZQ9rPydcn53I8rDov3HIfVSHWhvU00irZVr/IwAe/cW0MEJMCE+JJbyBpIqBmSB",
-	"oyJwfH+8yD0bvPJB0W5HA/nyzibilxJKjHpoE+7v4NQgwEZgsGGbyVsFeTCWpGC+E9J7WCw9Iie21JpH",
-	"lGJl7Ae0upUTSLCSBkJgjqVt0owzBuh3Lfpb3l8VZns0foSyEoVwIpSP888Q4ka//0JkhIFklRSOGiJI",
-	"r6DnFv8japsl+g8cMUPfQpuwtrboBZKheuStPkgK6+MoO0Qn0LGbUxrKDH2l0pJ1hGdUSOcH8RAutg6F",
-	"7Z3q4MQMVqwNR73DgZq4jZ+DWdIZU7MlsCDLQFSir3Qf+FRY57NeZJoid5nlEnKxBt/g6mtjCpBkioU4",
-	"5M/S75gGQ1x5l46ACLrdy/xKeowvuTBHR2BYiqZH+VUX6sRjEMPqzqAwRQrvt/442f4FRU1ZLauPXJfE",
-	"0za24uoHTHtPo6WImv6IAuQbYUOm0Y0F5/ao7TmyZAz5o+X6lSPPQIQtWbMQY+GNOB2Jl56jwlY5cCIv",
-	"LbkjOrJ3e6+mRL8qqaORpw0eH1c7Y1HChdpoNx/aWW1g423EyvHwQe2Vzqhb739ErtIV97h9aIXB0Tn2",
-	"yk/82HMo1C3YdbcJWBka1YlGmrXkNLJI1/UTpW438qkFhpKenj/+usKgxfcUMXQB0Ca/0c/BAYI5eAPJ",
-	"PGfqbTkShCh2nQgF9rVnHITxOyQ16/kVfu2NyI2Q16b0Iby7KyfaeZSufVYN+20UeKEIDO9GmCkxAuri",
-	"0eGzrRj28dOnTbU8HncpZq98AZ15NXNjvXDlYiHtOkpYXA2OQyawcHLBWDngycdl6mm3/eXXy87Jfnzz",
-	"UlQhuQgUbE94IdDMz+iKpfugMcpxo4a+jfttcGM47j3slpdTf9z3XPKD3akCzUXEB/8pj/MN3Cijj6/K",
-	"0nPHFxWe+yfXtDTWd/KRLMDVfHRLxh4DQmZGqnokkPM9jSbgl1IG2L5csNOHvtu1Bfkhx/AT3MmpL9aj",
-	"VGfX659zuc7IHDAaBGhE35ZgcdjWpYDhqSlbWxcC3+M9ZyS5+DkcTCYK5Tzzcqr5IXomfB/cMkPRv7Ww",
-	"6GKVkIi5upmDi1lQfTwB/B6dowHbfO2j4ZXf2yGoAZAOh6Be/b3HazN295g199xryBZTdox4Axrsg22x",
-	"exoVxkZAtXpUaf/kvNd5ZTe038Pv7HDkP09jvuQDZyy1+oT3OiGVcHe2KFvRIs60veLm2bZ4J4lM2aUJ",
-	"WbwbEXyZ5wpFXBavG4w9k4WDbV5v4qyddo4lXArjq4yBsKv0TTBOA0omVh2Wq5uQ+XbtTFF6ENnc+6Wb",
-	"nJxk6O6luk//oM9k9614rjkIXB8li4YAqEKH8zLPLTgHromRkbEQsWDRL4xZ4maSVFfpr2ivDAszlQXH",
-	"woOXNEMMOmEQOjs/O6vSMSUOptEC8aagfKY6MWuU6lcAuashZvaWGWAWRrfW1udxq+zKoGtqTC8SJPxn",
-	"NDWLExo2AGV503YsreolzUyVs/H577twxyg0XVDnmlbMowuj0Xf/pZSWAiJ///vf/z78q84oTcJoPw//",
-	"+v77jNNKtFB6WpQOoUpU4W4pMfQeHho+fz4a1X9TTlRM/YkBgW0CnI3Pngz/etpOd+pjzhIlL/313enw",
-	"/P3/VJ/743enw6fv/+f03Xh49n5Qf8F/nNV/pOkoTUf7vx/87qhFwnTsErf6bm+L0qfruW2ttZWGxV8L",
-	"Vadr0pMt1+IL6rcjOqyLZNsuSDd7hm+jbcDueBC1pIEycNzYxxhSO1a06zJEfGR31rieGkJxRsykHR0l",
-	"ZFjrMffQwhQUGVWU2QGcos0qs392d/cADx69y58r9GN7Pk4sLSjxkvcibowX2gSgIhFqJlT85x78laao",
-	"XZXdE8I8+YiPtLbHE9NMCFjIa1ddCjipvAWadTDqdRGz8+rB+eLB3g/4xWGS+rQP8GEVDtoJUsnd/z4U",
-	"OnkISH6PMBDDP3RFDo74lvdJrj4QbDpM3TBNF1UfilwcxB/24wsEZnq5WB4BzkK8n9N0YriFx7+/uEVf",
-	"OKLBASEOAHD4VOHA4fMBOHifvxu3lDD37e4b6QvT0iq/vkJKBp22VN1J5jpmh1DOX3YZklQorDwRIdmD",
-	"S4E+wDpW+4gX6MZhTsk1YCSfzASjY6YO1m7wX8IBuIT8MJekmjccwVKsXAmlHUh79AcpSacvNaM8PMZX",
-	"LuSxulj5kp2Pz7NBo/qEgGJaa302aC1xQF3pmYkhe8mOVcjtjXnEC6m0l0qDdb2dCHx8iEMV4LacYP7a",
-	"sSno5Qdo5TYgUSIM5OamLDBgl2oUtllhVhNBqYjNaGdWY8Vn4zNxGW6CTEjPiHpIhGikk/d9h+wOUo1k",
-	"lu3Ulc5MuqSK5nSmuYhr8CsALZamKNxI/ERpE2FOiuKE2IcwVoTgh9gXrTkbjzPeAp55RA8vmnU9pMBU",
-	"vCBcqjHEI64AOHE7i7qoQryZcvUYAfpWvmvaECGeiBi0DZVQiBBIZ3Qr91WwWNGZXbaQf9zcui5LqFLV",
-	"LXjQeCxiCVaZXPTPzsXclJYwhBxmsix8V91Y5O5UY4xA/IniznHUOn0wjvpozPZ5Y1CGLlE4xCvjBeVD",
-	"Zo2JaBcvyIDhhGCFc+5graKf7ctoiUIXcMZe7XfcgnUsLqej8WhMfvwStFyq3qT3aDQePWKrfU7qqMHu",
-	"+PEG/P4LHexXtW5IhIZVhc0kwizZby3WoUSMamTonJFYMRtgJF7LG3BUgsAVB6nOKGMwo2EvxMyg7ygy",
-	"jLVmoi8LZzhHiLghwwDGJOjB0WhEfwDWIRR/SCmIm/ZiGm5dtVDFbVPN5ZPM3mztYHAfvyOXlNY1g1XU",
-	"Gs21MVdXxXAzVeB5ug+KgmXOLGCCHJTqqeEcrms8dwrZAuNzDh3UYCSv5qYADuqOxIuQTE3T5NYshSlD",
-	"VJN9amU0Fi30MA7+JpxXu47p3UeumvilRDu9Kpqoruf75T817/ruAYkgrfEC16Nj24zrjI+WmW0z2g9L",
-	"+UsJF6y7lecoE2oAuFWmdHRKmHhBrFFV62ytb1paZ/ZWiZyNxy2f9d3l8P/J4X+Ph09/HnYXGb3fqiA5",
-	"G48PZJ09LNssJjZ0lQwwT5oZ8cRWfiNVEA+fGe2tKY5lOMZKz03SQ+HpyDFgaaqEhFCeTrlqJz3IWq6O",
-	"VNxtkt75eLxvoRV5TxrlLPTK6fFXWum8m6T3ePzoXi9V+a6bpGbgY+9x4QhuJ9gcQSKFb6rIeGBe3rja",
-	"AnWUlLM0oVQnOEjB1Wgic/ifj78LpsoIMw3/46TpKG/wgTjOdgGpDqbJEiynxLcv865gdCKcutGQ0zu4",
-	"kSsvdS5tLoLT5VLtljBVs8DkE3ELVs3WIgsu/hAHkL60mJ+V3Z4mzFDX0sGTc/Hn7y+fDa/+fHn2+Ikw",
-	"s1SnvY/xPZVvRtWHyqTejD7irjdpL1i5AtUor42yp1to3VdolqzmDqY/j0YjMpUs+EFVPGtL56MZhMMm",
-	"weZFawJVeQGimtnhXcAUSnWFavQbzjjBaWs/xxExLffs7g6FJFcWpr5OXOVLDPIBZ81wZgdehqnGYzSz",
-	"GaMiFNE8+30wS+ptUvgvq8mUUfFnDnnJqgZCoau4jHb46ThLtTeUuxHNH6uAc3yz87On2Un2ePwoml4t",
-	"6xJfwzvXz2ERwirti2XXHliAc6gqsL6yWrDRIVyJcwc0SLk6HbOzqq/e5MNqhfd4kqiXAo6CeS4OtE+Q",
-	"Y37U6q6ZLX5wLU3v7uiSDlxoV0s5haEDJKeHXFRy4kLu5LawNJo4HFxgNdCDaPaeHwbn/2jy9We7xVrY",
-	"zGaz2V7Sdg3m2X/9115ED7iI6Px0vA95CcDVSmpPGWALYwMw5y4i05MUjLZU+3bJkBcVFnhRyWghPdjR",
-	"lop/u4VPyF10YtNxhf+Ne2dAq9Q2wQQZeV2sBWgy/qoqa1ZMe1zOUNrUdi5TzcVXDQ90JOJilcNvqKai",
-	"2UggngR+v7LKe9DkjfxEamE75R9DCpE0YQPiBryrZR6n6lefUB3Ui6EN8VIHqQ5FYiFlmyRR0JU0Nyuy",
-	"j6lOaGqWeIDSWsS6gqfNuwqVM90166mORevKu0iA6BNe1OvFQToLGPj5WV3hQEGgBm24/HgSKJgPpVvr",
-	"aRLrm5PmIeNYcyjyo3XVE0R3yeVtpNiiJ+l3W4x0+N64VcYpkzpaRa+VDuP9XNZeb6GFtyctsBLBDydk",
-	"tAUY6WZTrxUi3DUkIpiE+HFnoDHOGjsYVGVkGiCn6xLhDDxMWRRdTs8zCxgrpmF3L6cu1VQ/crLV3WGT",
-	"HH2DD7r3a6nLdtD3PvpyfPY5PY6YA32wHLQKe6AIc+ZxAKxq8U5CLf8OXLXlrVQn4IfN1jqHfJaOZjzo",
-	"vjT6kRx6e6t7Sav5zLDRfebQGLvtamLzlk+rK3vEfkmHvd7QiySvtbxVcKVUea1/gsJp9Q1ayaA6UHMp",
-	"LV6lulI3HAHuquZCyoYK30YWcJBwTOSuNblyjVTwnXLMRgenQzSJj22SL88TWy1/PhdPfEnXNhhFh1+i",
-	"9gD08D384O1iZ3rv8X1W1lGKhy+fnd3n5WaFJb319Phb24XPv4Wrf0XhayFjHgb21un08zdJb7tqioW/",
-	"AN+ZqLnPN6+uXHoTL8tVEmennI4c8gmqjfOMzceuJPdUE5AWKqvYpFtSYrDInr/47sXbF1k1GDq77N2S",
-	"XV1PTTVQHdGF2LVMGx8fnSDy/TQT/QhjZ/8w10Nt/DDC9tngImxRqCq7j+Mvo9HohL/KBl22wHOao7IF",
-	"ti7K826voRUuiGQKZJQW4sJHvQdIM7eR+WRZHp8ff6lqpUAvPP2NOkPsHvqFiExS88dIPGsfaCJCbZKo",
-	"IPdwDC4U9D5In31xYWdGE/IQ8+xD+TrDKI3IVyMkt2qG8LrJLfq7mM0gZsc342ypDs1YovoYiT0Bu1Af",
-	"Q1BhjQ6OOJ4bO9OoPHTdk44jGKnmXhoJ6xV6rupU2N0PpsN/ivbLp/hLDRcZbVMnnKE4YaojBdlHd7s+",
-	"ersaJ6lrcZhR47HEupDqeNgWS7VX3P6sXE5aseSG+UYOLIdmOzTXnyBEbqpqzoc5Mi235NcLSNzLPehi",
-	"UnbibqTShzo1MLkbLNvfDgPH3E4uE0Rds8X6O+bnp4ZDfh2v4GE9HZFqexs6Js3uCLs6ItVN+nOQkWR3",
-	"jyUxoFotjjWD82ohPUzCG437PGkyfCM1gNu7UNkmtZCgdg4AubsIY0SuiGMQsB7X7YIbmWo5D/KCtZ44",
-	"CMX7KCZK5aguEdJXaWraC0RRtzuc3r+b5V7v6+1WZfN+f+fzsNvDvaR/I+fmS5tD/9K2wxtkcNnCavcG",
-	"BB90B3C/y837DgcjWM244E8bM9kTVDxg9tfaJbZ1owJu1kS21Hh544XA9zb/m+BjGSwQVEgu1RamxuY4",
-	"4AdY+kmzh5wFmbtmk4Z96T2Y2/YBdqqCEzY/U63qztGccBN9qn50ggYMMzcQ16bFJiuboNUWYY7GRyiY",
-	"5lgbYzhH7Img6qqS66nRM0XNfgKCw6HBCJSnervo3s3NqkWXaMvNpRuQ1cX2eLDSVQWeTMS0+kK2Hc09",
-	"qWFhVjpJ9AIjUpRqWXBHgIrkEYYytkr9CvubS32zzzWs3cJky8BOUs3pz6EWLeFkL1xFsxUPJUmHUJ9r",
-	"dxLdQpJpu/u8xy9vR1WGOqqcL4rzRvc7Rp1XsXd5WBmxNNkV2XaTAb4dbQmD6rQid6uiSDWyZoMzP2fz",
-	"tv9zzpsMdFz8YsSFoZzotXsTjr+r0WOq+TBH4lV4PMjuv4XXHkAIuefOujdcF5oc7c2JvAzdO+mxIfdL",
-	"ykSfqtWluLZm5SgXKOP+Paa0U8j4MhtMhKzyIUOgLcQ5k+reSHXTeBD97dZJTsReRSFsTH5XlYDBR8Y2",
-	"Ng9CTFFZ8n3U3uRU8/Nnj8di4QYX+9ov1b9SwFsVoHM3wVtm2GoV0zCnaSxaIf4n+5j2VJ72JgjwJSIN",
-	"5RX4j7S3p7d+2tug8hg2GsrEOfgf7Slade3NNk88RqPHTDNqEv/dHgup1iB4M1+Xzos6W2pqAcV30dRo",
-	"DVMfXNfvpPNDOvnhy+eZuDHg8GwiDGs5ToMXPCOx5Ms1LnjlWR4vqjY+7ePYSqhG8Je6QgsPRbHNdCEp",
-	"aMS57uH8uAFgWC6l60zE2Riv/T5qb4qlt4dB77XKJKg2zI3piQMx73WxwNUVSkNgrNPHAo06WJIbeafA",
-	"MRWmhXFsgfxSKvBhWZjPFBsiJ01EKdQhpLoqRFB5PPMQ6ibkyoRUqMgISVwwIjOch0RRzI68eDIs+BRi",
-	"A+uLJsdTVrOTtyFhYy/Mc0WPs4nx4jYUBx/Np1J5zAumiiw+5ZDskoduU02i780QarHevizYJ+efkue6",
-	"o/Dal1lH6/V9dU00SDTN2+U+VbLYP+1wb8ikOt/Xl4wOFeUYNMY94l3a3xZepGvescbBv3S04EGhwn+X",
-	"+Ns3XBoQHevqNpNOXIG9BTukgDpL3a/vcNcVgnvLJmKMKbSh74dG4ROx0zOUfEdtGr/YMBChY3UuFRZU",
-	"IAlxpGdXf0t1PVLVRHwwCs7VDlwYe3sjbj9+UuH7Vddyui3bPctDnU1YP3vubFQ4sik5aDBFwaR1VTGe",
-	"4GMTDjCVlrLxZPw1qQx/bYoyF1KdtaR6Iu71s1dq++euQqVN+weoGi47Tpjq6q58FCpyvje5mqnKOdkD",
-	"1L+JnTgPqu9LTbOEagUtQNpCga0y7S5CBS8DpvQzCaHRZTu563x/2mdre72jKZ6/klMb3GaUych07Zd3",
-	"+b/qJUPcO6l/4YJMhCzHA+eq9IRq0pNWRXrWaAdKL1CPYz6ye902W3Vp/8y10vrRtk3Se8YUHT5Xbmmc",
-	"6v6ZJFJHbGNVYprUDZtnqlGuRhQ69sNV8dfaDuLH+Mwnwc1/k3Z97PHGLzQFZP38oOojgCF4kMKpCJ2R",
-	"xCjd9dNxn+uE/vVo9S+LXjy51wuN39eoMY+jbz2vEpL+DRD7DoXx69oQjU6AnUbEN/frnTHBJGoyFsKA",
-	"KHczaRnAi50VCLgbN35BkqqGw57doBX+r35Qg2HoOFtsKFP9fA86+uxytWDx4LsdvF5D3cCvicPudlDs",
-	"vCcC0b5ydSuTup/IZ3FE/i+M9qlC6bcazMh2e5nPLKKNpg30XmzX8O79Jvm4eV/NtdvqJ2YEugiVKRuC",
-	"XG5UW3JxiZv3m/8dAA==",
+	"7H37cxvHkf+/MoVLlYi6BQhClGyB5R8YSU4U27IjyvHlq9XXO8A2iIkWM/DMLEGcj//7VXfP7ANYAKRi",
+	"S0nV/QbsY549/fj0Y3/tzcxyZTRo73qTX3sLkDlY+vlczhbwg1U30gP+z8HNrFp5ZXRv0stWfCcRS3k7",
+	"kNfwVVqORo9nDmZG506U2qtC+AUICytjvYDblbLg6CnIhr2kZ+GXUlnIexNvS0h6braApcSu/GYFvUnP",
+	"eav0de/uLuk9l0UxlbMPb8DbzeXcg90d0p/NWhRGX1OvDuyNmoFwC1MWuVhL5cUU5sbigLzdKHpOOZFD",
+	"oW7Abib4S24GcQLGCqnFn9++/WGQSw+pPnnz9XPx7Oxs1B+Kn6TyTpgbsOJsLBamtE5IC2JWeuFNde1C",
+	"rJVfmNIL5RNssdQWZC6nBSQ0yti5UC7VOC4FuTCa7pWulIXASZv5fJjqXnOF4FYuVwUu0tl41Es6Vuzl",
+	"W3m9u0aXwnmLa3QjC5VLb6ww87hNFhxoL/HRRMyNFdmr+eC10TD4TvrZ4sGb9pK3fHcUPy2A5/gPM33k",
+	"tihEnDTXvX8hJG638AuJy+iEyoXUbg3Wiez8bESjOjSKVzksV8aD9m9gVcgN5LsDynAymVjHcXEHQjkh",
+	"cXSF3EzCIv1SgvOPnMiqZmebwTewycRaOlE6yAOZJULqPE6S9hd/Gw08k7myzsf2xMyC9JAPxeUUt0AY",
+	"vwC7Vg529l2Xy97kXQ/H23vfte+vzZU3tuPEXhZruXEi02bg8InsQkjhvPSlw4kaXWwENsuroDxeRGo9",
+	"tr4/WJiDBT2Dy9WqUF3L+3YBYlU95pDkMn4t49VYgwWxMNqUFvJEwPB6KDI8s1+djTJBJ++L8fmof2ws",
+	"b8CVhf/WzCT33DUQprZHTvz45ttEZKc3Z6d8yZ3+qvK7U0ttPJjYD3Gmq8BTvGkxIiQIDbcVGSDJCKU9",
+	"XIMVc2uW4gxfeTw6PJalvFVLJIvHo6S3VJr/nFXEEVqkUV7Rfh9eID6UgTK6F+nBq/M3aTeXsxmsfMfh",
+	"4xvZpIMPiRxWQOwYSfLw9t8lvZW0cgk+SLDGEf0GNl3M8ANsqNNZoUB7MVsYB8T5SDS4crpUzuEwTmgn",
+	"xk+eiJVV2iMHF5dXz1+9ErOFtHKGXSZCIr9YFVJp4c0H0MLYVEvxS2k85OLK23LmkcLF1wqKXPDI+4lw",
+	"ho9BQzJBzRuk1iayCDyyREy4S8NUfwMbljwrsHEWyHcsLGE5BexLelGAdB5HR+JRuoot+QVshJZLiIcd",
+	"J8Y8R+EKsTrQS3r4TG/S22J6vS0y/Bb0tV/0JuMnXxAlxv9nuDPeg8U2//+7NL0djwZpevvFy/f/+YdO",
+	"6fUXM3314hB5qpyWWzlXQi4Us+0sEnYWpVo2Ho2zYZzOSvpFPRmVHyTiubFL6XuTXlnSk80ZjAbP5GB+",
+	"Ofj6/a9f3g2af88f8vdsfNc9fWaOu/OPjLDJTSOnfJ2JhSly1yIepOVyhbT7WkTN5kR6sTTOi6ejfiD2",
+	"QA0m1XOllVtcBC6ZC0cyo+bxg8DkJyJ2GsVFZN94TsX3KMCYMtW1NhbyA1QVZruHmM5G4/Ok67BbcCuj",
+	"HSsYf5Q50gwJn5nRHjRxGomjZZo4XVkzLWD5n/9wzPnq3v5gYd6b9P7jtFaGT/muO/2B3+IuO6lRqIoA",
+	"kcDwKOGBleLHH1+9ILVPCp4y3lrKAikLhX2Wg5eqyOgEOrFeqNkCl+kuwem84S381BOKlJMb4HksUfdj",
+	"Lmm0R14nTqpJiL9cff86EVIQo9TXiSj1B23WGqe9VA63LRdzZHeJmMo81VbqaxBuo728pRerplTe31kT",
+	"7NbM56BzZIvUjphuSA/EnsXKKO3BhlV7aa2xn3LBLvWGdTUB2LU4OR+d05GSuloIa0oPiTgfPUnEk9Eo",
+	"EcPhsB9lBTc9xMH/yWj4HNQLt8qheJqWXiykC2p4jhuIKm0OBXjIL2jNg1LAEgbVJDrh10az1Lw2Jh+K",
+	"k+91qrMfvr96G0Q69iJ1h8rMe6wctXAhSgdCCg1rlMvDPu/pa+NZP0DR9KnXJ6om8fzKojBrJzQo2vSs",
+	"OQDsOBMazSYPt/505m6yYZjBi8+0t4EV5bhBG/AX28er3tOh+MEUbLDXmp9Q2nkyAXgaX5tSf1IO+9rQ",
+	"NNCKZpVM5USUcAM2yv4TY2ke3iynzuNMkYptqYUha9z0afg/yE1hZP7WmG+lvYbPxVanJt+QuYUzeHou",
+	"vlF/pOG9NeY7qTeB6btPPbygOpLG652YSxdsbk1ra6UHUahlgDFwgSWKMr0RZVAZgFRSuq5QaGyGgkwi",
+	"Nt9TndG/AVlIWdRFWClogE6Nh/bNKDx92jC4aFI/aln6hbHqv+GTawGXP7wiW0K5KAiJfSLSMmxP8Kef",
+	"fhpcln4B2uOIupC1P4K0YIUFWSy/SntBE0t7DzS6wprcSFV8DtaJ55ZwBnHyBnLl+tGQmQJObbZADahB",
+	"IaKbQH5D8lhZMwPnPsdixNOvnFhDUYig8aDIrVcFIUtUrKVgHUnLJRKSFLncsH1Y6WQksxPBalGqA56g",
+	"PPJu6x0dUrT14hl+/PQptuIuuuWwBQKuiM1Kkas5KfvMrC6wLZnqbBYg2J9LW2QtjHWtioKGhY9Q30bj",
+	"Xe1Rpy1ArGG6MOYD2wP4oAMvylXQ2n7UrlwhjUP+HeRKvt2sPtsGRfaMg9yV7kMyzkKT2OML6eENbhb+",
+	"WVmzAusVGySI37TMyBxP+44hk/S8ucdjd82T/44bp1drDNBM/wEzjy2+kJu3xsuCxiGL4vt5b/Jue3x5",
+	"YD4P65ge6ujz8OKH0dy9Z8setaGXN2Frd/cil16i/S6F8xbkEtHW3GjIUOxrAoHaU1F5l72+s9Cssd4H",
+	"FLRQSK9uQHjTJHTsuQbem5jY0/nZbCyfwWA0/SIfnM8ew+CZfHI2GM+/zL+Ap9Pz2dkoAItHlzjAEvRs",
+	"1+7+xUxp8b5Reg/U+kERYjbn9eKljKAeLqg4yf708q3YQT7pcZf1E4H8GVnF1dVLkdHlCauMk1RnrB9m",
+	"4kR5x5slRfYXM2VsMesLVAt0ifAT9u3VEhy5OzTD32CXSsuCRzeJe1u1lmpurqISHFA2l6qAvNkpwTvh",
+	"WAcYmcCK9WLTF6iFz6SewdZLyMgaQx2Ky63xILGpPEMegC/hUrKSEpF3nn0v6eGwe0mPB9ZLerG7XVg+",
+	"6d0O8PXBjbSkd2M7NLWr2Bj9e8Et0u+vY7P073nVNhPAt0p/cLs85zCF4z2mb6Nn0HBNkH0w7DoyDop5",
+	"d3O1kTA8StHUyh5S/lY5vzsR5WHZ4Te6DMBVRqpoxgonbi4UcxFRrbMR+wmqNg5xpooWcDhLefuKXzob",
+	"jarhSmvlBm8jVN+9GGgqBcARHxIreQ1J5U2ywP4VOL5SPOY9S3XlA8ve9sSyGpBNxC8llOg/0SZoAsE8",
+	"QqiOYGXD2hf7GVntkoIpWEjvYbnyiMHYUmtuUYq1sR9Qf1dO4PqV1BBCfHxuJ00fbwCRN+Jky46sHHaP",
+	"R4/x1MXjPBHKx/7nCJYjgnAhMkJTsuo8DxuHmV5BGzBeEbX2Ey0R9r2hlaJNGFv7EIclQ0bLU33Qea63",
+	"o+w4hGEduymlwRbR6iot6Vm4R4V0vh834WJrU1hzqjZOzGHNfHXYO+zyidP4OSg4nd45WwKzBBkWldZX",
+	"ug+8Kyw9mMPymiJ1mdUKcrEB36DqqTEFSFLqgkfzZ+l3lIwBjryL20CE7+6lyCU9Rqpc6KPDxSxF0zZ9",
+	"1IVfcRtEsLrTvUy85H7jj53tH1DkudWwTpDqkrjbxlZU/YBu76n+FFFmHOGHLFvuSMm6tuDcHgGwQJIM",
+	"hEwGyyNHNoYIU7JmKUYUDTEUrzz7l61y4EReWjJsdCTv9lxNiRZaUvs1zxo0XvNlPko4UBs18EMzq1V1",
+	"lGvMHA9v1N7TGXnr/bfIVbziHsKIRhhMpmOv/MSPvQhxJN3KZKWyVDsa16x1TiOJdImfeOp2RbIWFBdz",
+	"/uSLCs0W35Hv0QVonCxQvwAHCAuhBJJ5zqu3ZZIQNtm1IxQioD0jKowE4lIzn1/jbW9EboSccrBNpzKj",
+	"tPN4uvbpR2wBkguHfDk8G2FmRAjIi4eH97Yi2CfPnjXZ8mjUxZi98gV0RugsjPXClcultJt4wuJosB2O",
+	"HXJyyag74M7HYepZtybnN6vOzn5880pUzr0IOWx3eCHQYMhIxJI8aLRyXKmhu3G+DWoM272H3PJy5o9b",
+	"sSt+sDvooDmI+OA/Zbu+gWtl9PFRWXru+KDCc//kmFbG+k46kgW4mo5uSNljaMnMiVUPBVK+p9YE/ILx",
+	"ZkRZ5ZLNR7QCpxbkhxwdWXArZ77YDFOdTTc/53KTkTpgNAjQiOOtwGKzLaGAjq4Za1sXAt/jOWd0cvF/",
+	"2JhMFMp5puVU80P0TLgfDDxDfsSNsGislZCIhbpegIvxVCe4A3gfzaw+63ztreGR7y7X90dmQc5Z4VZS",
+	"u8rSiKjava2NGphpWRuPnz7dtTbqpWkZREdUo8apuetssybNezXZoviOFq9Bg32wondPjcXYiPtWjyrt",
+	"n573OvWBBmt9uEIQ6OnnWQyEfWCPpVYf8V4n8hMEc2tlq7WIPW2PuLm3LdpJIsV3sVnmHY1AA5nnCg+E",
+	"LH5onJq5LBxsH6QmHNypRFmCz9ANzFAN22FfB803gHli3aEWuwnphlNnitKDyBber9zk9DRDWzLVJ3SB",
+	"/pNSuea+FiBwfBTTGvy0yhPCcyOLMoRdxtiMRvMoARUq+6NRlqS6UB+AEKw6MIHCDrAhfHQv8I1xq6zw",
+	"EIVBImYWctBeIXdVWiifpBp7znMLzlUDKoxZ4UomooqpRkVsUJiZLDhcgC3reY3SZ+fjcRWvKnEAWkwh",
+	"1d4UFPFVh64NU/0aIHc1CM8oAEPwMdg4zuiEG67iTwMPrVHPuBfhynBmlqfUbIAS86ZOXFrVS5qxPOPR",
+	"+ZddyGw8r11g8IZGzK0LoycCA+qkJZfR3//+978P/qozCiQx2i/Cpe++y5IQwa30rCgdgrnI1JGBpzo+",
+	"NHjxYjisf1PU2A5z31qA8Wj8dPDXs3ZA2AlGdVF411/fnQ3O3/9P9f9k9O5s8Oz9/5y9Gw3G7/v1Df4x",
+	"rn+k6TBNh/vv9/9wVNPidew66bXO0j7FH89itxnmVqAa3yay55cEPdkymT4haz3CPruWbNu06ibPcDdq",
+	"CwwzhKOWNNAT9qz76vy2vGm7plDEfXZ7jeOpoSFnxFza4dGFDGM9ZvZamIEiZZFiX4CD2Jlbn4xvbx+A",
+	"TKDV/HOF6mz3x6G3BYWm8lzEtfFCmwDAJELNhYoX9yDU1EVtgu3uEGYSRNynNT3umHpCIEZOXSWPsFN5",
+	"A9Rrf9jrWsxOqYf9xY29HzSOzST1bh+gw8phtuPGk7tXHwoJPcSNcA9HGcNaJJ37R2zm+4SfH3DHHV7d",
+	"0E3Xqj4UkTmIq+zHTQik9XK5OgIIhogIDmSKDilu//7HLdr4EeUOyHcAtsO/Ct8O/w/A3Pvs+DilhKlv",
+	"d964vjArrfKbK1zJwNNWqjsMX8f4GYqKzC5DGA853icihMNwetkH2MQMMvESzVOMupkCxjqQmmB0jGXC",
+	"7Bb+JRyAS8i+dEmqecIRBMbcnpD8gmuPdi57laIyx208ciHS18XcoOx8dJ71G/k5BIDTWOu9QW2JQw6U",
+	"npsY1CDZpgvRzzHSeimV9lJpsK63E6MQH2IXDLgt455vB5XSyw/Qiv7ARYnwFufDDVOdajxs88KsJ4KC",
+	"NZv+4KzGwMejsbgMkiAT0rOnIISKNALuT3zH2e2jwosOi1ZwT2esYVJ5qToDgcQU/BpAi5UpCjcUP1Fg",
+	"SeiTvFPBpyOMFcGpI/Z5ocajUcZTwD2PqOhFM/OJGJiKAsKlGl1X4gqAQ9uzyIsqJJ9Xrm4jQPrKd3Ub",
+	"fOgTEd3aIVcMkQ/pjG5FBws+VrRnly2PBk5uUyduVMH8Fjxo3BaxAqtMLk7G5yFLcboROcxlWfiuzLpI",
+	"3alG34f4E3nmY6t1gGVs9fGI9fNGowzJ4uEQr40XFDGaNTqiWbwkBYZDphX2uYMhi5NsX8xPPHQBP+3V",
+	"dscNWMfH5Ww4Go4IQliBlivVm/QeD0fDx6y1L4gdxUbd6a+uKK/v8No1dIg9Hm14GuMD8HBThEC23UYW",
+	"kVJKV6p2XgZMt9Euq4apXoF1yOUakOsjJ2huCW1KU3/Zh3ajf0WTkadN5KXDVF/WQeg4Olpq5luNZdZm",
+	"QBHqcVnZhlZGYy5F70/gA/T/lrl/K+liPBptBWpR5DNlQF1QZpQD/1Xp54Mv25FaHdkcXRmDNQKNvqUm",
+	"5nyX9M5H5584Sowd+dq0RsaaP16XSxgy56ajsK+vagVPOV2hKS0RS757n/QCXyd1HweBPpNWr6T7yGsX",
+	"oG287nrvtzLg3nWpV6T2OrheVqFB25Qd8y+VpiThQRAdWTv8aetud4oVkt2DglZxCg05tPdMRk0b7KNa",
+	"aCdCw7oCgxNhVoxlFZuQ3UrpfcSAjYbIhFEcyWtwlD3FyVKpbkaYXIi5QTxJZBjckYkTWTjD4Y3EpjP0",
+	"mE6CgjIcDukHYApV8VVKUSNpL2YQ1AlXVaBIqjlXnuUOmyEINuE9cpjRuOawjuK8OTYWN1Ue71wVHqxw",
+	"HxR5551ZwgS5SKpnhsNPp8iQKUYE2CHgEDoK1ut6YQrgKJKheBnyQKib3JqVMKXv4hEYwvMm7NcOARJR",
+	"/FKiAV1TRdSb73com0p4d4O0IK32qjM4HjUdyaOjGbI7foGV/KWEC1aqlGe3Np4ZuFGmdLRLeHKINKpE",
+	"w63xzUrrzN4Et/Fo1AKT3l0O/p8c/Pdo8OznQXd+5PujfHg7dPX+LDDGZHVlOzFNmjnRxFZoNpWLGDw3",
+	"2ltTHAvOjknqd0kPD09HUBOfpuqQEPLbea7aUVayPldHkoVJgoyOM+lGJh69cnb8lVYmwl3SezJ6fK+X",
+	"qlD9jxQildDADRS+ySLjhkWZEfkriQwTsgwDchEwgCZaj1d+/UNg9UMMkv6P0yaCRcpTbGc7910Hm2EF",
+	"lrN52lp2V/RLIpy61pDTOziRKy91Lm0uAhriUu1WMFPzQOQTcQNWzTciC9jbABuQvrQYWprdnCVMUFPp",
+	"4Om5+PN3l88HV3++HD95Ksw81Wnv1/ieyu+G1Z/K1r0b/oqzvkt7wfwUyEZ5bJT40YLRH6G9sF44mP08",
+	"HA7JhrHg+1Xevy2dj/YJNpsEYxTVfGTlBYiqZ4eygFco1RXceNJAyQjn3vgFtogZBePbWzwkubIw83XM",
+	"PQsxyIMzgUPJUBimOhQZYZ2UlMrxl8FeqKdJ8QZZvUwZ5a3nkJfMaiDk6IvLaCCfjTL0SFCwWLRLrAJO",
+	"T8jOx8+y0+zJ6HG0iVpmH76GMtcvYBn8uMc0myU4h6wCU8OrARsd4iOw702lrFWR5J0JyfUkH1bmYA/E",
+	"g3wpAJwYWOdA+wQp5ketbpuJLgfH0oRdjg7pgEC7WskZDBzgcnrIRXVOXAj73j4sjYo9BwdYNfQwhY8f",
+	"Buf/aPLNbybFWqDp3d3d9pC208fH//Vfe6F24PzH87PRPkg0IMprqT3ZB0tjA2LuLiLR0ynghsbPjjQU",
+	"8gMxXxEzb7cqBW0F8LahlY/Ol+qosHR3Vwuvw6Mta+H1mYfbkJvbqaReVB6Qi2pQhfRgh1vy8+0WKit3",
+	"Mdm7Dv3ob1xTCVolGBIMd5TTYiNAk2ZdVd9grr8HaAspr21ILdWclNvA3YYiDlaRk5ly7ZoFZiKZ4/21",
+	"Vd6DJgzmJ+K526lg6EiNSxMmIK7Bu5qhYlcn1T/ktfVgaEI81H6qQ/JwSOUhNidI3i/MmowPyh+dmRWe",
+	"DmktIvwBX+RZhYzK7lomqY7FTJR3cQEiEnZRjxcb6Uxs6/apN9aGy1JMwgrmA+k2epbEuhdJc5OxrQUU",
+	"+dF6GxP0aRHQ10i9QPzM75ae6kAccarsnUlqH32jWhiXO6mn0PIyJi0XDUK+hEyxosX+PdajWzEZu1pa",
+	"hNDRa9YZ2RF7jZVtqvRiDZCTLoIgLm6mLIoui/K5BQzOoWZ3JX8XW6gfOd2q+nOXHH2DN7r3e8midpTN",
+	"fYTRaPxbmnMxweVgmYDK2YtHmPNIAkxfH+8k1HjZAem32Hi1A37QLLl2iJ13FGlD27BRp+rQ21tVrVpF",
+	"yQaNqmSH2tgtYxaLen1cvvHj0eM9xlCDL9J5rc9b5aSRKq/5T2A4rXpyaxlYB3IupcXrVFfshuNeurJ8",
+	"cWVD5YdGTkc44ZiWU3Ny5RqJPTtp+o3KfofWJD52l3x6mtgqBfdb0cSnxA2Cxnn4JSobQw/fA2TYLoJB",
+	"7z25z8g6UrRJlR3f5+Vm5n2tAB9+a7sgxufAUa4oaIdrQBrrqeZaJ4jSRq0pm5YPfwG+M+x+H/BRiVx6",
+	"E4XlOom9UyRbDvkE2cZ5xupjV8pSqgmlDBm3rNKtKM1DZC9efvvy7cusagyRBIYOyGipu6bIyQ6faqxm",
+	"qY2Pj07QqfQsEyfRQ5H9w0wH2vhBdFZm/YswRaGqWG32Og+Hw1O+1e2BekF9VLrAlqA877ZNWk7SuExh",
+	"GaWFOPDgR7rfaebyYh99lkfnx1+qSuzQC88+U8Wg3U2/EJFIavoYiuftDU1EyDQVlT8jbIMLhR4exM8+",
+	"+WFnQhPyEPHsg1A7fVQNf38jEGHdDFzoXm5xsguI9WOuUzO6INWhSFdkH0OxJ0whZDsSDltDr8PgDQ4V",
+	"y1QeqrFKx+6hVHONpYT5Cj1XVbDtrhPWYT9F/eVj7KWGiYy6qRPOUHREquMKso3udm30dm5lUmdWMqHG",
+	"bYlZftX2sC6Waq+4LGa5mrQiaBrqGxmwHJDS7TtntlVl+T/MkGmZJb+ft+de5kEXkbIRdy2VPlTBh5e7",
+	"QbIn28EvSTC/Oekbec0W6e+onx/ra/p9rIKH1frFVdtb6DdpVs3Z5RGpbq4/e3Dp7O7RJPoUGcIRNuC8",
+	"WkoPk/BGQ54nTYJvBERx2S9KwqfSQpTtAJC7i9BGpIrYBnkt4rhdMCNTLRfhvGDmPjZCzlRyOFNxAZcI",
+	"6avgXO0FQtTbla/vX+V4r/X1dqvixX5757cht4dbSf9Gxs2nVof+pXWHN0jgsoXV7vW2PkgGcB3ku/cd",
+	"BkbQmnHAH9dmssdje0Dtr7lLLPdJ5TiYE9lSo/BGgcBymy8TfCyDBoIMiT51MDM2xwY/wMpPmrVFLcjc",
+	"NYv37AtqTASnam3VeEhY/Uy1qr8owGGG0aY6iUZQn2HmBuLa1NhkpRO0yuUsUPkI5S/YkckYzhF9IrC6",
+	"qoDGzOi5ouyygOCw3zUC5aneLqHiFmbdWpeoyy2k65PWxfp40NJVBZ5MxKy6IduG5p6A2NAr7SRagREp",
+	"SrUsuL5LteQRhjK2CngN81tIfb3PNKzNwmRLwU5SzUkfIbM44RBXHEWzRBulhgQ/qmtXmN5Ckmm6+6zH",
+	"T69HVYo6spxPivNG8zu69NfxmxZhZETSpFdk2yVjWDraEvrVbkXqVkWRaiTNBmX+lkU9/884bxLQ8eMX",
+	"PS4xVJWtdm/C9ncVAE41b+ZQvA6Ph7P7b2G1BxBC7pFZ94brQvG7vQGnl6GqMz024Dp6mTihaGwpptas",
+	"HQVaZVzXzZR2BhkLs/5EyCrYNDjagp8zqeRGqpvKgzjZLqnnRKxhF9zGZHdV0S28ZaxjcyNEFJUmf4Lc",
+	"m4xqfn78ZCSWrn+xryxf/fUanqoAnbsJSplBq/BXQ50Ojn/pJV7Jfk17Kk97EwT4EpGGpDK8kPb2fHMl",
+	"7d0h8xg0yoPFPvhCu4tWlZJm+T9uo1ExrOk1iZfbbeGqNRa8maVA+0UVjzWVBmRZNDNaw8wH0/Vb6fyA",
+	"dn7w6kUmrg043JsIw1qoPgTFSCzZcg0Brzyfx4uqKFt7O7bSSM6zWJDCQ1FsE12IuBpyhk/YPy4MG4ZL",
+	"sVATMR6h2D9ZxO9mtZtZ0zeuqm9mhQnzB0uIAjGoeElh5IXSEAjr7IlApQ5WZEbeKnC8CrPCONZAfikV",
+	"+DCsoahzFJImohSyr1JdpV+pPO55cHUTcmVCnFkkhCQOGJEZDvIiL2ZHNhApFrwL8cMGF02Kp5BxJ29C",
+	"wMZemOeKHmcV4+VNqMZwNFhN5THomgLyeZdDSE0eagc2F31v+FWL9PaFGD89/5gg4h2G9xFJHMzVqJGo",
+	"mreTHKtIvH/a4L4jlep8X71K2lQ8x6DR7xFl6cn24cV1zTvG2P+X9hY8yFX47+J/+5rzLqJhXUkz6cQV",
+	"2BuwA3Ko86n7/Q3uOi96b05K9DGFz5OchA9ITMROLWmyHSmXKMIwfRG+ZJBLhdkquITY0vOrv6W6bqn6",
+	"uER/GIyrHbgwfvMBcfvR0wrfr75mQdKy/S2LkF0Yxs+WOysVjnRKdhrM8GDSuCofT7CxCQeYSUuhjjJ+",
+	"ZTDDrxBS5EKqs9apnoh7fUBSbX84MuQXtj9M2DDZscNUV7LycchD/M7kaq4q42QPUP8mVmg+yL4vNfUS",
+	"UkG0AGkLBbaKtLsIdQsYMKXP54QCyO3grvP9MbWt6fWOxs/+TkZtMJvxTEaia7+8S/9VZTCi3kn95SNS",
+	"EbIcN5xrcSRUiSNp1eHIGmWi6QWqfc9bdi9ps5WN+8+IldbnT/ELpLyigxfKrYxT3Z/PI3bEOlZ1TJO6",
+	"kP9cNZJ0aYWOfdAwfsXzIH6Mz3wU3Pw3aTfHHm98uS8g6+cHWR8BDMGCFE5F6IxOjNJdnxT9rXboX2+t",
+	"/mXRi6f3eqHx3aUa8zj61osqIOnfALHvYBi/rw7RqOvaqUR8fb+KQRMMoiZlITSI524uLQN4sZ4MAXej",
+	"xreYqVZCmLPrt9z/1YeWGIaOvcUyWtVn3dDQZ5OrBYsH2+2geA1JGb8nDrtbD7dTToRFe1R//rlRRek3",
+	"MUT+z432sYfSb5XVku2iWr/xEd1Kvq+K1Lx7f5dQKn7oa7fAWYwIdBEqUzY4udyw1uTiEHcTsbZLHDgu",
+	"iMGFBJJQ7mBalWDnQhGNlsO7VAb2fwcA",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

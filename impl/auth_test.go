@@ -26,6 +26,7 @@ import (
 	"github.com/reportd/reportd/internal/jobs"
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/testkit"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -522,15 +523,26 @@ func dumpRedis(t *testing.T, rdb *redis.Client) []byte {
 // waitDone polls job id as the client of key until it is done.
 func waitDone(t *testing.T, h *harness, key, id string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testkit.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
 		r := h.as(t, key, http.MethodGet, "/v1/reports/"+id, "")
-		if r.Status == http.StatusSeeOther {
-			return
-		}
-		if r.Status != http.StatusOK || time.Now().After(deadline) {
+		if r.Status != http.StatusOK && r.Status != http.StatusSeeOther {
 			t.Fatalf("job %s not done: %s", id, r)
 		}
-		time.Sleep(10 * time.Millisecond)
+		if r.Status == http.StatusOK {
+			return fmt.Errorf("job %s not done: %s", id, r)
+		}
+		return nil
+	})
+}
+
+// TestProblemTypesNeedNoKey: the problem-type descriptions every problem links to are read without a
+// key, or with a wrong one, even where keys are configured: a refused client must be able to read why.
+func TestProblemTypesNeedNoKey(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, redistest.Embedded(t), setup{APIKeys: twoClients()})
+	for _, key := range []string{"", "not-a-key", acmeKey} {
+		if r := h.as(t, key, http.MethodGet, "/problems/unauthorized", ""); r.Status != http.StatusOK || r.mediaType() != "text/plain" {
+			t.Errorf("GET /problems/unauthorized with key %q = %s, want 200 text/plain", key, r)
+		}
 	}
 }

@@ -86,6 +86,11 @@ func TestErrorResponses(t *testing.T) {
 		{name: "create-422-feb-30", body: `{"range":"2026-02-30..2026-03-01"}`, want: unservable, detail: "/range: "},
 		{name: "create-422-end-before-start", body: `{"range":"2026-03-01..2026-02-01"}`, want: unservable, detail: "/range: "},
 		{name: "create-422-367-days", body: `{"range":"2026-01-01..2027-01-02"}`, want: unservable, detail: "/range: "},
+		// A callback_url that is not an absolute URI is malformed, like any mistyped field (one the
+		// service will not call is a 422: TestCallbackURLRefused).
+		{name: "create-400-callback-not-a-uri", body: `{"range":"2026-Q1","callback_url":"not a url"}`, want: bad, detail: "/callback_url: "},
+		{name: "create-400-callback-relative", body: `{"range":"2026-Q1","callback_url":"/hooks/reportd"}`, want: bad, detail: "/callback_url: "},
+		{name: "create-400-callback-bad-host", body: `{"range":"2026-Q1","callback_url":"https://exa mple.com/"}`, want: bad, detail: "/callback_url: "},
 		{name: "create-413", body: big, want: tooLarge},
 		{name: "create-413-one-byte-over", body: padded(httpapi.MaxBodyBytes + 1), want: tooLarge},
 		{name: "create-413-chunked", body: big, chunked: true, want: tooLarge},
@@ -104,6 +109,7 @@ func TestErrorResponses(t *testing.T) {
 		{name: "route-404-trailing-slash", method: "GET", path: "/v1/reports/", want: noRoute},
 		{name: "route-404-under-job", method: "GET", path: "/v1/reports/{id}/nothing", want: noRoute},
 		{name: "route-404-unknown-problem-type", method: "GET", path: "/problems/no-such-type", want: noRoute},
+		{name: "method-405-post-problem-type", method: "POST", path: "/problems/invalid-request", want: notAllowed("GET, HEAD")},
 		{name: "method-405", method: "DELETE", path: "/v1/reports", want: notAllowed("GET, HEAD, POST")},
 		{name: "method-405-put-collection", method: "PUT", path: "/v1/reports", want: notAllowed("GET, HEAD, POST")},
 		{name: "method-405-put-status", method: "PUT", path: "/v1/reports/{id}", want: notAllowed("GET, HEAD, DELETE")},
@@ -184,6 +190,8 @@ func TestErrorDetailsInWords(t *testing.T) {
 			`/range: range "2026-02-30..2026-03-01": 2026-02-30 is not a calendar date (February 2026 has 28 days)`},
 		{"id-not-a-uuid", http.MethodGet, "/v1/reports/not-a-uuid", "", nil,
 			`path parameter "id": "not-a-uuid" is not a job id; job ids are UUIDs, such as 0f8fad5b-d9cb-469f-a165-70867728950e`},
+		{"callback-not-a-uri", http.MethodPost, "/v1/reports", `{"range":"2026-01","callback_url":"//user:pw@8.8.8.8/hook"}`, nil,
+			`/callback_url: is not an absolute URI; send one such as https://example.com/hooks/reportd`},
 		{"key-too-long", http.MethodPost, "/v1/reports", `{"range":"2026-01"}`, []string{"Idempotency-Key", long},
 			`header parameter "Idempotency-Key": must be 1 to 255 characters, plain or between quotes`},
 	} {

@@ -2,6 +2,7 @@ package impl_test
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/reportd/reportd/internal/jobs"
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/testkit"
 )
 
 // everyURL is what job id answers on each of its URLs: its status, its result and its cancel, by request.
@@ -126,17 +128,12 @@ func TestTombstoneRunsOut(t *testing.T) {
 // waitDeleted waits for asynq's janitor to delete job id's task.
 func waitDeleted(t *testing.T, h *harness, id string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		_, err := h.Inspector.GetTaskInfo(store.ReportQueue, id)
-		if errors.Is(err, asynq.ErrTaskNotFound) {
-			return
+	testkit.Eventually(t, 5*time.Second, 50*time.Millisecond, func() error {
+		if _, err := h.Inspector.GetTaskInfo(store.ReportQueue, id); !errors.Is(err, asynq.ErrTaskNotFound) {
+			return fmt.Errorf("the janitor did not delete the task of job %s: %v", id, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the janitor did not delete the task of job %s: %v", id, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // checkNotFound checks that job id answers 404 on its status, its result and its cancel.

@@ -2,6 +2,7 @@ package impl_test
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/testkit"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -145,20 +147,16 @@ func TestUnreadableJobFails(t *testing.T) {
 		if _, err := asynq.NewClientFromRedisClient(h.Redis).Enqueue(task); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for {
+		testkit.Eventually(t, 5*time.Second, 20*time.Millisecond, func() error {
 			info, err := h.Inspector.GetTaskInfo(store.ReportQueue, id)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if info.State == asynq.TaskStateArchived {
-				break
+			if info.State != asynq.TaskStateArchived {
+				return fmt.Errorf("the worker did not archive the unreadable job: %s", info.State)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the worker did not archive the unreadable job: %s", info.State)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return nil
+		})
 		r := h.get(t, "/v1/reports/"+id)
 		if r.Status != http.StatusOK {
 			t.Fatalf("status of an unreadable failed job: %s, want 200 failed with /problems/report-unreadable", r)

@@ -110,8 +110,8 @@ func (c *contract) checkExchange(req *http.Request, status int, header http.Head
 			errs = append(errs, fmt.Errorf("openapi3filter: %w", err))
 		}
 	case errors.Is(err, routers.ErrPathNotFound), errors.Is(err, routers.ErrMethodNotAllowed):
-		// Outside the spec: only the problem-type descriptions may answer anything but a problem.
-		if status < 400 && !strings.HasPrefix(req.URL.Path, "/problems/") {
+		// Outside the spec: nothing may answer anything but a problem.
+		if status < 400 {
 			errs = append(errs, fmt.Errorf("%s %s is outside the contract but answered %d", req.Method, req.URL.Path, status))
 		}
 	default:

@@ -2,6 +2,7 @@ package impl_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -193,7 +194,12 @@ func TestReplayAfterDeleteStaysGone(t *testing.T) {
 		if r.Status != http.StatusGone {
 			t.Errorf("replay of a deleted job's key: %d %s %s, want 410 (the job is gone; use a new key)", r.Status, r.Header.Get("Location"), r.Body)
 		}
-		time.Sleep(300 * time.Millisecond) // time for a resurrected job to run
+		// A replay that resurrected the job would have enqueued its task before answering, and the task
+		// would stay in asynq (pending, active, or completed for the retention) whenever it ran: judged
+		// from the queue, not by waiting for a run.
+		if info, err := h.Inspector.GetTaskInfo(store.QueueOf(id), id); !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
+			t.Errorf("after the replay of a deleted job's key, its task is %v (%v), want none", info, err)
+		}
 		checkGone(t, h, id)
 		if n := h.logged(id, "report started"); n != 1 {
 			t.Errorf("the deleted job ran %d times, want once", n)

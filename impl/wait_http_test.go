@@ -2,6 +2,7 @@ package impl_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -10,18 +11,18 @@ import (
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/report"
+	"github.com/reportd/reportd/internal/testkit"
 )
 
 // awaitWaiters waits until requests wait for n jobs.
 func awaitWaiters(t *testing.T, h *harness, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for h.Waiters.Len() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("requests wait for %d jobs after 10 s, want %d", h.Waiters.Len(), n)
+	testkit.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if got := h.Waiters.Len(); got < n {
+			return fmt.Errorf("requests wait for %d jobs, want %d", got, n)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestWaitWakesOnFinish holds a GET with Prefer: wait=30 on a running job and measures how soon after

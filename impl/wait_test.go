@@ -3,6 +3,7 @@ package impl
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/internal/jobs"
 	"github.com/reportd/reportd/internal/jobs/jobstest"
+	"github.com/reportd/reportd/internal/testkit"
 )
 
 // waitFixture is a fixture whose server's Waiters the test notifies itself.
@@ -29,13 +31,12 @@ func waitFixture(t *testing.T) (*fixture, *jobs.Waiters) {
 // awaitLen waits until w waits for n jobs.
 func awaitLen(t *testing.T, w *jobs.Waiters, n int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for w.Len() != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("waiters wait for %d jobs, want %d", w.Len(), n)
+	testkit.Eventually(t, 5*time.Second, time.Millisecond, func() error {
+		if got := w.Len(); got != n {
+			return fmt.Errorf("waiters wait for %d jobs, want %d", got, n)
 		}
-		time.Sleep(time.Millisecond)
-	}
+		return nil
+	})
 }
 
 type statusAnswer struct {

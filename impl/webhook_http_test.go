@@ -15,6 +15,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
+	"github.com/hibiken/asynq"
 
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/internal/jobs"
@@ -23,6 +24,7 @@ import (
 	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/internal/webhook"
 	"github.com/reportd/reportd/internal/webhook/webhooktest"
+	"github.com/reportd/reportd/tasks"
 )
 
 // webhookSetup says how a harness with webhooks set up is built.
@@ -151,6 +153,18 @@ func TestCallbackURLRefused(t *testing.T) {
 				}
 				if strings.Contains(p.Detail, "pw@") {
 					t.Errorf("detail %q echoes the URL's password", p.Detail)
+				}
+			})
+		}
+		// Not a URI at all is a malformed field, 400 like any other, not a refusal by policy.
+		for _, u := range []string{"not a url", "/hooks/reportd", "//8.8.8.8/hook"} {
+			t.Run("create-400-not-a-uri", func(t *testing.T) {
+				t.Parallel()
+				body, _ := json.Marshal(map[string]string{"range": "2026-Q1", "callback_url": u})
+				r := h.do(t, h.request(t, http.MethodPost, "/v1/reports", bytes.NewReader(body), "Content-Type", appJSON))
+				p := r.problem(t)
+				if r.Status != http.StatusBadRequest || p.Type != "/problems/invalid-request" || !strings.HasPrefix(p.Detail, "/callback_url: ") {
+					t.Errorf("POST with callback_url %q = %s, want 400 /problems/invalid-request naming /callback_url", u, r)
 				}
 			})
 		}
@@ -346,11 +360,56 @@ func TestWebhookFlow(t *testing.T) {
 		if r.Status != http.StatusNotFound || r.problem(t).Type != "/problems/job-not-found" {
 			t.Errorf("GET webhook of a job without callback_url = %s, want 404 /problems/job-not-found", r)
 		}
-		time.Sleep(300 * time.Millisecond)
-		if n := rc.Count(); n != 1 {
-			t.Errorf("the receiver got %d requests, want 1", n)
-		}
+		checkDeliveredOnce(t, h.harness, id, rc)
 	})
+}
+
+// checkDeliveredOnce fails t unless job id's webhook was delivered exactly once, judged from the records
+// rather than by waiting: its one delivery task completed at its first attempt (a completed task never
+// runs again, and a second schedule within its retention is a no-op), no other task on the webhook queue
+// is this job's, and the receiver counted one request.
+func checkDeliveredOnce(t *testing.T, h *harness, id string, rc *hookReceiver) {
+	t.Helper()
+	taskID := "webhook-" + id
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := h.Inspector.GetTaskInfo(store.WebhookQueue, taskID)
+		if err != nil {
+			t.Fatalf("the webhook task of job %s: %v", id, err)
+		}
+		if info.State == asynq.TaskStateCompleted {
+			if info.Retried != 0 {
+				t.Errorf("the webhook task completed after %d retries, want at its first attempt", info.Retried)
+			}
+			break
+		}
+		if info.State != asynq.TaskStateActive || time.Now().After(deadline) {
+			t.Fatalf("the webhook task of a delivered job is %s, want completed", info.State)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	tasksOfJob := 0
+	for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){
+		h.Inspector.ListPendingTasks, h.Inspector.ListActiveTasks, h.Inspector.ListScheduledTasks,
+		h.Inspector.ListRetryTasks, h.Inspector.ListArchivedTasks, h.Inspector.ListCompletedTasks,
+	} {
+		infos, err := list(store.WebhookQueue)
+		if err != nil {
+			t.Fatalf("list webhook tasks: %v", err)
+		}
+		for _, info := range infos {
+			var p tasks.WebhookPayload
+			if json.Unmarshal(info.Payload, &p) == nil && p.JobID == id {
+				tasksOfJob++
+			}
+		}
+	}
+	if tasksOfJob != 1 {
+		t.Errorf("%d webhook tasks for job %s, want 1", tasksOfJob, id)
+	}
+	if n := rc.Count(); n != 1 {
+		t.Errorf("the receiver got %d requests, want 1", n)
+	}
 }
 
 // TestWebhookFailedJob: a job that fails for good is announced as report.failed, and its status shows
@@ -417,10 +476,7 @@ func TestWebhookCanceledJob(t *testing.T) {
 		}
 		checkHookEvent(t, rc.wait(t, 1, 10*time.Second)[0], id, gen.Canceled)
 		checkDelivered(t, awaitDelivered(t, h.harness, id), rc.URL, before)
-		time.Sleep(300 * time.Millisecond)
-		if n := rc.Count(); n != 1 {
-			t.Errorf("the receiver got %d requests, want 1", n)
-		}
+		checkDeliveredOnce(t, h.harness, id, rc)
 	})
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,17 +10,15 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/reportd/reportd/gen"
-	"github.com/reportd/reportd/internal/testkit"
+	"github.com/reportd/reportd/internal/testkit/reportdproc"
 )
 
 // The reportd services the end-to-end tests run against, started by TestMain.
@@ -37,91 +34,25 @@ func TestMain(m *testing.M) {
 }
 
 func testMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "reportctl-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "reportd")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/reportd")
-	build.Dir = filepath.Join("..", "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build reportd: %v\n%s", err, out)
-		return 1
-	}
-	var stops []func()
-	defer func() {
-		for _, stop := range stops {
-			stop()
-		}
-	}()
+	defer reportdproc.RemoveBinary()
 	for _, s := range []struct {
 		url  *string
+		name string
 		args []string
-	}{{&service, nil}, {&idle, []string{"api"}}} {
-		url, stop, err := startReportd(bin, s.args...)
+	}{{&service, "service", nil}, {&idle, "idle", []string{"api"}}} {
+		p, err := reportdproc.Launch(s.name, s.args, reportdproc.Vars(nil))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		stops = append(stops, stop)
-		*s.url = url
+		defer func() {
+			if _, err := p.Stop(10 * time.Second); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+			}
+		}()
+		*s.url = p.URL
 	}
 	return m.Run()
-}
-
-// startReportd runs reportd on a free loopback port with embedded Redis and small jobs, and returns
-// its base URL once it listens, and a function that stops it.
-func startReportd(bin string, args ...string) (string, func(), error) {
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(),
-		"REPORTD_ADDR=127.0.0.1:0", "REPORTD_ROWS_PER_DAY=500", "REPORTD_CHECK_INTERVAL=10ms",
-		"REPORTD_SHUTDOWN_TIMEOUT=5s", "REDIS_URL=")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return "", nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return "", nil, err
-	}
-	var log testkit.Buffer
-	listening := make(chan string, 1)
-	drained := make(chan struct{})
-	go func() { // read the log to its end, so that reportd never blocks on a full pipe
-		defer close(drained)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			fmt.Fprintf(&log, "%s\n", sc.Bytes())
-			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" && line.Addr != "" {
-				select {
-				case listening <- "http://" + line.Addr:
-				default:
-				}
-			}
-		}
-	}()
-	stop := func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		<-drained
-	}
-	select {
-	case url := <-listening:
-		return url, stop, nil
-	case <-drained:
-	case <-time.After(15 * time.Second):
-	}
-	stop()
-	return "", nil, fmt.Errorf("reportd %v did not log that it listens; its log:\n%s", args, log.String())
 }
 
 // result is what one run of reportctl did.

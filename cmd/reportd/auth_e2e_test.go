@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/internal/testkit"
+	"github.com/reportd/reportd/internal/testkit/reportdproc"
 )
 
 // The keys of the end-to-end clients: long, and unlike anything else reportd writes.
@@ -52,7 +54,7 @@ func TestAPIKeysE2E(t *testing.T) {
 			for k, v := range keys {
 				vars[k] = v
 			}
-			in := start(t, nil, e2eVars(vars))
+			in := start(t, nil, reportdproc.Vars(vars))
 			var seen bytes.Buffer // every answer, to look for the keys in
 			send := func(key, method, path, body string, header ...string) response {
 				t.Helper()
@@ -76,18 +78,16 @@ func TestAPIKeysE2E(t *testing.T) {
 			}
 			loc := res.header.Get("Location")
 			checkProblem(t, "globex GET acme's job", send(e2eGlobexKey, http.MethodGet, loc, ""), http.StatusNotFound)
-			var done bool
-			for deadline := time.Now().Add(15 * time.Second); !done && time.Now().Before(deadline); {
+			testkit.Eventually(t, 15*time.Second, 50*time.Millisecond, func() error {
 				res := send(e2eAcmeKey, http.MethodGet, loc, "")
-				done = res.status == http.StatusSeeOther
-				if !done && res.status != http.StatusOK {
+				if res.status == http.StatusSeeOther {
+					return nil
+				}
+				if res.status != http.StatusOK {
 					t.Fatalf("acme GET its job = %s", res)
 				}
-				time.Sleep(50 * time.Millisecond)
-			}
-			if !done {
-				t.Fatalf("acme's job %s not done in 15s", loc)
-			}
+				return fmt.Errorf("acme's job %s not done", loc)
+			})
 			checkProblem(t, "globex GET acme's result", send(e2eGlobexKey, http.MethodGet, loc+"/result", ""), http.StatusNotFound)
 			if res := send(e2eAcmeKey, http.MethodGet, loc+"/result", ""); res.status != http.StatusOK {
 				t.Errorf("acme GET its result = %s", res)
@@ -163,7 +163,7 @@ func TestAPIKeysConfigE2E(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			sink := testkit.NewLogSink()
-			err := run(ctx, nil, env(e2eVars(tt.vars)), sink)
+			err := run(ctx, nil, env(reportdproc.Vars(tt.vars)), sink)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("run = %v, want an error naming %s", err, tt.want)
 			}
@@ -182,7 +182,7 @@ func TestAllowOpenE2E(t *testing.T) {
 	t.Parallel()
 	t.Run("allow-open", func(t *testing.T) {
 		t.Parallel()
-		in := start(t, nil, e2eVars(map[string]string{"REPORTD_ADDR": "0.0.0.0:0", "REPORTD_ALLOW_OPEN": "true"}))
+		in := start(t, nil, reportdproc.Vars(map[string]string{"REPORTD_ADDR": "0.0.0.0:0", "REPORTD_ALLOW_OPEN": "true"}))
 		if _, ok := in.log.WaitFor(0, nil, func(l testkit.LogLine) bool {
 			msg, _ := l.Fields["msg"].(string)
 			return l.Fields["level"] == "WARN" && strings.Contains(msg, "no API keys")
@@ -195,7 +195,7 @@ func TestAllowOpenE2E(t *testing.T) {
 	})
 	t.Run("keys", func(t *testing.T) {
 		t.Parallel()
-		in := start(t, nil, e2eVars(map[string]string{"REPORTD_ADDR": "0.0.0.0:0", "REPORTD_API_KEYS": "acme:" + e2eAcmeKey}))
+		in := start(t, nil, reportdproc.Vars(map[string]string{"REPORTD_ADDR": "0.0.0.0:0", "REPORTD_API_KEYS": "acme:" + e2eAcmeKey}))
 		base := strings.Replace(in.base, "0.0.0.0", "127.0.0.1", 1)
 		checkProblem(t, "GET without a key", doAs(t, "", http.MethodGet, base+"/v1/reports", ""), http.StatusUnauthorized)
 		if res := doAs(t, e2eAcmeKey, http.MethodGet, base+"/v1/reports", ""); res.status != http.StatusOK {

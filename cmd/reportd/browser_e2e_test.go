@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/internal/testkit/reportdproc"
 )
 
 // eventsPage is a browser app's page that follows a job with EventSource, the API every browser has,
@@ -75,7 +76,7 @@ func TestBrowserEventSource(t *testing.T) {
 	if raceDetector {
 		rows = "2000000"
 	}
-	in := start(t, nil, e2eVars(map[string]string{"REDIS_URL": "redis://" + redistest.StartServer(t).Addr,
+	in := start(t, nil, reportdproc.Vars(map[string]string{"REDIS_URL": "redis://" + redistest.StartServer(t).Addr,
 		"REPORTD_ROWS_PER_DAY": rows, "REPORTD_PROGRESS_EVERY": "50ms", "REPORTD_CORS_ORIGINS": app.URL}))
 	loc := submit(t, in.base, "2026-Q1")
 

@@ -18,6 +18,7 @@ import (
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/internal/testkit"
+	"github.com/reportd/reportd/internal/testkit/reportdproc"
 )
 
 // clusterPassword is the requirepass of the clusters below; no log line may carry it.
@@ -39,7 +40,7 @@ func TestClusterAuthE2E(t *testing.T) {
 
 	t.Run("password", func(t *testing.T) {
 		t.Parallel()
-		in := start(t, nil, e2eVars(map[string]string{"REDIS_CLUSTER_ADDRS": addrs, "REDIS_CLUSTER_PASSWORD": clusterPassword}))
+		in := start(t, nil, reportdproc.Vars(map[string]string{"REDIS_CLUSTER_ADDRS": addrs, "REDIS_CLUSTER_PASSWORD": clusterPassword}))
 		checkLoggedCluster(t, in, "", false)
 		loc := submit(t, in.base, "2026-Q1")
 		checkReport(t, in.base, loc, awaitDone(t, in.base, loc))
@@ -60,7 +61,7 @@ func TestClusterAuthE2E(t *testing.T) {
 		if err := os.WriteFile(file, []byte(clusterPassword+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		in := start(t, nil, e2eVars(map[string]string{
+		in := start(t, nil, reportdproc.Vars(map[string]string{
 			"REDIS_CLUSTER_ADDRS": addrs, "REDIS_CLUSTER_USERNAME": "default", "REDIS_CLUSTER_PASSWORD_FILE": file,
 		}))
 		checkLoggedCluster(t, in, "default", false)
@@ -72,12 +73,12 @@ func TestClusterAuthE2E(t *testing.T) {
 	t.Run("wrong-password", func(t *testing.T) {
 		t.Parallel()
 		const wrong = "not-the-cluster-pw"
-		refusesToStart(t, e2eVars(map[string]string{"REDIS_CLUSTER_ADDRS": addrs, "REDIS_CLUSTER_PASSWORD": wrong}), "WRONGPASS", wrong)
+		refusesToStart(t, reportdproc.Vars(map[string]string{"REDIS_CLUSTER_ADDRS": addrs, "REDIS_CLUSTER_PASSWORD": wrong}), "WRONGPASS", wrong)
 	})
 
 	t.Run("no-password", func(t *testing.T) {
 		t.Parallel()
-		refusesToStart(t, e2eVars(map[string]string{"REDIS_CLUSTER_ADDRS": addrs}), "NOAUTH", clusterPassword)
+		refusesToStart(t, reportdproc.Vars(map[string]string{"REDIS_CLUSTER_ADDRS": addrs}), "NOAUTH", clusterPassword)
 	})
 }
 
@@ -122,7 +123,7 @@ func TestClusterTLSE2E(t *testing.T) {
 	t.Run("tls-ca-file", func(t *testing.T) {
 		t.Parallel()
 		// One seed: reportd learns of the other nodes, and their TLS ports, from it.
-		in := start(t, nil, e2eVars(map[string]string{
+		in := start(t, nil, reportdproc.Vars(map[string]string{
 			"REDIS_CLUSTER_ADDRS": c.TLSAddrs[0], "REDIS_CLUSTER_PASSWORD": clusterPassword, "REDIS_CLUSTER_TLS_CA_FILE": c.CAFile,
 		}))
 		checkLoggedCluster(t, in, "", true)
@@ -136,7 +137,7 @@ func TestClusterTLSE2E(t *testing.T) {
 
 	t.Run("no-tls", func(t *testing.T) {
 		t.Parallel()
-		in := start(t, nil, e2eVars(map[string]string{"REDIS_CLUSTER_ADDRS": addrs, "REDIS_CLUSTER_PASSWORD": clusterPassword}))
+		in := start(t, nil, reportdproc.Vars(map[string]string{"REDIS_CLUSTER_ADDRS": addrs, "REDIS_CLUSTER_PASSWORD": clusterPassword}))
 		// A TLS port closes a connection that does not start with a TLS handshake.
 		checkUnavailable(t, in, "EOF")
 	})
@@ -144,7 +145,7 @@ func TestClusterTLSE2E(t *testing.T) {
 	t.Run("system-roots", func(t *testing.T) {
 		t.Parallel()
 		// The nodes' CA is not among the system's: the certificates must be refused.
-		refusesToStart(t, e2eVars(map[string]string{
+		refusesToStart(t, reportdproc.Vars(map[string]string{
 			"REDIS_CLUSTER_ADDRS": addrs, "REDIS_CLUSTER_PASSWORD": clusterPassword, "REDIS_CLUSTER_TLS": "true",
 		}), "certificate signed by unknown authority", clusterPassword)
 	})

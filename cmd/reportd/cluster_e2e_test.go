@@ -20,6 +20,7 @@ import (
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/internal/testkit"
+	"github.com/reportd/reportd/internal/testkit/reportdproc"
 )
 
 // clusterRowsPerDay makes a year-long report take a few seconds (about 1e9 orders a second are
@@ -42,24 +43,22 @@ func jobStatus(t *testing.T, res response) gen.JobStatus {
 // awaitRunning polls loc until the job runs with some progress, and returns that status.
 func awaitRunning(t *testing.T, base, loc string) gen.JobStatus {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	var st gen.JobStatus
+	testkit.Eventually(t, 20*time.Second, 50*time.Millisecond, func() error {
 		res := mustTry(t, http.MethodGet, base+loc, "")
 		if res.status != http.StatusOK {
 			t.Fatalf("GET %s = %s, want 200 while the job runs", loc, res)
 		}
-		st := jobStatus(t, res)
+		st = jobStatus(t, res)
 		if st.Status == gen.Running && st.Progress > 0 && st.Progress < 1 {
-			return st
+			return nil
 		}
 		if st.Status != gen.Pending && st.Status != gen.Running {
 			t.Fatalf("GET %s = %s, want the job pending or running", loc, res)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s was not seen running with progress in 20s; last %s", loc, res)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return fmt.Errorf("job %s was not seen running with progress; last %s", loc, res)
+	})
+	return st
 }
 
 // TestClusterE2E runs the whole flow of the real reportd on a 3-master Redis Cluster: submit, progress,
@@ -79,7 +78,7 @@ func TestClusterE2E(t *testing.T) {
 
 	t.Run("flow", func(t *testing.T) {
 		const token = "cluster-admin-token"
-		in := start(t, nil, e2eVars(map[string]string{
+		in := start(t, nil, reportdproc.Vars(map[string]string{
 			"REDIS_CLUSTER_ADDRS": addrs, "REPORTD_ROWS_PER_DAY": clusterRowsPerDay, "REPORTD_ADMIN_TOKEN": token,
 		}))
 		l, _ := in.log.WaitFor(0, nil, testkit.MsgIs("starting"))
@@ -129,16 +128,12 @@ func TestClusterE2E(t *testing.T) {
 			t.Fatalf("cancel of running %s = %s, want 200 or 202", victim, del)
 		}
 		t.Logf("cancel of a running job: %d %s", del.status, bytes.TrimSpace(del.body))
-		for deadline := time.Now().Add(10 * time.Second); ; {
-			res := mustTry(t, http.MethodGet, in.base+victim, "")
-			if res.status == http.StatusOK && jobStatus(t, res).Status == gen.Canceled {
-				break
+		testkit.Eventually(t, 10*time.Second, 50*time.Millisecond, func() error {
+			if res := mustTry(t, http.MethodGet, in.base+victim, ""); res.status != http.StatusOK || jobStatus(t, res).Status != gen.Canceled {
+				return fmt.Errorf("GET %s after its cancel = %s, want canceled", victim, res)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("GET %s after its cancel = %s, want canceled within 10s", victim, res)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return nil
+		})
 		checkProblem(t, "GET canceled result", mustTry(t, http.MethodGet, in.base+victim+"/result", ""), http.StatusConflict)
 
 		// Idempotent replay: one key, one job, however often it is sent.
@@ -220,7 +215,7 @@ func TestClusterE2E(t *testing.T) {
 	})
 
 	t.Run("expiry", func(t *testing.T) {
-		in := start(t, nil, e2eVars(map[string]string{
+		in := start(t, nil, reportdproc.Vars(map[string]string{
 			"REDIS_CLUSTER_ADDRS": addrs, "REPORTD_RETENTION": "1s", "REPORTD_JANITOR_INTERVAL": "200ms",
 		}))
 		loc := submit(t, in.base, "2026-Q1")
@@ -370,7 +365,7 @@ func clusterFailover(t *testing.T, victim int) {
 	// rather than answering CLUSTERDOWN.
 	c := redistest.StartCluster(t, redistest.ClusterOptions{Masters: 3, Replicas: 1, NodeTimeout: nodeTimeout,
 		Args: []string{"cluster-require-full-coverage no"}})
-	in := start(t, nil, e2eVars(map[string]string{
+	in := start(t, nil, reportdproc.Vars(map[string]string{
 		"REDIS_CLUSTER_ADDRS": strings.Join(c.Addrs, ","), "REPORTD_ROWS_PER_DAY": "2000000",
 		"REPORTD_RATE_LIMIT": "0",
 	}))

@@ -9,10 +9,13 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"log/slog"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strconv"
 	"strings"
@@ -21,7 +24,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/reportd/reportd/internal/httpapi"
 	"github.com/reportd/reportd/internal/report"
+	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/webhook"
 )
 
 // env is a getenv over a map.
@@ -29,50 +35,174 @@ func env(vars map[string]string) func(string) string {
 	return func(name string) string { return vars[name] }
 }
 
-func TestLoadConfigDefaults(t *testing.T) {
+// TestLoadConfigEmptyEnvironment: with nothing set, reportd starts as documented: the API open on a
+// loopback address over an embedded Redis, webhooks off, nothing limited, a worker per CPU. The docs
+// test pins the defaults' text; the defaults that stand for a constant of another package are pinned
+// to it here.
+func TestLoadConfigEmptyEnvironment(t *testing.T) {
 	t.Parallel()
-	got, err := loadConfig(env(nil))
+	c, err := loadConfig(env(nil))
 	if err != nil {
 		t.Fatalf("loadConfig with no variables: %v", err)
 	}
-	want := config{
-		Addr:            "localhost:8080",
-		Retention:       24 * time.Hour,
-		Tombstone:       30 * 24 * time.Hour,
-		Concurrency:     runtime.NumCPU(),
-		JobTimeout:      10 * time.Minute,
-		MaxRetry:        3,
-		RowsPerDay:      report.DefaultRowsPerDay,
-		CheckInterval:   20 * time.Millisecond,
-		JanitorInterval: 8 * time.Second,
-		ProgressEvery:   250 * time.Millisecond,
-		ShutdownTimeout: 20 * time.Second,
-		DelayedCheck:    time.Second,
-		WebhookSchedule: []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute,
-			2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour},
-		WebhookTimeout:     15 * time.Second,
-		WebhookConcurrency: 16,
-		// Open (no API keys), the per-client limits are off unless set.
-		SubmitBurst: 50,
+	if host, _, err := net.SplitHostPort(c.Addr); err != nil || host != "localhost" {
+		t.Errorf("Addr = %q: want a loopback address, which may be served open", c.Addr)
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("defaults (-want +got):\n%s", diff)
+	if c.RedisURL != "" || c.RedisClusterAddrs != nil || len(c.APIKeys) != 0 || c.WebhookSecret != "" || c.AdminToken != "" {
+		t.Errorf("want an embedded Redis, no API keys, webhooks off and a generated admin token: %+v", c)
 	}
-	// With keys, every client is limited by default.
-	keyed, err := loadConfig(env(map[string]string{"REPORTD_API_KEYS": "acme:0123456789abcdef"}))
-	if err != nil {
-		t.Fatal(err)
+	if c.SubmitsPerSecond != 0 || c.MaxOpenJobs != 0 {
+		t.Errorf("open, limits %v/s and %d open jobs, want none", c.SubmitsPerSecond, c.MaxOpenJobs)
 	}
-	if keyed.SubmitsPerSecond != 20 || keyed.MaxOpenJobs != 1000 {
-		t.Errorf("limits with API keys: %v/s and %d open jobs, want 20/s and 1000", keyed.SubmitsPerSecond, keyed.MaxOpenJobs)
+	if c.Concurrency != runtime.NumCPU() {
+		t.Errorf("Concurrency = %d, want the number of CPUs, %d", c.Concurrency, runtime.NumCPU())
 	}
-	// Open, a limit set explicitly holds.
-	limited, err := loadConfig(env(map[string]string{"REPORTD_RATE_LIMIT": "5", "REPORTD_MAX_OPEN_JOBS": "7"}))
-	if err != nil {
-		t.Fatal(err)
+	if c.RowsPerDay != report.DefaultRowsPerDay {
+		t.Errorf("RowsPerDay = %d, want report.DefaultRowsPerDay, %d", c.RowsPerDay, report.DefaultRowsPerDay)
 	}
-	if limited.SubmitsPerSecond != 5 || limited.MaxOpenJobs != 7 {
-		t.Errorf("limits set open: %v/s and %d open jobs, want 5/s and 7", limited.SubmitsPerSecond, limited.MaxOpenJobs)
+	if diff := cmp.Diff(webhook.DefaultSchedule, c.WebhookSchedule); diff != "" {
+		t.Errorf("WebhookSchedule is not webhook.DefaultSchedule (-want +got):\n%s", diff)
+	}
+	if c.QueueShards != 0 || settingOf("QueueShards").max != strconv.Itoa(store.MaxShards) {
+		t.Errorf("QueueShards = %d (want 0: one a master), max %s (want store.MaxShards, %d)", c.QueueShards, settingOf("QueueShards").max, store.MaxShards)
+	}
+	if diff := cmp.Diff(defaultConfig(), c); diff != "" {
+		t.Errorf("defaultConfig is not the empty environment's (-want +got):\n%s", diff)
+	}
+}
+
+// TestLoadConfigLimits: with API keys, from the variable or its file, every client is limited by
+// default; a limit set holds, with keys or without.
+func TestLoadConfigLimits(t *testing.T) {
+	t.Parallel()
+	keysFile := writeFile(t, "keys", "# clients\nacme:0123456789abcdef\nbeta:fedcba9876543210\n")
+	for _, tt := range []struct {
+		name      string
+		vars      map[string]string
+		rate      float64
+		open      int
+		wantNames []string
+	}{
+		{"keys", map[string]string{"REPORTD_API_KEYS": "acme:0123456789abcdef"}, 20, 1000, []string{"acme"}},
+		{"keys-file", map[string]string{"REPORTD_API_KEYS_FILE": keysFile}, 20, 1000, []string{"acme", "beta"}},
+		{"keys-and-limits", map[string]string{"REPORTD_API_KEYS": "acme:0123456789abcdef", "REPORTD_RATE_LIMIT": "2.5", "REPORTD_MAX_OPEN_JOBS": "7"}, 2.5, 7, []string{"acme"}},
+		{"keys-and-no-limits", map[string]string{"REPORTD_API_KEYS": "acme:0123456789abcdef", "REPORTD_RATE_LIMIT": "0", "REPORTD_MAX_OPEN_JOBS": "0"}, 0, 0, []string{"acme"}},
+		{"open-and-limits", map[string]string{"REPORTD_RATE_LIMIT": "5", "REPORTD_MAX_OPEN_JOBS": "7"}, 5, 7, []string{}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := loadConfig(env(tt.vars))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.SubmitsPerSecond != tt.rate || c.MaxOpenJobs != tt.open {
+				t.Errorf("limits %v/s and %d open jobs, want %v/s and %d", c.SubmitsPerSecond, c.MaxOpenJobs, tt.rate, tt.open)
+			}
+			if diff := cmp.Diff(tt.wantNames, clientNames(c.APIKeys)); diff != "" {
+				t.Errorf("clients (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestLoadConfigBadValues: a value that does not parse, or breaks a bound, is refused with an error
+// that names the variable and says what it allows, and never quotes a secret.
+func TestLoadConfigBadValues(t *testing.T) {
+	t.Parallel()
+	const secret = "s3cret-never-shown"
+	for _, tt := range []struct {
+		name, variable, value string
+		allowed               string // what the error must say is allowed
+	}{
+		{"duration", "REPORTD_RETENTION", "abc", `REPORTD_RETENTION="abc": want a Go duration such as 24h`},
+		{"duration-bare-number", "REPORTD_JOB_TIMEOUT", "600", `REPORTD_JOB_TIMEOUT="600": want a Go duration`},
+		{"duration-minimum", "REPORTD_JANITOR_INTERVAL", "10ms", `REPORTD_JANITOR_INTERVAL="10ms": must be at least 100ms`},
+		{"duration-negative", "REPORTD_TOMBSTONE", "-1h", "must be at least 0s"},
+		{"duration-maximum", "REPORTD_WEBHOOK_TIMEOUT", "2m", `REPORTD_WEBHOOK_TIMEOUT="2m": must be at most 1m`},
+		{"whole-seconds", "REPORTD_RETENTION", "1500ms", "whole seconds"},
+		{"int", "REPORTD_CONCURRENCY", "four", `REPORTD_CONCURRENCY="four": want a whole number`},
+		{"int-minimum", "REPORTD_RATE_BURST", "0", "must be at least 1"},
+		{"int-maximum", "REPORTD_QUEUE_SHARDS", "300", "must be at most 256"},
+		{"float", "REPORTD_RATE_LIMIT", "fast", `REPORTD_RATE_LIMIT="fast": want a number`},
+		{"float-negative", "REPORTD_RATE_LIMIT", "-1", "must be at least 0"},
+		{"float-nan", "REPORTD_RATE_LIMIT", "NaN", "must be at least 0"},
+		{"float-maximum", "REPORTD_RATE_LIMIT", "1e7", "must be at most 1000000"},
+		{"bool", "REPORTD_ALLOW_OPEN", "yes", `REPORTD_ALLOW_OPEN="yes": must be true or false`},
+		{"origins", "REPORTD_CORS_ORIGINS", "https://app.example/app", "want scheme://host[:port], or *"},
+		{"host-ports", "REDIS_CLUSTER_ADDRS", "127.0.0.1", `"127.0.0.1" is not host:port`},
+		{"host-ports-empty", "REDIS_CLUSTER_ADDRS", " , ", "no host:port"},
+		{"schedule", "REPORTD_WEBHOOK_SCHEDULE", "5s,soon", `"soon" is not a positive duration: want Go durations, comma-separated`},
+		{"schedule-not-positive", "REPORTD_WEBHOOK_SCHEDULE", "5s,0s", `"0s" is not a positive duration`},
+		{"api-keys", "REPORTD_API_KEYS", "acme:" + secret[:8], "shorter than 16 characters"},
+		{"api-keys-entry", "REPORTD_API_KEYS", secret, `not "name:key"`},
+		{"webhook-secret", "REPORTD_WEBHOOK_SECRET", secret, `"whsec_<base64>"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := refused(t, map[string]string{tt.variable: tt.value}, tt.variable)
+			if !strings.Contains(err.Error(), tt.allowed) {
+				t.Errorf("error %q does not say %q", err, tt.allowed)
+			}
+			if strings.Contains(err.Error(), secret[:8]) {
+				t.Errorf("error %q quotes the secret", err)
+			}
+		})
+	}
+}
+
+// TestLoadConfigFiles: a _FILE variable stands for its variable, not beside it, and names itself in
+// its errors.
+func TestLoadConfigFiles(t *testing.T) {
+	t.Parallel()
+	missing := filepath.Join(t.TempDir(), "missing")
+	refused(t, map[string]string{"REPORTD_API_KEYS": "acme:0123456789abcdef", "REPORTD_API_KEYS_FILE": writeFile(t, "keys", "acme:0123456789abcdef")},
+		"REPORTD_API_KEYS and REPORTD_API_KEYS_FILE: set one, not both")
+	refused(t, map[string]string{"REPORTD_API_KEYS_FILE": missing}, "REPORTD_API_KEYS_FILE: open "+missing)
+	refused(t, map[string]string{"REPORTD_API_KEYS_FILE": writeFile(t, "keys", "acme:short\n")}, "REPORTD_API_KEYS_FILE: the key of client")
+	// An empty keys file means no keys, as REPORTD_API_KEYS="" does.
+	if c, err := loadConfig(env(map[string]string{"REPORTD_API_KEYS_FILE": writeFile(t, "keys", "\n")})); err != nil || len(c.APIKeys) != 0 {
+		t.Errorf("an empty REPORTD_API_KEYS_FILE: %v, %d keys; want no keys", err, len(c.APIKeys))
+	}
+	refused(t, map[string]string{"REDIS_URL": "redis://127.0.0.1:6379", "REDIS_CLUSTER_ADDRS": "127.0.0.1:7000"}, "REDIS_URL and REDIS_CLUSTER_ADDRS: set one, not both")
+}
+
+// TestRedactedMasksEverySecret: every setting declared secret, set, is kept out of the redacted
+// config's log line, and out of the line of a config that was not redacted.
+func TestRedactedMasksEverySecret(t *testing.T) {
+	t.Parallel()
+	const secret = "Zs3cretZs3cretZs3cret"
+	var c config
+	rv := reflect.ValueOf(&c).Elem()
+	n := 0
+	for _, s := range settings {
+		if !s.secret {
+			continue
+		}
+		n++
+		switch f := rv.FieldByIndex(s.field.Index); f.Interface().(type) {
+		case string:
+			f.SetString(secret)
+			if s.name == "REDIS_URL" {
+				f.SetString("redis://user:" + secret + "@localhost:6379/0")
+			}
+		case []httpapi.APIKey:
+			f.Set(reflect.ValueOf([]httpapi.APIKey{httpapi.NewAPIKey("acme", secret)}))
+		default:
+			t.Fatalf("%s is secret, but this test cannot set a %s", s.name, s.field.Type)
+		}
+	}
+	if n < 5 {
+		t.Fatalf("%d settings are declared secret, want the Redis URL, the cluster's password, the API keys, the admin token and the webhook secret", n)
+	}
+	for _, cfg := range []config{c.redacted(), c} {
+		var buf bytes.Buffer
+		slog.New(slog.NewJSONHandler(&buf, nil)).Info("starting", "config", cfg)
+		if strings.Contains(buf.String(), secret) || !strings.Contains(buf.String(), `"REPORTD_API_KEYS":["acme"]`) {
+			t.Errorf("want every secret masked and the API keys by client name:\n%s", buf.String())
+		}
+	}
+	if r := c.redacted(); strings.Contains(fmt.Sprintf("%+v", r), secret) {
+		t.Errorf("the redacted config still holds a secret: %+v", r)
 	}
 }
 

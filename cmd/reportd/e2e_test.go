@@ -25,6 +25,7 @@ import (
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/internal/testkit"
+	"github.com/reportd/reportd/internal/testkit/reportdproc"
 )
 
 // instance is one run of reportd in this process.
@@ -36,8 +37,9 @@ type instance struct {
 	err    error // what run returned, once done is closed
 }
 
-// start runs reportd with args and vars, waits until it serves (or, for a worker alone, until the worker
-// runs), and stops it when the test ends.
+// start runs reportd's run in this process with args and vars (reportdproc.Vars, as a process of
+// reportdproc would get), waits until it is ready (reportdproc.ReadyMsg), and stops it when the test
+// ends.
 func start(t *testing.T, args []string, vars map[string]string) *instance {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -57,10 +59,7 @@ func start(t *testing.T, args []string, vars map[string]string) *instance {
 			t.Errorf("run did not return 30s after its context was canceled")
 		}
 	})
-	ready := "listening"
-	if len(args) == 1 && args[0] == "worker" {
-		ready = "report worker running"
-	}
+	ready := reportdproc.ReadyMsg(args)
 	l, ok := in.log.WaitFor(10*time.Second, in.done, testkit.MsgIs(ready))
 	if !ok {
 		select {
@@ -78,20 +77,6 @@ func start(t *testing.T, args []string, vars map[string]string) *instance {
 		in.base = "http://" + addr
 	}
 	return in
-}
-
-// e2eVars are the variables of a quick reportd on a free port, with vars added.
-func e2eVars(vars map[string]string) map[string]string {
-	out := map[string]string{
-		"REPORTD_ADDR":             "127.0.0.1:0",
-		"REPORTD_ROWS_PER_DAY":     "500",
-		"REPORTD_CHECK_INTERVAL":   "10ms",
-		"REPORTD_SHUTDOWN_TIMEOUT": "5s",
-	}
-	for k, v := range vars {
-		out[k] = v
-	}
-	return out
 }
 
 // noRedirects is a client that shows a 303 instead of following it.
@@ -360,7 +345,7 @@ func TestE2E(t *testing.T) {
 			t.Run("flow", func(t *testing.T) {
 				t.Parallel()
 				url := b.redisURL(t)
-				in := start(t, nil, e2eVars(map[string]string{"REDIS_URL": url}))
+				in := start(t, nil, reportdproc.Vars(map[string]string{"REDIS_URL": url}))
 				warned := func(l testkit.LogLine) bool {
 					msg, _ := l.Fields["msg"].(string)
 					return l.Fields["level"] == "WARN" && strings.Contains(msg, "NOTHING IS DURABLE")
@@ -379,7 +364,7 @@ func TestE2E(t *testing.T) {
 			t.Run("expiry", func(t *testing.T) {
 				t.Parallel()
 				url := b.redisURL(t)
-				in := start(t, nil, e2eVars(map[string]string{
+				in := start(t, nil, reportdproc.Vars(map[string]string{
 					"REDIS_URL": url, "REPORTD_RETENTION": "1s", "REPORTD_JANITOR_INTERVAL": "200ms",
 				}))
 				loc := submit(t, in.base, "2026-Q1")
@@ -402,8 +387,8 @@ func TestE2E(t *testing.T) {
 func TestE2ESplit(t *testing.T) {
 	t.Parallel()
 	url := redistest.StartServer(t).URL
-	worker := start(t, []string{"worker"}, e2eVars(map[string]string{"REDIS_URL": url}))
-	api := start(t, []string{"api"}, e2eVars(map[string]string{"REDIS_URL": url}))
+	worker := start(t, []string{"worker"}, reportdproc.Vars(map[string]string{"REDIS_URL": url}))
+	api := start(t, []string{"api"}, reportdproc.Vars(map[string]string{"REDIS_URL": url}))
 	if _, ok := worker.log.WaitFor(0, nil, testkit.MsgIs("listening")); ok {
 		t.Error("the worker alone serves HTTP")
 	}
@@ -498,7 +483,7 @@ func listenFailureChild() {
 	}
 	defer ln.Close()
 	sink := testkit.NewLogSink()
-	err = run(context.Background(), nil, env(e2eVars(map[string]string{"REPORTD_ADDR": ln.Addr().String()})), sink)
+	err = run(context.Background(), nil, env(reportdproc.Vars(map[string]string{"REPORTD_ADDR": ln.Addr().String()})), sink)
 	if err == nil || !strings.Contains(err.Error(), "listen") {
 		fmt.Printf("run on an address in use = %v, want a listen error\n", err)
 		os.Exit(1)
@@ -526,7 +511,7 @@ func TestRunStopsOnCancel(t *testing.T) {
 	sink := testkit.NewLogSink()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, nil, env(e2eVars(map[string]string{"REPORTD_SHUTDOWN_TIMEOUT": timeout.String()})), sink)
+		done <- run(ctx, nil, env(reportdproc.Vars(map[string]string{"REPORTD_SHUTDOWN_TIMEOUT": timeout.String()})), sink)
 	}()
 	if _, ok := sink.WaitFor(10*time.Second, nil, testkit.MsgIs("listening")); !ok {
 		t.Fatalf("reportd did not start; log:\n%s", sink)
@@ -562,7 +547,7 @@ func TestCORSE2E(t *testing.T) {
 	}{{"configured", app, app, http.StatusNoContent}, {"off", "", "", http.StatusMethodNotAllowed}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			in := start(t, nil, e2eVars(map[string]string{"REPORTD_CORS_ORIGINS": tc.origins}))
+			in := start(t, nil, reportdproc.Vars(map[string]string{"REPORTD_CORS_ORIGINS": tc.origins}))
 			pre := mustTry(t, http.MethodOptions, in.base+"/v1/reports", "", "Origin", app, "Access-Control-Request-Method", "POST",
 				"Access-Control-Request-Headers", "content-type, idempotency-key")
 			if pre.status != tc.wantPre || pre.header.Get("Access-Control-Allow-Origin") != tc.wantAllow {

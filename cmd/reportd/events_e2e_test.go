@@ -7,6 +7,7 @@ import (
 
 	"github.com/reportd/reportd/client"
 	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/internal/testkit/reportdproc"
 )
 
 // TestEventsE2E follows a job through the Go client's event stream on a real reportd (API and worker in
@@ -18,7 +19,7 @@ func TestEventsE2E(t *testing.T) {
 	if raceDetector {
 		rows = "2000000"
 	}
-	vars := e2eVars(map[string]string{"REDIS_URL": "redis://" + redistest.StartServer(t).Addr, "REPORTD_ROWS_PER_DAY": rows,
+	vars := reportdproc.Vars(map[string]string{"REDIS_URL": "redis://" + redistest.StartServer(t).Addr, "REPORTD_ROWS_PER_DAY": rows,
 		"REPORTD_PROGRESS_EVERY": "50ms"})
 	api := start(t, []string{"api"}, vars)
 	start(t, []string{"worker"}, vars)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/reportd/reportd/gen"
+	"github.com/reportd/reportd/internal/testkit/reportdproc"
 )
 
 // rawResult is what a server made of raw bytes: an answer, or a connection closed without one.
@@ -135,7 +136,7 @@ func checkClean(t *testing.T, r rawResult, closed bool, want ...int) {
 // and never by hanging, and the server answers normal requests after each.
 func TestHostileInputE2E(t *testing.T) {
 	t.Parallel()
-	in := start(t, nil, e2eVars(map[string]string{"REPORTD_SHUTDOWN_TIMEOUT": "1s"}))
+	in := start(t, nil, reportdproc.Vars(map[string]string{"REPORTD_SHUTDOWN_TIMEOUT": "1s"}))
 	addr := strings.TrimPrefix(in.base, "http://")
 	loc := submit(t, in.base, "2026-01")
 	id := strings.TrimPrefix(loc, "/v1/reports/")
@@ -321,7 +322,7 @@ func trickleChunks(total, step int, pause time.Duration) func(net.Conn) error {
 // client with a key afterwards.
 func TestHostileInputWithoutKeyE2E(t *testing.T) {
 	t.Parallel()
-	in := start(t, nil, e2eVars(map[string]string{"REPORTD_API_KEYS": "acme:" + e2eAcmeKey}))
+	in := start(t, nil, reportdproc.Vars(map[string]string{"REPORTD_API_KEYS": "acme:" + e2eAcmeKey}))
 	addr := strings.TrimPrefix(in.base, "http://")
 	const head = "POST /v1/reports HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
 	tests := []struct {

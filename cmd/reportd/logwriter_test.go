@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/reportd/reportd/internal/testkit"
 )
 
 // countedWriter records what reaches it and in how many writes.
@@ -46,11 +49,12 @@ func TestBatchWriter(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-			if got, _ := c.state(); got != "" || time.Now().After(deadline) {
-				break
+		testkit.Eventually(t, 5*time.Second, time.Millisecond, func() error {
+			if got, _ := c.state(); got == "" {
+				return errors.New("the batch writer has written nothing after its delay")
 			}
-		}
+			return nil
+		})
 		got, writes := c.state()
 		if got != want.String() || writes != 1 {
 			t.Errorf("after the delay: %d writes of %q, want 1 of the 100 lines in order", writes, got)

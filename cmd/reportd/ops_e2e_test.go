@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/reportd/reportd"
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/testkit"
+	"github.com/reportd/reportd/internal/testkit/reportdproc"
 )
 
 // get sends a GET with optional credentials and reads the answer whole.
@@ -44,7 +46,7 @@ func basic(pass string) func(*http.Request) {
 func TestOperatorPages(t *testing.T) {
 	t.Parallel()
 	const token = "op-token-for-tests"
-	in := start(t, nil, e2eVars(map[string]string{"REPORTD_ADMIN_TOKEN": token}))
+	in := start(t, nil, reportdproc.Vars(map[string]string{"REPORTD_ADMIN_TOKEN": token}))
 	loc := submit(t, in.base, "2026-01")
 	awaitDone(t, in.base, loc)
 
@@ -140,7 +142,7 @@ func TestOperatorPages(t *testing.T) {
 
 func TestAdminTokenGeneratedWhenUnset(t *testing.T) {
 	t.Parallel()
-	in := start(t, nil, e2eVars(nil))
+	in := start(t, nil, reportdproc.Vars(nil))
 	l, ok := in.log.Find(func(l testkit.LogLine) bool { return l.Fields["admin_token"] != nil })
 	if !ok {
 		t.Fatalf("no generated admin token logged:\n%s", in.log)
@@ -163,23 +165,19 @@ func TestAdminTokenGeneratedWhenUnset(t *testing.T) {
 func TestReadyzNeedsAWorker(t *testing.T) {
 	t.Parallel()
 	srv := redistest.StartServer(t)
-	vars := e2eVars(map[string]string{"REDIS_URL": srv.URL})
+	vars := reportdproc.Vars(map[string]string{"REDIS_URL": srv.URL})
 	api := start(t, []string{"api"}, vars)
 	if res := get(t, api.base+"/readyz", nil); res.status != http.StatusServiceUnavailable || !bytes.Contains(res.body, []byte("no worker")) {
 		t.Errorf("GET /readyz of an API with no worker anywhere = %d %s, want 503 naming the missing worker", res.status, res.body)
 	}
 	start(t, []string{"worker"}, vars)
-	deadline := time.Now().Add(10 * time.Second) // asynq registers a server on its first heartbeat
-	for {
-		res := get(t, api.base+"/readyz", nil)
-		if res.status == http.StatusOK {
-			break
+	// asynq registers a server on its first heartbeat.
+	testkit.Eventually(t, 10*time.Second, 100*time.Millisecond, func() error {
+		if res := get(t, api.base+"/readyz", nil); res.status != http.StatusOK {
+			return fmt.Errorf("GET /readyz with a worker running = %d %s, want 200", res.status, res.body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET /readyz with a worker running = %d %s, want 200", res.status, res.body)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	if res := get(t, api.base+"/healthz", nil); res.status != http.StatusOK {
 		t.Errorf("GET /healthz = %d, want 200", res.status)
 	}
@@ -191,8 +189,8 @@ func TestWorkerOpsAddr(t *testing.T) {
 	t.Parallel()
 	const token = "op-token-for-tests"
 	srv := redistest.StartServer(t)
-	vars := e2eVars(map[string]string{"REDIS_URL": srv.URL, "REPORTD_ADMIN_TOKEN": token})
-	workerVars := e2eVars(map[string]string{"REDIS_URL": srv.URL, "REPORTD_ADMIN_TOKEN": token, "REPORTD_OPS_ADDR": "127.0.0.1:0"})
+	vars := reportdproc.Vars(map[string]string{"REDIS_URL": srv.URL, "REPORTD_ADMIN_TOKEN": token})
+	workerVars := reportdproc.Vars(map[string]string{"REDIS_URL": srv.URL, "REPORTD_ADMIN_TOKEN": token, "REPORTD_OPS_ADDR": "127.0.0.1:0"})
 	worker := start(t, []string{"worker"}, workerVars)
 	l, ok := worker.log.WaitFor(0, nil, testkit.MsgIs("ops listening"))
 	if !ok {
@@ -222,16 +220,14 @@ func TestWorkerOpsAddr(t *testing.T) {
 	api := start(t, []string{"api"}, vars)
 	awaitDone(t, api.base, submit(t, api.base, "2026-01"))
 	want := []byte(`reportd_jobs_finished_total{status="done"} 1`)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	testkit.Eventually(t, 10*time.Second, 50*time.Millisecond, func() error {
 		res := get(t, ops+"/metrics", bearer(token))
 		if res.status != http.StatusOK {
 			t.Fatalf("GET /metrics with the admin token = %s, want 200", res)
 		}
-		if bytes.Contains(res.body, want) {
-			break
+		if !bytes.Contains(res.body, want) {
+			return fmt.Errorf("the worker's metrics lack %s since the job was done:\n%s", want, res.body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the worker's metrics lack %s 10 s after the job was done:\n%s", want, res.body)
-		}
-	}
+		return nil
+	})
 }

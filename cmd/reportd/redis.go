@@ -111,7 +111,7 @@ func warnIfNotDurable(ctx context.Context, rdb redis.UniversalClient, log *slog.
 	}
 	if aof["appendonly"] == "no" && strings.TrimSpace(save["save"]) == "" {
 		log.Warn("redis keeps nothing on disk (appendonly no, no save points): every queued job is lost when it restarts; " +
-			"set appendonly yes (see the README, \"Redis settings reportd relies on\")")
+			"set appendonly yes (see docs/redis.md in reportd's repository)")
 	}
 }
 

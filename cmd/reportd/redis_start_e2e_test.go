@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/testkit"
+	"github.com/reportd/reportd/internal/testkit/reportdproc"
 )
 
 // TestRedisSettingsCheckedAtStart: a Redis that refuses reportd's password stops it from starting,
@@ -20,15 +22,15 @@ func TestRedisSettingsCheckedAtStart(t *testing.T) {
 	srv := redistest.StartServer(t, "requirepass "+password)
 	t.Run("wrong-password", func(t *testing.T) {
 		t.Parallel()
-		refusesToStart(t, e2eVars(map[string]string{"REDIS_URL": "redis://:" + wrong + "@" + srv.Addr}), "WRONGPASS", wrong)
+		refusesToStart(t, reportdproc.Vars(map[string]string{"REDIS_URL": "redis://:" + wrong + "@" + srv.Addr}), "WRONGPASS", wrong)
 	})
 	t.Run("no-password", func(t *testing.T) {
 		t.Parallel()
-		refusesToStart(t, e2eVars(map[string]string{"REDIS_URL": srv.URL}), "NOAUTH", password)
+		refusesToStart(t, reportdproc.Vars(map[string]string{"REDIS_URL": srv.URL}), "NOAUTH", password)
 	})
 	t.Run("right-password", func(t *testing.T) {
 		t.Parallel()
-		in := start(t, nil, e2eVars(map[string]string{"REDIS_URL": "redis://:" + password + "@" + srv.Addr}))
+		in := start(t, nil, reportdproc.Vars(map[string]string{"REDIS_URL": "redis://:" + password + "@" + srv.Addr}))
 		loc := submit(t, in.base, "2026-Q1")
 		checkReport(t, in.base, loc, awaitDone(t, in.base, loc))
 		checkNoPassword(t, in, password)
@@ -39,7 +41,7 @@ func TestRedisSettingsCheckedAtStart(t *testing.T) {
 		down := redistest.StartServer(t)
 		addr := down.Addr
 		down.Stop()
-		in := start(t, nil, e2eVars(map[string]string{"REDIS_URL": "redis://" + addr}))
+		in := start(t, nil, reportdproc.Vars(map[string]string{"REDIS_URL": "redis://" + addr}))
 		if _, ok := in.log.WaitFor(0, nil, testkit.MsgIs("redis does not answer at start; serving 503 until it does")); !ok {
 			t.Errorf("reportd did not say that Redis does not answer; log:\n%s", in.log)
 		}
@@ -50,16 +52,12 @@ func TestRedisSettingsCheckedAtStart(t *testing.T) {
 		}
 		// And it recovers by itself once Redis is there.
 		down.Restart()
-		for i := 0; ; i++ {
-			res := mustTry(t, http.MethodPost, in.base+"/v1/reports", `{"range":"2026-01"}`)
-			if res.status == http.StatusAccepted {
-				break
+		testkit.Eventually(t, 10*time.Second, 100*time.Millisecond, func() error {
+			if res := mustTry(t, http.MethodPost, in.base+"/v1/reports", `{"range":"2026-01"}`); res.status != http.StatusAccepted {
+				return fmt.Errorf("POST after Redis came up = %s, want 202", res)
 			}
-			if i == 100 {
-				t.Fatalf("POST after Redis came up = %s, want 202", res)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return nil
+		})
 	})
 }
 
@@ -79,7 +77,7 @@ func TestWarnsWhenRedisKeepsNothing(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			srv := redistest.StartServer(t, tc.conf...)
-			in := start(t, nil, e2eVars(map[string]string{"REDIS_URL": srv.URL}))
+			in := start(t, nil, reportdproc.Vars(map[string]string{"REDIS_URL": srv.URL}))
 			if got := strings.Contains(in.log.String(), warning); got != tc.want {
 				t.Errorf("warned that Redis keeps nothing: %v, want %v; log:\n%s", got, tc.want, in.log)
 			}

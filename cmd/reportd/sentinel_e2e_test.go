@@ -12,6 +12,8 @@ import (
 
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/testkit"
+	"github.com/reportd/reportd/internal/testkit/reportdproc"
 )
 
 // TestSentinelE2E runs reportd with REDIS_URL=redis-sentinel://... on a redis-server monitored by one
@@ -20,7 +22,7 @@ func TestSentinelE2E(t *testing.T) {
 	t.Parallel()
 	master := redistest.StartServer(t)
 	sentinel := redistest.StartSentinel(t, master.Addr, "reportd-master", time.Second)
-	in := start(t, nil, e2eVars(map[string]string{"REDIS_URL": "redis-sentinel://" + sentinel.Addr + "?master=reportd-master"}))
+	in := start(t, nil, reportdproc.Vars(map[string]string{"REDIS_URL": "redis-sentinel://" + sentinel.Addr + "?master=reportd-master"}))
 	loc := submit(t, in.base, "2026-Q1")
 	checkReport(t, in.base, loc, awaitDone(t, in.base, loc))
 	// The job went through the master that the Sentinel named.
@@ -42,7 +44,7 @@ func TestSentinelFailover(t *testing.T) {
 	host, port, _ := strings.Cut(master.Addr, ":")
 	replica := redistest.StartServer(t, "replicaof "+host+" "+port)
 	sentinel := redistest.StartSentinel(t, master.Addr, name, downAfter, replica.Addr)
-	in := start(t, nil, e2eVars(map[string]string{
+	in := start(t, nil, reportdproc.Vars(map[string]string{
 		"REDIS_URL":            "redis-sentinel://" + sentinel.Addr + "?master=" + name,
 		"REPORTD_ROWS_PER_DAY": "2000000", "REPORTD_RATE_LIMIT": "0",
 	}))
@@ -71,15 +73,13 @@ func awaitReplicated(t *testing.T, master, replica *redistest.Server) {
 	if err != nil {
 		t.Fatalf("master %s: %v", master.Addr, err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+	testkit.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
 		got, err := replOffset(ctx, rc, "slave_repl_offset")
-		if err == nil && got >= want {
-			return
+		if err != nil || got < want {
+			return fmt.Errorf("replica %s at offset %d (%v), master %s at %d", replica.Addr, got, err, master.Addr, want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replica %s at offset %d (%v), master %s at %d, after 10 s", replica.Addr, got, err, master.Addr, want)
-		}
-	}
+		return nil
+	})
 }
 
 // replOffset reads a replication offset from INFO replication.

@@ -11,6 +11,7 @@ import (
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/internal/testkit"
+	"github.com/reportd/reportd/internal/testkit/reportdproc"
 )
 
 // stop ends a reportd started by start, as a SIGTERM would, and waits for it.
@@ -32,7 +33,7 @@ func TestChangeShards(t *testing.T) {
 	t.Parallel()
 	redisURL := "redis://" + redistest.StartServer(t).Addr
 	vars := func(shards string) map[string]string {
-		return e2eVars(map[string]string{"REDIS_URL": redisURL, "REPORTD_QUEUE_SHARDS": shards})
+		return reportdproc.Vars(map[string]string{"REDIS_URL": redisURL, "REPORTD_QUEUE_SHARDS": shards})
 	}
 
 	var before []string // status paths of the jobs submitted under N=3

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/testkit"
+	"github.com/reportd/reportd/internal/testkit/reportdproc"
 )
 
 // TestShutdownWithinOneTimeout stops an all-in-one reportd while the API has a request in flight that
@@ -20,7 +22,7 @@ import (
 func TestShutdownWithinOneTimeout(t *testing.T) {
 	t.Parallel()
 	const timeout = 3 * time.Second
-	vars := e2eVars(map[string]string{
+	vars := reportdproc.Vars(map[string]string{
 		"REDIS_URL":                redistest.StartServer(t).URL,
 		"REPORTD_SHUTDOWN_TIMEOUT": timeout.String(),
 		"REPORTD_ROWS_PER_DAY":     "1000000000", // a quarter takes a minute or more
@@ -37,15 +39,12 @@ func TestShutdownWithinOneTimeout(t *testing.T) {
 	base := "http://" + l.Fields["addr"].(string)
 
 	loc := submit(t, base, "2026-Q1")
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		res := do(t, "GET", base+loc, "", "")
-		if res.status == 200 && jobStatus(t, res).Status == gen.Running {
-			break
+	testkit.Eventually(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if res := do(t, "GET", base+loc, "", ""); res.status != 200 || jobStatus(t, res).Status != gen.Running {
+			return fmt.Errorf("job %s not running: %s", loc, res)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s not running after 10 s: %s", loc, res)
-		}
-	}
+		return nil
+	})
 	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/testkit"
+	"github.com/reportd/reportd/internal/testkit/reportdproc"
 	"github.com/reportd/reportd/internal/webhook/webhooktest"
 )
 
@@ -92,22 +94,19 @@ func newOTLPReceiver(t *testing.T) *otlpReceiver {
 // find waits up to timeout for a span that match accepts.
 func (rc *otlpReceiver) find(t *testing.T, timeout time.Duration, what string, match func(span) bool) span {
 	t.Helper()
-	for deadline := time.Now().Add(timeout); ; time.Sleep(50 * time.Millisecond) {
+	var found span
+	testkit.Eventually(t, timeout, 50*time.Millisecond, func() error {
 		rc.mu.Lock()
+		defer rc.mu.Unlock()
 		for _, s := range rc.spans {
 			if match(s) {
-				rc.mu.Unlock()
-				return s
+				found = s
+				return nil
 			}
 		}
-		n := len(rc.spans)
-		rc.mu.Unlock()
-		if time.Now().After(deadline) {
-			rc.mu.Lock()
-			defer rc.mu.Unlock()
-			t.Fatalf("no span %s among the %d received within %s: %+v", what, n, timeout, rc.spans)
-		}
-	}
+		return fmt.Errorf("no span %s among the %d received: %+v", what, len(rc.spans), rc.spans)
+	})
+	return found
 }
 
 // TestTraceAcrossAPIWorkerAndWebhook: the API and the worker run as separate run calls, each exporting
@@ -115,21 +114,24 @@ func (rc *otlpReceiver) find(t *testing.T, timeout time.Duration, what string, m
 // span (a child of the caller's), the worker's attempt span (a child of the POST's), its summary and
 // save spans, and the webhook delivery's span, whose request carries a traceparent of the same trace
 // to the receiver. Log lines of the job carry its trace id.
+//
+// Not parallel: the OpenTelemetry SDK reads its OTEL_ variables from the process's environment, not
+// through run's getenv, so the test sets them there, and names the service anew before each run starts
+// (the SDK reads them once, at start). getenv carries the endpoint too: that is how run decides that
+// tracing is on.
 func TestTraceAcrossAPIWorkerAndWebhook(t *testing.T) {
-	t.Parallel()
 	otlp := newOTLPReceiver(t)
 	secret := "whsec_" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
 	hooks := webhooktest.NewReceiver(t, secret, nil)
-	vars := func(service string) map[string]string {
-		return e2eVars(map[string]string{"REDIS_URL": "redis://" + redistest.StartServer(t).Addr, "REPORTD_WEBHOOK_SECRET": secret,
-			"REPORTD_WEBHOOK_ALLOW_INSECURE": "true", "REPORTD_WEBHOOK_ALLOW_PRIVATE": "true",
-			"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.URL, "OTEL_SERVICE_NAME": service, "OTEL_BSP_SCHEDULE_DELAY": "100"})
-	}
-	apiVars := vars("reportd-api")
-	workerVars := vars("reportd-worker")
-	workerVars["REDIS_URL"] = apiVars["REDIS_URL"]
-	api := start(t, []string{"api"}, apiVars)
-	worker := start(t, []string{"worker"}, workerVars)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.URL)
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
+	vars := reportdproc.Vars(map[string]string{"REDIS_URL": "redis://" + redistest.StartServer(t).Addr, "REPORTD_WEBHOOK_SECRET": secret,
+		"REPORTD_WEBHOOK_ALLOW_INSECURE": "true", "REPORTD_WEBHOOK_ALLOW_PRIVATE": "true",
+		"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.URL})
+	t.Setenv("OTEL_SERVICE_NAME", "reportd-api")
+	api := start(t, []string{"api"}, vars)
+	t.Setenv("OTEL_SERVICE_NAME", "reportd-worker")
+	worker := start(t, []string{"worker"}, vars)
 
 	const caller, callerSpan = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 	res := mustTry(t, http.MethodPost, api.base+"/v1/reports", `{"range":"2026-01","callback_url":"`+hooks.URL+`/hook"}`,

@@ -2,15 +2,22 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/internal/redistest"
+	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/internal/testkit"
+	"github.com/reportd/reportd/internal/testkit/reportdproc"
 	"github.com/reportd/reportd/internal/webhook/webhooktest"
+	"github.com/reportd/reportd/tasks"
 )
 
 // TestE2EWebhookSurvivesWorkerRestart: a delivery that failed is retried by whichever worker runs next.
@@ -32,8 +39,9 @@ func TestE2EWebhookSurvivesWorkerRestart(t *testing.T) {
 		delivered <- rc.Hits()[n-1]
 	})
 
-	vars := e2eVars(map[string]string{
-		"REDIS_URL":                      redistest.StartServer(t).URL,
+	srv := redistest.StartServer(t)
+	vars := reportdproc.Vars(map[string]string{
+		"REDIS_URL":                      srv.URL,
 		"REPORTD_ROWS_PER_DAY":           "50",
 		"REPORTD_WEBHOOK_SECRET":         secret,
 		"REPORTD_WEBHOOK_ALLOW_PRIVATE":  "true",
@@ -99,26 +107,69 @@ func TestE2EWebhookSurvivesWorkerRestart(t *testing.T) {
 	}
 
 	// The API reads the delivery as the new worker recorded it.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testkit.Eventually(t, 5*time.Second, 20*time.Millisecond, func() error {
 		r := do(t, http.MethodGet, api.base+"/v1/reports/"+id+"/webhook", "", "")
 		var d gen.WebhookDelivery
 		if r.status != http.StatusOK || json.Unmarshal(r.body, &d) != nil {
 			t.Fatalf("GET webhook = %s, want 200 with the delivery", r)
 		}
-		if d.DeliveredAt != nil {
-			if d.Attempts != 2 || d.LastStatus == nil || *d.LastStatus != http.StatusNoContent || !strings.HasPrefix(d.Url, rc.URL) {
-				t.Errorf("delivery = %s, want 2 attempts, last_status 204", r.body)
+		if d.DeliveredAt == nil {
+			return fmt.Errorf("the delivery is not recorded since it happened: %s", r.body)
+		}
+		if d.Attempts != 2 || d.LastStatus == nil || *d.LastStatus != http.StatusNoContent || !strings.HasPrefix(d.Url, rc.URL) {
+			t.Errorf("delivery = %s, want 2 attempts, last_status 204", r.body)
+		}
+		return nil
+	})
+	// Two requests and no more, judged from asynq's record rather than by waiting: the delivery's task
+	// completed at its second attempt (a completed task never runs again), and it is the job's only one.
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	inspector := asynq.NewInspectorFromRedisClient(rdb)
+	testkit.Eventually(t, 10*time.Second, 20*time.Millisecond, func() error {
+		info, err := inspector.GetTaskInfo(store.WebhookQueue, "webhook-"+id)
+		if err != nil {
+			t.Fatalf("the webhook task: %v", err)
+		}
+		switch info.State {
+		case asynq.TaskStateCompleted:
+			if info.Retried != 1 {
+				t.Errorf("the webhook task completed after %d retries, want 1", info.Retried)
 			}
-			break
+			return nil
+		case asynq.TaskStateActive:
+			return fmt.Errorf("the webhook task of a delivered job is still active")
+		default:
+			t.Fatalf("the webhook task of a delivered job is %s, want completed", info.State)
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the delivery is not recorded 5s after it happened: %s", r.body)
-		}
-		time.Sleep(20 * time.Millisecond)
+	})
+	if n := webhookTasksOf(t, inspector, id); n != 1 {
+		t.Errorf("%d webhook tasks for job %s, want 1", n, id)
 	}
-	time.Sleep(500 * time.Millisecond)
 	if n := rc.Count(); n != 2 {
 		t.Errorf("the receiver got %d requests, want 2", n)
 	}
+}
+
+// webhookTasksOf counts the tasks on the webhook queue, in any state, that deliver job id's event.
+func webhookTasksOf(t *testing.T, inspector *asynq.Inspector, id string) int {
+	t.Helper()
+	n := 0
+	for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){
+		inspector.ListPendingTasks, inspector.ListActiveTasks, inspector.ListScheduledTasks,
+		inspector.ListRetryTasks, inspector.ListArchivedTasks, inspector.ListCompletedTasks,
+	} {
+		infos, err := list(store.WebhookQueue)
+		if err != nil {
+			t.Fatalf("list webhook tasks: %v", err)
+		}
+		for _, info := range infos {
+			var p tasks.WebhookPayload
+			if json.Unmarshal(info.Payload, &p) == nil && p.JobID == id {
+				n++
+			}
+		}
+	}
+	return n
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/internal/testkit"
+	"github.com/reportd/reportd/internal/testkit/reportdproc"
 )
 
 // TestWorkerSIGKILLMidJob: a worker killed with SIGKILL in the middle of a job leaves the job active
@@ -31,33 +32,31 @@ func TestWorkerSIGKILLMidJob(t *testing.T) {
 	vars := reportdVars(redis.URL, map[string]string{
 		"REPORTD_ROWS_PER_DAY": strconv.Itoa(rows), "REPORTD_CONCURRENCY": "1",
 	})
-	api := startReportd(t, "api", []string{"api"}, vars)
-	w1 := startReportd(t, "worker-1", []string{"worker"}, vars)
+	api := reportdproc.Start(t, "api", []string{"api"}, vars)
+	w1 := reportdproc.Start(t, "worker-1", []string{"worker"}, vars)
 	c := newClient()
 
-	id := submit(t, c, api.base, rng)
+	id := submit(t, c, api.URL, rng)
 	submitted := time.Now()
-	polls := startPoller(t, func() string { return api.base }, id, 500*time.Millisecond)
-	if _, ok := w1.log.WaitFor(20*time.Second, w1.exited, testkit.JobMsg("report started", id)); !ok {
+	polls := startPoller(t, func() string { return api.URL }, id, 500*time.Millisecond)
+	if _, ok := w1.Log.WaitFor(20*time.Second, w1.Exited(), testkit.JobMsg("report started", id)); !ok {
 		t.Fatalf("worker-1 did not start job %s in 20s", id)
 	}
 	var before jobStatus
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		s, ok := statusOf(getStatus(c, api.base, id))
-		if ok && s.Status == "running" && s.Progress >= 0.1 {
-			before = s
-			break
-		}
+	testkit.Eventually(t, 20*time.Second, 20*time.Millisecond, func() error {
+		s, ok := statusOf(getStatus(c, api.URL, id))
 		if ok && s.Status == "done" {
 			t.Fatalf("job %s was done before the worker could be killed mid-run: make it longer", id)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s did not make progress in 20s (last %+v)", id, s)
+		if !ok || s.Status != "running" || s.Progress < 0.1 {
+			return fmt.Errorf("job %s did not make progress (last %+v)", id, s)
 		}
-	}
-	w1.kill()
+		before = s
+		return nil
+	})
+	w1.Kill()
 	killed := time.Now()
-	if _, ok := w1.log.WaitFor(0, nil, testkit.JobMsg("report done", id)); ok {
+	if _, ok := w1.Log.WaitFor(0, nil, testkit.JobMsg("report done", id)); ok {
 		t.Fatalf("worker-1 finished job %s before it was killed: make the job longer", id)
 	}
 	t.Logf("worker-1 SIGKILLed %.1fs after the submission, the job %s at %.0f%% of attempt %d",
@@ -65,7 +64,7 @@ func TestWorkerSIGKILLMidJob(t *testing.T) {
 
 	// A supervisor restarts the worker at once: asynq's recoverer in the new worker runs at its start
 	// (too early: the lease is still valid) and once a minute after.
-	w2 := startReportd(t, "worker-2", []string{"worker"}, vars)
+	w2 := reportdproc.Start(t, "worker-2", []string{"worker"}, vars)
 	const limit = 130 * time.Second
 	select {
 	case <-polls.done:
@@ -90,9 +89,9 @@ func TestWorkerSIGKILLMidJob(t *testing.T) {
 			bad[strconv.Itoa(p.status)]++
 		}
 	}
-	restarted, _ := w2.log.WaitFor(0, nil, testkit.JobMsg("report started", id))
+	restarted, _ := w2.Log.WaitFor(0, nil, testkit.JobMsg("report started", id))
 	t.Logf("timeline from the kill: worker-2 up %+.1fs, job restarted by worker-2 %+.1fs (attempt %v), first 303 %+.1fs",
-		w2.started.Sub(killed).Seconds(), restarted.At.Sub(killed).Seconds(), restarted.Fields["attempt"], doneAt.Sub(killed).Seconds())
+		w2.Started.Sub(killed).Seconds(), restarted.At.Sub(killed).Seconds(), restarted.Fields["attempt"], doneAt.Sub(killed).Seconds())
 	t.Logf("SIGKILL recovery: %.1fs from the kill to the first 303 (%d polls: %s)", doneAt.Sub(killed).Seconds(), len(record), summarize(record))
 	t.Logf("status transitions: %s", transitions(record, killed))
 	if len(bad) > 0 {
@@ -101,10 +100,10 @@ func TestWorkerSIGKILLMidJob(t *testing.T) {
 	if unanswered > 0 {
 		t.Logf("%d of %d polls got no answer within their 2s timeout (the machine was busy)", unanswered, len(record))
 	}
-	if n := len(w2.log.All(testkit.JobMsg("report done", id))); n != 1 {
+	if n := len(w2.Log.All(testkit.JobMsg("report done", id))); n != 1 {
 		t.Errorf("worker-2 logged report done for job %s %d times, want once", id, n)
 	}
-	checkResult(t, c, api.base, id, rng, rows)
+	checkResult(t, c, api.URL, id, rng, rows)
 }
 
 // TestRedisRestart: with the append-only file fsynced on every write, every job that got a 202
@@ -125,7 +124,7 @@ func TestRedisRestart(t *testing.T) {
 		conf     []string
 		kill     bool
 		durable  bool
-		rd       *proc
+		rd       *reportdproc.Proc
 		ids      []string
 		polls    *poller
 		down, up time.Time
@@ -140,16 +139,16 @@ func TestRedisRestart(t *testing.T) {
 	c := newClient()
 	for _, sc := range scenarios {
 		redis := startRedis(t, sc.conf...)
-		sc.rd = startReportd(t, "reportd-"+sc.name, nil, reportdVars(redis.URL, map[string]string{
+		sc.rd = reportdproc.Start(t, "reportd-"+sc.name, nil, reportdVars(redis.URL, map[string]string{
 			"REPORTD_ROWS_PER_DAY": strconv.Itoa(rows), "REPORTD_CONCURRENCY": "2",
 		}))
 		for range n {
-			sc.ids = append(sc.ids, submit(t, c, sc.rd.base, rng))
+			sc.ids = append(sc.ids, submit(t, c, sc.rd.URL, rng))
 		}
-		sc.polls = startPoller(t, func() string { return sc.rd.base }, sc.ids[n-1], 100*time.Millisecond)
+		sc.polls = startPoller(t, func() string { return sc.rd.URL }, sc.ids[n-1], 100*time.Millisecond)
 		time.Sleep(400 * time.Millisecond)
 		for _, id := range sc.ids {
-			s, _ := statusOf(getStatus(c, sc.rd.base, id))
+			s, _ := statusOf(getStatus(c, sc.rd.URL, id))
 			sc.states = append(sc.states, s.Status)
 		}
 		sc.down = time.Now()
@@ -159,7 +158,7 @@ func TestRedisRestart(t *testing.T) {
 			redis.terminate(t)
 		}
 		time.Sleep(500 * time.Millisecond)
-		sc.during = getStatus(c, sc.rd.base, sc.ids[n-1])
+		sc.during = getStatus(c, sc.rd.URL, sc.ids[n-1])
 		redis.Restart()
 		sc.up = time.Now()
 	}
@@ -169,7 +168,7 @@ func TestRedisRestart(t *testing.T) {
 	for _, sc := range scenarios {
 		if sc.durable {
 			for _, id := range sc.ids {
-				jobs = append(jobs, jobRef{base: func() string { return sc.rd.base }, id: id})
+				jobs = append(jobs, jobRef{base: func() string { return sc.rd.URL }, id: id})
 			}
 		}
 	}
@@ -190,7 +189,7 @@ func TestRedisRestart(t *testing.T) {
 			if !sc.durable {
 				var after []string
 				for _, id := range sc.ids {
-					e := getStatus(c, sc.rd.base, id)
+					e := getStatus(c, sc.rd.URL, id)
 					s, _ := statusOf(e)
 					after = append(after, strings.TrimSpace(strconv.Itoa(e.status)+" "+s.Status))
 				}
@@ -234,10 +233,10 @@ func TestRedisRestart(t *testing.T) {
 				}
 			}
 			for _, id := range sc.ids {
-				checkResult(t, c, sc.rd.base, id, rng, rows)
+				checkResult(t, c, sc.rd.URL, id, rng, rows)
 			}
 			runs := map[string]int{}
-			for _, l := range sc.rd.log.All(testkit.MsgIs("report done")) {
+			for _, l := range sc.rd.Log.All(testkit.MsgIs("report done")) {
 				runs[l.Str("job")]++
 			}
 			var twice []string
@@ -253,8 +252,8 @@ func TestRedisRestart(t *testing.T) {
 			if len(twice) > 0 {
 				t.Logf("computed more than once (delivery is at least once): %s", strings.Join(twice, ", "))
 			}
-			if !sc.rd.running() {
-				t.Errorf("reportd exited during the Redis restart: %s", sc.rd.exitStatus())
+			if !sc.rd.Running() {
+				t.Errorf("reportd exited during the Redis restart: %s", sc.rd.ExitStatus())
 			}
 		})
 	}
@@ -270,10 +269,10 @@ func TestRedisUnreachable(t *testing.T) {
 			t.Parallel()
 			const rng, rows = "2026-01", 500
 			redis := startRedis(t, durableConf...)
-			rd := startReportd(t, "reportd", nil, reportdVars(redis.URL, nil))
-			base := func() string { return rd.base }
+			rd := reportdproc.Start(t, "reportd", nil, reportdVars(redis.URL, nil))
+			base := func() string { return rd.URL }
 			c := newClient()
-			old := submit(t, c, rd.base, rng)
+			old := submit(t, c, rd.URL, rng)
 			awaitAllDone(t, c, base, []string{old}, 20*time.Second)
 
 			if how == "stopped" {
@@ -300,7 +299,7 @@ func TestRedisUnreachable(t *testing.T) {
 			var mu sync.Mutex
 			check := func(round string, i int) {
 				r := reqs[i]
-				e := do(c, r.method, rd.base+r.path, nil, r.body, 10*time.Second)
+				e := do(c, r.method, rd.URL+r.path, nil, r.body, 10*time.Second)
 				mu.Lock()
 				slowest[round+": "+r.name] = max(slowest[round+": "+r.name], e.took())
 				mu.Unlock()
@@ -342,8 +341,8 @@ func TestRedisUnreachable(t *testing.T) {
 			}
 			// Stay down a while, so that the worker's loops meet the outage too.
 			time.Sleep(time.Until(outage.Add(4 * time.Second)))
-			if !rd.running() {
-				t.Fatalf("reportd exited while Redis was %s: %s", how, rd.exitStatus())
+			if !rd.Running() {
+				t.Fatalf("reportd exited while Redis was %s: %s", how, rd.ExitStatus())
 			}
 
 			if how == "stopped" {
@@ -354,12 +353,9 @@ func TestRedisUnreachable(t *testing.T) {
 			back := time.Now()
 			var newID string
 			var accepted202, ready time.Duration
-			for deadline := back.Add(15 * time.Second); newID == "" || ready == 0; time.Sleep(50 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatalf("reportd did not recover within 15s of Redis being back: POST accepted %v, /readyz %v", newID != "", ready != 0)
-				}
+			testkit.Eventually(t, 15*time.Second, 50*time.Millisecond, func() error {
 				if newID == "" {
-					e := post(c, rd.base, rng, nil)
+					e := post(c, rd.URL, rng, nil)
 					if newID = accepted(e); newID != "" {
 						accepted202 = e.ended.Sub(back)
 					} else if e.err != nil || e.status != 503 {
@@ -367,14 +363,18 @@ func TestRedisUnreachable(t *testing.T) {
 					}
 				}
 				if ready == 0 {
-					if e := do(c, http.MethodGet, rd.base+"/readyz", nil, "", 5*time.Second); e.status == 200 {
+					if e := do(c, http.MethodGet, rd.URL+"/readyz", nil, "", 5*time.Second); e.status == 200 {
 						ready = e.ended.Sub(back)
 					}
 				}
-			}
+				if newID == "" || ready == 0 {
+					return fmt.Errorf("reportd has not recovered since Redis was back: POST accepted %v, /readyz %v", newID != "", ready != 0)
+				}
+				return nil
+			})
 			doneAt := awaitAllDone(t, c, base, []string{newID, old}, 20*time.Second)
 			// Prefer: wait relies on the pub/sub subscription reportd had before the outage.
-			e := post(c, rd.base, rng, map[string]string{"Prefer": "respond-async, wait=20"})
+			e := post(c, rd.URL, rng, map[string]string{"Prefer": "respond-async, wait=20"})
 			if e.err != nil || e.status != http.StatusSeeOther {
 				t.Errorf("POST with Prefer: wait after the outage: %s; want 303 to the result", e)
 			}
@@ -383,8 +383,8 @@ func TestRedisUnreachable(t *testing.T) {
 			if e.took() > 5*time.Second {
 				t.Errorf("POST with Prefer: wait took %s for a job of milliseconds: the finished-job subscription did not recover, waiters fell back to their periodic re-read", e.took())
 			}
-			checkResult(t, c, rd.base, newID, rng, rows)
-			checkResult(t, c, rd.base, old, rng, rows)
+			checkResult(t, c, rd.URL, newID, rng, rows)
+			checkResult(t, c, rd.URL, old, rng, rows)
 		})
 	}
 }
@@ -409,18 +409,18 @@ func TestReportdSIGTERMUnderLoad(t *testing.T) {
 				"REPORTD_ROWS_PER_DAY": strconv.Itoa(rows), "REPORTD_CONCURRENCY": "2",
 				"REPORTD_SHUTDOWN_TIMEOUT": shutdown.String(),
 			})
-			var procs []*proc
+			var procs []*reportdproc.Proc
 			start := func() {
 				procs = nil
 				if split {
-					procs = append(procs, startReportd(t, "worker", []string{"worker"}, vars), startReportd(t, "api", []string{"api"}, vars))
+					procs = append(procs, reportdproc.Start(t, "worker", []string{"worker"}, vars), reportdproc.Start(t, "api", []string{"api"}, vars))
 				} else {
-					procs = append(procs, startReportd(t, "reportd", nil, vars))
+					procs = append(procs, reportdproc.Start(t, "reportd", nil, vars))
 				}
 			}
 			start()
 			api := procs[len(procs)-1]
-			firstBase := api.base
+			firstBase := api.URL
 
 			type rec struct {
 				exchange
@@ -489,16 +489,17 @@ func TestReportdSIGTERMUnderLoad(t *testing.T) {
 				t.Fatalf("POST of the long job: %s", le)
 			}
 			var running jobStatus
-			for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			testkit.Eventually(t, 15*time.Second, 20*time.Millisecond, func() error {
 				s, ok := statusOf(getStatus(c, firstBase, longID))
-				if ok && s.Status == "running" && s.Progress > 0 {
-					running = s
-					break
-				}
-				if ok && s.Status == "done" || time.Now().After(deadline) {
+				if ok && s.Status == "done" {
 					t.Fatalf("the long job %s was not seen running (last %+v)", longID, s)
 				}
-			}
+				if !ok || s.Status != "running" || s.Progress <= 0 {
+					return fmt.Errorf("the long job %s was not seen running (last %+v)", longID, s)
+				}
+				running = s
+				return nil
+			})
 			// A request held by Prefer: wait is in flight at SIGTERM: the drain must answer it.
 			waited := make(chan exchange, 1)
 			go func() {
@@ -510,7 +511,12 @@ func TestReportdSIGTERMUnderLoad(t *testing.T) {
 			exits := make([]time.Duration, len(procs))
 			var stopWG sync.WaitGroup
 			for i, p := range procs {
-				stopWG.Go(func() { exits[i] = p.stop(30 * time.Second) })
+				stopWG.Go(func() {
+					var err error
+					if exits[i], err = p.Stop(30 * time.Second); err != nil {
+						t.Error(err)
+					}
+				})
 			}
 			time.Sleep(1500 * time.Millisecond)
 			close(stop)
@@ -520,17 +526,17 @@ func TestReportdSIGTERMUnderLoad(t *testing.T) {
 
 			var exitsTxt []string
 			for i, p := range procs {
-				exitsTxt = append(exitsTxt, fmt.Sprintf("%s %s in %dms", p.name, p.exitStatus(), exits[i].Milliseconds()))
-				if p.waitErr != nil {
-					l, _ := p.log.WaitFor(0, nil, func(l testkit.LogLine) bool { _, ok := l.Fields["unparsed"]; return ok })
+				exitsTxt = append(exitsTxt, fmt.Sprintf("%s %s in %dms", p.Name, p.ExitStatus(), exits[i].Milliseconds()))
+				if p.Err() != nil {
+					l, _ := p.Log.WaitFor(0, nil, func(l testkit.LogLine) bool { _, ok := l.Fields["unparsed"]; return ok })
 					t.Errorf("reportd %s after SIGTERM: %v (%s), want exit 0 (a drain that ran out of time for an unused client connection: see TestSIGTERMWithUnusedConnection)",
-						p.name, p.waitErr, l.Str("unparsed"))
+						p.Name, p.Err(), l.Str("unparsed"))
 				}
-				if _, ok := p.log.WaitFor(0, nil, testkit.MsgIs("stopped")); !ok {
-					t.Errorf("reportd %s did not log stopped", p.name)
+				if _, ok := p.Log.WaitFor(0, nil, testkit.MsgIs("stopped")); !ok {
+					t.Errorf("reportd %s did not log stopped", p.Name)
 				}
 				if exits[i] > 2*shutdown+time.Second {
-					t.Errorf("reportd %s took %s to exit after SIGTERM, with REPORTD_SHUTDOWN_TIMEOUT=%s", p.name, exits[i], shutdown)
+					t.Errorf("reportd %s took %s to exit after SIGTERM, with REPORTD_SHUTDOWN_TIMEOUT=%s", p.Name, exits[i], shutdown)
 				}
 			}
 			t.Logf("SIGTERM with the long job %s at %.0f%%: %s", longID, running.Progress*100, strings.Join(exitsTxt, ", "))
@@ -592,21 +598,21 @@ func TestReportdSIGTERMUnderLoad(t *testing.T) {
 			}
 			sort.Strings(ids)
 			restarted := time.Now()
-			doneAt := awaitAllDone(t, c, func() string { return api.base }, ids, 60*time.Second)
+			doneAt := awaitAllDone(t, c, func() string { return api.URL }, ids, 60*time.Second)
 			last := restarted
 			for _, at := range doneAt {
 				last = maxTime(last, at)
 			}
 			t.Logf("after the restart all %d accepted jobs were done in %.1fs", len(ids), last.Sub(restarted).Seconds())
 			for _, id := range ids {
-				checkResult(t, c, api.base, id, acceptedJobs[id], rows)
+				checkResult(t, c, api.URL, id, acceptedJobs[id], rows)
 			}
 			// A POST that got no answer may or may not have made a job: its Idempotency-Key tells.
 			for _, r := range recs {
 				if r.kind != "POST" || r.failure() == "" || r.failure() == "refused" {
 					continue
 				}
-				e := post(c, api.base, r.rng, map[string]string{"Idempotency-Key": r.key})
+				e := post(c, api.URL, r.rng, map[string]string{"Idempotency-Key": r.key})
 				t.Logf("replay of an unanswered POST (%s): %s", r.failure(), e)
 			}
 		})
@@ -630,9 +636,9 @@ func TestTwoAPIsTwoWorkers(t *testing.T) {
 	skipShort(t, "measures throughput for half a minute")
 	const rng, rows, n = "2026-01", 8_000_000, 16 // about 0.25 s a job on an idle core
 	redis := startRedis(t)
-	var apis, workers []*proc
+	var apis, workers []*reportdproc.Proc
 	for i := range 2 {
-		apis = append(apis, startReportd(t, fmt.Sprintf("api-%d", i+1), []string{"api"}, reportdVars(redis.URL, nil)))
+		apis = append(apis, reportdproc.Start(t, fmt.Sprintf("api-%d", i+1), []string{"api"}, reportdVars(redis.URL, nil)))
 	}
 	expectedReport(t, rng, rows) // computed now, so that it does not compete with the workers later
 	c := newClient()
@@ -646,19 +652,19 @@ func TestTwoAPIsTwoWorkers(t *testing.T) {
 	var batches []batch
 	// run submits n jobs, alternately to each API, waits for each through the other API (Prefer: wait),
 	// and times them by the workers' report done lines.
-	run := func(label string, active []*proc) batch {
+	run := func(label string, active []*reportdproc.Proc) batch {
 		t.Helper()
 		b := batch{label: label, ids: make([]string, n)}
 		begin := time.Now()
 		for i := range b.ids {
-			b.ids[i] = submit(t, c, apis[i%2].base, rng)
+			b.ids[i] = submit(t, c, apis[i%2].URL, rng)
 		}
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		seen := map[string]time.Time{}
 		for i, id := range b.ids {
 			wg.Go(func() {
-				other := apis[(i+1)%2].base
+				other := apis[(i+1)%2].URL
 				for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); {
 					e := do(c, http.MethodGet, other+"/v1/reports/"+id, map[string]string{"Prefer": "wait=30"}, "", 40*time.Second)
 					if e.status == http.StatusSeeOther {
@@ -681,7 +687,7 @@ func TestTwoAPIsTwoWorkers(t *testing.T) {
 		doneLine := func(id string) (testkit.LogLine, bool) {
 			for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 				for _, w := range active {
-					if ls := w.log.All(testkit.JobMsg("report done", id)); len(ls) > 0 {
+					if ls := w.Log.All(testkit.JobMsg("report done", id)); len(ls) > 0 {
 						return ls[0], true
 					}
 				}
@@ -709,21 +715,25 @@ func TestTwoAPIsTwoWorkers(t *testing.T) {
 
 	for _, conc := range []int{1, 2} {
 		vars := reportdVars(redis.URL, map[string]string{"REPORTD_ROWS_PER_DAY": strconv.Itoa(rows), "REPORTD_CONCURRENCY": strconv.Itoa(conc)})
-		startWorker := func() *proc {
-			w := startReportd(t, fmt.Sprintf("worker-%d", len(workers)+1), []string{"worker"}, vars)
+		startWorker := func() *reportdproc.Proc {
+			w := reportdproc.Start(t, fmt.Sprintf("worker-%d", len(workers)+1), []string{"worker"}, vars)
 			workers = append(workers, w)
 			return w
 		}
 		a := startWorker()
 		var ratios []string
 		for round := range 2 {
-			one := run(fmt.Sprintf("concurrency %d, round %d, 1 worker", conc, round+1), []*proc{a})
+			one := run(fmt.Sprintf("concurrency %d, round %d, 1 worker", conc, round+1), []*reportdproc.Proc{a})
 			b := startWorker()
-			two := run(fmt.Sprintf("concurrency %d, round %d, 2 workers", conc, round+1), []*proc{a, b})
-			b.stop(15 * time.Second)
+			two := run(fmt.Sprintf("concurrency %d, round %d, 2 workers", conc, round+1), []*reportdproc.Proc{a, b})
+			if _, err := b.Stop(15 * time.Second); err != nil {
+				t.Error(err)
+			}
 			ratios = append(ratios, fmt.Sprintf("%.2f", two.rate/one.rate))
 		}
-		a.stop(15 * time.Second)
+		if _, err := a.Stop(15 * time.Second); err != nil {
+			t.Error(err)
+		}
 		t.Logf("throughput of 2 workers / 1 worker at concurrency %d per worker (%d jobs of %s at %d rows a day, %d CPUs): %s",
 			conc, n, rng, rows, runtime.NumCPU(), strings.Join(ratios, ", "))
 	}
@@ -731,8 +741,8 @@ func TestTwoAPIsTwoWorkers(t *testing.T) {
 	// Exactly once: one report done line per job across every worker, and its report carries its id.
 	runs := map[string][]string{}
 	for _, w := range workers {
-		for _, l := range w.log.All(testkit.MsgIs("report done")) {
-			runs[l.Str("job")] = append(runs[l.Str("job")], w.name)
+		for _, l := range w.Log.All(testkit.MsgIs("report done")) {
+			runs[l.Str("job")] = append(runs[l.Str("job")], w.Name)
 		}
 	}
 	for _, b := range batches {
@@ -752,7 +762,7 @@ func TestTwoAPIsTwoWorkers(t *testing.T) {
 		}
 		t.Logf("%s: report done lines by worker: %s", b.label, formatCounts(perWorker))
 		for i, id := range b.ids {
-			checkResult(t, c, apis[(i+1)%2].base, id, rng, rows)
+			checkResult(t, c, apis[(i+1)%2].URL, id, rng, rows)
 		}
 	}
 }
@@ -767,23 +777,24 @@ func TestRedisBlipAsJobEnds(t *testing.T) {
 	t.Parallel()
 	const rng, rows = "2026-Q1", 10_000_000 // about 1 s on an idle core
 	redis := startRedis(t, durableConf...)
-	rd := startReportd(t, "reportd", nil, reportdVars(redis.URL, map[string]string{
+	rd := reportdproc.Start(t, "reportd", nil, reportdVars(redis.URL, map[string]string{
 		"REPORTD_ROWS_PER_DAY": strconv.Itoa(rows), "REPORTD_CONCURRENCY": "1",
 	}))
 	c := newClient()
-	id := submit(t, c, rd.base, rng)
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		s, ok := statusOf(getStatus(c, rd.base, id))
-		if ok && s.Status == "running" && s.Progress >= 0.2 {
-			break
-		}
-		if ok && s.Status == "done" || time.Now().After(deadline) {
+	id := submit(t, c, rd.URL, rng)
+	testkit.Eventually(t, 20*time.Second, 20*time.Millisecond, func() error {
+		s, ok := statusOf(getStatus(c, rd.URL, id))
+		if ok && s.Status == "done" {
 			t.Fatalf("job %s not caught running (last %+v)", id, s)
 		}
-	}
+		if !ok || s.Status != "running" || s.Progress < 0.2 {
+			return fmt.Errorf("job %s not caught running (last %+v)", id, s)
+		}
+		return nil
+	})
 	redis.terminate(t)
 	down := time.Now()
-	if _, ok := rd.log.WaitFor(15*time.Second, nil, func(l testkit.LogLine) bool {
+	if _, ok := rd.Log.WaitFor(15*time.Second, nil, func(l testkit.LogLine) bool {
 		return l.Str("msg") == "report not saved; trying again" && l.Str("job") == id
 	}); !ok {
 		t.Fatalf("job %s did not finish computing while Redis was down, or did not try to save its report again", id)
@@ -795,11 +806,11 @@ func TestRedisBlipAsJobEnds(t *testing.T) {
 	const limit = 20 * time.Second
 	var last exchange
 	for time.Since(up) < limit {
-		last = getStatus(c, rd.base, id)
+		last = getStatus(c, rd.URL, id)
 		if last.status == http.StatusSeeOther {
 			t.Logf("job %s done %.1fs after Redis was back", id, last.ended.Sub(up).Seconds())
-			checkResult(t, c, rd.base, id, rng, rows)
-			if _, ok := rd.log.WaitFor(0, nil, func(l testkit.LogLine) bool {
+			checkResult(t, c, rd.URL, id, rng, rows)
+			if _, ok := rd.Log.WaitFor(0, nil, func(l testkit.LogLine) bool {
 				return l.Str("msg") == "report saved after Redis failed" && l.Str("job") == id
 			}); !ok {
 				t.Errorf("job %s was done without its attempt saving the report once Redis was back", id)
@@ -828,18 +839,21 @@ func TestSIGTERMWithUnusedConnection(t *testing.T) {
 	t.Parallel()
 	redis := startRedis(t)
 	const shutdown = 2 * time.Second
-	rd := startReportd(t, "reportd", nil, reportdVars(redis.URL, map[string]string{"REPORTD_SHUTDOWN_TIMEOUT": shutdown.String()}))
-	conn, err := net.Dial("tcp", strings.TrimPrefix(rd.base, "http://"))
+	rd := reportdproc.Start(t, "reportd", nil, reportdVars(redis.URL, map[string]string{"REPORTD_SHUTDOWN_TIMEOUT": shutdown.String()}))
+	conn, err := net.Dial("tcp", strings.TrimPrefix(rd.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	time.Sleep(200 * time.Millisecond)
-	took := rd.stop(15 * time.Second)
-	t.Logf("SIGTERM with an unused connection open: %s after %dms", rd.exitStatus(), took.Milliseconds())
-	if rd.waitErr != nil || took > time.Second {
-		l, _ := rd.log.WaitFor(0, nil, func(l testkit.LogLine) bool { _, ok := l.Fields["unparsed"]; return ok })
+	took, err := rd.Stop(15 * time.Second)
+	if err != nil {
+		t.Error(err)
+	}
+	t.Logf("SIGTERM with an unused connection open: %s after %dms", rd.ExitStatus(), took.Milliseconds())
+	if rd.Err() != nil || took > time.Second {
+		l, _ := rd.Log.WaitFor(0, nil, func(l testkit.LogLine) bool { _, ok := l.Fields["unparsed"]; return ok })
 		t.Errorf("reportd with an unused client connection open took %s to exit after SIGTERM, and exited %s (%s); want exit 0 at once: no request was in flight",
-			took.Round(time.Millisecond), rd.exitStatus(), l.Str("unparsed"))
+			took.Round(time.Millisecond), rd.ExitStatus(), l.Str("unparsed"))
 	}
 }

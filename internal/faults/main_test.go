@@ -7,27 +7,18 @@ package faults
 import (
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
-)
 
-// reportdBin is the reportd binary that TestMain builds once for every test.
-var reportdBin string
+	"github.com/reportd/reportd/internal/testkit/reportdproc"
+)
 
 func TestMain(m *testing.M) { os.Exit(testMain(m)) }
 
 func testMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "reportd-faults-")
-	if err != nil {
+	defer reportdproc.RemoveBinary()
+	// Built before the tests, so that no test's timings include the build.
+	if _, err := reportdproc.Binary(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	reportdBin = filepath.Join(dir, "reportd")
-	build := exec.Command("go", "build", "-o", reportdBin, "github.com/reportd/reportd/cmd/reportd")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build reportd: %v\n%s", err, out)
 		return 1
 	}
 	return m.Run()

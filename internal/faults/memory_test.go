@@ -15,19 +15,20 @@ import (
 
 	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/testkit/reportdproc"
 	"github.com/reportd/reportd/tasks"
 )
 
 // TestMemoryFlatWithQueuedJobs measures reportd's RSS with 1,000 and with 100,000 jobs queued in Redis
 // (no worker runs them), after serving status reads and list pages at each size. The API holds no
 // per-job state, so its memory must not grow with the queue: within 20%. It takes about a minute, so it
-// runs with REPORTD_MEASURE=1 (the README's bench does).
+// runs with REPORTD_MEASURE=1 (.ci/bench.sh does).
 func TestMemoryFlatWithQueuedJobs(t *testing.T) {
 	if os.Getenv("REPORTD_MEASURE") != "1" {
 		t.Skip("a measurement of about a minute; set REPORTD_MEASURE=1 to run it")
 	}
 	redisSrv := startRedis(t)
-	api := startReportd(t, "api", []string{"api"}, reportdVars(redisSrv.URL, nil))
+	api := reportdproc.Start(t, "api", []string{"api"}, reportdVars(redisSrv.URL, nil))
 	rdb := redis.NewClient(&redis.Options{Addr: strings.TrimPrefix(redisSrv.URL, "redis://")})
 	t.Cleanup(func() { _ = rdb.Close() })
 	client := asynq.NewClientFromRedisClient(rdb)
@@ -48,7 +49,7 @@ func TestMemoryFlatWithQueuedJobs(t *testing.T) {
 	exercise := func() {
 		for i := range 2000 {
 			id := fmt.Sprintf("00000000-0000-4000-8000-%012d", i%1000)
-			res, err := c.Get(api.base + "/v1/reports/" + id)
+			res, err := c.Get(api.URL + "/v1/reports/" + id)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -58,7 +59,7 @@ func TestMemoryFlatWithQueuedJobs(t *testing.T) {
 			}
 		}
 		for range 50 {
-			res, err := c.Post(api.base+"/v1/reports", "application/json", strings.NewReader(`{"range":"2026-01"}`))
+			res, err := c.Post(api.URL+"/v1/reports", "application/json", strings.NewReader(`{"range":"2026-01"}`))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,10 +68,10 @@ func TestMemoryFlatWithQueuedJobs(t *testing.T) {
 	}
 	enqueue(0, 1000)
 	exercise()
-	small := rss(t, api.cmd.Process.Pid)
+	small := rss(t, api.Pid())
 	enqueue(1000, 100_000)
 	exercise()
-	large := rss(t, api.cmd.Process.Pid)
+	large := rss(t, api.Pid())
 	t.Logf("reportd RSS: %d KiB with 1,000 jobs queued, %d KiB with 100,000 (%.2fx)", small, large, float64(large)/float64(small))
 	if float64(large) > 1.2*float64(small) {
 		t.Errorf("RSS grew from %d KiB to %d KiB (more than 20%%) with the queue", small, large)

@@ -17,9 +17,10 @@ import (
 // MaxBodyBytes is the largest request body the API reads.
 const MaxBodyBytes = 64 << 10
 
-// New returns the HTTP handler of the API: every /v1 request is authenticated, then validated against
-// the embedded openapi.yaml, before it reaches the strict server api; every failure, on any path, is a
-// problem+json. extra routes (health, monitoring) are mounted beside the API by the caller.
+// New returns the HTTP handler of the API: every request to an operation of the embedded openapi.yaml
+// is authenticated as the operation asks (the problem-type descriptions, /problems/{slug}, ask for no
+// key), then validated against it, before it reaches the strict server api; every failure, on any path,
+// is a problem+json. extra routes (health, monitoring) are mounted beside the API by the caller.
 func New(api gen.StrictServerInterface, keys []APIKey, log *slog.Logger, extra func(chi.Router)) (http.Handler, error) {
 	spec, err := gen.GetSpec()
 	if err != nil {
@@ -49,12 +50,6 @@ func New(api gen.StrictServerInterface, keys []APIKey, log *slog.Logger, extra f
 		w.Header().Set("Allow", strings.Join(allowed, ", "))
 		fail(w, req, problem.Errorf(problem.KindMethodNotAllowed, "%s is not allowed on %s; allowed: %s", req.Method, req.URL.Path, strings.Join(allowed, ", ")))
 	})
-	r.Get("/problems/{slug}", func(w http.ResponseWriter, req *http.Request) {
-		if !problem.ServeType(w, req, chi.URLParam(req, "slug")) {
-			fail(w, req, problem.Errorf(problem.KindNoRoute, "there is no problem type %q", chi.URLParam(req, "slug")))
-		}
-	})
-
 	strict := gen.NewStrictHandlerWithOptions(api, []gen.StrictMiddlewareFunc{carryAccept}, gen.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
 			fail(w, r, &problem.Error{Kind: problem.KindInvalid, Detail: "the request body cannot be decoded", Err: err})

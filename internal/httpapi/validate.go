@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -25,7 +26,8 @@ import (
 // validate authenticates every request routed to the API, reads and checks its body, and validates it
 // against the spec, in that order, in one pass over the spec's router.
 func validate(router routers.Router, keys []APIKey, log *slog.Logger) func(http.Handler) http.Handler {
-	opts := &openapi3filter.Options{MultiError: false, AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}
+	opts := &openapi3filter.Options{MultiError: false, AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
+		SchemaValidationOptions: []openapi3.SchemaValidationOption{openapi3.WithStringFormatValidator("uri", uriFormat)}}
 	auth, open := authenticate(keys), len(keys) == 0
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -72,6 +74,20 @@ func validate(router routers.Router, keys []APIKey, log *slog.Logger) func(http.
 		})
 	}
 }
+
+// uriFormat checks the spec's format "uri" (kin-openapi checks none by default): an absolute URI, as
+// JSON Schema means it, so that a malformed callback_url is a 400 like every other malformed field. Whether
+// the service will call it is the lifecycle's to judge (422).
+var uriFormat = openapi3.NewCallbackValidator(func(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return errors.New("not a URI")
+	}
+	if !u.IsAbs() {
+		return errors.New("not an absolute URI")
+	}
+	return nil
+})
 
 // hasBody reports whether a request comes with a body to read (every GET, and most DELETEs, do not).
 func hasBody(r *http.Request) bool { return r.Body != nil && r.Body != http.NoBody }
@@ -236,6 +252,11 @@ func inWords(field string, e *openapi3.SchemaError) string {
 			return "must be printable ASCII characters"
 		}
 		return fmt.Sprintf("%q is not of the form the API describes (see /openapi.yaml)", value)
+	case "format":
+		if e.Schema != nil && e.Schema.Format == "uri" {
+			// The value is not echoed: a URL may carry credentials.
+			return "is not an absolute URI; send one such as https://example.com/hooks/reportd"
+		}
 	case "maxLength":
 		if field == "Idempotency-Key" {
 			return "must be 1 to 255 characters, plain or between quotes"

@@ -64,7 +64,7 @@ func (r *roundTrips) during(f func()) (int, []string) {
 	return r.n - n0, append([]string(nil), r.cmds[c0:]...)
 }
 
-// TestRedisBudget holds reportd to its Redis budget (README, "Redis budget"): the round trips of a
+// TestRedisBudget holds reportd to its Redis budget (docs/performance.md, "The Redis budget"): the round trips of a
 // submit, a status read and a short job's run, counted on the clients they use. A change that adds a
 // round trip to any of them fails here.
 func TestRedisBudget(t *testing.T) {

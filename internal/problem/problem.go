@@ -198,19 +198,17 @@ func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 	_ = enc.Encode(p)
 }
 
-// ServeType describes a problem type at its type URI, so that the URI in every problem leads
-// somewhere a person can read.
-func ServeType(w http.ResponseWriter, r *http.Request, slug string) bool {
+// Describe is the description of the problem type slug names, for a person reading its type URI
+// (/problems/{slug}), and false for a slug that names none.
+func Describe(slug string) (string, bool) {
 	all := []Type{ReportFailed, ReportTimedOut, ReportUnreadable}
 	for _, pt := range problemTypes {
 		all = append(all, pt)
 	}
 	for _, pt := range all {
 		if pt.Slug == slug {
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			fmt.Fprintf(w, "%s (HTTP %d)\n\n%s\n", pt.Title, pt.Status, pt.About)
-			return true
+			return fmt.Sprintf("%s (HTTP %d)\n\n%s\n", pt.Title, pt.Status, pt.About), true
 		}
 	}
-	return false
+	return "", false
 }

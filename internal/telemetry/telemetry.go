@@ -6,15 +6,13 @@ package telemetry
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
-	"time"
 
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 )
@@ -26,43 +24,40 @@ var Propagator propagation.TextMapPropagator = propagation.TraceContext{}
 // Name is the instrumentation scope of reportd's own spans.
 const Name = "github.com/reportd/reportd"
 
-// Setup returns the tracer provider the environment asks for, read through getenv:
-// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the full URL) or OTEL_EXPORTER_OTLP_ENDPOINT (its base, to which
-// /v1/traces is added) turns tracing on, exporting over OTLP/HTTP; OTEL_SDK_DISABLED=true or
-// OTEL_TRACES_EXPORTER=none turns it off again. OTEL_SERVICE_NAME names the service (default reportd),
-// OTEL_BSP_SCHEDULE_DELAY (ms) is how long spans wait to be sent, and the exporter and the sampler read
-// their other variables (OTEL_EXPORTER_OTLP_HEADERS, OTEL_TRACES_SAMPLER, ...) from the process's
-// environment as the SDK does. on says whether tracing is on; shutdown sends what is left.
+// Setup returns the tracer provider the environment asks for. reportd decides only whether tracing is
+// on, through getenv: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT turns it on
+// (the SDK's exporter would otherwise send to localhost:4318 unasked), and OTEL_SDK_DISABLED=true or
+// OTEL_TRACES_EXPORTER=none turns it off again (the Go SDK reads neither). Everything else is the SDK's
+// own reading of the process's environment: the exporter's endpoint, headers and timeouts
+// (OTEL_EXPORTER_OTLP_*), the batching (OTEL_BSP_*), the sampler (OTEL_TRACES_SAMPLER) and the resource
+// (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES), where reportd adds only the service name's default,
+// reportd. on says whether tracing is on; shutdown sends what is left.
 func Setup(ctx context.Context, getenv func(string) string) (tp trace.TracerProvider, on bool, shutdown func(context.Context) error, err error) {
 	off := noop.NewTracerProvider()
 	nothing := func(context.Context) error { return nil }
-	endpoint := getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-	if endpoint == "" {
-		if base := getenv("OTEL_EXPORTER_OTLP_ENDPOINT"); base != "" {
-			endpoint = strings.TrimSuffix(base, "/") + "/v1/traces"
-		}
-	}
-	if endpoint == "" || strings.EqualFold(getenv("OTEL_SDK_DISABLED"), "true") || getenv("OTEL_TRACES_EXPORTER") == "none" {
+	if !wanted(getenv) {
 		return off, false, nothing, nil
 	}
-	exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(endpoint))
+	exp, err := otlptracehttp.New(ctx)
 	if err != nil {
-		return off, false, nothing, fmt.Errorf("OTLP trace exporter for %s: %w", endpoint, err)
+		return off, false, nothing, fmt.Errorf("OTLP trace exporter: %w", err)
 	}
-	name := getenv("OTEL_SERVICE_NAME")
-	if name == "" {
-		name = "reportd"
-	}
-	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(attribute.String("service.name", name)))
+	// Later detectors win: OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override the default name.
+	res, err := resource.New(ctx, resource.WithTelemetrySDK(),
+		resource.WithAttributes(semconv.ServiceName("reportd")), resource.WithFromEnv())
 	if err != nil {
-		return off, false, nothing, fmt.Errorf("trace resource: %w", err)
+		return off, false, nothing, fmt.Errorf("trace resource (OTEL_RESOURCE_ATTRIBUTES?): %w", err)
 	}
-	var batch []sdktrace.BatchSpanProcessorOption
-	if ms, err := strconv.Atoi(getenv("OTEL_BSP_SCHEDULE_DELAY")); err == nil && ms > 0 {
-		batch = append(batch, sdktrace.WithBatchTimeout(time.Duration(ms)*time.Millisecond))
-	}
-	sdk := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp, batch...), sdktrace.WithResource(res))
+	sdk := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	return sdk, true, sdk.Shutdown, nil
+}
+
+// wanted says whether the environment asks for tracing: an OTLP endpoint, and not turned off.
+func wanted(getenv func(string) string) bool {
+	if getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" && getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" {
+		return false
+	}
+	return !strings.EqualFold(getenv("OTEL_SDK_DISABLED"), "true") && getenv("OTEL_TRACES_EXPORTER") != "none"
 }
 
 // Inject writes ctx's span context into headers (asynq task headers), if it has one.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -42,5 +43,26 @@ func TestSetup(t *testing.T) {
 	Inject(ctx, h)
 	if got := trace.SpanContextFromContext(Extract(context.Background(), h)); got.TraceID() != (trace.TraceID{1}) || got.SpanID() != (trace.SpanID{2}) {
 		t.Errorf("headers %v carried %v", h, got)
+	}
+}
+
+// TestSetupServiceName: the service is reportd unless OTEL_SERVICE_NAME, read by the SDK from the
+// process's environment, names it. Not parallel: it sets the process's environment.
+func TestSetupServiceName(t *testing.T) {
+	for _, tt := range []struct{ env, want string }{{"", "reportd"}, {"reportd-eu", "reportd-eu"}} {
+		t.Setenv("OTEL_SERVICE_NAME", tt.env)
+		tp, on, shutdown, err := Setup(context.Background(), func(k string) string {
+			return map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}[k]
+		})
+		if err != nil || !on {
+			t.Fatalf("Setup: on %v, %v", on, err)
+		}
+		_, s := Tracer(tp).Start(context.Background(), "x")
+		got, _ := s.(sdktrace.ReadOnlySpan).Resource().Set().Value("service.name")
+		if got.AsString() != tt.want {
+			t.Errorf("OTEL_SERVICE_NAME=%q: service.name %q, want %q", tt.env, got.AsString(), tt.want)
+		}
+		s.End()
+		shutdown(context.Background())
 	}
 }

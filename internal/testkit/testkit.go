@@ -1,6 +1,8 @@
 // Package testkit holds the helpers that the tests of several packages share: a buffer that one
 // goroutine writes while a test reads it, a logger whose lines are shown when a test fails, a sink
-// that parses a JSON log as it is written and lets a test wait for a line, and golden files.
+// that parses a JSON log as it is written and lets a test wait for a line, golden files, and
+// Eventually, which polls a condition until it holds. Running reportd as a process is
+// reportdproc's.
 //
 // Only tests import it. Redis processes are internal/redistest's, webhook receivers
 // internal/webhook/webhooktest's.
