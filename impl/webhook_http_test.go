@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,16 +16,16 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
-	"github.com/hibiken/asynq"
 
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/internal/jobs"
+	"github.com/reportd/reportd/internal/jobs/jobstest"
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/testkit"
 	"github.com/reportd/reportd/internal/webhook"
 	"github.com/reportd/reportd/internal/webhook/webhooktest"
-	"github.com/reportd/reportd/tasks"
 )
 
 // webhookSetup says how a harness with webhooks set up is built.
@@ -294,8 +295,8 @@ func checkHookEvent(t *testing.T, ev hookEvent, id string, status gen.JobState) 
 // awaitDelivered polls GET /v1/reports/{id}/webhook until the receiver's acceptance is recorded.
 func awaitDelivered(t *testing.T, h *harness, id string) gen.WebhookDelivery {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var d gen.WebhookDelivery
+	testkit.Eventually(t, 10*time.Second, 20*time.Millisecond, func() error {
 		r := h.get(t, "/v1/reports/"+id+"/webhook")
 		if r.Status != http.StatusOK {
 			t.Fatalf("GET webhook of job %s = %s", id, r)
@@ -303,18 +304,16 @@ func awaitDelivered(t *testing.T, h *harness, id string) gen.WebhookDelivery {
 		if cc := r.Header.Get("Cache-Control"); cc != "no-store" {
 			t.Errorf("GET webhook: Cache-Control = %q, want no-store", cc)
 		}
-		var d gen.WebhookDelivery
+		d = gen.WebhookDelivery{}
 		if err := json.Unmarshal(r.Body, &d); err != nil {
 			t.Fatalf("GET webhook: %v: %s", err, r.Body)
 		}
-		if d.DeliveredAt != nil {
-			return d
+		if d.DeliveredAt == nil {
+			return fmt.Errorf("job %s's webhook not delivered: %s", id, r.Body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s's webhook not delivered after 10s: %s", id, r.Body)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return d
 }
 
 // checkDelivered fails t unless d is one accepted attempt to url, between before and now.
@@ -370,42 +369,11 @@ func TestWebhookFlow(t *testing.T) {
 // is this job's, and the receiver counted one request.
 func checkDeliveredOnce(t *testing.T, h *harness, id string, rc *hookReceiver) {
 	t.Helper()
-	taskID := "webhook-" + id
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		info, err := h.Inspector.GetTaskInfo(store.WebhookQueue, taskID)
-		if err != nil {
-			t.Fatalf("the webhook task of job %s: %v", id, err)
-		}
-		if info.State == asynq.TaskStateCompleted {
-			if info.Retried != 0 {
-				t.Errorf("the webhook task completed after %d retries, want at its first attempt", info.Retried)
-			}
-			break
-		}
-		if info.State != asynq.TaskStateActive || time.Now().After(deadline) {
-			t.Fatalf("the webhook task of a delivered job is %s, want completed", info.State)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if info := jobstest.AwaitWebhookTaskCompleted(t, h.Inspector, id, 10*time.Second); info.Retried != 0 {
+		t.Errorf("the webhook task completed after %d retries, want at its first attempt", info.Retried)
 	}
-	tasksOfJob := 0
-	for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){
-		h.Inspector.ListPendingTasks, h.Inspector.ListActiveTasks, h.Inspector.ListScheduledTasks,
-		h.Inspector.ListRetryTasks, h.Inspector.ListArchivedTasks, h.Inspector.ListCompletedTasks,
-	} {
-		infos, err := list(store.WebhookQueue)
-		if err != nil {
-			t.Fatalf("list webhook tasks: %v", err)
-		}
-		for _, info := range infos {
-			var p tasks.WebhookPayload
-			if json.Unmarshal(info.Payload, &p) == nil && p.JobID == id {
-				tasksOfJob++
-			}
-		}
-	}
-	if tasksOfJob != 1 {
-		t.Errorf("%d webhook tasks for job %s, want 1", tasksOfJob, id)
+	if n := jobstest.WebhookTasksOf(t, h.Inspector, id); n != 1 {
+		t.Errorf("%d webhook tasks for job %s, want 1", n, id)
 	}
 	if n := rc.Count(); n != 1 {
 		t.Errorf("the receiver got %d requests, want 1", n)

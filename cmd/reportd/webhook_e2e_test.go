@@ -12,12 +12,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/reportd/reportd/gen"
+	"github.com/reportd/reportd/internal/jobs/jobstest"
 	"github.com/reportd/reportd/internal/redistest"
-	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/internal/testkit"
 	"github.com/reportd/reportd/internal/testkit/reportdproc"
 	"github.com/reportd/reportd/internal/webhook/webhooktest"
-	"github.com/reportd/reportd/tasks"
 )
 
 // TestE2EWebhookSurvivesWorkerRestart: a delivery that failed is retried by whichever worker runs next.
@@ -126,50 +125,13 @@ func TestE2EWebhookSurvivesWorkerRestart(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { _ = rdb.Close() })
 	inspector := asynq.NewInspectorFromRedisClient(rdb)
-	testkit.Eventually(t, 10*time.Second, 20*time.Millisecond, func() error {
-		info, err := inspector.GetTaskInfo(store.WebhookQueue, "webhook-"+id)
-		if err != nil {
-			t.Fatalf("the webhook task: %v", err)
-		}
-		switch info.State {
-		case asynq.TaskStateCompleted:
-			if info.Retried != 1 {
-				t.Errorf("the webhook task completed after %d retries, want 1", info.Retried)
-			}
-			return nil
-		case asynq.TaskStateActive:
-			return fmt.Errorf("the webhook task of a delivered job is still active")
-		default:
-			t.Fatalf("the webhook task of a delivered job is %s, want completed", info.State)
-			return nil
-		}
-	})
-	if n := webhookTasksOf(t, inspector, id); n != 1 {
+	if info := jobstest.AwaitWebhookTaskCompleted(t, inspector, id, 10*time.Second); info.Retried != 1 {
+		t.Errorf("the webhook task completed after %d retries, want 1", info.Retried)
+	}
+	if n := jobstest.WebhookTasksOf(t, inspector, id); n != 1 {
 		t.Errorf("%d webhook tasks for job %s, want 1", n, id)
 	}
 	if n := rc.Count(); n != 2 {
 		t.Errorf("the receiver got %d requests, want 2", n)
 	}
-}
-
-// webhookTasksOf counts the tasks on the webhook queue, in any state, that deliver job id's event.
-func webhookTasksOf(t *testing.T, inspector *asynq.Inspector, id string) int {
-	t.Helper()
-	n := 0
-	for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){
-		inspector.ListPendingTasks, inspector.ListActiveTasks, inspector.ListScheduledTasks,
-		inspector.ListRetryTasks, inspector.ListArchivedTasks, inspector.ListCompletedTasks,
-	} {
-		infos, err := list(store.WebhookQueue)
-		if err != nil {
-			t.Fatalf("list webhook tasks: %v", err)
-		}
-		for _, info := range infos {
-			var p tasks.WebhookPayload
-			if json.Unmarshal(info.Payload, &p) == nil && p.JobID == id {
-				n++
-			}
-		}
-	}
-	return n
 }
