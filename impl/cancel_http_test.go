@@ -3,6 +3,7 @@ package impl_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/testkit"
 )
 
 // del sends DELETE to job id's status URL.
@@ -105,15 +107,17 @@ func TestCancelRunning(t *testing.T) {
 		// Judged from the task's record, not by outwaiting the first retry: once the handler has returned
 		// the task is completed (asynq runs it no more) or waits for a retry, which fails here at once.
 		var info *asynq.TaskInfo
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		testkit.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
 			var err error
 			if info, err = h.Inspector.GetTaskInfo(store.ReportQueue, id); err != nil {
 				t.Fatalf("GetTaskInfo: %v", err)
 			}
-			if info.State != asynq.TaskStateActive || time.Now().After(deadline) {
-				break
+			if info.State == asynq.TaskStateActive {
+				return fmt.Errorf("task: state %v, retried %d, result %q; want completed at once, with the outcome canceled",
+					info.State, info.Retried, info.Result)
 			}
-		}
+			return nil
+		})
 		// A user's cancel is no failure: the task completes, and asynq runs it no more.
 		if p, perr := jobs.ParseProgress(info.Result); info.State != asynq.TaskStateCompleted || info.Retried != 0 || perr != nil || p.Outcome != jobs.OutcomeCanceled {
 			t.Errorf("task: state %v, retried %d, result %q; want completed at once, with the outcome canceled",

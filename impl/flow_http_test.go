@@ -3,6 +3,7 @@ package impl_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"mime"
 	"net/http"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/report"
+	"github.com/reportd/reportd/internal/testkit"
 )
 
 // TestReportFlow is the whole client journey through the generated client: submit, poll honouring
@@ -47,10 +49,10 @@ func TestReportFlow(t *testing.T) {
 			t.Errorf("202 body: status %q id %s, want pending %s", cr.JSON202.Status, cr.JSON202.Id, id)
 		}
 
-		// Poll through the generated client, honouring Retry-After (capped), until the 303.
+		// Poll through the generated client until the 303, every 200 ms: Retry-After (whole seconds
+		// from 1) capped there.
 		var done *gen.GetReportStatusResponse
-		deadline := time.Now().Add(15 * time.Second)
-		for done == nil {
+		testkit.Eventually(t, 15*time.Second, 200*time.Millisecond, func() error {
 			sr, err := c.GetReportStatusWithResponse(ctx, uuid.MustParse(id), nil)
 			if err != nil {
 				t.Fatal(err)
@@ -58,20 +60,17 @@ func TestReportFlow(t *testing.T) {
 			switch sr.StatusCode() {
 			case http.StatusSeeOther:
 				done = sr
-				continue
+				return nil
 			case http.StatusOK:
 				if s := sr.JSON200.Status; s != gen.Pending && s != gen.Running {
 					t.Fatalf("status %q before done: %s", s, sr.Body)
 				}
+				return fmt.Errorf("job %s not done: %s", id, sr.Body)
 			default:
 				t.Fatalf("status answered %d %s", sr.StatusCode(), sr.Body)
+				return nil
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("job %s not done after 15 s", id)
-			}
-			n, _ := retryAfter(sr.HTTPResponse.Header)
-			time.Sleep(min(time.Duration(n)*time.Second, 200*time.Millisecond))
-		}
+		})
 		resultLoc := done.HTTPResponse.Header.Get("Location")
 		if resultLoc != loc+"/result" {
 			t.Errorf("303 Location %q, want %s/result", resultLoc, loc)

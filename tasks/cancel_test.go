@@ -3,6 +3,7 @@ package tasks_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/testkit"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -61,18 +63,14 @@ func (w *worker) checkCanceledJob(t *testing.T, id string, err error) *asynq.Tas
 		t.Errorf("ProcessTask = %v, want nil: a canceled job's task completes", err)
 	}
 	var info *asynq.TaskInfo
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testkit.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
 		var ierr error
 		info, ierr = w.inspector.GetTaskInfo(store.ReportQueue, id)
-		if ierr == nil && info.State != asynq.TaskStateActive {
-			break
+		if ierr != nil || info.State == asynq.TaskStateActive {
+			return fmt.Errorf("task still active (or unreadable) since its attempt ended: %v", ierr)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("task still active (or unreadable) 5 s after its attempt ended: %v", ierr)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	if p, perr := jobs.ParseProgress(info.Result); info.State != asynq.TaskStateCompleted || info.Retried != 0 || perr != nil || p.Outcome != jobs.OutcomeCanceled {
 		t.Errorf("task: state %v, retried %d, result %q; want completed at once, with the outcome canceled", info.State, info.Retried, info.Result)
 	}

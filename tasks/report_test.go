@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/testkit"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -164,17 +166,16 @@ func (w *worker) enqueue(t *testing.T, task *asynq.Task, opts ...asynq.Option) {
 // wait returns the task's info once it is completed or archived.
 func (w *worker) wait(t *testing.T, id string) *asynq.TaskInfo {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		info, err := w.inspector.GetTaskInfo(store.ReportQueue, id)
-		if err == nil && (info.State == asynq.TaskStateCompleted || info.State == asynq.TaskStateArchived) {
-			return info
+	var info *asynq.TaskInfo
+	testkit.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+		var err error
+		info, err = w.inspector.GetTaskInfo(store.ReportQueue, id)
+		if err != nil || info.State != asynq.TaskStateCompleted && info.State != asynq.TaskStateArchived {
+			return fmt.Errorf("task %s did not finish: %+v, %v", id, info, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("task %s did not finish in 10s: %+v, %v", id, info, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
+	return info
 }
 
 // cancelUntilReturned cancels the running task id through asynq until its handler returns, and returns
@@ -182,18 +183,22 @@ func (w *worker) wait(t *testing.T, id string) *asynq.TaskInfo {
 // server has subscribed (it does so in the background as it starts) is lost.
 func (w *worker) cancelUntilReturned(t *testing.T, id string) error {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+	var returned error
+	cancels := 0
+	// Each try waits up to 300 ms for the handler after its cancel, so no interval is needed between them.
+	testkit.Eventually(t, 10*time.Second, 0, func() error {
 		if err := w.inspector.CancelProcessing(id); err != nil {
 			t.Fatalf("CancelProcessing: %v", err)
 		}
+		cancels++
 		select {
-		case err := <-w.errs:
-			return err
+		case returned = <-w.errs:
+			return nil
 		case <-time.After(300 * time.Millisecond):
+			return fmt.Errorf("the handler did not return after %d cancels", cancels)
 		}
-	}
-	t.Fatal("the handler did not return in 10s of cancels")
-	return nil
+	})
+	return returned
 }
 
 // handlerErr returns what the handler returned on its (only) attempt.

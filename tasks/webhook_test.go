@@ -376,17 +376,12 @@ func TestWebhookDeliveryRetries(t *testing.T) {
 			}
 
 			// Delivered: the task is done (and, without retention, deleted), and no attempt follows.
-			deadline := time.Now().Add(5 * time.Second)
-			for {
-				state, ok := rig.taskState(t, id)
-				if !ok || state == asynq.TaskStateCompleted {
-					break
+			testkit.Eventually(t, 5*time.Second, 20*time.Millisecond, func() error {
+				if state, ok := rig.taskState(t, id); ok && state != asynq.TaskStateCompleted {
+					return fmt.Errorf("delivery task is %s since the receiver accepted it, want completed or deleted", state)
 				}
-				if time.Now().After(deadline) {
-					t.Fatalf("delivery task is %s 5s after the receiver accepted it", state)
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+				return nil
+			})
 			time.Sleep(1500 * time.Millisecond) // longer than the schedule's 1 s ±20%
 			if n := len(rc.Hits()); n != 3 {
 				t.Errorf("receiver got %d requests, want exactly 3", n)
@@ -435,17 +430,12 @@ func TestWebhookDeliveryGone(t *testing.T) {
 	if !errors.Is(attempts[0].err, asynq.SkipRetry) {
 		t.Errorf("attempt answered 410 returned %v, want an error wrapping asynq.SkipRetry", attempts[0].err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		state, ok := rig.taskState(t, id)
-		if ok && state == asynq.TaskStateArchived {
-			break
+	testkit.Eventually(t, 5*time.Second, 20*time.Millisecond, func() error {
+		if state, ok := rig.taskState(t, id); !ok || state != asynq.TaskStateArchived {
+			return fmt.Errorf("delivery task is %v (exists: %v) since a 410, want archived", state, ok)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("delivery task is %v (exists: %v) 5s after a 410, want archived", state, ok)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	time.Sleep(1500 * time.Millisecond) // longer than the schedule's 1 s ±20%
 	if n := len(rc.Hits()); n != 1 {
 		t.Errorf("receiver that answered 410 got %d requests, want 1", n)

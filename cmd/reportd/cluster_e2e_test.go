@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -478,20 +479,27 @@ func failover(t *testing.T, in *instance, victimQueue string, kill func(), promo
 	tl.killed()
 	posting.Unlock()
 
-	// Redis's own view: when a replica is promoted.
+	// Redis's own view: when a replica is promoted. Should none be, the probes are stopped as t gives up.
 	var took time.Duration
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if m := promoted(); m != "" {
+	func() {
+		ok := false
+		defer func() {
+			if !ok {
+				close(stop)
+				wg.Wait()
+			}
+		}()
+		testkit.Eventually(t, 30*time.Second, 50*time.Millisecond, func() error {
+			m := promoted()
+			if m == "" {
+				return errors.New("no replica was promoted")
+			}
 			took = time.Since(tl.kill)
 			t.Logf("%s became master %s after the kill", m, took.Round(time.Millisecond))
-			break
-		}
-	}
-	if took == 0 {
-		close(stop)
-		wg.Wait()
-		t.Fatalf("no replica was promoted in 30s")
-	}
+			return nil
+		})
+		ok = true
+	}()
 
 	// reportd's view: recovered once every probe has answered well for 2 s in a row.
 	var recovered time.Duration

@@ -214,11 +214,11 @@ func awaitDone(t *testing.T, base, loc string) string {
 // retention runs out, and 410 after that. on303, when set, is called on every 303.
 func awaitExpired(t *testing.T, base, loc string, finished time.Time, limit time.Duration, on303 func()) {
 	t.Helper()
-	for {
+	testkit.Eventually(t, time.Until(finished.Add(limit)).Round(time.Millisecond), 50*time.Millisecond, func() error {
 		res := mustTry(t, http.MethodGet, base+loc, "")
 		if res.status == http.StatusGone {
 			checkProblem(t, "GET expired status", res, http.StatusGone)
-			return
+			return nil
 		}
 		if res.status == http.StatusSeeOther && on303 != nil {
 			on303()
@@ -226,11 +226,8 @@ func awaitExpired(t *testing.T, base, loc string, finished time.Time, limit time
 		if res.status != http.StatusSeeOther && !(res.status == http.StatusOK && bytes.Contains(res.body, []byte(`"status":"running"`))) {
 			t.Fatalf("GET %s of a done job = %s, want running, 303 or 410", loc, res)
 		}
-		if time.Since(finished) > limit {
-			t.Fatalf("GET %s still answers 303 %s after the job finished, with a retention of 1s", loc, time.Since(finished))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return fmt.Errorf("GET %s still answers %d %s after the job finished, with a retention of 1s", loc, res.status, time.Since(finished))
+	})
 }
 
 // awaitDeleted waits until asynq's janitor has deleted the task of the job at loc, failing t unless it
@@ -239,16 +236,12 @@ func awaitExpired(t *testing.T, base, loc string, finished time.Time, limit time
 func awaitDeleted(t *testing.T, inspector *asynq.Inspector, base, loc string, finished time.Time, limit time.Duration) {
 	t.Helper()
 	id := strings.TrimPrefix(loc, "/v1/reports/")
-	for {
-		_, err := inspector.GetTaskInfo(store.QueueOf(id), id)
-		if errors.Is(err, asynq.ErrTaskNotFound) {
-			break
+	testkit.Eventually(t, time.Until(finished.Add(limit)).Round(time.Millisecond), 50*time.Millisecond, func() error {
+		if _, err := inspector.GetTaskInfo(store.QueueOf(id), id); !errors.Is(err, asynq.ErrTaskNotFound) {
+			return fmt.Errorf("the janitor has not deleted task %s %s after it finished: %v", id, time.Since(finished), err)
 		}
-		if time.Since(finished) > limit {
-			t.Fatalf("the janitor has not deleted task %s %s after it finished: %v", id, time.Since(finished), err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	checkProblem(t, "GET deleted status", mustTry(t, http.MethodGet, base+loc, ""), http.StatusGone)
 	checkProblem(t, "GET deleted result", mustTry(t, http.MethodGet, base+loc+"/result", ""), http.StatusGone)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
+
 	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/internal/testkit"
 	"github.com/reportd/reportd/internal/testkit/reportdproc"
@@ -804,30 +805,28 @@ func TestRedisBlipAsJobEnds(t *testing.T) {
 	t.Logf("Redis down %.1fs while job %s finished computing", up.Sub(down).Seconds(), id)
 
 	const limit = 20 * time.Second
-	var last exchange
-	for time.Since(up) < limit {
-		last = getStatus(c, rd.URL, id)
-		if last.status == http.StatusSeeOther {
-			t.Logf("job %s done %.1fs after Redis was back", id, last.ended.Sub(up).Seconds())
-			checkResult(t, c, rd.URL, id, rng, rows)
-			if _, ok := rd.Log.WaitFor(0, nil, func(l testkit.LogLine) bool {
-				return l.Str("msg") == "report saved after Redis failed" && l.Str("job") == id
-			}); !ok {
-				t.Errorf("job %s was done without its attempt saving the report once Redis was back", id)
-			}
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 	insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: redis.Addr})
 	defer insp.Close()
-	info, err := insp.GetTaskInfo(store.QueueOf(id), id)
-	state := fmt.Sprint(err)
-	if err == nil {
-		state = fmt.Sprintf("%s, retried %d, last error %q", info.State, info.Retried, info.LastErr)
+	var last exchange
+	testkit.Eventually(t, time.Until(up.Add(limit)).Round(time.Millisecond), 200*time.Millisecond, func() error {
+		if last = getStatus(c, rd.URL, id); last.status == http.StatusSeeOther {
+			return nil
+		}
+		info, err := insp.GetTaskInfo(store.QueueOf(id), id)
+		state := fmt.Sprint(err)
+		if err == nil {
+			state = fmt.Sprintf("%s, retried %d, last error %q", info.State, info.Retried, info.LastErr)
+		}
+		return fmt.Errorf("job %s not done after a %.1fs Redis outage: its status reads %s; asynq's task: %s",
+			id, up.Sub(down).Seconds(), truncate(last.body, 200), state)
+	})
+	t.Logf("job %s done %.1fs after Redis was back", id, last.ended.Sub(up).Seconds())
+	checkResult(t, c, rd.URL, id, rng, rows)
+	if _, ok := rd.Log.WaitFor(0, nil, func(l testkit.LogLine) bool {
+		return l.Str("msg") == "report saved after Redis failed" && l.Str("job") == id
+	}); !ok {
+		t.Errorf("job %s was done without its attempt saving the report once Redis was back", id)
 	}
-	t.Errorf("job %s not done %s after a %.1fs Redis outage: its status reads %s; asynq's task: %s",
-		id, limit, up.Sub(down).Seconds(), truncate(last.body, 200), state)
 }
 
 // TestSIGTERMWithUnusedConnection: a client that has opened a connection without sending a request

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/testkit"
 	"github.com/reportd/reportd/internal/webhook"
 	"github.com/reportd/reportd/internal/webhook/webhooktest"
 	"github.com/reportd/reportd/tasks"
@@ -116,17 +118,13 @@ func TestScheduleWebhookAfterDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	rc.Wait(t, 1, 10*time.Second)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testkit.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
 		info, err := inspector.GetTaskInfo(store.WebhookQueue, "webhook-"+id)
 		if errors.Is(err, asynq.ErrTaskNotFound) || err == nil && info.State == asynq.TaskStateCompleted {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the delivery task is not completed 5s after the receiver accepted it: %+v, %v", info, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return fmt.Errorf("the delivery task is not completed since the receiver accepted it: %+v, %v", info, err)
+	})
 	if _, err := s.EndAttempt(ctx, a); err != nil {
 		t.Fatalf("second EndAttempt: %v", err)
 	}

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/internal/store"
+	"github.com/reportd/reportd/internal/testkit"
 	"github.com/reportd/reportd/tasks"
 )
 
@@ -151,14 +153,12 @@ func TestRedisBudget(t *testing.T) {
 		}
 		check("a short job's run beyond asynq's own (the cancel check, and the end's pipeline)", ran, ranCmds, 2)
 		// asynq completes the task just after the handler returns.
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-			if j, err := svc.Get(ctx, "acme", j.ID); err == nil && j.State == Done {
-				break
+		testkit.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
+			if got, err := svc.Get(ctx, "acme", j.ID); err != nil || got.State != Done {
+				return fmt.Errorf("the job is not done since its run: %v, %v", got.State, err)
 			}
-			if time.Now().After(deadline) {
-				t.Fatal("the job is not done 10 s after its run")
-			}
-		}
+			return nil
+		})
 		warm()
 		n, cmds = count.during(func() {
 			var err error

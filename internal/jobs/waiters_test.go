@@ -3,12 +3,15 @@ package jobs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/reportd/reportd/internal/testkit"
 )
 
 var _ EventSource = (*fakeEvents)(nil)
@@ -212,13 +215,12 @@ func TestWaitersRunStops(t *testing.T) {
 		}
 	}
 	// Allow for goroutines of the runtime and of tests that ran before, still ending.
-	after := runtime.NumGoroutine()
-	for deadline := time.Now().Add(time.Second); after > before+10 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		after = runtime.NumGoroutine()
-	}
-	if after > before+10 {
-		t.Errorf("goroutines: %d before, %d after 20 runs that stopped", before, after)
-	}
+	testkit.Eventually(t, time.Second, 10*time.Millisecond, func() error {
+		if after := runtime.NumGoroutine(); after > before+10 {
+			return fmt.Errorf("goroutines: %d before, %d after 20 runs that stopped", before, after)
+		}
+		return nil
+	})
 }
 
 func TestWaitersDrain(t *testing.T) {
