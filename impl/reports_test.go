@@ -61,6 +61,18 @@ func newFixture() *fixture {
 	return f
 }
 
+// newFixtureWith is a newFixture that holds info (if not nil) and is then changed by setup (if not nil).
+func newFixtureWith(info *asynq.TaskInfo, setup func(*fixture)) *fixture {
+	f := newFixture()
+	if info != nil {
+		f.tasks.put(info)
+	}
+	if setup != nil {
+		setup(f)
+	}
+	return f
+}
+
 // reportInfo is the TaskInfo of job testID over Q1 2026 in state, changed by mods.
 func reportInfo(state asynq.TaskState, mods ...func(*asynq.TaskInfo)) *asynq.TaskInfo {
 	return jobstest.TaskInfo(testID.String(), testCreated, state, testPolicy.MaxRetry, testPolicy.JobTimeout, testPolicy.Retention, mods...)
@@ -375,13 +387,7 @@ func TestGetReportStatus(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFixture()
-			if tt.info != nil {
-				f.tasks.put(tt.info)
-			}
-			if tt.setup != nil {
-				tt.setup(f)
-			}
+			f := newFixtureWith(tt.info, tt.setup)
 			got, err := f.srv.GetReportStatus(context.Background(), gen.GetReportStatusRequestObject{Id: testID})
 			if tt.want == nil {
 				checkKind(t, err, tt.wantKind)
@@ -531,13 +537,7 @@ func TestGetReportResult(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFixture()
-			if tt.info != nil {
-				f.tasks.put(tt.info)
-			}
-			if tt.setup != nil {
-				tt.setup(f)
-			}
+			f := newFixtureWith(tt.info, tt.setup)
 			ctx := httpapi.WithAccept(context.Background(), tt.accept)
 			got, err := f.srv.GetReportResult(ctx, gen.GetReportResultRequestObject{Id: testID})
 			switch {

@@ -107,6 +107,26 @@ func runCancels(t *testing.T, p *tasks.ReportProcessor, src tasks.EventSource) {
 	})
 }
 
+// startGatedJob runs a cancel-aware processor over a gated ledger (src, if not nil, feeds its cancel
+// messages; tweak, if not nil, adjusts it before it starts), enqueues one job and returns once the job's
+// attempt holds at the gate.
+func (w *worker) startGatedJob(t *testing.T, src tasks.EventSource, tweak func(*tasks.ReportProcessor)) (*gatedLedger, string) {
+	t.Helper()
+	gate := newGatedLedger(day(2026, 1, 5))
+	p := cancelProcessor(gate, w.lifecycle())
+	if tweak != nil {
+		tweak(p)
+	}
+	if src != nil {
+		runCancels(t, p, src)
+	}
+	w.start(t, p.ProcessTask, tasks.RetryDelay)
+	id := uuid.NewString()
+	w.enqueueJob(t, id)
+	awaitGate(t, gate)
+	return gate, id
+}
+
 // TestReportProcessorCanceledBeforeStart: a job whose marker is set before a worker picks it up is
 // archived without running, and announced.
 func TestReportProcessorCanceledBeforeStart(t *testing.T) {
@@ -148,14 +168,7 @@ func TestReportProcessorCancelMessage(t *testing.T) {
 		w := newWorker(t, b)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		gate := newGatedLedger(day(2026, 1, 5))
-		p := cancelProcessor(gate, w.lifecycle())
-		runCancels(t, p, w.store.SubscribeCancels(ctx))
-		w.start(t, p.ProcessTask, tasks.RetryDelay)
-
-		id := uuid.NewString()
-		w.enqueueJob(t, id)
-		awaitGate(t, gate)
+		_, id := w.startGatedJob(t, w.store.SubscribeCancels(ctx), nil)
 		if err := w.store.RequestCancel(ctx, id, time.Hour); err != nil {
 			t.Fatal(err)
 		}
@@ -184,15 +197,8 @@ func TestReportProcessorCancelMessageForAnotherJob(t *testing.T) {
 		w := newWorker(t, b)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		gate := newGatedLedger(day(2026, 1, 5))
-		p := cancelProcessor(gate, w.lifecycle())
 		src := &chanEvents{c: make(chan string)}
-		runCancels(t, p, src)
-		w.start(t, p.ProcessTask, tasks.RetryDelay)
-
-		id := uuid.NewString()
-		w.enqueueJob(t, id)
-		awaitGate(t, gate)
+		gate, id := w.startGatedJob(t, src, nil)
 		src.c <- uuid.NewString()
 		src.c <- "" // RunCancels has handled the other job's message once it takes this one
 		close(gate.release)
@@ -224,15 +230,8 @@ func TestReportProcessorCancelAfterResubscribe(t *testing.T) {
 	t.Parallel()
 	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		w := newWorker(t, b)
-		gate := newGatedLedger(day(2026, 1, 5))
-		p := cancelProcessor(gate, w.lifecycle())
 		src := &chanEvents{c: make(chan string)}
-		runCancels(t, p, src)
-		w.start(t, p.ProcessTask, tasks.RetryDelay)
-
-		id := uuid.NewString()
-		w.enqueueJob(t, id)
-		awaitGate(t, gate)
+		_, id := w.startGatedJob(t, src, nil)
 		if err := w.store.RequestCancel(context.Background(), id, time.Hour); err != nil {
 			t.Fatal(err)
 		}
@@ -247,14 +246,7 @@ func TestReportProcessorCancelMarkerWhileRunning(t *testing.T) {
 	t.Parallel()
 	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		w := newWorker(t, b)
-		gate := newGatedLedger(day(2026, 1, 5))
-		p := cancelProcessor(gate, w.lifecycle())
-		p.CancelCheckEvery = 20 * time.Millisecond
-		w.start(t, p.ProcessTask, tasks.RetryDelay)
-
-		id := uuid.NewString()
-		w.enqueueJob(t, id)
-		awaitGate(t, gate)
+		_, id := w.startGatedJob(t, nil, func(p *tasks.ReportProcessor) { p.CancelCheckEvery = 20 * time.Millisecond })
 		if err := w.store.RequestCancel(context.Background(), id, time.Hour); err != nil {
 			t.Fatal(err)
 		}
