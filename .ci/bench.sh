@@ -15,7 +15,7 @@ go test ./impl -run '^$' -bench 'Status|Floor|Create|Pickup' -benchtime 3000x -c
 echo "=== Redis round trips: a POST, a status read, a short job's run"
 REPORTD_REQUIRE_REDIS=1 go test ./internal/jobs -run '^TestRedisBudget$' -count=1 -v | grep -E 'PASS|FAIL|round trips'
 echo "=== drain: one reportd worker beside asynq alone and BullMQ, on one redis-server"
-bash .ci/drain.sh 10000 32 3
+bash .ci/drain.sh
 echo "=== load"
 bash .ci/load.sh 10000 64
 echo "=== report queue shards: a 3-master cluster with capped masters (as root; skipped otherwise), and 16 shards vs 1"

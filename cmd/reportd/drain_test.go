@@ -14,13 +14,13 @@ import (
 	"github.com/reportd/reportd/internal/store"
 )
 
-// TestDrain measures how fast one reportd worker drains one-day report jobs, the way
-// ../shared/baselines' asynq-drain and bullmq-drain measure their engines: N jobs are submitted
-// through the job lifecycle with no worker running, then one worker process's run (cmd/reportd's
-// run, "worker" mode) is timed from its start until the queue is empty. A measurement, not a test:
-// REPORTD_MEASURE=1 runs it; REPORTD_DRAIN_REDIS=host:port puts it on a given redis-server (.ci/drain.sh
-// runs it beside the baselines on one), REPORTD_DRAIN_JOBS and REPORTD_DRAIN_CONCURRENCY change N and
-// the worker's concurrency (10,000 and 32), and REPORTD_DRAIN_CPUPROFILE=FILE profiles the drain.
+// TestDrain drains one-day report jobs with a worker run in this process, to profile the worker: N jobs
+// are submitted through the job lifecycle with no worker running, then cmd/reportd's run, "worker" mode,
+// is timed from its start until the queue is empty, its log discarded. Its figure is not the shipped
+// worker's: .ci/drain.sh times the `reportd worker` binary, logging to a file, beside the baselines. A
+// measurement, not a test: REPORTD_MEASURE=1 runs it; REPORTD_DRAIN_REDIS=host:port puts it on a given
+// redis-server, REPORTD_DRAIN_JOBS and REPORTD_DRAIN_CONCURRENCY change N and the worker's concurrency
+// (10,000 and 32), and REPORTD_DRAIN_CPUPROFILE=FILE profiles the drain.
 func TestDrain(t *testing.T) {
 	if os.Getenv("REPORTD_MEASURE") != "1" {
 		t.Skip("a measurement, not a test: set REPORTD_MEASURE=1 to run it")

@@ -159,10 +159,10 @@ func serve(rdb redis.UniversalClient, cfg asynq.Config, typ string, h asynq.Hand
 
 // dequeueLoops is how many asynq servers a worker process runs for its report queues at least. An asynq
 // server takes its tasks one at a time, a round trip to Redis each (its processor's loop), however high its
-// concurrency: with short jobs that loop, not the jobs, bounds a worker (one server drained about 9,000
-// one-day jobs a second on this project's machine, four 11,000-11,900). Four loops take tasks side by side
-// as BullMQ's workers do; more gained nothing there. Each server polls an empty queue every
-// REPORTD_CHECK_INTERVAL, so an idle worker costs Redis four polls an interval instead of one.
+// concurrency: with short jobs that loop, not the jobs, bounds a worker. Several loops take tasks side by
+// side, as BullMQ's workers do; four is where more stopped helping (measured in docs/performance.md,
+// Drain). Each server polls an empty queue every REPORTD_CHECK_INTERVAL, so an idle worker costs Redis
+// four polls an interval instead of one.
 const dequeueLoops = 4
 
 // reportServer is one asynq server of the report worker: the queue it serves and its concurrency.
