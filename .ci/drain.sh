@@ -26,6 +26,7 @@
 # run; the figures move with whatever else the machine runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. .ci/lib.sh
 export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}
 jobs=${1:-20000}
 conc=${2:-32}
@@ -96,13 +97,8 @@ stop_proc() { kill -INT "$1" && wait "$1"; }
 reportd_drain() {
 	flush
 	REPORTD_ADDR=127.0.0.1:0 "$tmp/reportd" api 2>"$tmp/api.log" &
-	local api=$! addr=""
-	for _ in $(seq 200); do
-		addr=$(grep -o '"msg":"listening","addr":"[^"]*"' "$tmp/api.log" | sed 's/.*"addr":"\([^"]*\)"/\1/' || true)
-		[ -n "$addr" ] && break
-		sleep 0.1
-	done
-	[ -n "$addr" ] || { echo "drain.sh: reportd api did not start" >&2; cat "$tmp/api.log" >&2; exit 1; }
+	local api=$! addr
+	addr=$(listening_addr "$tmp/api.log" "drain.sh: reportd api")
 	local submitted
 	submitted=$("$tmp/drainbench" submit -server "http://$addr" -n "$jobs" -c "$conc")
 	echo "  reportd api:    $submitted"

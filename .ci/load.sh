@@ -7,6 +7,7 @@
 #   bash .ci/load.sh [JOBS] [CONCURRENCY]      # defaults 10000 64; needs redis-server on PATH
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. .ci/lib.sh
 export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}
 jobs=${1:-10000}
 conc=${2:-64}
@@ -33,13 +34,7 @@ REDIS_URL="redis://127.0.0.1:$port" REPORTD_ADDR=127.0.0.1:0 REPORTD_ROWS_PER_DA
 	"$tmp/reportd" 2>"$tmp/reportd.log" &
 reportd_pid=$!
 pids+=($reportd_pid)
-addr=""
-for _ in $(seq 200); do
-	addr=$(grep -o '"msg":"listening","addr":"[^"]*"' "$tmp/reportd.log" | sed 's/.*"addr":"\([^"]*\)"/\1/' || true)
-	[ -n "$addr" ] && break
-	sleep 0.1
-done
-[ -n "$addr" ] || { echo "load.sh: reportd did not start" >&2; cat "$tmp/reportd.log" >&2; exit 1; }
+addr=$(listening_addr "$tmp/reportd.log" "load.sh: reportd")
 
 "$tmp/reportctl" --server "http://$addr" --timeout 20m bench -n "$jobs" -c "$conc" --range 2026-01-01..2026-01-07 | tee "$tmp/bench.txt"
 

@@ -103,12 +103,8 @@ func jobList(tb testing.TB, r *response) gen.JobList {
 // checkUnauthorized fails t unless r is a 401 problem asking for a bearer key.
 func checkUnauthorized(t *testing.T, what string, r *response) {
 	t.Helper()
-	if r.Status != http.StatusUnauthorized {
-		t.Errorf("%s: %s, want 401", what, r)
+	if !checkProblemOf(t, what, r, http.StatusUnauthorized, "/problems/unauthorized") {
 		return
-	}
-	if p := r.problem(t); p.Type != "/problems/unauthorized" {
-		t.Errorf("%s: problem type %q, want /problems/unauthorized", what, p.Type)
 	}
 	if got := r.Header.Get("WWW-Authenticate"); got != `Bearer realm="reportd"` {
 		t.Errorf(`%s: WWW-Authenticate = %q, want Bearer realm="reportd"`, what, got)
@@ -118,13 +114,21 @@ func checkUnauthorized(t *testing.T, what string, r *response) {
 // checkJobNotFound fails t unless r is the 404 of a job that was never issued to the caller.
 func checkJobNotFound(t *testing.T, what string, r *response) {
 	t.Helper()
-	if r.Status != http.StatusNotFound {
-		t.Errorf("%s: %s, want 404", what, r)
-		return
+	checkProblemOf(t, what, r, http.StatusNotFound, "/problems/job-not-found")
+}
+
+// checkProblemOf fails t unless r answers status with a problem of type typ; it says whether the status
+// was right (the problem's type is checked only then).
+func checkProblemOf(t *testing.T, what string, r *response, status int, typ string) bool {
+	t.Helper()
+	if r.Status != status {
+		t.Errorf("%s: %s, want %d", what, r, status)
+		return false
 	}
-	if p := r.problem(t); p.Type != "/problems/job-not-found" {
-		t.Errorf("%s: problem type %q, want /problems/job-not-found", what, p.Type)
+	if p := r.problem(t); p.Type != typ {
+		t.Errorf("%s: problem type %q, want %s", what, p.Type, typ)
 	}
+	return true
 }
 
 // TestAuthRefused sends every operation without a key, with a wrong one and in other schemes: each is

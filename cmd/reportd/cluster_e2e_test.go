@@ -219,12 +219,7 @@ func TestClusterE2E(t *testing.T) {
 		in := start(t, nil, reportdproc.Vars(map[string]string{
 			"REDIS_CLUSTER_ADDRS": addrs, "REPORTD_RETENTION": "1s", "REPORTD_JANITOR_INTERVAL": "200ms",
 		}))
-		loc := submit(t, in.base, "2026-Q1")
-		id := strings.TrimPrefix(loc, "/v1/reports/")
-		if _, ok := in.log.WaitFor(10*time.Second, in.done, testkit.JobMsg("report done", id)); !ok {
-			t.Fatalf("job %s not done in 10s; log:\n%s", id, in.log)
-		}
-		finished := time.Now()
+		loc, _, finished := in.submitDone(t, "2026-Q1")
 		seen303 := false
 		awaitExpired(t, in.base, loc, finished, 4*time.Second, func() {
 			if seen303 {

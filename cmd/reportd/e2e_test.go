@@ -173,6 +173,18 @@ func submit(t *testing.T, base, rng string) string {
 	return loc
 }
 
+// submitDone submits a job over rng to in and waits up to 10 s for in to log it done; it returns the
+// job's status location, its id and when the log line was seen.
+func (in *instance) submitDone(t *testing.T, rng string) (loc, id string, finished time.Time) {
+	t.Helper()
+	loc = submit(t, in.base, rng)
+	id = strings.TrimPrefix(loc, "/v1/reports/")
+	if _, ok := in.log.WaitFor(10*time.Second, in.done, testkit.JobMsg("report done", id)); !ok {
+		t.Fatalf("job %s not done in 10s; log:\n%s", id, in.log)
+	}
+	return loc, id, time.Now()
+}
+
 // awaitDone polls a job's status, waiting Retry-After between polls, until it answers 303; it returns
 // the 303's Location.
 func awaitDone(t *testing.T, base, loc string) string {
@@ -360,12 +372,7 @@ func TestE2E(t *testing.T) {
 				in := start(t, nil, reportdproc.Vars(map[string]string{
 					"REDIS_URL": url, "REPORTD_RETENTION": "1s", "REPORTD_JANITOR_INTERVAL": "200ms",
 				}))
-				loc := submit(t, in.base, "2026-Q1")
-				id := strings.TrimPrefix(loc, "/v1/reports/")
-				if _, ok := in.log.WaitFor(10*time.Second, in.done, testkit.JobMsg("report done", id)); !ok {
-					t.Fatalf("job %s not done in 10s; log:\n%s", id, in.log)
-				}
-				finished := time.Now()
+				loc, _, finished := in.submitDone(t, "2026-Q1")
 				awaitExpired(t, in.base, loc, finished, 3*time.Second, nil)
 				rdb := redis.NewClient(&redis.Options{Addr: redisAddr(t, in, url)})
 				defer rdb.Close()

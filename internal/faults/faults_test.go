@@ -783,16 +783,7 @@ func TestRedisBlipAsJobEnds(t *testing.T) {
 	}))
 	c := newClient()
 	id := submit(t, c, rd.URL, rng)
-	testkit.Eventually(t, 20*time.Second, 20*time.Millisecond, func() error {
-		s, ok := statusOf(getStatus(c, rd.URL, id))
-		if ok && s.Status == "done" {
-			t.Fatalf("job %s not caught running (last %+v)", id, s)
-		}
-		if !ok || s.Status != "running" || s.Progress < 0.2 {
-			return fmt.Errorf("job %s not caught running (last %+v)", id, s)
-		}
-		return nil
-	})
+	awaitRunning(t, c, rd.URL, id, 0.2)
 	redis.terminate(t)
 	down := time.Now()
 	if _, ok := rd.Log.WaitFor(15*time.Second, nil, func(l testkit.LogLine) bool {

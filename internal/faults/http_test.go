@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/reportd/reportd/internal/report"
+	"github.com/reportd/reportd/internal/testkit"
 )
 
 // newClient returns an HTTP client that shows a 303 instead of following it.
@@ -435,4 +436,20 @@ func formatCounts[K comparable](m map[K]int) string {
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, ", ")
+}
+
+// awaitRunning waits up to 20 s for job id to be seen running with at least progress minProgress, and
+// fails the test at once if the job is seen done before that.
+func awaitRunning(t *testing.T, c *http.Client, base, id string, minProgress float64) {
+	t.Helper()
+	testkit.Eventually(t, 20*time.Second, 20*time.Millisecond, func() error {
+		s, ok := statusOf(getStatus(c, base, id))
+		if ok && s.Status == "done" {
+			t.Fatalf("job %s not caught running (last %+v)", id, s)
+		}
+		if !ok || s.Status != "running" || s.Progress < minProgress {
+			return fmt.Errorf("job %s not caught running (last %+v)", id, s)
+		}
+		return nil
+	})
 }

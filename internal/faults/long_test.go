@@ -24,16 +24,7 @@ func TestAllInOneSIGKILLMidJob(t *testing.T) {
 	first := reportdproc.Start(t, "reportd-1", nil, vars)
 	c := newClient()
 	id := submit(t, c, first.URL, rng)
-	testkit.Eventually(t, 20*time.Second, 20*time.Millisecond, func() error {
-		s, ok := statusOf(getStatus(c, first.URL, id))
-		if ok && s.Status == "done" {
-			t.Fatalf("job %s not caught running (last %+v)", id, s)
-		}
-		if !ok || s.Status != "running" || s.Progress < 0.1 {
-			return fmt.Errorf("job %s not caught running (last %+v)", id, s)
-		}
-		return nil
-	})
+	awaitRunning(t, c, first.URL, id, 0.1)
 	first.Kill()
 	killed := time.Now()
 	second := reportdproc.Start(t, "reportd-2", nil, vars)

@@ -130,15 +130,8 @@ func (s *Service) StartAPI(ctx context.Context, ln net.Listener, ready http.Hand
 		stopWaiters:   func() {},
 		stopFollowers: func() {},
 		stopEstimates: func() {},
-		srv: &http.Server{
-			Handler:           handler,
-			ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout:       30 * time.Second,
-			// The longest answer is a Prefer: wait of 60 s.
-			WriteTimeout:   90 * time.Second,
-			IdleTimeout:    2 * time.Minute,
-			MaxHeaderBytes: 64 << 10,
-		},
+		// The longest answer is a Prefer: wait of 60 s.
+		srv: newHTTPServer(handler, 30*time.Second, 90*time.Second, 64<<10),
 	}
 	if s.waiters != nil {
 		// One subscription per API process wakes every request waiting for a job (Prefer: wait).
@@ -183,3 +176,17 @@ func (a *APIServer) Drain(timeout time.Duration) error {
 
 // Close stops what the API runs beside the HTTP server; call it after Drain.
 func (a *APIServer) Close() { a.stopWaiters(); a.stopFollowers(); a.stopEstimates() }
+
+// newHTTPServer is an http.Server for h with the timeouts and header limit every listener of reportd
+// has: a header within 5 s, an idle connection closed after 2 minutes, and the body's read and the
+// answer's write bounded by read and write.
+func newHTTPServer(h http.Handler, read, write time.Duration, maxHeader int) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       read,
+		WriteTimeout:      write,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    maxHeader,
+	}
+}

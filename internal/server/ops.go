@@ -28,14 +28,7 @@ func (s *Service) StartOps(ln net.Listener, ready http.HandlerFunc, errc chan<- 
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "this address serves only /healthz, /readyz and /metrics", http.StatusNotFound)
 	})
-	srv := &http.Server{
-		Handler:           r,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
-	}
+	srv := newHTTPServer(r, 10*time.Second, 30*time.Second, 16<<10)
 	go func() {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("serve ops http: %w", err)

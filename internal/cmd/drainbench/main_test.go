@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,24 +15,6 @@ import (
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/testkit"
 )
-
-// syncBuffer is a bytes.Buffer that the watch writes to while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 var keys = queueKeys{pending: "q:pending", active: "q:active", completed: "q:completed"}
 
@@ -72,7 +52,7 @@ func finish(t *testing.T, rdb *redis.Client, job string) {
 }
 
 // startWatch runs watch on b for n jobs and waits for its first poll; the error comes on the channel.
-func startWatch(t *testing.T, b redistest.Backend, n int, out *syncBuffer) <-chan error {
+func startWatch(t *testing.T, b redistest.Backend, n int, out *testkit.Buffer) <-chan error {
 	t.Helper()
 	ready := filepath.Join(t.TempDir(), "ready")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -97,7 +77,7 @@ func TestWatchTimesTheDrain(t *testing.T) {
 	rdb := b.Client(t)
 	const n = 40
 	queue(t, rdb, n)
-	var out syncBuffer
+	var out testkit.Buffer
 	done := startWatch(t, b, n, &out)
 	for range n {
 		finish(t, rdb, take(t, rdb))
@@ -119,7 +99,7 @@ func TestWatchRefuses(t *testing.T) {
 		name string
 		// before runs before the watch starts, during after its first poll; out is what it has written.
 		before func(t *testing.T, rdb *redis.Client)
-		during func(t *testing.T, rdb *redis.Client, out *syncBuffer)
+		during func(t *testing.T, rdb *redis.Client, out *testkit.Buffer)
 		want   string
 	}{
 		{
@@ -130,13 +110,13 @@ func TestWatchRefuses(t *testing.T) {
 		{
 			name:   "taken-before-all-queued",
 			before: func(t *testing.T, rdb *redis.Client) { queue(t, rdb, n-1) },
-			during: func(t *testing.T, rdb *redis.Client, _ *syncBuffer) { take(t, rdb) },
+			during: func(t *testing.T, rdb *redis.Client, _ *testkit.Buffer) { take(t, rdb) },
 			want:   "with 9 of 10 queued",
 		},
 		{
 			name:   "job-lost",
 			before: func(t *testing.T, rdb *redis.Client) { queue(t, rdb, n) },
-			during: func(t *testing.T, rdb *redis.Client, out *syncBuffer) {
+			during: func(t *testing.T, rdb *redis.Client, out *testkit.Buffer) {
 				job := take(t, rdb)
 				testkit.Eventually(t, 10*time.Second, time.Millisecond, func() error {
 					if !strings.Contains(out.String(), "first pickup") {
@@ -159,9 +139,9 @@ func TestWatchRefuses(t *testing.T) {
 			tt.before(t, rdb)
 			var err error
 			if tt.during == nil {
-				err = watch(context.Background(), &syncBuffer{}, b.Addr, keys, n, time.Millisecond, "")
+				err = watch(context.Background(), &testkit.Buffer{}, b.Addr, keys, n, time.Millisecond, "")
 			} else {
-				var out syncBuffer
+				var out testkit.Buffer
 				done := startWatch(t, b, n, &out)
 				tt.during(t, rdb, &out)
 				err = <-done
