@@ -96,10 +96,13 @@ func (e WebhookEventType) Valid() bool {
 	}
 }
 
-// DateRange defines model for DateRange.
+// DateRange The days a report covers, both included.
 type DateRange struct {
+	// From Example: 2026-01-01
 	From openapi_types.Date `json:"from"`
-	To   openapi_types.Date `json:"to"`
+
+	// To Example: 2026-03-31
+	To openapi_types.Date `json:"to"`
 }
 
 // DayTotals defines model for DayTotals.
@@ -131,9 +134,13 @@ type JobEventKind string
 // JobLinks defines model for JobLinks.
 type JobLinks struct {
 	// Result The result URL, once the job is done.
+	//
+	// Example: /v1/reports/6f1c2a9e-0b7d-4c3e-9a51-2f8d7e6b4c10/result
 	Result *string `json:"result,omitempty"`
 
 	// Self The status URL.
+	//
+	// Example: /v1/reports/6f1c2a9e-0b7d-4c3e-9a51-2f8d7e6b4c10
 	Self string `json:"self"`
 }
 
@@ -146,19 +153,29 @@ type JobList struct {
 	Next *string `json:"next,omitempty"`
 }
 
-// JobState `pending`: queued, not started (or waiting to be retried after a failed attempt). `running`: a worker
-// is computing it. `done`: the report is ready (the status URL answers `303`). `failed`: it failed for
-// good; `error` says why. `canceled`: it was canceled before it finished, and has no report.
+// JobState A job's status, the `status` of a `JobStatus`. It moves from `pending` to `running` and ends in
+// one of `done`, `failed` or `canceled`; a failed attempt that will be retried goes back to `pending`.
+//
+// - `pending`: queued, not started (or waiting to be retried after a failed attempt).
+// - `running`: a worker is computing it; `progress` rises.
+// - `done`: the report is ready (the status URL answers `303`).
+// - `failed`: it failed for good; `error` says why.
+// - `canceled`: it was canceled before it finished, and has no report.
 type JobState string
 
-// JobStatus defines model for JobStatus.
+// JobStatus A job as its status URL tells it. `status` is the job's `JobState`: `pending`, `running`, `done`,
+// `failed` or `canceled`.
 type JobStatus struct {
 	// Attempt The number of the current (or last) attempt; failed attempts are retried a few times.
 	Attempt *int `json:"attempt,omitempty"`
 
 	// CancelRequested True once a cancel was asked for a job that has not stopped yet.
-	CancelRequested *bool     `json:"cancel_requested,omitempty"`
-	CreatedAt       time.Time `json:"created_at"`
+	CancelRequested *bool `json:"cancel_requested,omitempty"`
+
+	// CreatedAt When the job was accepted.
+	//
+	// Example: 2026-04-01T09:30:00.123Z
+	CreatedAt time.Time `json:"created_at"`
 
 	// Error An RFC 9457 problem. Members other than these may be added.
 	Error *Problem `json:"error,omitempty"`
@@ -167,20 +184,35 @@ type JobStatus struct {
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 
 	// FinishedAt When the job finished (done, failed or canceled).
-	FinishedAt *time.Time         `json:"finished_at,omitempty"`
-	Id         openapi_types.UUID `json:"id"`
-	Links      JobLinks           `json:"links"`
+	//
+	// Example: 2026-04-01T09:30:12.480Z
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+
+	// Id Example: 6f1c2a9e-0b7d-4c3e-9a51-2f8d7e6b4c10
+	Id    openapi_types.UUID `json:"id"`
+	Links JobLinks           `json:"links"`
 
 	// Progress The share of the range's days done, from 0 to 1. It only rises during an attempt.
-	Progress float64   `json:"progress"`
-	Range    DateRange `json:"range"`
+	//
+	// Example: 0.42
+	Progress float64 `json:"progress"`
+
+	// Range The days a report covers, both included.
+	Range DateRange `json:"range"`
 
 	// StartedAt When the current (or last) attempt started.
+	//
+	// Example: 2026-04-01T09:30:00.151Z
 	StartedAt *time.Time `json:"started_at,omitempty"`
 
-	// Status `pending`: queued, not started (or waiting to be retried after a failed attempt). `running`: a worker
-	// is computing it. `done`: the report is ready (the status URL answers `303`). `failed`: it failed for
-	// good; `error` says why. `canceled`: it was canceled before it finished, and has no report.
+	// Status A job's status, the `status` of a `JobStatus`. It moves from `pending` to `running` and ends in
+	// one of `done`, `failed` or `canceled`; a failed attempt that will be retried goes back to `pending`.
+	//
+	// - `pending`: queued, not started (or waiting to be retried after a failed attempt).
+	// - `running`: a worker is computing it; `progress` rises.
+	// - `done`: the report is ready (the status URL answers `303`).
+	// - `failed`: it failed for good; `error` says why.
+	// - `canceled`: it was canceled before it finished, and has no report.
 	Status JobState `json:"status"`
 
 	// Webhook The delivery of the job's webhook, for a job submitted with `callback_url`.
@@ -228,15 +260,17 @@ type RegionTotals struct {
 // region and product that sold, by revenue, highest first (ties by name).
 type Report struct {
 	// ByDay One entry per day of the range, which spans at most 366 days.
-	ByDay        []DayTotals        `json:"by_day"`
-	ByProduct    []ProductTotals    `json:"by_product"`
-	ByRegion     []RegionTotals     `json:"by_region"`
-	GeneratedAt  time.Time          `json:"generated_at"`
-	Id           openapi_types.UUID `json:"id"`
-	Orders       int64              `json:"orders"`
-	Range        DateRange          `json:"range"`
-	RevenueCents int64              `json:"revenue_cents"`
-	Units        int64              `json:"units"`
+	ByDay       []DayTotals        `json:"by_day"`
+	ByProduct   []ProductTotals    `json:"by_product"`
+	ByRegion    []RegionTotals     `json:"by_region"`
+	GeneratedAt time.Time          `json:"generated_at"`
+	Id          openapi_types.UUID `json:"id"`
+	Orders      int64              `json:"orders"`
+
+	// Range The days a report covers, both included.
+	Range        DateRange `json:"range"`
+	RevenueCents int64     `json:"revenue_cents"`
+	Units        int64     `json:"units"`
 }
 
 // ReportRequest defines model for ReportRequest.
@@ -299,9 +333,14 @@ type WebhookEvent struct {
 			Status string `json:"status"`
 		} `json:"links"`
 
-		// Status `pending`: queued, not started (or waiting to be retried after a failed attempt). `running`: a worker
-		// is computing it. `done`: the report is ready (the status URL answers `303`). `failed`: it failed for
-		// good; `error` says why. `canceled`: it was canceled before it finished, and has no report.
+		// Status A job's status, the `status` of a `JobStatus`. It moves from `pending` to `running` and ends in
+		// one of `done`, `failed` or `canceled`; a failed attempt that will be retried goes back to `pending`.
+		//
+		// - `pending`: queued, not started (or waiting to be retried after a failed attempt).
+		// - `running`: a worker is computing it; `progress` rises.
+		// - `done`: the report is ready (the status URL answers `303`).
+		// - `failed`: it failed for good; `error` says why.
+		// - `canceled`: it was canceled before it finished, and has no report.
 		Status JobState `json:"status"`
 	} `json:"data"`
 
@@ -363,8 +402,12 @@ type UnsupportedMediaType = Problem
 
 // ListReportsParams defines parameters for ListReports.
 type ListReportsParams struct {
+	// Status Only the jobs in this status: `pending`, `running`, `done`, `failed` or `canceled` (see
+	// `JobState`). Absent: jobs in every status.
 	Status *JobState `form:"status,omitempty" json:"status,omitempty"`
-	Limit  *int      `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Limit The most jobs a page holds, from 1 to 100; 20 when absent.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
 
 	// Cursor Opaque; take it from a previous page's `next`.
 	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
@@ -6353,144 +6396,161 @@ func (sh *strictHandler) GetReportWebhook(w http.ResponseWriter, r *http.Request
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H37cxvHkf+/MoVLlYi6BQhClGyB5R8YSU4U27IjyvHlq9XXO8A2iIkWM/DMLEGcj//7VXfP7ANYAKRi",
-	"S0nV/QbsY549/fj0Y3/tzcxyZTRo73qTX3sLkDlY+vlczhbwg1U30gP+z8HNrFp5ZXRv0stWfCcRS3k7",
-	"kNfwVVqORo9nDmZG506U2qtC+AUICytjvYDblbLg6CnIhr2kZ+GXUlnIexNvS0h6braApcSu/GYFvUnP",
-	"eav0de/uLuk9l0UxlbMPb8DbzeXcg90d0p/NWhRGX1OvDuyNmoFwC1MWuVhL5cUU5sbigLzdKHpOOZFD",
-	"oW7Abib4S24GcQLGCqnFn9++/WGQSw+pPnnz9XPx7Oxs1B+Kn6TyTpgbsOJsLBamtE5IC2JWeuFNde1C",
-	"rJVfmNIL5RNssdQWZC6nBSQ0yti5UC7VOC4FuTCa7pWulIXASZv5fJjqXnOF4FYuVwUu0tl41Es6Vuzl",
-	"W3m9u0aXwnmLa3QjC5VLb6ww87hNFhxoL/HRRMyNFdmr+eC10TD4TvrZ4sGb9pK3fHcUPy2A5/gPM33k",
-	"tihEnDTXvX8hJG638AuJy+iEyoXUbg3Wiez8bESjOjSKVzksV8aD9m9gVcgN5LsDynAymVjHcXEHQjkh",
-	"cXSF3EzCIv1SgvOPnMiqZmebwTewycRaOlE6yAOZJULqPE6S9hd/Gw08k7myzsf2xMyC9JAPxeUUt0AY",
-	"vwC7Vg529l2Xy97kXQ/H23vfte+vzZU3tuPEXhZruXEi02bg8InsQkjhvPSlw4kaXWwENsuroDxeRGo9",
-	"tr4/WJiDBT2Dy9WqUF3L+3YBYlU95pDkMn4t49VYgwWxMNqUFvJEwPB6KDI8s1+djTJBJ++L8fmof2ws",
-	"b8CVhf/WzCT33DUQprZHTvz45ttEZKc3Z6d8yZ3+qvK7U0ttPJjYD3Gmq8BTvGkxIiQIDbcVGSDJCKU9",
-	"XIMVc2uW4gxfeTw6PJalvFVLJIvHo6S3VJr/nFXEEVqkUV7Rfh9eID6UgTK6F+nBq/M3aTeXsxmsfMfh",
-	"4xvZpIMPiRxWQOwYSfLw9t8lvZW0cgk+SLDGEf0GNl3M8ANsqNNZoUB7MVsYB8T5SDS4crpUzuEwTmgn",
-	"xk+eiJVV2iMHF5dXz1+9ErOFtHKGXSZCIr9YFVJp4c0H0MLYVEvxS2k85OLK23LmkcLF1wqKXPDI+4lw",
-	"ho9BQzJBzRuk1iayCDyyREy4S8NUfwMbljwrsHEWyHcsLGE5BexLelGAdB5HR+JRuoot+QVshJZLiIcd",
-	"J8Y8R+EKsTrQS3r4TG/S22J6vS0y/Bb0tV/0JuMnXxAlxv9nuDPeg8U2//+7NL0djwZpevvFy/f/+YdO",
-	"6fUXM3314hB5qpyWWzlXQi4Us+0sEnYWpVo2Ho2zYZzOSvpFPRmVHyTiubFL6XuTXlnSk80ZjAbP5GB+",
-	"Ofj6/a9f3g2af88f8vdsfNc9fWaOu/OPjLDJTSOnfJ2JhSly1yIepOVyhbT7WkTN5kR6sTTOi6ejfiD2",
-	"QA0m1XOllVtcBC6ZC0cyo+bxg8DkJyJ2GsVFZN94TsX3KMCYMtW1NhbyA1QVZruHmM5G4/Ok67BbcCuj",
-	"HSsYf5Q50gwJn5nRHjRxGomjZZo4XVkzLWD5n/9wzPnq3v5gYd6b9P7jtFaGT/muO/2B3+IuO6lRqIoA",
-	"kcDwKOGBleLHH1+9ILVPCp4y3lrKAikLhX2Wg5eqyOgEOrFeqNkCl+kuwem84S381BOKlJMb4HksUfdj",
-	"Lmm0R14nTqpJiL9cff86EVIQo9TXiSj1B23WGqe9VA63LRdzZHeJmMo81VbqaxBuo728pRerplTe31kT",
-	"7NbM56BzZIvUjphuSA/EnsXKKO3BhlV7aa2xn3LBLvWGdTUB2LU4OR+d05GSuloIa0oPiTgfPUnEk9Eo",
-	"EcPhsB9lBTc9xMH/yWj4HNQLt8qheJqWXiykC2p4jhuIKm0OBXjIL2jNg1LAEgbVJDrh10az1Lw2Jh+K",
-	"k+91qrMfvr96G0Q69iJ1h8rMe6wctXAhSgdCCg1rlMvDPu/pa+NZP0DR9KnXJ6om8fzKojBrJzQo2vSs",
-	"OQDsOBMazSYPt/505m6yYZjBi8+0t4EV5bhBG/AX28er3tOh+MEUbLDXmp9Q2nkyAXgaX5tSf1IO+9rQ",
-	"NNCKZpVM5USUcAM2yv4TY2ke3iynzuNMkYptqYUha9z0afg/yE1hZP7WmG+lvYbPxVanJt+QuYUzeHou",
-	"vlF/pOG9NeY7qTeB6btPPbygOpLG652YSxdsbk1ra6UHUahlgDFwgSWKMr0RZVAZgFRSuq5QaGyGgkwi",
-	"Nt9TndG/AVlIWdRFWClogE6Nh/bNKDx92jC4aFI/aln6hbHqv+GTawGXP7wiW0K5KAiJfSLSMmxP8Kef",
-	"fhpcln4B2uOIupC1P4K0YIUFWSy/SntBE0t7DzS6wprcSFV8DtaJ55ZwBnHyBnLl+tGQmQJObbZADahB",
-	"IaKbQH5D8lhZMwPnPsdixNOvnFhDUYig8aDIrVcFIUtUrKVgHUnLJRKSFLncsH1Y6WQksxPBalGqA56g",
-	"PPJu6x0dUrT14hl+/PQptuIuuuWwBQKuiM1Kkas5KfvMrC6wLZnqbBYg2J9LW2QtjHWtioKGhY9Q30bj",
-	"Xe1Rpy1ArGG6MOYD2wP4oAMvylXQ2n7UrlwhjUP+HeRKvt2sPtsGRfaMg9yV7kMyzkKT2OML6eENbhb+",
-	"WVmzAusVGySI37TMyBxP+44hk/S8ucdjd82T/44bp1drDNBM/wEzjy2+kJu3xsuCxiGL4vt5b/Jue3x5",
-	"YD4P65ge6ujz8OKH0dy9Z8setaGXN2Frd/cil16i/S6F8xbkEtHW3GjIUOxrAoHaU1F5l72+s9Cssd4H",
-	"FLRQSK9uQHjTJHTsuQbem5jY0/nZbCyfwWA0/SIfnM8ew+CZfHI2GM+/zL+Ap9Pz2dkoAItHlzjAEvRs",
-	"1+7+xUxp8b5Reg/U+kERYjbn9eKljKAeLqg4yf708q3YQT7pcZf1E4H8GVnF1dVLkdHlCauMk1RnrB9m",
-	"4kR5x5slRfYXM2VsMesLVAt0ifAT9u3VEhy5OzTD32CXSsuCRzeJe1u1lmpurqISHFA2l6qAvNkpwTvh",
-	"WAcYmcCK9WLTF6iFz6SewdZLyMgaQx2Ky63xILGpPEMegC/hUrKSEpF3nn0v6eGwe0mPB9ZLerG7XVg+",
-	"6d0O8PXBjbSkd2M7NLWr2Bj9e8Et0u+vY7P073nVNhPAt0p/cLs85zCF4z2mb6Nn0HBNkH0w7DoyDop5",
-	"d3O1kTA8StHUyh5S/lY5vzsR5WHZ4Te6DMBVRqpoxgonbi4UcxFRrbMR+wmqNg5xpooWcDhLefuKXzob",
-	"jarhSmvlBm8jVN+9GGgqBcARHxIreQ1J5U2ywP4VOL5SPOY9S3XlA8ve9sSyGpBNxC8llOg/0SZoAsE8",
-	"QqiOYGXD2hf7GVntkoIpWEjvYbnyiMHYUmtuUYq1sR9Qf1dO4PqV1BBCfHxuJ00fbwCRN+Jky46sHHaP",
-	"R4/x1MXjPBHKx/7nCJYjgnAhMkJTsuo8DxuHmV5BGzBeEbX2Ey0R9r2hlaJNGFv7EIclQ0bLU33Qea63",
-	"o+w4hGEduymlwRbR6iot6Vm4R4V0vh834WJrU1hzqjZOzGHNfHXYO+zyidP4OSg4nd45WwKzBBkWldZX",
-	"ug+8Kyw9mMPymiJ1mdUKcrEB36DqqTEFSFLqgkfzZ+l3lIwBjryL20CE7+6lyCU9Rqpc6KPDxSxF0zZ9",
-	"1IVfcRtEsLrTvUy85H7jj53tH1DkudWwTpDqkrjbxlZU/YBu76n+FFFmHOGHLFvuSMm6tuDcHgGwQJIM",
-	"hEwGyyNHNoYIU7JmKUYUDTEUrzz7l61y4EReWjJsdCTv9lxNiRZaUvs1zxo0XvNlPko4UBs18EMzq1V1",
-	"lGvMHA9v1N7TGXnr/bfIVbziHsKIRhhMpmOv/MSPvQhxJN3KZKWyVDsa16x1TiOJdImfeOp2RbIWFBdz",
-	"/uSLCs0W35Hv0QVonCxQvwAHCAuhBJJ5zqu3ZZIQNtm1IxQioD0jKowE4lIzn1/jbW9EboSccrBNpzKj",
-	"tPN4uvbpR2wBkguHfDk8G2FmRAjIi4eH97Yi2CfPnjXZ8mjUxZi98gV0RugsjPXClcultJt4wuJosB2O",
-	"HXJyyag74M7HYepZtybnN6vOzn5880pUzr0IOWx3eCHQYMhIxJI8aLRyXKmhu3G+DWoM272H3PJy5o9b",
-	"sSt+sDvooDmI+OA/Zbu+gWtl9PFRWXru+KDCc//kmFbG+k46kgW4mo5uSNljaMnMiVUPBVK+p9YE/ILx",
-	"ZkRZ5ZLNR7QCpxbkhxwdWXArZ77YDFOdTTc/53KTkTpgNAjQiOOtwGKzLaGAjq4Za1sXAt/jOWd0cvF/",
-	"2JhMFMp5puVU80P0TLgfDDxDfsSNsGislZCIhbpegIvxVCe4A3gfzaw+63ztreGR7y7X90dmQc5Z4VZS",
-	"u8rSiKjava2NGphpWRuPnz7dtTbqpWkZREdUo8apuetssybNezXZoviOFq9Bg32wondPjcXYiPtWjyrt",
-	"n573OvWBBmt9uEIQ6OnnWQyEfWCPpVYf8V4n8hMEc2tlq7WIPW2PuLm3LdpJIsV3sVnmHY1AA5nnCg+E",
-	"LH5onJq5LBxsH6QmHNypRFmCz9ANzFAN22FfB803gHli3aEWuwnphlNnitKDyBber9zk9DRDWzLVJ3SB",
-	"/pNSuea+FiBwfBTTGvy0yhPCcyOLMoRdxtiMRvMoARUq+6NRlqS6UB+AEKw6MIHCDrAhfHQv8I1xq6zw",
-	"EIVBImYWctBeIXdVWiifpBp7znMLzlUDKoxZ4UomooqpRkVsUJiZLDhcgC3reY3SZ+fjcRWvKnEAWkwh",
-	"1d4UFPFVh64NU/0aIHc1CM8oAEPwMdg4zuiEG67iTwMPrVHPuBfhynBmlqfUbIAS86ZOXFrVS5qxPOPR",
-	"+ZddyGw8r11g8IZGzK0LoycCA+qkJZfR3//+978P/qozCiQx2i/Cpe++y5IQwa30rCgdgrnI1JGBpzo+",
-	"NHjxYjisf1PU2A5z31qA8Wj8dPDXs3ZA2AlGdVF411/fnQ3O3/9P9f9k9O5s8Oz9/5y9Gw3G7/v1Df4x",
-	"rn+k6TBNh/vv9/9wVNPidew66bXO0j7FH89itxnmVqAa3yay55cEPdkymT4haz3CPruWbNu06ibPcDdq",
-	"CwwzhKOWNNAT9qz76vy2vGm7plDEfXZ7jeOpoSFnxFza4dGFDGM9ZvZamIEiZZFiX4CD2Jlbn4xvbx+A",
-	"TKDV/HOF6mz3x6G3BYWm8lzEtfFCmwDAJELNhYoX9yDU1EVtgu3uEGYSRNynNT3umHpCIEZOXSWPsFN5",
-	"A9Rrf9jrWsxOqYf9xY29HzSOzST1bh+gw8phtuPGk7tXHwoJPcSNcA9HGcNaJJ37R2zm+4SfH3DHHV7d",
-	"0E3Xqj4UkTmIq+zHTQik9XK5OgIIhogIDmSKDilu//7HLdr4EeUOyHcAtsO/Ct8O/w/A3Pvs+DilhKlv",
-	"d964vjArrfKbK1zJwNNWqjsMX8f4GYqKzC5DGA853icihMNwetkH2MQMMvESzVOMupkCxjqQmmB0jGXC",
-	"7Bb+JRyAS8i+dEmqecIRBMbcnpD8gmuPdi57laIyx208ciHS18XcoOx8dJ71G/k5BIDTWOu9QW2JQw6U",
-	"npsY1CDZpgvRzzHSeimV9lJpsK63E6MQH2IXDLgt455vB5XSyw/Qiv7ARYnwFufDDVOdajxs88KsJ4KC",
-	"NZv+4KzGwMejsbgMkiAT0rOnIISKNALuT3zH2e2jwosOi1ZwT2esYVJ5qToDgcQU/BpAi5UpCjcUP1Fg",
-	"SeiTvFPBpyOMFcGpI/Z5ocajUcZTwD2PqOhFM/OJGJiKAsKlGl1X4gqAQ9uzyIsqJJ9Xrm4jQPrKd3Ub",
-	"fOgTEd3aIVcMkQ/pjG5FBws+VrRnly2PBk5uUyduVMH8Fjxo3BaxAqtMLk7G5yFLcboROcxlWfiuzLpI",
-	"3alG34f4E3nmY6t1gGVs9fGI9fNGowzJ4uEQr40XFDGaNTqiWbwkBYZDphX2uYMhi5NsX8xPPHQBP+3V",
-	"dscNWMfH5Ww4Go4IQliBlivVm/QeD0fDx6y1L4gdxUbd6a+uKK/v8No1dIg9Hm14GuMD8HBThEC23UYW",
-	"kVJKV6p2XgZMt9Euq4apXoF1yOUakOsjJ2huCW1KU3/Zh3ajf0WTkadN5KXDVF/WQeg4Olpq5luNZdZm",
-	"QBHqcVnZhlZGYy5F70/gA/T/lrl/K+liPBptBWpR5DNlQF1QZpQD/1Xp54Mv25FaHdkcXRmDNQKNvqUm",
-	"5nyX9M5H5584Sowd+dq0RsaaP16XSxgy56ajsK+vagVPOV2hKS0RS757n/QCXyd1HweBPpNWr6T7yGsX",
-	"oG287nrvtzLg3nWpV6T2OrheVqFB25Qd8y+VpiThQRAdWTv8aetud4oVkt2DglZxCg05tPdMRk0b7KNa",
-	"aCdCw7oCgxNhVoxlFZuQ3UrpfcSAjYbIhFEcyWtwlD3FyVKpbkaYXIi5QTxJZBjckYkTWTjD4Y3EpjP0",
-	"mE6CgjIcDukHYApV8VVKUSNpL2YQ1AlXVaBIqjlXnuUOmyEINuE9cpjRuOawjuK8OTYWN1Ue71wVHqxw",
-	"HxR5551ZwgS5SKpnhsNPp8iQKUYE2CHgEDoK1ut6YQrgKJKheBnyQKib3JqVMKXv4hEYwvMm7NcOARJR",
-	"/FKiAV1TRdSb73com0p4d4O0IK32qjM4HjUdyaOjGbI7foGV/KWEC1aqlGe3Np4ZuFGmdLRLeHKINKpE",
-	"w63xzUrrzN4Et/Fo1AKT3l0O/p8c/Pdo8OznQXd+5PujfHg7dPX+LDDGZHVlOzFNmjnRxFZoNpWLGDw3",
-	"2ltTHAvOjknqd0kPD09HUBOfpuqQEPLbea7aUVayPldHkoVJgoyOM+lGJh69cnb8lVYmwl3SezJ6fK+X",
-	"qlD9jxQildDADRS+ySLjhkWZEfkriQwTsgwDchEwgCZaj1d+/UNg9UMMkv6P0yaCRcpTbGc7910Hm2EF",
-	"lrN52lp2V/RLIpy61pDTOziRKy91Lm0uAhriUu1WMFPzQOQTcQNWzTciC9jbABuQvrQYWprdnCVMUFPp",
-	"4Om5+PN3l88HV3++HD95Ksw81Wnv1/ieyu+G1Z/K1r0b/oqzvkt7wfwUyEZ5bJT40YLRH6G9sF44mP08",
-	"HA7JhrHg+1Xevy2dj/YJNpsEYxTVfGTlBYiqZ4eygFco1RXceNJAyQjn3vgFtogZBePbWzwkubIw83XM",
-	"PQsxyIMzgUPJUBimOhQZYZ2UlMrxl8FeqKdJ8QZZvUwZ5a3nkJfMaiDk6IvLaCCfjTL0SFCwWLRLrAJO",
-	"T8jOx8+y0+zJ6HG0iVpmH76GMtcvYBn8uMc0myU4h6wCU8OrARsd4iOw702lrFWR5J0JyfUkH1bmYA/E",
-	"g3wpAJwYWOdA+wQp5ketbpuJLgfH0oRdjg7pgEC7WskZDBzgcnrIRXVOXAj73j4sjYo9BwdYNfQwhY8f",
-	"Buf/aPLNbybFWqDp3d3d9pC208fH//Vfe6F24PzH87PRPkg0IMprqT3ZB0tjA2LuLiLR0ynghsbPjjQU",
-	"8gMxXxEzb7cqBW0F8LahlY/Ol+qosHR3Vwuvw6Mta+H1mYfbkJvbqaReVB6Qi2pQhfRgh1vy8+0WKit3",
-	"Mdm7Dv3ob1xTCVolGBIMd5TTYiNAk2ZdVd9grr8HaAspr21ILdWclNvA3YYiDlaRk5ly7ZoFZiKZ4/21",
-	"Vd6DJgzmJ+K526lg6EiNSxMmIK7Bu5qhYlcn1T/ktfVgaEI81H6qQ/JwSOUhNidI3i/MmowPyh+dmRWe",
-	"DmktIvwBX+RZhYzK7lomqY7FTJR3cQEiEnZRjxcb6Uxs6/apN9aGy1JMwgrmA+k2epbEuhdJc5OxrQUU",
-	"+dF6GxP0aRHQ10i9QPzM75ae6kAccarsnUlqH32jWhiXO6mn0PIyJi0XDUK+hEyxosX+PdajWzEZu1pa",
-	"hNDRa9YZ2RF7jZVtqvRiDZCTLoIgLm6mLIoui/K5BQzOoWZ3JX8XW6gfOd2q+nOXHH2DN7r3e8midpTN",
-	"fYTRaPxbmnMxweVgmYDK2YtHmPNIAkxfH+8k1HjZAem32Hi1A37QLLl2iJ13FGlD27BRp+rQ21tVrVpF",
-	"yQaNqmSH2tgtYxaLen1cvvHj0eM9xlCDL9J5rc9b5aSRKq/5T2A4rXpyaxlYB3IupcXrVFfshuNeurJ8",
-	"cWVD5YdGTkc44ZiWU3Ny5RqJPTtp+o3KfofWJD52l3x6mtgqBfdb0cSnxA2Cxnn4JSobQw/fA2TYLoJB",
-	"7z25z8g6UrRJlR3f5+Vm5n2tAB9+a7sgxufAUa4oaIdrQBrrqeZaJ4jSRq0pm5YPfwG+M+x+H/BRiVx6",
-	"E4XlOom9UyRbDvkE2cZ5xupjV8pSqgmlDBm3rNKtKM1DZC9efvvy7cusagyRBIYOyGipu6bIyQ6faqxm",
-	"qY2Pj07QqfQsEyfRQ5H9w0wH2vhBdFZm/YswRaGqWG32Og+Hw1O+1e2BekF9VLrAlqA877ZNWk7SuExh",
-	"GaWFOPDgR7rfaebyYh99lkfnx1+qSuzQC88+U8Wg3U2/EJFIavoYiuftDU1EyDQVlT8jbIMLhR4exM8+",
-	"+WFnQhPyEPHsg1A7fVQNf38jEGHdDFzoXm5xsguI9WOuUzO6INWhSFdkH0OxJ0whZDsSDltDr8PgDQ4V",
-	"y1QeqrFKx+6hVHONpYT5Cj1XVbDtrhPWYT9F/eVj7KWGiYy6qRPOUHREquMKso3udm30dm5lUmdWMqHG",
-	"bYlZftX2sC6Waq+4LGa5mrQiaBrqGxmwHJDS7TtntlVl+T/MkGmZJb+ft+de5kEXkbIRdy2VPlTBh5e7",
-	"QbIn28EvSTC/Oekbec0W6e+onx/ra/p9rIKH1frFVdtb6DdpVs3Z5RGpbq4/e3Dp7O7RJPoUGcIRNuC8",
-	"WkoPk/BGQ54nTYJvBERx2S9KwqfSQpTtAJC7i9BGpIrYBnkt4rhdMCNTLRfhvGDmPjZCzlRyOFNxAZcI",
-	"6avgXO0FQtTbla/vX+V4r/X1dqvixX5757cht4dbSf9Gxs2nVof+pXWHN0jgsoXV7vW2PkgGcB3ku/cd",
-	"BkbQmnHAH9dmssdje0Dtr7lLLPdJ5TiYE9lSo/BGgcBymy8TfCyDBoIMiT51MDM2xwY/wMpPmrVFLcjc",
-	"NYv37AtqTASnam3VeEhY/Uy1qr8owGGG0aY6iUZQn2HmBuLa1NhkpRO0yuUsUPkI5S/YkckYzhF9IrC6",
-	"qoDGzOi5ouyygOCw3zUC5aneLqHiFmbdWpeoyy2k65PWxfp40NJVBZ5MxKy6IduG5p6A2NAr7SRagREp",
-	"SrUsuL5LteQRhjK2CngN81tIfb3PNKzNwmRLwU5SzUkfIbM44RBXHEWzRBulhgQ/qmtXmN5Ckmm6+6zH",
-	"T69HVYo6spxPivNG8zu69NfxmxZhZETSpFdk2yVjWDraEvrVbkXqVkWRaiTNBmX+lkU9/884bxLQ8eMX",
-	"PS4xVJWtdm/C9ncVAE41b+ZQvA6Ph7P7b2G1BxBC7pFZ94brQvG7vQGnl6GqMz024Dp6mTihaGwpptas",
-	"HQVaZVzXzZR2BhkLs/5EyCrYNDjagp8zqeRGqpvKgzjZLqnnRKxhF9zGZHdV0S28ZaxjcyNEFJUmf4Lc",
-	"m4xqfn78ZCSWrn+xryxf/fUanqoAnbsJSplBq/BXQ50Ojn/pJV7Jfk17Kk97EwT4EpGGpDK8kPb2fHMl",
-	"7d0h8xg0yoPFPvhCu4tWlZJm+T9uo1ExrOk1iZfbbeGqNRa8maVA+0UVjzWVBmRZNDNaw8wH0/Vb6fyA",
-	"dn7w6kUmrg043JsIw1qoPgTFSCzZcg0Brzyfx4uqKFt7O7bSSM6zWJDCQ1FsE12IuBpyhk/YPy4MG4ZL",
-	"sVATMR6h2D9ZxO9mtZtZ0zeuqm9mhQnzB0uIAjGoeElh5IXSEAjr7IlApQ5WZEbeKnC8CrPCONZAfikV",
-	"+DCsoahzFJImohSyr1JdpV+pPO55cHUTcmVCnFkkhCQOGJEZDvIiL2ZHNhApFrwL8cMGF02Kp5BxJ29C",
-	"wMZemOeKHmcV4+VNqMZwNFhN5THomgLyeZdDSE0eagc2F31v+FWL9PaFGD89/5gg4h2G9xFJHMzVqJGo",
-	"mreTHKtIvH/a4L4jlep8X71K2lQ8x6DR7xFl6cn24cV1zTvG2P+X9hY8yFX47+J/+5rzLqJhXUkz6cQV",
-	"2BuwA3Ko86n7/Q3uOi96b05K9DGFz5OchA9ITMROLWmyHSmXKMIwfRG+ZJBLhdkquITY0vOrv6W6bqn6",
-	"uER/GIyrHbgwfvMBcfvR0wrfr75mQdKy/S2LkF0Yxs+WOysVjnRKdhrM8GDSuCofT7CxCQeYSUuhjjJ+",
-	"ZTDDrxBS5EKqs9apnoh7fUBSbX84MuQXtj9M2DDZscNUV7LycchD/M7kaq4q42QPUP8mVmg+yL4vNfUS",
-	"UkG0AGkLBbaKtLsIdQsYMKXP54QCyO3grvP9MbWt6fWOxs/+TkZtMJvxTEaia7+8S/9VZTCi3kn95SNS",
-	"EbIcN5xrcSRUiSNp1eHIGmWi6QWqfc9bdi9ps5WN+8+IldbnT/ELpLyigxfKrYxT3Z/PI3bEOlZ1TJO6",
-	"kP9cNZJ0aYWOfdAwfsXzIH6Mz3wU3Pw3aTfHHm98uS8g6+cHWR8BDMGCFE5F6IxOjNJdnxT9rXboX2+t",
-	"/mXRi6f3eqHx3aUa8zj61osqIOnfALHvYBi/rw7RqOvaqUR8fb+KQRMMoiZlITSI524uLQN4sZ4MAXej",
-	"xreYqVZCmLPrt9z/1YeWGIaOvcUyWtVn3dDQZ5OrBYsH2+2geA1JGb8nDrtbD7dTToRFe1R//rlRRek3",
-	"MUT+z432sYfSb5XVku2iWr/xEd1Kvq+K1Lx7f5dQKn7oa7fAWYwIdBEqUzY4udyw1uTiEHcTsbZLHDgu",
-	"iMGFBJJQ7mBalWDnQhGNlsO7VAb2fwcA",
+	"7H1tdxu3sfBfweHtOSZ7l6slJTsxdfJBtZ3WTWK7ltPc1uvHC3JBEfUSYACsKNZX//05MwPsC7kkJcdx",
+	"mnPuN77sAoPBYN5n8LE308uVVkI525t87C0Ez4XBj0/4bCFeGXnNnYDvubAzI1dOatWb9LIV/ROxJb8Z",
+	"8ivxTVomyenMiplWuWWlcrJgbiGYESttHBM3K2mExadEFveinhE/l9KIvDdxphRRz84WYslhKrdZid6k",
+	"Z52R6qp3exv1nvCimPLZh9fCmc3F3AmzC9Jf9JoVWl3hrFaYazkTzC50WeRszaVjUzHXBgByZiPxOWlZ",
+	"Lgp5LcxmAp/4ZhgWoA3jiv3lzZtXw5w7kar+62+fsMejUTKI2U9cOsv0tTBsNGYLXRrLuBFsVjrmdPXb",
+	"OVtLt9ClY9JFMGKpjOA5nxYiQijD5EzaVAFcUuRMK/yvtCUvGCxaz+dxqnpNDIkbvlwVgKTROOlFHRh7",
+	"9oZf7eLogllnAEfXvJA5d9owPQ/bZIQVynF4NGJzbVj2fD58oZUY/sDdbHHvTXtGW74LxU8LQWv8l54+",
+	"sFsUwvpNvA/OGYftZm7BAY2WyZxxZdfCWJadjRKE6hAUz3OxXGknlHstVgXfiHwXoAwWk7F1gIsmYNIy",
+	"DtAVfDPxSPq5FNY9sCyrhp1tht+JTcbW3LLSityTWcS4ysMicX/hs1aCVjKXxrowHpsZwZ3IY3YxhS1g",
+	"2i2EWUsrdvZdlcve5G0P4O2969r3F/rSadNxYi+KNd9Ylik9tPBEds44s4670sJCtSo2DIYlLEgHPwK1",
+	"HsPvKyPmwgg1ExerVSG70PtmIdiqeswCyWX0WkbYWAsj2EIrXRqRR0zEVzHL4Mx+M0oyhifvq/FZMjgG",
+	"y2thy8J9r2ecZu4ChKjtgWU/vv4+YtnJ9eiEfrInH2V+e2JwjHsT+yHOdOl5itMtRgQEocRNRQZAMkwq",
+	"J66EYXOjl2wEr5wmh2FZ8hu5BLI4TaLeUir6MqqIw4+IUF7ifh9GEB1KTxndSLo3dv7OzeZiNhMr13H4",
+	"6I9s0sGHWC5WAtkxkOTh7b+Neitu+FI4L8EaR/Q7selihh/EBiedFVIox2YLbQVyPhQNtpwupbUARh93",
+	"YvzwIVsZqRxwcHZx+eT5czZbcMNnMGXEOPCLVcGlYk5/EIppkyrOfi61Ezm7dKacOaBw9q0URc4I8kHE",
+	"rKZj0JBMouYNXCkdWAQcWSQm2KU4Vd+JDUmelTBhFcB3jFiK5VTAXNyxQnDrADoUj9xWbMktxIYpvhTh",
+	"sMPCiOdIwBCpA72oB8/0Jr0tptfbIsPvhbpyi95k/PArpMTwfQQ745wwMOb/e5umN+NkmKY3Xz17999/",
+	"6JRef9XT508PkafMEd3S2lLkTBLbzgJhZ0GqZeNkjMRaC8xH89FszB+LYTL9Kh+ezU7F8DF/OBqO51/n",
+	"X4lH07PZKAnrX3G3qFcv84NUP9dmyV1v0itLfLK55GT4mA/nF8Nv3338+nbY/Hp2n6+j8W03voib7iIs",
+	"cM4m+w2s9UXGFrrIbYvagPjLFRD7CxZUoT53bKmtY4+SgT8dnnx0quZSSbs492w1ZxaFTC0Uhl4qTFiY",
+	"NMiXwO/hYLOXIPGIlOWV0kbkB8jQr3YP9Y2S8VnUxR2MsCutLGkkf+I5EBlKq5lWTihkTRygJSI6WRk9",
+	"LcTyv/9liVXWs/3BiHlv0vuvk1p7PqF/7ckreoum7CRfJiuKBQKDswcnnLMff3z+FPVEzmjJ8NeSF0BZ",
+	"oB1kuXBcFhkeWcvWCzlbAJpuI1jOa9rCL72gQDm5FrSOJSiLxFa1csAcWb9aBPvr5csXEeMMOau6ilip",
+	"Pii9Bl4Jv8G25WwO/DFiU56nynB1JZjdKMdv8MVqKJkPdnAC0+r5XKgc+CiOw6YbVBxhZrbSUjlhPNae",
+	"GaPNl0TYhdqQcscETM36Z8kZHimuKkQYXToRsbPkYcQeJknE4jgeBOFCQ8cA/J+1Er8F9YobaR3ouaVj",
+	"C2693p7DBoIOnItCOJGfI869FkEiCfQqPOFXWpGYvdI6j1n/pUpV9url5RuvA8AsXHXo2LTH0uII56y0",
+	"gnGmxBoEeTygPX2hHSkUIMu+NH6CLhPOLy8KvbZMCYmbnjUBgIkzpsDOcuLGnczsdRb7FTz9jfbWs6Ic",
+	"Nmgj3Pn28ar3NGavdEEWfq0qMqmsQ5uBlvGtLtUX5bAvNC4DzG7S4WSORCmuhQnKQl8bXIfTy6l1sFKg",
+	"YlMqptF81wME/xXfFJrnb7T+npsr8Vux1anON2ifwQoenbHv5J8QvDda/8DVxjN9+6XB87omqsjOsjm3",
+	"3khXiFvDnWCFXHq/ByCYgyhTG1Z6lUGgDou/SxAam5ihDUX2fqoy/DZEkyoLuggpBQ0vVeOhfSvyT580",
+	"LDRc1I+Kl26hjfy3+OJawMWr52h8SBsEIbJPcM3E7QX+9NNPw4vSLYRyAFGXK+5PghthmBG8WH6T9rwm",
+	"lvbuaaV5nFxzWfwWrBPOLTomWP+1yKUdBMtnKmBpswVoQA0KYd0E8hnJY2X0TFj7WyAjnH5p2VoUBfMa",
+	"D4jcGivg4xT5hHFGOpLiSyAkznK+IYOy0slQZkeM1KJUeQeEdMC7jbN4SME4DGf49NEjGMWed8thI9DT",
+	"hWyWs1zOUdknZnUOY/FUZTPvs31fmiJrOWXXsigQLHgE59YK/lUOdNpCsLWYLrT+QPYAPGiFY+XKa20/",
+	"KluugMZF/oPIJX+zWf1mGxTYMwC5K91jNM78kDDjU+7Ea9isbtsWUM54cIjOgOfbiE01GAlqVpS5QHfc",
+	"yuiVME6SJQOeorZPeJyMHw2T0TAZ9aLaLM25E7vGY9Rzuuvt0+HpHd6+bTKYtwQKjlj7JvX0X2LmYKKn",
+	"fPNGO14g1LwoXs57k7cft1aTex53v4nxoY45D++xh+b2HXkcQOl6du0pqGtzHAe/AmfWGcGX4AXOtRIZ",
+	"aBfK7W6MzLvcAjv4J8X4Ls5KIwru5LVgTjfPU9u/0fTV3cXX4R2eR1HsvR/4bNfu/lVPEXnfSbXHBfxB",
+	"oidvTvgiVAZnIyCU9bM/P3vDdjyy+LjNBhEDMQAc6fLyGcvw5wlpppNUZaSGZqwvnaXN4iz7q56SzzMb",
+	"MNA+VAluMZjbyaWwGIZR5JYXZikVLwi6SdjbarRU0XAVlQBA2ZzLQuTNSdHt5LmHd2+jT2S92AyA1WUz",
+	"rmZi6yXglw1QY3axBQ8Qm8wzYDXwEqCSdKEQEaDV96IegA0HFwHrRb0w3W64IOrdDOH14TU3qN7DOLi0",
+	"yzAYfntKI+Lnb8Ow+O1JNTYRwPdSfUDSbx+EwxQO/xF9azUTjZAJmiG/EnFHPSuKeTdItT3zyyY/eqQQ",
+	"hD1n6Xtp3S4mpRPLjoDahXfQZahyZ6RYA3WJYs6C926UUAClGuMQa6yIEcBZ8pvn9NIoSSpwuTF8A39D",
+	"DKMbk2ASek8sPMRW/EpEVZjNCAo84R4fYT44/R5UXTovM7aQ0opkUMC1YhLIfBpHLmbPAU3XwlLkJVuR",
+	"rpQBr81MqRR+4SpnGI+QKlVaCRiHGEWDF7QOOUTZ6A/GnRPLlfMhL9CBpoKFqO+VFhajvThhmD1OVaqG",
+	"9fcJ+7kUpcgj0oocN85btOBdxdCBbo5KmvI2BIMYBw2rAg1yrc0H8jcCMZQ4lAT7f2X0lRHWZsxIKyy9",
+	"iSueNMP7Pn6wYf0tj0AVqz1NTjM/sUfUhEkXIAveoHOWoWcsq5gmvVLhE18Ckz78wmplNhiWFHsFo1Np",
+	"D2CbWXp0gkAjHNyLb9ZUV9o9ZEdWbTOKxpwoCou+7ooIpW1EwQMxAmKr/Y7qXYoCoaWqm9JoiW1+4Te8",
+	"+3Q2ZCFY9KVBHR6IqeDWDQK1nG9RD2nlFYWxuViTMI17h+OPAafvvfLcGSo2pSA5wP0O42Zz+8ETCfeB",
+	"K+78BsMx0KuVyNlGuAYnmWpdCI4Ggw+vv+fucC4CTYUePJG3eT8pxWfDZPQmeTw5TSZJEo/Gp//cVpGH",
+	"gIkucSOCq/lORkfUI6+q3Q8zZ00/yoMuXyuNgUdSdeZODOI7wx8mO47ECqw+0GsUqEeb6sgOjuB2NI7P",
+	"vk7ujltStO8d4juqmRdBnTkiKUntuY16gVnu0SsWcHD8cUOT/YElk88jCgRPgglEKI4wJQO5LstLg6a9",
+	"CoewhcEkPhs3caVLcFlEdWbAqHEwawFO5x/gNsEkPbTQ2nYF7YlEz2Fq2MtSguS6wxl7OLo7HdiKJd9B",
+	"tcFleEfDsVd+osee+nStbtuo0sArKgiIbXGgQFZdykw4/7tCRTFMPzt7+FUVA2I/YIjf+oAS+m3cQlgB",
+	"zlRQAnje6S8gj37XtmEmjnLkhyT/OaCaxOka/naa5ZrxKeW0xZ2HUVkH53yfuk9+Ewx8YgSUVsP0DKkF",
+	"pEx8eG8rqn74+HFT4CRJl8hx0hWdyqFdaOOYLZdLbjbhVAZoYBzSGC1fUqxKwM4HMNVMdELpNqvOyX58",
+	"/ZxVIfHgqNue8JyB/ZuhJoOSrjHKcRUZ/w3rbVCj3+495JaXM3fcKbOiB7tze5pAhAd/kSvmtbiSWh2H",
+	"yuBzx4Hyz/1CmECL7KQjXghb09E16tvkkNVzZO8xA8p3OBoTP0NaJ1JWuSRvCDg1pkbwDzmEf8UNn7kC",
+	"1N5sunmf802Gio5WggkF3u+VMDBsS5BAeHhGOuM5g/dozWSwwHe/MRkrpHVEy6mih/AZ/7/3V2iMvm+Y",
+	"EddClSJiC3m1EDakLfZhB+B/xZdi0KV3EuS76Hp5ZBWY0sDsiitb2a3BF31n27X2M7Zs19NHj3Zt1xo1",
+	"LfP6iJLWODW3nWPWpHmnIVsU3zHilVDCNFTY+6hFR7UcbUK0pHpUKvforNepNDRY6/21Bk9P72ch3/ye",
+	"M5ZKfsJ7nY5ML5hbmK1wEWbahri5ty3aiQLFd7FZ4h2N9Bye5xIOBC9eNU7NnBdWbB+kZhClU9My6A2G",
+	"5AlycJC5+63Xwb1vmq07FHQ7QX1yanVROsGyhXMrOzk5ycBcTVUff8DvqIiuaa6FYAAfpo777Abp0GF5",
+	"zYvSZzeHjKbG8CABJZgdSQImbCE/CHTI1uk8mKwDA8Gje8NFkB5OCg9SmIjYzIhcKCeBu0rFpItSBTPn",
+	"uRHWVgAVWq8AkxGrShdAERsWesYLSrJh6MWY17Gt7Gw8rtLCOQCg2FSkyukCEyvrDNE4VS+EyG0duiJH",
+	"DAWuQk5/WFGfBq7SvD0PrVXhsBf+l3imlyc4rHdA5i3zxche1MyAGydnX3cFGo4EnlxwljCtJgzyVrnB",
+	"QOs//vGPfwz/pjJMv9LKLfxPP/yQRb5QAsNTFmITwNSBgacqPDR8+jSO68/kfNtm7qnatQX+NmqnUfYh",
+	"FxKTIv/2djQ8e/e/1fd+8nY0fPzuf0dvk+H43aD+gz6M6w9pGqdpvP//wR+OalqEx66TXuss7VP86Sx2",
+	"m2FupXfS30j29BLDJ1tm/RdkrUfYZxfKtk2rbvL0/wZtgRwe/qhFDb8QHkjnqvPbikHH+9xjHZgN8NRO",
+	"L6vZnJv4KCI9rMdsYyNmQqKy6P1N+Ctx6/745uYerhkwrd9X/qXt+SjDvcAMcFoLu9KOKe1dQRGTcybD",
+	"j6rbrsEp7B6PJ+wQFOwED1RreTQxzgQuIT61lTyCSfm1wFkHca8LmZ1SD+YLGxuiNIdPLAwT1bt9gA6r",
+	"+O9OVJrv/npHBav4lKjYHeK+5GBD6Tw4YjPfpcrjQHT5MHb9NF1Yva9H5qBfZb/fBN3Pji9XR1yTPo+I",
+	"0v9CfJXGv/txCzZ+CCb4AIOPH/hvVRjBfz8QTdhnx4clRUR9u+sG/IpZaaTbXAImPU9bye5qFxWyzjCX",
+	"OLvwyW+YrjJhPomMqjg/iE0o1GTPwDyFXLWpgAwhVBO0ChmAEN6iT8wKYSO0L22UKlpwcEdDCZ2vMQPc",
+	"g51LMcqgzNEYD6zPj7ehBC87S86yQaMMDl37CGu9N6AtUaKOVHMdUoE42XS+ZiDUJyy5VI5LJYzt7WT2",
+	"hIcoBibslnFPf3uV0vEPopUzBUgJ7i0qO8XoHRy2eaHXE4Ypzs30hqz2xo+TMbvwkiBj3FEMxCdYNepa",
+	"+q7j7A5A4c3hwWZKXGeGblQFCjvT59hUuLUQiq10UdiY/YTpWH7OVEnLfGSKacN8ZIrti/iNkySjJcCe",
+	"B6/oebPAEBmYDALCpgrChOxSCCoIyQIvqmIKhLl6DB9ckK5rWh9om7AQL/MlmeD54FarVk49o2OFe3bR",
+	"iq3A4jZ1fVRVAmOEEwq2ha2EkTpn/fGZLwaeblgu5rwsXFcBa6DuVEEUhv0ZE03CqHVachj1NCH9vDEo",
+	"uWThcLAX2jHMs84aE+EqnqECQ4UGEubc8SGzfrYvUw4PXar++Mc3VJImHVsII+I//pE4AhmBUqsHlqW9",
+	"N1DD7JguXdpjliLkzlbHwWlfUedFCiPD1fMjmyosntZqLq+wIqifvX726uXrN0/fX7x6/v67Z/+4hGSb",
+	"FdpzaS9wLpH2vEMKkHEFomujSwNDnqP3dFXozRLVDaAGpVP1Aevl8JxZ79H1MJKTrpXWp+ddR5YyJv3R",
+	"VMybLBMmbsSsdEDNqSKFFIvPfIYRQgfbK3OK8wB6Gucagv5dyU+Z34U/CStzGuHi1XPcBYQeUOjzVBkv",
+	"rEYUUx2MrfxpIYtyxY2rwr1VbY7Snvvi+a4cIoEgl4OJT0JA+BaCF27x72zCxkni0zW9IxuBMKWycf04",
+	"JgXUTwvFMLm3Oq3Et3z2QQ17MEQx2+GcPUxO/YluMq1UsXCimT/QzcLpAMJSOCNnNpuwV0YvhVuI0jL/",
+	"4zlTaLXDEDxfVoWbDQJ8+sPzF+/fvPzu2YtsQAzDi0p8EmCAzaYhptzK2RDSytmKW7vWJm8CopV0GoT+",
+	"iU+e4HajfgY7hv34nFzH8Csueh9ojfH0Sii+kvGGLwscUNpqW8F964hVwYfGW7me2fA05ON4hue3gBeU",
+	"iosbkVW7DTXAfiuJ81RYZVqxClkvX12+v3j69LXPRfCxl17ts7gWxpKoHcVJnKD7kVbRm/RO4yQ+JYt/",
+	"gapMYEj25KMtyqtb+O1KdKjMdBb805BLAYoB5ldk22NkIcqCFcU1Hfp4UGNcMitTtRLGgobUCNc8sAzX",
+	"FuExbto++yJlEM+l/VQ68L04VRd12RdAh2yadJ4Gi1Z6iDVhQQ+qWC9UL/b+LJwPG74hzbFV5jhOkq3U",
+	"aKw1wiLlcyxetsJ9U7r58Ot2bnRH/WRXUX8dvYJYdjNedRv1zpKzL5yXTSllSrcgI5YHv/OliEnrQzG6",
+	"b64KgydUINjUtCEOdfsu6nmdEF0FAATEW1uzot3Er6wPi8Hvtvduq0j9bZdphiazFVfLKkt2m7JDiwSp",
+	"sI/H0IutrUrnrX+7i5qB7O5VJgJLaEipvWcyWOnCPKgV/ogpsa4CSRHTK/KDFxvfgAIr8JHVa1Wn68Xs",
+	"Fb8SFuuVqTw5Vc1cx3M21+CLZhmkGWas70WhcsSxM8jQmHjjJo5j/CCgaLn4JsX8xbQXavbqEucqZTFV",
+	"1M6GdFZyYYCjGv7DYDvCNRfrYAo0YSOpV7XamMvCCcPsB4k5S1YvxQS4SKpmmgo+pqDMYYqfoGCiBbez",
+	"F9vrhS68hIjZM195idPkRq9AAeviEZBM+trv1xECfEnbIGhQqbzi5hXpg4lpezIgWd8KUec3C0xvRhxO",
+	"qklIFfOWeF34/XMpzKZBq8ETcDdW0XQrdFEnOqARAk5bCdtoo0brjVGSnLOxV1z8vjeP2DjpBhS3vwVn",
+	"xXHglTovJznasmNnf1b8Z1CJ0PyUjoAFDiGupS5JpAOfwIMQ70HkrDRW7y2gHydJy+3+9mL4Tz78dzJ8",
+	"/H7Y3bDh3VGps10ac3eGH3Khu6qpadv0HHdxq/QL+1cNn2jljC6OFX+Frjm3UQ9YRUeRHfGOiiVgjKyT",
+	"i7Szm3nNRY50L0F5mRwXSY1Kf3xldPyVVqXjbdR7mJze6aWqFPATRWYlImEDmWsKhLBhQUIGaYICUvsu",
+	"Bt7H672lzbgm/PLxD8F0A2vtv06avn5UFcM42814lPeurIShrM+2P6IrYzFiVl4pkeM7sJBLx1XOTc68",
+	"39imyq7ETM49kU/YtTByvmGZj1IMYQDuSgM1Jdn1KCKCmnIrHp2xv/xw8WR4+ZeL8cNHTM9TlfY+hvdk",
+	"fhtXXyqv4G38EVZ9m/a8o46B0CDYsLC0FXB8AJ6V9cKK2fs4jtHbY4QbVI2ITGld8OTAsJF324FDBLhy",
+	"IVg1swXJRxhKVRWY6TfiCRgR3LgFjAgVi+ObGzgkuTRi5uqaPhLZIvdhV0onBtGfKt/1jDRwVKHHX3vP",
+	"Sr1MzMzKajRl2EgnF3lJrEb4pkHsIrgSR0kGsVtMGA4eHCMFlT9mZ+PH2Un2MDnNOmxNkAYWNAywiH3G",
+	"yzE9bimsBVYh80YqmVaV38GFgJa0dQlZZ8OTepH367u0xxkOfMmHgiDj2QrlIqCYH5W8aRbSHoSl6aA+",
+	"CtIBgXa54jMxtGLFye1QnRPr6722D0ujheBBAKuB7qfe0sPCuj/pfHMHKeaVAQqz+LYNNed7065mAhMY",
+	"0iSaMSWZ3z1luQolheDRL6iICrGZew/RDOzQktshmK6E7n/WWkMzXgJiwodKOtFWhVE+D9Y+z5I9UJ+y",
+	"6PBqXRZ8x9Rjikve3t5u0/J2X6Px//zP3mi2oMYcZ6NkX9TRB23XXDk0o5fa+KC0PQ/cEtknDTR+fGQg",
+	"37gCGmlAS5itnpdbZUrt6MUnF/J39Aq9va21nsPQlrXW8xuD21C4tnucOFYlGZxXQBXcCRNvKV5vtgKf",
+	"fDfseduhWP+duoOKVm+wiOWl4dNiw4QiF2WwE0ld2BPL8r1Y2lGrVFG3mIYLPGYBWIkmIfmJG60SA5nD",
+	"/2sjnUNnaKp+QmG93aMgYrxCjV8AuxLO1pIYpupX30BI18DgggjUQap8Vxtf/I3ykaGiuNBrtNGxsclM",
+	"r+B0cGPA1+9DeLQq3+qjuytfqkJbPulsQEAINp3X8MIgnR0XutPWGrihfmkTj8F8CG7nWRQaskXNTYax",
+	"FqLIjzaCmzA5p1haQ7xBiMrtNlHtCOpRdAgkUVQ77Rt9b6lxX72EViJP1MqCgBANOnBJQ6cUGjLAWmmP",
+	"u+p9iFJDxKkzeTLMGno0Vn1vlBA5hVQgxModpEJ2OV6eGAH5rzjsrsrYxRbqR062+lfeRkffoI3u/UIl",
+	"hm9sWxpfYEJfSGdn/SrZL2rm8Q2aYtrnGjZaUcRx+Hw6Qi6FmYTbE9GP+wfCN31i4va74ed9b/+N3m7U",
+	"/NRv/0QHy//H+qqdzNmZxtlacDtR904JnLvA3VkraKcU30UtSMZ3JwN8slEzeaj68dP0MKy9/yQtrC6x",
+	"SxoZrdQDpd34xOl2M5OmChcKgG/v6UssLSF7b/e0KpsPBAjVavs8jFq4RL715U4WxpYSUZ1/N2y2rj6k",
+	"THQ0uwaXVqPf76G3t7oDt5o7DxvdnQ+NsdsOOjRH/rQ2TKfJ6R4fTkMqo7SouX2VhcNlXks/L+5afbnX",
+	"3AsukJtSsRepqoQdJTZ3NT8CzPqGeI1yZC9foCdlrUfIZjh7p3tZo0P6IZyEx26jL08TWy21PxdNfEl3",
+	"p7d3Dr/0Z2/Hno3u4Bvd7g2I7z28C2QdnavQkBrf5eVmQ7La/Dr81nafwN/C/XuJWdl1YyvoXd3p+22H",
+	"FjEBhg5/Ibo7fOzz11YKH74Jqto6CrOHTloTYBtnGRkvXdXxqcLgiu8QRAbFCqUiy54++/7Zm2dZNRg4",
+	"QMnjiSZzPTWWxnQkzYVbAZR24dEJRP4fZ6wfwsjZv/R0qLQbhmy0bHDul0jtLrAYj3KU4jg+ob+60wSe",
+	"4hyVJrqlHJx1W8atLLiAJo9GbkQA3Af773aaqevyJ5/l5Oz4S1XnUXzh8W/USHV3089ZIJKaPmL2pL2h",
+	"EfPdXFgVdPbbYH3/u3vxsy9+2InQGD9EPPsiP52JBI2Ezkam6bqZmdqNbtbf9eMPQjF7M300Vb53cWAf",
+	"MduTh+oba2D4qI4YxT5lxzdylrlv8cMtxfBTRa1nI+Ir+Fx1E0h3++QO6z3oL59irTccNCJn3DKrMf01",
+	"VQGD5CGyux6idhuPqG7iQYQatiX0eqi2h3SxVDlJ1wuUq0krRbqhvqH7hDKOuxOciG1VXcnuZ0a3jOJ7",
+	"B6kbJlHVTGcU/R7MI2wK8gkWkjm8LmrIUVlS/qx9fkuq6zyTt+WKS3WoByxRZuN097cTwSPvJ6NWU8CW",
+	"t7jEjqb+qdkEv44Bdb/rZQBre++WiZp9V3fZaaqa+KeMJMpu7la6BpjpSNnmwjq55E5M/BsN1Sdq8oZG",
+	"cQA1jsbWX9icFit/hcjtuR8jUEUYA+PSdb4SWdyp4gvPWqTvtIbpMvAY5bla9FyFQjXlGAQhty9buvvF",
+	"OnsN1a3w3wHT8POQ2/0Nyt+RHfilNcf/aDXrNRA4bwVV9ubT3Etc0tU7t+86bDFvYADAnzZmtCcn54CF",
+	"VHOX0CIQOwASJzKlAj0HBAKpOPQzxnm4V9aAIeHtejNtchjwg1i5SbM7nxE8t82ExX0FPhGjtgVbndci",
+	"0tRTJetL7KjkJpif/WAvDige1AiNNJVbXqlPrU6oC9DTfJM7SlUhd9cR1Suk9Ic2eVhfg50WvLOLMmtC",
+	"RCtV260b7UKvW3gJau+CW6oOItPFGzSy8jNN2Kz6g7dt8j3FYX5W3EkwmINTLVW8oL6SFcqDx06bqvjL",
+	"r28Bus4eK7q2oKMtWyRKFRVA+y47EZV7ARTNaiAsk/aZMrZ9R9FWyAeXu8/Q/qx5kXfSoyqbBljO3cIA",
+	"nwmA4KkISVvrcI2ihwxJGvWKbLsxJElHU4pBtVuBumVRpApIc6f15efp+/9/fowmAR0/fiE0GkovyMHh",
+	"tN/+ritkUkWbGbMX/nF/dn8XDg7vr+F7ZNadPZu+r/neAooLfy8QPjakFukZ62N1EWdTo9cWU2kzatmt",
+	"SzMTGQmzwYTxus0sDhASEqJKbqSqqTyw/na3dMtCe3Kf34F2V5W/SFtGOjYNgkRRafJ94N7of6Dnxw8T",
+	"trSD830d1+sLU2mpTKjchtLDRsPhhjrtM3S44/BL9jHtyTztTcAXGrHU58jBD2lvzzWfae822+pJ7Fqp",
+	"Z+0pWh37mp3dd5oUNwNM4ef2WFgAWiO8WbGL+4V35ijs+k6yaKaVEjNfzJp9z60b4s4Pnz/NqH20Vix4",
+	"rI2o7h4mpzXacg0BLx2dx/OqR3R7O7ZKqs+yUExKfYzbROdzamOqdvf71yyUzTDbFatA4ULXRbiquT3M",
+	"Gq9Vrq5p9gumOzKRAqFIZollUYVUwhPW6CEDpU6s0Iy8kaGF96zQljSQn0spnAcrZnXNXdR0vvlOBKmq",
+	"WhHIPOy5z0lBJ5/2mcSBEKIAMDixKI0XA74dlfGoWNAuhDrN8ybFYwmU5aEGdq9H7BIfJxXj2bXvTHY0",
+	"HVnmoYgIC8xol33uW+67sjeRvjfBtkV6+4pIHp19SpnIDsP7hKJE4mo4SFDN2w0/qlzrX2xw36JKdbbv",
+	"GgHcVDjHQuUir2Rpf/vwAl7zDhgH/9GBlXtFVX8vocpvqY4wGNaVNOOWXQpzLcwQcw/o1P36BnfdI2hv",
+	"jWUIx/kLLvv+CsIJ27mNCG1HrI0NbpgB83fh5VxC2R+gEEZ6cvn3VNUjVdcTDmJvXO24C8OtgRDiSB5V",
+	"oZDqPkSUlu3bEH3huYefLHdSKizqlBRfmcHBRLiqcJi3sdEPMOMGc5J5uNg+g4vvMckjVVnrVE/qxn9L",
+	"fjPkV+IbKisIAZPtCfBf4QPEW3fhN0x2mDBVlaw89T05ftC5nMvKONkT03gdsvEPsu8LhbP4Yj/FBDeF",
+	"FKZKiT33PbzIYYoXsPq7bdpZmGf7qyZay+sdrZD4lYxabzbDmQxE1355l/6rLrlIvZP67lxUEbIcNpz6",
+	"0kXYlS5q9aTLGjcA4Qt4expt2Z2kzVZnml8iVvDhV0SjwMieEEaHT6VdaSu7b2y/rPqb1LeIRvVVcHPZ",
+	"aFiDGDp2hz4Q2lH/MTzzSe7mv3OzOfZ447J471k/O8j60MHgLUhmZXCd4YmRavvkfs4d+s/D1X+s9+LR",
+	"nV5o3Nxb+zyOvvW0yt36HXjsOxjGr6tDNPKdO5WIb+/WPXMC1Q6oLPgB4dzNuSEHXuitiI67xIvSqm+Y",
+	"X7MdtDIlqqt6yQ0dZgstZauLwcHQJ5Or5Rb3tttB8eqrp35NP+zu3RCdcsIjDbuk0JONjqKfxRD5vzDa",
+	"px5Kt9VilrcbzH7mI7rVTKZq2Pj23W2ErWX8XLvNfkPypA2uMml8kMvGtSYXQOxuetFsUWOpORw1xol8",
+	"+55pddESNT5qjOzfxSsR/v8A",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

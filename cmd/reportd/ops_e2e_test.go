@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/reportd/reportd"
+	"github.com/reportd/reportd/internal/httpapi"
 	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/testkit"
 	"github.com/reportd/reportd/internal/testkit/reportdproc"
@@ -115,18 +116,37 @@ func TestOperatorPages(t *testing.T) {
 	if spec.status != http.StatusOK || !bytes.Equal(spec.body, reportd.OpenAPI) {
 		t.Errorf("GET /openapi.yaml = %d, %d bytes; want the committed openapi.yaml (%d bytes)", spec.status, len(spec.body), len(reportd.OpenAPI))
 	}
+	if res := get(t, in.base+"/", nil); res.status != http.StatusFound || res.header.Get("Location") != "/docs" {
+		t.Errorf("GET / = %d Location %q, want 302 to /docs", res.status, res.header.Get("Location"))
+	}
+	// /docs is Swagger UI rendering /openapi.yaml (TestBrowserDocsTryItOut reads the rendered page): the
+	// page loads its assets from this service only, under its CSP, and what it renders is the spec.
 	docs := get(t, in.base+"/docs", nil)
 	if docs.status != http.StatusOK || !strings.HasPrefix(docs.header.Get("Content-Type"), "text/html") {
 		t.Fatalf("GET /docs = %d %s", docs.status, docs.header.Get("Content-Type"))
 	}
-	for _, want := range []string{"createReport", "/v1/reports/{id}/result", "Retry-After", "JobStatus", "WebhookEvent",
-		"GET /healthz", "GET /readyz", "GET /metrics", "GET /monitoring/", "GET /problems/{slug}", "GET /openapi.yaml", "REPORTD_OPS_ADDR"} {
-		if !bytes.Contains(docs.body, []byte(want)) {
-			t.Errorf("/docs does not mention %s", want)
+	if csp := docs.header.Get("Content-Security-Policy"); csp != httpapi.DocsCSP {
+		t.Errorf("GET /docs: Content-Security-Policy %q, want %q", csp, httpapi.DocsCSP)
+	}
+	if bytes.Contains(docs.body, []byte("http://")) || bytes.Contains(docs.body, []byte("https://")) {
+		t.Errorf("/docs loads something from elsewhere:\n%s", docs.body)
+	}
+	for _, asset := range []string{"/docs/swagger-ui-bundle.js", "/docs/swagger-ui.css", "/docs/reportd.js"} {
+		if !bytes.Contains(docs.body, []byte(`"`+asset+`"`)) {
+			t.Errorf("/docs does not load %s", asset)
+		}
+		if res := get(t, in.base+asset, nil); res.status != http.StatusOK || len(res.body) == 0 {
+			t.Errorf("GET %s = %d, %d bytes", asset, res.status, len(res.body))
 		}
 	}
-	if bytes.Contains(docs.body, []byte("<script")) || bytes.Contains(docs.body, []byte("https://")) && bytes.Contains(docs.body, []byte("src=\"http")) {
-		t.Errorf("/docs loads something from elsewhere")
+	if js := get(t, in.base+"/docs/reportd.js", nil); !bytes.Contains(js.body, []byte(`url: "/openapi.yaml"`)) {
+		t.Errorf("/docs/reportd.js does not point Swagger UI at /openapi.yaml:\n%s", js.body)
+	}
+	for _, want := range []string{"createReport", "/v1/reports/{id}/result", "Retry-After", "JobStatus", "WebhookEvent",
+		"GET /healthz", "GET /readyz", "GET /metrics", "GET /monitoring/", "/problems/{slug}", "GET /openapi.yaml", "REPORTD_OPS_ADDR"} {
+		if !bytes.Contains(spec.body, []byte(want)) {
+			t.Errorf("the spec /docs renders does not mention %s", want)
+		}
 	}
 
 	res := get(t, in.base+"/healthz", func(r *http.Request) { r.Header.Set("X-Request-Id", "trace-42") })

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/go-chi/chi/v5"
 	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynq/x/metrics"
@@ -75,15 +74,8 @@ func (a *APIServer) closeFresh() {
 // when tracing is on, a server span. ready answers /readyz.
 func (s *Service) Handler(ready http.HandlerFunc) (http.Handler, error) {
 	o := s.opts
-	// The docs are rendered from openapi.yaml itself: the copy in gen/ has its operation ids renamed.
-	spec, err := openapi3.NewLoader().LoadFromData(reportd.OpenAPI)
-	if err != nil {
-		return nil, fmt.Errorf("load openapi.yaml: %w", err)
-	}
-	docs, err := httpapi.DocsHandler(spec)
-	if err != nil {
-		return nil, fmt.Errorf("render docs: %w", err)
-	}
+	// The docs render /openapi.yaml itself: the copy in gen/ has its operation ids renamed.
+	docs := httpapi.Docs(o.Log)
 	admin := httpapi.AdminOnly(o.API.AdminToken, o.Log)
 	// asynqmon makes its own client from a connection option; this one hands it the shared client, so
 	// that the UI uses reportd's timeouts and, with the embedded Redis, the same server.
@@ -95,8 +87,9 @@ func (s *Service) Handler(ready http.HandlerFunc) (http.Handler, error) {
 			w.Header().Set("Content-Type", "application/yaml")
 			_, _ = w.Write(reportd.OpenAPI)
 		})
-		r.Get("/", http.RedirectHandler("/docs", http.StatusFound).ServeHTTP)
-		r.Method(http.MethodGet, "/docs", docs)
+		r.Get("/", http.RedirectHandler(httpapi.DocsPath, http.StatusFound).ServeHTTP)
+		r.Method(http.MethodGet, httpapi.DocsPath, docs)
+		r.Method(http.MethodGet, httpapi.DocsPath+"/*", docs)
 		r.With(admin).Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 		r.With(admin).Handle(MonitoringPath, http.RedirectHandler(MonitoringPath+"/", http.StatusMovedPermanently))
 		r.With(admin).Handle(MonitoringPath+"/*", mon)
