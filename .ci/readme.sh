@@ -25,7 +25,9 @@
 #   docs/performance.md    benchmarks and measurements (`.ci/bench.sh`, `.ci/drain.sh`, `go test -bench`)
 #   docs/development.md    development commands (`go generate`, vet, the stricter `go test` runs, .ci/run)
 #   docs/configuration.md  the generated reference of the settings
-#   docs/operations.md     every block outside "## Running it" (the Jaeger example: it needs Docker)
+#   docs/operations.md     every block outside "## Running it" (the Jaeger example: it needs Docker; the
+#                          crash walk-through: asynq's recovery takes over a minute, and
+#                          internal/faults's TestWorkerSIGKILLMidJob runs the same steps)
 #
 # A ```sh block in any other file of README.md and docs/*.md fails this script: a new example must be
 # run here or listed above as not run.

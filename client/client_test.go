@@ -247,6 +247,37 @@ func TestResult(t *testing.T) {
 	}
 }
 
+// TestResultJSON: the report is written as the service sent it, its keys in the service's order and
+// its spacing kept, not re-encoded from the decoded report (whose fields go in another order).
+func TestResultJSON(t *testing.T) {
+	t.Parallel()
+	const body = `{"id":"` + jobID + `","range":{"from":"2026-01-01","to":"2026-01-01"},"orders":30,` +
+		`"generated_at":"2026-01-02T00:00:00Z", "units":1,"revenue_cents":2,"by_region":[],"by_product":[],"by_day":[]}` + "\n"
+	f := newFake(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(body))
+	})
+	var buf bytes.Buffer
+	if err := f.client().ResultJSON(context.Background(), jobID, &buf); err != nil {
+		t.Fatal(err)
+	}
+	if buf.String() != body {
+		t.Errorf("ResultJSON wrote\n%s\nwant, as sent,\n%s", &buf, body)
+	}
+	if got := f.seen()[0].header.Get("Accept"); got != "application/json" {
+		t.Errorf("Accept = %q, want application/json", got)
+	}
+	// Wait's Result carries the same bytes.
+	f = newFake(t, seeOther, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(body))
+	})
+	res, err := f.client().Wait(context.Background(), "/v1/reports/"+jobID, nil)
+	if err != nil || string(res.JSON) != body || res.Report.Orders != 30 {
+		t.Errorf("Wait = %+v, %v: want the report decoded, and its JSON as sent", res, err)
+	}
+}
+
 func TestResultCSV(t *testing.T) {
 	t.Parallel()
 	const table = "date,orders,units,revenue_cents\n2026-01-01,10,20,23456\n2026-01-02,20,50,100000\n"
@@ -297,10 +328,11 @@ func TestProblemErrors(t *testing.T) {
 			_, err := c.Wait(context.Background(), "/v1/reports/"+jobID, nil)
 			return err
 		},
-		"result":     func(c *Client) error { _, err := c.Result(context.Background(), jobID); return err },
-		"result-csv": func(c *Client) error { return c.ResultCSV(context.Background(), jobID, &bytes.Buffer{}) },
-		"cancel":     func(c *Client) error { _, err := c.Cancel(context.Background(), jobID); return err },
-		"delete":     func(c *Client) error { return c.Delete(context.Background(), jobID) },
+		"result":      func(c *Client) error { _, err := c.Result(context.Background(), jobID); return err },
+		"result-csv":  func(c *Client) error { return c.ResultCSV(context.Background(), jobID, &bytes.Buffer{}) },
+		"result-json": func(c *Client) error { return c.ResultJSON(context.Background(), jobID, &bytes.Buffer{}) },
+		"cancel":      func(c *Client) error { _, err := c.Cancel(context.Background(), jobID); return err },
+		"delete":      func(c *Client) error { return c.Delete(context.Background(), jobID) },
 	}
 	tests := []struct {
 		name   string

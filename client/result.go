@@ -23,6 +23,20 @@ func (c *Client) Result(ctx context.Context, id string) (*gen.Report, error) {
 	return res.Report, nil
 }
 
+// ResultJSON writes job id's report to w as the service sent it: its JSON, byte for byte, keys in the
+// service's order. Result decodes the same answer.
+func (c *Client) ResultJSON(ctx context.Context, id string, w io.Writer) error {
+	if _, err := parseID(id); err != nil {
+		return err
+	}
+	res, err := c.report(ctx, c.StatusURL(id)+"/result")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(res.JSON)
+	return err
+}
+
 // ResultCSV writes the daily table of job id's report to w as CSV (a header line
 // "date,orders,units,revenue_cents", then a line a day), as the service renders it.
 func (c *Client) ResultCSV(ctx context.Context, id string, w io.Writer) error {

@@ -26,6 +26,9 @@ type Result struct {
 	URL string
 	// Report is the report.
 	Report *gen.Report
+	// JSON is the report as the service sent it, byte for byte (its keys in the service's order, which
+	// Report, re-encoded, would not keep).
+	JSON []byte
 	// Polls is how many times Wait read the status URL.
 	Polls int
 }
@@ -110,11 +113,18 @@ func (c *Client) report(ctx context.Context, resultURL string) (*Result, error) 
 		return nil, err
 	}
 	resp, err := c.http.Do(req)
-	resp, rep, err := readOK[gen.Report](ctx, c, resp, err)
+	resp, body, err := exchange(ctx, resp, err)
 	if err != nil {
 		return nil, err
 	}
-	return &Result{ID: rep.Id.String(), URL: resp.Request.URL.String(), Report: rep}, nil
+	if resp.StatusCode != http.StatusOK {
+		return nil, problemFrom(resp, body, c.now())
+	}
+	var rep gen.Report
+	if err := decodeJSON(resp, body, &rep); err != nil {
+		return nil, err
+	}
+	return &Result{ID: rep.Id.String(), URL: resp.Request.URL.String(), Report: &rep, JSON: body}, nil
 }
 
 // retryable reports whether an error answer asks to be retried later.

@@ -10,11 +10,12 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/reportd/reportd/internal/report"
-	"github.com/reportd/reportd/internal/telemetry"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/reportd/reportd/internal/report"
+	"github.com/reportd/reportd/internal/telemetry"
 )
 
 // TypeReport is the asynq task type of a report job.
@@ -206,7 +207,9 @@ func (p *ReportProcessor) ProcessTask(ctx context.Context, t *asynq.Task) error 
 	id := t.ResultWriter().TaskID()
 	log := p.Log.With("job", id)
 	begin := p.Now()
-	ctx, span := p.tracer().Start(telemetry.Extract(ctx, t.Headers()), "report.attempt", trace.WithSpanKind(trace.SpanKindConsumer),
+	ctx = telemetry.Extract(ctx, t.Headers())
+	p.traceQueued(ctx, id, t.Headers(), begin)
+	ctx, span := p.tracer().Start(ctx, "report.attempt", trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(begin),
 		trace.WithAttributes(attribute.String("reportd.job.id", id)))
 	defer span.End()
 	if sc := span.SpanContext(); sc.IsValid() {
@@ -230,6 +233,24 @@ func (p *ReportProcessor) ProcessTask(ctx context.Context, t *asynq.Task) error 
 		span.SetStatus(codes.Error, err.Error())
 	}
 	return err
+}
+
+// traceQueued records, for a job's first attempt, the time it waited in the queue: a report.queued
+// span from the job's acceptance (the task's HeaderCreatedAt, taken while the POST was answered) to
+// pickup, the start of the attempt's span, beside it under the POST's span. A retry waited out its
+// backoff instead, which the gap between two attempt spans shows, so it records none.
+func (p *ReportProcessor) traceQueued(ctx context.Context, id string, headers map[string]string, pickup time.Time) {
+	if retried, _ := asynq.GetRetryCount(ctx); retried > 0 {
+		return
+	}
+	accepted, err := time.Parse(time.RFC3339Nano, headers[HeaderCreatedAt])
+	if err != nil || accepted.After(pickup) {
+		return // no acceptance time, or a clock behind the API's: no wait to show
+	}
+	queue, _ := asynq.GetQueueName(ctx)
+	_, span := p.tracer().Start(ctx, "report.queued", trace.WithTimestamp(accepted), trace.WithAttributes(
+		attribute.String("reportd.job.id", id), attribute.String("reportd.job.queue", queue)))
+	span.End(trace.WithTimestamp(pickup))
 }
 
 // tracer is p's Tracer, or a no-op one.

@@ -162,7 +162,7 @@ func (b *benchRun) lost() int { return b.accepted - b.finished }
 
 func (b *benchRun) print(w io.Writer) {
 	fmt.Fprintf(w, "bench        %d jobs of %s, %d workers, against %s\n", b.jobs, b.rng, b.workers, b.server)
-	fmt.Fprintf(w, "reports      %d in %s: %.1f jobs/s\n", b.reports, roundDuration(b.elapsed), float64(b.reports)/b.elapsed.Seconds())
+	fmt.Fprintf(w, "reports      %d in %s: %.1f jobs/s\n", b.reports, formatDuration(b.elapsed), float64(b.reports)/b.elapsed.Seconds())
 	fmt.Fprintf(w, "accept       %s\n", percentiles(b.accepts, formatDuration))
 	fmt.Fprintf(w, "to result    %s\n", percentiles(b.toResults, formatDuration))
 	total := 0
@@ -181,7 +181,7 @@ func (b *benchRun) print(w io.Writer) {
 	if b.limited > 0 {
 		fmt.Fprintf(w, "rate-limited %d submissions refused with 429 were made again after their Retry-After (%s waited in all):\n"+
 			"             the service's per-client limits (REPORTD_RATE_LIMIT, REPORTD_MAX_OPEN_JOBS) held this run to %.1f submissions/s\n",
-			b.limited, roundDuration(b.throttled), float64(b.accepted)/b.elapsed.Seconds())
+			b.limited, formatDuration(b.throttled), float64(b.accepted)/b.elapsed.Seconds())
 	}
 	if b.submitted < b.jobs {
 		fmt.Fprintf(w, "not submitted %d (stopped early)\n", b.jobs-b.submitted)
@@ -244,21 +244,4 @@ func percentiles[T cmp.Ordered](xs []T, format func(T) string) string {
 	slices.Sort(s)
 	rank := func(p int) T { return s[max((p*len(s)+99)/100-1, 0)] } // the ceil(p/100 * n)-th
 	return fmt.Sprintf("p50 %s  p90 %s  p99 %s  max %s", format(rank(50)), format(rank(90)), format(rank(99)), format(s[len(s)-1]))
-}
-
-func formatDuration(d time.Duration) string { return roundDuration(d).String() }
-
-// roundDuration keeps three significant digits or so.
-func roundDuration(d time.Duration) time.Duration {
-	switch {
-	case d >= 10*time.Second:
-		return d.Round(100 * time.Millisecond)
-	case d >= time.Second:
-		return d.Round(10 * time.Millisecond)
-	case d >= 10*time.Millisecond:
-		return d.Round(100 * time.Microsecond)
-	case d >= time.Millisecond:
-		return d.Round(10 * time.Microsecond)
-	}
-	return d.Round(time.Microsecond)
 }

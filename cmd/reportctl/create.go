@@ -41,6 +41,7 @@ var createCommand = command{
 				}
 				return nil
 			}
+			fmt.Fprintf(e.stderr, "job %s accepted; following %s\n", job.ID, job.StatusURL)
 			return follow(ctx, e, job, *out, isCSV(*csv, *out))
 		}
 	},
@@ -49,7 +50,6 @@ var createCommand = command{
 // follow waits for job with progress on stderr, prints its report's summary, and saves the report to
 // out if it is set.
 func follow(ctx context.Context, e *env, job *client.Job, out string, csv bool) error {
-	fmt.Fprintf(e.stderr, "job %s accepted; following %s\n", job.ID, job.StatusURL)
 	p := newProgress(e.stderr, e.tty)
 	if job.Status != nil {
 		p.update(*job.Status)
@@ -66,7 +66,7 @@ func follow(ctx context.Context, e *env, job *client.Job, out string, csv bool) 
 	}
 	printSummary(e.stdout, res.Report, res.URL)
 	if out != "" {
-		return saveReport(ctx, e, job.ID, res.Report, out, csv)
+		return saveReport(ctx, e, job.ID, res.JSON, out, csv, false)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -137,6 +138,29 @@ func TestCreateWaitAndResult(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || rep.Id.String() != id || len(rep.ByDay) != 31 {
 		t.Errorf("result printed no JSON report of job %s (%v):\n%s", id, err, r)
 	}
+	// What the service sent, byte for byte (keys in its order: id first, by_day last), and with
+	// --indent the same indented.
+	res, err := http.Get(service + "/v1/reports/" + id + "/result")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, _ := io.ReadAll(res.Body)
+	_ = res.Body.Close()
+	if r.stdout != string(sent) || !strings.HasPrefix(r.stdout, `{"id":"`+id+`",`) {
+		t.Errorf("result printed\n%.300s\nwant what the service sent\n%.300s", r.stdout, sent)
+	}
+	var indented bytes.Buffer
+	if err := json.Indent(&indented, bytes.TrimSpace(sent), "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	if r := mustRun(t, service, "result", id, "--indent"); r.stdout != indented.String()+"\n" {
+		t.Errorf("result --indent printed\n%.300s\nwant the service's JSON indented\n%.300s", r.stdout, indented.String())
+	}
+	jsonFile := filepath.Join(dir, "report.json")
+	mustRun(t, service, "result", id, "-o", jsonFile)
+	if b, _ := os.ReadFile(jsonFile); string(b) != string(sent) {
+		t.Errorf("result -o %s wrote another JSON than the service sent", jsonFile)
+	}
 
 	r = mustRun(t, service, "status", id)
 	if !strings.Contains(r.stdout, "status       done") || !strings.Contains(r.stdout, "/v1/reports/"+id+"/result") {
@@ -251,11 +275,29 @@ func TestWatchAndList(t *testing.T) {
 	t.Parallel()
 	r := mustRun(t, service, "create", "--range", "2026-01-01..2026-01-03")
 	id := strings.SplitN(r.stdout, "\n", 2)[0]
-	if r := mustRun(t, service, "watch", id); !strings.Contains(r.stdout, "range    2026-01-01..2026-01-03 (3 days)") || !strings.Contains(r.stderr, "done 100%") {
+	r = mustRun(t, service, "watch", id)
+	if !strings.Contains(r.stdout, "range    2026-01-01..2026-01-03 (3 days)") || !strings.Contains(r.stderr, "done 100%") {
 		t.Errorf("watch of job %s:\n%s", id, r)
 	}
-	if r := mustRun(t, service, "list", "--status", "done", "--limit", "100"); !regexp.MustCompile(id + `  done +100%  2026-01-01\.\.2026-01-03  `).MatchString(r.stdout) {
+	// watch submitted nothing: it says what the job is as it starts, never that it was accepted.
+	if !regexp.MustCompile(`^job `+id+` is (pending|running, \d+% done|done)[^;]*; following http://\S+/v1/reports/`+id+`\n`).MatchString(r.stderr) ||
+		strings.Contains(r.stderr, "accepted") {
+		t.Errorf("watch of job %s: want its state first, and no word of acceptance:\n%s", id, r)
+	}
+	// A job that is done reads done at once, and watch still prints its totals.
+	if r := mustRun(t, service, "watch", id); !strings.HasPrefix(r.stderr, "job "+id+" is done; following ") || !strings.Contains(r.stdout, "orders   ") {
+		t.Errorf("watch of the done job %s:\n%s", id, r)
+	}
+	// An unknown job is its problem, not a wait.
+	if r := reportctl(t, service, "watch", "00000000-0000-4000-8000-000000000000"); r.code != 1 || !strings.Contains(r.stderr, "Job not found") {
+		t.Errorf("watch of an unknown job: want exit 1 and the 404's problem:\n%s", r)
+	}
+	r = mustRun(t, service, "list", "--status", "done", "--limit", "100")
+	if !regexp.MustCompile(id + `  done +100%  2026-01-01\.\.2026-01-03  `).MatchString(r.stdout) {
 		t.Errorf("list --status done does not show job %s done:\n%s", id, r)
+	}
+	if header := strings.SplitN(r.stdout, "\n", 2)[0]; strings.Join(strings.Fields(header), " ") != "JOB STATUS PROGRESS RANGE CREATED" {
+		t.Errorf("list's first line is %q, want the header row", header)
 	}
 	first := strings.SplitN(mustRun(t, idle, "create", "--range", "2026-02").stdout, "\n", 2)[0]
 	second := strings.SplitN(mustRun(t, idle, "create", "--range", "2026-03").stdout, "\n", 2)[0]
@@ -264,7 +306,8 @@ func TestWatchAndList(t *testing.T) {
 	args := []string{"list", "--status", "pending", "--limit", "1"}
 	for range 50 {
 		r := mustRun(t, idle, args...)
-		if id, _, _ := strings.Cut(r.stdout, "  "); id == first || id == second {
+		rows := strings.Split(r.stdout, "\n")
+		if id, _, _ := strings.Cut(rows[min(1, len(rows)-1)], "  "); id == first || id == second {
 			order = append(order, id)
 		}
 		i := strings.LastIndex(r.stdout, "next page: reportctl list --cursor ")

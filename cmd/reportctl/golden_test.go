@@ -94,3 +94,16 @@ func TestBenchGolden(t *testing.T) {
 	b.print(&buf)
 	testkit.Golden(t, "testdata/bench.golden", buf.Bytes())
 }
+
+func TestListGolden(t *testing.T) {
+	t.Parallel()
+	other := uuid.MustParse("6ba7b810-9dad-41d1-80b4-00c04fd430c8")
+	var buf bytes.Buffer
+	printJobs(&buf, []gen.JobStatus{
+		{Id: goldenID, Status: gen.Running, Progress: 0.42, CreatedAt: t0.Add(time.Minute),
+			Range: gen.DateRange{From: date("2026-01-01"), To: date("2026-03-31")}},
+		{Id: other, Status: gen.Done, Progress: 1, CreatedAt: t0,
+			Range: gen.DateRange{From: date("2026-01-01"), To: date("2026-01-01")}},
+	})
+	testkit.Golden(t, "testdata/list.golden", buf.Bytes())
+}

@@ -35,17 +35,18 @@ var statusCommand = command{
 
 var resultCommand = command{
 	name:     "result",
-	args:     "ID [--csv] [-o FILE]",
-	summary:  "Print a done job's report as JSON, or its daily table as CSV, or write it to a file.",
+	args:     "ID [--csv] [--indent] [-o FILE]",
+	summary:  "Print a done job's report as the service sends it (JSON), or its daily table as CSV, or write it to a file.",
 	needArgs: 1,
 	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 		csv := fs.Bool("csv", false, "the daily table as CSV instead of the report as JSON")
+		indent := fs.Bool("indent", false, "indent the JSON, its keys in the order the service sent them")
 		out := fs.String("o", "", "write to `FILE` instead of stdout (CSV when it is named *.csv)")
 		return func(ctx context.Context, e *env, args []string) error {
 			if err := checkID(args[0]); err != nil {
 				return err
 			}
-			return saveReport(ctx, e, args[0], nil, *out, isCSV(*csv, *out))
+			return saveReport(ctx, e, args[0], nil, *out, isCSV(*csv, *out), *indent)
 		}
 	},
 }
@@ -142,7 +143,7 @@ func printStatus(w io.Writer, st *client.Status) {
 		field("webhook", "%s, %d attempt(s)", j.Webhook.Url, j.Webhook.Attempts)
 	}
 	if st.RetryAfter > 0 {
-		field("retry after", "%s", st.RetryAfter)
+		field("retry after", "%s", formatDuration(st.RetryAfter))
 	}
 }
 
@@ -159,16 +160,25 @@ var listCommand = command{
 			if err != nil {
 				return err
 			}
-			for _, j := range page.Jobs {
-				fmt.Fprintf(e.stdout, "%s  %-8s %4.0f%%  %s..%s  %s\n", j.Id, j.Status, j.Progress*100,
-					j.Range.From.Format(time.DateOnly), j.Range.To.Format(time.DateOnly), j.CreatedAt.UTC().Format(time.RFC3339))
-			}
+			printJobs(e.stdout, page.Jobs)
 			if page.Next != "" {
 				fmt.Fprintf(e.stdout, "next page: reportctl list --cursor %s\n", page.Next)
 			}
 			return nil
 		}
 	},
+}
+
+// listRow is the layout of list's rows, header and jobs alike.
+const listRow = "%-36s  %-8s  %8s  %-22s  %s\n"
+
+// printJobs prints jobs as a table under a header row (the header alone when there are none).
+func printJobs(w io.Writer, jobs []gen.JobStatus) {
+	fmt.Fprintf(w, listRow, "JOB", "STATUS", "PROGRESS", "RANGE", "CREATED")
+	for _, j := range jobs {
+		fmt.Fprintf(w, listRow, j.Id, j.Status, fmt.Sprintf("%.0f%%", j.Progress*100),
+			j.Range.From.Format(time.DateOnly)+".."+j.Range.To.Format(time.DateOnly), j.CreatedAt.UTC().Format(time.RFC3339))
+	}
 }
 
 var watchCommand = command{
@@ -183,7 +193,36 @@ var watchCommand = command{
 			if err := checkID(args[0]); err != nil {
 				return err
 			}
-			return follow(ctx, e, &client.Job{ID: args[0], StatusURL: e.client.StatusURL(args[0])}, *out, isCSV(*csv, *out))
+			return watch(ctx, e, args[0], *out, isCSV(*csv, *out))
 		}
 	},
+}
+
+// watch follows job id, which someone submitted before: it reads the job's status first and says what
+// it is now (a job not found, or expired, ends here with its problem), then follows it as create
+// --wait does.
+func watch(ctx context.Context, e *env, id, out string, csv bool) error {
+	st, err := e.client.Status(ctx, id)
+	if err != nil {
+		return err
+	}
+	job := &client.Job{ID: id, StatusURL: st.URL, Status: st.Job, Done: st.Done, ResultURL: st.ResultURL}
+	fmt.Fprintf(e.stderr, "job %s is %s; following %s\n", id, describe(st), job.StatusURL)
+	return follow(ctx, e, job, out, csv)
+}
+
+// describe says in a few words where a job stands: "running, 42% done, attempt 1".
+func describe(st *client.Status) string {
+	s := string(st.State)
+	j := st.Job
+	if j == nil || st.Done {
+		return s
+	}
+	if j.Status == gen.Running || j.Progress > 0 {
+		s += fmt.Sprintf(", %.0f%% done", j.Progress*100)
+	}
+	if j.Attempt != nil {
+		s += fmt.Sprintf(", attempt %d", *j.Attempt)
+	}
+	return s
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,22 +14,32 @@ import (
 	"github.com/reportd/reportd/gen"
 )
 
-// saveReport writes job id's report to file ("" or "-": stdout), as CSV or as JSON (rep, when the
-// caller has it already; else it is fetched).
-func saveReport(ctx context.Context, e *env, id string, rep *gen.Report, file string, csv bool) error {
+// saveReport writes job id's report to file ("" or "-": stdout), as CSV or as JSON: the JSON exactly as
+// the service sent it (raw, when the caller has it already; else it is fetched), or, with indent, the
+// same indented, its keys still in the service's order.
+func saveReport(ctx context.Context, e *env, id string, raw []byte, file string, csv, indent bool) error {
 	write := func(w io.Writer) error {
 		if csv {
 			return e.client.ResultCSV(ctx, id, w)
 		}
-		if rep == nil {
-			var err error
-			if rep, err = e.client.Result(ctx, id); err != nil {
+		if raw == nil {
+			var buf bytes.Buffer
+			if err := e.client.ResultJSON(ctx, id, &buf); err != nil {
 				return err
 			}
+			raw = buf.Bytes()
 		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		if !indent {
+			_, err := w.Write(raw)
+			return err
+		}
+		var buf bytes.Buffer
+		if err := json.Indent(&buf, bytes.TrimSpace(raw), "", "  "); err != nil {
+			return fmt.Errorf("indent the report: %w", err)
+		}
+		buf.WriteByte('\n')
+		_, err := buf.WriteTo(w)
+		return err
 	}
 	if file == "" || file == "-" {
 		return write(e.stdout)

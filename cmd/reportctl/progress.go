@@ -81,7 +81,7 @@ func (p *progress) redraw() {
 
 // show draws the bar, or prints a line if it says something new. p.mu is held.
 func (p *progress) show() {
-	elapsed := time.Since(p.start).Round(100 * time.Millisecond)
+	elapsed := formatDuration(time.Since(p.start))
 	if p.tty {
 		filled := min(max(int(p.share*barWidth), 0), barWidth)
 		bar := strings.Repeat("#", filled) + strings.Repeat(".", barWidth-filled)

@@ -162,7 +162,7 @@ func exitCode(err error, cmd *command, fs *flag.FlagSet, g *globals, stderr io.W
 	case errors.As(err, &problem):
 		fmt.Fprintf(stderr, "reportctl %s: %s (HTTP %d, %s)\n", cmd.name, problem.Error(), problem.Status, problem.Type)
 	case errors.Is(err, context.DeadlineExceeded):
-		fmt.Fprintf(stderr, "reportctl %s: gave up after --timeout %s\n", cmd.name, g.timeout)
+		fmt.Fprintf(stderr, "reportctl %s: gave up after --timeout %s\n", cmd.name, formatDuration(g.timeout))
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintf(stderr, "reportctl %s: interrupted\n", cmd.name)
 	default:

@@ -73,7 +73,18 @@ func TestFormatting(t *testing.T) {
 		{share(1, 3), "33.3%"},
 		{percentiles([]int{3, 1, 2}, func(i int) string { return string(rune('0' + i)) }), "p50 2  p90 3  p99 3  max 3"},
 		{percentiles([]time.Duration{}, formatDuration), "-"},
-		{percentiles([]time.Duration{1234567 * time.Nanosecond, 15 * time.Second}, formatDuration), "p50 1.23ms  p90 15s  p99 15s  max 15s"},
+		{percentiles([]time.Duration{1234567 * time.Nanosecond, 15 * time.Second}, formatDuration), "p50 1.2ms  p90 15.0s  p99 15.0s  max 15.0s"},
+		// One format for every duration: one decimal, whatever the value.
+		{formatDuration(0), "0.0ms"},
+		{formatDuration(420 * time.Microsecond), "0.4ms"},
+		{formatDuration(26 * time.Millisecond), "26.0ms"},
+		{formatDuration(999960 * time.Microsecond), "1.0s"},
+		{formatDuration(8 * time.Second), "8.0s"},
+		{formatDuration(12240 * time.Millisecond), "12.2s"},
+		{formatDuration(59960 * time.Millisecond), "1m00.0s"},
+		{formatDuration(125300 * time.Millisecond), "2m05.3s"},
+		{formatDuration(time.Hour + 2*time.Minute), "1h02m00.0s"},
+		{formatDuration(-1500 * time.Millisecond), "-1.5s"},
 	} {
 		if tt.got != tt.want {
 			t.Errorf("got %q, want %q", tt.got, tt.want)

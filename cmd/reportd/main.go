@@ -19,6 +19,7 @@ import (
 
 	"github.com/reportd/reportd/internal/console"
 	"github.com/reportd/reportd/internal/httpapi"
+	"github.com/reportd/reportd/internal/telemetry"
 )
 
 func main() {
@@ -54,6 +55,18 @@ func isRegularFile(f *os.File) bool {
 
 // mode is which halves of reportd a process runs.
 type mode struct{ api, worker bool }
+
+// role is what the process's spans say it runs (the resource's reportd.role).
+func (m mode) role() string {
+	switch {
+	case m.api && m.worker:
+		return telemetry.RoleAll
+	case m.api:
+		return telemetry.RoleAPI
+	default:
+		return telemetry.RoleWorker
+	}
+}
 
 func parseMode(args []string) (mode, error) {
 	if len(args) == 0 {

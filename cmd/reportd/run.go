@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/reportd/reportd/internal/jobs"
@@ -37,7 +38,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	log.Info("starting", "api", m.api, "worker", m.worker, "go", builtWith, "config", cfg.redacted())
+	log.Info("starting", "api", m.api, "worker", m.worker, "version", reportdVersion, "go", builtWith, "config", cfg.redacted())
 	if oldToolchain(builtWith) {
 		log.Warn("built with a Go that has known vulnerabilities in net/http and crypto/x509: build with "+
 			patchedGo+" or later (GOTOOLCHAIN="+patchedGo+"), as go.mod's toolchain line asks", "go", builtWith)
@@ -59,21 +60,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		defer opsLn.Close()
 	}
 
-	tp, on, shutdownTraces, err := telemetry.Setup(ctx, getenv)
+	tracing, err := telemetry.Setup(ctx, getenv, telemetry.Process{Role: m.role(), Version: reportdVersion})
 	if err != nil {
 		return err
 	}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := shutdownTraces(sctx); err != nil {
+		if err := tracing.Shutdown(sctx); err != nil {
 			log.Warn("traces not all sent", "err", err)
 		}
 	}()
-	if on {
-		log.Info("tracing on: spans go over OTLP/HTTP as the OTEL_ variables say")
+	var tp trace.TracerProvider // nil: tracing is off
+	if tracing.On {
+		tp = tracing.Provider
+		res := tracing.Resource.Set()
+		service, _ := res.Value(semconv.ServiceNameKey)
+		instance, _ := res.Value(semconv.ServiceInstanceIDKey)
+		log.Info("tracing on: spans go over OTLP/HTTP to "+tracing.Endpoint, "endpoint", tracing.Endpoint,
+			"service", service.String(), "instance", instance.String(), "role", m.role())
 	} else {
-		tp = nil
+		log.Info("tracing off: set OTEL_EXPORTER_OTLP_ENDPOINT to send spans over OTLP/HTTP")
 	}
 
 	rdb, closeRedis, err := connectRedis(cfg, log)

@@ -29,6 +29,10 @@ type span struct {
 	Trace, ID, Parent string
 	Kind              int32
 	Attrs             map[string]string
+	// Resource is what the span's resource says of the process that made it.
+	Resource map[string]string
+	// Start and End are Unix nanoseconds.
+	Start, End uint64
 }
 
 // otlpReceiver is an OTLP/HTTP trace receiver: it decodes each export (protobuf) and keeps its spans.
@@ -64,12 +68,14 @@ func newOTLPReceiver(t *testing.T) *otlpReceiver {
 		rc.mu.Lock()
 		defer rc.mu.Unlock()
 		for _, rs := range req.ResourceSpans {
-			service := ""
+			resource := map[string]string{}
 			for _, a := range rs.Resource.Attributes {
-				if a.Key == "service.name" {
-					service = a.Value.GetStringValue()
+				resource[a.Key] = a.Value.GetStringValue()
+				if resource[a.Key] == "" {
+					resource[a.Key] = strings.TrimPrefix(a.Value.String(), "int_value:")
 				}
 			}
+			service := resource["service.name"]
 			for _, ss := range rs.ScopeSpans {
 				for _, s := range ss.Spans {
 					attrs := map[string]string{}
@@ -81,7 +87,8 @@ func newOTLPReceiver(t *testing.T) *otlpReceiver {
 						attrs[a.Key] = v
 					}
 					rc.spans = append(rc.spans, span{Service: service, Name: s.Name, Trace: hex.EncodeToString(s.TraceId),
-						ID: hex.EncodeToString(s.SpanId), Parent: hex.EncodeToString(s.ParentSpanId), Kind: int32(s.Kind), Attrs: attrs})
+						ID: hex.EncodeToString(s.SpanId), Parent: hex.EncodeToString(s.ParentSpanId), Kind: int32(s.Kind), Attrs: attrs, Resource: resource,
+						Start: s.StartTimeUnixNano, End: s.EndTimeUnixNano})
 				}
 			}
 		}
@@ -111,9 +118,11 @@ func (rc *otlpReceiver) find(t *testing.T, timeout time.Duration, what string, m
 
 // TestTraceAcrossAPIWorkerAndWebhook: the API and the worker run as separate run calls, each exporting
 // to an OTLP/HTTP receiver in the test. A POST that carries a traceparent makes one trace: the POST's
-// span (a child of the caller's), the worker's attempt span (a child of the POST's), its summary and
+// span (a child of the caller's), the worker's report.queued span (the job's wait, from within the POST
+// to the attempt's start) and its attempt span (both children of the POST's), the attempt's summary and
 // save spans, and the webhook delivery's span, whose request carries a traceparent of the same trace
-// to the receiver. Log lines of the job carry its trace id.
+// to the receiver. Each run's resource names its role and an instance of its own. Log lines of the job
+// carry its trace id, and the start names the endpoint.
 //
 // Not parallel: the OpenTelemetry SDK reads its OTEL_ variables from the process's environment, not
 // through run's getenv, so the test sets them there, and names the service anew before each run starts
@@ -158,6 +167,35 @@ func TestTraceAcrossAPIWorkerAndWebhook(t *testing.T) {
 		attempt.Attrs["reportd.job.status"] != "done" || attempt.Attrs["reportd.job.range"] != "2026-01-01..2026-01-31" ||
 		attempt.Attrs["reportd.client"] != "anonymous" {
 		t.Errorf("attempt span %+v: want a child of the POST's %s, with job id, attempt 1, status done, range and client", attempt, post.ID)
+	}
+	// The queue wait is a span beside the attempt, from the job's acceptance to the attempt's start.
+	if queued := otlp.find(t, 10*time.Second, "report.queued of the worker", inTrace("reportd-worker", "report.queued")); queued.Parent != post.ID ||
+		queued.Attrs["reportd.job.id"] != id || queued.Start > post.End || queued.End != attempt.Start {
+		t.Errorf("report.queued span %+v: want a child of the POST's %s, from within the POST (ends %d) to the attempt's start %d", queued, post.ID, post.End, attempt.Start)
+	}
+	// The two run calls (two processes in production; here, two in the test's) read apart: their role, and
+	// an instance id each; both say the host, the process and the version.
+	if post.Resource["reportd.role"] != "api" || attempt.Resource["reportd.role"] != "worker" {
+		t.Errorf("roles: the API's spans say %q, the worker's %q; want api and worker", post.Resource["reportd.role"], attempt.Resource["reportd.role"])
+	}
+	if a, w := post.Resource["service.instance.id"], attempt.Resource["service.instance.id"]; a == "" || a == w {
+		t.Errorf("service.instance.id: the API's %q, the worker's %q; want two, distinct", a, w)
+	}
+	for _, s := range []span{post, attempt} {
+		for _, k := range []string{"service.version", "host.name", "process.pid", "process.executable.name", "process.runtime.version"} {
+			if s.Resource[k] == "" {
+				t.Errorf("the %s span's resource has no %s: %v", s.Name, k, s.Resource)
+			}
+		}
+		if _, ok := s.Resource["process.command_args"]; ok {
+			t.Errorf("the %s span's resource has the command line: %v", s.Name, s.Resource)
+		}
+	}
+	// The start says where the spans go.
+	if _, ok := worker.log.WaitFor(0, nil, func(l testkit.LogLine) bool {
+		return strings.HasPrefix(l.Str("msg"), "tracing on") && l.Str("endpoint") == otlp.URL+"/v1/traces" && l.Str("role") == "worker"
+	}); !ok {
+		t.Errorf("the worker's log has no tracing on line naming the endpoint %s/v1/traces:\n%s", otlp.URL, worker.log)
 	}
 	for _, name := range []string{"report.summarize", "report.save"} {
 		if s := otlp.find(t, 10*time.Second, name, inTrace("reportd-worker", name)); s.Parent != attempt.ID {
