@@ -79,8 +79,8 @@ type Status struct {
 	Job *gen.JobStatus
 }
 
-// Create submits a report job over rng (a quarter "2026-Q1", a month "2026-01", or a day span
-// "2026-01-01..2026-02-15"). The job is durably queued when Create returns; Wait on Job.StatusURL
+// Create submits a report job over rng (a quarter "2026-Q1", a month "2026-01", a day "2026-01-15",
+// or a day span "2026-01-01..2026-02-15"). The job is durably queued when Create returns; Wait on Job.StatusURL
 // follows it to its report. A submission refused with 429 Too Many Requests (the client's rate limit,
 // or its cap on unfinished jobs) created nothing, so Create submits it again after the Retry-After the
 // service sent, for as long as WithMaxRateLimitWait allows in all (a minute by default); past that it

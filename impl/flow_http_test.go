@@ -95,7 +95,7 @@ func TestReportFlow(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, err := report.Summarize(ctx, report.NewSyntheticLedger(smallRows), rng, nil)
+		want, err := report.Summarize(ctx, report.NewSyntheticLedger(smallRows), rng, time.Now(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -172,7 +172,22 @@ func TestCreateReport(t *testing.T) {
 		{name: "create-400-quarter-5", rng: "2026-Q5", wantKind: problem.KindInvalid},
 		{name: "create-400-words", rng: "last quarter", wantKind: problem.KindInvalid},
 		{name: "create-400-empty", rng: "", wantKind: problem.KindInvalid},
-		{name: "create-422-feb-30", rng: "2026-02-30..2026-03-01", wantKind: problem.KindUnprocessable},
+		{
+			name: "create-202-day", rng: "2025-06-30",
+			want:         accepted(date(2025, 6, 30), date(2025, 6, 30)),
+			wantEnqueued: enqueued("2025-06-30..2025-06-30"),
+			wantCalls:    []string{"admit", "enqueue"},
+		},
+		{
+			name: "create-202-lower-case-quarter", rng: "2026-q1",
+			want:         accepted(date(2026, 1, 1), date(2026, 3, 31)),
+			wantEnqueued: enqueued("2026-01-01..2026-03-31"),
+			wantCalls:    []string{"admit", "enqueue"},
+		},
+		{name: "create-400-feb-30", rng: "2026-02-30..2026-03-01", wantKind: problem.KindInvalid},
+		{name: "create-400-day-feb-30", rng: "2026-02-30", wantKind: problem.KindInvalid},
+		{name: "create-422-starts-after-today", rng: testNow.AddDate(0, 0, 1).Format(time.DateOnly), wantKind: problem.KindUnprocessable},
+		{name: "create-422-year-9999", rng: "9999-Q4", wantKind: problem.KindUnprocessable},
 		{name: "create-422-reversed", rng: "2026-03-01..2026-02-01", wantKind: problem.KindUnprocessable},
 		{name: "create-422-too-long", rng: "2024-01-01..2025-01-01", wantKind: problem.KindUnprocessable},
 		{

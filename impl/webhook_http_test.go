@@ -138,6 +138,16 @@ func TestCallbackURLRefused(t *testing.T) {
 		{"create-422-localhost", "https://localhost/"},
 		{"create-422-credentials", "https://user:pw@8.8.8.8/hook"},
 		{"create-422-ftp", "ftp://8.8.8.8/hook"},
+		// Other spellings of refused addresses, as browsers, curl and the C library read them.
+		{"create-422-loopback-hex", "https://0x7f000001/x"},
+		{"create-422-loopback-decimal", "https://2130706433/x"},
+		{"create-422-loopback-octal", "https://0177.0.0.1/x"},
+		{"create-422-loopback-short", "https://127.1/x"},
+		{"create-422-loopback-mixed", "https://0x7f.1/x"},
+		{"create-422-mapped-loopback", "https://[::ffff:127.0.0.1]/x"},
+		{"create-422-mapped-loopback-hex", "https://[::ffff:7f00:1]/x"},
+		{"create-422-metadata-decimal", "https://2852039166/latest/meta-data"},
+		{"create-422-not-an-address", "https://1.2.3.4.5/x"},
 	}
 	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		h := newWebhookHarness(t, b, webhookSetup{})
@@ -151,6 +161,9 @@ func TestCallbackURLRefused(t *testing.T) {
 				}
 				if !strings.HasPrefix(p.Detail, "/callback_url") {
 					t.Errorf("detail %q does not start with /callback_url", p.Detail)
+				}
+				if strings.Contains(tc.name, "loopback") && !strings.Contains(p.Detail, "127.0.0.1 is loopback") && !strings.Contains(p.Detail, "::1 is loopback") {
+					t.Errorf("detail %q does not say the address is loopback", p.Detail)
 				}
 				if strings.Contains(p.Detail, "pw@") {
 					t.Errorf("detail %q echoes the URL's password", p.Detail)
@@ -446,6 +459,61 @@ func TestWebhookCanceledJob(t *testing.T) {
 		checkDelivered(t, awaitDelivered(t, h.harness, id), rc.URL, before)
 		checkDeliveredOnce(t, h.harness, id, rc)
 	})
+}
+
+// TestWebhookRefusedAtDelivery: a callback the submission let through (this API allows private
+// addresses) but the delivering worker's guard refuses is not retried, and the job's status, its webhook
+// resource and the worker's log say the guard refused it and what the address is.
+func TestWebhookRefusedAtDelivery(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, redistest.Embedded(t), setup{WebhookPolicy: &webhook.Policy{AllowPrivate: true, AllowInsecure: true}})
+	secret := webhooktest.NewSecret(t, 32)
+	h.startWorker(t, setup{Ledger: failingLedger{err: errors.New("no ledger")},
+		WebhookPolicy: &webhook.Policy{AllowInsecure: true}, WebhookSecret: secret})
+	rc := newHookReceiver(t, secret)
+	id := h.createWithCallback(t, "2026-01", rc.URL)
+
+	const refused = "refused: the address is loopback"
+	var st *response
+	testkit.Eventually(t, 10*time.Second, 20*time.Millisecond, func() error {
+		st = h.get(t, "/v1/reports/"+id)
+		if s := st.jobStatus(t); s.Status != gen.Failed || s.Webhook == nil || s.Webhook.Attempts == 0 {
+			return fmt.Errorf("status %s, want failed with a delivery attempt", st.Body)
+		}
+		return nil
+	})
+	for name, d := range map[string]gen.WebhookDelivery{"status": *st.jobStatus(t).Webhook, "webhook": awaitAttempted(t, h, id)} {
+		if d.Url != rc.URL || d.Attempts != 1 || d.LastStatus != nil || d.DeliveredAt != nil || d.LastError == nil || *d.LastError != refused {
+			b, _ := json.Marshal(d)
+			t.Errorf("%s's webhook = %s, want 1 attempt to %s, no status, last_error %q", name, b, rc.URL, refused)
+		}
+	}
+	testkit.Eventually(t, 5*time.Second, 20*time.Millisecond, func() error {
+		if info, err := h.Inspector.GetTaskInfo(store.WebhookQueue, "webhook-"+id); err != nil || info.State != asynq.TaskStateArchived {
+			return fmt.Errorf("the webhook task is %v (%v), want archived: not retried", info, err)
+		}
+		return nil
+	})
+	if n := rc.Count(); n != 0 {
+		t.Errorf("the receiver on 127.0.0.1 got %d requests, want 0", n)
+	}
+	if n := h.logged(id, "webhook not sent: the address guard refused it; no more attempts"); n != 1 {
+		t.Errorf("%d log lines say the guard refused job %s's webhook, want 1:\n%s", n, id, h.Log)
+	}
+}
+
+// awaitAttempted returns job id's webhook resource once an attempt was made.
+func awaitAttempted(t *testing.T, h *harness, id string) gen.WebhookDelivery {
+	t.Helper()
+	var d gen.WebhookDelivery
+	testkit.Eventually(t, 10*time.Second, 20*time.Millisecond, func() error {
+		r := h.get(t, "/v1/reports/"+id+"/webhook")
+		if r.Status != http.StatusOK || json.Unmarshal(r.Body, &d) != nil || d.Attempts == 0 {
+			return fmt.Errorf("GET webhook of job %s = %s, want 200 with an attempt", id, r)
+		}
+		return nil
+	})
+	return d
 }
 
 // TestCallbackValidator: the check the receivers make refuses callbacks the contract does not allow,

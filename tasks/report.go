@@ -292,7 +292,8 @@ func (p *ReportProcessor) run(ctx context.Context, a Attempt, r report.DateRange
 	log.Info("report started", "range", r.String(), "attempt", a.Number)
 
 	sumCtx, sum := p.tracer().Start(runCtx, "report.summarize", trace.WithAttributes(attribute.Int("reportd.job.days", r.Days())))
-	rep, err := report.Summarize(sumCtx, p.Ledger, r, func(done, total int) {
+	// The days after the attempt's start have not happened: they count no orders.
+	rep, err := report.Summarize(sumCtx, p.Ledger, r, start, func(done, total int) {
 		if err := pt.set(runCtx, done, total); err != nil && runCtx.Err() == nil {
 			log.Warn("progress not written", "err", err)
 		}

@@ -251,7 +251,7 @@ func TestReportProcessorDone(t *testing.T) {
 	if err := json.Unmarshal(body, &got); err != nil {
 		t.Fatalf("saved report does not decode: %v\n%s", err, body)
 	}
-	want, err := report.Summarize(context.Background(), ledger, tenDays, nil)
+	want, err := report.Summarize(context.Background(), ledger, tenDays, time.Now(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

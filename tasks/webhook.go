@@ -96,8 +96,10 @@ type WebhookProcessor struct {
 }
 
 // ProcessTask makes one delivery attempt. 2xx delivers; 410 means the receiver wants no more and stops
-// the retries; 429 and 503 are retried after the receiver's Retry-After; anything else, a 3xx, a
-// timeout or a refused address is retried on the schedule.
+// the retries; an address the guard refuses stops them too (no later attempt would be let through, and
+// the delivery says "refused: the address is <class>"); 429 and 503 are retried after the receiver's
+// Retry-After; anything else, a 3xx, a timeout, a host that did not resolve or could not be connected
+// to, is retried on the schedule.
 func (p *WebhookProcessor) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	var wp WebhookPayload
 	if err := json.Unmarshal(t.Payload(), &wp); err != nil {
@@ -124,6 +126,9 @@ func (p *WebhookProcessor) ProcessTask(ctx context.Context, t *asynq.Task) error
 	switch {
 	case err == nil:
 		log.Info("webhook delivered", "status", res.Status)
+	case errors.Is(err, webhook.ErrForbiddenAddress):
+		log.Warn("webhook not sent: the address guard refused it; no more attempts", "err", res.Error)
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	case res.Status == 0:
 		log.Warn("webhook delivery failed", "err", res.Error)
 	case errors.Is(err, webhook.ErrGone):

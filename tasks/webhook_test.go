@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -612,21 +613,94 @@ func TestWebhookDeliveryLargeResponse(t *testing.T) {
 }
 
 // TestWebhookDeliveryForbiddenAddress: without AllowPrivate a delivery to 127.0.0.1 is refused at dial,
-// the receiver is never reached, and the delivery says why without detail.
+// the receiver is never reached, and the refusal is final: no retry (the task is archived at once, not
+// left to the schedule's 28 hours), with the delivery record and the log saying the address guard
+// refused it and what the address is.
 func TestWebhookDeliveryForbiddenAddress(t *testing.T) {
 	t.Parallel()
-	rig := startHookRig(t, hookRigConfig{policy: &webhook.Policy{AllowInsecure: true}, schedule: []time.Duration{time.Minute}})
+	rig := startHookRig(t, hookRigConfig{policy: &webhook.Policy{AllowInsecure: true}, schedule: []time.Duration{time.Second}})
 	rc := webhooktest.NewReceiver(t, rig.secret, answer(http.StatusOK))
-	id := rig.schedule(t, rc.URL, "done")
-	attempts := rig.waitAttempts(t, id, 1, 10*time.Second)
-	if attempts[0].err == nil {
-		t.Error("a delivery to a forbidden address returned nil")
+	for _, u := range []string{rc.URL, strings.Replace(rc.URL, "127.0.0.1", "localhost", 1)} {
+		t.Run(u, func(t *testing.T) {
+			t.Parallel()
+			id := rig.schedule(t, u, "done")
+			attempts := rig.waitAttempts(t, id, 1, 10*time.Second)
+			if !errors.Is(attempts[0].err, asynq.SkipRetry) || !errors.Is(attempts[0].err, webhook.ErrForbiddenAddress) {
+				t.Errorf("a delivery to a forbidden address returned %v, want an error wrapping asynq.SkipRetry and webhook.ErrForbiddenAddress", attempts[0].err)
+			}
+			testkit.Eventually(t, 5*time.Second, 20*time.Millisecond, func() error {
+				if state, ok := rig.taskState(t, id); !ok || state != asynq.TaskStateArchived {
+					return fmt.Errorf("the delivery task is %v (exists: %v), want archived: no retry", state, ok)
+				}
+				return nil
+			})
+			if n := len(rc.Hits()); n != 0 {
+				t.Errorf("the receiver on 127.0.0.1 got %d requests, want 0", n)
+			}
+			d := rig.delivery(t, id)
+			if d.Attempts != 1 || d.LastStatus != 0 || d.LastError != "refused: the address is loopback" || !d.DeliveredAt.IsZero() {
+				t.Errorf("delivery = %+v, want 1 attempt, no status, refused: the address is loopback", d)
+			}
+			line := logLine(rig.log.String(), "job="+id)
+			if !strings.Contains(line, `msg="webhook not sent: the address guard refused it; no more attempts"`) ||
+				!strings.Contains(line, `err="refused: the address is loopback"`) || !strings.Contains(line, "level=WARN") {
+				t.Errorf("log line of the refused delivery: %q, want a warning that the guard refused it as loopback, for good", line)
+			}
+		})
 	}
-	if n := len(rc.Hits()); n != 0 {
-		t.Errorf("the receiver on 127.0.0.1 got %d requests, want 0", n)
+}
+
+// TestWebhookDeliveryNoAnswerIsRetried: a host that does not resolve, or that refuses the connection,
+// may answer later: the attempt says which of the two it was, in the delivery record and the log, and
+// the delivery waits for its next attempt.
+func TestWebhookDeliveryNoAnswerIsRetried(t *testing.T) {
+	t.Parallel()
+	rig := startHookRig(t, hookRigConfig{schedule: []time.Duration{time.Minute}})
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closedURL := closed.URL
+	closed.Close() // its port now refuses connections
+	tests := []struct {
+		name, url, want string
+	}{
+		{"could-not-resolve", "http://reportd-test.invalid/hook", "could not resolve the callback URL's host"}, // .invalid never resolves
+		{"could-not-connect", closedURL + "/hook", "could not connect to the receiver"},
 	}
-	d := rig.delivery(t, id)
-	if d.Attempts != 1 || d.LastStatus != 0 || d.LastError != "the callback URL leads to an address webhooks may not be sent to" {
-		t.Errorf("delivery = %+v, want 1 attempt, no status, the forbidden-address error", d)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			id := rig.schedule(t, tt.url, "done")
+			attempts := rig.waitAttempts(t, id, 1, 10*time.Second)
+			if err := attempts[0].err; err == nil || errors.Is(err, asynq.SkipRetry) || errors.Is(err, webhook.ErrForbiddenAddress) {
+				t.Errorf("the attempt returned %v, want an error to retry", err)
+			}
+			testkit.Eventually(t, 5*time.Second, 20*time.Millisecond, func() error {
+				if state, ok := rig.taskState(t, id); !ok || state != asynq.TaskStateRetry {
+					return fmt.Errorf("the delivery task is %v (exists: %v), want retry", state, ok)
+				}
+				return nil
+			})
+			d := rig.delivery(t, id)
+			if d.Attempts != 1 || d.LastStatus != 0 || !strings.HasPrefix(d.LastError, tt.want) {
+				t.Errorf("delivery = %+v, want 1 attempt, no status, an error starting %q", d, tt.want)
+			}
+			line := logLine(rig.log.String(), "job="+id)
+			if !strings.Contains(line, `msg="webhook delivery failed"`) || !strings.Contains(line, `err="`+tt.want) {
+				t.Errorf("log line of the attempt: %q, want webhook delivery failed, saying %q", line, tt.want)
+			}
+		})
 	}
+}
+
+// logLine is the first line of log that holds every one of has, or "".
+func logLine(log string, has ...string) string {
+	for line := range strings.Lines(log) {
+		found := true
+		for _, h := range has {
+			found = found && strings.Contains(line, h)
+		}
+		if found {
+			return strings.TrimSpace(line)
+		}
+	}
+	return ""
 }

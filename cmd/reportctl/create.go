@@ -14,7 +14,7 @@ var createCommand = command{
 	args:    "--range R [--wait [-o FILE] [--csv]] [--idempotency-key K] [--callback-url U]",
 	summary: "Submit a report job; print its id (first line) and status URL, or with --wait follow it to its report.",
 	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
-		rng := fs.String("range", "", "the days to report on: a quarter 2026-Q1, a month 2026-01, or 2026-01-01..2026-02-15 (required)")
+		rng := fs.String("range", "", "the days to report on: a quarter 2026-Q1, a month 2026-01, a day 2026-01-15, or 2026-01-01..2026-02-15 (required)")
 		wait := fs.Bool("wait", false, "follow the job to its report and print its totals, showing progress on stderr")
 		key := fs.String("idempotency-key", "", "a key that makes retrying this submission safe: the same key gets the same job")
 		callback := fs.String("callback-url", "", "an https `URL` the service POSTs a signed event to when the job finishes")

@@ -220,7 +220,8 @@ func TestErrorsPrintTheProblem(t *testing.T) {
 		{name: "result-unknown", args: []string{"result", unknown, "--csv"}, want: "Job not found: no job " + unknown + " was issued here"},
 		{name: "cancel-unknown", args: []string{"cancel", unknown}, want: "Job not found"},
 		{name: "delete-unknown", args: []string{"delete", unknown}, want: "Job not found"},
-		{name: "create-unservable", args: []string{"create", "--range", "2026-02-01..2026-02-30"}, want: "Range cannot be served: /range: "},
+		{name: "create-unservable", args: []string{"create", "--range", "2026-03-01..2026-02-01"}, want: "Range cannot be served: /range: "},
+		{name: "create-not-on-the-calendar", args: []string{"create", "--range", "2026-02-01..2026-02-30"}, want: "(HTTP 400, /problems/invalid-request)"},
 		{name: "create-malformed", args: []string{"create", "--range", "2026-13"}, want: "(HTTP 400, /problems/invalid-request)"},
 	}
 	for _, tt := range tests {

@@ -383,7 +383,7 @@ func expectedReport(t *testing.T, rng string, rows int) report.Report {
 		if err != nil {
 			return report.Report{}, err
 		}
-		return report.Summarize(context.Background(), report.NewSyntheticLedger(rows), r, nil)
+		return report.Summarize(context.Background(), report.NewSyntheticLedger(rows), r, time.Now(), nil)
 	}))
 	rep, err := f.(func() (report.Report, error))()
 	if err != nil {

@@ -245,7 +245,7 @@ func inWords(field string, e *openapi3.SchemaError) string {
 	case "pattern":
 		switch field {
 		case "/range":
-			return fmt.Sprintf("%q is not a range; send a quarter (2026-Q1), a month (2026-01) or days (2026-01-01..2026-02-15)", value)
+			return fmt.Sprintf("%q is not a range; send a quarter (2026-Q1), a month (2026-01), a day (2026-01-15) or days (2026-01-01..2026-02-15)", value)
 		case "id":
 			return fmt.Sprintf("%q is not a job id; job ids are UUIDs, such as 0f8fad5b-d9cb-469f-a165-70867728950e", value)
 		case "Idempotency-Key":

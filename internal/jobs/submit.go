@@ -46,7 +46,7 @@ type Submission struct {
 // it returns only once asynq has the task in Redis. An Idempotency-Key replay answers with the job the
 // key first created.
 func (s *Service) Submit(ctx context.Context, sub Submission) (Job, error) {
-	rng, err := report.ParseRange(sub.Range)
+	rng, err := report.ParseRangeAt(sub.Range, s.now())
 	switch {
 	case errors.Is(err, report.ErrRangeSyntax):
 		return Job{}, &problem.Error{Kind: problem.KindInvalid, Detail: "/range: " + err.Error(), Err: err}

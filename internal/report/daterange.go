@@ -8,12 +8,14 @@ import (
 )
 
 // ErrRangeSyntax is wrapped by ParseRange errors for text that is not one of
-// the accepted forms YYYY-Qn, YYYY-MM and YYYY-MM-DD..YYYY-MM-DD.
+// the accepted forms YYYY-Qn, YYYY-MM, YYYY-MM-DD and YYYY-MM-DD..YYYY-MM-DD,
+// or that names a day not on the calendar (2026-02-30): either way the text
+// is not a range, as a JSON Schema "date" that is not a date is malformed.
 var ErrRangeSyntax = errors.New("range syntax")
 
-// ErrRangeUnservable is wrapped by ParseRange (and Summarize) errors for a
-// range that is well formed but cannot be served: a day that is not on the
-// calendar, an end before the start, or more than MaxRangeDays days.
+// ErrRangeUnservable is wrapped by ParseRange, ParseRangeAt and Summarize
+// errors for a range of calendar days that cannot be served: one that ends
+// before it starts, is longer than MaxRangeDays days, or starts after today.
 var ErrRangeUnservable = errors.New("range unservable")
 
 // MaxRangeDays is the longest range, in days, that ParseRange accepts and
@@ -27,23 +29,22 @@ const rangeDateLayout = "2006-01-02"
 // 00:00 UTC and To is not before From.
 type DateRange struct{ From, To time.Time }
 
-// ParseRange parses a quarter "YYYY-Qn" (n 1 to 4), a month "YYYY-MM" or an
+// ParseRange parses a quarter "YYYY-Qn" (n 1 to 4, the Q in either case), a
+// month "YYYY-MM", a day "YYYY-MM-DD" (a range of that one day) or an
 // inclusive day span "YYYY-MM-DD..YYYY-MM-DD", with years 0001 to 9999.
-// Nothing else is accepted: no whitespace, no lower-case q, no other
-// separators. An error wraps ErrRangeSyntax when the text has the wrong
-// shape or a field out of its range (month 13, Q5, day 32, year 0000), and
-// ErrRangeUnservable when it is well formed but names a day that is not on
-// the calendar (2026-02-30), ends before it starts, or is longer than
-// MaxRangeDays days. The error text names the problem.
+// Nothing else is accepted: no whitespace, no other separators. An error
+// wraps ErrRangeSyntax when the text has the wrong shape, a field out of its
+// range (month 13, Q5, day 32, year 0000) or a day that is not on the
+// calendar (2026-02-30), and ErrRangeUnservable when it is made of calendar
+// days but ends before it starts or is longer than MaxRangeDays days. The
+// error text names the problem; when both days of a span are wrong, a field
+// out of its range is named before a day off the calendar.
 func ParseRange(s string) (DateRange, error) {
 	switch {
 	case len(s) == len("2006-Q1") && s[4] == '-' && (s[5] == 'Q' || s[5] == 'q'):
 		y, err := parseYear(s[0:4])
 		if err != nil {
 			return DateRange{}, rangeError(s, ErrRangeSyntax, "%v", err)
-		}
-		if s[5] == 'q' {
-			return DateRange{}, rangeError(s, ErrRangeSyntax, "quarter %q needs an upper-case Q", s[5:])
 		}
 		if s[6] < '1' || s[6] > '4' {
 			return DateRange{}, rangeError(s, ErrRangeSyntax, "quarter %q is not Q1..Q4", s[5:])
@@ -62,21 +63,25 @@ func ParseRange(s string) (DateRange, error) {
 		}
 		from := time.Date(y, time.Month(m), 1, 0, 0, 0, 0, time.UTC)
 		return DateRange{From: from, To: from.AddDate(0, 1, -1)}, nil
+	case len(s) == len("2006-01-02") && s[4] == '-' && s[7] == '-':
+		d, err := parseDay(s)
+		if err != nil {
+			return DateRange{}, rangeError(s, ErrRangeSyntax, "%v", err)
+		}
+		return DateRange{From: d, To: d}, nil
 	case len(s) == len("2006-01-02..2006-01-02") && s[10:12] == "..":
 		from, fromErr := parseDay(s[0:10])
 		to, toErr := parseDay(s[12:22])
-		// A syntax problem on either side outranks a calendar problem.
-		if errors.Is(fromErr, ErrRangeSyntax) {
+		// A field out of its range on either side is named before a day off the calendar.
+		switch {
+		case fromErr != nil && !errors.Is(fromErr, errOffCalendar):
 			return DateRange{}, rangeError(s, ErrRangeSyntax, "start %v", fromErr)
-		}
-		if errors.Is(toErr, ErrRangeSyntax) {
+		case toErr != nil && !errors.Is(toErr, errOffCalendar):
 			return DateRange{}, rangeError(s, ErrRangeSyntax, "end %v", toErr)
-		}
-		if fromErr != nil {
-			return DateRange{}, rangeError(s, ErrRangeUnservable, "%v", fromErr)
-		}
-		if toErr != nil {
-			return DateRange{}, rangeError(s, ErrRangeUnservable, "%v", toErr)
+		case fromErr != nil:
+			return DateRange{}, rangeError(s, ErrRangeSyntax, "%v", fromErr)
+		case toErr != nil:
+			return DateRange{}, rangeError(s, ErrRangeSyntax, "%v", toErr)
 		}
 		r := DateRange{From: from, To: to}
 		if to.Before(from) {
@@ -88,6 +93,29 @@ func ParseRange(s string) (DateRange, error) {
 		return r, nil
 	}
 	return DateRange{}, rangeError(s, ErrRangeSyntax, "%s", shapeHint(s))
+}
+
+// ParseRangeAt is ParseRange for a range asked for at now: it also refuses,
+// with an error wrapping ErrRangeUnservable, a range that starts after now's
+// UTC date, since none of its days has happened and there is nothing to
+// report. A range that starts by then but ends later is accepted: its days
+// after the date of its summary count no orders (Summarize).
+func ParseRangeAt(s string, now time.Time) (DateRange, error) {
+	r, err := ParseRange(s)
+	if err != nil {
+		return DateRange{}, err
+	}
+	if today := dayOf(now); r.From.After(today) {
+		return DateRange{}, rangeError(s, ErrRangeUnservable, "starts on %s, after today (%s, UTC); a report can only cover days that have begun",
+			r.From.Format(rangeDateLayout), today.Format(rangeDateLayout))
+	}
+	return r, nil
+}
+
+// dayOf is t's UTC calendar date, at 00:00 UTC.
+func dayOf(t time.Time) time.Time {
+	y, m, d := t.UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }
 
 // Days returns the number of days in r, counting both ends.
@@ -113,8 +141,12 @@ type dayFieldError struct {
 func (e *dayFieldError) Error() string { return e.msg }
 func (e *dayFieldError) Unwrap() error { return e.kind }
 
+// errOffCalendar classifies a parseDay error for a day number the month does
+// not have, so that ParseRange can name a field out of its range first.
+var errOffCalendar = errors.New("not a calendar date")
+
 // parseDay parses one YYYY-MM-DD day. Errors wrap ErrRangeSyntax or, for a
-// day number the month does not have, ErrRangeUnservable.
+// day number the month does not have, errOffCalendar.
 func parseDay(s string) (time.Time, error) {
 	if s[4] != '-' || s[7] != '-' {
 		return time.Time{}, &dayFieldError{fmt.Sprintf("%q is not YYYY-MM-DD", s), ErrRangeSyntax}
@@ -134,7 +166,7 @@ func parseDay(s string) (time.Time, error) {
 	t := time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC)
 	if t.Day() != d {
 		return time.Time{}, &dayFieldError{fmt.Sprintf("%s is not a calendar date (%s %d has %d days)",
-			s, time.Month(m), y, daysIn(y, time.Month(m))), ErrRangeUnservable}
+			s, time.Month(m), y, daysIn(y, time.Month(m))), errOffCalendar}
 	}
 	return t, nil
 }
@@ -181,7 +213,7 @@ func isDigits(s string) bool {
 
 // shapeHint explains why s has none of the accepted shapes.
 func shapeHint(s string) string {
-	const forms = "want YYYY-Qn, YYYY-MM or YYYY-MM-DD..YYYY-MM-DD"
+	const forms = "want YYYY-Qn, YYYY-MM, YYYY-MM-DD or YYYY-MM-DD..YYYY-MM-DD"
 	switch {
 	case s == "":
 		return "empty; " + forms

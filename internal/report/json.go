@@ -19,6 +19,10 @@ func (r Report) AppendJSON(b []byte) []byte {
 	b = append(b, `},"generated_at":"`...)
 	b = r.GeneratedAt.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, '"')
+	if r.CountedThrough != "" {
+		b = append(b, `,"counted_through":`...)
+		b = appendString(b, r.CountedThrough)
+	}
 	b = appendTotals(b, Totals{Orders: r.Orders, Units: r.Units, RevenueCents: r.RevenueCents})
 	b = append(b, `,"by_region":`...)
 	b = appendList(b, r.ByRegion, func(b []byte, t RegionTotal) []byte {

@@ -18,7 +18,7 @@ func TestAppendJSONIsMarshal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rep, err := Summarize(ctx, NewSyntheticLedger(500), r, nil)
+		rep, err := Summarize(ctx, NewSyntheticLedger(500), r, counted, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -42,7 +42,7 @@ func TestAppendJSONIsMarshal(t *testing.T) {
 
 func BenchmarkReportJSON(b *testing.B) {
 	r, _ := ParseRange("2026-01-01..2026-01-01")
-	rep, _ := Summarize(context.Background(), NewSyntheticLedger(1000), r, nil)
+	rep, _ := Summarize(context.Background(), NewSyntheticLedger(1000), r, counted, nil)
 	b.Run("Marshal", func(b *testing.B) {
 		for b.Loop() {
 			_, _ = json.Marshal(rep)

@@ -12,15 +12,20 @@ import (
 // Report is the sales summary of a date range; its JSON form is the Report
 // schema of openapi.yaml.
 type Report struct {
-	ID           string         `json:"id"`
-	Range        ReportRange    `json:"range"`
-	GeneratedAt  time.Time      `json:"generated_at"`
-	Orders       int64          `json:"orders"`
-	Units        int64          `json:"units"`
-	RevenueCents int64          `json:"revenue_cents"`
-	ByRegion     []RegionTotal  `json:"by_region"`
-	ByProduct    []ProductTotal `json:"by_product"`
-	ByDay        []DayTotal     `json:"by_day"`
+	ID          string      `json:"id"`
+	Range       ReportRange `json:"range"`
+	GeneratedAt time.Time   `json:"generated_at"`
+	// CountedThrough is the last day, "YYYY-MM-DD", whose orders the report
+	// counts: the range's last day, or the day it was computed when the range
+	// ends after that (later days have not happened and hold no orders).
+	// Reports made before it was recorded have none.
+	CountedThrough string         `json:"counted_through,omitempty"`
+	Orders         int64          `json:"orders"`
+	Units          int64          `json:"units"`
+	RevenueCents   int64          `json:"revenue_cents"`
+	ByRegion       []RegionTotal  `json:"by_region"`
+	ByProduct      []ProductTotal `json:"by_product"`
+	ByDay          []DayTotal     `json:"by_day"`
 }
 
 // ReportRange is the inclusive range of a Report, as "YYYY-MM-DD" days.
@@ -57,10 +62,16 @@ type DayTotal struct {
 	Totals
 }
 
-// Summarize computes the report over r from l. It calls onDay(done, total)
-// after each day (onDay may be nil). When ctx is done it stops within
-// milliseconds and returns an error wrapping ctx.Err(), so errors.Is(err,
-// context.Canceled) or context.DeadlineExceeded holds.
+// Summarize computes the report over r from l, as of asOf: the days of r
+// after asOf's UTC date have not happened, so Summarize does not ask l for
+// them and they count no orders (a ledger that invents orders, as
+// SyntheticLedger does, invents none for them), and the report's
+// CountedThrough says the last day it counted. A range that starts after
+// asOf's date gives an error wrapping ErrRangeUnservable. It calls
+// onDay(done, total) after each day, counted or not (onDay may be nil).
+// When ctx is done it stops within milliseconds and returns an error
+// wrapping ctx.Err(), so errors.Is(err, context.Canceled) or
+// context.DeadlineExceeded holds.
 //
 // The report's ID and GeneratedAt are left zero for the caller to fill.
 // ByDay has one entry per day of r in ascending order, days without orders
@@ -69,10 +80,14 @@ type DayTotal struct {
 // each breakdown exactly. A range that is empty, reversed or longer than
 // MaxRangeDays gives an error wrapping ErrRangeUnservable; an order whose
 // region or product is out of range gives an error.
-func Summarize(ctx context.Context, l Ledger, r DateRange, onDay func(done, total int)) (Report, error) {
+func Summarize(ctx context.Context, l Ledger, r DateRange, asOf time.Time, onDay func(done, total int)) (Report, error) {
 	from, days, err := checkRange(r)
 	if err != nil {
 		return Report{}, err
+	}
+	today := dayOf(asOf)
+	if from.After(today) {
+		return Report{}, fmt.Errorf("summarize %s: it starts after %s, the day it is computed on: %w", r, today.Format(rangeDateLayout), ErrRangeUnservable)
 	}
 	if err := ctx.Err(); err != nil {
 		return Report{}, fmt.Errorf("summarize %s: %w", r, err)
@@ -85,9 +100,11 @@ func Summarize(ctx context.Context, l Ledger, r DateRange, onDay func(done, tota
 	for i := range days {
 		day := from.AddDate(0, 0, i)
 		var t Totals
-		if synth != nil {
+		switch {
+		case day.After(today): // it has not happened: no orders
+		case synth != nil:
 			agg.addSynthetic(&t, synth.dayGen(day))
-		} else {
+		default:
 			buf, err = l.Day(ctx, day, buf[:0])
 			if err != nil {
 				return Report{}, fmt.Errorf("summarize %s: ledger day %s: %w", r, day.Format(rangeDateLayout), err)
@@ -110,7 +127,13 @@ func Summarize(ctx context.Context, l Ledger, r DateRange, onDay func(done, tota
 			onDay(i+1, days)
 		}
 	}
-	return agg.report(from, from.AddDate(0, 0, days-1), byDay), nil
+	to := from.AddDate(0, 0, days-1)
+	rep := agg.report(from, to, byDay)
+	rep.CountedThrough = to.Format(rangeDateLayout)
+	if to.After(today) {
+		rep.CountedThrough = today.Format(rangeDateLayout)
+	}
+	return rep, nil
 }
 
 // genericChunk is how many orders of a Ledger's day Summarize aggregates

@@ -25,7 +25,7 @@ func benchSummarize(b *testing.B, rows int) {
 	ctx := context.Background()
 	var orders int64
 	for b.Loop() {
-		rep, err := Summarize(ctx, l, benchRange, nil)
+		rep, err := Summarize(ctx, l, benchRange, counted, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,6 +33,10 @@ func (f funcLedger) Day(_ context.Context, day time.Time, buf []Order) ([]Order,
 	return append(buf, orders...), err
 }
 
+// counted is the time the tests' reports are computed at: after every range they summarize, so that
+// every day counts.
+var counted = time.Date(9999, 12, 31, 12, 0, 0, 0, time.UTC)
+
 func mustRange(t testing.TB, s string) DateRange {
 	t.Helper()
 	r, err := ParseRange(s)
@@ -43,7 +48,7 @@ func mustRange(t testing.TB, s string) DateRange {
 
 func summarize(t testing.TB, l Ledger, r DateRange) Report {
 	t.Helper()
-	rep, err := Summarize(context.Background(), l, r, nil)
+	rep, err := Summarize(context.Background(), l, r, counted, nil)
 	if err != nil {
 		t.Fatalf("Summarize(%s): %v", r, err)
 	}
@@ -270,8 +275,9 @@ func TestSummarizeLedgers(t *testing.T) {
 		l:    weekdaysOnly,
 		in:   "2026-01-09..2026-01-12", // Friday to Monday
 		want: Report{
-			Range:  ReportRange{From: "2026-01-09", To: "2026-01-12"},
-			Orders: 6, Units: 26, RevenueCents: 4020,
+			Range:          ReportRange{From: "2026-01-09", To: "2026-01-12"},
+			CountedThrough: "2026-01-12",
+			Orders:         6, Units: 26, RevenueCents: 4020,
 			// Ties on revenue go by name.
 			ByRegion: []RegionTotal{
 				{Region: Regions[1], Totals: Totals{4, 22, 2020}},
@@ -294,10 +300,11 @@ func TestSummarizeLedgers(t *testing.T) {
 		l:    funcLedger(func(time.Time) ([]Order, error) { return nil, nil }),
 		in:   "2026-01-01..2026-01-02",
 		want: Report{
-			Range:     ReportRange{From: "2026-01-01", To: "2026-01-02"},
-			ByRegion:  []RegionTotal{},
-			ByProduct: []ProductTotal{},
-			ByDay:     []DayTotal{day("2026-01-01", 0, 0, 0), day("2026-01-02", 0, 0, 0)},
+			Range:          ReportRange{From: "2026-01-01", To: "2026-01-02"},
+			CountedThrough: "2026-01-02",
+			ByRegion:       []RegionTotal{},
+			ByProduct:      []ProductTotal{},
+			ByDay:          []DayTotal{day("2026-01-01", 0, 0, 0), day("2026-01-02", 0, 0, 0)},
 		},
 	}}
 	for _, tt := range tests {
@@ -311,6 +318,95 @@ func TestSummarizeLedgers(t *testing.T) {
 			checkReport(t, got, r)
 		})
 	}
+}
+
+// dayRecorder is a Ledger that records the days it is asked for.
+type dayRecorder struct {
+	l    Ledger
+	mu   sync.Mutex
+	days []string
+}
+
+func (d *dayRecorder) Day(ctx context.Context, day time.Time, buf []Order) ([]Order, error) {
+	d.mu.Lock()
+	d.days = append(d.days, day.Format(time.DateOnly))
+	d.mu.Unlock()
+	return d.l.Day(ctx, day, buf)
+}
+
+// TestSummarizeCountsOnlyDaysThatHappened: the days of a range after the day it is computed on hold
+// no orders (the ledger is not even asked for them, so the synthetic one invents none), the report says
+// which day it counted through, and the days it counted are those a report made later would count.
+func TestSummarizeCountsOnlyDaysThatHappened(t *testing.T) {
+	t.Parallel()
+	r := mustRange(t, "2026-12-05..2026-12-10")
+	tests := []struct {
+		name        string
+		asOf        time.Time
+		wantThrough string
+		wantCounted int // days of r with orders
+	}{
+		{name: "partly-future", asOf: time.Date(2026, 12, 7, 23, 59, 59, 0, time.UTC), wantThrough: "2026-12-07", wantCounted: 3},
+		{name: "first-day", asOf: time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC), wantThrough: "2026-12-05", wantCounted: 1},
+		// Today is the UTC date, whatever the zone of the clock's reading.
+		{name: "utc-date", asOf: time.Date(2026, 12, 8, 1, 0, 0, 0, time.FixedZone("UTC+2", 2*3600)), wantThrough: "2026-12-07", wantCounted: 3},
+		{name: "last-day", asOf: time.Date(2026, 12, 10, 12, 0, 0, 0, time.UTC), wantThrough: "2026-12-10", wantCounted: 6},
+		{name: "long-after", asOf: counted, wantThrough: "2026-12-10", wantCounted: 6},
+	}
+	full := summarize(t, NewSyntheticLedger(smallRows), r)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			for name, l := range map[string]Ledger{"synthetic": NewSyntheticLedger(smallRows), "generic": plainLedger{NewSyntheticLedger(smallRows)}} {
+				rec := &dayRecorder{l: l}
+				var ledger Ledger = rec
+				if name == "synthetic" {
+					ledger = l // the fast path, which is not asked through Day
+				}
+				var calls int
+				rep, err := Summarize(context.Background(), ledger, r, tt.asOf, func(done, total int) { calls++ })
+				if err != nil {
+					t.Fatalf("%s: Summarize: %v", name, err)
+				}
+				checkReport(t, rep, r)
+				if rep.CountedThrough != tt.wantThrough {
+					t.Errorf("%s: counted through %q, want %q", name, rep.CountedThrough, tt.wantThrough)
+				}
+				if calls != r.Days() {
+					t.Errorf("%s: onDay called %d times, want once a day of the range (%d)", name, calls, r.Days())
+				}
+				for i, d := range rep.ByDay {
+					if i < tt.wantCounted {
+						if diff := gocmp.Diff(full.ByDay[i], d); diff != "" || d.Orders == 0 {
+							t.Errorf("%s: %s, a day that happened, differs from a later report's (-later +this):\n%s", name, d.Date, diff)
+						}
+					} else if d.Totals != (Totals{}) {
+						t.Errorf("%s: %s, after %s, holds %+v, want no orders", name, d.Date, tt.wantThrough, d.Totals)
+					}
+				}
+				if name == "generic" {
+					var want []string
+					for _, d := range full.ByDay[:tt.wantCounted] {
+						want = append(want, d.Date)
+					}
+					if diff := gocmp.Diff(want, rec.days); diff != "" {
+						t.Errorf("the ledger was asked for other days than those that happened (-want +got):\n%s", diff)
+					}
+				}
+			}
+		})
+	}
+	t.Run("starts-after", func(t *testing.T) {
+		t.Parallel()
+		rec := &dayRecorder{l: NewSyntheticLedger(smallRows)}
+		_, err := Summarize(context.Background(), rec, r, time.Date(2026, 12, 4, 23, 59, 0, 0, time.UTC), nil)
+		if !errors.Is(err, ErrRangeUnservable) {
+			t.Errorf("Summarize of a range that starts tomorrow: %v, want an error wrapping ErrRangeUnservable", err)
+		}
+		if len(rec.days) != 0 {
+			t.Errorf("the ledger was asked for %v", rec.days)
+		}
+	})
 }
 
 func TestSummarizeErrors(t *testing.T) {
@@ -343,7 +439,7 @@ func TestSummarizeErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			rep, err := Summarize(tt.ctx, tt.l, tt.r, nil)
+			rep, err := Summarize(tt.ctx, tt.l, tt.r, counted, nil)
 			if err == nil {
 				t.Fatalf("Summarize succeeded with %+v, want an error", rep)
 			}
@@ -359,7 +455,7 @@ func TestSummarizeProgress(t *testing.T) {
 	t.Parallel()
 	r := mustRange(t, "2026-02")
 	var got [][2]int
-	if _, err := Summarize(context.Background(), NewSyntheticLedger(10), r, func(done, total int) {
+	if _, err := Summarize(context.Background(), NewSyntheticLedger(10), r, counted, func(done, total int) {
 		got = append(got, [2]int{done, total})
 	}); err != nil {
 		t.Fatal(err)
@@ -400,7 +496,7 @@ func TestSummarizeCancelLatency(t *testing.T) {
 				canceledAt <- time.Now()
 				cancel()
 			}()
-			rep, err := Summarize(ctx, tt.ledger, mustRange(t, "2026-Q4"), func(done, _ int) {
+			rep, err := Summarize(ctx, tt.ledger, mustRange(t, "2026-Q4"), counted, func(done, _ int) {
 				if done == 1 {
 					close(firstDay)
 				}
@@ -422,7 +518,7 @@ func TestSummarizeDeadline(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	_, err := Summarize(ctx, NewSyntheticLedger(DefaultRowsPerDay), mustRange(t, "2026-Q1"), nil)
+	_, err := Summarize(ctx, NewSyntheticLedger(DefaultRowsPerDay), mustRange(t, "2026-Q1"), counted, nil)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Summarize error %v, want context.DeadlineExceeded", err)
 	}

@@ -52,7 +52,9 @@ type Options struct {
 	// Tracer, when set, traces requests, jobs and deliveries; nil means tracing is off.
 	Tracer trace.TracerProvider
 
-	// Now and Heartbeat are jobs.Deps'; nil and zero mean the real clock and the default heartbeat.
+	// Now is the clock of the lifecycle (jobs.Deps) and of the report worker, whose reports count the
+	// days up to its today; Heartbeat is jobs.Deps'. Nil and zero mean the real clock and the default
+	// heartbeat.
 	Now       func() time.Time
 	Heartbeat time.Duration
 	// WrapInspector, if set, wraps the lifecycle's reader of asynq's task info (a test counts its

@@ -49,8 +49,13 @@ func (s *Service) StartWorkers(ctx context.Context) (stop func(), err error) {
 	if o.Tracer != nil {
 		tracer = telemetry.Tracer(o.Tracer)
 	}
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
 	h := w.Handler
 	if h == nil {
+		// The service's clock: it says which days of a range have happened.
 		processor := &tasks.ReportProcessor{
 			Ledger:           w.Ledger,
 			Jobs:             s.jobs,
@@ -58,7 +63,7 @@ func (s *Service) StartWorkers(ctx context.Context) (stop func(), err error) {
 			Tracer:           tracer,
 			CancelCheckEvery: w.CancelCheckEvery,
 			Metrics:          tasks.NewJobMetrics(s.registry),
-			Now:              time.Now,
+			Now:              now,
 			Log:              o.Log,
 		}
 		stopCancels = subscribe(ctx, o.Store.SubscribeCancels, func(ctx context.Context, ev *store.Events) { processor.RunCancels(ctx, ev) })

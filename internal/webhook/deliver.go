@@ -3,9 +3,12 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -77,9 +80,11 @@ func (e *RetryAfterError) Error() string {
 }
 
 // Deliver makes one attempt to deliver m with c, signed by s at now(). Its error is nil for a 2xx
-// answer, ErrGone for a 410, a *RetryAfterError for a 429 or 503 with Retry-After, and otherwise
-// (another status, a 3xx, a timeout, a refused address) a plain error: a later attempt may succeed.
-// A Result that is not Attempted means m makes no request at all, so no later attempt will either.
+// answer, ErrGone for a 410, a *RetryAfterError for a 429 or 503 with Retry-After, one wrapping
+// ErrForbiddenAddress when the guard refused the address the URL led to (no later attempt can
+// succeed), and otherwise (another status, a 3xx, a timeout, a host that did not resolve or could not
+// be connected to) a plain error: a later attempt may succeed. A Result that is not Attempted means m
+// makes no request at all, so no later attempt will either.
 func Deliver(ctx context.Context, c *http.Client, s *Signer, m Message, now func() time.Time) (Result, error) {
 	ts := now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.URL, bytes.NewReader(m.Body))
@@ -94,8 +99,8 @@ func Deliver(ctx context.Context, c *http.Client, s *Signer, m Message, now func
 
 	resp, err := c.Do(req)
 	if err != nil {
-		why := deliveryError(err)
-		return Result{Attempted: true, Error: why}, fmt.Errorf("deliver webhook: %s", why)
+		why, kind := deliveryError(err)
+		return Result{Attempted: true, Error: why}, &noAnswerError{why: why, kind: kind}
 	}
 	n, _ := io.Copy(io.Discard, io.LimitReader(resp.Body, maxReceiverBody))
 	_ = resp.Body.Close()
@@ -114,16 +119,62 @@ func Deliver(ctx context.Context, c *http.Client, s *Signer, m Message, now func
 	return res, fmt.Errorf("receiver answered %d", resp.StatusCode)
 }
 
-// deliveryError says why an attempt got no answer, without echoing anything the receiver sent.
-func deliveryError(err error) string {
+// noAnswerError is an attempt that got no answer: why says so in words the job's client may read, and
+// kind (if not nil) is the class of error it is.
+type noAnswerError struct {
+	why  string
+	kind error
+}
+
+func (e *noAnswerError) Error() string { return "deliver webhook: " + e.why }
+func (e *noAnswerError) Unwrap() error { return e.kind }
+
+// deliveryError says why an attempt got no answer, without echoing anything the receiver sent, nor the
+// addresses a name resolved to (the client is told the kind of address the guard refused, not which):
+// "refused: the address is <class>" when the guard refused it (the error's class is then
+// ErrForbiddenAddress), "could not resolve ..." when DNS gave no address, "could not connect ..." when
+// no connection was made, "the receiver did not answer in time", or what else became of it.
+func deliveryError(err error) (string, error) {
+	var (
+		refused *AddressError
+		dnsErr  *net.DNSError
+		opErr   *net.OpError
+	)
 	switch {
-	case errors.Is(err, ErrForbiddenAddress):
-		return "the callback URL leads to an address webhooks may not be sent to"
+	case errors.As(err, &refused):
+		return "refused: the address is " + refused.Class, ErrForbiddenAddress
+	case errors.As(err, &dnsErr):
+		if dnsErr.IsNotFound {
+			return "could not resolve the callback URL's host: no such host", nil
+		}
+		return "could not resolve the callback URL's host", nil
+	case errors.As(err, &opErr) && opErr.Op == "dial":
+		if opErr.Timeout() {
+			return "could not connect to the receiver in time", nil
+		}
+		return "could not connect to the receiver", nil
 	case errors.Is(err, context.DeadlineExceeded):
-		return "the receiver did not answer in time"
+		return "the receiver did not answer in time", nil
+	case isTLSError(err):
+		return "could not connect to the receiver: the TLS handshake failed", nil
 	default:
-		return "the receiver could not be reached"
+		return "the connection to the receiver failed before it answered", nil
 	}
+}
+
+// isTLSError reports whether err is a failed TLS handshake: a certificate not trusted, or a server
+// that does not speak TLS or refuses the client's.
+func isTLSError(err error) bool {
+	var (
+		verify  *tls.CertificateVerificationError
+		header  tls.RecordHeaderError
+		alert   tls.AlertError
+		unknown x509.UnknownAuthorityError
+		host    x509.HostnameError
+		invalid x509.CertificateInvalidError
+	)
+	return errors.As(err, &verify) || errors.As(err, &header) || errors.As(err, &alert) ||
+		errors.As(err, &unknown) || errors.As(err, &host) || errors.As(err, &invalid)
 }
 
 // parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP-date.

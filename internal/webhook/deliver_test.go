@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,8 +116,9 @@ func TestDeliver(t *testing.T) {
 // errPlain stands, in TestDeliver, for an error that is neither ErrGone nor a *RetryAfterError.
 var errPlain = errors.New("plain")
 
-// TestDeliverNoAnswer: an attempt that gets no answer says why, and one whose message makes no request
-// is not an attempt.
+// TestDeliverNoAnswer: an attempt that gets no answer says why, telling apart an address the guard
+// refused (which no later attempt can pass), a host that did not resolve and one that could not be
+// connected to; and one whose message makes no request is not an attempt.
 func TestDeliverNoAnswer(t *testing.T) {
 	t.Parallel()
 	s, err := ParseSecret(webhooktest.NewSecret(t, 32))
@@ -124,25 +127,41 @@ func TestDeliverNoAnswer(t *testing.T) {
 	}
 	closed := httptest.NewServer(http.NotFoundHandler())
 	closed.Close()
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(closed.URL, "http://"))
 
 	tests := []struct {
-		name   string
-		policy Policy
-		url    string
-		want   Result
+		name      string
+		policy    Policy
+		url       string
+		want      string // the Result's Error, or its start when it ends in "..."
+		forbidden bool   // the error wraps ErrForbiddenAddress
+		attempted bool
 	}{
-		{"unreachable", Policy{AllowInsecure: true, AllowPrivate: true}, closed.URL,
-			Result{Attempted: true, Error: "the receiver could not be reached"}},
-		{"forbidden-address", Policy{AllowInsecure: true}, closed.URL,
-			Result{Attempted: true, Error: "the callback URL leads to an address webhooks may not be sent to"}},
-		{"no-request", Policy{}, "http://[::1", Result{}},
+		{"could-not-connect", Policy{AllowInsecure: true, AllowPrivate: true}, closed.URL, "could not connect to the receiver", false, true},
+		// .invalid never resolves (RFC 6761).
+		{"could-not-resolve", Policy{AllowInsecure: true, AllowPrivate: true}, "http://reportd-test.invalid/hook", "could not resolve the callback URL's host...", false, true},
+		{"refused-loopback", Policy{AllowInsecure: true}, closed.URL, "refused: the address is loopback", true, true},
+		{"refused-loopback-by-name", Policy{AllowInsecure: true}, "http://localhost:" + port + "/hook", "refused: the address is loopback", true, true},
+		{"refused-mapped-loopback", Policy{AllowInsecure: true}, "http://[::ffff:127.0.0.1]:" + port + "/hook", "refused: the address is loopback", true, true},
+		{"refused-unspecified", Policy{AllowInsecure: true}, "http://0.0.0.0:" + port + "/hook", "refused: the address is unspecified", true, true},
+		{"no-request", Policy{}, "http://[::1", "", false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			res, err := Deliver(context.Background(), NewClient(tt.policy, 5*time.Second), s, Message{ID: "msg_1", URL: tt.url}, time.Now)
-			if res != tt.want || err == nil {
-				t.Errorf("Deliver to %s = %+v, %v; want %+v and an error", tt.url, res, err, tt.want)
+			if err == nil {
+				t.Fatalf("Deliver to %s = %+v, nil; want an error", tt.url, res)
+			}
+			prefix, open := strings.CutSuffix(tt.want, "...")
+			if res.Attempted != tt.attempted || res.Status != 0 || (open && !strings.HasPrefix(res.Error, prefix)) || (!open && res.Error != tt.want) {
+				t.Errorf("Deliver to %s = %+v; want attempted %v, no status, error %q", tt.url, res, tt.attempted, tt.want)
+			}
+			if got := errors.Is(err, ErrForbiddenAddress); got != tt.forbidden {
+				t.Errorf("Deliver to %s: errors.Is(%v, ErrForbiddenAddress) = %v, want %v", tt.url, err, got, tt.forbidden)
+			}
+			if tt.attempted && err.Error() != "deliver webhook: "+res.Error {
+				t.Errorf("Deliver to %s: error %q, want it to say what the Result says (%q) and no more", tt.url, err, res.Error)
 			}
 		})
 	}
