@@ -16,6 +16,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
+	"github.com/hibiken/asynq"
 
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/internal/jobs"
