@@ -94,6 +94,16 @@ func fromTask(info *asynq.TaskInfo, retention time.Duration) Job {
 	switch info.State {
 	case asynq.TaskStateActive:
 		j.State = Running
+		if o := j.Progress.Outcome; o != "" && !j.Progress.FinishedAt.IsZero() {
+			// The job's last attempt has ended and recorded how (EndAttempt writes its result before it
+			// publishes the finish event); asynq archives or completes the task a moment later. Read from
+			// here, a job that one read showed ended (a woken wait, a cancel's answer) does not show
+			// running to the next. A done end is not taken from here: recordEnd may yet rewrite it
+			// canceled, so a done job reads running until asynq completes it (or, for a woken wait, its
+			// end record says done: withEnd).
+			j.State, j.FinishedAt = o.State(), j.Progress.FinishedAt
+			j.ExpiresAt = store.ReadableUntil(j.FinishedAt, retention)
+		}
 	case asynq.TaskStateCompleted:
 		j.State = Done
 		if j.Progress.Outcome == OutcomeCanceled {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/reportd/reportd/internal/jobs/jobstest"
 	"github.com/reportd/reportd/internal/report"
+	"github.com/reportd/reportd/internal/store"
 )
 
 func TestRetryAfter(t *testing.T) {
@@ -123,6 +124,8 @@ func TestFromTask(t *testing.T) {
 		return Job{ID: testID, State: state, Range: q1, CreatedAt: testCreated, MaxRetry: testPolicy.MaxRetry, inQueue: true, Client: Anonymous}
 	}
 	const retention = 6 * time.Hour // the policy's, for failed jobs; completed ones keep their task's own
+	endedAt := testNow.Add(-time.Minute)
+	ended := func(p Progress, o Outcome) Progress { p.Outcome, p.FinishedAt = o, endedAt; return p }
 	tests := []struct {
 		name string
 		info *asynq.TaskInfo
@@ -142,6 +145,37 @@ func TestFromTask(t *testing.T) {
 			name: "active",
 			info: taskInfo(asynq.TaskStateActive, jobstest.WithProgress(progress)),
 			want: func() Job { v := view(Running); v.Progress = progress; return v }(),
+		},
+		{
+			// The last attempt was canceled and said so; asynq has not completed the task yet.
+			name: "active-ended-canceled",
+			info: taskInfo(asynq.TaskStateActive, jobstest.WithProgress(ended(progress, OutcomeCanceled))),
+			want: func() Job {
+				v := view(Canceled)
+				v.Progress, v.FinishedAt, v.ExpiresAt = ended(progress, OutcomeCanceled), endedAt, store.ReadableUntil(endedAt, retention)
+				return v
+			}(),
+		},
+		{
+			name: "active-ended-failed",
+			info: taskInfo(asynq.TaskStateActive, jobstest.WithProgress(ended(progress, OutcomeFailed))),
+			want: func() Job {
+				v := view(Failed)
+				v.Progress, v.FinishedAt, v.ExpiresAt = ended(progress, OutcomeFailed), endedAt, store.ReadableUntil(endedAt, retention)
+				return v
+			}(),
+		},
+		{
+			// A done end may yet be rewritten canceled (a cancel that came first): running until asynq completes it.
+			name: "active-ended-done",
+			info: taskInfo(asynq.TaskStateActive, jobstest.WithProgress(ended(progress, ""))),
+			want: func() Job { v := view(Running); v.Progress = ended(progress, ""); return v }(),
+		},
+		{
+			// A failed attempt that will be retried has no FinishedAt: still running until asynq retries it.
+			name: "active-attempt-failed-not-last",
+			info: taskInfo(asynq.TaskStateActive, jobstest.WithProgress(func() Progress { p := progress; p.Outcome = OutcomeFailed; return p }())),
+			want: func() Job { v := view(Running); v.Progress = progress; v.Progress.Outcome = OutcomeFailed; return v }(),
 		},
 		{
 			name: "completed",

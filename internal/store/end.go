@@ -56,12 +56,15 @@ func (s *Store) RecordEnd(ctx context.Context, e EndRecord) (string, error) {
 	}
 	var end *redis.Cmd
 	run := func(p redis.Pipeliner, eval func(p redis.Pipeliner) *redis.Cmd) error {
+		// The task's result first: on one Redis, whoever the finish event wakes reads the ended attempt's
+		// result from the task too, not only from the end record (jobs.fromTask). On a cluster the two
+		// are on different nodes, written side by side: there a woken read takes the end record.
+		if e.Progress != nil && e.Canceled == nil {
+			p.HSet(ctx, asynqTaskKey(QueueOf(e.ID), e.ID), "result", e.Progress)
+		}
 		if e.Final {
 			end = eval(p)
 			p.SRem(ctx, clientOpenKey(e.Client), e.ID)
-		}
-		if e.Progress != nil && e.Canceled == nil {
-			p.HSet(ctx, asynqTaskKey(QueueOf(e.ID), e.ID), "result", e.Progress)
 		}
 		return nil
 	}
