@@ -192,7 +192,7 @@ func refusesToStart(t *testing.T, vars map[string]string, cause, secret string) 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	sink := testkit.NewLogSink()
-	err := run(ctx, nil, env(vars), sink)
+	err := run(ctx, nil, env(vars), logTo(t, sink))
 	switch {
 	case err == nil:
 		t.Fatalf("reportd started and ran until stopped, want it to refuse to start saying %q; log:\n%s", cause, sink)

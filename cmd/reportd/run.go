@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -27,8 +26,7 @@ import (
 // run starts what args ask for and blocks until ctx is done or a part fails, then drains, within one
 // REPORTD_SHUTDOWN_TIMEOUT: the HTTP server stops accepting and finishes its requests while the
 // workers finish or requeue their jobs. Every part started is stopped on every way out, Redis last.
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	log := newLogger(stderr)
+func run(ctx context.Context, args []string, getenv func(string) string, log *slog.Logger) error {
 	m, err := parseMode(args)
 	if err != nil {
 		return err
