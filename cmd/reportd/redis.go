@@ -13,17 +13,19 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
 	"github.com/reportd/reportd/internal/store"
 )
 
-// connectRedis returns the Redis client that asynq, the API and the worker share, and a func that
-// releases it: a cluster client for REDIS_CLUSTER_ADDRS, else one for REDIS_URL. With neither it starts
-// an embedded in-memory Redis and says, once, that nothing is durable.
-func connectRedis(cfg config, log *slog.Logger) (redis.UniversalClient, func(), error) {
+// connectRedis returns the Redis client that asynq, the API and the worker share, a func that
+// releases it, and whether Redis answered: a cluster client for REDIS_CLUSTER_ADDRS, else one for
+// REDIS_URL. With neither it starts an embedded in-memory Redis and says, once, that nothing is
+// durable.
+func connectRedis(cfg config, log *slog.Logger) (rdb redis.UniversalClient, release func(), answered bool, err error) {
 	if len(cfg.RedisClusterAddrs) > 0 {
 		tlsConfig, err := clusterTLSConfig(cfg)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
 		rdb, err := store.NewClient(asynq.RedisClusterClientOpt{
 			Addrs:    cfg.RedisClusterAddrs,
@@ -34,13 +36,14 @@ func connectRedis(cfg config, log *slog.Logger) (redis.UniversalClient, func(), 
 			TLSConfig: tlsConfig,
 		})
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
-		if err := checkAtStart(rdb, "REDIS_CLUSTER_ADDRS", log); err != nil {
+		answered, err := checkAtStart(rdb, "REDIS_CLUSTER_ADDRS", log)
+		if err != nil {
 			_ = rdb.Close()
-			return nil, nil, err
+			return nil, nil, false, err
 		}
-		return rdb, func() { _ = rdb.Close() }, nil
+		return rdb, func() { _ = rdb.Close() }, answered, nil
 	}
 	url := cfg.RedisURL
 	stopEmbedded := func() {}
@@ -49,7 +52,7 @@ func connectRedis(cfg config, log *slog.Logger) (redis.UniversalClient, func(), 
 		// Without ClockTTL, TTLs in miniredis never run out: retention and tombstones would never expire.
 		m.ClockTTL(true)
 		if err := m.StartAddr("127.0.0.1:0"); err != nil {
-			return nil, nil, fmt.Errorf("start embedded redis: %w", err)
+			return nil, nil, false, fmt.Errorf("start embedded redis: %w", err)
 		}
 		stopEmbedded = m.Close
 		url = "redis://" + m.Addr()
@@ -59,41 +62,42 @@ func connectRedis(cfg config, log *slog.Logger) (redis.UniversalClient, func(), 
 	if err != nil {
 		stopEmbedded()
 		// The parse error quotes the URL, password and all: say only what is wrong with it.
-		return nil, nil, fmt.Errorf("REDIS_URL=%s is not a URL asynq accepts (redis://[:password@]host:port/db, rediss://, redis-sentinel://, unix://); check its escaping", cfg.redacted().RedisURL)
+		return nil, nil, false, fmt.Errorf("REDIS_URL=%s is not a URL asynq accepts (redis://[:password@]host:port/db, rediss://, redis-sentinel://, unix://); check its escaping", cfg.redacted().RedisURL)
 	}
-	rdb, err := store.NewClient(opt)
+	rdb, err = store.NewClient(opt)
 	if err != nil {
 		stopEmbedded()
-		return nil, nil, err
+		return nil, nil, false, err
 	}
+	answered = true
 	if cfg.RedisURL != "" {
-		if err := checkAtStart(rdb, "REDIS_URL", log); err != nil {
+		if answered, err = checkAtStart(rdb, "REDIS_URL", log); err != nil {
 			_ = rdb.Close()
-			return nil, nil, err
+			return nil, nil, false, err
 		}
 	}
-	return rdb, func() { _ = rdb.Close(); stopEmbedded() }, nil
+	return rdb, func() { _ = rdb.Close(); stopEmbedded() }, answered, nil
 }
 
-// checkAtStart asks Redis for a PING before reportd serves. A Redis that refuses reportd's credentials
+// checkAtStart asks Redis for a PING before reportd serves, and says whether it answered. A Redis that refuses reportd's credentials
 // or whose TLS certificate reportd refuses will go on refusing until reportd is restarted with other
 // settings, so that stops it at once, with the reason; a Redis that does not answer yet (still
 // starting, a network blip, a failover) is waited for as at any other time: reportd serves, answering
 // 503 until it does.
-func checkAtStart(rdb redis.UniversalClient, setting string, log *slog.Logger) error {
+func checkAtStart(rdb redis.UniversalClient, setting string, log *slog.Logger) (answered bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	err := rdb.Ping(ctx).Err()
+	err = rdb.Ping(ctx).Err()
 	switch {
 	case err == nil:
 		warnIfNotDurable(ctx, rdb, log)
-		return nil
+		return true, nil
 	case refusedSettings(err):
 		// Neither Redis's nor Go's TLS error quotes a password.
-		return fmt.Errorf("redis refuses reportd's settings (check %s and its password, user and TLS settings): %w", setting, err)
+		return false, fmt.Errorf("redis refuses reportd's settings (check %s and its password, user and TLS settings): %w", setting, err)
 	default:
 		log.Warn("redis does not answer at start; serving 503 until it does", "setting", setting, "err", err)
-		return nil
+		return false, nil
 	}
 }
 

@@ -74,7 +74,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 		tp = nil
 	}
 
-	rdb, closeRedis, err := connectRedis(cfg, log)
+	rdb, closeRedis, answered, err := connectRedis(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -92,6 +92,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 	}
 	svc := server.New(serverOptions(cfg, rdb, st, queues, reg, tp, log))
 	ready := svc.Ready(m.worker)
+	defer svc.WatchRedis(ctx, time.Second, answered)()
 
 	errc := make(chan error, 2)
 	if cfg.OpsAddr != "" {
