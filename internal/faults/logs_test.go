@@ -23,7 +23,7 @@ import (
 // D/interval + 2 lines), every failure held back ends with such a line, and the lines say how many
 // they held back.
 func TestLogsThroughRedisOutage(t *testing.T) {
-	skipShort(t, "keeps Redis away for more than telemetry.RepeatInterval (5 s), and waits as long for the ends")
+	skipShort(t, "keeps Redis away for more than telemetry.RepeatInterval (5 s), and waits twice that for the ends")
 	t.Parallel()
 	const interval = telemetry.RepeatInterval
 	redis := startRedis(t, durableConf...)
@@ -55,8 +55,8 @@ func TestLogsThroughRedisOutage(t *testing.T) {
 	if _, ok := rd.Log.WaitFor(10*time.Second, rd.Exited(), testkit.MsgIs("redis reachable")); !ok {
 		t.Fatalf("no redis reachable line after Redis was back; log:\n%s", rd.Log.Tail(40))
 	}
-	// Every failure held back ends, an interval after its last occurrence.
-	testkit.Eventually(t, 3*interval, 100*time.Millisecond, func() error {
+	// Every failure held back ends, two intervals after its last occurrence.
+	testkit.Eventually(t, 4*interval, 100*time.Millisecond, func() error {
 		if open := openFailures(rd.Log.All(func(testkit.LogLine) bool { return true })); len(open) > 0 {
 			return fmt.Errorf("failures held back with no ended line yet: %q", open)
 		}

@@ -16,12 +16,14 @@ const RepeatInterval = 5 * time.Second
 
 // Repeats is a slog.Handler that keeps a failure that recurs from flooding the log. A warning or an
 // error is passed on the first time. The same one again (the same level, message and attributes,
-// compared as failureKey says) is held back and counted while the last line of it is less than an
-// interval old. Once an interval, a failure that was held back is logged again, its latest occurrence
-// with "repeats":{"count":N,"over":D}: N occurrences held back in the D since its previous line. Once
-// it has not recurred for an interval, its latest occurrence is logged a last time with
+// compared as failureKey says) is held back and counted until the failure ends: until it has not
+// recurred for two intervals. Once an interval, a failure that was held back is logged again, its
+// latest occurrence with "repeats":{"count":N,"over":D}: N occurrences held back in the D since its
+// previous line. When it ends, its latest occurrence is logged a last time with
 // "repeats":{...,"ended":true,"lasted":D} (a failure that never recurred gets no such line). So two
-// lines of one failure less than an interval apart have its ended line between them.
+// lines of one failure less than an interval apart have its ended line between them. Two intervals,
+// not one: asynq's loops fail every 5 s or so while Redis is away, and each would otherwise end and
+// begin again every time, two lines where one does.
 //
 // Lines below Warn pass straight on: a flood is of failures, and reportd's lines for each job cost
 // nothing more. A Repeats logs its held-back counts only while Start's loop runs (or when Sweep is
@@ -91,7 +93,7 @@ func (h *Repeats) WithGroup(name string) slog.Handler {
 	return &Repeats{next: h.next.WithGroup(name), prefix: h.prefix + name + "{", s: h.s}
 }
 
-// Handle passes r on unless it is a failure seen less than an interval ago. An occurrence's time is
+// Handle passes r on unless it is a failure that has not ended. An occurrence's time is
 // the record's own (the clock's when it has none), so that the log's times keep the interval.
 func (h *Repeats) Handle(ctx context.Context, r slog.Record) error {
 	if r.Level < slog.LevelWarn {
@@ -132,8 +134,8 @@ func (h *Repeats) Handle(ctx context.Context, r slog.Record) error {
 	return h.next.Handle(ctx, r)
 }
 
-// over reports whether ru has ended by at: it has not occurred for an interval.
-func (s *repeatState) over(ru *run, at time.Time) bool { return at.Sub(ru.seen) >= s.interval }
+// over reports whether ru has ended by at: it has not occurred for two intervals.
+func (s *repeatState) over(ru *run, at time.Time) bool { return at.Sub(ru.seen) >= 2*s.interval }
 
 // pending is a line to write once the lock is released.
 type pending struct {

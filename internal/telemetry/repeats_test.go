@@ -85,7 +85,7 @@ func (l *repeatsLog) lines() []string {
 var errRefused = errors.New("dial tcp 127.0.0.1:6379: connect: connection refused")
 
 // TestRepeatsOutage: a failure is logged when it starts, then once an interval with the count held
-// back, then once when it has not recurred for an interval; another failure, an info line, and the
+// back, then once when it has not recurred for two intervals; another failure, an info line, and the
 // same failure of another job pass on as they come.
 func TestRepeatsOutage(t *testing.T) {
 	t.Parallel()
@@ -109,7 +109,7 @@ func TestRepeatsOutage(t *testing.T) {
 		}
 		got = append(got, l.lines()...)
 	}
-	for range 30 { // and 7.5 s after it ended
+	for range 50 { // and 12.5 s after it stopped
 		step(250 * time.Millisecond)
 	}
 	got = append(got, l.lines()...)
@@ -138,9 +138,9 @@ func TestRepeatsOutage(t *testing.T) {
 		// At 15 s, an interval after the last line: the 8 held back since, up to 11.75 s.
 		`{"level":"ERROR","msg":"Dequeue error: redis eval error: dial tcp 127.0.0.1:6379: connect: connection refused","component":"asynq","repeats":{"count":8,"over":"5s"}}`,
 		`{"level":"WARN","msg":"job events interrupted","err":"receive job events: dial tcp 127.0.0.1:50011: connect: connection refused","retry_in":"11s","repeats":{"count":8,"over":"5s"}}`,
-		// Not seen since 11.75 s: ended at 16.75 s.
-		`{"level":"ERROR","msg":"Dequeue error: redis eval error: dial tcp 127.0.0.1:6379: connect: connection refused","component":"asynq","repeats":{"count":0,"over":"1.75s","ended":true,"lasted":"11.75s"}}`,
-		`{"level":"WARN","msg":"job events interrupted","err":"receive job events: dial tcp 127.0.0.1:50011: connect: connection refused","retry_in":"11s","repeats":{"count":0,"over":"1.75s","ended":true,"lasted":"11.75s"}}`,
+		// Not seen since 11.75 s: ended at 21.75 s.
+		`{"level":"ERROR","msg":"Dequeue error: redis eval error: dial tcp 127.0.0.1:6379: connect: connection refused","component":"asynq","repeats":{"count":0,"over":"6.75s","ended":true,"lasted":"11.75s"}}`,
+		`{"level":"WARN","msg":"job events interrupted","err":"receive job events: dial tcp 127.0.0.1:50011: connect: connection refused","retry_in":"11s","repeats":{"count":0,"over":"6.75s","ended":true,"lasted":"11.75s"}}`,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("log (-want +got):\n%s", diff)
@@ -229,6 +229,31 @@ func TestRepeatsKey(t *testing.T) {
 	}
 }
 
+// TestRepeatsPeriodic: a failure that recurs a little less often than the interval, as asynq's
+// loops do, is one failure: a line an interval or so, not an end and a beginning each time.
+func TestRepeatsPeriodic(t *testing.T) {
+	t.Parallel()
+	l := newRepeatsLog(5 * time.Second)
+	for range 10 { // every 5.5 s, twice (two asynq servers)
+		l.log(l.h, slog.LevelError, "Failed to write server state data")
+		l.log(l.h, slog.LevelError, "Failed to write server state data")
+		for range 11 {
+			l.clock.Advance(500 * time.Millisecond)
+			l.h.Sweep()
+		}
+	}
+	got := l.lines()
+	var ends int
+	for _, line := range got {
+		if strings.Contains(line, `"ended":true`) {
+			ends++
+		}
+	}
+	if len(got) > 11 || ends != 0 {
+		t.Errorf("20 occurrences over 55 s: %d lines, %d of them ends; want at most 11 (the first, then one each 5.5 s) and none:\n%s", len(got), ends, strings.Join(got, "\n"))
+	}
+}
+
 // TestRepeatsInfo: lines below Warn are never held back.
 func TestRepeatsInfo(t *testing.T) {
 	t.Parallel()
@@ -262,11 +287,11 @@ func TestRepeatsEndWithoutSweep(t *testing.T) {
 	l := newRepeatsLog(5 * time.Second)
 	l.log(l.h, slog.LevelWarn, "x")
 	l.log(l.h, slog.LevelWarn, "x")
-	l.clock.Advance(5 * time.Second)
+	l.clock.Advance(10 * time.Second)
 	l.log(l.h, slog.LevelWarn, "x")
 	want := []string{
 		`{"level":"WARN","msg":"x"}`,
-		`{"level":"WARN","msg":"x","repeats":{"count":1,"over":"5s","ended":true,"lasted":"0s"}}`,
+		`{"level":"WARN","msg":"x","repeats":{"count":1,"over":"10s","ended":true,"lasted":"0s"}}`,
 		`{"level":"WARN","msg":"x"}`,
 	}
 	if diff := cmp.Diff(want, l.lines()); diff != "" {
@@ -378,8 +403,8 @@ func TestRepeatsStart(t *testing.T) {
 	log.Warn("x")
 	mu.Lock()
 	defer mu.Unlock()
-	if n := strings.Count(out.String(), "\n"); n != 4 {
-		t.Errorf("after stop: %d lines, want 4 (two, the end, and two passed on):\n%s", n, out.String())
+	if n := strings.Count(out.String(), "\n"); n != 5 {
+		t.Errorf("after stop: %d lines, want 5 (the first, the count of the second, the end, and two passed on):\n%s", n, out.String())
 	}
 }
 
