@@ -163,7 +163,7 @@ func TestAPIKeysConfigE2E(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			sink := testkit.NewLogSink()
-			err := run(ctx, nil, env(reportdproc.Vars(tt.vars)), sink)
+			err := run(ctx, nil, env(reportdproc.Vars(tt.vars)), logTo(t, sink))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("run = %v, want an error naming %s", err, tt.want)
 			}

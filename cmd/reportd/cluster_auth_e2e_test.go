@@ -26,7 +26,8 @@ const clusterPassword = "cluster-s3cret-pw"
 
 // TestClusterAuthE2E runs reportd on a 3-master Redis Cluster that requires a password: with
 // REDIS_CLUSTER_PASSWORD (and with REDIS_CLUSTER_USERNAME and REDIS_CLUSTER_PASSWORD_FILE) a job goes
-// 202, 303, result; with a wrong password, or none, reportd refuses to start, saying why.
+// 202, 303, result; with a wrong password, or none, or a REDIS_URL of one node with a database number,
+// reportd refuses to start, saying why.
 func TestClusterAuthE2E(t *testing.T) {
 	t.Parallel()
 	if raceDetector {
@@ -79,6 +80,14 @@ func TestClusterAuthE2E(t *testing.T) {
 	t.Run("no-password", func(t *testing.T) {
 		t.Parallel()
 		refusesToStart(t, reportdproc.Vars(map[string]string{"REDIS_CLUSTER_ADDRS": addrs}), "NOAUTH", clusterPassword)
+	})
+
+	t.Run("url-of-a-node-with-a-database", func(t *testing.T) {
+		t.Parallel()
+		url := "redis://:" + clusterPassword + "@" + c.Addrs[0] + "/1"
+		if err := refusesToStart(t, reportdproc.Vars(map[string]string{"REDIS_URL": url}), "SELECT is not allowed in cluster mode", clusterPassword); err != nil && !strings.Contains(err.Error(), "REDIS_URL") {
+			t.Errorf("reportd refused to start with %q, want it to name REDIS_URL", err)
+		}
 	})
 }
 
@@ -187,12 +196,12 @@ func checkLoggedCluster(t *testing.T, in *instance, user string, tls bool) {
 // checkNoPassword fails t if reportd's log carries password.
 // refusesToStart runs reportd with vars and fails t unless run returns, before serving, an error that
 // says cause and not secret.
-func refusesToStart(t *testing.T, vars map[string]string, cause, secret string) {
+func refusesToStart(t *testing.T, vars map[string]string, cause, secret string) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	sink := testkit.NewLogSink()
-	err := run(ctx, nil, env(vars), sink)
+	err := run(ctx, nil, env(vars), logTo(t, sink))
 	switch {
 	case err == nil:
 		t.Fatalf("reportd started and ran until stopped, want it to refuse to start saying %q; log:\n%s", cause, sink)
@@ -205,6 +214,7 @@ func refusesToStart(t *testing.T, vars map[string]string, cause, secret string) 
 		t.Errorf("reportd listened before it refused to start")
 	}
 	t.Logf("reportd refused to start: %v", err)
+	return err
 }
 
 func checkNoPassword(t *testing.T, in *instance, password string) {

@@ -569,7 +569,8 @@ func TestClusterTLSOffWithoutCluster(t *testing.T) {
 func TestLoggerWritesDurationsInWords(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer
-	newLogger(&buf).Info("report done", "took", 1500*time.Millisecond)
+	log, _ := newLogger(&buf)
+	log.Info("report done", "took", 1500*time.Millisecond)
 	var line map[string]any
 	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
 		t.Fatalf("log line %q: %v", buf.String(), err)

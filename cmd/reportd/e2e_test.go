@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -37,6 +38,14 @@ type instance struct {
 	err    error // what run returned, once done is closed
 }
 
+// logTo is reportd's logger as main makes it, writing to w, with the count of held-back failures
+// written until the test ends.
+func logTo(tb testing.TB, w io.Writer) *slog.Logger {
+	log, repeats := newLogger(w)
+	tb.Cleanup(repeats.Start())
+	return log
+}
+
 // start runs reportd's run in this process with args and vars (reportdproc.Vars, as a process of
 // reportdproc would get), waits until it is ready (reportdproc.ReadyMsg), and stops it when the test
 // ends.
@@ -44,9 +53,10 @@ func start(t *testing.T, args []string, vars map[string]string) *instance {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	in := &instance{log: testkit.NewLogSink(), cancel: cancel, done: make(chan struct{})}
+	log := logTo(t, in.log)
 	go func() {
 		defer close(in.done)
-		in.err = run(ctx, args, env(vars), in.log)
+		in.err = run(ctx, args, env(vars), log)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -424,7 +434,7 @@ func TestRunRefusesBadSetup(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			err := run(ctx, tt.args, env(tt.vars), io.Discard)
+			err := run(ctx, tt.args, env(tt.vars), logTo(t, io.Discard))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("run = %v, want an error naming %s", err, tt.want)
 			}
@@ -438,7 +448,7 @@ func TestRunDoesNotLogRedisPassword(t *testing.T) {
 	t.Parallel()
 	const password = "50%off"
 	sink := testkit.NewLogSink()
-	err := run(context.Background(), nil, env(map[string]string{"REDIS_URL": "redis://:" + password + "@127.0.0.1:1"}), sink)
+	err := run(context.Background(), nil, env(map[string]string{"REDIS_URL": "redis://:" + password + "@127.0.0.1:1"}), logTo(t, sink))
 	if err == nil {
 		t.Fatal("run with an unparseable REDIS_URL succeeded")
 	}
@@ -483,7 +493,9 @@ func listenFailureChild() {
 	}
 	defer ln.Close()
 	sink := testkit.NewLogSink()
-	err = run(context.Background(), nil, env(reportdproc.Vars(map[string]string{"REPORTD_ADDR": ln.Addr().String()})), sink)
+	log, repeats := newLogger(sink)
+	defer repeats.Start()()
+	err = run(context.Background(), nil, env(reportdproc.Vars(map[string]string{"REPORTD_ADDR": ln.Addr().String()})), log)
 	if err == nil || !strings.Contains(err.Error(), "listen") {
 		fmt.Printf("run on an address in use = %v, want a listen error\n", err)
 		os.Exit(1)
@@ -511,7 +523,7 @@ func TestRunStopsOnCancel(t *testing.T) {
 	sink := testkit.NewLogSink()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, nil, env(reportdproc.Vars(map[string]string{"REPORTD_SHUTDOWN_TIMEOUT": timeout.String()})), sink)
+		done <- run(ctx, nil, env(reportdproc.Vars(map[string]string{"REPORTD_SHUTDOWN_TIMEOUT": timeout.String()})), logTo(t, sink))
 	}()
 	if _, ok := sink.WaitFor(10*time.Second, nil, testkit.MsgIs("listening")); !ok {
 		t.Fatalf("reportd did not start; log:\n%s", sink)

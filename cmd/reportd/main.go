@@ -33,12 +33,20 @@ func main() {
 		b := newBatchWriter(os.Stderr, logBatchDelay)
 		stderr, flush = b, b.Flush
 	}
-	err := run(ctx, os.Args[1:], os.Getenv, stderr)
+	log, repeats := newLogger(stderr)
+	stopRepeats := repeats.Start()
+	// Every library's own logger too: every line reportd writes is one JSON object (on a terminal, one
+	// text line), and a failure that recurs is held back as any other.
+	telemetry.RouteLibraryLogs(log)
+	err := run(ctx, os.Args[1:], os.Getenv, log)
+	if err != nil {
+		log.Error("reportd exits", "err", err)
+	}
+	stopRepeats()
 	if flush != nil {
 		_ = flush()
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "reportd:", err)
 		os.Exit(1)
 	}
 }
@@ -87,8 +95,9 @@ func parseMode(args []string) (mode, error) {
 
 // newLogger logs to w: JSON, one object a line, unless w is a terminal, where text reads better.
 // Lines logged with a request's context carry its request_id. Durations read as Go writes them
-// ("1.5s"), not as the nanoseconds slog's JSON would give.
-func newLogger(w io.Writer) *slog.Logger {
+// ("1.5s"), not as the nanoseconds slog's JSON would give. A failure that recurs is held back by
+// repeats (telemetry.Repeats), which writes its counts once started.
+func newLogger(w io.Writer) (log *slog.Logger, repeats *telemetry.Repeats) {
 	opts := &slog.HandlerOptions{Level: slog.LevelInfo, ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 		switch {
 		case a.Value.Kind() == slog.KindDuration:
@@ -106,5 +115,6 @@ func newLogger(w io.Writer) *slog.Logger {
 	if console.IsTerminal(w) {
 		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(httpapi.ContextHandler{Handler: h})
+	repeats = telemetry.NewRepeats(h, telemetry.RepeatInterval, nil)
+	return slog.New(httpapi.ContextHandler{Handler: repeats}), repeats
 }

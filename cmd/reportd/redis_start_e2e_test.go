@@ -13,9 +13,10 @@ import (
 	"github.com/reportd/reportd/internal/testkit/reportdproc"
 )
 
-// TestRedisSettingsCheckedAtStart: a Redis that refuses reportd's password stops it from starting,
-// with the reason and without the password; a Redis that does not answer yet does not: reportd serves,
-// answering 503 until it does.
+// TestRedisSettingsCheckedAtStart: a Redis that refuses reportd's password, or has no database of
+// REDIS_URL's number, or is not the cluster REDIS_CLUSTER_ADDRS asks for, stops it from starting, with
+// the reason and the setting to check and without the password; a Redis that does not answer yet does
+// not: reportd serves, answering 503 until it does.
 func TestRedisSettingsCheckedAtStart(t *testing.T) {
 	t.Parallel()
 	const password, wrong = "the-right-redis-pw", "not-the-redis-pw"
@@ -27,6 +28,21 @@ func TestRedisSettingsCheckedAtStart(t *testing.T) {
 	t.Run("no-password", func(t *testing.T) {
 		t.Parallel()
 		refusesToStart(t, reportdproc.Vars(map[string]string{"REDIS_URL": srv.URL}), "NOAUTH", password)
+	})
+	t.Run("database-out-of-range", func(t *testing.T) {
+		t.Parallel()
+		// redis-server has 16 databases unless told otherwise.
+		vars := reportdproc.Vars(map[string]string{"REDIS_URL": "redis://:" + password + "@" + srv.Addr + "/99"})
+		if err := refusesToStart(t, vars, "DB index is out of range", password); err != nil && !strings.Contains(err.Error(), "REDIS_URL's database number") {
+			t.Errorf("reportd refused to start with %q, want it to name REDIS_URL's database number", err)
+		}
+	})
+	t.Run("cluster-addrs-of-one-redis", func(t *testing.T) {
+		t.Parallel()
+		vars := reportdproc.Vars(map[string]string{"REDIS_CLUSTER_ADDRS": srv.Addr, "REDIS_CLUSTER_PASSWORD": password})
+		if err := refusesToStart(t, vars, "cluster support disabled", password); err != nil && !strings.Contains(err.Error(), "REDIS_CLUSTER_ADDRS") {
+			t.Errorf("reportd refused to start with %q, want it to name REDIS_CLUSTER_ADDRS", err)
+		}
 	})
 	t.Run("right-password", func(t *testing.T) {
 		t.Parallel()

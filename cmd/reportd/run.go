@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -28,8 +27,7 @@ import (
 // run starts what args ask for and blocks until ctx is done or a part fails, then drains, within one
 // REPORTD_SHUTDOWN_TIMEOUT: the HTTP server stops accepting and finishes its requests while the
 // workers finish or requeue their jobs. Every part started is stopped on every way out, Redis last.
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	log := newLogger(stderr)
+func run(ctx context.Context, args []string, getenv func(string) string, log *slog.Logger) error {
 	m, err := parseMode(args)
 	if err != nil {
 		return err
@@ -83,7 +81,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		log.Info("tracing off: set OTEL_EXPORTER_OTLP_ENDPOINT to send spans over OTLP/HTTP")
 	}
 
-	rdb, closeRedis, err := connectRedis(cfg, log)
+	rdb, closeRedis, answered, err := connectRedis(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -101,6 +99,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	svc := server.New(serverOptions(cfg, rdb, st, queues, reg, tp, log))
 	ready := svc.Ready(m.worker)
+	defer svc.WatchRedis(ctx, time.Second, answered)()
 
 	errc := make(chan error, 2)
 	if cfg.OpsAddr != "" {

@@ -64,7 +64,7 @@ func drain(t *testing.T, r drainRun) float64 {
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	start := time.Now()
-	go func() { done <- run(wctx, []string{"worker"}, env(vars), discard{}) }()
+	go func() { done <- run(wctx, []string{"worker"}, env(vars), logTo(t, discard{})) }()
 	for {
 		// Two LLENs a queue: the watching costs Redis little beside the drain.
 		pending, active, err := st.QueueCounts(ctx, shards.Queues())

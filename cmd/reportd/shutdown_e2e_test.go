@@ -31,7 +31,7 @@ func TestShutdownWithinOneTimeout(t *testing.T) {
 	defer cancel()
 	sink := testkit.NewLogSink()
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, env(vars), sink) }()
+	go func() { done <- run(ctx, nil, env(vars), logTo(t, sink)) }()
 	l, ok := sink.WaitFor(10*time.Second, nil, testkit.MsgIs("listening"))
 	if !ok {
 		t.Fatalf("reportd did not start; log:\n%s", sink)

@@ -18,13 +18,16 @@ import (
 	"github.com/reportd/reportd/internal/testkit/reportdproc"
 )
 
+// adminToken is the admin token of every reportd of these tests.
+const adminToken = "faults-admin-token-0123456789"
+
 // reportdVars are the variables every reportd of these tests runs with: reportdproc.Vars, on the
-// redis-server at redisURL, with a 2 s drain and an admin token of its own; vars override them.
+// redis-server at redisURL, with a 2 s drain and adminToken; vars override them.
 func reportdVars(redisURL string, vars map[string]string) map[string]string {
 	out := map[string]string{
 		"REDIS_URL":                redisURL,
 		"REPORTD_SHUTDOWN_TIMEOUT": "2s",
-		"REPORTD_ADMIN_TOKEN":      "faults-admin-token-0123456789",
+		"REPORTD_ADMIN_TOKEN":      adminToken,
 	}
 	maps.Copy(out, vars)
 	return reportdproc.Vars(out)

@@ -1,6 +1,8 @@
 // Package telemetry sets up OpenTelemetry tracing from the standard environment variables, and carries
 // a trace's context across asynq's task headers. With no OTLP endpoint configured, tracing is off: the
-// tracer provider is a no-op one, no exporter runs, and nothing is wrapped.
+// tracer provider is a no-op one, no exporter runs, and nothing is wrapped. It also keeps the log
+// readable when things fail: Repeats holds back a failure that recurs, and RouteLibraryLogs sends every
+// library's own logger through reportd's.
 package telemetry
 
 import (

@@ -109,6 +109,42 @@ const readyTimeout = 20 * time.Second
 // and returns an error with the end of its log. The caller stops it; should the test binary die
 // first, the process is killed with it.
 func Launch(name string, args []string, vars map[string]string) (*Proc, error) {
+	p, err := spawn(name, args, vars)
+	if err != nil {
+		return nil, err
+	}
+	ready := ReadyMsg(args)
+	l, ok := p.Log.WaitFor(readyTimeout, p.exited, testkit.MsgIs(ready))
+	if !ok {
+		p.Kill()
+		return nil, fmt.Errorf("reportd %s did not log %q in %s (%s); log:\n%s", name, ready, readyTimeout, p.ExitStatus(), p.Log.Tail(80))
+	}
+	if ready == "listening" {
+		p.URL = "http://" + l.Str("addr")
+	}
+	return p, nil
+}
+
+// RunToExit runs the reportd binary as Launch does, for a reportd that is to exit by itself (one that
+// refuses to start), and waits for it to exit. If it is still running after timeout, RunToExit kills
+// it and fails tb.
+func RunToExit(tb testing.TB, name string, args []string, vars map[string]string, timeout time.Duration) *Proc {
+	tb.Helper()
+	p, err := spawn(name, args, vars)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(timeout):
+		p.Kill()
+		tb.Fatalf("reportd %s still ran %s after it started; killed it; log:\n%s", name, timeout, p.Log.Tail(40))
+	}
+	return p
+}
+
+// spawn starts the reportd binary with args and exactly vars, as Launch says.
+func spawn(name string, args []string, vars map[string]string) (*Proc, error) {
 	bin, err := Binary()
 	if err != nil {
 		return nil, err
@@ -131,15 +167,6 @@ func Launch(name string, args []string, vars map[string]string) (*Proc, error) {
 	}
 	p.Started = time.Now()
 	go func() { p.waitErr = cmd.Wait(); close(p.exited) }()
-	ready := ReadyMsg(args)
-	l, ok := p.Log.WaitFor(readyTimeout, p.exited, testkit.MsgIs(ready))
-	if !ok {
-		p.Kill()
-		return nil, fmt.Errorf("reportd %s did not log %q in %s (%s); log:\n%s", name, ready, readyTimeout, p.ExitStatus(), p.Log.Tail(80))
-	}
-	if ready == "listening" {
-		p.URL = "http://" + l.Str("addr")
-	}
 	return p, nil
 }
 
