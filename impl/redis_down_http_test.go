@@ -1,9 +1,11 @@
 package impl_test
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -171,4 +173,26 @@ func serviceClient(t *testing.T, addr string) *redis.Client {
 		t.Fatal("asynq.RedisClientOpt did not make a *redis.Client")
 	}
 	return rdb
+}
+
+// TestRedisLostItsData: after Redis loses its data (a restart without persistence, here a FLUSHALL),
+// a job submitted next is read as it is, not as missing: asynq's client registers a queue only at its
+// first enqueue in a process, so the status read registers it again, and the asynq web UI lists it.
+func TestRedisLostItsData(t *testing.T) {
+	t.Parallel()
+	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
+		h := newHarness(t, b, setup{})
+		h.create(t, "2026-Q1")
+		if err := h.Redis.FlushAll(context.Background()).Err(); err != nil {
+			t.Fatal(err)
+		}
+		id := h.create(t, "2026-Q1")
+		if r := h.get(t, "/v1/reports/"+id); r.Status != http.StatusOK || r.jobStatus(t).Status != gen.Pending {
+			t.Fatalf("status of a job submitted after Redis lost its data: %s, want 200 pending", r)
+		}
+		queues, err := h.Inspector.Queues()
+		if err != nil || !slices.Contains(queues, store.ReportQueue) {
+			t.Errorf("asynq's queues = %v, %v; want %s listed again", queues, err, store.ReportQueue)
+		}
+	})
 }

@@ -15,7 +15,18 @@ import (
 // Get reads client's job id: 404 if it was never issued (or is another client's), 410 if it expired
 // or was deleted. It is one asynq task read on the common path.
 func (s *Service) Get(ctx context.Context, client, id string) (Job, error) {
-	info, err := s.inspector.GetTaskInfo(store.QueueOf(id), id)
+	queue := store.QueueOf(id)
+	info, err := s.inspector.GetTaskInfo(queue, id)
+	if errors.Is(err, asynq.ErrQueueNotFound) {
+		// reportd's queues always exist. asynq's set of them lacks one only when Redis lost its data (a
+		// restart without persistence, a FLUSHALL), and asynq's client adds a queue to it only at its
+		// first enqueue in a process: nothing else would add it back, every job of the queue would read
+		// as missing, and the asynq web UI would not list it. Add it again, and look once more.
+		if err := s.store.RegisterQueues(ctx, []string{queue}); err != nil {
+			return Job{}, problem.Unavailable(err)
+		}
+		info, err = s.inspector.GetTaskInfo(queue, id)
+	}
 	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
 		return s.missing(ctx, client, id)
 	}

@@ -53,6 +53,7 @@ type Store interface {
 	Unindex(ctx context.Context, client string, ids ...string) error
 	MarkFinished(ctx context.Context, client, id string) error
 	QueueCounts(ctx context.Context, queues []string) (pending, active int64, err error)
+	RegisterQueues(ctx context.Context, queues []string) error
 	WebhookDelivery(ctx context.Context, id string) (store.Delivery, bool, error)
 }
 
