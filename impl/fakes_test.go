@@ -226,7 +226,7 @@ func (s *fakeStore) CanceledJob(_ context.Context, id string) (store.Canceled, b
 	return c, ok, nil
 }
 
-func (s *fakeStore) DeleteJob(_ context.Context, id, _ string) error {
+func (s *fakeStore) DeleteJob(_ context.Context, id, _ string, _ time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.reports, id)

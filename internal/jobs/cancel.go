@@ -78,14 +78,20 @@ func (s *Service) Delete(ctx context.Context, client, id string) error {
 }
 
 // delete deletes finished job j: its task and everything kept of it but the tombstone, so that its id
-// answers 410 from now on.
+// answers 410 from now on, and 404 once the tombstone period after its retention has passed, as it
+// would have had it not been deleted.
 func (s *Service) delete(ctx context.Context, j Job) error {
 	if j.inQueue {
 		if err := s.inspector.DeleteTask(store.QueueOf(j.ID), j.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
 			return problem.Unavailable(fmt.Errorf("delete job %s: %w", j.ID, err))
 		}
 	}
-	if err := s.store.DeleteJob(ctx, j.ID, j.Client); err != nil {
+	// The id answers 410 until its tombstone would have run out had the job not been deleted.
+	keep := s.policy.Tombstone
+	if !j.ExpiresAt.IsZero() {
+		keep = j.ExpiresAt.Add(s.policy.Tombstone).Sub(s.now())
+	}
+	if err := s.store.DeleteJob(ctx, j.ID, j.Client, keep); err != nil {
 		return problem.Unavailable(err)
 	}
 	if err := s.store.Unindex(ctx, j.Client, j.ID); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"go.opentelemetry.io/otel/attribute"
@@ -74,6 +75,9 @@ func (s *Service) EndAttempt(ctx context.Context, a tasks.Attempt) (bool, error)
 	}
 	if a.Final {
 		e.FinishedAt = s.now()
+		// A done or canceled attempt's task completes (asynq's janitor deletes it after the retention);
+		// any other last attempt's is archived.
+		e.ExpiresAt = s.expiresAt(e.FinishedAt, outcome == OutcomeDone || outcome == OutcomeCanceled)
 		p.FinishedAt = e.FinishedAt
 	}
 	recorded, err := s.recordEnd(ctx, e, outcome, p)
@@ -125,12 +129,26 @@ func (s *Service) endPending(ctx context.Context, j Job) (Job, error) {
 		StartedAt: j.Progress.StartedAt, Attempt: j.Progress.Attempt, Progress: j.Progress.Share, CallbackURL: j.CallbackURL, Client: j.Client}
 	p := j.Progress
 	p.FinishedAt = c.CanceledAt
-	if _, err := s.recordEnd(ctx, store.EndRecord{ID: j.ID, Client: j.Client, Final: true, Canceled: &c, FinishedAt: c.CanceledAt}, OutcomeCanceled, p); err != nil {
+	e := store.EndRecord{ID: j.ID, Client: j.Client, Final: true, Canceled: &c, FinishedAt: c.CanceledAt, ExpiresAt: s.expiresAt(c.CanceledAt, false)}
+	if _, err := s.recordEnd(ctx, e, OutcomeCanceled, p); err != nil {
 		return Job{}, problem.Unavailable(err)
 	}
 	s.announce(ctx, j.ID, j.CallbackURL, Canceled)
 	s.log.InfoContext(ctx, "job canceled before it ran", "job", j.ID)
 	return fromCanceled(j.ID, c, s.policy.Retention), nil
+}
+
+// expiresAt is when a job that finished at finished stops being readable: the retention later. For a
+// job whose asynq task completes (done, or canceled while it ran), the finish is cut to the second
+// first (store.ReadableUntil): asynq records the completion in whole seconds, a moment after this
+// finish, and its janitor deletes the task the retention after that, so the job is never readable
+// longer than its task is kept. A failed job's task is archived for months, and a job canceled before
+// it ran has none: theirs is exact.
+func (s *Service) expiresAt(finished time.Time, completes bool) time.Time {
+	if completes {
+		return store.ReadableUntil(finished, s.policy.Retention)
+	}
+	return finished.Add(s.policy.Retention)
 }
 
 // announce schedules the webhook of job id, which ended in state, if it has one: the one step of a

@@ -47,7 +47,7 @@ type Store interface {
 	RequestCancel(ctx context.Context, id string, lifetime time.Duration) error
 	CancelRequested(ctx context.Context, id string) (bool, error)
 	CanceledJob(ctx context.Context, id string) (store.Canceled, bool, error)
-	DeleteJob(ctx context.Context, id, client string) error
+	DeleteJob(ctx context.Context, id, client string, keep time.Duration) error
 	PublishCancel(ctx context.Context, id string) error
 	ListJobs(ctx context.Context, client string, after store.IndexedJob, n int) ([]store.IndexedJob, error)
 	Unindex(ctx context.Context, client string, ids ...string) error

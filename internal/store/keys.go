@@ -45,11 +45,11 @@ func asynqActiveKey(queue string) string   { return "asynq:{" + queue + "}:activ
 const asynqQueuesKey = "asynq:queues"
 
 // tombstoneKey records that a job id was issued, and to which client, once the job has ended, with the
-// job's end record (Tombstone). Owner:
-// whoever ends the job (endScript: the worker's last attempt, the API's cancel of a pending job) and
-// the API's delete. Lifetime: the retention (plus resultSlack) and then the tombstone period from the
-// job's end or deletion, so that an expired id answers 410 Gone rather than 404 Not Found, which asynq
-// alone cannot tell apart. An unfinished job needs none: asynq has its task.
+// job's end record (Tombstone). Owner: whoever ends the job (endScript: the worker's last attempt, the
+// API's cancel of a pending job) and the API's delete. Lifetime: until the tombstone period after the
+// job stops being readable (EndRecord.ExpiresAt), counted from its end, and kept so by a delete, so
+// that an expired id answers 410 Gone rather than 404 Not Found, which asynq alone cannot tell apart,
+// and 404 from then on. An unfinished job needs none: asynq has its task.
 func tombstoneKey(id string) string { return "reportd:{" + id + "}:tomb" }
 
 // reportKey holds a finished report's JSON, apart from the task's result, which asynq returns whole
@@ -95,8 +95,11 @@ func clientOpenKey(client string) string { return "reportd:client:{" + client + 
 // until the limiter's theoretical arrival time has passed, plus a second.
 func clientRateKey(client string) string { return "reportd:client:{" + client + "}:rate" }
 
-// resultSlack is how much longer a report's key lives than the task's retention, so that the report is
-// never gone while asynq still shows its task as completed (asynq's janitor runs every few seconds).
+// resultSlack is how much longer a report's key (and a webhook's record) lives than its job is
+// readable. Whether a job is readable is judged from the instant recorded with it (the report's
+// header, the task's completion), never from a key's TTL, so the slack changes no answer: it only
+// keeps the report there for an API process whose clock runs behind the worker's. The tombstone has
+// none: its TTL is when the id starts answering 404.
 const resultSlack = time.Minute
 
 // Pub/sub channels: nothing is stored, and a message reaches only the subscribers of the moment.
