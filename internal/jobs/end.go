@@ -52,6 +52,17 @@ func progressOf(a tasks.Attempt) Progress {
 	return p
 }
 
+// StartAttempt records that attempt a is under way (its number and start, no days done yet), so that
+// its job reads running from now, and reports whether the job was asked to stop: one round trip, the
+// look at the cancel marker an attempt makes before it starts (store.StartAttempt).
+func (s *Service) StartAttempt(ctx context.Context, a tasks.Attempt) (bool, error) {
+	b, err := json.Marshal(progressOf(a))
+	if err != nil {
+		return false, fmt.Errorf("encode progress: %w", err)
+	}
+	return s.store.StartAttempt(ctx, a.ID, b)
+}
+
 // WriteProgress records running attempt a's progress as its task's result, and passes it on to the
 // API processes' event streams, in one round trip.
 func (s *Service) WriteProgress(ctx context.Context, a tasks.Attempt) error {
@@ -190,8 +201,7 @@ func (s *Service) RecordDelivery(ctx context.Context, id string, d tasks.Deliver
 // a job's end (with the record) and publishes its finish event a moment before asynq moves its task to
 // its final state, so whoever the event wakes, or whoever starts waiting just after it, reads the end
 // here, by construction, rather than asynq's task until it catches up. The job's lifetime is derived
-// from the recorded finish as a done job's is (store.ReadableUntil); for a failed job, whose task asynq
-// archives, a later read may say up to a second later.
+// from the recorded finish (expiresAt), as a later read of its task derives it.
 func (s *Service) withEnd(ctx context.Context, j Job) (Job, error) {
 	t, ok, err := s.store.Tombstone(ctx, j.ID)
 	if err != nil {
@@ -210,6 +220,6 @@ func (s *Service) withEnd(ctx context.Context, j Job) (Job, error) {
 		p.Outcome = o
 	}
 	j.State, j.Progress, j.FinishedAt = o.State(), p, p.FinishedAt
-	j.ExpiresAt = store.ReadableUntil(p.FinishedAt, s.policy.Retention)
+	j.ExpiresAt = s.expiresAt(p.FinishedAt, j.State != Failed)
 	return j, nil
 }

@@ -88,12 +88,21 @@ func fromTask(info *asynq.TaskInfo, retention time.Duration) Job {
 	if ts, ok := info.Headers[tasks.HeaderCreatedAt]; ok {
 		j.CreatedAt, _ = time.Parse(time.RFC3339Nano, ts)
 	}
+	progressRead := len(info.Result) == 0
 	if len(info.Result) > 0 {
-		j.Progress, _ = ParseProgress(info.Result)
+		var err error
+		j.Progress, err = ParseProgress(info.Result)
+		progressRead = err == nil
 	}
 	switch info.State {
 	case asynq.TaskStateActive:
 		j.State = Running
+		if progressRead && j.Progress.Attempt < info.Retried+1 {
+			// A worker took the task from the queue but its attempt has not recorded its start yet
+			// (tasks.Lifecycle.StartAttempt): no attempt is under way as far as a client can tell, and
+			// the progress shown, if any, is the attempt before's.
+			j.State, j.Progress = Pending, Progress{}
+		}
 	case asynq.TaskStateCompleted:
 		j.State = Done
 		if j.Progress.Outcome == OutcomeCanceled {
@@ -111,9 +120,14 @@ func fromTask(info *asynq.TaskInfo, retention time.Duration) Job {
 		if j.Progress.Outcome == OutcomeCanceled {
 			j.State = Canceled
 		}
+		// The worker's record of the finish, as for a completed task; asynq's own (LastFailedAt, whole
+		// seconds) for a job that ended before reportd recorded it.
 		j.FinishedAt = info.LastFailedAt
-		if !info.LastFailedAt.IsZero() {
-			j.ExpiresAt = info.LastFailedAt.Add(retention)
+		if !j.Progress.FinishedAt.IsZero() {
+			j.FinishedAt = j.Progress.FinishedAt
+		}
+		if !j.FinishedAt.IsZero() {
+			j.ExpiresAt = j.FinishedAt.Add(retention)
 		}
 	case asynq.TaskStatePending:
 		// Never run, or put back in the queue by a worker's shutdown: no attempt is under way, and the

@@ -41,6 +41,7 @@ type Store interface {
 	MarkEnqueued(ctx context.Context, client, key string, sub store.Submission) error
 	RecordEnd(ctx context.Context, e store.EndRecord) (string, error)
 	WriteProgress(ctx context.Context, id string, progress []byte) error
+	StartAttempt(ctx context.Context, id string, progress []byte) (bool, error)
 	RecordDelivery(ctx context.Context, id string, d store.Delivery) error
 	Tombstone(ctx context.Context, id string) (store.Tombstone, bool, error)
 	Report(ctx context.Context, id string) (store.Report, error)
