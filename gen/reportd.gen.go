@@ -349,6 +349,9 @@ type PayloadTooLarge = Problem
 // TooManyRequests An RFC 9457 problem. Members other than these may be added.
 type TooManyRequests = Problem
 
+// TooManySubmissions An RFC 9457 problem. Members other than these may be added.
+type TooManySubmissions = Problem
+
 // Unauthorized An RFC 9457 problem. Members other than these may be added.
 type Unauthorized = Problem
 
@@ -1634,6 +1637,8 @@ type CreateReportResponse202Headers struct {
 	IdempotentReplayed *string
 	Location           string
 	PreferenceApplied  *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 	RetryAfter         int
 }
 
@@ -1643,6 +1648,8 @@ type CreateReportResponse303Headers struct {
 	IdempotentReplayed *string
 	Location           string
 	PreferenceApplied  *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 // CreateReportResponse401Headers the declared response headers of an HTTP 401 response for CreateReport
@@ -1652,7 +1659,9 @@ type CreateReportResponse401Headers struct {
 
 // CreateReportResponse429Headers the declared response headers of an HTTP 429 response for CreateReport
 type CreateReportResponse429Headers struct {
-	RetryAfter int
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      int
 }
 
 // CreateReportResponse503Headers the declared response headers of an HTTP 503 response for CreateReport
@@ -1678,7 +1687,7 @@ type CreateReportResponse struct {
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Unprocessable
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
-	ApplicationproblemJSON429 *TooManyRequests
+	ApplicationproblemJSON429 *TooManySubmissions
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
@@ -1731,7 +1740,7 @@ func (r CreateReportResponse) GetApplicationproblemJSON422() *Unprocessable {
 }
 
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
-func (r CreateReportResponse) GetApplicationproblemJSON429() *TooManyRequests {
+func (r CreateReportResponse) GetApplicationproblemJSON429() *TooManySubmissions {
 	return r.ApplicationproblemJSON429
 }
 
@@ -2858,7 +2867,7 @@ func ParseCreateReportResponse(rsp *http.Response) (*CreateReportResponse, error
 		response.ApplicationproblemJSON422 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
-		var dest TooManyRequests
+		var dest TooManySubmissions
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -2904,6 +2913,20 @@ func ParseCreateReportResponse(rsp *http.Response) (*CreateReportResponse, error
 			}
 			headers.PreferenceApplied = &value
 		}
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
@@ -2942,6 +2965,20 @@ func ParseCreateReportResponse(rsp *http.Response) (*CreateReportResponse, error
 			}
 			headers.PreferenceApplied = &value
 		}
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
 		response.Headers303 = &headers
 	case rsp.StatusCode == 401:
 		var headers CreateReportResponse401Headers
@@ -2955,6 +2992,20 @@ func ParseCreateReportResponse(rsp *http.Response) (*CreateReportResponse, error
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
 		var headers CreateReportResponse429Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
@@ -4636,6 +4687,17 @@ type TooManyRequestsApplicationProblemPlusJSONResponse struct {
 	Headers TooManyRequestsResponseHeaders
 }
 
+type TooManySubmissionsResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      int
+}
+type TooManySubmissionsApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers TooManySubmissionsResponseHeaders
+}
+
 type UnauthorizedResponseHeaders struct {
 	WWWAuthenticate string
 }
@@ -4833,6 +4895,8 @@ type CreateReport202ResponseHeaders struct {
 	IdempotentReplayed *string
 	Location           string
 	PreferenceApplied  *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 	RetryAfter         int
 }
 
@@ -4855,6 +4919,12 @@ func (response CreateReport202JSONResponse) VisitCreateReportResponse(w http.Res
 	if response.Headers.PreferenceApplied != nil {
 		w.Header().Set("Preference-Applied", fmt.Sprint(*response.Headers.PreferenceApplied))
 	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(202)
 	_, err := buf.WriteTo(w)
@@ -4866,6 +4936,8 @@ type CreateReport303ResponseHeaders struct {
 	IdempotentReplayed *string
 	Location           string
 	PreferenceApplied  *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type CreateReport303Response struct {
@@ -4882,6 +4954,12 @@ func (response CreateReport303Response) VisitCreateReportResponse(w http.Respons
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.PreferenceApplied != nil {
 		w.Header().Set("Preference-Applied", fmt.Sprint(*response.Headers.PreferenceApplied))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(303)
 	return nil
@@ -4985,7 +5063,7 @@ func (response CreateReport422ApplicationProblemPlusJSONResponse) VisitCreateRep
 }
 
 type CreateReport429ApplicationProblemPlusJSONResponse struct {
-	TooManyRequestsApplicationProblemPlusJSONResponse
+	TooManySubmissionsApplicationProblemPlusJSONResponse
 }
 
 func (response CreateReport429ApplicationProblemPlusJSONResponse) VisitCreateReportResponse(w http.ResponseWriter) error {
@@ -4995,6 +5073,12 @@ func (response CreateReport429ApplicationProblemPlusJSONResponse) VisitCreateRep
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
@@ -6353,144 +6437,154 @@ func (sh *strictHandler) GetReportWebhook(w http.ResponseWriter, r *http.Request
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H37cxvHkf+/MoVLlYi6BQhClGyB5R8YSU4U27IjyvHlq9XXO8A2iIkWM/DMLEGcj//7VXfP7ANYAKRi",
-	"S0nV/QbsY549/fj0Y3/tzcxyZTRo73qTX3sLkDlY+vlczhbwg1U30gP+z8HNrFp5ZXRv0stWfCcRS3k7",
-	"kNfwVVqORo9nDmZG506U2qtC+AUICytjvYDblbLg6CnIhr2kZ+GXUlnIexNvS0h6braApcSu/GYFvUnP",
-	"eav0de/uLuk9l0UxlbMPb8DbzeXcg90d0p/NWhRGX1OvDuyNmoFwC1MWuVhL5cUU5sbigLzdKHpOOZFD",
-	"oW7Abib4S24GcQLGCqnFn9++/WGQSw+pPnnz9XPx7Oxs1B+Kn6TyTpgbsOJsLBamtE5IC2JWeuFNde1C",
-	"rJVfmNIL5RNssdQWZC6nBSQ0yti5UC7VOC4FuTCa7pWulIXASZv5fJjqXnOF4FYuVwUu0tl41Es6Vuzl",
-	"W3m9u0aXwnmLa3QjC5VLb6ww87hNFhxoL/HRRMyNFdmr+eC10TD4TvrZ4sGb9pK3fHcUPy2A5/gPM33k",
-	"tihEnDTXvX8hJG638AuJy+iEyoXUbg3Wiez8bESjOjSKVzksV8aD9m9gVcgN5LsDynAymVjHcXEHQjkh",
-	"cXSF3EzCIv1SgvOPnMiqZmebwTewycRaOlE6yAOZJULqPE6S9hd/Gw08k7myzsf2xMyC9JAPxeUUt0AY",
-	"vwC7Vg529l2Xy97kXQ/H23vfte+vzZU3tuPEXhZruXEi02bg8InsQkjhvPSlw4kaXWwENsuroDxeRGo9",
-	"tr4/WJiDBT2Dy9WqUF3L+3YBYlU95pDkMn4t49VYgwWxMNqUFvJEwPB6KDI8s1+djTJBJ++L8fmof2ws",
-	"b8CVhf/WzCT33DUQprZHTvz45ttEZKc3Z6d8yZ3+qvK7U0ttPJjYD3Gmq8BTvGkxIiQIDbcVGSDJCKU9",
-	"XIMVc2uW4gxfeTw6PJalvFVLJIvHo6S3VJr/nFXEEVqkUV7Rfh9eID6UgTK6F+nBq/M3aTeXsxmsfMfh",
-	"4xvZpIMPiRxWQOwYSfLw9t8lvZW0cgk+SLDGEf0GNl3M8ANsqNNZoUB7MVsYB8T5SDS4crpUzuEwTmgn",
-	"xk+eiJVV2iMHF5dXz1+9ErOFtHKGXSZCIr9YFVJp4c0H0MLYVEvxS2k85OLK23LmkcLF1wqKXPDI+4lw",
-	"ho9BQzJBzRuk1iayCDyyREy4S8NUfwMbljwrsHEWyHcsLGE5BexLelGAdB5HR+JRuoot+QVshJZLiIcd",
-	"J8Y8R+EKsTrQS3r4TG/S22J6vS0y/Bb0tV/0JuMnXxAlxv9nuDPeg8U2//+7NL0djwZpevvFy/f/+YdO",
-	"6fUXM3314hB5qpyWWzlXQi4Us+0sEnYWpVo2Ho2zYZzOSvpFPRmVHyTiubFL6XuTXlnSk80ZjAbP5GB+",
-	"Ofj6/a9f3g2af88f8vdsfNc9fWaOu/OPjLDJTSOnfJ2JhSly1yIepOVyhbT7WkTN5kR6sTTOi6ejfiD2",
-	"QA0m1XOllVtcBC6ZC0cyo+bxg8DkJyJ2GsVFZN94TsX3KMCYMtW1NhbyA1QVZruHmM5G4/Ok67BbcCuj",
-	"HSsYf5Q50gwJn5nRHjRxGomjZZo4XVkzLWD5n/9wzPnq3v5gYd6b9P7jtFaGT/muO/2B3+IuO6lRqIoA",
-	"kcDwKOGBleLHH1+9ILVPCp4y3lrKAikLhX2Wg5eqyOgEOrFeqNkCl+kuwem84S381BOKlJMb4HksUfdj",
-	"Lmm0R14nTqpJiL9cff86EVIQo9TXiSj1B23WGqe9VA63LRdzZHeJmMo81VbqaxBuo728pRerplTe31kT",
-	"7NbM56BzZIvUjphuSA/EnsXKKO3BhlV7aa2xn3LBLvWGdTUB2LU4OR+d05GSuloIa0oPiTgfPUnEk9Eo",
-	"EcPhsB9lBTc9xMH/yWj4HNQLt8qheJqWXiykC2p4jhuIKm0OBXjIL2jNg1LAEgbVJDrh10az1Lw2Jh+K",
-	"k+91qrMfvr96G0Q69iJ1h8rMe6wctXAhSgdCCg1rlMvDPu/pa+NZP0DR9KnXJ6om8fzKojBrJzQo2vSs",
-	"OQDsOBMazSYPt/505m6yYZjBi8+0t4EV5bhBG/AX28er3tOh+MEUbLDXmp9Q2nkyAXgaX5tSf1IO+9rQ",
-	"NNCKZpVM5USUcAM2yv4TY2ke3iynzuNMkYptqYUha9z0afg/yE1hZP7WmG+lvYbPxVanJt+QuYUzeHou",
-	"vlF/pOG9NeY7qTeB6btPPbygOpLG652YSxdsbk1ra6UHUahlgDFwgSWKMr0RZVAZgFRSuq5QaGyGgkwi",
-	"Nt9TndG/AVlIWdRFWClogE6Nh/bNKDx92jC4aFI/aln6hbHqv+GTawGXP7wiW0K5KAiJfSLSMmxP8Kef",
-	"fhpcln4B2uOIupC1P4K0YIUFWSy/SntBE0t7DzS6wprcSFV8DtaJ55ZwBnHyBnLl+tGQmQJObbZADahB",
-	"IaKbQH5D8lhZMwPnPsdixNOvnFhDUYig8aDIrVcFIUtUrKVgHUnLJRKSFLncsH1Y6WQksxPBalGqA56g",
-	"PPJu6x0dUrT14hl+/PQptuIuuuWwBQKuiM1Kkas5KfvMrC6wLZnqbBYg2J9LW2QtjHWtioKGhY9Q30bj",
-	"Xe1Rpy1ArGG6MOYD2wP4oAMvylXQ2n7UrlwhjUP+HeRKvt2sPtsGRfaMg9yV7kMyzkKT2OML6eENbhb+",
-	"WVmzAusVGySI37TMyBxP+44hk/S8ucdjd82T/44bp1drDNBM/wEzjy2+kJu3xsuCxiGL4vt5b/Jue3x5",
-	"YD4P65ge6ujz8OKH0dy9Z8setaGXN2Frd/cil16i/S6F8xbkEtHW3GjIUOxrAoHaU1F5l72+s9Cssd4H",
-	"FLRQSK9uQHjTJHTsuQbem5jY0/nZbCyfwWA0/SIfnM8ew+CZfHI2GM+/zL+Ap9Pz2dkoAItHlzjAEvRs",
-	"1+7+xUxp8b5Reg/U+kERYjbn9eKljKAeLqg4yf708q3YQT7pcZf1E4H8GVnF1dVLkdHlCauMk1RnrB9m",
-	"4kR5x5slRfYXM2VsMesLVAt0ifAT9u3VEhy5OzTD32CXSsuCRzeJe1u1lmpurqISHFA2l6qAvNkpwTvh",
-	"WAcYmcCK9WLTF6iFz6SewdZLyMgaQx2Ky63xILGpPEMegC/hUrKSEpF3nn0v6eGwe0mPB9ZLerG7XVg+",
-	"6d0O8PXBjbSkd2M7NLWr2Bj9e8Et0u+vY7P073nVNhPAt0p/cLs85zCF4z2mb6Nn0HBNkH0w7DoyDop5",
-	"d3O1kTA8StHUyh5S/lY5vzsR5WHZ4Te6DMBVRqpoxgonbi4UcxFRrbMR+wmqNg5xpooWcDhLefuKXzob",
-	"jarhSmvlBm8jVN+9GGgqBcARHxIreQ1J5U2ywP4VOL5SPOY9S3XlA8ve9sSyGpBNxC8llOg/0SZoAsE8",
-	"QqiOYGXD2hf7GVntkoIpWEjvYbnyiMHYUmtuUYq1sR9Qf1dO4PqV1BBCfHxuJ00fbwCRN+Jky46sHHaP",
-	"R4/x1MXjPBHKx/7nCJYjgnAhMkJTsuo8DxuHmV5BGzBeEbX2Ey0R9r2hlaJNGFv7EIclQ0bLU33Qea63",
-	"o+w4hGEduymlwRbR6iot6Vm4R4V0vh834WJrU1hzqjZOzGHNfHXYO+zyidP4OSg4nd45WwKzBBkWldZX",
-	"ug+8Kyw9mMPymiJ1mdUKcrEB36DqqTEFSFLqgkfzZ+l3lIwBjryL20CE7+6lyCU9Rqpc6KPDxSxF0zZ9",
-	"1IVfcRtEsLrTvUy85H7jj53tH1DkudWwTpDqkrjbxlZU/YBu76n+FFFmHOGHLFvuSMm6tuDcHgGwQJIM",
-	"hEwGyyNHNoYIU7JmKUYUDTEUrzz7l61y4EReWjJsdCTv9lxNiRZaUvs1zxo0XvNlPko4UBs18EMzq1V1",
-	"lGvMHA9v1N7TGXnr/bfIVbziHsKIRhhMpmOv/MSPvQhxJN3KZKWyVDsa16x1TiOJdImfeOp2RbIWFBdz",
-	"/uSLCs0W35Hv0QVonCxQvwAHCAuhBJJ5zqu3ZZIQNtm1IxQioD0jKowE4lIzn1/jbW9EboSccrBNpzKj",
-	"tPN4uvbpR2wBkguHfDk8G2FmRAjIi4eH97Yi2CfPnjXZ8mjUxZi98gV0RugsjPXClcultJt4wuJosB2O",
-	"HXJyyag74M7HYepZtybnN6vOzn5880pUzr0IOWx3eCHQYMhIxJI8aLRyXKmhu3G+DWoM272H3PJy5o9b",
-	"sSt+sDvooDmI+OA/Zbu+gWtl9PFRWXru+KDCc//kmFbG+k46kgW4mo5uSNljaMnMiVUPBVK+p9YE/ILx",
-	"ZkRZ5ZLNR7QCpxbkhxwdWXArZ77YDFOdTTc/53KTkTpgNAjQiOOtwGKzLaGAjq4Za1sXAt/jOWd0cvF/",
-	"2JhMFMp5puVU80P0TLgfDDxDfsSNsGislZCIhbpegIvxVCe4A3gfzaw+63ztreGR7y7X90dmQc5Z4VZS",
-	"u8rSiKjava2NGphpWRuPnz7dtTbqpWkZREdUo8apuetssybNezXZoviOFq9Bg32wondPjcXYiPtWjyrt",
-	"n573OvWBBmt9uEIQ6OnnWQyEfWCPpVYf8V4n8hMEc2tlq7WIPW2PuLm3LdpJIsV3sVnmHY1AA5nnCg+E",
-	"LH5onJq5LBxsH6QmHNypRFmCz9ANzFAN22FfB803gHli3aEWuwnphlNnitKDyBber9zk9DRDWzLVJ3SB",
-	"/pNSuea+FiBwfBTTGvy0yhPCcyOLMoRdxtiMRvMoARUq+6NRlqS6UB+AEKw6MIHCDrAhfHQv8I1xq6zw",
-	"EIVBImYWctBeIXdVWiifpBp7znMLzlUDKoxZ4UomooqpRkVsUJiZLDhcgC3reY3SZ+fjcRWvKnEAWkwh",
-	"1d4UFPFVh64NU/0aIHc1CM8oAEPwMdg4zuiEG67iTwMPrVHPuBfhynBmlqfUbIAS86ZOXFrVS5qxPOPR",
-	"+ZddyGw8r11g8IZGzK0LoycCA+qkJZfR3//+978P/qozCiQx2i/Cpe++y5IQwa30rCgdgrnI1JGBpzo+",
-	"NHjxYjisf1PU2A5z31qA8Wj8dPDXs3ZA2AlGdVF411/fnQ3O3/9P9f9k9O5s8Oz9/5y9Gw3G7/v1Df4x",
-	"rn+k6TBNh/vv9/9wVNPidew66bXO0j7FH89itxnmVqAa3yay55cEPdkymT4haz3CPruWbNu06ibPcDdq",
-	"CwwzhKOWNNAT9qz76vy2vGm7plDEfXZ7jeOpoSFnxFza4dGFDGM9ZvZamIEiZZFiX4CD2Jlbn4xvbx+A",
-	"TKDV/HOF6mz3x6G3BYWm8lzEtfFCmwDAJELNhYoX9yDU1EVtgu3uEGYSRNynNT3umHpCIEZOXSWPsFN5",
-	"A9Rrf9jrWsxOqYf9xY29HzSOzST1bh+gw8phtuPGk7tXHwoJPcSNcA9HGcNaJJ37R2zm+4SfH3DHHV7d",
-	"0E3Xqj4UkTmIq+zHTQik9XK5OgIIhogIDmSKDilu//7HLdr4EeUOyHcAtsO/Ct8O/w/A3Pvs+DilhKlv",
-	"d964vjArrfKbK1zJwNNWqjsMX8f4GYqKzC5DGA853icihMNwetkH2MQMMvESzVOMupkCxjqQmmB0jGXC",
-	"7Bb+JRyAS8i+dEmqecIRBMbcnpD8gmuPdi57laIyx208ciHS18XcoOx8dJ71G/k5BIDTWOu9QW2JQw6U",
-	"npsY1CDZpgvRzzHSeimV9lJpsK63E6MQH2IXDLgt455vB5XSyw/Qiv7ARYnwFufDDVOdajxs88KsJ4KC",
-	"NZv+4KzGwMejsbgMkiAT0rOnIISKNALuT3zH2e2jwosOi1ZwT2esYVJ5qToDgcQU/BpAi5UpCjcUP1Fg",
-	"SeiTvFPBpyOMFcGpI/Z5ocajUcZTwD2PqOhFM/OJGJiKAsKlGl1X4gqAQ9uzyIsqJJ9Xrm4jQPrKd3Ub",
-	"fOgTEd3aIVcMkQ/pjG5FBws+VrRnly2PBk5uUyduVMH8Fjxo3BaxAqtMLk7G5yFLcboROcxlWfiuzLpI",
-	"3alG34f4E3nmY6t1gGVs9fGI9fNGowzJ4uEQr40XFDGaNTqiWbwkBYZDphX2uYMhi5NsX8xPPHQBP+3V",
-	"dscNWMfH5Ww4Go4IQliBlivVm/QeD0fDx6y1L4gdxUbd6a+uKK/v8No1dIg9Hm14GuMD8HBThEC23UYW",
-	"kVJKV6p2XgZMt9Euq4apXoF1yOUakOsjJ2huCW1KU3/Zh3ajf0WTkadN5KXDVF/WQeg4Olpq5luNZdZm",
-	"QBHqcVnZhlZGYy5F70/gA/T/lrl/K+liPBptBWpR5DNlQF1QZpQD/1Xp54Mv25FaHdkcXRmDNQKNvqUm",
-	"5nyX9M5H5584Sowd+dq0RsaaP16XSxgy56ajsK+vagVPOV2hKS0RS757n/QCXyd1HweBPpNWr6T7yGsX",
-	"oG287nrvtzLg3nWpV6T2OrheVqFB25Qd8y+VpiThQRAdWTv8aetud4oVkt2DglZxCg05tPdMRk0b7KNa",
-	"aCdCw7oCgxNhVoxlFZuQ3UrpfcSAjYbIhFEcyWtwlD3FyVKpbkaYXIi5QTxJZBjckYkTWTjD4Y3EpjP0",
-	"mE6CgjIcDukHYApV8VVKUSNpL2YQ1AlXVaBIqjlXnuUOmyEINuE9cpjRuOawjuK8OTYWN1Ue71wVHqxw",
-	"HxR5551ZwgS5SKpnhsNPp8iQKUYE2CHgEDoK1ut6YQrgKJKheBnyQKib3JqVMKXv4hEYwvMm7NcOARJR",
-	"/FKiAV1TRdSb73com0p4d4O0IK32qjM4HjUdyaOjGbI7foGV/KWEC1aqlGe3Np4ZuFGmdLRLeHKINKpE",
-	"w63xzUrrzN4Et/Fo1AKT3l0O/p8c/Pdo8OznQXd+5PujfHg7dPX+LDDGZHVlOzFNmjnRxFZoNpWLGDw3",
-	"2ltTHAvOjknqd0kPD09HUBOfpuqQEPLbea7aUVayPldHkoVJgoyOM+lGJh69cnb8lVYmwl3SezJ6fK+X",
-	"qlD9jxQildDADRS+ySLjhkWZEfkriQwTsgwDchEwgCZaj1d+/UNg9UMMkv6P0yaCRcpTbGc7910Hm2EF",
-	"lrN52lp2V/RLIpy61pDTOziRKy91Lm0uAhriUu1WMFPzQOQTcQNWzTciC9jbABuQvrQYWprdnCVMUFPp",
-	"4Om5+PN3l88HV3++HD95Ksw81Wnv1/ieyu+G1Z/K1r0b/oqzvkt7wfwUyEZ5bJT40YLRH6G9sF44mP08",
-	"HA7JhrHg+1Xevy2dj/YJNpsEYxTVfGTlBYiqZ4eygFco1RXceNJAyQjn3vgFtogZBePbWzwkubIw83XM",
-	"PQsxyIMzgUPJUBimOhQZYZ2UlMrxl8FeqKdJ8QZZvUwZ5a3nkJfMaiDk6IvLaCCfjTL0SFCwWLRLrAJO",
-	"T8jOx8+y0+zJ6HG0iVpmH76GMtcvYBn8uMc0myU4h6wCU8OrARsd4iOw702lrFWR5J0JyfUkH1bmYA/E",
-	"g3wpAJwYWOdA+wQp5ketbpuJLgfH0oRdjg7pgEC7WskZDBzgcnrIRXVOXAj73j4sjYo9BwdYNfQwhY8f",
-	"Buf/aPLNbybFWqDp3d3d9pC208fH//Vfe6F24PzH87PRPkg0IMprqT3ZB0tjA2LuLiLR0ynghsbPjjQU",
-	"8gMxXxEzb7cqBW0F8LahlY/Ol+qosHR3Vwuvw6Mta+H1mYfbkJvbqaReVB6Qi2pQhfRgh1vy8+0WKit3",
-	"Mdm7Dv3ob1xTCVolGBIMd5TTYiNAk2ZdVd9grr8HaAspr21ILdWclNvA3YYiDlaRk5ly7ZoFZiKZ4/21",
-	"Vd6DJgzmJ+K526lg6EiNSxMmIK7Bu5qhYlcn1T/ktfVgaEI81H6qQ/JwSOUhNidI3i/MmowPyh+dmRWe",
-	"DmktIvwBX+RZhYzK7lomqY7FTJR3cQEiEnZRjxcb6Uxs6/apN9aGy1JMwgrmA+k2epbEuhdJc5OxrQUU",
-	"+dF6GxP0aRHQ10i9QPzM75ae6kAccarsnUlqH32jWhiXO6mn0PIyJi0XDUK+hEyxosX+PdajWzEZu1pa",
-	"hNDRa9YZ2RF7jZVtqvRiDZCTLoIgLm6mLIoui/K5BQzOoWZ3JX8XW6gfOd2q+nOXHH2DN7r3e8midpTN",
-	"fYTRaPxbmnMxweVgmYDK2YtHmPNIAkxfH+8k1HjZAem32Hi1A37QLLl2iJ13FGlD27BRp+rQ21tVrVpF",
-	"yQaNqmSH2tgtYxaLen1cvvHj0eM9xlCDL9J5rc9b5aSRKq/5T2A4rXpyaxlYB3IupcXrVFfshuNeurJ8",
-	"cWVD5YdGTkc44ZiWU3Ny5RqJPTtp+o3KfofWJD52l3x6mtgqBfdb0cSnxA2Cxnn4JSobQw/fA2TYLoJB",
-	"7z25z8g6UrRJlR3f5+Vm5n2tAB9+a7sgxufAUa4oaIdrQBrrqeZaJ4jSRq0pm5YPfwG+M+x+H/BRiVx6",
-	"E4XlOom9UyRbDvkE2cZ5xupjV8pSqgmlDBm3rNKtKM1DZC9efvvy7cusagyRBIYOyGipu6bIyQ6faqxm",
-	"qY2Pj07QqfQsEyfRQ5H9w0wH2vhBdFZm/YswRaGqWG32Og+Hw1O+1e2BekF9VLrAlqA877ZNWk7SuExh",
-	"GaWFOPDgR7rfaebyYh99lkfnx1+qSuzQC88+U8Wg3U2/EJFIavoYiuftDU1EyDQVlT8jbIMLhR4exM8+",
-	"+WFnQhPyEPHsg1A7fVQNf38jEGHdDFzoXm5xsguI9WOuUzO6INWhSFdkH0OxJ0whZDsSDltDr8PgDQ4V",
-	"y1QeqrFKx+6hVHONpYT5Cj1XVbDtrhPWYT9F/eVj7KWGiYy6qRPOUHREquMKso3udm30dm5lUmdWMqHG",
-	"bYlZftX2sC6Waq+4LGa5mrQiaBrqGxmwHJDS7TtntlVl+T/MkGmZJb+ft+de5kEXkbIRdy2VPlTBh5e7",
-	"QbIn28EvSTC/Oekbec0W6e+onx/ra/p9rIKH1frFVdtb6DdpVs3Z5RGpbq4/e3Dp7O7RJPoUGcIRNuC8",
-	"WkoPk/BGQ54nTYJvBERx2S9KwqfSQpTtAJC7i9BGpIrYBnkt4rhdMCNTLRfhvGDmPjZCzlRyOFNxAZcI",
-	"6avgXO0FQtTbla/vX+V4r/X1dqvixX5757cht4dbSf9Gxs2nVof+pXWHN0jgsoXV7vW2PkgGcB3ku/cd",
-	"BkbQmnHAH9dmssdje0Dtr7lLLPdJ5TiYE9lSo/BGgcBymy8TfCyDBoIMiT51MDM2xwY/wMpPmrVFLcjc",
-	"NYv37AtqTASnam3VeEhY/Uy1qr8owGGG0aY6iUZQn2HmBuLa1NhkpRO0yuUsUPkI5S/YkckYzhF9IrC6",
-	"qoDGzOi5ouyygOCw3zUC5aneLqHiFmbdWpeoyy2k65PWxfp40NJVBZ5MxKy6IduG5p6A2NAr7SRagREp",
-	"SrUsuL5LteQRhjK2CngN81tIfb3PNKzNwmRLwU5SzUkfIbM44RBXHEWzRBulhgQ/qmtXmN5Ckmm6+6zH",
-	"T69HVYo6spxPivNG8zu69NfxmxZhZETSpFdk2yVjWDraEvrVbkXqVkWRaiTNBmX+lkU9/884bxLQ8eMX",
-	"PS4xVJWtdm/C9ncVAE41b+ZQvA6Ph7P7b2G1BxBC7pFZ94brQvG7vQGnl6GqMz024Dp6mTihaGwpptas",
-	"HQVaZVzXzZR2BhkLs/5EyCrYNDjagp8zqeRGqpvKgzjZLqnnRKxhF9zGZHdV0S28ZaxjcyNEFJUmf4Lc",
-	"m4xqfn78ZCSWrn+xryxf/fUanqoAnbsJSplBq/BXQ50Ojn/pJV7Jfk17Kk97EwT4EpGGpDK8kPb2fHMl",
-	"7d0h8xg0yoPFPvhCu4tWlZJm+T9uo1ExrOk1iZfbbeGqNRa8maVA+0UVjzWVBmRZNDNaw8wH0/Vb6fyA",
-	"dn7w6kUmrg043JsIw1qoPgTFSCzZcg0Brzyfx4uqKFt7O7bSSM6zWJDCQ1FsE12IuBpyhk/YPy4MG4ZL",
-	"sVATMR6h2D9ZxO9mtZtZ0zeuqm9mhQnzB0uIAjGoeElh5IXSEAjr7IlApQ5WZEbeKnC8CrPCONZAfikV",
-	"+DCsoahzFJImohSyr1JdpV+pPO55cHUTcmVCnFkkhCQOGJEZDvIiL2ZHNhApFrwL8cMGF02Kp5BxJ29C",
-	"wMZemOeKHmcV4+VNqMZwNFhN5THomgLyeZdDSE0eagc2F31v+FWL9PaFGD89/5gg4h2G9xFJHMzVqJGo",
-	"mreTHKtIvH/a4L4jlep8X71K2lQ8x6DR7xFl6cn24cV1zTvG2P+X9hY8yFX47+J/+5rzLqJhXUkz6cQV",
-	"2BuwA3Ko86n7/Q3uOi96b05K9DGFz5OchA9ITMROLWmyHSmXKMIwfRG+ZJBLhdkquITY0vOrv6W6bqn6",
-	"uER/GIyrHbgwfvMBcfvR0wrfr75mQdKy/S2LkF0Yxs+WOysVjnRKdhrM8GDSuCofT7CxCQeYSUuhjjJ+",
-	"ZTDDrxBS5EKqs9apnoh7fUBSbX84MuQXtj9M2DDZscNUV7LycchD/M7kaq4q42QPUP8mVmg+yL4vNfUS",
-	"UkG0AGkLBbaKtLsIdQsYMKXP54QCyO3grvP9MbWt6fWOxs/+TkZtMJvxTEaia7+8S/9VZTCi3kn95SNS",
-	"EbIcN5xrcSRUiSNp1eHIGmWi6QWqfc9bdi9ps5WN+8+IldbnT/ELpLyigxfKrYxT3Z/PI3bEOlZ1TJO6",
-	"kP9cNZJ0aYWOfdAwfsXzIH6Mz3wU3Pw3aTfHHm98uS8g6+cHWR8BDMGCFE5F6IxOjNJdnxT9rXboX2+t",
-	"/mXRi6f3eqHx3aUa8zj61osqIOnfALHvYBi/rw7RqOvaqUR8fb+KQRMMoiZlITSI524uLQN4sZ4MAXej",
-	"xreYqVZCmLPrt9z/1YeWGIaOvcUyWtVn3dDQZ5OrBYsH2+2geA1JGb8nDrtbD7dTToRFe1R//rlRRek3",
-	"MUT+z432sYfSb5XVku2iWr/xEd1Kvq+K1Lx7f5dQKn7oa7fAWYwIdBEqUzY4udyw1uTiEHcTsbZLHDgu",
-	"iMGFBJJQ7mBalWDnQhGNlsO7VAb2fwcA",
+	"7H17cxs3su9XQfFsVcQ6Q4qSZSemKn8otrPrje14LWVz9np8PRCnKWI9BGgAI4onR9/9VncD8yCHpOR1",
+	"7Oyt858eM3g0uhvdv37Mb72JmS+MBu1db/xbbwYyB0s/PpGTGby26lp6wN9zcBOrFl4Z3Rv3sgX/JxFz",
+	"eTOQV/B9Wo5GDyYOJkbnTpTaq0L4GQgLC2O9gJuFsuDoKciGvaRn4WOpLOS9sbclJD03mcFc4lR+tYDe",
+	"uOe8Vfqqd3ub9J7IoriUkw9vwNvV2dSD3VzSX8xSFEZf0awO7LWagHAzUxa5WErlxSVMjcUFebtS9Jxy",
+	"IodCXYNdjfEnuRrEDRgrpBZ/ubh4Pcilh1QfvPnxiXh8dDTqD8WvUnknzDVYcXQsZqa0TkgLYlJ64U31",
+	"t1OxVH5mSi+UT3DEUluQubwsIKFVxsmFcqnGdSnIhdH0v9KVshC4aTOdDlPda1IIbuR8USCRjo5HvaSD",
+	"Ys8u5NUmjc6E8xZpdC0LlUtvrDDTeEwWHGgv8dFETI0V2fPp4JXRMHgp/WR270N7xke+uYpfZ8B7/Ke5",
+	"/MatcYg4aNK9fyokHrfwM4lkdELlQmq3BOtEdnI0olXtWsXzHOYL40H7N7Ao5AryzQVluJlMLOO6eAKh",
+	"nJC4ukKuxoFIH0tw/hsnsmrYyWrwE6wysZROlA7ywGaJkDqPm6TzxZ+NBt7JVFnn43hiYkF6yIfi7BKP",
+	"QBg/A7tUDjbOXZfz3vhtD9fbe9d17q/MuTe2Q2LPiqVcOZFpM3D4RHYqpHBe+tLhRo0uVgKHZSooj39E",
+	"bt1H39cWpmBBT+BssShUF3kvZiAW1WMOWS7j1zKmxhIsiJnRprSQJwKGV0ORocx+fzTKBEnet8cno/6+",
+	"tbyRHl6oufKdPGeBzmNSKKSx8xLlXF5JpR2zVoGvovy58nKunFNGO3GQWzn1AwV+Oph5v5ALNbDSAz08",
+	"CApzcHTUH6c6S3uNV9PeqQ1qUV5LVaDc069w6tvqMmhFVgrNyZUXc7kSc/kBhMSlTUBos6yYK9UwncLE",
+	"q2sQS6Vzs2RGXc5MASKMTlpIabGcqckMhwxKkUbVRswNUUYi7xsH4oCVt/KpxslpPV7IMOhliZxLZGP9",
+	"JjRydbXDRMTXReNto1EinMhIgw9IhWepdnLl+kNxpjsEigVPePkBnNAGt3AlptbMaYd8VkgGHAOZ1oJQ",
+	"8ViHqT4H7ZlOkoQq4cVmFY8MXptCTVbZdt26eZonj0/990edCrcal4ftlgLmvW+6WY0IJMXH0ngpFjRK",
+	"1M7Pn138KIgRRVrPJJj7xFRBkbtUo85GzZn27sy1iXgpV+J4dPwoSTU+6MaHh7n00ls5+QB2iCMMjb06",
+	"zM3k8C6DHvbHpFhsOfEozgNanSiU86k2U1KBysM8ERvS8jFIBbFYkJTlDkkJrBglusmsLCupPsjePHv9",
+	"85uLp+/fnF08e//DL2/OL7J+pZvbcqJ84DZvhIWpKgocCJ+z0m8O9uL5y+cXmZDhfeTjuBTSah8AFjQW",
+	"K1MNaC9YmOItcdpgYrpmJlAUqbZkUrGgyqIwS4c8MS8nM5Y44Raok9n08LMo9ENxTteGFkDmRE1WvMCk",
+	"DzOlWpKKpkUdkDicvX4uPsDKJeJyJXKYyrLwfaZuWCkemBNKT4oyx3WzNFWWjdFwdwH6+P3D0eny+wfd",
+	"AgSuLPwLM5EsMF3yw6bCN0788uZFIrLD66ND/pM7/E3lt4eWxri3pbLLrDwPzOFNy4pECmm4qe5wVDVC",
+	"aQ9XYFlLHeErD0a71zKXN2qOd/qDUdKbK82/HFX0CSPSKs/pst5NILaowrXeTaR7U+fv0q7OJhNYdFyr",
+	"Gf8jG3cYkSKHBZAtrYXyu+/u26S3kFbOwQf3o3Ed/ASrLkv2A6ya9/mE7i5UgWTXN0TggE7i+OFDsbBK",
+	"e7ykxNn5k+fPxWQmrZzglEH3LgoUMm8+gBbGppq1MeTivNJn4kfSZ7zyfiKcYWlvuBVQG3ZSaxPtu0pT",
+	"4CkNU/0TrNhtWICNu0DFZGEO80vAuaQXBUhUco59G+kqm9LPYCW0nEO01HBjLIsKKcT6uJf08JneuLd2",
+	"wfbW2PAF6Cs/642PH35LnBh/P8KT8R4sjvl/36bpzfFokKY33z57959/6hTkv5rL5093safKidzKuRJy",
+	"odjmziJjZ/HSy45Hx9kwbmch/azejMp3MvHU2Ln0vXGvLOnJ5g5Gg8dyMD0b/Pjut+9uB81fT+7z69Hx",
+	"bff22bLd3H+0YpumcDRzX2ViZorctZgHeblcIO++qq6oA+nF3DgvHo36gdkDN5hUT5VWbnYatGSwjLLa",
+	"QB8EC30s4qTR1o+2N8qp+NnPIDi06kobC/kOrgq73cJMR6Pjk6RL2C24hdGOvcMfZI48Q57DxGgPmjQN",
+	"XVbME4cLay4LmP/nPx1rvnq2P1mY9sa9/ziskYxD/q87fM1v8ZSd3ChUxYDIYHRPGy+k+OWX50/JZ5fR",
+	"ylJOzGWBnIWeWpaDl6rISAIdX9lIptsEt/OGj/BLbyhyTm7YZBZzdNxZSxqNJp0XB9UmxF/Pf36VCClI",
+	"UeortNw/aLNE1Yd/w2PL2bhMxKXM0TzRVyDcSnt5Qy9WQ6m8v0ETnNZMp6BzstxxHLQylHc0s1gYpT3Y",
+	"QLVn1hr7JQl2plfsaAvAqcXByeiERErqihDWlB4ScTJ6mIiHo1EihsNhP94VPPQQF/9no+FrcC/cKOcR",
+	"cyi9mEkXMJQcDxDxiBwK8Gi0KV8ZBXzDoJlEEn5lNN+aV8bkQ3Hws0519vrn84twpeMssss94zNWjkY4",
+	"FaUDIYWGJd7Lwz6f6Svj2T7Aq+lL0yeaJlF+gz2tQdGhZ80F4MSZ0Ih5ebjxhxN3nQ3DDp5+pbMNqijH",
+	"A1qBP10Xr/pMh+K1KRhtrS0/obTzhN/wNn40pf6iGvaVoW2Qm0EmmcqJKckNCnf/gbG0D2/ml87jTpGL",
+	"bamFISjV9Gn5r+WqMDK/MOaFtFfwtdTqpclXhJXhDh6diJ/UD7S8C2NeSr0KSt996eVFQItcXyem0gXA",
+	"VBNta/+P7rOZZJ9S6pUog8kAZJLS3xm2GQpyiRh7TXULtYm2CBsFjYhB46FtOwpPHzYcrtvbmoLntbf4",
+	"/wERa4lloCv49TQKScIcAkI1M0t28pUPaqp1AOKO9G+inzupXz3YxK0GNXB1p5fD49F9/rSD/0XL0s+M",
+	"Vf8NX9z8C9gHGXZsAdG9ifGRYZuyv/766+Cs9DPQHlfUFQ/7AaQFKyzIYv592gsmeNq7p7cdaBLB1K9x",
+	"71B0QBy8gVy5fvRgLwG3Npmh6bufMz+bXvhFL6yZgHNfgxhR7SsnllAUIpi6aGvVVMFAI+RjwtnQONZy",
+	"jowkRS5XDAxUxjgZa4lgezjVAUhizNp6R4oFnfyodx48eoSjuNNuA8wCwXN0v0qRqyl5eXxLneJYMtXZ",
+	"JARO35e2yFqR0SXCm7gsfITmNhoEY3szVYBYwuXMmA/sCOKDDrwoF8Fc/0W7coE8DvlLyJW8WC2+2gHF",
+	"exkXuWnWDckrD0PijE+lhzd4WPjLwpoFWK/YE0XgroUf5CjtGx5s0vPmDo/dNiX/LQ9Or9aRO3P5T5iQ",
+	"Hn4qVxfGy4LWIYvi52lv/HZ9fXlQPvebmB7qmHM38cNqbt8xpINm8LPrcLSbZ4ExAwRuCPoHOccYaW40",
+	"ZGjvaUL/2ltReRdQs0FodlXuggZbKCQFwrxpMjrOXCPSTTD00fRociwfw2B0+W0+OJk8gMFj+fBocDz9",
+	"Lv8WHl2eTI5GAVHeS+KAR9GzXaf7V3NJxPtJ6S0B0g+KoNIp04tJGdFcJKg4yP787EJsQN70uMv6iUD9",
+	"jKri/PyZyOjPY/YVMDLJjkEmDpR3fFhSZH81lwwqU0hkJXSJuCPO7dUcHMUBNAetwc6VlgWvbhzPthot",
+	"1TxcxSW4oGwqVQF5c1LC9YJYh+BvMI1WfdRB2UTqCay9hIqssVSMs7TXg8ym8gx1AL6EpGTrKMbLefe9",
+	"pIfL7iU9Xlgv6cXpNoPpSe9mgK8PrqUlhwvHoa2dx8Hot6c8Iv38YxyWfntSjc0M8ELpD25T5+zmcPwf",
+	"8zcFf+uEAnIMh10i46CYdg9Xe4fDvRxNo2xh5RfK+c2NKA/zjmyPs4BYZmT4Zmwk4+FCMRURzjwacXS/",
+	"GmOXZqp4AZczlzfP+aWj0aharrRWkm2KMZpuYqCPHJBmfEgs5BUkVQ6IBc6KgP2U4jVvIdW5Dyp7PX+K",
+	"zYBsLD6WUEKe8BXrpfXBL0aMluIJhq0vzg5is0sK5mAhvYf5wiP4ZkuteUQplsZ+QMdNOYH0K2kgxHZZ",
+	"bsfNzKwQPViJgzUAoUqzeTB6gFIXxXkslI/zTzFKgtDRqcgIRssqeR42hHksgssT/yJq6yd6T8EVkniP",
+	"h7W1hTiQDBUtb/Ve8lwfR9khhIGO3ZzSUIvoKZaW7Cw8o0I634+HcLp2KGw5VQcnprBkvTrs7Y71xW28",
+	"DwZOZ06NLYFVggxEJfpK94FPhW8P1rBMU+Qus1hALlbgG1x9aUwBkoy6kIf0XvoNI2OAK+/SNhBx2zsZ",
+	"ckmPIUoX5uhIDJOi6U9/0wVc8hjEsLozKYx0yd3WHyfbvqCoc6tlHeSUzhJO29iKq+8x7R3NnyLeGXv0",
+	"Id8tt2RkXVlwbssFMEOWDIxMDss3jnwMEbaEgesR5TAOxXPPWWFWOXAiLy05Njqyd3uvpkQPLakD2kcN",
+	"Hq/1MosSLtRGC3zXzmpTHe81Vo67D2qrdEbdevcjcpWuuMNlRCsMLtO+V37lx56G7M9uY7IyWaoTjTRr",
+	"yWlkka7rJ0rd5pWsBWWznjz8tgpjiJcUdHYhJhLywcAB5dVcgpB5ztRbc0kI4uo6EUrs054RFYaAkdSs",
+	"55f4b29EboS85BTZTmNGaedRurbZR+wBUuyOgni8G2EmxAioi4e7z7Zi2IePHzfV8mjUpZi98gV05tXO",
+	"8C515XwubZW2FVeD44TkPjnncAsn6oRl6km3JedXi87JfnnzXFRR3Qg5rE94KtBhyOiKpfugMcp+o4b+",
+	"G/fb4MZw3FvYLS8nfr8Xu+AHu7NNmouID/5LvusbuFJG71+Vpef2Lyo89y+uCc2bTj6SBbiaj67J2GNo",
+	"yUxJVQ8Fcr6n0QR8xCxxThuds/uIXuClBfkhxwgm3MiJL1bDVGeXq/e5XGVkDhgNAjTieAuwOGzrUsAI",
+	"54StrVOB7/GeM5Jc/D0cTEZpfczLqeaH6Jnw/+DgGQogr4RFZ62ERMzU1QxczII+wBPA/6Ob1Webr300",
+	"vPJNcv28ZxcMuLuF1K7yNCKqdmdvowZmWt7Gg0ePNr2NmjQth2iPadSQmtvOMWvWvNOQLY7vGPEKNNh7",
+	"G3p3tFiMjbhv9ajS/tFJr9MeaKjW+xsEgZ/eT2L5yj1nLLX6hPc6kZ9wMbcoW9EizrS+4ubZtngniRzf",
+	"pWZZdzQyTGSeKxQIWbxuSM1UFg7WBakJB2/NkTcC4/8M1bAf9mOwfAOYJ5YdZrEbk2146UxRehBZTCbO",
+	"0JfE3Fn8A/1ORuWyysfH9VElSgjQK08Iz7UsylAsEZNyGsPjDajQ2B+NsiTVhcIEeb1qZKRQvgkOhI9u",
+	"Bb6x2oQNHuIwSMTEQg7aK9SuSgvlk1TjzHluwblqQYUxC6RkIqpKKDTEBoWZyILzRNizntYofXZyfFxV",
+	"mUhcgBaXkGpvCkr1q3MWh6l+BYCp+xGEZxSAIfhYIhR3dMADV1UjQYfWqGc8i/CX4cTMD2nYACXmTZu4",
+	"tKqXNJO4jkcn33Uhs1Feu8DgVUiixtGF0WPKa5eWQkb/+Mc//jH4m84og8hoPwt/evkyS0LdFaUbOwRz",
+	"UamjAk91fGjw9OlwWP9M6YIbyn2NAJjgPvjbUTsT8ADT+Siv729vjwYn7/6n+v1g9PZo8Pjd/xy9HQ2O",
+	"3/Xrf/APx/UPaTpM0+H2//f/tNfSYjp2SXpts7Sl+NNV7LrCXMtQ5H8T2/NLgp5suUxfULXuUZ9dJFt3",
+	"rbrZM/w3WgsMMwRRSxroCQmk95X8tqJpm65QxH02Z43rqaEhZ8RU2uFeQoa17nN7LUxAkbFISU/A5Q2s",
+	"rQ+Ob27ugUyg1/y+QnXW5+Oc64Jyknkv4sp4oU0AYBKhpkLFP25BqGmK2gXbPCGsYom4T2t7PDHNhEBM",
+	"LEYIaaxX8hpo1v6w10XMzlsP54sHezdoHIdJ6tPewYdVwGwjjCc3/3pfSOg+YYQ7BMoY1qLbub/HZ75L",
+	"3cGOcNxu6oZpuqh6X0RmJ66yHTchkNbL+WIPIBgyIjiDLQakePy7i1v08SPKHZDvAGyH3yp8O/y+A+be",
+	"5sfHLSXMfZv7RvrCpLTKr86RkkGnLVR3/YWO+TNc13cW0ngo8D4WIR2Ga7c+wCrWfYtn6J5i1s0lYK4D",
+	"mQlGx/yr07qaywG4hPxLl6SaNxxBYCwMDCWrSHv0czmqFI25qs6OU7xdrOjNTkYnWb9RsEQAOK21Phu0",
+	"ljjlQOmpiUkNkn26kPYeU+znUmkvlQbrehs5CvEhDsGAW3Pu+d/BpMTCs1b2BxIlwltcsDlMdapR2KYF",
+	"1nlSlm4zHpzVGPjx6FichZsgqypHQ6pIo9LiwHfIbh8N3hwfbCb3dCaZJlWUqjMRSFyCXwJorGYs3FD8",
+	"SoklYU6KToWYjjBWhKCO2BaFOh6NMt4CnnlERU+b9co5FxfGd1KNoStxDsA1DVnURRWSz5SrxwiQvvJd",
+	"04YY+ljEsHZVhGtBOqNbaeGCxYrO7KwV0cDNreqKnaqKw4IHjcciFmCVycXB8UnoLdCozeuoh4/cnWqM",
+	"fYg/U2Q+jlpn1sZRH4zYPm8V/BGwgwnwr4wXlCqcNSaiXTwjA4Zz5RXOuYEhi4NsW85PFLqAn/Zqv+Ma",
+	"rGNxORqOhiOCEBag5UL1xr0Hw9HwAVvtM1JHcVB3+Jsryqtb/NsVdFx7vNrwNOYHoHBThkC2PkYWkVKq",
+	"U6tOXgZMtzEum4apXoB1qOUakOs3TtDeEjqUpv2yDe3G+IomJ0+bqEuHqT6rqw9wdURq1lsNMmszoNKE",
+	"SFb2oZXRWETT+zP4AP1fsPZvVdscj0ZriVqU8k6lb6dUEufAf1/66eC7dqZWRxlPV51/jUBjbKmJOd8m",
+	"vZPRyRfOEuNAvjatlbHlj3+Xcxiy5iZR2DZXRcFDrlNp3paIJd++S3pBr5O5j4vAmElrVrJ95JUL0Db+",
+	"3fXerZU+vu0yr8jsdXA1r1KD1jk7dk1Qmlp7DMLVkbXTn9b+211bh2x3r6RV3ELjHtoqk9HSBvtNfWkn",
+	"QsOyAoMTYRaMZRUrvuC5JwEpYKMhKmG8juQVOCqb4yq5VDczTE7F1CCeJDJM7sjEgSyc4fRGUtMZRkzH",
+	"wUAZDoeh3FxYKL5PKWsk7cXSkbrSrkoUSXXV5QAFlNwQBJvwfxQwo3VNYRmv8+ba+Lqpum9MVeHBCvdB",
+	"UXTemTmMUYukemI4/fQSFTLliAAHBNxEaubhWMNOWSRD8SwUANE0uTULYUrfpSMwhedNOK8NBiSm+Fii",
+	"A11zRbSb7yaUTSO8e0AiSGu8SgaPR81A8mhvafRGXGAhP5ZwykaV8hzWRpmBa2VKR6eEkkOsUVWYrq1v",
+	"UlpntlY2Ho9GLTDp7dng/8jBf48Gj98Pugtj3+3Vw+upq3dXgTEnq6vMjXnSTIkn1lKzqcnT4InR3ppi",
+	"X3J2bC1zm/RQeDqSmliaKiEh5LdTrtpZVrKWqz1V4nSDjPYr6UYJJr1ytP+VViXCbdJ7OHpwp5eqVP1P",
+	"vESqSwMPUPimiowHFu+MqF/pyjChvDQgFwEDaKL1+Jff/hRU/RCTpP/jsIlgkfEUx1lveqCDz7AAy2Vc",
+	"bSu7K/slEU5dacjpHdzIuZc6lzYXAQ1xqXYLmKhpYPKxuAarpiuRBextgANIX1pMLc2uj5LQD0Q6eHQi",
+	"/vLy7Mng/C9nxw8fCTNNddr7Lb6n8tth9Uvl694Of8Nd36a94H4KVKO8Nir8aMHo36C/sJw5mLwfDofk",
+	"w1jw/arhgy2dj/4JDpsEZxTNfFTlBYhqZod3AVMo1RXceNBAyQjnXnFTG6woOL65QSHJlYWJr3Pu+RKD",
+	"PAQTOJUML8NUh9ZgbJOSUXn8XfAX6m1SvkFWkymjhgU55CWrGgjNGcRZdJCPRhlGJChZLPolVgGXJ2Qn",
+	"x4+zw+zh6EH0iVpuH76Gd66fwTzEcfdZNnNwDlWFyhsJElUjE5x7VRlrVSZ5ZyV6vcn79bfYAvGgXgoA",
+	"JybWcQshpcUvWt00C112rqUJu+xd0o4L7XwhJzBwgOT0kItKTlxI+14XlkafvZ0LrAa6n8HHD4PzP5h8",
+	"9dlusRZoent7u76k9b4Bx//1X1uhduDC15Oj0TZINCDKS6m9q9pgEYu508j0JAU80PHjPQOFwlAsVI39",
+	"fRr9/dYSeNvQyifXS3X0Rby9rS+v3ast68vrKy+3cW+u1xB7UUVATqtFFdKDHa7dnxdrqKzcxGRvO+yj",
+	"v3MnRGj13khEXlp5WawEaLKsq7YroaVYN9AWap3bkFqquRq7gbsNRVysoiAz1do1OwtFNsf/L63yHjRh",
+	"ML+Szl0vBcNAaiRN2IC4Au9qhYpTHVS/oa6tF0Mb4qX2Ux2qxkMpD6k5bt42M0tyPqjmdWIWKB3SWkT4",
+	"A77IuwoVld1NbFIdu9go7yIBIhJ2Wq8XB+ksbOuOqTdow/1IxoGC+UC6lZ4kseFJ0jxkHGsGRb630coY",
+	"Y1oE9DVKLxA/85sNIzsQR9wqR2eSOkbf6PHJfW7qLbSijEkrRIOQLyFTbGhxfI/t6FZOxqaVFiF0jJp1",
+	"ZnbEWWNLo6okWgPkZIsgiIuHKYuiy6N8YgGTc2jYzZu/Sy3UjxyutXu6Tfa+wQfd+73uonaWzV0uo9Hx",
+	"53TnYoHLzv4QVbAXRZjrSAJMX4t3Epr7bID0a2q8OgE/aDZK3aXOO1qrom/YaFC26+21dmatVqKDRi/R",
+	"XWNsNh9d7wL6b1IH/2D0YIsX1lDIpChqQa+iQ1LlteILmq7VfnYpg84KnUBfpbrSc5xws7X9JvcaaRST",
+	"BNWC9UD1FaJco6JoozFBoxHwLprEx26TL8+Ma80H/+2Z8UsiJcHG3v0SdUiih+8Aq6z3e6H3Ht5lZR1F",
+	"6WS8H9/l5Wavgdrk3/1WR+eSrwEenccmvSyC1GGwEzlqQ/VUQsyKpwDfWWuwDe2p7Ax6M+e2xGH22C10",
+	"jCrrJGObuatOK9Wxoa8WRrMdu6DaFpE9ffbi2cWzrBoM4RPGS8hTq6emdNGOQHJsvK2Nj4+OMZL2OBMH",
+	"MSyT/dNcDrTxgxihzfqnYYtCVQnqHGofDoeH/K/usNtTmqMygNasg5Nuh6wVGY5kCmSUFuLCQ/DsbgLN",
+	"zfQ+WZxHJ/tfqhpK0QuPv1J/rM1DP606Rdf8MRRP2geaiFBeW7eqDsfgQneLe6m0Ly7szGhC7mKebbhx",
+	"Z2CukeTQyL5YNrM1uskdugi37Mp+LPBqplSkOrSki+pjKLbkZoQSTwKfa7x5GELgoT+fykPjeBn6Kqea",
+	"O4olrFfouarZfndXvA6nMdpOn+IkNnAByIV0whlKCUl1pCADE24TmGgXlCZ1OSkzajyWWNpYHQ/bgan2",
+	"ipvAlotxK22oYTqS185ZON0JA6y2qtYG9/PeWr7Y7xfiupNP1MWk7LlSA+0dbYuY3A2WPVjP+Ik95LnS",
+	"HXXNGutvmL6fGmD7XNZn2yO5X2drpNrWttZJs1XQpo5IdZP+HLYm2d1iSfQpHYbTisB5NZcexuGNxn2e",
+	"NBm+kQXG/dmo8wD1U6ISD4DcnYYxIlfEMShUE9ftgu+cajkL8oLtCnAQiiBTlJ06Krik6ggPE9z/Qk42",
+	"+p/fvaf3Vs/vYq3Nx3Zf6/Ow2/09tK/sWN3+gc2hP7Tt8AYZXLYA6q0h5nvdAdz1+/Zdh4MRrGZc8KeN",
+	"mWwJU+8w+2vtEpvbUg8S1kS2xA+70IXA9zb/mTBzGSwQVEj0VaaJsTkO+AEWftzspGtB5q7ZsWhbJmci",
+	"uD5trbFF+FJKqlX98SPOrYw+1UF0gvqMrTdg5qbFJiuboNUjaIbGR+j5wdFbxo/22BNB1VVdQyZGTxWV",
+	"1AX0iIPNMTqQ6vW+MW5mli26RFtuJl2frC62x4OVrirgZiwm1T9k29HckgUcZqWTRC8wolSplgU3talI",
+	"HiEwY6ss37C/mdRX21zD2i1M1gzsJNVc6RLKqRPO68VVNPvSUT1MCB67dj/1NfictrvNe/zydlRlqKPK",
+	"+aLgdnS/Yx7DMn5+K6yMWJrsimy9Tw7fjraEfnVakbsVfl8FWbPBmZ+zhe3/OudNBtovfjHMFPNz2Wv3",
+	"Jhx/V7vrVPNhDsWr8HiQ3X8Lrz2AEHLLnXVnuC50/NuaZXsWepjTYwNuHpiJA0pBl+LSmqWj7LKMm9mZ",
+	"0k4g48uMPt1UtQqkAWJwN6nujVQ3jQdxsN5H0InYuC/EysnvqlJ6+MjYxuZBiCkqS/4AtTc51fz88cOR",
+	"mLv+6bZehPWH9nirAnTuxnjLDFrdzhrmdMh2kF7SVfpb2lN52hsjwJeINFTS4R/S3pYvDKW9W1Qeg0ZP",
+	"tDgH/6E9Ras1S7PnIY/RaJPWjNjEP7fHQqo1CN4szaDzotbUmvoh8l00MVrDxAfX9YV0fkAnP3j+NBNX",
+	"BvD2qr6rZqH6shMjseTLNS545VkeT6tOdO3jWKudOcliFw4PRbHOdCHNbMhlTeH8uBtuWC4lgI3F8Qiv",
+	"/YNZ/MRne5glfY6z+rxn2DB/noc4EDOp55Q7XygNgbGOHgoXvtG1sOZGgWMqTArj2AL5WCrwYVlDURdm",
+	"JE1EKZScpbqqOVN5PPMQ3yfkyoTkusgISVwwIjOc2Uah244SKDIs+BTiZzxOmxxPefJOXocsla0wzzk9",
+	"zibGs+vQgmJvhp7KY6Y5VSHwKYc8ojw0TGwSfWvOWYv1tuVVPzr5lMzpDYX3CZUrrNVoEFd/xNCt8fdn",
+	"cbhvyaQ62dakkw4V5Rh0Dnl1lx6sCy/SNe9YY/8PHS24V7TwHiG46vMLX+Ny/5GLTaJjXd1m0olzsNdg",
+	"BxTMZ6n7/R3uuhh8ayFOjDGFj/EchM+ljMVGA23yHamAKsIwfRG+25FLhSU6SEIc6cn531Ndj1R9SqU/",
+	"DM7VBlwYv3CCuP3oUYXvV99uoduy/eWWUFIZ1s+eOxsVjmxKDhpMUDBpXVWMJ/jYhANMpKX8Thk/iJzh",
+	"B5MpayLVWUuqx+JO37pW69+4DkWV7W8oN1x2nDDV1V35IBRfvjS5mqrKOdkC1L+Jbal3qu8zTbOE+hct",
+	"QNpCga3SC09DswYGTOljUaHrczuj7WR7InFre729ScO/k1Mb3GaUych07Zc7Pg8U26ER947r73yRiZDl",
+	"eODcgCSh9iNJq/lI1uiNTS9Qw38+sjvdNmslyP/KtdL6Ujt+LJ0pOniq3MI41f2xyPP4Ec/GF4+S+usF",
+	"U9WoTCYK7fv2cvzg+E78GJ/5JLj579LuTYJpfKcyIOsnO1UfAQzBgxROReiMJAbTdTe/fv65TuiPR6s/",
+	"LHrx6E4vNL4yVmMee996WuUk/Rsg9h0K4/e1IRrNbDuNiB/v1iZpTF83Ur5qsIRyN5WWAbzYRIeAu1G4",
+	"SqsGEWHPrt8K/1efFWMYOs4We4dVHzFER59drhYsHny3nddrqET5PXHYzSbAnfdEIBqV0vOTjdZRn8UR",
+	"+d8w2qcKpV/rJSbbncQ+s4iudRyoOvO8fXebUP+BMNdmV7eYEegiVKZsCHK5YW3JxSVuVp+t93Vw3AWE",
+	"uyckocfDZdV3nrtjNEYO71Lv2/83AA==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

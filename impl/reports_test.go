@@ -223,8 +223,8 @@ func TestCreateReportRangeDetail(t *testing.T) {
 	for _, rng := range []string{"2026-Q5", "2026-02-30..2026-03-01"} {
 		_, err := newFixture().srv.CreateReport(context.Background(), gen.CreateReportRequestObject{Body: &gen.ReportRequest{Range: rng}})
 		var e *problem.Error
-		if !errors.As(err, &e) || !strings.HasPrefix(e.Detail, "/range: ") || !strings.Contains(e.Detail, rng) {
-			t.Errorf("CreateReport(%q) error = %#v, want a detail starting /range: that quotes the range", rng, err)
+		if !errors.As(err, &e) || !strings.HasPrefix(e.Detail, "/range ") || !strings.Contains(e.Detail, rng) {
+			t.Errorf("CreateReport(%q) error = %#v, want a detail starting with /range that quotes the range", rng, err)
 		}
 	}
 }

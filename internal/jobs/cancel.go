@@ -60,7 +60,7 @@ func cannotCancel(j Job) error {
 	if j.State == Canceled {
 		return nil
 	}
-	return problem.Errorf(problem.KindFinished, "The job is already %s, so there is nothing to cancel; it is unchanged.", j.State)
+	return problem.Errorf(problem.KindFinished, "Job %s is already %s, so there is nothing to cancel; it is unchanged.", j.ID, j.State)
 }
 
 // Delete deletes client's finished job id (done, failed or canceled) and its report now; its id answers
@@ -72,7 +72,7 @@ func (s *Service) Delete(ctx context.Context, client, id string) error {
 		return err
 	}
 	if !j.Terminal() {
-		return problem.Errorf(problem.KindNotFinished, "The job is %s, so it is not deleted; cancel it first.", j.State)
+		return problem.Errorf(problem.KindNotFinished, "Job %s is %s, so it is not deleted; cancel it first.", j.ID, j.State)
 	}
 	return s.delete(ctx, j)
 }

@@ -51,6 +51,9 @@ type Job struct {
 	Waited bool
 	// Replayed says that Submit answered with the job its Idempotency-Key first created.
 	Replayed bool
+	// RateLimit is, for a job Submit answered with under a rate limit, where its client stands against
+	// the limit; nil without one.
+	RateLimit *problem.RateLimit
 
 	// inQueue says whether asynq still has the job's task (a job canceled before it ran has none).
 	inQueue bool
@@ -66,15 +69,15 @@ func (j Job) Terminal() bool {
 func (j Job) Failure(jobTimeout time.Duration) (problem.Type, string) {
 	switch j.Progress.Outcome {
 	case OutcomeTimedOut:
-		return problem.ReportTimedOut, fmt.Sprintf("the report ran longer than the job time limit of %s; ask for a shorter range", jobTimeout)
+		return problem.ReportTimedOut, fmt.Sprintf("The report ran longer than the job time limit of %s; ask for a shorter range.", jobTimeout)
 	case OutcomeUnreadable:
-		return problem.ReportUnreadable, "the job's stored request cannot be read by this version of reportd; submit it again"
+		return problem.ReportUnreadable, "The job's stored request cannot be read by this version of reportd; submit it again."
 	}
 	attempts := "1 attempt"
 	if j.MaxRetry > 0 {
 		attempts = fmt.Sprintf("%d attempts", j.MaxRetry+1)
 	}
-	return problem.ReportFailed, "the report could not be computed in " + attempts + "; submitting it again may help"
+	return problem.ReportFailed, "The report could not be computed in " + attempts + "; submitting it again may help."
 }
 
 // fromTask reads a job from its task. retention is how long a failed job stays readable (asynq keeps
