@@ -103,8 +103,8 @@ func TestCreate(t *testing.T) {
 		},
 		{
 			name:    "422",
-			answer:  problem(http.StatusUnprocessableEntity, "range-unservable", "Range cannot be served", "/range: month 13 does not exist"),
-			wantErr: "Range cannot be served: /range: month 13 does not exist",
+			answer:  problem(http.StatusUnprocessableEntity, "range-unservable", "Range cannot be served", "/range cannot be served: month 13 does not exist."),
+			wantErr: "Range cannot be served: /range cannot be served: month 13 does not exist.",
 		},
 	}
 	for _, tt := range tests {
@@ -155,7 +155,7 @@ func TestCancel(t *testing.T) {
 	}
 	finished := func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusConflict, "application/problem+json", map[string]any{
-			"type": "/problems/job-finished", "title": "Job already finished", "status": 409, "detail": "The job is already done"})
+			"type": "/problems/job-finished", "title": "Job already finished", "status": 409, "detail": "Job " + jobID + " is already done, so there is nothing to cancel; it is unchanged."})
 	}
 	tests := []struct {
 		name        string
@@ -205,7 +205,7 @@ func TestDelete(t *testing.T) {
 	deleted := func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }
 	running := func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusConflict, "application/problem+json", map[string]any{
-			"type": "/problems/job-not-finished", "title": "Job not finished", "status": 409, "detail": "The job is running"})
+			"type": "/problems/job-not-finished", "title": "Job not finished", "status": 409, "detail": "Job " + jobID + " is running, so it is not deleted; cancel it first."})
 	}
 	for name, tt := range map[string]struct {
 		answer      http.HandlerFunc
@@ -311,8 +311,8 @@ func TestResultCSVRefusesOtherMedia(t *testing.T) {
 // and an answer that is no problem into one made from its status.
 func TestProblemErrors(t *testing.T) {
 	t.Parallel()
-	notFound := problem(http.StatusNotFound, "job-not-found", "Job not found", "no job "+jobID+" was issued here")
-	notDone := problem(http.StatusConflict, "job-not-done", "Job is not done", "the job is running; poll /v1/reports/"+jobID+" until it answers 303")
+	notFound := problem(http.StatusNotFound, "job-not-found", "Job not found", "Job "+jobID+" was not found.")
+	notDone := problem(http.StatusConflict, "job-not-done", "Job is not done", "Job "+jobID+" is running, so it has no report yet; poll /v1/reports/"+jobID+" until it answers 303.")
 	badGateway := func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
 		w.WriteHeader(http.StatusBadGateway)
@@ -341,11 +341,11 @@ func TestProblemErrors(t *testing.T) {
 		text   string
 	}{
 		{name: "404", answer: notFound,
-			want: gen.Problem{Type: "/problems/job-not-found", Title: "Job not found", Status: 404, Detail: "no job " + jobID + " was issued here"},
-			text: "Job not found: no job " + jobID + " was issued here"},
+			want: gen.Problem{Type: "/problems/job-not-found", Title: "Job not found", Status: 404, Detail: "Job " + jobID + " was not found."},
+			text: "Job not found: Job " + jobID + " was not found."},
 		{name: "409", answer: notDone,
-			want: gen.Problem{Type: "/problems/job-not-done", Title: "Job is not done", Status: 409, Detail: "the job is running; poll /v1/reports/" + jobID + " until it answers 303"},
-			text: "Job is not done: the job is running; poll /v1/reports/" + jobID + " until it answers 303"},
+			want: gen.Problem{Type: "/problems/job-not-done", Title: "Job is not done", Status: 409, Detail: "Job " + jobID + " is running, so it has no report yet; poll /v1/reports/" + jobID + " until it answers 303."},
+			text: "Job is not done: Job " + jobID + " is running, so it has no report yet; poll /v1/reports/" + jobID + " until it answers 303."},
 		{name: "502-not-a-problem", answer: badGateway,
 			want: gen.Problem{Type: "about:blank", Title: "Bad Gateway", Status: 502},
 			text: `Bad Gateway: `},
@@ -381,7 +381,7 @@ func TestProblemErrors(t *testing.T) {
 
 func TestProblemErrorCarriesRetryAfter(t *testing.T) {
 	t.Parallel()
-	f := newFake(t, problem(http.StatusServiceUnavailable, "unavailable", "Service unavailable", "the job store cannot be reached; retry shortly"))
+	f := newFake(t, problem(http.StatusServiceUnavailable, "unavailable", "Service unavailable", "The job store cannot be reached; retry shortly."))
 	_, err := f.client().Status(context.Background(), jobID)
 	var pe *ProblemError
 	if !errors.As(err, &pe) || pe.Status != 503 || pe.RetryAfter != time.Second {

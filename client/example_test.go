@@ -38,7 +38,7 @@ func exampleService() *httptest.Server {
 		if r.PathValue("id") != exampleID {
 			w.Header().Set("Content-Type", "application/problem+json")
 			w.WriteHeader(http.StatusNotFound)
-			fmt.Fprintf(w, `{"type":"/problems/job-not-found","title":"Job not found","status":404,"detail":"no job %s was issued here"}`, r.PathValue("id"))
+			fmt.Fprintf(w, `{"type":"/problems/job-not-found","title":"Job not found","status":404,"detail":"Job %s was not found."}`, r.PathValue("id"))
 			return
 		}
 		w.Header().Set("Location", "/v1/reports/"+exampleID+"/result")
@@ -140,5 +140,5 @@ func ExampleProblemError() {
 	}
 	// Output:
 	// 404 /problems/job-not-found
-	// Job not found: no job 00000000-0000-4000-8000-000000000000 was issued here
+	// Job not found: Job 00000000-0000-4000-8000-000000000000 was not found.
 }

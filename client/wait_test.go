@@ -278,7 +278,7 @@ func TestWaitEndsWithJobError(t *testing.T) {
 // TestWaitRetriesUnavailable: a 503 is sat out for its Retry-After, a few times, and then given up on.
 func TestWaitRetriesUnavailable(t *testing.T) {
 	t.Parallel()
-	unavailable := problem(http.StatusServiceUnavailable, "unavailable", "Service unavailable", "the job store cannot be reached; retry shortly")
+	unavailable := problem(http.StatusServiceUnavailable, "unavailable", "Service unavailable", "The job store cannot be reached; retry shortly.")
 	t.Run("recovers", func(t *testing.T) {
 		t.Parallel()
 		f := newFake(t, unavailable, seeOther, report)

@@ -410,6 +410,9 @@ type PayloadTooLarge = Problem
 // TooManyRequests An RFC 9457 problem. Members other than these may be added.
 type TooManyRequests = Problem
 
+// TooManySubmissions An RFC 9457 problem. Members other than these may be added.
+type TooManySubmissions = Problem
+
 // Unauthorized An RFC 9457 problem. Members other than these may be added.
 type Unauthorized = Problem
 
@@ -1699,6 +1702,8 @@ type CreateReportResponse202Headers struct {
 	IdempotentReplayed *string
 	Location           string
 	PreferenceApplied  *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 	RetryAfter         int
 }
 
@@ -1708,6 +1713,8 @@ type CreateReportResponse303Headers struct {
 	IdempotentReplayed *string
 	Location           string
 	PreferenceApplied  *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 // CreateReportResponse401Headers the declared response headers of an HTTP 401 response for CreateReport
@@ -1717,7 +1724,9 @@ type CreateReportResponse401Headers struct {
 
 // CreateReportResponse429Headers the declared response headers of an HTTP 429 response for CreateReport
 type CreateReportResponse429Headers struct {
-	RetryAfter int
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      int
 }
 
 // CreateReportResponse503Headers the declared response headers of an HTTP 503 response for CreateReport
@@ -1743,7 +1752,7 @@ type CreateReportResponse struct {
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Unprocessable
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
-	ApplicationproblemJSON429 *TooManyRequests
+	ApplicationproblemJSON429 *TooManySubmissions
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
@@ -1796,7 +1805,7 @@ func (r CreateReportResponse) GetApplicationproblemJSON422() *Unprocessable {
 }
 
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
-func (r CreateReportResponse) GetApplicationproblemJSON429() *TooManyRequests {
+func (r CreateReportResponse) GetApplicationproblemJSON429() *TooManySubmissions {
 	return r.ApplicationproblemJSON429
 }
 
@@ -2923,7 +2932,7 @@ func ParseCreateReportResponse(rsp *http.Response) (*CreateReportResponse, error
 		response.ApplicationproblemJSON422 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
-		var dest TooManyRequests
+		var dest TooManySubmissions
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -2969,6 +2978,20 @@ func ParseCreateReportResponse(rsp *http.Response) (*CreateReportResponse, error
 			}
 			headers.PreferenceApplied = &value
 		}
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
@@ -3007,6 +3030,20 @@ func ParseCreateReportResponse(rsp *http.Response) (*CreateReportResponse, error
 			}
 			headers.PreferenceApplied = &value
 		}
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
 		response.Headers303 = &headers
 	case rsp.StatusCode == 401:
 		var headers CreateReportResponse401Headers
@@ -3020,6 +3057,20 @@ func ParseCreateReportResponse(rsp *http.Response) (*CreateReportResponse, error
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
 		var headers CreateReportResponse429Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
@@ -4701,6 +4752,17 @@ type TooManyRequestsApplicationProblemPlusJSONResponse struct {
 	Headers TooManyRequestsResponseHeaders
 }
 
+type TooManySubmissionsResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      int
+}
+type TooManySubmissionsApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers TooManySubmissionsResponseHeaders
+}
+
 type UnauthorizedResponseHeaders struct {
 	WWWAuthenticate string
 }
@@ -4898,6 +4960,8 @@ type CreateReport202ResponseHeaders struct {
 	IdempotentReplayed *string
 	Location           string
 	PreferenceApplied  *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 	RetryAfter         int
 }
 
@@ -4920,6 +4984,12 @@ func (response CreateReport202JSONResponse) VisitCreateReportResponse(w http.Res
 	if response.Headers.PreferenceApplied != nil {
 		w.Header().Set("Preference-Applied", fmt.Sprint(*response.Headers.PreferenceApplied))
 	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(202)
 	_, err := buf.WriteTo(w)
@@ -4931,6 +5001,8 @@ type CreateReport303ResponseHeaders struct {
 	IdempotentReplayed *string
 	Location           string
 	PreferenceApplied  *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type CreateReport303Response struct {
@@ -4947,6 +5019,12 @@ func (response CreateReport303Response) VisitCreateReportResponse(w http.Respons
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.PreferenceApplied != nil {
 		w.Header().Set("Preference-Applied", fmt.Sprint(*response.Headers.PreferenceApplied))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(303)
 	return nil
@@ -5050,7 +5128,7 @@ func (response CreateReport422ApplicationProblemPlusJSONResponse) VisitCreateRep
 }
 
 type CreateReport429ApplicationProblemPlusJSONResponse struct {
-	TooManyRequestsApplicationProblemPlusJSONResponse
+	TooManySubmissionsApplicationProblemPlusJSONResponse
 }
 
 func (response CreateReport429ApplicationProblemPlusJSONResponse) VisitCreateReportResponse(w http.ResponseWriter) error {
@@ -5060,6 +5138,12 @@ func (response CreateReport429ApplicationProblemPlusJSONResponse) VisitCreateRep
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
@@ -6418,171 +6502,181 @@ func (sh *strictHandler) GetReportWebhook(w http.ResponseWriter, r *http.Request
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L19cxu3tT/+VjC8nTHZu6RISrZjajK/UW2ndZPYrqU0t/X654W4oIh6CdAAVhTrq/f+nXMOsIsll6Tk",
-	"OE4zc+1/RHIXjwfn8XMOPnWmerHUSihnO5NPnbnguTD451M+nYvXRl5zJ+BzLuzUyKWTWnUmnWxJvyRs",
-	"wW/6/Ep8m5bD4fHUiqlWuWWlcrJgbi6YEUttHBM3S2mExadENugkHSM+ltKIvDNxphRJx07nYsGhK7de",
-	"is6kY52R6qpze5t0nvKiuOTTD2+EM+uzmRNme0h/0StWaHWFvVphruVUMDvXZZGzFZeOXYqZNjAgZ9YS",
-	"n5OW5aKQ18KsJ/AXX/fDBLRhXLG/XFy87ufciVR133z3lD0ZjYa9AfuZS2eZvhaGjcZsrktjGTeCTUvH",
-	"nK6+O2Ur6ea6dEy6BFoslRE855eFSHCUoXMmbapgXFLkTCv8rbQlLxhMWs9mg1R14hUSN3yxLGCRRuNh",
-	"J2lZsecX/Gp7jc6YdQbW6JoXMudOG6ZnYZuMsEI5Do8mbKYNy17M+i+1Ev0fuZvO771pz2nLt0fx81zQ",
-	"HP+lLx/YDQph3Xjde6eMw3YzN+ewjJbJnHFlV8JYlp2MhjiqfaN4kYvFUjuh3BuxLPha5NsDymAyGVuF",
-	"cVEHTFrGYXQFX0/8In0shXUPLMuqZqfr/vdinbEVt6y0IvdkljCu8jBJ3F/4WytBM5lJY11oj02N4E7k",
-	"A3Z2CVvAtJsLs5JWbO27KhedydsOjLfzrm3fX+pzp03LiT0rVnxtWaZ038IT2SnjzDruSgsT1apYM2iW",
-	"VkE6+BKo9dD6vjZiJoxQU3G2XBaybXkv5oItq8cskFxGr2W0GithBJtrpUsj8oSJwdWAZXBmvx0NM4Yn",
-	"7/H4ZNg7NJY3wpaF+0FPOfXcNhCitgeW/fTmh4RlR9ejI/rKHn2S+e2RwTbuTez7ONO55ylONxgREIQS",
-	"NxUZAMkwqZy4EobNjF6wEbxyPNw/lgW/kQsgi+Nh0llIRR9GFXH4FnGU57jf+xeIDqWnjPZFuvfq/J2b",
-	"9dl0Kpau5fDRD9mkhQ+xXCwFsmMgyf3bf5t0ltzwhXBegkVH9HuxbmOGH8QaO50WUijHpnNtBXI+FA22",
-	"vFxIa2EYXdyJ8cOHbGmkcsDB2dn50xcv2HTODZ9ClwnjwC+WBZeKOf1BKKZNqjj7WGoncnbuTDl1QOHs",
-	"OymKnNHIewmzmo5BJJlEzRu4UjqwCDiySEywS4NUfS/WJHmWwoRZAN8xYiEWlwL64o4VglsHo0PxyG3F",
-	"ltxcrJniCxEOO0yMeI6EFSJ1oJN04JnOpLPB9DobZPiDUFdu3pmMHz5GSgyfR7AzzgkDbf7/b9P0Zjzs",
-	"p+nN4+fv/vsPrdLrr/ryxbN95ClzXG5pbSlyJoltZ4GwsyDVsvFwjMRaC8xHs9F0zJ+I/vDycd4/mR6L",
-	"/hP+cNQfz77JH4tHlyfT0TDMf8ndvJ69zPdS/UybBXedSacs8cl4ysP+E96fnfW/e/fpm9t+/PHkPh9H",
-	"49v29SJuur1ggXPG7Dew1pcZm+sitw1qA+Ivl0DsL1lQhbrcsYW2jj0a9vzp8OSjUzWTStr5qWerObMo",
-	"ZGqh0PdSYcJCp0G+BH4PB5u9AolHpCyvlDYi30OGfrY7qG80HJ8kbdzBCLvUypJG8ieeA5GhtJpq5YRC",
-	"1sRhtERER0ujLwux+O9/WWKVdW9/MGLWmXT+66jWno/oV3v0mt6iLlvJl8mKYoHA4OzBCefsp59ePEM9",
-	"kTOaMvy04AVQFmgHWS4cl0WGR9ay1VxO57BMtwlM5w1t4deeUKCcXAuaxwKURWKrWjlgjqxbTYL99fzV",
-	"y4RxhpxVXSWsVB+UXgGvhO9g23I2A/6YsEuep8pwdSWYXSvHb2ht6Jucr71SGJZvyguhcm5Yzp1gtpzO",
-	"gUUAC3jUHx1n8DJ9GI77x8MsYTxV9cBk3ttaYVTZZjOhcuDKOCp2uUY1FObBlloqJ4zfg+fGaPM1l/9M",
-	"rUlVZAK6Zt2T4QkeUK6qZTW6dCJhJ8OHCXs4HCZsMBj0gqiipgcw+D9rJX6LsyBupHWgNZeOzbn1VkAO",
-	"mwUadS4K4UR+imvudRIScKClIb+40oqE9pXW+YB1X6lUZa9fnV94jQJ64apFY6c9lhZbOGWlFYwzJVag",
-	"Fgx6tKcvtSP1BCTj116foBkFbsCLQq8sU0LipmfxAKDjjCmgcSdu3NHUXmcDP4Nnv9He+pOZwwathTvd",
-	"PF71ng7Ya12Qv6BWPJlU1qEFQtP4Tpfqq/LrlxqnAUY8aYQyR6IU18IE1aOrDc7D6cWldTBToGJTKqbR",
-	"GaB7OPzXfF1onl9o/QM3V+K3YtKXOl+jtQczeHTCvpd/wuFdaP0jV2svQuzXHp7XXFHhdpbNuPUmv8K1",
-	"NdwJVsiF96LAAnMQjGrNSq+ACNSI8XsJImg9YGiRkfcgVRl+6qOBlgXNhlSMyOcVPbRrRv7po8jew0n9",
-	"pHjp5trIf4uvrlOcvX6Bpoy0Qawi+wRHz6A5wZ9//rl/Vrq5UA5G1ObY+5PgRhhmBC8W36Ydr9elnXva",
-	"fH5NrrksfgvWCecW3Rys+0bk0vaCHXUpYGrTOehTEYWwdgL5guSxNHoqrP0tFiOcfmnZShQF8xoPiNx6",
-	"VcBjKvJJpV95pcf7KqQDxmycTdCIDKfz+NGjVOV8bfFg4hPwEi2p06CjdX+6eNo7bZfARqDHDBksZ7mc",
-	"odFAbOoUWuSpyqbe9/u+NEXWcO6uZFGghIFHcARawa/KgW5cCLYSl3OtP5BdAQ9a4Vi59PraT8qWS6Bu",
-	"kf8ocskv1svfbGsCY4ZBbsv1ARp5vkno8Rl34g1sU7uNDDvCeHCsToHb24RdajA21LQoc4FuvaXRS2Gc",
-	"JIsIPE5N3zIpy6P+cNRJavM2505sG6FJx+m2t4/7x3d4+zZmLW9pKNhi7ePUl/8SUwcdPePrC+14gaPm",
-	"RfFq1pm8/bQxm9xzt/t1jA+19Ll/j/1obt+R5wLUrefXnoLaNsdx8E9wZp0RfAHe5FwrkYFeodz2xsi8",
-	"zb2wtf6kEt/F6WlEwZ28Fszp+Dw1/SSxz+8uPhPvOD24xN6Lgs+27e5f9SUu3vdS7XAlf5DoEZzRetFS",
-	"BqclLCjrZn9+fsG2PLv4uM16CQMBABzp/Pw5y/DrCemkk1RlpIBmrCudpc3iLPurviTfadZjoHeoEtxr",
-	"0LeTC2ExnKPIvS/MQipe0OgmYW+r1lJFzVVUAgPKZlwWIo87RfeV5x7eTY6+ldV83UNTdsrVVGy8BPwy",
-	"GuqAnW2MB4hN5hmwGngJlpK0oBBZoNl3kg4MGw4uDqyTdEJ322GHpHPTh9f719ygYg/t4NTOQ2P46Rm1",
-	"iH9/F5rFT0+rtokAfpDqA5J+8yDsp3D4jehbq6mIQi9ogPxKxJ10rChm7UOqLZlf1vnBI4VD2HGWfpDW",
-	"ba+kdGLREpg7846+DJXtjFRqoC5RzFjwAo6GFIip2tjHGitihOEs+M0Lemk0HFbD5cbwNfwMsZD2lQRj",
-	"0Ht04SG25FciqcJ1RlAAC/f4APPB7ncs1bnzMmNjURoREQrcVkwCmU905AbsBSzTtbAUwcmWpEdlwGsz",
-	"UyqFH7jKGcY1pEqVVgLaIUYR8YLGIYdoHf3AuHNisXQ+dAY60KVgIXp8pYXFqDF2GHofpCpV/frzhH0s",
-	"RSnyhLQix43ztix4aTEEoeNWSaHbHEFvgI2GWYHuuNLmA/ktgRhKbEqC5b80+soIazNmpBWW3sQZT2KY",
-	"gI9DrFl3wxdQxXyPh8eZ79gv1IRJF0YW/ECnLEOfWFYxTXqlWk98CYz58E2k6QaTkmK4YG4q7QfYZJZ+",
-	"OUGg0Rrci2/WVFfaHWRH9mwcjWNOFIVFn3lFhNJG0fRAjLCw1X4n9S4lgdBS1U5pNMUmv/Ab3n46I1kI",
-	"tnxpUIcHYiq4db1ALacb1ENaeUVhbCZWJEwHnf1xzLCm773y3BpyNqUgOcD9DuNmc/vBEwn3ATDu/AbD",
-	"MdDLpcjZWriIk1xqXQiOBoMP07/nbj+mgbpC353Im7yflOKT/nB0MXwyOR5OhsPBaHz8z00VuQ8r0SZu",
-	"RHAy38noSDrkT7W7x8xZ7EF50OZlpTbwSKpWDEZvcOfxh84OL2I1rC7QaxKoR5vqyPYOrO1oPDj5Znj3",
-	"tSVF+96hwoOaeRHUmQOSktSe26QTmOUOvWIOB8cfNzTWH1gy+fxCgeAZIhAJxRFCO5Drsrw0aJ+rcAgb",
-	"KzgcnIzjtdIlOCuSGmEwig5mLcDp/MO4TTBJ9020tl1BeyLRs58adrKUILnucMYeju5OB7ZiyXdQbXAa",
-	"3tFw6JWf6bFnHvbVbhtVGnhFBWFhGxwokFWbMhPO/7ZQUQxhbCcPH1fRH/YjQgWsDyWhX8fNhRXgRgUl",
-	"gOet/gLy5bdtGyJ6lCMPJHnOYalJnK7gZ6dZrhm/JGzcoPUwKuvgnO9S98lvggFUjKTSbJieIrWAlBns",
-	"39uKqh8+eRILnOGwTeQ46YpW5dDOtXHMlosFN+twKsNooB3SGC1fUJRKwM6HYaqpaB2lWy9bO/vpzQtW",
-	"hdbBYg1okbjDUwb2b4aaDEq6qJXDKjL+GuYbUaPf7h3klpdTd9gps6QH2zFC8SDCg7/IFfNGXEmtDo/K",
-	"4HOHB+Wf+4VjAi2ylY54IWxNR9eiDnXrGbL3AQPKd9gaEx8BHoqUVS7IGwJOjUsj+IccAr/ihk9dAWpv",
-	"drl+n/N1hoqOVoIJBX7vpTDQbEOQQGB4SjrjKYP3aM5ksMBnvzEZK6R1RMupoofwGf+791dojOKvmRHX",
-	"QpUiYXN5NRc2wB+7sAPwu+IL0WvTO2nk28v16sAsEBrB7JIrW9mtx48e0TLe1Xat/YwN2/X40aNt27Ve",
-	"moZ5fUBJi07NbWubNWneqckGxbe0ONWlAvHh5kaXV/N21goSFpd0hXA4bXJhbGyjYSt20lA/wkvghU88",
-	"28HfiBKEym2qApI3gDeqFlc82IuEf8aYQUKv5hDLu2h05WjPLZvza/Trp2rOl0uhRD4hTBviiBSrKB8j",
-	"DEr7yVQ4W9SUaAzRACJ4pveMAolP4V0EK6WqRd24m5876VwJJUxkRdxHMz2oaNL0Go9K5R6ddFr1tki6",
-	"3V9x80f6/TSkDtyzx1LJz3iv1ZfsdaPGylZrEXraHHF8vBrHNwlMp03SEfuOkFY8zyWcHV68jhjXjBdW",
-	"bPKyOI7VquwadMgDcoV8TESY33kzyIcH2KrFRrITVOkvrS5KJ1g2d25pJ0dHGXgMUtXFL/Az2gIr6msu",
-	"GIwPswA8tEQ69Blf86IUTXRV1DwoIRIsv+EQvAiF/CDQJ15jqRApBQ3BozsjdoD0J50TKUwkbGpELpST",
-	"IOCkYtIlqYKe89wIa6sBFVovYSUTVmWhgC7cL/SUF4hwSthcrwimQWFPI50TasKy4c3j2RD+jdADMh4d",
-	"Dx8PH50cH4NjZDh6/HgwHAwHI/g0Gj8ejLzoezuZzGaz2WQ09g+8y5DJwDSq73rkvpqVVuSpQp6TnYzH",
-	"VWIBh3krUKmdLhCZW0OMYbXmIKYqfgkrwINzZVFajNJyxV68vj5JVVgTP7MoZWQFQdfsmwH+z8jDlw1v",
-	"ht/Qf3SevRQit3V4lJx9FBwN+Sdhy7o0hSolobfJ/wKx+W8GU704wma9kztvmMhGdpIYrTkennzTFsw6",
-	"ENx0wSHHtJowwFhzg2H8f/zjH//o/01lrJt9JMfW3yDAwtlCKzf3v//4Y5agJpTzdarCd/1nz7LEJ/5g",
-	"mNTKaxJVoEiw6LHBIHoFfcCbOgY7o7bjM+QXtoIpdmM0Yq8+UoxOlB8xCcEArkS4XKr8q6NjivFEkpai",
-	"9NsReGp+PM4mLDicKWqEYtSyIEAHqXqlmm1drim6BeagUDkJ4NP6de9EI1FcNYTg4lrmVvkwqaKNA1fl",
-	"hj7inbUuVkKk1zcCIHhD7v5t1ERadwEuTbjpv31893bUP3n3v9VX3eHbUf/Ju/8dvR32x+969Q/0x7j+",
-	"o5umgzQd7H6g9//1/nDQlCIibpMjtVHSlBGfL8A3xfEGDpx+RqZKLzF8suG3+4qC+4BwbluyTd9JO2/w",
-	"vwZzgDyans8lkeOXoGYugE+aIJPBLv93y8qG8dRebavZjJvBwYX0Yz3k/DJiKiRag96hjN+SLtAd39zc",
-	"w/cKh+p95UDe7G9dHzw/F3alHZxg8vUmTALP8F8qMWGZl3VkCgSJJC2jXNAVpexB8luJWZ/At4LsBgHr",
-	"pTf8WcvvjCDKUTJeJf0pEFjAEmgf8mtAfFJFGB/lmNPBCJQWtCReAN9js9KgwhEmiPj6XJzW4g01HZwv",
-	"8rupXgjg7py4Xqr8mxNkXsjgHDPC6uJaBO6OhARDfWBRpA8GgyyJn59qpcTUefhFqsIW+wcbu57L3Ctg",
-	"OCap0JVGcgoXWBRWsEsx5QvP1Df55K5NCjuxk1LsjsgUHDRI0AyRgsZ4iX5wsOC655e2UlqBdkhKKNEb",
-	"dNrORKtqfLGxrId9WNBMUh/aPeykwulsoYf49rd3tMKKz0Ev3AGfQ4EQVOF7B3ybd8nq24MC2r+6vpu2",
-	"Vb2v53yv/3u3fxvDhI4vlgdCSB7pSQDtgIOh9u/ONYMvNgR9fSDYx3n9pyrc6z/vifru8reGKSVEfdvz",
-	"hvUV09JItz6HlfSiaSnbsxtVwAVjtkd25uHJCCucMA/zJU79QaxDYj57Dm5EQBNfCkB6oqqtVcBoAwyB",
-	"/mJWCECDSutskiqacAgbQsq0zymGtQd/JGFJgsVHbTywPh/KBv6WnQxPsl6U9owhWBxrvTdgcRCgUqqZ",
-	"DpBNTr43nyMW8tEWXCrHpRLGdrYQmOEh7/qxG05Y+tkruI5/EA3sKyxKCENQmQFEWcBhmxV6NWGYhBLD",
-	"0LI6ajoejtmZF+gZCBiMVXsgbJTH2HUtZ7cHVnEOD8ag5dYciqQCdLQCnNmlcCshFFvqorAD9jPCZn2f",
-	"qZKWeQQBiBuPIGC7kBnj4dB72mDPQ/TqNE4oRwYmg4CwqQI4BzsXghIAs8CLqtgvrVzdhg8CS9fWrQdE",
-	"TFjANUQmB7daNbKeGB0r3LOzRgwcJreu82GrlEcjnFCwLWwpjNQ5645PfPGHyzXLxYyXhWsrWBCoO1UQ",
-	"LWd/RkBgaLVOHAmtHg/JrooaJesJDgd7qR3DTJgs6ghn8Rz1UEoFk9DnVqyPdbNdiGY8dKn64x8vKAVZ",
-	"OjYXRgz++EfiCOQpklo9sCztXBi0zHTp0g6z5K1wtjoOTvsMai9SGHm3PD8CT7DB7MCZvMIM0G725vnr",
-	"V28unr0/e/3i/ffP/3EONvsSNZW0EziXSDs+cACLcQWia61LA02eYpRrWej1AtUNcvem6gPmR+M5sz7y",
-	"5sfofcox/FrP2o6sN4LpaCrm9aoJEzdiWjqg5lSRXYHJxh4JiqOD7ZU5eZlheaJz7TRrBalmfhf+JKzM",
-	"qYWz1y9wF3D0sIQ+k4DxwmpcYspUtFXcI6Ddl9y4CpZT5WIq7bkvnu/KaxoIctGbeLAYjm8ueOHm/84m",
-	"bDwceli9DzjiIEyp7KB+HMFb9dNCMUy/qE4r8S2PEqvHHpw5iEo7ZQ+Hx/5Ex0wrVSycaOYPdFwoIwxh",
-	"IZyRU5tN2GujF8LNRWmZ//KUKfR8kSq8qBL1IwJ89uOLl+8vXn3//GXWI4bhRSU+CWOAzaYmLrmV0z4k",
-	"/rAlt3alTR4PRCvpNAj9Iw9y43atPoLJwn56QSE++BYnvWtoUXt6KRRfysGaLwpsUNpqWyHM5ohVwR/R",
-	"W7me2vA04CY9w/NbwAtKmcCNyKrdhpoPfiuJ81SryrRi1WK9en3+/uzZszceM+Zj5J3a73ctjCVROwIX",
-	"KcYoaBadSed4MBwck/tmjqpMYEj26JMtyqtb+O5KtKjMdBb80+BIAsUAcXDZZhtZiIZjBYmaDn3cPmqX",
-	"vAOpWgpjQUOKwuoPLMO5JXiMY9tnF6IBcDe0n0oHvjdI1VmdmAujQzZNOk/EopXuY9Zu0IMq1gvZ6p0/",
-	"C+fhHRekOTbS2sfD4UYKC2aDYlGKUyxWYYX7tnSz/jfNHJaWfPm2Ii41ygAwRzGu4DbpnAxPvnL+DEF/",
-	"lW6MjFgefM8XYkBaH4rRXX1VK3hEKdyxpg14gdt3ScfrhOjxgUGAL77RK9pN/Mp6+AJ8bzvvNoqSvN0Z",
-	"cLXialFlM2xSdiiJIxXWbep7sbVR2WLj1/YiFkB290rkgylEUmrnmQxWujAPaoU/YUqsqoB/wvSSgmXF",
-	"2hccwhAzsnqtalj1gL3mV8KSCxnLUaQqxqSfspmGgBXLAA6esa4XhcoRx84ASTfxxs1gMMA/BBSpKL5N",
-	"EWeedkJWdV3SooKWp4rKl5HOSi4McLPDb+gVwnHNxCqYAvHYSOpVpZVmsnDCMPtBIrbU6oWYABdJ1VRT",
-	"St4lKHMIxRYE+rAQJPJiezXXhZcQA/bc58ZjN7nRS1DA2ngEgP7f+P06QICvaBsENSqVV9y8Ir0XQLwD",
-	"qc66Vog6D0VgiALXcFJ1QqqYt8TrQh8fS2HWEa0GT8DdWEXsVmijTozQ4Ag4bSVso02iUkuj4fCUjb3i",
-	"4vc9PmLjYftAcfsb46w4DrxS4yeHB0s0be3Pkn8ElQjNT+khC8AhxLXUJYl04BN4EAY7FnJaGqt3FkwZ",
-	"D4eNGMrbs/4/ef/fw/6T9/32Aj3vDkqdzRTGuzP8kLPSVu+Ctk3PcBc3knOxXmH/qVbO6OJQem6oknab",
-	"dIBVtKRBE++oWAIG0lu5SDMLhddc5EC1KpSXw8MiKarsgq+MDr/SyEW/TToPh8d3eqlK1v5MkVmJSNhA",
-	"5mKBEDYsSMggTVBAal+1xvt4vbc0Bj/AN5/+EEw3sNb+6ygO2aCqGNrZLL6mvHdlKQyh85v+iDZkecKs",
-	"vFIix3dgIueOq5ybnHm/sU2VXYqpnHkin7BrYeRszTIfkOhDA9yVBnL/sutRQgR1ya14dML+8uPZ0/75",
-	"X87GDx8xPUtV2vkU3pP57aD6UHkFbwefYNa3acc76hgIDRobpv43gvYPwLOymlsxfQ8xBWbF1AjXq5BN",
-	"prQueHKg2cS77cAhAly5EKzqGWPZtEKpquJr3SgshBHztZtDi5BTPr65gUOSSyOmrs69JpEtco+SoLQP",
-	"EP2p8lUuSQNHFXr8jfes1NNEBG1WL1OGhdNykZfEaoQvEsfOgitxNMxS5TQmdgQPjpGCktWzk/GT7Ch7",
-	"ODzOWmxNkAYWNAywiD0y8ZAetxDWAquQeQT51aryO7gQl5S2TvVtLXBVT/J+dfZ2OMOBL/mAFyDtrFAu",
-	"AYr5ScmbuNTB3rHEDuqDQ9oj0M6XfCr6Viw5uR2qc2J9Xu7mYYlKxu4dYNXQ/dRbelhY9yedr+8gxbwy",
-	"QGEWX1in5nwXzaxTMIEBSxXHlGR+99SSKpQUgke/IHM1xGbu3UQc2KEpN0MwbYk3/6y1hjheAmLCh0pa",
-	"l60Ko3yZVfsyU/aD+pxJh1fr8g13TBGhuOTt7e0mLW/WsRv/z//sBCUIKp10Mhruijr6oO2KK4dm9EIb",
-	"jy2wp4FbIvukhsZPDjTkSwtBqSMo2rVR43gjnbQZvfjsUisttaFvb2utZ/9oy1rr+Y2HGylcm1WoHKuw",
-	"IqfVoBCPMNhQvC42Ap98O+x526JY/52qQYtGLciE5aXhl8WaCUUuymAnkrqwI5blq2U1o1aponpekQt8",
-	"wMJgJZqE5CeOsNeBzCP8Jvouf0ZhvVlLJmG8Who/AXYlnK0lMXTVrT6BkK4HgxOiofZS5euO+SIdKB8Z",
-	"KooBVIqlp6Z6CaeDGwO+fh/Co1n5YkztVVhTFcqwSmfDAoRg02k9XmiktTJOhDJlNcg0WhuqjznxK5j3",
-	"we08TUIBziTeZGhrLor8YOHPCZMziqVF4q2CBjaLZrcE9Sg6BJIoibA2NWiVCrXWU2jgsZIGCgJCNOjA",
-	"JQ2dkFBkgDWw0dvqfYhSQ8SpFWEdeg01eavKZEoIguFAnBQ2kxdFm+PlqREAksdmt1XGNrZQP3K0Ua/4",
-	"Njn4Bm105xcqMXxtm9L4jACvPu2IdSswbBIDXXuxmPZ43ahk0GAQ/j4eIZdCOOtmR/Tl7obwTQ/u3Xw3",
-	"fL3r7b/R21FuZv32z3Sw/G+sq5qA6FYodGPCTTT/nUDQ24O7s1bQzDu4i1owHN+dDPDJKLd9X5b65+lh",
-	"WCPls7SwOhV6GKHCqVZVs0CV081knFiFC4Uabu/pSyztgfqWFSgTBAjV1PA4jFq4JL7U8RYKY0OJqM6/",
-	"68dXFexTJlouNwCXVlTffd/bG9XgG8X8+1E1/31tbJf/D8XwP69Q3vHweIcPJ5LKKC1qbl+hcLjMa+nn",
-	"xV3jHoYV94IL5KZU7GWqKmFHwP+2InWwsr5kaVQ2wssXqBpc6xEyDmdv1ZeMbsTYtybhsdvk69PExhUK",
-	"X4omvqa709s7+1/6s7djT0Z38I1uVm/F9x7eZWQtFQbRkBrf5eW4ZGRtfu1/a7OS62/h/j1HcH1dgBDu",
-	"Kmj1/TZDiwiAocNfiPZKTLv8tZXCh2+CqrZKQu+h4uEE2MZJRsZLWxWTVGFwxVdyI4NiiVKRZc+e//D8",
-	"4nlWNQYOUPJ4oslcd435OC2guXALjNIuPDqByP+TjHVDGDn7l77sK+36AY2W9U79FKksESZNE0ZpMBgc",
-	"0U/tMIFn2EeliW4oByftlnEDBReWyS8jNyIM3Af773aaqcr+Z5/l4cnhl6ra0PjCk9+o1PX2pp+yQCQ1",
-	"fQzY0+aGEpKfS8eqoLPfBuvrlN6Ln331w06Exvg+4tkV+WkFEkSAzghpuoqRqe3LzbrbfvxeKDoSw0dT",
-	"5avLB/YxYDtwqL4AEoaP6ojRwEN2fKl9mftSbNxSDD9VVBw8Ib6Cz1U3P7UXuG+x3oP+8jnWeuSgETnj",
-	"llmN8NdUhRUkD5Hd9hA1yy0ldbElItSwLaEmT7U9pIulykm6TqZcThoQ6Uh9Q/cJIY7bAU7Etqrqkfcz",
-	"oxtG8b2D1JFJVBU9GyW/B/MIizd9hoVk9s+LCidVlpQ/a1/ekmo7z+RtueJS7avSTZQZne7uJhA88X4y",
-	"KgkIbHmDS2xp6p+LJvh1DKj7XScGq7bzLrEkro+9zU5TFa8/IZII3dyudPUQ6Uhoc2GdXHAnJv6NSPVJ",
-	"Yt4QJQdQaX/M+sUK41geQIjcnvo2AlWENjAuXeOVyOJOFZ971iJ9RUyEy8BjhHO16LkKiWrKMQhCbl6u",
-	"d/eL1HYaqhvhvz2m4Zcht/sblL8jO/Bra47/0WrWGyBw3giq7MTT3Etc0lVrt+9abDFvYMCAP6/NZAcm",
-	"Z4+FVHOXUMoVK7USJzKlAj0HBAKpOPQ1xnm4V9aAIdlQsAca/CCWbhJXUTWC5zYGLO5K8KkqMTQrZCak",
-	"qadK1peWUspNMD+7wV7sUTwoCo3Eyi2v1KdGxeo56Gm+GGkSbq3KDqpeAdIfyplifg2WY/HOLkLWhIhW",
-	"qjZL7Nq5XjXWJai9c24pO4hMF2/QyMrPNGHT6gfetMl3JIf5XnEnwWAOTrVU8YLq/1ZLHjx22lTJX35+",
-	"c9B1dljRtQWdbNgiSaooj91XQ0so3QtGEWcDYba7R8rY5p10GyEfnO4uQ/uL4iLvpEdVNg2wnLuFAb7Q",
-	"AIKnIoC2VuHaXD8yJGnUK7LNAr4kHU0petVuBeqWRZEqIM2tEsVf5maW//NjxAR0+PiF0GhIvSAHh9N+",
-	"+9su+UoVbeaAvfSP+7P7u3BweH8N3yGz7uzZ9PdP7EygOPM3t+FjfbrKImNdzC7i7NLolUUobUZXK+jS",
-	"TEVGwqw3YbwuB44NBEBCUsmNVMXKA+tu3mphWbhGwuM70O6q8Iu0ZaFuEDSCRFFp8l3g3uh/oOfHD4ds",
-	"YXunu27GqC/IpqkyoXIbUg+jwvCROu0ROtxx+Cb7lHZknnYmVPAr9Rg5+CLt7LjWOe3cZhu1410Detbs",
-	"olFZNb6BY6uYfBxgCl8328IE0HrB44xd3C+81Uzh7Rwki0KVEDJdf+DW9XHn+y+eZVTmXysWPNZGVHfN",
-	"k9MabblIwEtH5/G0quXf3I6NlOqTLCSTUr35JtF5TO2Ast39/sWJshmiXTELFC7wnoer+ZvNrPAa/epa",
-	"fj9huhMZKRCSZBaYFlVIJTxhjR4yUOrEEs3IGxmuWpgW2pIG8rGUwvlhDVidc5fEzjdfiSBVVSkCmYc9",
-	"95gUdPJpjyQOhJCEAYMTi2C8GPBtyYxHxYJ2IeRpnsYUjylQlocc2J0esXN8nFSM59e+fOFBOLLMQxIR",
-	"JpjRLnvsW+5vz4gXfSfAtkF6u5JIHp18TprIFsP7jKRE4mrYSFDNmwU/Kqz1Lza4b1GlOtl13QtuKpxj",
-	"oXKRV7K0u3l4YV3zljH2/qMDK/eKqv5eQpXfUR5hMKwracYtOxfmWpg+Yg/o1P36BnddI2hnjmUIx/kr",
-	"iLv+ktgJ27o1Dm1HzI0Nbpge87eV5lxC2h8sIbT09Pzvqapbqi6Q7Q28cbXlLgz3ukKIY/ioCoVUN9ai",
-	"tGzeV+sTz/34yXInpcKiTknxlSkcTBxXFQ7zNjb6AabcICYZL08jiXLB6UKdVGWNUz2pq4Mu+E2fX4lv",
-	"Ka0gBEw2O8BfhQ8QZy9m/Zdaif6PcJ11bLJDh6mK7qOhmhw/6lzOZGWc7IhpvAlo/L3s+0xhLz7ZTzHB",
-	"TSGFqSCxp74UGzlM8cJtfwdZE4V5sjtrojG9zsEMiV/JqPVmM5zJQHTNl7fpv6rpjNQ7qe9KRxUhy2HD",
-	"fclJLC6YNEoLZtFNbfgCxwLTuGV3kjYblWl+iVjBh18TjQIje0or2n8m7VJbGby0LVAo0rGqY5qEmwDA",
-	"UxUVrMEV2p+GmHSA0A76j+GZz3I3/52b9aHH4RniGwECdrKX9aGDwVuQzMrgOsMTI9Xmyf2SO/Sft1b/",
-	"sd6LR3d6IbpbvfZ5HHzrWYXd+h147FsYxq+rQ0R451Yl4ru7FUGdQLYDKgu+QaykyQ058EJtRXTcDb0o",
-	"reqG+TnbXgMpUV2mTm7o0FsouRwKo6ChTyZXwy3ubbe94tVnT/2aftjtO3xa5YRfNKySQk9GhWG/iCHy",
-	"f2G0zz2UbqNSMG/WCf7CR3SjmExVsPHtu9sES8v4vrZrNgfwpA2uMml8kMsOak0uDLG96EVcosZScTgq",
-	"jJP48j2X1YV4VPgoatm/i1fX/L8BAA==",
+	"7H17cxu5se9XQfGkasmcITWkZHtN1dYtxfYmzq4fseTsyfH4eiAOKCIeAjQASmL26Lvf6m5gBkMOH/I6",
+	"dnLr2P+I5AyejX7+uvFrZ6LnC62EcrYz/rUzE7wQBv98wicz8drIa+4EfC6EnRi5cFKrzriTL+iXhM35",
+	"bZ9fiR+yZZoeT6yYaFVYtlROlszNBDNioY1j4nYhjbD4lMgHnaRjxKelNKLojJ1ZiqRjJzMx59CVWy1E",
+	"Z9yxzkh11bm7SzpPeFle8snHN8KZ1dnUCbM5pD/pG1ZqdYW9WmGu5UQwO9PLsmA3XDp2KabawICcWUl8",
+	"TlpWiFJeC7Maw1981Q8T0IZxxf50cfG6X3AnMtV98+MT9ng4THsD9guXzjJ9LQwbjthML41l3Ag2WTrm",
+	"dPXdKbuRbqaXjkmXQItLZQQv+GUpEhxl6JxJmykYlxQF0wp/W9olLxlMWk+ng0x14hUSt3y+KGGRhqO0",
+	"k7Ss2LMLfrW5RmfMOgNrdM1LWXCnDdPTsE1GWKEch0cTNtWG5c+n/Zdaif4L7iaze2/aM9ryzVH8MhM0",
+	"x7/ry+/sGoWwbrzuvVPGYbuZm3FYRstkwbiyN8JYlp8MUxzVrlE8L8R8oZ1Q7o1YlHwlis0B5TCZnN2E",
+	"cVEHTFrGYXQlX439In1aCuu+syyvmp2s+j+JVc5uuGVLKwpPZgnjqgiTxP2Fv7USNJOpNNaF9tjECO5E",
+	"MWBnl7AFTLuZMDfSio19V8t5Z/yuA+PtvG/b95f63GnTcmLPyhu+sixXum/hifyUcWYdd0sLE9WqXDFo",
+	"llZBOvgSqHXf+r42YiqMUBNxtliUsm15L2aCLarHLJBcTq/ltBo3wgg200ovjSgSJgZXA5bDmf1hmOYM",
+	"T96j0Una2zeWN9yJn+VculaaMwL3Y1JKWGPrOJxzfsWlskRaJbwK588uL+fSWqmVZd3C8KnrS+Gm/Zlz",
+	"C76QfcOdwIf7nmH2h8PeOFN51olezTqnxrNFfs1lCeceP4pT12SX9G1OTCHuXDo25ys25x8F4zC0iWBK",
+	"31TElSkxnYqJk9eC3UhV6Bsi1JuZLgXzrSMXkordzORkBk16poitKs3mGleGA+1rK1iXmLd0mYLOcTyO",
+	"cd/o5RIoF5eN+BtTQNXVDBMWXmfR21rBibAsRw7eRxaeZ8ryle0N2JlqOVB08JjjH4VlSsMUrtjU6DnO",
+	"kPYKlgHaAKI1gsmwrYNMnQvlaJ04HqqEBptXNNJ/rUs5WeXbeevmbp48PnU/DFsZbtUuNdt+Coj2vmsn",
+	"NVwgzj4tteNsga0E7vz82cWPDAmRZXVPjKiPTaUoC5sp4NnAObPOwVSbsBd8xUbp6GGSKXjQjo+OCu64",
+	"M3zyUZgBtDDQ5uqo0JOjQxo96o2RsZjlxMFx7uPoWCmty5SeIguUTswTtnFaPvlTgSTmT8rNjpPiSTGc",
+	"6JhY6axkqpu/efb61ZuLpx/enF08+/CHt2/OL/JexZub50Q6T21OMyOmsiyhIXjOcLfZ2M/PXzy/yBn3",
+	"7wMdh6EgV/soxALbImaqBOgLRkxBSpxGRIxiZiLKMlMGVSo6qLws9Y0FmpgvJzM6ccwugCeT6uFm4dAP",
+	"2DmKDcUEqhP1soIA4873lCmOLBoH1cXjcPb6OfsoVjZhlytWiClflq5Hq+tHChtmmVSTclnAuOk0VZqN",
+	"VuLwA/Tphwfp6c0Px+0HSNhl6X7WE04Hpu38kKrwnWVv3/ycsPzoenhEX9mjX2Vxd2SwjXtrKrvUynNP",
+	"HE43tEhYISVuKxkOrIZJ5cSVMMSlhvDKcbp7LHN+K+cg04/TpDOXij4Mq/XxLeIoz1FY714g0qi8WG9f",
+	"pHuvzl+5WZ1NJmLRIlZz+iEftyiRrBALgbq0YtLtlt13SWfBDZ8L582PSBz8JFZtmuxHsYrl+QRlF7BA",
+	"1OujI9DFnRg9eMAWRioHQoqdnT95/pxNZtzwCXTpee+ihEPm9EehmDaZIm4sCnZe8TP2I/IzGnkvYVbT",
+	"aY/MClErdlwpHfS7ilPALg0y9ZNYkdmwECbMAhiTEXMxvxTQF3esFByYnCXbhttKp3QzsWKKz0XQ1GBi",
+	"dBYlrBDx407SgWc6486agO2skeHPQl25WWc8evAIKTF8HsLOOCcMtPl/32XZ7SjtZ9nto2fv//N3rQf5",
+	"z/ry+dNd5CkLXG5p7VIUTJLOnQfCzoPQy0fpCIm1ZigPp8PJiD8W/fTyUdE/mRyL/mP+YNgfTb8vHomH",
+	"lyeTYRrmv+BuVs9eFjupfqrNnLvOuLNc4pPxlNP+Y96fnvV/fP/r93f9+OPJfT4OR3ft60Wq8OaCBbU3",
+	"1p2DXvwyZzNdFrZBbUD8ywUQ+8tKpnW5Y3NtHXuY9vzp8OSjMzWVStrZqWerXpXKa42+71X6MQudBuMg",
+	"KOtwsNkrNxPeApZXShtR7CBDP9st1DdMRydJG3cwwi60smRO/oEXQGRoaky0ckIha0LpRkR0tDD6shTz",
+	"//y7JVZZ9/Y7I6adcec/jmrXxxH9ao9e01vUZSv5MllRLBAYCnbtGGdv3z5/ikY+D2qZtGzOS6AsMO3y",
+	"QjguyxyPrCUZD8t0l8B03tAWfu0JBcopNOnYbA6WPrFVrUAHdKxbTYL9+fzVy4RxhpxVXYGq/1HpG+CV",
+	"8B1sW0HaaMIueQH6jLoSzK6U47e0NvRNwVfENavlm/BSqIIbVnAnmEWNxyILeNgfHufwMn1IR/3jNE8Y",
+	"z1Q9MFn0NlYY7e3pVKgCDQfk2pcrNPRgHmyhpXLC+D14Zow2X3P5z9SK7HwmoGvWPUlP8IByVS2r0Usn",
+	"EnaSPkjYgzRN2GAw6AVRRU0PYPB/1Ep8i7MgbqV14PJYOjbj1rtwCtgscIcUohQOdEbpKp2EBBxoacgv",
+	"rrQioX2ldTFg3VcqU/nrV+cXXqOAXnibdUh7LC22cMqWVjDOlLgBtWDQoz19qR2pJyAZv/b6BM0ocAOv",
+	"zishcdPzeADQcc4U0LgTt+5oYq/zgZ/B02+0t/5kFrBBK+FO149XvacD9lqX5OytFU8mlXXoPqJp/KiX",
+	"6qvy65cap4FWDmqEskCiRCvMqx5dbXAeTs8vrYOZAhWbpWIaPbm6h8N/zVel5sWF1j9zcyW+FZO+1MUK",
+	"XXUwg4cn7Cf5BxzehdYvuFp5EWK/9vCCPw0tb8um3Hp/rcK1rc1PlI4zTiYtVyu29AqIQI0Yvyev0YCh",
+	"RUau30w1nEZBsyEVIwpYRA9tm5F/+iiy9+7u6hU8r43V/w8WsT6x5GfzbgVsBU/CXHgH2UzfkI9BOs+m",
+	"GhvADlz/2Pm6c/WrB2O3Wb/2mx30sn88WO+ft/FvFV+6mTbyH+KrK5Pe9YJqIulTKDchPDNoruwvv/zS",
+	"P1u6mVAORtQWjvuD4EYYZgQv5z9kHa/QZ517Gvt+TYIv91vIHQxOsO4bUUjbCwb0pYCpTWagSO+nzC/G",
+	"F96qhdETYe23WIzA9qVlN6IsmVd1QdeqVwXinKIYV4q113a9k4r84cbZBL0HgaMcP3yYqYKD108begJe",
+	"oiV1GpTz7tuLJ73TdtXLCPQLomTlrJBTtBZJPp1CizxT+cRHbD8sTZk3QrI34FdFrwgvSxyBVoKRU3Em",
+	"S8FuxOVM649kUMKDVji2XHhF/a2yywVQtyheiELyi9Xim21NkMgwyE2FboDWvW8SenzKnXgD29TuHIEd",
+	"YTyEQycg5sEvq92scr8CaS+MXgjjJJnC4GpsOl3JShr2U4hTVH6Ngjux6X1IOk63vX3cPz7g7buYtbyj",
+	"oWCLdWRSX/5dTJDRP+WrC+14iaPmZflq2hm/+3VtNoXnbvfrGB9q6XP3HvvR3L0nlxXo2c+uPQW1bY7j",
+	"4JjC0Ibgc4gBF1qJHBRK5TY3RhZtfqWN9Sdb6BBvtxElx0Cf0/F5ajrIYmfvIc4y7zHfu8TefYbPtu3u",
+	"n/UlLt5PUm0JAH+U6Aqe0nrRUgZvNSwo6+Z/fHbBNlz6+LjNewkDAQAc6fz8Gcvx6zEZIxB5JcsjZ13p",
+	"LG0WZ/mf9SU5zTHks2JqCX5V6NvJubAY51AUlBdmLhUvaXTjsLdVa5mi5ioqgQHlUy5LUcSdot/Scw8f",
+	"3Pa616qHPowJVxOx9hLwy2ioEEdqjgeITRY5sBp4CZaS1K+AB6DZd5IODBsOLg6sk3RCd5tggaRz24fX",
+	"+9fcoEUH7eDUzkNj+OkptYh//xiaxU9PqraJAH6W6iOSfvMg7KZw+I3oG4PbNWACLc9/EnEnHSvKafuQ",
+	"ahP2t3W+90jhELacpZ+ldZsrKZ2Yt8BpzryHN0fVPiczAKhLlFMW3L/DlOATVRu7WGNFjDCcOb99Ti8N",
+	"07QaLjeGo/YNQbD2lQQvgHflw0Nswa9EUoFsjCDYCe7xHuaD3W9ZqnPnZcbaojRCYRTRrJgEMp/oyA3Y",
+	"c1ima2EpdJcvSI/KgdfmZqkUfgBbCQNaUmUIegAgCzKKiBc0DjlgbOgHxp0T84UPDaMOdClYwHxdaWER",
+	"64Udht4HmcpUv/48Zp+WYimKhLQix43zTgxwz2PsScetkkK3PoLeABsNswLd8Uabj+SwBmJYYlMSXD4L",
+	"o6+MsDZnRlph6U2c8TgG9/kA1Ip115xAFVLrOD3Ofcd+ocZMujCy4AA8ZTk6Q/OKadIr1XqOmbddwzeR",
+	"phvMYG/TcsuU9gNsMku/nCDQaA3uxTdrqlvaLWRHNngchmVOlKXFYElFhNJGGLhAjLCw1X4n9S4lgdAy",
+	"1U5pNMUmv/Ab3n46I1kI/oelQR0eiKnk1vUCtZyuUQ9p5RWFsam4IWE66OwOYIc1/eCV51agmFkKkgPc",
+	"7zBuNrcfPZFwH/nkzm8wHAO9WIiCrYSLOMml1qXgaDB4cN0H7nYjEakrdNqKosn7SSk+6afDi/Tx+Dgd",
+	"p+lgODr+73UVuQ8r0SZuRIguHGR0JB1ypNvtY+Ys9vp81+ZepzbwSKpW5GRvcPD4Q2f7F7EaVrdAzJen",
+	"Hm2qI9vbs7bD0eDk+/TwtSVF+94x4r2aeRnUmT2SktSeu6QTmOUWvWIGB8cfNzTWv7Nk8vmFAsGTInwY",
+	"xRECMpHrsmJp0D5X4RA2VjAdnIzitdJLcFYkNbRkGB3MWoDT+Ydxm2CS7ppobbuC9kSiZzc1bGUpQXId",
+	"cMYeDA+nA1ux5ANUG5yGdzTse+UXeuypB2u320aVBl5RQVjYBgcKZNWmzITzvylUFEPw+cmDR1XYj71A",
+	"jIj1MUQP3xRWIAzuUjBetPoLyCXctm2Iw1WOPJAUMoGlJnF6Az87zQrN+CUh2geth1FZB+d8m7pPfhOM",
+	"nGMInWbD9ASpBaTMYPfeVlT94PHjWOCkaZvIcdKVrcqhnWnjmF3O59xUKMswGmjHY3H5nMKThKvzw1QT",
+	"0TpKt1q0dvb2zXNWYSrAYg0wobjDUwb2b46aDEq6qJX9KjL+GuYbUaPf7i3kViwnbr9TZkEPtoPD4kGE",
+	"B3+TK+aNuJJa7R+Vwef2D8o/9xvHBFpkKx3xUtiajq5FjXHQU2TvAwaU77A1Jj5BUgehvOfkDQGnxqUR",
+	"/GMBEX9xyyeuBLU3v1x9KPgqR0VHK8GEAr/3QhhotiFIEsbthHTGUwbv0ZzJYIHPfmNyROESLWeKHsJn",
+	"/O/eX6ERvrFiRlwLtRQJm8mrmbAhaaELOwC/Kz4XvTa9k0a+uVyv9syCAlR2wZWt7Nbjhw9pGQ+1XWs/",
+	"Y8N2PX74cNN2rZemYV7vUdKiU3PX2mZNmgc12aD4lhYneqlAfLiZ0curWTtrBQmLS3qDOEhtCmFsbKNh",
+	"K3bcUD/CS+CFTzzbwd+IEgQArlXIvwmonarFGx7sRcpawphBQq8WEMS9aHTlaM8tm/Fr9OtnasYXC6FE",
+	"MSYwIwLIFKso32cX+MlU2TGoKdEYogFEuFzvGQUSn8C7iFLLVIu6cZifO+lcCSVMZEXcRzPdq2jS9BqP",
+	"SuUennRa9bZIut1fcfNH+sMkJPzds8elkp/xXqsv2etGjZWt1iL0tD7i+Hg1jm8SmE6bpCP2HUHseFFI",
+	"ODu8fB0xrikvrVjnZXEca2tWkWYAWSIfExHmj94M8uEBdtNiI9kxqvSXVpdLJ1ge0i9y8BhAtgF8gZ/R",
+	"FripMphgfJi75zFF0qHP+JqXS9GE1UXNgxIiwfJLU/AilBJSitSqhigSRA4agke3RuwgP490TqQwkbCJ",
+	"EYVQToKAk4pJl2QKei4KI6ytBlRqvYCVTFiVOwq6cL/UE14itC0BJALhcyjsaaRzQo1Znt4+mqbwb4ge",
+	"kNHwOH2UPjw5PgbHSDp89GiQDtLBED4NR48GQy/63o3H0+l0Oh6O/APvc2QyMI3qux65rzDZIVOUJHQy",
+	"GlXpgBzmrUCldrpESHaNLYfVmoGYqvglrAAPzpX50mKUliv2/PX1SabCmviZRYmeNxB0zb8f4P+cPHx5",
+	"ept+T//RefZSCMjmCuFRcvZRcDRkjYYt69IUqkTC3jr/C8TmvxlM9PwIm/VO7qJhIhvZSWKY7ig9+b4t",
+	"mLUnuOmCQ45pNcZUJ24wjP+3v/3tb/2/qJx180/k2PoLBFg4m2vlZv73Fy/yBDWhgq8yFb7rP32aJz5d",
+	"F8OkVl6TqAJFgkWPDQbRK+gDXtcx2Bm1HZ8hv7AVPrUbw1B79ZFidKL8iEkIBlQt4iQz5V8dHlOMJ5K0",
+	"FKXfjMBT86NRPmbB4UxRIxSjlgUBOsjUK9Vs63JF0S0wB4UqSACf1q97JxqJ4qohRJXXMjdKNKyCkfma",
+	"PuKdtS5WQqTXNwISfE3u/mXYhNh3ASdPgPm/fHr/btg/ef8/1Vfd9N2w//j9/wzfpf3R+179A/0xqv/o",
+	"ZtkgywbbH+j9n97v9ppSRMRtcqQ2Spoy4vMF+Lo4XksAoJ+RqdJLDJ9s+O2+ouDeI5zblmzdd9LOG/yv",
+	"wRwgj6bnc0nk+CV4nAvgkybIZLDN/92ysmE8tVfbajblZrB3If1Y9zm/jJgIidagdyjjt6QLdEe3t/fw",
+	"vcKh+lA5kNf7W9UHz8+FXWkHJ5h8vQmTwDP8l0qMWe5lHZkCQSJJyyjR8oYS7SFlfYm5lsC3guwGAeul",
+	"N/xZy++csOlRCn0l/SkQWMISaB/ya0B8MkUYH+WY08EIlBa0JF4C32PTpUGFI0wQEysKcVqLN9R0cL7I",
+	"7yZ6jvnSnLhepvybY2ReyOAcM8Lq8loE7o6EBEP9zqJIHwwGeRI/P9FKiYnz8ItMhS32DzZ2vZCFV8Bw",
+	"TFKhK43kFC6wKK1gl2LC556pr/PJbZsUdmIrpdgtkSk4aJAcHCIFjfES/eBgwXUfcjx9ss8VSQkleoNO",
+	"25loVY0v1pZ1vw8LmknqQ7uDnVQ4nQ30EN/89kArrPwc9MIB+BwKhKAK39vj2zwknXMHCmj36vpu2lb1",
+	"vp7znf7v7f5tDBM6Pl/sCSF5pCch8wMOhto/nGsGX2wI+vpAsI/z+k9VuNd/3hH13eZvDVNKiPo25w3r",
+	"KyZLI93qHFbSi6aFbE9rVQEXTOUSzjw8GWGFY+ZhvsSpP4pVKKfDnoEbEdDElwKQnqhqaxVw5ad1krwV",
+	"AtCg0jqbZIomHMKGUG/BVwKBtQd/JGFJgsVXlS+gRDgb+Ft+kp7kvSgPHEOwONZ6b8DiIEClVFMdIJuc",
+	"fG8+OTAkIs65VI5LJYztbCAww0Pe9WPXnLD0s1dwIZ+/gX2FRQlhCKqDgSgLOGzTEspnYPZRDEPL66jp",
+	"KB2xMy/Q86oghwfCRgmsXddydntgFRfwYAxabk2eSSpARyvAmV0KdyOEYgtdlnbAfkHYrO8zU9IyjyAA",
+	"ceMRBGwbMmOUpt7TBnseolencRmYgmo2hHcyBXAOdi4EZX7mgRdVsV9auboNHwSWrq1bD4gYs4BriEwO",
+	"brVqpLsxOla4Z2eNGDhMblUnQle5rkY4oWBb2EIYqQvWHZ34kk1RyYOWMkOBujMF0XL2RwQEhlbrjKHQ",
+	"6nFKdlWjjgJ6ISCx76V2DFOg8qgjnMUz1EMpB1BCnxuxPtbNtyGa8dBl6ve/v6Dcc6wJYsTg978njkCe",
+	"IqnVd5ZlnQuDlpleuqzDLHkrnK2Og9M+dd6LFEbeLc+PwBNsMC10Kq8w9bcuh3H2+vmHn5797Rxs9gVq",
+	"KlkncC6RdXzgABbjCkTXSi8NNHmKUa5FqVfzUFKCKZ2pj5gYj+fM+sibH6P3Kcfwaz1tO7LeCKajqZjX",
+	"q8ZM3IrJ0gksbkN2BWaZeyQojg62VxbkZYblic6106wVpJr7XfiDsLKgFs5eP8ddwNHDEvpMAsZLq3GJ",
+	"KUXV1vU+PNp9wY2rYDlVEq7Snvvi+a68poEg51B+CLFSOL6Z4KWb/SMfs1Gaeli9DzjiIMxS2UH9OIK3",
+	"6qeFYph+UZ1W4lseJVaPPThzEJV2yh6kx6HGTqPIDwsnmvkDHZe3CkOYC2fkxOZj9trouXAzsbTMf3nK",
+	"FHq+SBWeVxUaIgJ8+uL5yw8Xr3569jLvEcPwohKfhDHAZlMTl9zKSR8Sf9iCW3ujTREPRCvpNAj9Iw9y",
+	"43alPoHJwt4+ryuv4KS3DS1qTy+E4gs5WPF5iQ1KW20rhNkcsSr4I3qr0BMbngbcpGd4fgt4SSkTuBF5",
+	"tdtQ7MNvJXGealWZVqxarFevzz+cPX36xmPGfIy8U/v9roWxJGqH4CLFGAXNojPuHA/SwTG5b2aoygSG",
+	"ZI9+teXy6g6+uxItKjOdBf80OJJAMUAcXL7eRh6i4Vg6pKZDH7eP2iXvQKYWwljQkKKw+neW4dwSPMax",
+	"7bMN0QC4G9pPpQPfG2TqrM7IhtEhmyadJ2LRSvcxXTvoQRXrhTIFnT8K5+EdF6Q5NuoZjNJ0LYUF04Cx",
+	"GskpVimxwv2wdNP+980clpZCCW2l12qUAWCOYlzBXdI5SU++cv4MQX+VboyMWB58z+diQFofitFtfVUr",
+	"eES5+7GmDXiBu/dJx+uE6PGBQYAvvtEr2k38ynr4AnxvO+/XqtG82xpwteJqXmUzrFN2KGQnFVZb7Hux",
+	"tVbSZO3X9uolQHb3SuSDKURSauuZDFa6MN/VCn/ClLipAv4J0wsKlpUrXyYQQ8zI6rWqYdUD9ppfCUsu",
+	"ZKxDkqkYk37KphoCViwHOHjOul4UKkccOwck3dgbN4PBwFcAY0aUP2SIM886IZ2+rmVSQcszVRWegwOK",
+	"Lgxws8Nv6BXCcU3FTTAF4rGR1KsKIk5l6YRh9qNEbKnVczEGLpKpiaaUvEtQ5hCKLQj0YSFIpKdRWTGU",
+	"EAP2zBdFwG4KoxeggLXxCAD9v/H7tYcAX9E2CGpUKq+4eUV6J4B4C1Kdda0QdR6KwBAFruG46sQXFyNL",
+	"vK7w8mkpzCqi1eAJOIxVxG6FNurECA2OgNNWwjbaJKqxNUzTUzbyiovf9/iIjdL2geL2N8ZZcRx4pcZP",
+	"pntrc23sz4J/ApUIzU/pIQvAIcS11EsS6cAn8CAMtizkZGms3lopZ5SmjRjKu7P+f/P+P9L+4w/99spM",
+	"7/dKnfUUxsMZfshZaSt0Qtump7iLa8m5WGW4/0QrZ3S5Lz031Da9SzrAKlrSoIl3VCwBA+mtXKSZhcJr",
+	"LrKnTBnKy3S/SIpK+uArw/2vNHLR75LOg/T4oJeqZO3PFJmViIQNZC4WCGHDgoQM0gQFpPbliryP13tL",
+	"Y/ADfPPr74LpBtbafxzFIRtUFUM761X3lPeuLIQhdH7TH9GGLE+YlVdKFPgOTOTccVVwUzDvN7aZsgsx",
+	"kVNP5GN2LYycrljuAxJ9aIC7pYHcv/x6mPiClNyKhyfsTy/OnvTP/3Q2evCQ6Wmmss6v4T1Z3A2qD5VX",
+	"8G7wK8z6Lut4Rx0DoUFjw9T/RtD+O/Cs3MysmHyAmAKzYmKE61XIJrO0LnhyoNnEu+3AIQJcuRSs6hlj",
+	"2bRCmaria90oLIQR8xVVVYWc8tHtLRySQhoxcXXuNYlsUXiUBKV9gOjPlK9NTRo4qtCj771npZ4mImjz",
+	"eplyrJhXiGJJrEb46oDsLLgSh2meKacxsSN4cIwUlKyen4we50f5g/Q4b7E1QRpY0DDAIvbIxH163FxY",
+	"C6xCFhHkt6qkCX2vKtW0SvVtrWxWT/J+BRa3OMOBL/mAFyDtqIatVOytkrdxqYOdY4kd1HuHtEOgnS/4",
+	"RPStWHByO1TnxPq83PXDEhV63znAqqH7qbf0sLDuD7pYHSDFvDJAYRZfUanmfBfNrFMwgQFLFceUZHF4",
+	"akkVSgrBo9+QuRpiM/duIg7s0JSbIZi2xJv/rrWGOF4CYsKHSlqXrQqjfJlV+zJT9oP6nEmHV+vyDQem",
+	"iFBc8u7ubp2W1wsYjv7rv7aCEgTVzDoZptuijj5oe8OVs1UBb8qTPw3cEtknNTR6vKchX1MKalyFysTR",
+	"zQRr6aTN6MVnl1ppudHh7q7WenaPdllrPd94uJHCtV5+zLEKK3JaDQrxCIM1xetiLfDJN8Oedy2K9V/p",
+	"DgfRKAKasGJp+GW5YkKRizLYib4Yenssy5dJa0atMkWF3CIX+ICFwUo0CclPHGGvA5lH+E30Xf6Cwnq9",
+	"lkzCeLU0fgLsSjhbS2Loqlt9AiFdDwYnREPtZcoXnPNFOlA+Utn5ACrFclkTvYDTwY0BX78P4dGsfDGm",
+	"9vK7mQr1d6WzYQFCsOm0Hi800loZJ0KZshpkGq0NFUYd+xUs+uB2niSh8moSbzK0NRNlsbfi65jJKcXS",
+	"IvFWQQObV120BPUoOgSSKImwNjVolSr01lNo4LGSBgoCQjTowCUNnZBQZIA1sNGb6n2IUkPEqRVhHXoN",
+	"xZirampKCILhQJwUNpOXZZvj5YkRAJLHZjdVxja2UD9ytFao+i7Z+wZtdOc3KjF8ZZvS+IwArz7tiHUr",
+	"MGwSA117sZj2eN2oZNBgEP4+HiKXQjjrekf05faG8E0P7l1/N3y97e2/0NtRbmb99i90sPxvrKuagOhW",
+	"KHRjwk00/0Eg6M3BHawVNPMODlEL0tHhZIBPRrntu7LUP08Pwxopn6WF1anQaYQKp1pVzQJVTjeTcWIV",
+	"LhRquLunL3Fp9xQ2rUCZIECopobHYdTCJfE1rjdQGGtKRHX+XT++YGiXMtFyJRG4tKLC/rveXrsGoHEF",
+	"Tz+6g2dXG5uX9qzfnvNvUsDxOD3e4jyK1AEUU7WYqeA/XBa12PVytnFt0w33EtPfoPMyU5WUpYyDrdfW",
+	"UJHcqF6FF2xQp7pWYGQcR9+oqBldoLVrTcJjd8nXJ8a1Szv+7Ynxazp4vYW3+6U/esv9ZHiAN3i9UDG+",
+	"9+CQkbXUVETTcXTIy3GRzNrg3P1WS8ndb+HzPg+XW9ERxJs5Wh3ezXgqon6I8ZSivfzUNid1peXimwVd",
+	"5+V7D2Uex8CyTnKy2NpKt2QqXISlmFZkRS1QFWD502c/P7t4lleNgdeX3LzoJ6i7xiSkFqRguLBOaRce",
+	"HQPc4XHOuiF2nv9dX/aVdv0Awct7p36KVIsJM8UJmDUYDI7op3ZsxFPso1K/1zSik3Z3QAP6F5bJLyM3",
+	"IgzcIxwOO9B0p8RnH+f0ZP9LVSV0fOHxNyrsvrnpp9UNazV9DNiT5oZS+gKXrr7izW+D9cVZ78XSvvph",
+	"J0JjfBfxbAt3taInIhRrBK+9ieG47cvtb99q6JW9UGklxsxmyt+lENjHgG0B3/qqTxgzq8NkA49T8hdL",
+	"yMLXn+P+PrJMUSn8hPgKPlddUtl+nUOLyyLoTp/jooi8UqJg3DKrEfObqbCC5Bazm26xZo2ppK4wRYQa",
+	"tiUUIqq2h/TATDlJlyctF+MGLjxSHdFnRDDrdlQXsa2qZOb9fAcNT8C9I/ORHVhVehsm/w42IVas+gyz",
+	"0OyeF1WLqsxHf9a+vPnYdp7JxYR39O0oTU6UGZ3u7jr6PVxTSXUQgS2vcYkNK+FzIRRfSlFvGm/3uzwP",
+	"Vm3rzXlJXBR8k51mKl5/gmERpLtd6eohvJMg9sI6OedOjP0bkeqTxLwhyoigOxgw1RnLqmNNBCEKe+rb",
+	"CFQR2sBgfA3SIjdDpvjMsxbpy4AiRggeI3CvTapLJ8UE5g+R1/UrFg+/NnCrkbwW89xhln4Zcru/MfuN",
+	"bdC7f2HN8V9azXoDBM4bkaStIKJ7iUu6WPDufYst5g0MGPDntZlsASLtsJBq7hLq12J5WuJEZgl3R6NA",
+	"IBWHvsbgFvfKGjAkG6oUQYMfxcKN49KxRvDCxijNbVlNVfmJZllQfxlzpmR9vzrlGQXzsxvsxR4FwaJ4",
+	"UKzc8kp9apTpnoGe5iuwJuGOtnyv6hXyGEINV0wqwho03tFGcKIQxsvUel1hO9M3jXUJau+MW0qJItPF",
+	"GzSy8nGN2aT6gTdt8i0Zcb5X3EkwmINDL1O8pKLH1ZIHb6E2Vcabn98MdJ0tVnRtQSdrtkiSKUre9yXg",
+	"Espxg1HEKVCY4u/hQbZ5A+NanAunu83Q/qJg0IP0qMqmAZZzWOzjCw0geCoCUu0m3PDvR4YkjXpFvl61",
+	"mKSjWYpetVuBuiVc4QykuVGX+ctcR/O/foyYgPYfvxAPDvkm5OBw2m9/25V2maLNHLCX/nF/dv8tHBze",
+	"X8O3yKyDPZv+0o2tWSNn/p5CfKxP93fkrIspVZxdGn1jET+c030SemkmIidhhrfDVzXQsYGAwkgquZGp",
+	"WHlg3fWrPCwLd2d4UAvaXRVok7YsFEuCRpAoKk2+C9wb/Q/0/OhByua2d7rtOpCqClK4qkSowoZ8y6ga",
+	"fqROe1gSdxy+yX/NOrLIOmOqcpZ5YCB8kXW2XGKede7ytYL5roG3a3bRKCcbXzuyUUE/Dm6Fr5ttYdZr",
+	"veBxmjLuF14/p/BKEpJFoTQKma4/c+v6uPP9509zuttAKxY81kZUl8eT0xptuUjAS0fn8bS6wKC5HWt5",
+	"5Cd5yKClIvtNovNA4gGl+Pv9i7ODc4T4YuprmrMucG9E+jSbAeu1wjlVE6YbwJECITNojrlgpVTCE9bw",
+	"AQOlTizQjLyV4X6JSaktaSCfllI4P6wBqxMNk9j55ssvZKqqvyCLsOceiINOPu3h04EQkjBgcGIRdhmj",
+	"3C3lAFCxoF0IyamnMcVj3pflIfF3q0fsHB8nFePZta/ZuBeDLYuQOYVZdbTLHvBX+CtD4kXfiipukN62",
+	"zJmHJ5+TG7PB8D4jE5O4GjYSVPNmlZMKYP6bDe47VKlOtt1xg5sK51ioQhSVLO2uH15Y16JljL1/6cDK",
+	"vQKr94hWVlesfgvh/iMlTwbDupJm3LJzYa6F6SPugU7dP9/grgsjbU0sDeE4f+F211+JPGYbV+Wh7YgJ",
+	"wcEN02P+bt6CS8h1hCWElp6c/zVTdUvVdcm9gTeuNtyF4RZjCHGkD6tQSHU/M0rL5u3MPtvej58sd1Iq",
+	"LOqUFF+ZwMHEcVXhMG9jox9gwg0CsfHGOJIoF5xuEcpU3jjV47ok6pzf9vmV+IFyKULAZL0D/FX4AHH+",
+	"fNp/qZXov4DL22OTHTrMVHQJDxUieaELOZWVcbIlpvEmpCDsZN9nCnvxGY6KCW5KKUyFAz719efIYYrX",
+	"y/uL15rQ05PtqSKN6XX2poX8k4xabzbDmQxE13x5k/6rQtZIvaD40tRIRcgL2HBfZxMrKiaNeop5dD0d",
+	"vsCxqjZu2UHSZq0cz28RK/jwa6JRYGRPaEX7T6VdaCuDl7YFhkU6VnVMk3D9AXiqoio9uEK7cy+TDhDa",
+	"Xv8xPPNZ7ua/crMXLwTPEN8I8LOTnawPHQzegmRWBtcZnhip1k/ul9yhf721+pf1Xjw86AWaSoVxSh8f",
+	"9NbTCr71b+Cxb2EY/1wdIgJ5tyoRPx5W+XWMN5hLV0HBsXwoN+TACwUl0XGXelFaFUvzc7a9BlKCDGRv",
+	"pfIqwyDUmQ7VYNDQJ5Or4Rb3tttO8epTxv6ZftjNi4ta5YRfNCwNQ09G1XC/iCHyv2G0zz2Ubq08Mm8W",
+	"R/7CR3Stgk5VpfLd+7sE6+n4vjYLVQfwpA2uMml8kMsOak0uDLG90kdcl8dSRTyqBpT4mkWX1S2AVO0p",
+	"atm/i/f1/L8BAA==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -37,7 +37,7 @@ func errorOf(r *response) errorWant {
 
 // TestErrorResponses drives every refusal the API makes without a job, on each Redis backend. Each answer
 // is a problem of its own status; a 400's detail starts with the JSON pointer of the offending member,
-// or with "the body" when the whole document is at fault (its pointer, "", would read as nothing).
+// or with "The body" when the whole document is at fault (its pointer, "", would read as nothing).
 func TestErrorResponses(t *testing.T) {
 	t.Parallel()
 	big := `{"range":"2026-Q1","pad":"` + strings.Repeat("x", httpapi.MaxBodyBytes) + `"}`
@@ -67,45 +67,45 @@ func TestErrorResponses(t *testing.T) {
 		return errorWant{Status: 405, ContentType: problemJSON, Type: "/problems/method-not-allowed", ProblemStatus: 405, Allow: allow}
 	}
 	cases := []errorCase{
-		{name: "create-400-unknown-field", body: `{"range":"2026-Q1","format":"pdf"}`, want: bad, detail: "/format: "},
+		{name: "create-400-unknown-field", body: `{"range":"2026-Q1","format":"pdf"}`, want: bad, detail: "/format "},
 		// RFC 6901: a "/" in a member name is written "~1" in its pointer.
-		{name: "create-400-unknown-field-escaped-pointer", body: `{"range":"2026-Q1","a/b":1}`, want: bad, detail: "/a~1b: "},
-		{name: "create-400-wrong-type", body: `{"range":2026}`, want: bad, detail: "/range: "},
-		{name: "create-400-null-range", body: `{"range":null}`, want: bad, detail: "/range: "},
-		{name: "create-400-missing-range", body: `{}`, want: bad, detail: "/range: "},
-		{name: "create-400-not-an-object", body: `["2026-Q1"]`, want: bad, detail: "the body"},
-		{name: "create-400-malformed-json", body: `{"range":`, want: bad, detail: "the body"},
-		{name: "create-400-trailing-data", body: `{"range":"2026-Q1"} {"range":"2026-Q2"}`, want: bad, detail: "the body"},
-		{name: "create-400-empty-body", body: ``, want: bad, detail: "the body"},
-		{name: "create-400-bad-range-syntax", body: `{"range":"2026-Q5"}`, want: bad, detail: "/range: "},
-		{name: "create-400-month-13", body: `{"range":"2026-13"}`, want: bad, detail: "/range: "},
-		{name: "create-400-month-00-in-span", body: `{"range":"2026-00-01..2026-01-31"}`, want: bad, detail: "/range: "},
-		{name: "create-400-year-0000", body: `{"range":"0000-Q1"}`, want: bad, detail: "/range: "},
-		{name: "create-400-day-32", body: `{"range":"2026-01-32..2026-02-01"}`, want: bad, detail: "/range: "},
+		{name: "create-400-unknown-field-escaped-pointer", body: `{"range":"2026-Q1","a/b":1}`, want: bad, detail: "/a~1b "},
+		{name: "create-400-wrong-type", body: `{"range":2026}`, want: bad, detail: "/range "},
+		{name: "create-400-null-range", body: `{"range":null}`, want: bad, detail: "/range "},
+		{name: "create-400-missing-range", body: `{}`, want: bad, detail: "/range "},
+		{name: "create-400-not-an-object", body: `["2026-Q1"]`, want: bad, detail: "The body "},
+		{name: "create-400-malformed-json", body: `{"range":`, want: bad, detail: "The body "},
+		{name: "create-400-trailing-data", body: `{"range":"2026-Q1"} {"range":"2026-Q2"}`, want: bad, detail: "The body "},
+		{name: "create-400-empty-body", body: ``, want: bad, detail: "The body "},
+		{name: "create-400-bad-range-syntax", body: `{"range":"2026-Q5"}`, want: bad, detail: "/range "},
+		{name: "create-400-month-13", body: `{"range":"2026-13"}`, want: bad, detail: "/range "},
+		{name: "create-400-month-00-in-span", body: `{"range":"2026-00-01..2026-01-31"}`, want: bad, detail: "/range "},
+		{name: "create-400-year-0000", body: `{"range":"0000-Q1"}`, want: bad, detail: "/range "},
+		{name: "create-400-day-32", body: `{"range":"2026-01-32..2026-02-01"}`, want: bad, detail: "/range "},
 		// A day off the calendar is not a date, as month 13 is not: the same 400, whether the spec's
 		// pattern or the handler finds it.
-		{name: "create-400-feb-30", body: `{"range":"2026-02-30..2026-03-01"}`, want: bad, detail: "/range: "},
-		{name: "create-400-single-day-feb-30", body: `{"range":"2026-02-30"}`, want: bad, detail: "/range: "},
-		{name: "create-400-single-day-month-13", body: `{"range":"2026-13-01"}`, want: bad, detail: "/range: "},
-		{name: "create-400-quarter-5-lower-case", body: `{"range":"2026-q5"}`, want: bad, detail: "/range: "},
-		{name: "create-422-starts-after-today", body: `{"range":"9999-Q4"}`, want: unservable, detail: `/range: range "9999-Q4": starts on 9999-10-01, after today (`},
-		{name: "create-422-end-before-start", body: `{"range":"2026-03-01..2026-02-01"}`, want: unservable, detail: "/range: "},
-		{name: "create-422-367-days", body: `{"range":"2026-01-01..2027-01-02"}`, want: unservable, detail: "/range: "},
+		{name: "create-400-feb-30", body: `{"range":"2026-02-30..2026-03-01"}`, want: bad, detail: "/range "},
+		{name: "create-400-single-day-feb-30", body: `{"range":"2026-02-30"}`, want: bad, detail: "/range "},
+		{name: "create-400-single-day-month-13", body: `{"range":"2026-13-01"}`, want: bad, detail: "/range "},
+		{name: "create-400-quarter-5-lower-case", body: `{"range":"2026-q5"}`, want: bad, detail: "/range "},
+		{name: "create-422-starts-after-today", body: `{"range":"9999-Q4"}`, want: unservable, detail: `/range "9999-Q4" cannot be served: starts on 9999-10-01, after today (`},
+		{name: "create-422-end-before-start", body: `{"range":"2026-03-01..2026-02-01"}`, want: unservable, detail: "/range "},
+		{name: "create-422-367-days", body: `{"range":"2026-01-01..2027-01-02"}`, want: unservable, detail: "/range "},
 		// A callback_url that is not an absolute URI is malformed, like any mistyped field (one the
 		// service will not call is a 422: TestCallbackURLRefused).
-		{name: "create-400-callback-not-a-uri", body: `{"range":"2026-Q1","callback_url":"not a url"}`, want: bad, detail: "/callback_url: "},
-		{name: "create-400-callback-relative", body: `{"range":"2026-Q1","callback_url":"/hooks/reportd"}`, want: bad, detail: "/callback_url: "},
-		{name: "create-400-callback-bad-host", body: `{"range":"2026-Q1","callback_url":"https://exa mple.com/"}`, want: bad, detail: "/callback_url: "},
+		{name: "create-400-callback-not-a-uri", body: `{"range":"2026-Q1","callback_url":"not a url"}`, want: bad, detail: "/callback_url "},
+		{name: "create-400-callback-relative", body: `{"range":"2026-Q1","callback_url":"/hooks/reportd"}`, want: bad, detail: "/callback_url "},
+		{name: "create-400-callback-bad-host", body: `{"range":"2026-Q1","callback_url":"https://exa mple.com/"}`, want: bad, detail: "/callback_url "},
 		{name: "create-413", body: big, want: tooLarge},
 		{name: "create-413-one-byte-over", body: padded(httpapi.MaxBodyBytes + 1), want: tooLarge},
 		{name: "create-413-chunked", body: big, chunked: true, want: tooLarge},
 		{name: "create-415", contentType: "text/plain", body: `{"range":"2026-Q1"}`, want: unsupported},
 		{name: "create-415-form", contentType: "application/x-www-form-urlencoded", body: `range=2026-Q1`, want: unsupported},
 		{name: "create-415-no-content-type", contentType: "-", body: `{"range":"2026-Q1"}`, want: unsupported},
-		{name: "status-400-malformed-id", method: "GET", path: "/v1/reports/not-a-uuid", want: bad, detail: "path parameter \"id\""},
-		{name: "status-400-short-id", method: "GET", path: "/v1/reports/0123", want: bad, detail: "path parameter \"id\""},
+		{name: "status-400-malformed-id", method: "GET", path: "/v1/reports/not-a-uuid", want: bad, detail: "Path parameter \"id\" "},
+		{name: "status-400-short-id", method: "GET", path: "/v1/reports/0123", want: bad, detail: "Path parameter \"id\" "},
 		{name: "status-404-unknown", method: "GET", path: "/v1/reports/{id}", want: notFound},
-		{name: "result-400-malformed-id", method: "GET", path: "/v1/reports/not-a-uuid/result", want: bad, detail: "path parameter \"id\""},
+		{name: "result-400-malformed-id", method: "GET", path: "/v1/reports/not-a-uuid/result", want: bad, detail: "Path parameter \"id\" "},
 		{name: "result-404-unknown", method: "GET", path: "/v1/reports/{id}/result", want: notFound},
 		// A problem is a problem whatever representation was asked for.
 		{name: "result-404-unknown-csv", method: "GET", path: "/v1/reports/{id}/result", header: []string{"Accept", "text/csv"}, want: notFound},
@@ -190,15 +190,21 @@ func TestErrorDetailsInWords(t *testing.T) {
 		want                     string
 	}{
 		{"range-not-a-range", http.MethodPost, "/v1/reports", `{"range":"2026-Q5"}`, nil,
-			`/range: "2026-Q5" is not a range; send a quarter (2026-Q1), a month (2026-01), a day (2026-01-15) or days (2026-01-01..2026-02-15)`},
+			`/range "2026-Q5" is not a range; send a quarter (2026-Q1), a month (2026-01), a day (2026-01-15) or days (2026-01-01..2026-02-15).`},
 		{"range-not-a-day", http.MethodPost, "/v1/reports", `{"range":"2026-02-30..2026-03-01"}`, nil,
-			`/range: range "2026-02-30..2026-03-01": 2026-02-30 is not a calendar date (February 2026 has 28 days)`},
+			`/range "2026-02-30..2026-03-01" is not a range: 2026-02-30 is not a calendar date (February 2026 has 28 days).`},
+		{"range-null", http.MethodPost, "/v1/reports", `{"range":null}`, nil, `/range must not be null.`},
+		{"json-syntax", http.MethodPost, "/v1/reports", "{\n  \"range\": 2026-Q1\n}", nil,
+			`The body is not valid JSON at line 2, column 16 (byte offset 17): invalid character '-' after object key:value pair.`},
+		{"range-missing", http.MethodPost, "/v1/reports", `{}`, nil, `/range is missing.`},
+		{"unknown-member", http.MethodPost, "/v1/reports", `{"range":"2026-Q1","format":"pdf"}`, nil,
+			`/format is not a member of this request (see /openapi.yaml).`},
 		{"id-not-a-uuid", http.MethodGet, "/v1/reports/not-a-uuid", "", nil,
-			`path parameter "id": "not-a-uuid" is not a job id; job ids are UUIDs, such as 0f8fad5b-d9cb-469f-a165-70867728950e`},
+			`Path parameter "id" is not a job id: "not-a-uuid"; job ids are UUIDs, such as 0f8fad5b-d9cb-469f-a165-70867728950e.`},
 		{"callback-not-a-uri", http.MethodPost, "/v1/reports", `{"range":"2026-01","callback_url":"//user:pw@8.8.8.8/hook"}`, nil,
-			`/callback_url: is not an absolute URI; send one such as https://example.com/hooks/reportd`},
+			`/callback_url is not an absolute URI; send one such as https://example.com/hooks/reportd.`},
 		{"key-too-long", http.MethodPost, "/v1/reports", `{"range":"2026-01"}`, []string{"Idempotency-Key", long},
-			`header parameter "Idempotency-Key": must be 1 to 255 characters, plain or between quotes`},
+			`Header parameter "Idempotency-Key" must be 1 to 255 characters, plain or between quotes.`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -1,6 +1,7 @@
 package impl_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -99,7 +100,7 @@ func TestTombstoneRunsOut(t *testing.T) {
 		waitDeleted(t, h, id)
 		checkGone(t, h, id)
 
-		// The harness's store keeps tombstones for an hour after the retention (plus a minute of slack).
+		// The harness's store keeps tombstones for an hour after the retention.
 		m.FastForward(time.Hour)
 		checkGone(t, h, id)
 		m.FastForward(2 * time.Minute)
@@ -121,6 +122,121 @@ func TestTombstoneRunsOut(t *testing.T) {
 		const later = 60 * 24 * time.Hour
 		clk.Set(time.Now().Add(later))
 		m.FastForward(later)
+		checkNotFound(t, h, id)
+	})
+}
+
+// TestLifetimesAsDocumented follows finished jobs through the lifetimes docs/api.md gives them, on
+// clocks moved by hand: readable until their expiry (the 303's Expires, a status's expires_at), then
+// 410 for the tombstone period, then 404, whether asynq still holds their task (the API's clock decides)
+// or not (the tombstone's TTL does: miniredis moves it only with FastForward).
+func TestLifetimesAsDocumented(t *testing.T) {
+	t.Parallel()
+	const tombstone = 10 * time.Second
+	// timeline checks the answers around job id's expiry on the API's clock: readable (by readable)
+	// just before it, 410 from it, 404 from the tombstone period after it.
+	timeline := func(t *testing.T, h *harness, clk *clock, id string, expires time.Time, readable func(*response) bool) {
+		t.Helper()
+		clk.Set(expires.Add(-time.Nanosecond))
+		if r := h.get(t, "/v1/reports/"+id); !readable(r) {
+			t.Errorf("just before its expiry %s: %s", expires, r)
+		}
+		clk.Set(expires)
+		checkGone(t, h, id)
+		clk.Set(expires.Add(tombstone - time.Nanosecond))
+		checkGone(t, h, id)
+		clk.Set(expires.Add(tombstone))
+		checkNotFound(t, h, id)
+	}
+	pttl := func(t *testing.T, h *harness, key string) time.Duration {
+		t.Helper()
+		d, err := h.Redis.PTTL(context.Background(), key).Result()
+		if err != nil {
+			t.Fatalf("PTTL %s: %v", key, err)
+		}
+		return d
+	}
+	t.Run("done-task-kept", func(t *testing.T) {
+		t.Parallel()
+		clk := &clock{}
+		h := newHarness(t, redistest.Embedded(t), setup{Worker: true, Clock: clk, Policy: jobs.Policy{Retention: time.Hour, Tombstone: tombstone}})
+		id := h.create(t, "2026-02")
+		done := h.poll(t, id, 10*time.Millisecond, 10*time.Second, is303)
+		expires, err := http.ParseTime(done.Header.Get("Expires"))
+		if err != nil {
+			t.Fatalf("the 303's Expires: %v", err)
+		}
+		timeline(t, h, clk, id, expires, is303)
+	})
+	t.Run("failed-task-kept", func(t *testing.T) {
+		t.Parallel()
+		clk := &clock{}
+		h := newHarness(t, redistest.Embedded(t), setup{Worker: true, Clock: clk, Ledger: failingLedger{err: errors.New("no ledger")},
+			Policy: jobs.Policy{MaxRetry: 0, Retention: time.Hour, Tombstone: tombstone}})
+		id := h.create(t, "2026-02")
+		s := h.poll(t, id, 10*time.Millisecond, 10*time.Second, hasState(t, gen.Failed)).jobStatus(t)
+		timeline(t, h, clk, id, *s.ExpiresAt, hasState(t, gen.Failed))
+	})
+	t.Run("done-task-deleted", func(t *testing.T) {
+		t.Parallel()
+		m := miniredis.RunT(t) // without ClockTTL: TTLs move only with FastForward
+		h := newHarness(t, redistest.Backend{Name: "miniredis", Addr: m.Addr()}, setup{Worker: true,
+			Policy: jobs.Policy{Retention: 2 * time.Second, Tombstone: tombstone}})
+		before := time.Now()
+		id := h.create(t, "2026-02")
+		done := h.poll(t, id, 10*time.Millisecond, 10*time.Second, is303)
+		after := time.Now()
+		expires, err := http.ParseTime(done.Header.Get("Expires"))
+		if err != nil {
+			t.Fatalf("the 303's Expires: %v", err)
+		}
+		waitDeleted(t, h, id)
+		// The tombstone was written when the job finished, between before and after, to run out the
+		// tombstone period after its expiry.
+		left := pttl(t, h, "reportd:{"+id+"}:tomb")
+		if lo, hi := time.Until(expires.Add(tombstone))-time.Until(after), expires.Add(tombstone).Sub(before); left < lo || left > hi {
+			t.Fatalf("the tombstone's TTL is %s, want it to run out %s after the expiry %s: between %s and %s", left, tombstone, expires, lo, hi)
+		}
+		m.FastForward(left - time.Millisecond)
+		checkGone(t, h, id)
+		m.FastForward(time.Millisecond)
+		checkNotFound(t, h, id)
+	})
+	t.Run("canceled-before-it-ran", func(t *testing.T) {
+		t.Parallel()
+		m := miniredis.RunT(t)
+		clk := &clock{}
+		const retention = 2 * time.Second
+		h := newHarness(t, redistest.Backend{Name: "miniredis", Addr: m.Addr()}, setup{Clock: clk,
+			Policy: jobs.Policy{Retention: retention, Tombstone: tombstone}})
+		id := h.create(t, "2026-02")
+		r := h.cancel(t, id)
+		s := r.jobStatus(t)
+		if r.Status != http.StatusOK || s.Status != gen.Canceled || s.ExpiresAt == nil {
+			t.Fatalf("cancel of a pending job: %s", r)
+		}
+		// Both written as it was canceled: the record for the retention, the tombstone the tombstone
+		// period longer.
+		if got := pttl(t, h, "reportd:{"+id+"}:canceled"); got != retention {
+			t.Errorf("the canceled record's TTL is %s, want the retention, %s", got, retention)
+		}
+		if got := pttl(t, h, "reportd:{"+id+"}:tomb"); got != retention+tombstone {
+			t.Errorf("the tombstone's TTL is %s, want %s", got, retention+tombstone)
+		}
+		expires := *s.ExpiresAt
+		clk.Set(expires.Add(-time.Millisecond))
+		m.FastForward(retention - time.Millisecond)
+		if r := h.get(t, "/v1/reports/"+id); !hasState(t, gen.Canceled)(r) {
+			t.Errorf("just before its expiry: %s", r)
+		}
+		clk.Set(expires)
+		m.FastForward(time.Millisecond)
+		checkGone(t, h, id)
+		clk.Set(expires.Add(tombstone - time.Millisecond))
+		m.FastForward(tombstone - time.Millisecond)
+		checkGone(t, h, id)
+		clk.Set(expires.Add(tombstone))
+		m.FastForward(time.Millisecond)
 		checkNotFound(t, h, id)
 	})
 }

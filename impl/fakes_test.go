@@ -226,7 +226,7 @@ func (s *fakeStore) CanceledJob(_ context.Context, id string) (store.Canceled, b
 	return c, ok, nil
 }
 
-func (s *fakeStore) DeleteJob(_ context.Context, id, _ string) error {
+func (s *fakeStore) DeleteJob(_ context.Context, id, _ string, _ time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.reports, id)
@@ -260,6 +260,11 @@ func (s *fakeStore) Tombstone(_ context.Context, id string) (store.Tombstone, bo
 
 // WriteProgress records nothing: the fakes' tasks do not run.
 func (s *fakeStore) WriteProgress(context.Context, string, []byte) error { return nil }
+
+// StartAttempt records nothing either, and answers as CancelRequested does.
+func (s *fakeStore) StartAttempt(ctx context.Context, id string, _ []byte) (bool, error) {
+	return s.CancelRequested(ctx, id)
+}
 
 // RecordDelivery records nothing: the fakes deliver no webhooks.
 func (s *fakeStore) RecordDelivery(context.Context, string, store.Delivery) error { return nil }

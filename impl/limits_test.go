@@ -1,8 +1,10 @@
 package impl_test
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -196,6 +198,68 @@ func TestLimitsHoldForRetriedKeys(t *testing.T) {
 		}
 		if r := h.as(t, "", http.MethodPost, "/v1/reports", `{"range":"2026-Q2"}`, "Idempotency-Key", "k"); r.Status != http.StatusAccepted {
 			t.Errorf("the refused POST retried with its key once the client is under its cap: %s, want 202", r)
+		}
+	})
+}
+
+// TestRateLimitFields: every submission a rate limit applies to says where its client stands, in the
+// RateLimit and RateLimit-Policy fields (draft-ietf-httpapi-ratelimit-headers-11), a refused one and an
+// Idempotency-Key replay included; a refusal's detail names the limit that was met; without a rate
+// limit, no such fields.
+func TestRateLimitFields(t *testing.T) {
+	t.Parallel()
+	// One submission every 100 s, in bursts of 3: no call here takes a measurable share of that.
+	h := newHarness(t, redistest.Embedded(t), setup{APIKeys: twoClients(), Limits: jobs.Limits{SubmitsPerSecond: 0.01, SubmitBurst: 3}})
+	const policy = `"submissions";q=3;w=300`
+	check := func(what string, r *response, available, window int) {
+		t.Helper()
+		if got := r.Header.Get("RateLimit-Policy"); got != policy {
+			t.Errorf("%s: RateLimit-Policy %q, want %q", what, got, policy)
+		}
+		var gotAvailable, gotWindow int
+		if n, err := fmt.Sscanf(r.Header.Get("RateLimit"), `"submissions";r=%d;t=%d`, &gotAvailable, &gotWindow); n != 2 || err != nil ||
+			gotAvailable != available || gotWindow > window || gotWindow < window-2 {
+			t.Errorf("%s: RateLimit %q, want %d available within just under %d s", what, r.Header.Get("RateLimit"), available, window)
+		}
+	}
+	post := func(header ...string) *response {
+		t.Helper()
+		return h.as(t, acmeKey, http.MethodPost, "/v1/reports", `{"range":"2026-Q1"}`, header...)
+	}
+	first := post("Idempotency-Key", "first")
+	if first.Status != http.StatusAccepted {
+		t.Fatalf("1st POST: %s", first)
+	}
+	check("1st POST", first, 2, 100)
+	check("2nd POST", post(), 1, 200)
+	check("3rd POST", post(), 0, 300)
+	refused := post()
+	retry := checkRateLimited(t, "4th POST", refused)
+	check("4th POST", refused, 0, retry)
+	if d := refused.problem(t).Detail; !strings.Contains(d, "0.01 submissions a second, in bursts of up to 3") {
+		t.Errorf("the 429's detail %q does not name the limit", d)
+	}
+	replay := post("Idempotency-Key", "first")
+	if replay.Status != http.StatusAccepted || replay.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("replay: %s", replay)
+	}
+	check("a replay, which takes nothing", replay, 0, 300)
+	// Other answers than a submission's carry none.
+	if r := h.as(t, acmeKey, http.MethodGet, "/v1/reports/"+first.jobStatus(t).Id.String(), ""); r.Header.Get("RateLimit") != "" || r.Header.Get("RateLimit-Policy") != "" {
+		t.Errorf("a status read carries RateLimit fields: %s", r)
+	}
+
+	t.Run("cap", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, redistest.Embedded(t), setup{APIKeys: twoClients(), Limits: jobs.Limits{MaxOpenJobs: 1}})
+		h.createAs(t, acmeKey, "2026-Q1")
+		r := h.as(t, acmeKey, http.MethodPost, "/v1/reports", `{"range":"2026-Q2"}`)
+		checkRateLimited(t, "2nd open job", r)
+		if d := r.problem(t).Detail; !strings.Contains(d, "as many unfinished jobs as it may have, 1;") {
+			t.Errorf("the 429's detail %q does not name the limit", d)
+		}
+		if r.Header.Get("RateLimit") != "" || r.Header.Get("RateLimit-Policy") != "" {
+			t.Errorf("RateLimit fields without a rate limit: %s", r)
 		}
 	})
 }

@@ -13,7 +13,7 @@ import (
 func (s *Server) GetProblemType(_ context.Context, req gen.GetProblemTypeRequestObject) (gen.GetProblemTypeResponseObject, error) {
 	text, ok := problem.Describe(req.Slug)
 	if !ok {
-		return nil, problem.Errorf(problem.KindNoRoute, "there is no problem type %q", req.Slug)
+		return nil, problem.Errorf(problem.KindNoRoute, "Problem type %q does not exist; the types are listed in /openapi.yaml.", req.Slug)
 	}
 	return gen.GetProblemType200TextplainCharsetUtf8Response{Body: strings.NewReader(text), ContentLength: int64(len(text))}, nil
 }

@@ -35,7 +35,7 @@ func TestRangeAsOfToday(t *testing.T) {
 			p := r.problem(t)
 			want := "after today (" + day(0) + ", UTC); a report can only cover days that have begun"
 			if r.Status != http.StatusUnprocessableEntity || p.Type != "/problems/range-unservable" ||
-				!strings.HasPrefix(p.Detail, "/range: ") || !strings.Contains(p.Detail, want) {
+				!strings.HasPrefix(p.Detail, `/range "`+rng+`" cannot be served: `) || !strings.Contains(p.Detail, want) {
 				t.Errorf("POST %s: %s, want 422 /problems/range-unservable saying %q", rng, r, want)
 			}
 		}
@@ -107,7 +107,7 @@ func TestRangeAsOfToday(t *testing.T) {
 		for _, rng := range []string{"2026-13", "2026-02-30..2026-03-01", "2026-02-30"} {
 			r := h.do(t, h.request(t, http.MethodPost, "/v1/reports", strings.NewReader(`{"range":"`+rng+`"}`), "Content-Type", appJSON))
 			got = append(got, errorOf(r))
-			if p := r.problem(t); !strings.HasPrefix(p.Detail, "/range: ") {
+			if p := r.problem(t); !strings.HasPrefix(p.Detail, `/range "`+rng+`" is not a range`) {
 				t.Errorf("POST %s: detail %q does not start with the field's pointer", rng, p.Detail)
 			}
 		}

@@ -19,16 +19,28 @@ func (s *Server) CreateReport(ctx context.Context, req gen.CreateReportRequestOb
 		return nil, err
 	}
 	applied, replayed := preferenceApplied(j, wait), idempotentReplayed(j)
+	limit, policy := rateLimitFields(j.RateLimit)
 	if j.State == jobs.Done {
 		return gen.CreateReport303Response{Headers: gen.CreateReport303ResponseHeaders{
-			Location: resultPath(j.ID), Expires: httpDate(j.ExpiresAt), PreferenceApplied: applied, IdempotentReplayed: replayed}}, nil
+			Location: resultPath(j.ID), Expires: httpDate(j.ExpiresAt), PreferenceApplied: applied, IdempotentReplayed: replayed,
+			RateLimit: limit, RateLimitPolicy: policy}}, nil
 	}
 	body, err := s.toJobStatus(j)
 	if err != nil {
 		return nil, err
 	}
 	return gen.CreateReport202JSONResponse{Body: body, Headers: gen.CreateReport202ResponseHeaders{
-		Location: statusPath(j.ID), RetryAfter: j.RetryAfter, PreferenceApplied: applied, IdempotentReplayed: replayed}}, nil
+		Location: statusPath(j.ID), RetryAfter: j.RetryAfter, PreferenceApplied: applied, IdempotentReplayed: replayed,
+		RateLimit: limit, RateLimitPolicy: policy}}, nil
+}
+
+// rateLimitFields are the RateLimit and RateLimit-Policy fields of a submission under limit l; none
+// without one.
+func rateLimitFields(l *problem.RateLimit) (limit, policy *string) {
+	if l == nil {
+		return nil, nil
+	}
+	return ptr(l.Value()), ptr(l.Policy())
 }
 
 // GetReportStatus answers 200 with the status of a pending, running, failed or canceled job, and 303 to
@@ -90,7 +102,7 @@ func (s *Server) GetReportResult(ctx context.Context, req gen.GetReportResultReq
 	}
 	media, ok := negotiate(httpapi.Accept(ctx))
 	if !ok {
-		return nil, problem.Errorf(problem.KindNotAcceptable, "this report is served as application/json or text/csv; the Accept header allows neither")
+		return nil, problem.Errorf(problem.KindNotAcceptable, "This report is served as application/json or text/csv; the Accept header allows neither.")
 	}
 	if stored == nil {
 		if j.State != jobs.Done {
@@ -108,11 +120,11 @@ func (s *Server) GetReportResult(ctx context.Context, req gen.GetReportResultReq
 func noReport(j jobs.Job) error {
 	switch j.State {
 	case jobs.Failed:
-		return problem.Errorf(problem.KindNotDone, "the job failed, so it has no report and never will; its status at %s says why", statusPath(j.ID))
+		return problem.Errorf(problem.KindNotDone, "Job %s failed, so it has no report and never will; its status at %s says why.", j.ID, statusPath(j.ID))
 	case jobs.Canceled:
-		return problem.Errorf(problem.KindNotDone, "the job was canceled, so it has no report and never will")
+		return problem.Errorf(problem.KindNotDone, "Job %s was canceled, so it has no report and never will.", j.ID)
 	}
-	return problem.Errorf(problem.KindNotDone, "the job is %s; poll %s until it answers 303", j.State, statusPath(j.ID))
+	return problem.Errorf(problem.KindNotDone, "Job %s is %s, so it has no report yet; poll %s until it answers 303.", j.ID, j.State, statusPath(j.ID))
 }
 
 // ListReports lists the caller's jobs, newest first, a page at a time.

@@ -250,8 +250,8 @@ func TestCreateReportRangeDetail(t *testing.T) {
 	for _, rng := range []string{"2026-Q5", "2026-02-30..2026-03-01"} {
 		_, err := newFixture().srv.CreateReport(context.Background(), gen.CreateReportRequestObject{Body: &gen.ReportRequest{Range: rng}})
 		var e *problem.Error
-		if !errors.As(err, &e) || !strings.HasPrefix(e.Detail, "/range: ") || !strings.Contains(e.Detail, rng) {
-			t.Errorf("CreateReport(%q) error = %#v, want a detail starting /range: that quotes the range", rng, err)
+		if !errors.As(err, &e) || !strings.HasPrefix(e.Detail, "/range ") || !strings.Contains(e.Detail, rng) {
+			t.Errorf("CreateReport(%q) error = %#v, want a detail starting with /range that quotes the range", rng, err)
 		}
 	}
 }
@@ -371,7 +371,9 @@ func TestGetReportStatus(t *testing.T) {
 		{name: "status-200-running-quarter", info: reportInfo(asynq.TaskStateActive, active(0.25)), want: ok(running(0.25, 1), ptr(30))},
 		{name: "status-200-running-clamped-high", info: reportInfo(asynq.TaskStateActive, active(0.01)), want: ok(running(0.01, 1), ptr(30))},
 		{name: "status-200-running-clamped-low", info: reportInfo(asynq.TaskStateActive, active(0.999)), want: ok(running(0.999, 1), ptr(1))},
-		{name: "status-200-running-no-progress-yet", info: reportInfo(asynq.TaskStateActive), want: ok(baseStatus(gen.Running), ptr(1))},
+		{name: "status-200-running-no-progress-yet", info: reportInfo(asynq.TaskStateActive, active(0)), want: ok(running(0, 1), ptr(1))},
+		// Taken from the queue by a worker whose attempt has not recorded its start: not running yet.
+		{name: "status-200-taken-not-started-is-pending", info: reportInfo(asynq.TaskStateActive), want: ok(baseStatus(gen.Pending), ptr(1))},
 		{
 			name: "status-303-completed",
 			info: reportInfo(asynq.TaskStateCompleted, completed(testNow.Add(-time.Hour))),
@@ -520,7 +522,8 @@ func TestGetReportResult(t *testing.T) {
 		// The id is looked up first: an unknown job is 404 whatever the Accept header says.
 		{name: "result-404-unknown-wins-over-406", accept: "image/png", wantKind: problem.KindNotFound},
 		{name: "result-409-pending", info: reportInfo(asynq.TaskStatePending), wantKind: problem.KindNotDone, wantDetail: "pending"},
-		{name: "result-409-running", info: reportInfo(asynq.TaskStateActive), wantKind: problem.KindNotDone, wantDetail: "running"},
+		{name: "result-409-running", info: reportInfo(asynq.TaskStateActive, jobstest.WithProgress(jobs.Progress{StartedAt: testNow, Attempt: 1})),
+			wantKind: problem.KindNotDone, wantDetail: "running"},
 		{
 			name:     "result-409-failed",
 			info:     reportInfo(asynq.TaskStateArchived, func(i *asynq.TaskInfo) { i.LastErr, i.LastFailedAt = "boom", testNow.Add(-time.Hour) }),

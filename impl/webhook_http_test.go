@@ -178,7 +178,7 @@ func TestCallbackURLRefused(t *testing.T) {
 				body, _ := json.Marshal(map[string]string{"range": "2026-Q1", "callback_url": u})
 				r := h.do(t, h.request(t, http.MethodPost, "/v1/reports", bytes.NewReader(body), "Content-Type", appJSON))
 				p := r.problem(t)
-				if r.Status != http.StatusBadRequest || p.Type != "/problems/invalid-request" || !strings.HasPrefix(p.Detail, "/callback_url: ") {
+				if r.Status != http.StatusBadRequest || p.Type != "/problems/invalid-request" || !strings.HasPrefix(p.Detail, "/callback_url ") {
 					t.Errorf("POST with callback_url %q = %s, want 400 /problems/invalid-request naming /callback_url", u, r)
 				}
 			})

@@ -87,6 +87,10 @@ func ParseReportPayload(b []byte) (ReportPayload, report.DateRange, error) {
 type Lifecycle interface {
 	// CancelRequested reports whether the job was asked to stop.
 	CancelRequested(ctx context.Context, id string) (bool, error)
+	// StartAttempt records that attempt a is under way (its number and start), so that its job reads
+	// running from then on, and reports, as CancelRequested does, whether the job was asked to stop
+	// (then the attempt ends at once, and its end is recorded over the start).
+	StartAttempt(ctx context.Context, a Attempt) (canceled bool, err error)
 	// WriteProgress records a running attempt's progress, for status reads and event streams.
 	WriteProgress(ctx context.Context, a Attempt) error
 	// EndAttempt records how attempt a ended and, when it was the job's last (a.Final), the job's end:
@@ -268,11 +272,21 @@ var errShutdown = errors.New("stopped by a shutdown")
 // run computes the report of attempt a over r. It returns the attempt as it ended (a.Err says why it
 // has no report: errShutdown for one stopped by a shutdown) and the error to hand asynq.
 func (p *ReportProcessor) run(ctx context.Context, a Attempt, r report.DateRange, log *slog.Logger) (Attempt, error) {
-	if yes, err := p.Jobs.CancelRequested(ctx, a.ID); err == nil && yes {
+	retried, _ := asynq.GetRetryCount(ctx)
+	start := p.Now()
+	started := a
+	started.Number, started.StartedAt, started.DaysTotal = retried+1, start.UTC(), r.Days()
+	canceled, err := p.Jobs.StartAttempt(ctx, started)
+	switch {
+	case err != nil:
+		// The job reads pending until its first progress; the cancel watcher looks at the marker again.
+		log.Warn("the attempt's start not recorded", "err", err)
+	case canceled:
 		log.Info("report canceled before it started")
 		a.Err = ErrCanceled
 		return a, errCanceled
 	}
+	a = started
 	runCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	if deadline, ok := ctx.Deadline(); ok {
@@ -284,9 +298,6 @@ func (p *ReportProcessor) run(ctx context.Context, a Attempt, r report.DateRange
 	defer p.running.Delete(a.ID)
 	p.watchCancel(runCtx, a.ID, stop)
 
-	retried, _ := asynq.GetRetryCount(ctx)
-	start := p.Now()
-	a.Number, a.StartedAt, a.DaysTotal = retried+1, start.UTC(), r.Days()
 	// The first progress is written one interval in: a job that ends before then writes none.
 	pt := &progressThrottle{jobs: p.Jobs, now: p.Now, every: p.ProgressEvery, last: start, a: a}
 	log.Info("report started", "range", r.String(), "attempt", a.Number)

@@ -45,6 +45,11 @@ func (s *fakeSaver) CancelRequested(_ context.Context, id string) (bool, error) 
 	return s.canceled[id], nil
 }
 
+// StartAttempt records nothing, and answers as CancelRequested does.
+func (s *fakeSaver) StartAttempt(ctx context.Context, a tasks.Attempt) (bool, error) {
+	return s.CancelRequested(ctx, a.ID)
+}
+
 // WriteProgress accepts a running attempt's progress, and keeps none: the tests of progress run on the
 // production lifecycle, which writes it as the task's result.
 func (s *fakeSaver) WriteProgress(context.Context, tasks.Attempt) error { return nil }

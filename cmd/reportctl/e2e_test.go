@@ -168,7 +168,7 @@ func TestCreateWaitAndResult(t *testing.T) {
 	}
 
 	// A done job cannot be canceled, and trying leaves its report alone.
-	if r := reportctl(t, service, "cancel", id); r.code != 1 || !strings.Contains(r.stderr, "Job already finished: The job is already done") || r.stdout != "" {
+	if r := reportctl(t, service, "cancel", id); r.code != 1 || !strings.Contains(r.stderr, "Job already finished: Job "+id+" is already done") || r.stdout != "" {
 		t.Errorf("cancel of a done job: want exit 1 and the 409's problem:\n%s", r)
 	}
 	if r := mustRun(t, service, "status", id); !strings.Contains(r.stdout, "status       done") {
@@ -216,11 +216,11 @@ func TestErrorsPrintTheProblem(t *testing.T) {
 		args []string
 		want string // in stderr
 	}{
-		{name: "status-unknown", args: []string{"status", unknown}, want: "Job not found: no job " + unknown + " was issued here (HTTP 404"},
-		{name: "result-unknown", args: []string{"result", unknown, "--csv"}, want: "Job not found: no job " + unknown + " was issued here"},
+		{name: "status-unknown", args: []string{"status", unknown}, want: "Job not found: Job " + unknown + " was not found. (HTTP 404"},
+		{name: "result-unknown", args: []string{"result", unknown, "--csv"}, want: "Job not found: Job " + unknown + " was not found."},
 		{name: "cancel-unknown", args: []string{"cancel", unknown}, want: "Job not found"},
 		{name: "delete-unknown", args: []string{"delete", unknown}, want: "Job not found"},
-		{name: "create-unservable", args: []string{"create", "--range", "2026-03-01..2026-02-01"}, want: "Range cannot be served: /range: "},
+		{name: "create-unservable", args: []string{"create", "--range", "2026-03-01..2026-02-01"}, want: "Range cannot be served: /range "},
 		{name: "create-not-on-the-calendar", args: []string{"create", "--range", "2026-02-01..2026-02-30"}, want: "(HTTP 400, /problems/invalid-request)"},
 		{name: "create-malformed", args: []string{"create", "--range", "2026-13"}, want: "(HTTP 400, /problems/invalid-request)"},
 	}

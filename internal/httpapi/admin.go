@@ -27,7 +27,7 @@ func AdminOnly(token string, log *slog.Logger) func(http.Handler) http.Handler {
 			}
 			w.Header().Add("WWW-Authenticate", `Basic realm="reportd admin", charset="UTF-8"`)
 			w.Header().Add("WWW-Authenticate", `Bearer realm="reportd admin"`)
-			problem.Write(w, r, log, problem.Errorf(problem.KindUnauthorized, "this page needs the admin token (REPORTD_ADMIN_TOKEN), as a Bearer token or as the basic-auth password"))
+			problem.Write(w, r, log, problem.Errorf(problem.KindUnauthorized, "This page needs the admin token (REPORTD_ADMIN_TOKEN); send it as a Bearer token or as the basic-auth password."))
 		})
 	}
 }

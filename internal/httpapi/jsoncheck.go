@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -35,7 +36,7 @@ func checkJSON(body []byte) error {
 			break
 		}
 		if err != nil {
-			return errors.New("the body is not valid JSON")
+			return notJSON(body)
 		}
 		if len(stack) == 0 {
 			values++
@@ -76,7 +77,34 @@ func checkJSON(body []byte) error {
 		return errors.New("the body is empty")
 	}
 	if len(stack) > 0 {
-		return errors.New("the body is not valid JSON: it ends inside an object or array")
+		line, col := lineColumn(body, len(body))
+		return fmt.Errorf("the body is not valid JSON at line %d, column %d (byte offset %d): it ends inside an object or array", line, col, len(body))
 	}
 	return nil
+}
+
+// notJSON says where body, which the decoder refused, stops being JSON: the line and column (counted
+// in characters, from 1) and the byte offset (from 0) of the first character that cannot be there, or
+// of the end when the body ends too soon. The offset is json.Unmarshal's, which counts from the start
+// of the body (the decoder's own may count from the start of the value it was reading).
+func notJSON(body []byte) error {
+	var se *json.SyntaxError
+	if err := json.Unmarshal(body, new(json.RawMessage)); !errors.As(err, &se) {
+		return errors.New("the body is not valid JSON")
+	}
+	// Offset is the number of bytes read when the error was found: the offending character is the last
+	// of them, unless the input ran out.
+	at := int(se.Offset)
+	if at > 0 && at <= len(body) && strings.HasPrefix(se.Error(), "invalid character") {
+		at--
+	}
+	line, col := lineColumn(body, at)
+	return fmt.Errorf("the body is not valid JSON at line %d, column %d (byte offset %d): %s", line, col, at, se)
+}
+
+// lineColumn is where byte offset at of body is, as a line and a column in characters, both from 1.
+func lineColumn(body []byte, at int) (line, col int) {
+	before := body[:min(at, len(body))]
+	start := bytes.LastIndexByte(before, '\n') + 1
+	return bytes.Count(before, []byte{'\n'}) + 1, utf8.RuneCount(before[start:]) + 1
 }

@@ -64,6 +64,14 @@ func TestCheckJSON(t *testing.T) {
 		{name: "surrogate-half-encoded", body: "{\"a\":\"\xed\xa0\x80\"}", refused: "UTF-8"},
 		{name: "nan", body: `{"a":NaN}`, refused: "not valid JSON"},
 		{name: "comment", body: `{"a":1 /* x */}`, refused: "not valid JSON"},
+		// Where it stops being JSON: the line and column, in characters from 1, and the byte offset.
+		{name: "where-truncated", body: `{"range":`, refused: "at line 1, column 10 (byte offset 9): it ends inside an object or array"},
+		{name: "where-unclosed-string", body: `{"range":"2026`, refused: "at line 1, column 15 (byte offset 14): unexpected end of JSON input"},
+		{name: "where-unclosed", body: `{"range":"2026-Q1"`, refused: "at line 1, column 19 (byte offset 18): it ends inside an object or array"},
+		{name: "where-bad-character", body: `{"range": x}`, refused: "at line 1, column 11 (byte offset 10): invalid character 'x' looking for beginning of value"},
+		{name: "where-second-line", body: "{\n  \"range\": \"2026-Q1\",\n  \"note\": \"é\" x\n}", refused: "at line 3, column 15 (byte offset 39): invalid character 'x'"},
+		{name: "where-trailing-comma", body: "{\"a\":1,}", refused: "at line 1, column 8 (byte offset 7): invalid character '}'"},
+		{name: "where-after-the-value", body: `{"range":"2026-Q1"}x`, refused: "at line 1, column 20 (byte offset 19): invalid character 'x' after top-level value"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -39,20 +39,20 @@ func New(api gen.StrictServerInterface, keys []APIKey, log *slog.Logger, extra f
 	r := chi.NewRouter()
 	r.Use(recoverProblems(log), headAsGet, joinPrefer)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		fail(w, r, problem.Errorf(problem.KindNoRoute, "nothing is served at %s", r.URL.Path))
+		fail(w, r, problem.Errorf(problem.KindNoRoute, "Nothing is served at %s.", r.URL.Path))
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
 		allowed := allowedMethods(r, req.URL.Path)
 		if len(allowed) == 0 { // chi calls an unknown method "not allowed" even where nothing is served
-			fail(w, req, problem.Errorf(problem.KindNoRoute, "nothing is served at %s", req.URL.Path))
+			fail(w, req, problem.Errorf(problem.KindNoRoute, "Nothing is served at %s.", req.URL.Path))
 			return
 		}
 		w.Header().Set("Allow", strings.Join(allowed, ", "))
-		fail(w, req, problem.Errorf(problem.KindMethodNotAllowed, "%s is not allowed on %s; allowed: %s", req.Method, req.URL.Path, strings.Join(allowed, ", ")))
+		fail(w, req, problem.Errorf(problem.KindMethodNotAllowed, "Method %s is not allowed on %s; the allowed methods are %s.", req.Method, req.URL.Path, strings.Join(allowed, ", ")))
 	})
 	strict := gen.NewStrictHandlerWithOptions(api, []gen.StrictMiddlewareFunc{carryAccept}, gen.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
-			fail(w, r, &problem.Error{Kind: problem.KindInvalid, Detail: "the request body cannot be decoded", Err: err})
+			fail(w, r, &problem.Error{Kind: problem.KindInvalid, Detail: "The request body cannot be decoded.", Err: err})
 		},
 		ResponseErrorHandlerFunc: fail,
 	})

@@ -130,15 +130,15 @@ func authorize(r *http.Request, route *routers.Route, params map[string]string, 
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if r.ContentLength > MaxBodyBytes {
 		w.Header().Set("Connection", "close")
-		return nil, problem.Errorf(problem.KindTooLarge, "the body is %d bytes; the limit is %d", r.ContentLength, MaxBodyBytes)
+		return nil, problem.Errorf(problem.KindTooLarge, "The body is %d bytes; the limit is %d.", r.ContentLength, MaxBodyBytes)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
-		return nil, problem.Errorf(problem.KindTooLarge, "the body is over the limit of %d bytes", MaxBodyBytes)
+		return nil, problem.Errorf(problem.KindTooLarge, "The body is over the limit of %d bytes.", MaxBodyBytes)
 	case err != nil:
-		return nil, &problem.Error{Kind: problem.KindInvalid, Detail: "the body could not be read", Err: err}
+		return nil, &problem.Error{Kind: problem.KindInvalid, Detail: "The body could not be read.", Err: err}
 	}
 	if isJSON(r.Header.Get("Content-Type")) && len(body) > 0 {
 		if err := checkJSON(body); err != nil {
@@ -166,32 +166,32 @@ var unsupportedProperty = regexp.MustCompile(`^property "(.*)" is unsupported$`)
 func validationError(err error) *problem.Error {
 	var maxBytes *http.MaxBytesError
 	if errors.As(err, &maxBytes) {
-		return &problem.Error{Kind: problem.KindTooLarge, Detail: fmt.Sprintf("the body is over the limit of %d bytes", maxBytes.Limit), Err: err}
+		return &problem.Error{Kind: problem.KindTooLarge, Detail: fmt.Sprintf("The body is over the limit of %d bytes.", maxBytes.Limit), Err: err}
 	}
 	if errors.Is(err, routers.ErrMethodNotAllowed) {
-		return &problem.Error{Kind: problem.KindMethodNotAllowed, Detail: "this method is not allowed here", Err: err}
+		return &problem.Error{Kind: problem.KindMethodNotAllowed, Detail: "This method is not allowed here.", Err: err}
 	}
 	var secErr *openapi3filter.SecurityRequirementsError
 	if errors.As(err, &secErr) {
-		return &problem.Error{Kind: problem.KindUnauthorized, Detail: "send a valid API key as Authorization: Bearer <key>", Err: err}
+		return &problem.Error{Kind: problem.KindUnauthorized, Detail: "The request carries no valid API key; send one as Authorization: Bearer <key>.", Err: err}
 	}
 	if errors.Is(err, routers.ErrPathNotFound) {
-		return &problem.Error{Kind: problem.KindNoRoute, Detail: "nothing is served at this path", Err: err}
+		return &problem.Error{Kind: problem.KindNoRoute, Detail: "Nothing is served at this path.", Err: err}
 	}
 	var reqErr *openapi3filter.RequestError
 	if !errors.As(err, &reqErr) {
 		return &problem.Error{Kind: problem.KindInvalid, Detail: err.Error(), Err: err}
 	}
 	if reqErr.RequestBody != nil && strings.HasPrefix(reqErr.Reason, "header Content-Type has unexpected value") {
-		return &problem.Error{Kind: problem.KindUnsupportedMediaType, Detail: fmt.Sprintf("the body is %q; send application/json", contentTypeOf(reqErr)), Err: err}
+		return &problem.Error{Kind: problem.KindUnsupportedMediaType, Detail: fmt.Sprintf("The body's media type is %q; send application/json.", contentTypeOf(reqErr)), Err: err}
 	}
 	if p := reqErr.Parameter; p != nil {
-		reason := reasonOf(reqErr)
+		predicate := "is refused: " + reasonOf(reqErr)
 		var schemaErr *openapi3.SchemaError
 		if errors.As(reqErr.Err, &schemaErr) {
-			reason = inWords(p.Name, schemaErr)
+			predicate = inWords(p.Name, schemaErr)
 		}
-		return &problem.Error{Kind: problem.KindInvalid, Detail: fmt.Sprintf("%s parameter %q: %s", p.In, p.Name, reason), Err: err}
+		return &problem.Error{Kind: problem.KindInvalid, Detail: fmt.Sprintf("%s parameter %q %s", p.In, p.Name, predicate), Err: err}
 	}
 	var schemaErr *openapi3.SchemaError
 	if errors.As(err, &schemaErr) {
@@ -206,12 +206,12 @@ func validationError(err error) *problem.Error {
 		if where == "" {
 			where = "the body"
 		}
-		return &problem.Error{Kind: problem.KindInvalid, Detail: fmt.Sprintf("%s: %s", where, inWords(where, schemaErr)), Err: err}
+		return &problem.Error{Kind: problem.KindInvalid, Detail: where + " " + inWords(where, schemaErr), Err: err}
 	}
 	if errors.Is(err, openapi3filter.ErrInvalidRequired) {
-		return &problem.Error{Kind: problem.KindInvalid, Detail: "the body is missing; send a JSON object", Err: err}
+		return &problem.Error{Kind: problem.KindInvalid, Detail: "The body is missing; send a JSON object.", Err: err}
 	}
-	return &problem.Error{Kind: problem.KindInvalid, Detail: "the body is not valid JSON", Err: err}
+	return &problem.Error{Kind: problem.KindInvalid, Detail: "The body is not valid JSON.", Err: err}
 }
 
 func contentTypeOf(e *openapi3filter.RequestError) string {
@@ -233,8 +233,11 @@ func reasonOf(e *openapi3filter.RequestError) string {
 	return e.Reason
 }
 
+var missingProperty = regexp.MustCompile(`^property ".*" is missing$`)
+
 // inWords says what is wrong with the value of field (a parameter's name or a body member's JSON
-// pointer) for a person: a pattern or a length in the spec is for machines.
+// pointer) for a person, as the predicate of a sentence whose subject is the field: a pattern or a
+// length in the spec is for machines.
 func inWords(field string, e *openapi3.SchemaError) string {
 	value, _ := e.Value.(string)
 	const quoted = 32
@@ -247,11 +250,11 @@ func inWords(field string, e *openapi3.SchemaError) string {
 		case "/range":
 			return fmt.Sprintf("%q is not a range; send a quarter (2026-Q1), a month (2026-01), a day (2026-01-15) or days (2026-01-01..2026-02-15)", value)
 		case "id":
-			return fmt.Sprintf("%q is not a job id; job ids are UUIDs, such as 0f8fad5b-d9cb-469f-a165-70867728950e", value)
+			return fmt.Sprintf("is not a job id: %q; job ids are UUIDs, such as 0f8fad5b-d9cb-469f-a165-70867728950e", value)
 		case "Idempotency-Key":
 			return "must be printable ASCII characters"
 		}
-		return fmt.Sprintf("%q is not of the form the API describes (see /openapi.yaml)", value)
+		return fmt.Sprintf("is not of the form the API describes (see /openapi.yaml): %q", value)
 	case "format":
 		if e.Schema != nil && e.Schema.Format == "uri" {
 			// The value is not echoed: a URL may carry credentials.
@@ -265,5 +268,16 @@ func inWords(field string, e *openapi3.SchemaError) string {
 			return fmt.Sprintf("must be at most %d characters", *e.Schema.MaxLength)
 		}
 	}
-	return e.Reason
+	switch r := e.Reason; {
+	case missingProperty.MatchString(r):
+		return "is missing"
+	case unsupportedProperty.MatchString(r):
+		return "is not a member of this request (see /openapi.yaml)"
+	case strings.EqualFold(r, "value is not nullable"):
+		return "must not be null"
+	case strings.HasPrefix(strings.ToLower(r), "value "):
+		return r[len("value "):] // "value must be a string"
+	default:
+		return "is refused: " + r
+	}
 }

@@ -151,7 +151,7 @@ func TestRedisBudget(t *testing.T) {
 				t.Fatal("the jobs did not run in 10 s")
 			}
 		}
-		check("a short job's run beyond asynq's own (the cancel check, and the end's pipeline)", ran, ranCmds, 2)
+		check("a short job's run beyond asynq's own (the start's pipeline with the cancel check, and the end's pipeline)", ran, ranCmds, 2)
 		// asynq completes the task just after the handler returns.
 		testkit.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
 			if got, err := svc.Get(ctx, "acme", j.ID); err != nil || got.State != Done {

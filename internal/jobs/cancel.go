@@ -60,7 +60,7 @@ func cannotCancel(j Job) error {
 	if j.State == Canceled {
 		return nil
 	}
-	return problem.Errorf(problem.KindFinished, "The job is already %s, so there is nothing to cancel; it is unchanged.", j.State)
+	return problem.Errorf(problem.KindFinished, "Job %s is already %s, so there is nothing to cancel; it is unchanged.", j.ID, j.State)
 }
 
 // Delete deletes client's finished job id (done, failed or canceled) and its report now; its id answers
@@ -72,20 +72,26 @@ func (s *Service) Delete(ctx context.Context, client, id string) error {
 		return err
 	}
 	if !j.Terminal() {
-		return problem.Errorf(problem.KindNotFinished, "The job is %s, so it is not deleted; cancel it first.", j.State)
+		return problem.Errorf(problem.KindNotFinished, "Job %s is %s, so it is not deleted; cancel it first.", j.ID, j.State)
 	}
 	return s.delete(ctx, j)
 }
 
 // delete deletes finished job j: its task and everything kept of it but the tombstone, so that its id
-// answers 410 from now on.
+// answers 410 from now on, and 404 once the tombstone period after its retention has passed, as it
+// would have had it not been deleted.
 func (s *Service) delete(ctx context.Context, j Job) error {
 	if j.inQueue {
 		if err := s.inspector.DeleteTask(store.QueueOf(j.ID), j.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
 			return problem.Unavailable(fmt.Errorf("delete job %s: %w", j.ID, err))
 		}
 	}
-	if err := s.store.DeleteJob(ctx, j.ID, j.Client); err != nil {
+	// The id answers 410 until its tombstone would have run out had the job not been deleted.
+	keep := s.policy.Tombstone
+	if !j.ExpiresAt.IsZero() {
+		keep = j.ExpiresAt.Add(s.policy.Tombstone).Sub(s.now())
+	}
+	if err := s.store.DeleteJob(ctx, j.ID, j.Client, keep); err != nil {
 		return problem.Unavailable(err)
 	}
 	if err := s.store.Unindex(ctx, j.Client, j.ID); err != nil {

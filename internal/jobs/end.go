@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"go.opentelemetry.io/otel/attribute"
@@ -51,6 +52,17 @@ func progressOf(a tasks.Attempt) Progress {
 	return p
 }
 
+// StartAttempt records that attempt a is under way (its number and start, no days done yet), so that
+// its job reads running from now, and reports whether the job was asked to stop: one round trip, the
+// look at the cancel marker an attempt makes before it starts (store.StartAttempt).
+func (s *Service) StartAttempt(ctx context.Context, a tasks.Attempt) (bool, error) {
+	b, err := json.Marshal(progressOf(a))
+	if err != nil {
+		return false, fmt.Errorf("encode progress: %w", err)
+	}
+	return s.store.StartAttempt(ctx, a.ID, b)
+}
+
 // WriteProgress records running attempt a's progress as its task's result, and passes it on to the
 // API processes' event streams, in one round trip.
 func (s *Service) WriteProgress(ctx context.Context, a tasks.Attempt) error {
@@ -74,6 +86,9 @@ func (s *Service) EndAttempt(ctx context.Context, a tasks.Attempt) (bool, error)
 	}
 	if a.Final {
 		e.FinishedAt = s.now()
+		// A done or canceled attempt's task completes (asynq's janitor deletes it after the retention);
+		// any other last attempt's is archived.
+		e.ExpiresAt = s.expiresAt(e.FinishedAt, outcome == OutcomeDone || outcome == OutcomeCanceled)
 		p.FinishedAt = e.FinishedAt
 	}
 	recorded, err := s.recordEnd(ctx, e, outcome, p)
@@ -125,12 +140,26 @@ func (s *Service) endPending(ctx context.Context, j Job) (Job, error) {
 		StartedAt: j.Progress.StartedAt, Attempt: j.Progress.Attempt, Progress: j.Progress.Share, CallbackURL: j.CallbackURL, Client: j.Client}
 	p := j.Progress
 	p.FinishedAt = c.CanceledAt
-	if _, err := s.recordEnd(ctx, store.EndRecord{ID: j.ID, Client: j.Client, Final: true, Canceled: &c, FinishedAt: c.CanceledAt}, OutcomeCanceled, p); err != nil {
+	e := store.EndRecord{ID: j.ID, Client: j.Client, Final: true, Canceled: &c, FinishedAt: c.CanceledAt, ExpiresAt: s.expiresAt(c.CanceledAt, false)}
+	if _, err := s.recordEnd(ctx, e, OutcomeCanceled, p); err != nil {
 		return Job{}, problem.Unavailable(err)
 	}
 	s.announce(ctx, j.ID, j.CallbackURL, Canceled)
 	s.log.InfoContext(ctx, "job canceled before it ran", "job", j.ID)
 	return fromCanceled(j.ID, c, s.policy.Retention), nil
+}
+
+// expiresAt is when a job that finished at finished stops being readable: the retention later. For a
+// job whose asynq task completes (done, or canceled while it ran), the finish is cut to the second
+// first (store.ReadableUntil): asynq records the completion in whole seconds, a moment after this
+// finish, and its janitor deletes the task the retention after that, so the job is never readable
+// longer than its task is kept. A failed job's task is archived for months, and a job canceled before
+// it ran has none: theirs is exact.
+func (s *Service) expiresAt(finished time.Time, completes bool) time.Time {
+	if completes {
+		return store.ReadableUntil(finished, s.policy.Retention)
+	}
+	return finished.Add(s.policy.Retention)
 }
 
 // announce schedules the webhook of job id, which ended in state, if it has one: the one step of a
@@ -172,8 +201,7 @@ func (s *Service) RecordDelivery(ctx context.Context, id string, d tasks.Deliver
 // a job's end (with the record) and publishes its finish event a moment before asynq moves its task to
 // its final state, so whoever the event wakes, or whoever starts waiting just after it, reads the end
 // here, by construction, rather than asynq's task until it catches up. The job's lifetime is derived
-// from the recorded finish as a done job's is (store.ReadableUntil); for a failed job, whose task asynq
-// archives, a later read may say up to a second later.
+// from the recorded finish (expiresAt), as a later read of its task derives it.
 func (s *Service) withEnd(ctx context.Context, j Job) (Job, error) {
 	t, ok, err := s.store.Tombstone(ctx, j.ID)
 	if err != nil {
@@ -192,6 +220,6 @@ func (s *Service) withEnd(ctx context.Context, j Job) (Job, error) {
 		p.Outcome = o
 	}
 	j.State, j.Progress, j.FinishedAt = o.State(), p, p.FinishedAt
-	j.ExpiresAt = store.ReadableUntil(p.FinishedAt, s.policy.Retention)
+	j.ExpiresAt = s.expiresAt(p.FinishedAt, j.State != Failed)
 	return j, nil
 }

@@ -168,7 +168,7 @@ func (s *Service) OpenStream(ctx context.Context, client, id string) (*Stream, e
 	progress, closeStream, ok := s.followers.open(client, id, s.limits.maxStreams())
 	if !ok {
 		return nil, &problem.Error{Kind: problem.KindRateLimited, RetryAfter: problem.MaxRetryAfter,
-			Detail: fmt.Sprintf("this client has %d event streams open, as many as it may; close one, or poll", s.limits.maxStreams())}
+			Detail: fmt.Sprintf("This client has %d event streams open, as many as it may; close one, or poll.", s.limits.maxStreams())}
 	}
 	j, err := s.Get(ctx, client, id)
 	if err != nil {

@@ -51,6 +51,9 @@ type Job struct {
 	Waited bool
 	// Replayed says that Submit answered with the job its Idempotency-Key first created.
 	Replayed bool
+	// RateLimit is, for a job Submit answered with under a rate limit, where its client stands against
+	// the limit; nil without one.
+	RateLimit *problem.RateLimit
 
 	// inQueue says whether asynq still has the job's task (a job canceled before it ran has none).
 	inQueue bool
@@ -66,15 +69,15 @@ func (j Job) Terminal() bool {
 func (j Job) Failure(jobTimeout time.Duration) (problem.Type, string) {
 	switch j.Progress.Outcome {
 	case OutcomeTimedOut:
-		return problem.ReportTimedOut, fmt.Sprintf("the report ran longer than the job time limit of %s; ask for a shorter range", jobTimeout)
+		return problem.ReportTimedOut, fmt.Sprintf("The report ran longer than the job time limit of %s; ask for a shorter range.", jobTimeout)
 	case OutcomeUnreadable:
-		return problem.ReportUnreadable, "the job's stored request cannot be read by this version of reportd; submit it again"
+		return problem.ReportUnreadable, "The job's stored request cannot be read by this version of reportd; submit it again."
 	}
 	attempts := "1 attempt"
 	if j.MaxRetry > 0 {
 		attempts = fmt.Sprintf("%d attempts", j.MaxRetry+1)
 	}
-	return problem.ReportFailed, "the report could not be computed in " + attempts + "; submitting it again may help"
+	return problem.ReportFailed, "The report could not be computed in " + attempts + "; submitting it again may help."
 }
 
 // fromTask reads a job from its task. retention is how long a failed job stays readable (asynq keeps
@@ -88,21 +91,33 @@ func fromTask(info *asynq.TaskInfo, retention time.Duration) Job {
 	if ts, ok := info.Headers[tasks.HeaderCreatedAt]; ok {
 		j.CreatedAt, _ = time.Parse(time.RFC3339Nano, ts)
 	}
+	progressRead := len(info.Result) == 0
 	if len(info.Result) > 0 {
-		j.Progress, _ = ParseProgress(info.Result)
+		var err error
+		j.Progress, err = ParseProgress(info.Result)
+		progressRead = err == nil
 	}
 	switch info.State {
 	case asynq.TaskStateActive:
 		j.State = Running
-		if o := j.Progress.Outcome; o != "" && !j.Progress.FinishedAt.IsZero() {
+		switch o := j.Progress.Outcome; {
+		case progressRead && j.Progress.Attempt < info.Retried+1:
+			// A worker took the task from the queue but its attempt has not recorded its start yet
+			// (tasks.Lifecycle.StartAttempt): no attempt is under way as far as a client can tell, and
+			// the progress shown, if any, is the attempt before's.
+			j.State, j.Progress = Pending, Progress{}
+		case o != "" && !j.Progress.FinishedAt.IsZero():
 			// The job's last attempt has ended and recorded how (EndAttempt writes its result before it
-			// publishes the finish event); asynq archives or completes the task a moment later. Read from
-			// here, a job that one read showed ended (a woken wait, a cancel's answer) does not show
-			// running to the next. A done end is not taken from here: recordEnd may yet rewrite it
-			// canceled, so a done job reads running until asynq completes it (or, for a woken wait, its
-			// end record says done: withEnd).
+			// publishes the finish event); asynq completes (canceled) or archives (failed) the task a
+			// moment later, and the job reads then as it reads now. So a job that one read showed ended
+			// (a woken wait, a cancel's answer) does not show running to the next. A done end is not
+			// taken from here: recordEnd may yet rewrite it canceled, so a done job reads running until
+			// asynq completes it (or, for a woken wait, its end record says done: withEnd).
 			j.State, j.FinishedAt = o.State(), j.Progress.FinishedAt
-			j.ExpiresAt = store.ReadableUntil(j.FinishedAt, retention)
+			j.ExpiresAt = j.FinishedAt.Add(retention)
+			if o == OutcomeCanceled {
+				j.ExpiresAt = store.ReadableUntil(j.FinishedAt, info.Retention)
+			}
 		}
 	case asynq.TaskStateCompleted:
 		j.State = Done
@@ -121,9 +136,14 @@ func fromTask(info *asynq.TaskInfo, retention time.Duration) Job {
 		if j.Progress.Outcome == OutcomeCanceled {
 			j.State = Canceled
 		}
+		// The worker's record of the finish, as for a completed task; asynq's own (LastFailedAt, whole
+		// seconds) for a job that ended before reportd recorded it.
 		j.FinishedAt = info.LastFailedAt
-		if !info.LastFailedAt.IsZero() {
-			j.ExpiresAt = info.LastFailedAt.Add(retention)
+		if !j.Progress.FinishedAt.IsZero() {
+			j.FinishedAt = j.Progress.FinishedAt
+		}
+		if !j.FinishedAt.IsZero() {
+			j.ExpiresAt = j.FinishedAt.Add(retention)
 		}
 	case asynq.TaskStatePending:
 		// Never run, or put back in the queue by a worker's shutdown: no attempt is under way, and the

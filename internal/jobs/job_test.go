@@ -120,6 +120,9 @@ func TestFromTask(t *testing.T) {
 	started := testNow.Add(-3 * time.Hour)
 	q1 := report.DateRange{From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 3, 31, 0, 0, 0, 0, time.UTC)}
 	progress := Progress{Share: 0.5, DaysDone: 45, DaysTotal: 90, StartedAt: started, Attempt: 2}
+	recordedFinish := failedAt.Add(-time.Second + 123456789*time.Nanosecond)
+	finishedProgress := progress
+	finishedProgress.Outcome, finishedProgress.FinishedAt = OutcomeFailed, recordedFinish
 	view := func(state State) Job {
 		return Job{ID: testID, State: state, Range: q1, CreatedAt: testCreated, MaxRetry: testPolicy.MaxRetry, inQueue: true, Client: Anonymous}
 	}
@@ -146,13 +149,26 @@ func TestFromTask(t *testing.T) {
 			info: taskInfo(asynq.TaskStateActive, jobstest.WithProgress(progress)),
 			want: func() Job { v := view(Running); v.Progress = progress; return v }(),
 		},
+		// Taken by a worker whose attempt has not recorded its start yet: nothing is under way yet.
+		{name: "active-not-started", info: taskInfo(asynq.TaskStateActive), want: view(Pending)},
+		{
+			// A retry taken by a worker, still showing the attempt before's progress.
+			name: "active-retry-not-started",
+			info: taskInfo(asynq.TaskStateActive, jobstest.WithProgress(progress), func(i *asynq.TaskInfo) { i.Retried = 2 }),
+			want: view(Pending),
+		},
+		{
+			name: "active-retry-started",
+			info: taskInfo(asynq.TaskStateActive, jobstest.WithProgress(progress), func(i *asynq.TaskInfo) { i.Retried = 1 }),
+			want: func() Job { v := view(Running); v.Progress = progress; return v }(),
+		},
 		{
 			// The last attempt was canceled and said so; asynq has not completed the task yet.
 			name: "active-ended-canceled",
 			info: taskInfo(asynq.TaskStateActive, jobstest.WithProgress(ended(progress, OutcomeCanceled))),
 			want: func() Job {
 				v := view(Canceled)
-				v.Progress, v.FinishedAt, v.ExpiresAt = ended(progress, OutcomeCanceled), endedAt, store.ReadableUntil(endedAt, retention)
+				v.Progress, v.FinishedAt, v.ExpiresAt = ended(progress, OutcomeCanceled), endedAt, store.ReadableUntil(endedAt, testPolicy.Retention)
 				return v
 			}(),
 		},
@@ -161,7 +177,7 @@ func TestFromTask(t *testing.T) {
 			info: taskInfo(asynq.TaskStateActive, jobstest.WithProgress(ended(progress, OutcomeFailed))),
 			want: func() Job {
 				v := view(Failed)
-				v.Progress, v.FinishedAt, v.ExpiresAt = ended(progress, OutcomeFailed), endedAt, store.ReadableUntil(endedAt, retention)
+				v.Progress, v.FinishedAt, v.ExpiresAt = ended(progress, OutcomeFailed), endedAt, endedAt.Add(retention)
 				return v
 			}(),
 		},
@@ -192,6 +208,16 @@ func TestFromTask(t *testing.T) {
 			want: func() Job {
 				v := view(Failed)
 				v.Progress, v.FinishedAt, v.ExpiresAt = progress, failedAt, failedAt.Add(retention)
+				return v
+			}(),
+		},
+		{
+			// The worker's record of the finish, not asynq's whole seconds, as for a completed task.
+			name: "archived-with-recorded-finish",
+			info: taskInfo(asynq.TaskStateArchived, jobstest.WithProgress(finishedProgress), func(i *asynq.TaskInfo) { i.LastErr, i.LastFailedAt = "boom", failedAt }),
+			want: func() Job {
+				v := view(Failed)
+				v.Progress, v.FinishedAt, v.ExpiresAt = finishedProgress, recordedFinish, recordedFinish.Add(retention)
 				return v
 			}(),
 		},

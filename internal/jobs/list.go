@@ -46,7 +46,7 @@ func (s *Service) List(ctx context.Context, q ListQuery) (Page, error) {
 	if q.Cursor != "" {
 		var ok bool
 		if after, ok = decodeCursor(q.Cursor); !ok {
-			return Page{}, problem.Errorf(problem.KindInvalid, "query parameter \"cursor\": not a cursor this service gave out; start again without it")
+			return Page{}, problem.Errorf(problem.KindInvalid, "Query parameter \"cursor\" is not a cursor this service gave out; start again without it.")
 		}
 	}
 	page := Page{Jobs: make([]Job, 0, limit)}

@@ -36,16 +36,16 @@ func (s *Service) Get(ctx context.Context, client, id string) (Job, error) {
 	j := fromTask(info, s.policy.Retention)
 	if j.Client != client {
 		// Another client's job: its existence is not revealed.
-		return Job{}, problem.Errorf(problem.KindNotFound, "no job %s was issued here", id)
+		return Job{}, problem.Errorf(problem.KindNotFound, "Job %s was not found.", id)
 	}
 	now := s.now()
 	if j.expired(now) {
 		// asynq keeps failed (archived) tasks for months: past the tombstone period such an id answers
 		// 404 like any other whose tombstone ran out.
 		if !now.Before(j.ExpiresAt.Add(s.policy.Tombstone)) {
-			return Job{}, problem.Errorf(problem.KindNotFound, "no job %s was issued here", id)
+			return Job{}, problem.Errorf(problem.KindNotFound, "Job %s was not found.", id)
 		}
-		return Job{}, problem.Errorf(problem.KindGone, "job %s has expired: finished jobs are kept for %s", id, s.policy.Retention)
+		return Job{}, problem.Errorf(problem.KindGone, "Job %s has expired; finished jobs are kept for %s.", id, s.policy.Retention)
 	}
 	if j.State == Failed && j.Progress.Outcome == "" {
 		// An attempt that could not record how it ended (asynq's own cancel reached it first, or
@@ -72,16 +72,19 @@ func (s *Service) missing(ctx context.Context, client, id string) (Job, error) {
 		return Job{}, problem.Unavailable(err)
 	}
 	if ok && ownerOf(c.Client) == client {
-		return fromCanceled(id, c, s.policy.Retention), nil
+		if j := fromCanceled(id, c, s.policy.Retention); !j.expired(s.now()) {
+			return j, nil
+		}
+		// Its record outlives its retention by the moment it took to write: the tombstone answers.
 	}
 	tomb, issued, err := s.store.Tombstone(ctx, id)
 	switch {
 	case err != nil:
 		return Job{}, problem.Unavailable(err)
 	case issued && ownerOf(tomb.Owner) == client:
-		return Job{}, problem.Errorf(problem.KindGone, "job %s has expired or was deleted: finished jobs are kept for %s", id, s.policy.Retention)
+		return Job{}, problem.Errorf(problem.KindGone, "Job %s has expired or was deleted; finished jobs are kept for %s.", id, s.policy.Retention)
 	default:
-		return Job{}, problem.Errorf(problem.KindNotFound, "no job %s was issued here", id)
+		return Job{}, problem.Errorf(problem.KindNotFound, "Job %s was not found.", id)
 	}
 }
 
@@ -115,7 +118,7 @@ func (s *Service) Status(ctx context.Context, client, id string, wait *time.Dura
 func (s *Service) Report(ctx context.Context, j Job) ([]byte, error) {
 	rep, err := s.store.Report(ctx, j.ID)
 	if errors.Is(err, store.ErrNoReport) {
-		return nil, problem.Errorf(problem.KindGone, "job %s has expired", j.ID)
+		return nil, problem.Errorf(problem.KindGone, "Job %s has expired.", j.ID)
 	}
 	if err != nil {
 		return nil, problem.Unavailable(err)
@@ -153,7 +156,7 @@ func (s *Service) Webhook(ctx context.Context, client, id string) (Job, error) {
 		return Job{}, err
 	}
 	if j.CallbackURL == "" || s.webhooks == nil {
-		return Job{}, problem.Errorf(problem.KindNotFound, "job %s was submitted without a callback_url, so it has no webhook", j.ID)
+		return Job{}, problem.Errorf(problem.KindNotFound, "Job %s was submitted without a callback_url, so it has no webhook.", j.ID)
 	}
 	return s.withDelivery(ctx, j)
 }

@@ -41,13 +41,14 @@ type Store interface {
 	MarkEnqueued(ctx context.Context, client, key string, sub store.Submission) error
 	RecordEnd(ctx context.Context, e store.EndRecord) (string, error)
 	WriteProgress(ctx context.Context, id string, progress []byte) error
+	StartAttempt(ctx context.Context, id string, progress []byte) (bool, error)
 	RecordDelivery(ctx context.Context, id string, d store.Delivery) error
 	Tombstone(ctx context.Context, id string) (store.Tombstone, bool, error)
 	Report(ctx context.Context, id string) (store.Report, error)
 	RequestCancel(ctx context.Context, id string, lifetime time.Duration) error
 	CancelRequested(ctx context.Context, id string) (bool, error)
 	CanceledJob(ctx context.Context, id string) (store.Canceled, bool, error)
-	DeleteJob(ctx context.Context, id, client string) error
+	DeleteJob(ctx context.Context, id, client string, keep time.Duration) error
 	PublishCancel(ctx context.Context, id string) error
 	ListJobs(ctx context.Context, client string, after store.IndexedJob, n int) ([]store.IndexedJob, error)
 	Unindex(ctx context.Context, client string, ids ...string) error

@@ -47,11 +47,8 @@ type Submission struct {
 // key first created.
 func (s *Service) Submit(ctx context.Context, sub Submission) (Job, error) {
 	rng, err := report.ParseRangeAt(sub.Range, s.now())
-	switch {
-	case errors.Is(err, report.ErrRangeSyntax):
-		return Job{}, &problem.Error{Kind: problem.KindInvalid, Detail: "/range: " + err.Error(), Err: err}
-	case err != nil:
-		return Job{}, &problem.Error{Kind: problem.KindUnprocessable, Detail: "/range: " + err.Error(), Err: err}
+	if err != nil {
+		return Job{}, rangeProblem(err)
 	}
 	if err := s.checkCallback(ctx, sub.CallbackURL); err != nil {
 		return Job{}, err
@@ -59,12 +56,12 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Job, error) {
 	if sub.IdempotencyKey != "" {
 		key, ok := parseIdempotencyKey(sub.IdempotencyKey)
 		if !ok {
-			return Job{}, problem.Errorf(problem.KindInvalid, "header Idempotency-Key: must be 1 to 255 printable ASCII characters, plain or as a quoted string")
+			return Job{}, problem.Errorf(problem.KindInvalid, "Header parameter \"Idempotency-Key\" must be 1 to 255 printable ASCII characters, plain or as a quoted string.")
 		}
 		sub.IdempotencyKey = key
 	}
 	id, createdAt := s.newID().String(), s.now()
-	prior, err := s.admit(ctx, sub, id, createdAt)
+	prior, rate, err := s.admit(ctx, sub, id, createdAt)
 	if err != nil {
 		return Job{}, err
 	}
@@ -75,7 +72,7 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Job, error) {
 	if err != nil {
 		return Job{}, err
 	}
-	j.Replayed = prior != nil
+	j.Replayed, j.RateLimit = prior != nil, rate
 	if sub.IdempotencyKey != "" && (prior == nil || !prior.Enqueued) {
 		rec := store.Submission{Fingerprint: sub.Fingerprint, JobID: id, CreatedAt: createdAt}
 		if err := s.store.MarkEnqueued(ctx, sub.Client, sub.IdempotencyKey, rec); err != nil {
@@ -100,10 +97,10 @@ func (s *Service) checkCallback(ctx context.Context, url string) error {
 		return nil
 	}
 	if s.webhooks == nil {
-		return problem.Errorf(problem.KindWebhooksOff, "this service has no webhook secret configured, so it cannot send callbacks; submit without callback_url and poll")
+		return problem.Errorf(problem.KindWebhooksOff, "This service has no webhook secret configured, so it cannot send callbacks; submit without callback_url and poll.")
 	}
 	if err := webhook.CheckCallbackURL(ctx, url, s.webhooks.Policy, s.webhooks.Resolver); err != nil {
-		return &problem.Error{Kind: problem.KindCallbackRefused, Detail: "/callback_url: " + err.Error(), Err: err}
+		return &problem.Error{Kind: problem.KindCallbackRefused, Detail: "/callback_url is refused: " + err.Error(), Err: err}
 	}
 	return nil
 }
@@ -111,42 +108,56 @@ func (s *Service) checkCallback(ctx context.Context, url string) error {
 // admit admits job id, created at, for its client, in one round trip (store.Admit): the submission's
 // Idempotency-Key is claimed, its client's limits are checked, and the job is indexed and counted as
 // unfinished. It returns the key's earlier record, and admits nothing, when the key was used before
-// with the same content.
-func (s *Service) admit(ctx context.Context, sub Submission, id string, createdAt time.Time) (*store.Submission, error) {
+// with the same content; and, with a rate limit, where the client stands against it. A refusal by a
+// limit says which limit was met, and carries the rate limit's state too.
+func (s *Service) admit(ctx context.Context, sub Submission, id string, createdAt time.Time) (*store.Submission, *problem.RateLimit, error) {
 	a := store.Admission{Client: sub.Client, ID: id, At: createdAt, Keep: s.policy.idempotencyTTL(),
 		PerSecond: s.limits.SubmitsPerSecond, Burst: s.limits.SubmitBurst, MaxOpen: s.limits.MaxOpenJobs,
 		Key: sub.IdempotencyKey, KeyTTL: s.policy.idempotencyTTL(),
 		Record: store.Submission{Fingerprint: sub.Fingerprint, JobID: id, CreatedAt: createdAt}}
+	var rate *problem.RateLimit
+	full := func() error {
+		return &problem.Error{Kind: problem.KindRateLimited, RetryAfter: s.estimate.pendingWait(), RateLimit: rate,
+			Detail: fmt.Sprintf("This client has as many unfinished jobs as it may have, %d; retry when some have finished.", s.limits.MaxOpenJobs)}
+	}
 	for checked := false; ; checked = true {
 		v, err := s.store.Admit(ctx, a)
+		if err == nil && v.Rate != nil {
+			rate = s.rateLimit(*v.Rate)
+		}
 		switch {
 		case err != nil:
-			return nil, problem.Unavailable(err)
+			return nil, nil, problem.Unavailable(err)
 		case v.Admitted:
-			return nil, nil
+			return nil, rate, nil
 		case v.Held != nil && v.Held.Fingerprint != sub.Fingerprint:
-			return nil, problem.Errorf(problem.KindIdempotencyMismatch, "Idempotency-Key %q was first used with a different body (for job %s)", sub.IdempotencyKey, v.Held.JobID)
+			return nil, nil, problem.Errorf(problem.KindIdempotencyMismatch, "Idempotency-Key %q was first used with a different body, for job %s; send that body, or use a new key.", sub.IdempotencyKey, v.Held.JobID)
 		case v.Held != nil:
-			return v.Held, nil
+			return v.Held, rate, nil
 		case v.Open == nil:
-			return nil, &problem.Error{Kind: problem.KindRateLimited, RetryAfter: int(math.Ceil(v.RetryIn.Seconds())),
-				Detail: "this client submits faster than its limit; retry after Retry-After seconds"}
+			retryAfter := min(max(int(math.Ceil(v.RetryIn.Seconds())), problem.MinRetryAfter), problem.MaxRetryAfter)
+			rate.Available, rate.Window = 0, time.Duration(retryAfter)*time.Second
+			return nil, nil, &problem.Error{Kind: problem.KindRateLimited, RetryAfter: retryAfter, RateLimit: rate,
+				Detail: "This client submits faster than its limit of " + rate.Described() + "; retry after Retry-After seconds."}
 		}
 		// At the cap: the recorded set can only overcount (a worker that died before closing a job),
 		// so each member is checked once, and the finished or vanished ones are dropped.
 		if checked {
-			return nil, &problem.Error{Kind: problem.KindRateLimited, RetryAfter: s.estimate.pendingWait(),
-				Detail: "this client has as many unfinished jobs as it may; retry when some have finished"}
+			return nil, nil, full()
 		}
 		if open, err := s.recount(ctx, sub.Client, v.Open); err != nil || open >= s.limits.MaxOpenJobs {
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			return nil, &problem.Error{Kind: problem.KindRateLimited, RetryAfter: s.estimate.pendingWait(),
-				Detail: "this client has as many unfinished jobs as it may; retry when some have finished"}
+			return nil, nil, full()
 		}
 		a.PerSecond = 0 // the rate limit was passed already
 	}
+}
+
+// rateLimit is the client's rate limit standing at st.
+func (s *Service) rateLimit(st store.RateState) *problem.RateLimit {
+	return &problem.RateLimit{PerSecond: s.limits.SubmitsPerSecond, Burst: max(s.limits.SubmitBurst, 1), Available: st.Available, Window: st.FullIn}
 }
 
 // recount counts which of client's recorded unfinished jobs ids are still unfinished, and drops the
@@ -180,7 +191,7 @@ func (s *Service) enqueue(ctx context.Context, sub Submission, id string, rng re
 			return j, err
 		}
 		if prior.Enqueued || s.now().Sub(createdAt) > replayGrace {
-			return Job{}, problem.Errorf(problem.KindGone, "the job this Idempotency-Key submitted (%s) has expired or was deleted; use a new key", id)
+			return Job{}, problem.Errorf(problem.KindGone, "Job %s, which this Idempotency-Key submitted, has expired or was deleted; use a new key.", id)
 		}
 		// The first submission claimed the key but has not enqueued yet, or failed to: enqueue it here.
 	}
@@ -230,4 +241,19 @@ func parseIdempotencyKey(raw string) (string, bool) {
 		}
 	}
 	return k, true
+}
+
+// rangeProblem is the problem of a range ParseRangeAt refused with err: a 400 for text that is not a
+// range (a day off the calendar included), a 422 for calendar days that cannot be served; the detail
+// names the field by its pointer, then the range, then why.
+func rangeProblem(err error) error {
+	kind, verdict := problem.KindUnprocessable, "cannot be served"
+	if errors.Is(err, report.ErrRangeSyntax) {
+		kind, verdict = problem.KindInvalid, "is not a range"
+	}
+	var re *report.RangeError
+	if !errors.As(err, &re) {
+		return &problem.Error{Kind: kind, Detail: "/range " + verdict + ": " + err.Error(), Err: err}
+	}
+	return &problem.Error{Kind: kind, Detail: fmt.Sprintf("/range %q %s: %s", re.Text, verdict, re.Reason), Err: err}
 }

@@ -11,6 +11,9 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Kind is a class of failure that a client can act on. Each maps to one HTTP status and one problem type.
@@ -50,6 +53,16 @@ type Type struct {
 
 // problemTypes is the one table from failure to HTTP. A problem's type URI is /problems/{slug}, and
 // GET on it describes the problem.
+//
+// Every detail, wherever it is written, is in one style: one sentence for a person, ending with a
+// period, that starts with what is at fault and says what is wrong with it, then, after a semicolon,
+// what to do, if anything can be done. What is at fault comes first, by name: a job by its id ("Job
+// 6f1c... has expired; ..."), a member of the body by its JSON pointer ("/range is not a range: ..."),
+// a parameter or header by where it is and its name (`Path parameter "id" ...`), else the body, this
+// client, this service or the resource ("The body ...", "This client ..."). A detail starts with a
+// capital letter unless it starts with a JSON pointer. For applies the capital and the period to a
+// detail made of an error's text, which Go writes lower-case and without the period (a validator's
+// reason, a range's, the body check's).
 var problemTypes = map[Kind]Type{
 	KindInternal: {http.StatusInternalServerError, "internal",
 		"Internal server error", "reportd failed in a way it did not expect. The error is logged with the request id; retrying may help."},
@@ -120,6 +133,9 @@ type Error struct {
 	Err    error
 	// RetryAfter, in seconds, is sent as Retry-After with a 429 (a 503 always gets one).
 	RetryAfter int
+	// RateLimit, if set, is the client's rate limit where the refused request stood against it, sent
+	// as its RateLimit and RateLimit-Policy fields.
+	RateLimit *RateLimit
 }
 
 func (e *Error) Error() string {
@@ -138,7 +154,7 @@ func Errorf(k Kind, format string, args ...any) *Error {
 
 // Unavailable wraps a failure to reach Redis.
 func Unavailable(err error) *Error {
-	return &Error{Kind: KindUnavailable, Detail: "the job store cannot be reached; retry shortly", Err: err}
+	return &Error{Kind: KindUnavailable, Detail: "The job store cannot be reached; retry shortly.", Err: err}
 }
 
 // problem is the RFC 9457 body.
@@ -165,11 +181,26 @@ func For(err error, instance string) (problem, int) {
 	if !ok {
 		pt = problemTypes[KindInternal]
 	}
-	detail := e.Detail
+	detail := sentence(e.Detail)
 	if pt.Status == http.StatusInternalServerError || detail == "" {
 		detail = pt.About
 	}
 	return problem{Type: "/problems/" + pt.Slug, Title: pt.Title, Status: pt.Status, Detail: detail, Instance: instance}, pt.Status
+}
+
+// sentence is detail as the table's style writes it: starting with a capital letter (a JSON pointer
+// stays as it is) and ending with a period.
+func sentence(detail string) string {
+	if detail == "" {
+		return ""
+	}
+	if r, n := utf8.DecodeRuneInString(detail); unicode.IsLower(r) {
+		detail = string(unicode.ToUpper(r)) + detail[n:]
+	}
+	if !strings.HasSuffix(detail, ".") && !strings.HasSuffix(detail, "?") && !strings.HasSuffix(detail, "!") {
+		detail += "."
+	}
+	return detail
 }
 
 // Write writes err as application/problem+json. Internal errors are logged with their cause;
@@ -188,6 +219,9 @@ func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 		w.Header().Set("Retry-After", strconv.Itoa(min(max(e.RetryAfter, MinRetryAfter), MaxRetryAfter)))
 	case status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "":
 		w.Header().Set("WWW-Authenticate", `Bearer realm="reportd"`)
+	}
+	if errors.As(err, &e) && e.RateLimit != nil {
+		e.RateLimit.SetHeader(w.Header())
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")

@@ -233,5 +233,15 @@ func rangeError(s string, sentinel error, format string, args ...any) error {
 		s = s[:maxQuoted] + "..."
 	}
 	// The sentinel classifies the error for callers; its own text would only repeat the class.
-	return &dayFieldError{msg: fmt.Sprintf("range %q: %s", s, fmt.Sprintf(format, args...)), kind: sentinel}
+	return &RangeError{Text: s, Reason: fmt.Sprintf(format, args...), kind: sentinel}
 }
+
+// RangeError is why ParseRange or ParseRangeAt refused Text (cut to 48 bytes): Reason, in words,
+// classified by the sentinel it wraps (ErrRangeSyntax or ErrRangeUnservable).
+type RangeError struct {
+	Text, Reason string
+	kind         error
+}
+
+func (e *RangeError) Error() string { return fmt.Sprintf("range %q: %s", e.Text, e.Reason) }
+func (e *RangeError) Unwrap() error { return e.kind }

@@ -36,6 +36,16 @@ type Verdict struct {
 	RetryIn time.Duration
 	// Open is set when the cap refused: the ids of the unfinished jobs, as recorded.
 	Open []string
+	// Rate, with a rate limit, is where the client stands after the verdict; nil without one.
+	Rate *RateState
+}
+
+// RateState is where a client stands against its rate limit.
+type RateState struct {
+	// Available is how many submissions it may make at once now.
+	Available int
+	// FullIn is how long until it may make a whole burst again.
+	FullIn time.Duration
 }
 
 // Admit runs the submit's one script: the key's claim, the client's limits, its index and its count
@@ -56,23 +66,38 @@ func (s *Store) Admit(ctx context.Context, a Admission) (Verdict, error) {
 	keys := []string{clientJobsKey(a.Client), clientOpenKey(a.Client), clientRateKey(a.Client), idempotencyKey(a.Client, a.Key)}
 	res, err := admitScript.Run(ctx, s.rdb, keys, a.ID, a.At.UnixMicro(), a.At.Add(-a.Keep).UnixMicro(),
 		interval, max(a.Burst, 1), a.MaxOpen, record, a.KeyTTL.Milliseconds()).StringSlice()
-	if err != nil || len(res) == 0 {
+	if err != nil {
 		return Verdict{}, fmt.Errorf("admit job %s: %w", a.ID, err)
 	}
+	if len(res) < 3 {
+		return Verdict{}, fmt.Errorf("admit job %s: unexpected answer %q", a.ID, res)
+	}
+	var v Verdict
+	if res[1] != "" {
+		avail, err1 := strconv.Atoi(res[1])
+		full, err2 := strconv.ParseInt(res[2], 10, 64)
+		if err1 != nil || err2 != nil {
+			return Verdict{}, fmt.Errorf("admit job %s: unexpected rate state %q", a.ID, res[1:3])
+		}
+		v.Rate = &RateState{Available: avail, FullIn: time.Duration(full) * time.Microsecond}
+	}
+	rest := res[3:]
 	switch res[0] {
 	case "ok":
-		return Verdict{Admitted: true}, nil
+		v.Admitted = true
 	case "held":
 		var held Submission
-		if len(res) < 2 || json.Unmarshal([]byte(res[1]), &held) != nil {
+		if len(rest) < 1 || json.Unmarshal([]byte(rest[0]), &held) != nil {
 			return Verdict{}, fmt.Errorf("admit job %s: the idempotency key's record cannot be read", a.ID)
 		}
-		return Verdict{Held: &held}, nil
+		v.Held = &held
 	case "rate":
-		us, _ := strconv.ParseInt(res[1], 10, 64)
-		return Verdict{RetryIn: time.Duration(us) * time.Microsecond}, nil
+		us, _ := strconv.ParseInt(rest[0], 10, 64)
+		v.RetryIn = time.Duration(us) * time.Microsecond
 	case "full":
-		return Verdict{Open: res[1:]}, nil
+		v.Open = rest
+	default:
+		return Verdict{}, fmt.Errorf("admit job %s: unexpected answer %q", a.ID, res[0])
 	}
-	return Verdict{}, fmt.Errorf("admit job %s: unexpected answer %q", a.ID, res[0])
+	return v, nil
 }

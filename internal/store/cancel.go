@@ -61,11 +61,17 @@ func (s *Store) CanceledJob(ctx context.Context, id string) (Canceled, bool, err
 }
 
 // DeleteJob deletes everything kept of client's finished job id but its tombstone, which it writes
-// anew so that the id answers 410 Gone for the whole tombstone period.
-func (s *Store) DeleteJob(ctx context.Context, id, client string) error {
+// anew to live for keep, so that the id answers 410 Gone until then (the caller's keep is until its
+// tombstone would have run out had the job not been deleted); a keep of zero or less deletes the
+// tombstone too, and the id answers 404 at once.
+func (s *Store) DeleteJob(ctx context.Context, id, client string, keep time.Duration) error {
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Del(ctx, reportKey(id), canceledKey(id), cancelKey(id), webhookKey(id))
-		p.Set(ctx, tombstoneKey(id), client, s.tombstone+resultSlack)
+		if keep > 0 {
+			p.Set(ctx, tombstoneKey(id), client, max(keep, time.Millisecond))
+		} else {
+			p.Del(ctx, tombstoneKey(id))
+		}
 		return nil
 	})
 	if err != nil {

@@ -92,7 +92,7 @@ func TestStoreCancel(t *testing.T) {
 				t.Errorf("report key exists after a refused save: %d, %v", n, err)
 			}
 			// The job ended all the same: its id answers 410 once it expires.
-			checkTTL(t, rdb, tombstoneKey(id), testRetention+resultSlack+testTombstone)
+			checkTTL(t, rdb, tombstoneKey(id), testRetention+testTombstone)
 		})
 
 		t.Run("forget", func(t *testing.T) {
@@ -107,7 +107,7 @@ func TestStoreCancel(t *testing.T) {
 			if err := rdb.Set(ctx, canceledKey(id), `{"range":"2026-01-01..2026-01-31"}`, time.Hour).Err(); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.DeleteJob(ctx, id, "acme"); err != nil {
+			if err := s.DeleteJob(ctx, id, "acme", testTombstone); err != nil {
 				t.Fatalf("Forget: %v", err)
 			}
 			if _, err := s.Report(ctx, id); !errors.Is(err, ErrNoReport) {
@@ -119,16 +119,24 @@ func TestStoreCancel(t *testing.T) {
 			if ok, err := s.CancelRequested(ctx, id); err != nil || ok {
 				t.Errorf("CancelRequested after Forget = %v, %v; want false, nil", ok, err)
 			}
-			// The id answers 410 for the whole tombstone period from now.
+			// The id answers 410 for as long as it was told to keep the tombstone.
 			if ok, err := tombstoneExists(ctx, s, id); err != nil || !ok {
 				t.Errorf("TombstoneExists after Forget = %v, %v; want true, nil", ok, err)
 			}
-			checkTTL(t, rdb, tombstoneKey(id), testTombstone+resultSlack)
-			if err := s.DeleteJob(ctx, id, "acme"); err != nil {
+			checkTTL(t, rdb, tombstoneKey(id), testTombstone)
+			if err := s.DeleteJob(ctx, id, "acme", testTombstone); err != nil {
 				t.Errorf("a second Forget: %v", err)
 			}
-			if err := s.DeleteJob(ctx, uuid.NewString(), "acme"); err != nil {
+			if err := s.DeleteJob(ctx, uuid.NewString(), "acme", testTombstone); err != nil {
 				t.Errorf("Forget of a job never seen: %v", err)
+			}
+			// Nothing left to keep (a tombstone period of zero): the tombstone goes too, and is never
+			// written without a TTL.
+			if err := s.DeleteJob(ctx, id, "acme", 0); err != nil {
+				t.Fatalf("Forget with nothing to keep: %v", err)
+			}
+			if ok, err := tombstoneExists(ctx, s, id); err != nil || ok {
+				t.Errorf("TombstoneExists after Forget with nothing to keep = %v, %v; want false, nil", ok, err)
 			}
 		})
 	})

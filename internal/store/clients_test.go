@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
 
 	"github.com/reportd/reportd/internal/redistest"
 )
@@ -58,6 +59,38 @@ func TestAllowSubmit(t *testing.T) {
 			ttl, err := s.rdb.PTTL(ctx, clientRateKey("burst")).Result()
 			if err != nil || ttl <= 0 || ttl > 6*time.Second+time.Second {
 				t.Errorf("TTL of the limiter state: %s, %v; want at most the 5 s it limits plus a second", ttl, err)
+			}
+		})
+
+		t.Run("state", func(t *testing.T) {
+			// Every verdict says where the client stands after it: how many it may submit at once, and
+			// when it may submit a whole burst again. At 1/s, the calls here take no measurable share.
+			admit := func(key string) Verdict {
+				t.Helper()
+				v, err := s.Admit(ctx, Admission{Client: "state", ID: uuid.NewString(), At: time.Now(), Keep: time.Hour,
+					PerSecond: 1, Burst: 3, Key: key, Record: Submission{JobID: "j", Fingerprint: "f"}, KeyTTL: time.Hour})
+				if err != nil || v.Rate == nil {
+					t.Fatalf("Admit = %+v, %v; want a verdict with the rate state", v, err)
+				}
+				return v
+			}
+			check := func(what string, v Verdict, available int, fullIn time.Duration) {
+				t.Helper()
+				if v.Rate.Available != available || v.Rate.FullIn > fullIn || v.Rate.FullIn <= fullIn-time.Second {
+					t.Errorf("%s: %+v, want %d available and a whole burst again in just under %s", what, *v.Rate, available, fullIn)
+				}
+			}
+			check("the first of a burst of 3", admit(""), 2, time.Second)
+			check("the second, claiming a key", admit("k"), 1, 2*time.Second)
+			check("the key's replay takes nothing", admit("k"), 1, 2*time.Second)
+			check("the third", admit(""), 0, 3*time.Second)
+			v := admit("")
+			if v.Admitted || v.RetryIn <= 0 {
+				t.Fatalf("the fourth: %+v, want refused", v)
+			}
+			check("refused", v, 0, 3*time.Second)
+			if v, err := s.Admit(ctx, Admission{Client: "state", ID: uuid.NewString(), At: time.Now(), Keep: time.Hour}); err != nil || v.Rate != nil {
+				t.Errorf("Admit without a rate limit = %+v, %v; want no rate state", v, err)
 			}
 		})
 

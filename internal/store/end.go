@@ -29,9 +29,12 @@ type EndRecord struct {
 	// event wakes can read the job's end there at once, before asynq has moved the task to its final
 	// state.
 	Progress []byte
-	// FinishedAt is when the job ended (Final); zero means now. A done job's report is stored with the
-	// instant it stops being readable: FinishedAt cut to the second, plus the retention.
+	// FinishedAt is when the job ended (Final); zero means now.
 	FinishedAt time.Time
+	// ExpiresAt is when the job stops being readable (Final): a done job's report is stored with it,
+	// and its tombstone lives the tombstone period beyond it. Zero means a done job's: FinishedAt cut
+	// to the second, plus the retention (ReadableUntil).
+	ExpiresAt time.Time
 }
 
 // RecordEnd records e in one round trip: a pipeline of endScript in the job's slot (when final), the
@@ -39,14 +42,17 @@ type EndRecord struct {
 // which is "canceled" for a done job whose cancel came first: its report was not stored, and its
 // Progress, written as the attempt's, must be written again to say so.
 func (s *Store) RecordEnd(ctx context.Context, e EndRecord) (string, error) {
+	finished, expires := e.FinishedAt, e.ExpiresAt
+	if finished.IsZero() {
+		finished = time.Now()
+	}
+	if expires.IsZero() {
+		expires = ReadableUntil(finished, s.retention)
+	}
 	value, ttl := "", s.retention+resultSlack
 	switch {
 	case e.Outcome == "done":
-		finished := e.FinishedAt
-		if finished.IsZero() {
-			finished = time.Now()
-		}
-		value = string(appendReportHeader(nil, e.Client, ReadableUntil(finished, s.retention))) + string(e.Report)
+		value = string(appendReportHeader(nil, e.Client, expires)) + string(e.Report)
 	case e.Canceled != nil:
 		b, err := json.Marshal(e.Canceled)
 		if err != nil {
@@ -69,7 +75,10 @@ func (s *Store) RecordEnd(ctx context.Context, e EndRecord) (string, error) {
 		return nil
 	}
 	keys := []string{reportKey(e.ID), tombstoneKey(e.ID), cancelKey(e.ID), canceledKey(e.ID)}
-	args := []any{e.Outcome, value, e.Client, ttl.Milliseconds(), (s.retention + resultSlack + s.tombstone).Milliseconds(), eventsChannel, e.ID,
+	// The tombstone's lifetime is counted from the finish, so that it runs out the tombstone period
+	// after the job stops being readable (give or take the moment between the finish and this write).
+	tomb := expires.Add(s.tombstone).Sub(finished)
+	args := []any{e.Outcome, value, e.Client, ttl.Milliseconds(), max(tomb, time.Millisecond).Milliseconds(), eventsChannel, e.ID,
 		endRecordTag, e.Progress}
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		return run(p, func(p redis.Pipeliner) *redis.Cmd { return endScript.EvalSha(ctx, p, keys, args...) })

@@ -63,6 +63,24 @@ func (s *Store) WriteProgress(ctx context.Context, id string, b []byte) error {
 	return nil
 }
 
+// StartAttempt records that an attempt of job id is under way, its progress b (its JSON: no days done
+// yet) as its task's result, as WriteProgress does, and reports whether the job was asked to stop: in
+// one round trip, the one an attempt makes before it starts. The record is written either way; an
+// attempt that stops at once writes its end over it.
+func (s *Store) StartAttempt(ctx context.Context, id string, b []byte) (bool, error) {
+	var canceled *redis.IntCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		canceled = p.Exists(ctx, cancelKey(id))
+		p.HSet(ctx, asynqTaskKey(QueueOf(id), id), "result", b)
+		p.Publish(ctx, progressChannel, id+" "+string(b))
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("record the start of job %s: %w", id, err)
+	}
+	return canceled.Val() == 1, nil
+}
+
 // ProgressEvents is a subscription to running jobs' progress.
 type ProgressEvents struct{ ps *redis.PubSub }
 

@@ -45,11 +45,11 @@ func asynqActiveKey(queue string) string   { return "asynq:{" + queue + "}:activ
 const asynqQueuesKey = "asynq:queues"
 
 // tombstoneKey records that a job id was issued, and to which client, once the job has ended, with the
-// job's end record (Tombstone). Owner:
-// whoever ends the job (endScript: the worker's last attempt, the API's cancel of a pending job) and
-// the API's delete. Lifetime: the retention (plus resultSlack) and then the tombstone period from the
-// job's end or deletion, so that an expired id answers 410 Gone rather than 404 Not Found, which asynq
-// alone cannot tell apart. An unfinished job needs none: asynq has its task.
+// job's end record (Tombstone). Owner: whoever ends the job (endScript: the worker's last attempt, the
+// API's cancel of a pending job) and the API's delete. Lifetime: until the tombstone period after the
+// job stops being readable (EndRecord.ExpiresAt), counted from its end, and kept so by a delete, so
+// that an expired id answers 410 Gone rather than 404 Not Found, which asynq alone cannot tell apart,
+// and 404 from then on. An unfinished job needs none: asynq has its task.
 func tombstoneKey(id string) string { return "reportd:{" + id + "}:tomb" }
 
 // reportKey holds a finished report's JSON, apart from the task's result, which asynq returns whole
@@ -95,8 +95,11 @@ func clientOpenKey(client string) string { return "reportd:client:{" + client + 
 // until the limiter's theoretical arrival time has passed, plus a second.
 func clientRateKey(client string) string { return "reportd:client:{" + client + "}:rate" }
 
-// resultSlack is how much longer a report's key lives than the task's retention, so that the report is
-// never gone while asynq still shows its task as completed (asynq's janitor runs every few seconds).
+// resultSlack is how much longer a report's key (and a webhook's record) lives than its job is
+// readable. Whether a job is readable is judged from the instant recorded with it (the report's
+// header, the task's completion), never from a key's TTL, so the slack changes no answer: it only
+// keeps the report there for an API process whose clock runs behind the worker's. The tombstone has
+// none: its TTL is when the id starts answering 404.
 const resultSlack = time.Minute
 
 // Pub/sub channels: nothing is stored, and a message reaches only the subscribers of the moment.
@@ -123,39 +126,51 @@ const (
 // on Redis's clock, so that every API process agrees, refuses with the wait ({"rate", µs}); the cap on
 // unfinished jobs refuses with their ids ({"full", ids...}), for the API to check them and try again
 // without the rate limit; otherwise the key is claimed, the job indexed (trimming entries too old to be
-// readable) and counted as unfinished ({"ok"}).
+// readable) and counted as unfinished ({"ok"}). With a rate limit, every answer then carries where the
+// client stands after it, in its second and third elements: how many submissions it may make at once,
+// and in how many µs it may make a whole burst again (a held key's answer consumes nothing); both are ""
+// without one.
 // KEYS: clientJobsKey, clientOpenKey, clientRateKey, idempotencyKey (ignored without a key).
 // ARGV: job id, its index score, the oldest score to keep, the rate interval in µs (0: no limit),
 // the burst, the cap (0: none), the key's record ("" without a key), its TTL in ms.
 var admitScript = redis.NewScript(`
-if ARGV[7] ~= "" then
-  local held = redis.call("GET", KEYS[4])
-  if held then return {"held", held} end
-end
 local interval = tonumber(ARGV[4])
-local rate_tat = nil
+local burst = tonumber(ARGV[5])
+local now, tat = 0, 0
 if interval > 0 then
   local t = redis.call("TIME")
-  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-  local burst = tonumber(ARGV[5])
-  local tat = tonumber(redis.call("GET", KEYS[3]) or now)
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  tat = tonumber(redis.call("GET", KEYS[3]) or now)
   if tat < now then tat = now end
+end
+local function answer(kind, rest)
+  local out = {kind, "", ""}
+  if interval > 0 then
+    out[2] = tostring(math.max(0, math.min(burst, math.floor((now + interval * burst - tat) / interval))))
+    out[3] = tostring(tat - now)
+  end
+  for _, v in ipairs(rest or {}) do table.insert(out, v) end
+  return out
+end
+if ARGV[7] ~= "" then
+  local held = redis.call("GET", KEYS[4])
+  if held then return answer("held", {held}) end
+end
+if interval > 0 then
   local allow_at = tat - interval * (burst - 1)
-  if now < allow_at then return {"rate", tostring(allow_at - now)} end
-  local new_tat = tat + interval
-  redis.call("SET", KEYS[3], new_tat, "PX", math.ceil((new_tat - now) / 1000) + 1000)
+  if now < allow_at then return answer("rate", {tostring(allow_at - now)}) end
+  tat = tat + interval
+  redis.call("SET", KEYS[3], tat, "PX", math.ceil((tat - now) / 1000) + 1000)
 end
 local cap = tonumber(ARGV[6])
 if cap > 0 and redis.call("SCARD", KEYS[2]) >= cap then
-  local ids = redis.call("SMEMBERS", KEYS[2])
-  table.insert(ids, 1, "full")
-  return ids
+  return answer("full", redis.call("SMEMBERS", KEYS[2]))
 end
 if ARGV[7] ~= "" then redis.call("SET", KEYS[4], ARGV[7], "PX", ARGV[8]) end
 redis.call("ZADD", KEYS[1], ARGV[2], ARGV[1])
 redis.call("ZREMRANGEBYSCORE", KEYS[1], "-inf", "(" .. ARGV[3])
 redis.call("SADD", KEYS[2], ARGV[1])
-return {"ok"}`)
+return answer("ok")`)
 
 // endScript records a job's end in its slot: a done job's report is stored unless a cancel was asked
 // for (then the job ends canceled, and no report is ever stored), a job canceled before it ran gets its

@@ -213,7 +213,7 @@ func exerciseStore(t *testing.T, s *Store, id, client string) {
 	}())
 	check("CanceledJob", func() error { _, _, err := s.CanceledJob(ctx, id); return err }())
 	check("PublishCancel", s.PublishCancel(ctx, id))
-	check("DeleteJob", s.DeleteJob(ctx, id, client))
+	check("DeleteJob", s.DeleteJob(ctx, id, client, time.Hour))
 	check("Unindex", s.Unindex(ctx, client, id, uuid.NewString()))
 }
 

@@ -62,10 +62,23 @@ func TestStore(t *testing.T) {
 				if tomb, ok, err := s.Tombstone(ctx, bare); err != nil || !ok || !cmp.Equal(tomb, Tombstone{Owner: "a b\nc"}) {
 					t.Fatalf("Tombstone without an end record = %+v, %v, %v; want the owner alone", tomb, ok, err)
 				}
-				checkTTL(t, rdb, tombstoneKey(id), testRetention+resultSlack+testTombstone)
+				checkTTL(t, rdb, tombstoneKey(id), testRetention+testTombstone)
 				if ok, err := tombstoneExists(ctx, s, uuid.NewString()); err != nil || ok {
 					t.Errorf("TombstoneExists of another id = %v, %v; want false, nil", ok, err)
 				}
+			})
+
+			t.Run("tombstone-lifetime", func(t *testing.T) {
+				t.Parallel()
+				// The tombstone runs out the tombstone period after the job stops being readable, counted
+				// from the finish: whenever the end is written, and however long the job was readable.
+				id := uuid.NewString()
+				finished := time.Now().Add(-time.Hour)
+				e := EndRecord{ID: id, Client: "acme", Outcome: "failed", Final: true, FinishedAt: finished, ExpiresAt: finished.Add(2 * time.Hour)}
+				if _, err := s.RecordEnd(ctx, e); err != nil {
+					t.Fatalf("RecordEnd: %v", err)
+				}
+				checkTTL(t, rdb, tombstoneKey(id), 2*time.Hour+testTombstone)
 			})
 
 			t.Run("report-round-trip", func(t *testing.T) {
@@ -89,9 +102,9 @@ func TestStore(t *testing.T) {
 					t.Errorf("Report readable until %s, want a whole second in [%s, %s]", got.ReadableUntil, lo, hi)
 				}
 				checkTTL(t, rdb, reportKey(id), testRetention+resultSlack)
-				// The end writes the tombstone: the id answers 410 for the whole tombstone period after
-				// the report expires.
-				checkTTL(t, rdb, tombstoneKey(id), testRetention+resultSlack+testTombstone)
+				// The end writes the tombstone: the id answers 410 for the tombstone period after the job
+				// stops being readable, and no longer (the report's slack is not the tombstone's).
+				checkTTL(t, rdb, tombstoneKey(id), testRetention+testTombstone)
 				if ok, err := tombstoneExists(ctx, s, id); err != nil || !ok {
 					t.Errorf("TombstoneExists after the end = %v, %v; want true, nil", ok, err)
 				}
