@@ -370,7 +370,10 @@ func (s *fakeStore) MarkFinished(context.Context, string, string) error { return
 // QueueCounts answers an empty queue.
 func (s *fakeStore) QueueCounts(context.Context, []string) (int64, int64, error) { return 0, 0, nil }
 
-func (s *fakeStore) RegisterQueues(context.Context, []string) error { s.calls.add("register-queues"); return nil }
+func (s *fakeStore) RegisterQueues(context.Context, []string) error {
+	s.calls.add("register-queues")
+	return nil
+}
 
 func (s *fakeStore) admissions() []store.Admission {
 	s.mu.Lock()
