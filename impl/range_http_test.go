@@ -8,11 +8,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/internal/redistest"
-	"github.com/reportd/reportd/internal/report"
 )
 
 // TestRangeAsOfToday runs the service on a fixed clock: a range that starts after its today is
@@ -67,21 +65,7 @@ func TestRangeAsOfToday(t *testing.T) {
 			}
 		}
 		// Exactly the summary of the days that happened, as of the service's today.
-		r, err := report.ParseRange(rng)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := report.Summarize(t.Context(), report.NewSyntheticLedger(smallRows), r, now, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got report.Report
-		if err := json.Unmarshal(res.Body, &got); err != nil {
-			t.Fatal(err)
-		}
-		if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(report.Report{}, "ID", "GeneratedAt")); diff != "" {
-			t.Errorf("report differs from Summarize as of %s (-want +got):\n%s", now, diff)
-		}
+		checkSummary(t, res.Body, rng, now)
 	})
 
 	t.Run("create-202-today-alone", func(t *testing.T) {

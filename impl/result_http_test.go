@@ -3,6 +3,7 @@ package impl_test
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/internal/redistest"
@@ -35,6 +37,27 @@ func TestResultCSVGolden(t *testing.T) {
 			t.Errorf("Content-Disposition %q, want %q", got, want)
 		}
 	})
+}
+
+// checkSummary fails t unless body is exactly the report Summarize makes of rng from the synthetic
+// ledger (smallRows) as of now, but for its id and the moment it was generated.
+func checkSummary(t *testing.T, body []byte, rng string, now time.Time) {
+	t.Helper()
+	r, err := report.ParseRange(rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := report.Summarize(t.Context(), report.NewSyntheticLedger(smallRows), r, now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got report.Report
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(report.Report{}, "ID", "GeneratedAt")); diff != "" {
+		t.Errorf("report differs from Summarize of %s as of %s (-want +got):\n%s", rng, now, diff)
+	}
 }
 
 // checkReport checks a report against the contract's prose: one by_day entry a day, ascending, and
