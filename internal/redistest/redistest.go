@@ -110,14 +110,21 @@ func startProcess(tb testing.TB, s *Server, clusterNode bool) *Server {
 
 func redisServer(tb testing.TB) string {
 	tb.Helper()
-	bin, err := exec.LookPath("redis-server")
+	return lookPath(tb, "redis-server", "install it, e.g. apt-get install redis-server")
+}
+
+// lookPath returns where program is on PATH. Without it, it skips tb, saying how to get it (install),
+// or fails tb when RequireEnv is 1.
+func lookPath(tb testing.TB, program, install string) string {
+	tb.Helper()
+	path, err := exec.LookPath(program)
 	if err != nil {
 		if os.Getenv(RequireEnv) == "1" {
-			tb.Fatalf("redis-server is not on PATH and %s=1: %v", RequireEnv, err)
+			tb.Fatalf("%s is not on PATH and %s=1: %v", program, RequireEnv, err)
 		}
-		tb.Skipf("redis-server is not on PATH (install it, e.g. apt-get install redis-server; %s=1 makes this a failure)", RequireEnv)
+		tb.Skipf("%s is not on PATH (%s; %s=1 makes this a failure)", program, install, RequireEnv)
 	}
-	return bin
+	return path
 }
 
 // start runs redis-server on s.Addr and waits until it answers PING. It returns errPortTaken when
