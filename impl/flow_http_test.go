@@ -34,11 +34,7 @@ func TestReportFlow(t *testing.T) {
 			t.Fatalf("create answered %d %s", cr.StatusCode(), cr.Body)
 		}
 		loc := cr.HTTPResponse.Header.Get("Location")
-		m := locationRE.FindStringSubmatch(loc)
-		if m == nil {
-			t.Fatalf("Location %q", loc)
-		}
-		id := m[1]
+		id := locationID(t, loc)
 		if n, err := retryAfter(cr.HTTPResponse.Header); err != nil || n < 1 {
 			t.Errorf("202 Retry-After: %v", err)
 		}

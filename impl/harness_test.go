@@ -683,6 +683,16 @@ func (h *harness) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(h.Log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
+// locationID returns the job id of loc, a 202's Location, failing tb unless it is /v1/reports/{id}.
+func locationID(tb testing.TB, loc string) string {
+	tb.Helper()
+	m := locationRE.FindStringSubmatch(loc)
+	if m == nil {
+		tb.Fatalf("Location %q is not /v1/reports/{id}", loc)
+	}
+	return m[1]
+}
+
 // jobIDOf returns the job id a Location names, failing the test if it names none.
 func jobIDOf(t *testing.T, loc string) string {
 	t.Helper()
