@@ -358,6 +358,18 @@ func Long(tb testing.TB, why string) {
 	}
 }
 
+// MeasureEnv is the variable that runs the measurements (a drain, shard scaling, memory), which time
+// or size reportd rather than test it; .ci/bench.sh sets it.
+const MeasureEnv = "REPORTD_MEASURE"
+
+// Measurement skips the test unless REPORTD_MEASURE=1, saying what kind of measurement it is.
+func Measurement(tb testing.TB, what string) {
+	tb.Helper()
+	if os.Getenv(MeasureEnv) != "1" {
+		tb.Skipf("%s; set %s=1 to run it", what, MeasureEnv)
+	}
+}
+
 // EachBackend runs fn in a parallel subtest per Redis backend, each with its own Redis.
 func EachBackend(t *testing.T, fn func(t *testing.T, b Backend)) {
 	t.Helper()
