@@ -552,6 +552,14 @@ func (h *harness) create(tb testing.TB, rng string) string {
 	return id
 }
 
+// createDone submits a report job over rng and waits until it is done; it returns the job's id and its
+// status URL's last answer, the 303.
+func (h *harness) createDone(tb testing.TB, rng string) (string, *response) {
+	tb.Helper()
+	id := h.create(tb, rng)
+	return id, h.poll(tb, id, 20*time.Millisecond, 10*time.Second, is303)
+}
+
 // get sends a GET with optional header pairs.
 func (h *harness) get(tb testing.TB, path string, header ...string) *response {
 	tb.Helper()

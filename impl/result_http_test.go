@@ -26,8 +26,7 @@ func TestResultCSVGolden(t *testing.T) {
 	t.Parallel()
 	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		h := newHarness(t, b, setup{Worker: true, Ledger: fixedLedger{}})
-		id := h.create(t, "2024-02-27..2024-03-02")
-		h.poll(t, id, 20*time.Millisecond, 10*time.Second, is303)
+		id, _ := h.createDone(t, "2024-02-27..2024-03-02")
 		r := h.get(t, "/v1/reports/"+id+"/result", "Accept", "text/csv")
 		if r.Status != http.StatusOK || r.mediaType() != "text/csv" {
 			t.Fatalf("CSV answered %s", r)
