@@ -253,10 +253,8 @@ func TestResultJSON(t *testing.T) {
 	t.Parallel()
 	const body = `{"id":"` + jobID + `","range":{"from":"2026-01-01","to":"2026-01-01"},"orders":30,` +
 		`"generated_at":"2026-01-02T00:00:00Z", "units":1,"revenue_cents":2,"by_region":[],"by_product":[],"by_day":[]}` + "\n"
-	f := newFake(t, func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(body))
-	})
+	sent := raw(http.StatusOK, "application/json", body)
+	f := newFake(t, sent)
 	var buf bytes.Buffer
 	if err := f.client().ResultJSON(context.Background(), jobID, &buf); err != nil {
 		t.Fatal(err)
@@ -268,10 +266,7 @@ func TestResultJSON(t *testing.T) {
 		t.Errorf("Accept = %q, want application/json", got)
 	}
 	// Wait's Result carries the same bytes.
-	f = newFake(t, seeOther, func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(body))
-	})
+	f = newFake(t, seeOther, sent)
 	res, err := f.client().Wait(context.Background(), "/v1/reports/"+jobID, nil)
 	if err != nil || string(res.JSON) != body || res.Report.Orders != 30 {
 		t.Errorf("Wait = %+v, %v: want the report decoded, and its JSON as sent", res, err)
@@ -281,10 +276,7 @@ func TestResultJSON(t *testing.T) {
 func TestResultCSV(t *testing.T) {
 	t.Parallel()
 	const table = "date,orders,units,revenue_cents\n2026-01-01,10,20,23456\n2026-01-02,20,50,100000\n"
-	f := newFake(t, func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-		_, _ = w.Write([]byte(table))
-	})
+	f := newFake(t, raw(http.StatusOK, "text/csv; charset=utf-8", table))
 	var buf bytes.Buffer
 	if err := f.client().ResultCSV(context.Background(), jobID, &buf); err != nil {
 		t.Fatal(err)
@@ -313,11 +305,7 @@ func TestProblemErrors(t *testing.T) {
 	t.Parallel()
 	notFound := problem(http.StatusNotFound, "job-not-found", "Job not found", "Job "+jobID+" was not found.")
 	notDone := problem(http.StatusConflict, "job-not-done", "Job is not done", "Job "+jobID+" is running, so it has no report yet; poll /v1/reports/"+jobID+" until it answers 303.")
-	badGateway := func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/html")
-		w.WriteHeader(http.StatusBadGateway)
-		_, _ = w.Write([]byte("<html><body>upstream   down</body></html>"))
-	}
+	badGateway := raw(http.StatusBadGateway, "text/html", "<html><body>upstream   down</body></html>")
 	ops := map[string]func(*Client) error{
 		"create": func(c *Client) error {
 			_, err := c.Create(context.Background(), "2026-Q1", CreateOptions{})

@@ -133,6 +133,15 @@ func jobStatus(state string, progress float64, problem map[string]any) map[strin
 	return st
 }
 
+// raw answers status with body, as it is, of contentType.
+func raw(status int, contentType, body string) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", contentType)
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(body))
+	}
+}
+
 func writeJSON(w http.ResponseWriter, status int, contentType string, v any) {
 	b, _ := json.Marshal(v)
 	w.Header().Set("Content-Type", contentType)

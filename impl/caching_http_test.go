@@ -17,8 +17,7 @@ func TestResultCaching(t *testing.T) {
 	t.Parallel()
 	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		h := newHarness(t, b, setup{Worker: true, Ledger: fixedLedger{}})
-		id := h.create(t, "2026-01")
-		done := h.poll(t, id, 20*time.Millisecond, 10*time.Second, is303)
+		id, done := h.createDone(t, "2026-01")
 		expires := done.Header.Get("Expires")
 		if expires == "" {
 			t.Fatalf("the 303 has no Expires: %s", done)

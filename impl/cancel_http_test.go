@@ -231,8 +231,7 @@ func TestDeleteFinished(t *testing.T) {
 		t.Parallel()
 		redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 			h := newHarness(t, b, setup{Worker: true, Ledger: fixedLedger{}})
-			id := h.create(t, "2026-01")
-			done := h.poll(t, id, 20*time.Millisecond, 10*time.Second, is303)
+			id, done := h.createDone(t, "2026-01")
 			expires, err := http.ParseTime(done.Header.Get("Expires"))
 			if err != nil {
 				t.Fatalf("the 303's Expires: %v", err)

@@ -52,10 +52,7 @@ func TestCreateAccepted(t *testing.T) {
 					t.Fatalf("answered %s", r)
 				}
 				loc := r.Header.Get("Location")
-				m := locationRE.FindStringSubmatch(loc)
-				if m == nil {
-					t.Fatalf("Location %q is not /v1/reports/{id}", loc)
-				}
+				id := locationID(t, loc)
 				if n, err := retryAfter(r.Header); err != nil || n < 1 {
 					t.Errorf("Retry-After: %v", err)
 				}
@@ -63,7 +60,7 @@ func TestCreateAccepted(t *testing.T) {
 					t.Errorf("Content-Type %q, want %s", mt, appJSON)
 				}
 				s := r.jobStatus(t)
-				checkNewJob(t, s, m[1], loc, tc.want.From, tc.want.To, before, after)
+				checkNewJob(t, s, id, loc, tc.want.From, tc.want.To, before, after)
 
 				st := h.get(t, loc)
 				if st.Status != http.StatusOK {

@@ -2,15 +2,12 @@ package impl_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"mime"
 	"net/http"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/google/uuid"
 
 	"github.com/reportd/reportd/gen"
@@ -37,11 +34,7 @@ func TestReportFlow(t *testing.T) {
 			t.Fatalf("create answered %d %s", cr.StatusCode(), cr.Body)
 		}
 		loc := cr.HTTPResponse.Header.Get("Location")
-		m := locationRE.FindStringSubmatch(loc)
-		if m == nil {
-			t.Fatalf("Location %q", loc)
-		}
-		id := m[1]
+		id := locationID(t, loc)
 		if n, err := retryAfter(cr.HTTPResponse.Header); err != nil || n < 1 {
 			t.Errorf("202 Retry-After: %v", err)
 		}
@@ -91,21 +84,7 @@ func TestReportFlow(t *testing.T) {
 		checkReport(t, rep, id, "2026-01-01", 90, before)
 
 		// The report is exactly the synthetic ledger's summary of the range.
-		rng, err := report.ParseRange("2026-Q1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := report.Summarize(ctx, report.NewSyntheticLedger(smallRows), rng, time.Now(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got report.Report
-		if err := json.Unmarshal(rr.Body, &got); err != nil {
-			t.Fatal(err)
-		}
-		if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(report.Report{}, "ID", "GeneratedAt")); diff != "" {
-			t.Errorf("report differs from Summarize (-want +got):\n%s", diff)
-		}
+		checkSummary(t, rr.Body, "2026-Q1", time.Now())
 
 		// CSV: the by_day table, one line a day, as a named attachment.
 		csv := h.get(t, resultLoc, "Accept", "text/csv")

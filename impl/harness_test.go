@@ -552,6 +552,14 @@ func (h *harness) create(tb testing.TB, rng string) string {
 	return id
 }
 
+// createDone submits a report job over rng and waits until it is done; it returns the job's id and its
+// status URL's last answer, the 303.
+func (h *harness) createDone(tb testing.TB, rng string) (string, *response) {
+	tb.Helper()
+	id := h.create(tb, rng)
+	return id, h.poll(tb, id, 20*time.Millisecond, 10*time.Second, is303)
+}
+
 // get sends a GET with optional header pairs.
 func (h *harness) get(tb testing.TB, path string, header ...string) *response {
 	tb.Helper()
@@ -681,6 +689,16 @@ func (h *harness) logged(id, msg string) int {
 // logger is a logger into the harness's log, for parts a test starts itself.
 func (h *harness) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(h.Log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// locationID returns the job id of loc, a 202's Location, failing tb unless it is /v1/reports/{id}.
+func locationID(tb testing.TB, loc string) string {
+	tb.Helper()
+	m := locationRE.FindStringSubmatch(loc)
+	if m == nil {
+		tb.Fatalf("Location %q is not /v1/reports/{id}", loc)
+	}
+	return m[1]
 }
 
 // jobIDOf returns the job id a Location names, failing the test if it names none.

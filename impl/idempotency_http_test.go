@@ -107,9 +107,7 @@ func TestIdempotentConcurrentSubmits(t *testing.T) {
 func TestIdempotencyKeyReuse(t *testing.T) {
 	t.Parallel()
 	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
-		h := newHarness(t, b, setup{Worker: true, Waiters: true, Ledger: fixedLedger{}})
-		key := "reuse-" + uuid.NewString()
-		id := submitTwice(t, h, key)
+		h, key, id := submitTwice(t, b, "reuse-")
 
 		checkReused := func(what string) {
 			t.Helper()
@@ -182,9 +180,7 @@ func TestIdempotencyKeyMalformed(t *testing.T) {
 func TestReplayAfterDeleteStaysGone(t *testing.T) {
 	t.Parallel()
 	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
-		h := newHarness(t, b, setup{Worker: true, Waiters: true, Ledger: fixedLedger{}})
-		key := "deleted-" + uuid.NewString()
-		id := submitTwice(t, h, key)
+		h, key, id := submitTwice(t, b, "deleted-")
 		h.poll(t, id, 20*time.Millisecond, 10*time.Second, is303)
 		if r := h.del(t, id); r.Status != http.StatusNoContent {
 			t.Fatalf("DELETE: %s", r)
@@ -207,10 +203,13 @@ func TestReplayAfterDeleteStaysGone(t *testing.T) {
 	})
 }
 
-// submitTwice submits January with key and replays it at once: the first answer is a 202 that is no
-// replay, the second names the same job with Idempotent-Replayed: true. It returns the job's id.
-func submitTwice(t *testing.T, h *harness, key string) string {
+// submitTwice starts a harness on b with a worker, submits January to it with a fresh Idempotency-Key
+// (prefix and a UUID) and replays it at once: the first answer is a 202 that is no replay, the second
+// names the same job with Idempotent-Replayed: true. It returns the harness, the key and the job's id.
+func submitTwice(t *testing.T, b redistest.Backend, prefix string) (*harness, string, string) {
 	t.Helper()
+	h := newHarness(t, b, setup{Worker: true, Waiters: true, Ledger: fixedLedger{}})
+	key := prefix + uuid.NewString()
 	first := h.post(t, `{"range":"2026-01"}`, "Idempotency-Key", key)
 	if first.Status != http.StatusAccepted {
 		t.Fatalf("first submission: %s", first)
@@ -226,5 +225,5 @@ func submitTwice(t *testing.T, h *harness, key string) string {
 	if r.Header.Get("Idempotent-Replayed") != "true" || !sameJob {
 		t.Errorf("replay at once: %s, want the first's job with Idempotent-Replayed: true", r)
 	}
-	return jobIDOf(t, first.Header.Get("Location"))
+	return h, key, jobIDOf(t, first.Header.Get("Location"))
 }

@@ -61,11 +61,7 @@ func BenchmarkPollsDefaultLedger(b *testing.B) {
 		if r.Status != http.StatusAccepted {
 			b.Fatalf("POST: %s", r)
 		}
-		m := locationRE.FindStringSubmatch(r.Header.Get("Location"))
-		if m == nil {
-			b.Fatalf("Location %q", r.Header.Get("Location"))
-		}
-		id := m[1]
+		id := locationID(b, r.Header.Get("Location"))
 		ra, err := retryAfter(r.Header)
 		if err != nil {
 			b.Fatal(err)

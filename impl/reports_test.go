@@ -128,10 +128,20 @@ func TestCreateReport(t *testing.T) {
 			Headers: gen.CreateReport202ResponseHeaders{Location: "/v1/reports/" + testID.String(), RetryAfter: 1},
 		}
 	}
-	enqueued := func(rng string) []enqueuedTask {
-		return []enqueuedTask{{
+	type createCase struct {
+		name         string
+		rng          string
+		setup        func(*fixture)
+		want         gen.CreateReportResponseObject
+		wantKind     problem.Kind
+		wantEnqueued []enqueuedTask
+		wantCalls    []string
+	}
+	// created is the case of a range accepted as from..to: a 202, and its task enqueued once admitted.
+	created := func(name, rng string, from, to openapi_types.Date) createCase {
+		task := enqueuedTask{
 			Type:    tasks.TypeReport,
-			Payload: `{"range":"` + rng + `","client":"anonymous"}`,
+			Payload: `{"range":"` + from.String() + ".." + to.String() + `","client":"anonymous"}`,
 			Headers: wantHeaders,
 			Options: map[asynq.OptionType]any{
 				asynq.TaskIDOpt:    testID.String(),
@@ -140,50 +150,18 @@ func TestCreateReport(t *testing.T) {
 				asynq.TimeoutOpt:   testPolicy.JobTimeout,
 				asynq.RetentionOpt: testPolicy.Retention,
 			},
-		}}
+		}
+		return createCase{name: name, rng: rng, want: accepted(from, to), wantEnqueued: []enqueuedTask{task}, wantCalls: []string{"admit", "enqueue"}}
 	}
-	tests := []struct {
-		name         string
-		rng          string
-		setup        func(*fixture)
-		want         gen.CreateReportResponseObject
-		wantKind     problem.Kind
-		wantEnqueued []enqueuedTask
-		wantCalls    []string
-	}{
-		{
-			name: "create-202-quarter", rng: "2026-Q1",
-			want:         accepted(date(2026, 1, 1), date(2026, 3, 31)),
-			wantEnqueued: enqueued("2026-01-01..2026-03-31"),
-			wantCalls:    []string{"admit", "enqueue"},
-		},
-		{
-			name: "create-202-leap-month", rng: "2024-02",
-			want:         accepted(date(2024, 2, 1), date(2024, 2, 29)),
-			wantEnqueued: enqueued("2024-02-01..2024-02-29"),
-			wantCalls:    []string{"admit", "enqueue"},
-		},
-		{
-			name: "create-202-span", rng: "2025-12-31..2026-01-02",
-			want:         accepted(date(2025, 12, 31), date(2026, 1, 2)),
-			wantEnqueued: enqueued("2025-12-31..2026-01-02"),
-			wantCalls:    []string{"admit", "enqueue"},
-		},
+	tests := []createCase{
+		created("create-202-quarter", "2026-Q1", date(2026, 1, 1), date(2026, 3, 31)),
+		created("create-202-leap-month", "2024-02", date(2024, 2, 1), date(2024, 2, 29)),
+		created("create-202-span", "2025-12-31..2026-01-02", date(2025, 12, 31), date(2026, 1, 2)),
 		{name: "create-400-quarter-5", rng: "2026-Q5", wantKind: problem.KindInvalid},
 		{name: "create-400-words", rng: "last quarter", wantKind: problem.KindInvalid},
 		{name: "create-400-empty", rng: "", wantKind: problem.KindInvalid},
-		{
-			name: "create-202-day", rng: "2025-06-30",
-			want:         accepted(date(2025, 6, 30), date(2025, 6, 30)),
-			wantEnqueued: enqueued("2025-06-30..2025-06-30"),
-			wantCalls:    []string{"admit", "enqueue"},
-		},
-		{
-			name: "create-202-lower-case-quarter", rng: "2026-q1",
-			want:         accepted(date(2026, 1, 1), date(2026, 3, 31)),
-			wantEnqueued: enqueued("2026-01-01..2026-03-31"),
-			wantCalls:    []string{"admit", "enqueue"},
-		},
+		created("create-202-day", "2025-06-30", date(2025, 6, 30), date(2025, 6, 30)),
+		created("create-202-lower-case-quarter", "2026-q1", date(2026, 1, 1), date(2026, 3, 31)),
 		{name: "create-400-feb-30", rng: "2026-02-30..2026-03-01", wantKind: problem.KindInvalid},
 		{name: "create-400-day-feb-30", rng: "2026-02-30", wantKind: problem.KindInvalid},
 		{name: "create-422-starts-after-today", rng: testNow.AddDate(0, 0, 1).Format(time.DateOnly), wantKind: problem.KindUnprocessable},

@@ -3,6 +3,7 @@ package impl_test
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/internal/redistest"
@@ -24,8 +26,7 @@ func TestResultCSVGolden(t *testing.T) {
 	t.Parallel()
 	redistest.EachBackend(t, func(t *testing.T, b redistest.Backend) {
 		h := newHarness(t, b, setup{Worker: true, Ledger: fixedLedger{}})
-		id := h.create(t, "2024-02-27..2024-03-02")
-		h.poll(t, id, 20*time.Millisecond, 10*time.Second, is303)
+		id, _ := h.createDone(t, "2024-02-27..2024-03-02")
 		r := h.get(t, "/v1/reports/"+id+"/result", "Accept", "text/csv")
 		if r.Status != http.StatusOK || r.mediaType() != "text/csv" {
 			t.Fatalf("CSV answered %s", r)
@@ -35,6 +36,27 @@ func TestResultCSVGolden(t *testing.T) {
 			t.Errorf("Content-Disposition %q, want %q", got, want)
 		}
 	})
+}
+
+// checkSummary fails t unless body is exactly the report Summarize makes of rng from the synthetic
+// ledger (smallRows) as of now, but for its id and the moment it was generated.
+func checkSummary(t *testing.T, body []byte, rng string, now time.Time) {
+	t.Helper()
+	r, err := report.ParseRange(rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := report.Summarize(t.Context(), report.NewSyntheticLedger(smallRows), r, now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got report.Report
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(report.Report{}, "ID", "GeneratedAt")); diff != "" {
+		t.Errorf("report differs from Summarize of %s as of %s (-want +got):\n%s", rng, now, diff)
+	}
 }
 
 // checkReport checks a report against the contract's prose: one by_day entry a day, ascending, and

@@ -39,6 +39,19 @@ func awaitLen(t *testing.T, w *jobs.Waiters, n int) {
 	})
 }
 
+// receive returns what c sends, or fails t with what did not come within 2 s of after.
+func receive[T any](t *testing.T, c <-chan T, what, after string) T {
+	t.Helper()
+	select {
+	case v := <-c:
+		return v
+	case <-time.After(2 * time.Second):
+		t.Fatalf("%s did not come within 2 s of %s", what, after)
+	}
+	var none T
+	return none
+}
+
 type statusAnswer struct {
 	res  gen.GetReportStatusResponseObject
 	err  error
@@ -56,27 +69,31 @@ func waitStatus(f *fixture) <-chan statusAnswer {
 	return out
 }
 
+// waitingRead starts a status read with Prefer: wait=30 of a waitFixture's job, in state, and returns
+// once the read waits.
+func waitingRead(t *testing.T, state asynq.TaskState) (*fixture, *jobs.Waiters, <-chan statusAnswer) {
+	t.Helper()
+	f, w := waitFixture(t)
+	f.tasks.put(reportInfo(state))
+	answers := waitStatus(f)
+	awaitLen(t, w, 1)
+	return f, w, answers
+}
+
 // TestWaitForWokenByEvent: a waiting status read answers as soon as the job's finish event arrives, and
 // stops watching.
 func TestWaitForWokenByEvent(t *testing.T) {
 	t.Parallel()
-	f, w := waitFixture(t)
-	f.tasks.put(reportInfo(asynq.TaskStateActive))
-	answers := waitStatus(f)
-	awaitLen(t, w, 1)
+	f, w, answers := waitingRead(t, asynq.TaskStateActive)
 
 	f.tasks.put(reportInfo(asynq.TaskStateCompleted, func(i *asynq.TaskInfo) { i.CompletedAt = testNow.Add(-time.Second) }))
 	w.Notify(testID.String())
-	select {
-	case a := <-answers:
-		if _, ok := a.res.(gen.GetReportStatus303Response); !ok || a.err != nil {
-			t.Errorf("the waiting read answered %#v, %v; want a 303", a.res, a.err)
-		}
-		if got := a.res.(gen.GetReportStatus303Response).Headers.PreferenceApplied; got == nil || *got != "wait=30" {
-			t.Errorf("Preference-Applied = %v, want wait=30", got)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("the waiting read did not answer within 2 s of the finish event")
+	a := receive(t, answers, "the waiting read's answer", "the finish event")
+	if _, ok := a.res.(gen.GetReportStatus303Response); !ok || a.err != nil {
+		t.Errorf("the waiting read answered %#v, %v; want a 303", a.res, a.err)
+	}
+	if got := a.res.(gen.GetReportStatus303Response).Headers.PreferenceApplied; got == nil || *got != "wait=30" {
+		t.Errorf("Preference-Applied = %v, want wait=30", got)
 	}
 	awaitLen(t, w, 0)
 }
@@ -85,20 +102,13 @@ func TestWaitForWokenByEvent(t *testing.T) {
 // drains, and so does one that starts while it drains.
 func TestWaitForEndsOnDrain(t *testing.T) {
 	t.Parallel()
-	f, w := waitFixture(t)
-	f.tasks.put(reportInfo(asynq.TaskStatePending))
-	answers := waitStatus(f)
-	awaitLen(t, w, 1)
+	f, w, answers := waitingRead(t, asynq.TaskStatePending)
 	w.Drain()
 	for i, answers := range []<-chan statusAnswer{answers, waitStatus(f)} {
-		select {
-		case a := <-answers:
-			res, ok := a.res.(gen.GetReportStatus200JSONResponse)
-			if !ok || a.err != nil || res.Body.Status != gen.Pending {
-				t.Errorf("read %d answered %#v, %v; want 200 pending", i, a.res, a.err)
-			}
-		case <-time.After(2 * time.Second):
-			t.Fatalf("read %d did not answer within 2 s of Drain", i)
+		a := receive(t, answers, fmt.Sprintf("read %d's answer", i), "Drain")
+		res, ok := a.res.(gen.GetReportStatus200JSONResponse)
+		if !ok || a.err != nil || res.Body.Status != gen.Pending {
+			t.Errorf("read %d answered %#v, %v; want 200 pending", i, a.res, a.err)
 		}
 	}
 	awaitLen(t, w, 0)
@@ -117,13 +127,8 @@ func TestWaitForEndsWithTheRequest(t *testing.T) {
 	}()
 	awaitLen(t, w, 1)
 	cancel()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("a waiting Status = %v, want context.Canceled", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("a waiting Status did not return within 2 s of its request's end")
+	if err := receive(t, errc, "a waiting Status's return", "its request's end"); !errors.Is(err, context.Canceled) {
+		t.Errorf("a waiting Status = %v, want context.Canceled", err)
 	}
 	awaitLen(t, w, 0)
 }

@@ -76,11 +76,7 @@ func (h *harness) createWithCallback(tb testing.TB, rng, u string) string {
 	if r.Status != http.StatusAccepted {
 		tb.Fatalf("POST %s with callback_url %s: %s", rng, u, r)
 	}
-	m := locationRE.FindStringSubmatch(r.Header.Get("Location"))
-	if m == nil {
-		tb.Fatalf("Location %q", r.Header.Get("Location"))
-	}
-	return m[1]
+	return locationID(tb, r.Header.Get("Location"))
 }
 
 // noJobs fails tb if anything was put on the report queue.

@@ -50,14 +50,7 @@ func TestReportProcessorAnnounces(t *testing.T) {
 			id := uuid.NewString()
 			saver := &fakeSaver{canceled: map[string]bool{id: tt.canceled}}
 			p := newProcessor(tt.ledger, saver)
-			w := startWorker(t, func(ctx context.Context, task *asynq.Task) error {
-				if tt.shutdown {
-					c, cancel := context.WithCancel(ctx)
-					cancel()
-					ctx = c
-				}
-				return p.ProcessTask(ctx, task)
-			})
+			w := startWorker(t, canceledIf(tt.shutdown, p.ProcessTask))
 			task, opts, err := tasks.NewReportTask(id, store.QueueOf(id), tenDays, time.Now())
 			if err != nil {
 				t.Fatal(err)

@@ -218,6 +218,19 @@ func (w *worker) handlerErr(t *testing.T) error {
 	}
 }
 
+// canceledIf is h, given a context that has already ended when canceled is set, as at a worker's
+// shutdown.
+func canceledIf(canceled bool, h asynq.HandlerFunc) asynq.HandlerFunc {
+	return func(ctx context.Context, task *asynq.Task) error {
+		if canceled {
+			c, cancel := context.WithCancel(ctx)
+			cancel()
+			ctx = c
+		}
+		return h(ctx, task)
+	}
+}
+
 func newProcessor(l report.Ledger, s tasks.Lifecycle) *tasks.ReportProcessor {
 	return &tasks.ReportProcessor{Ledger: l, Jobs: s, Now: time.Now, Log: slog.New(slog.DiscardHandler)}
 }
@@ -399,14 +412,7 @@ func TestReportProcessorFailures(t *testing.T) {
 			}
 			p := newProcessor(ledger, saver)
 			p.SaveRetryFor = time.Second
-			w := startWorker(t, func(ctx context.Context, task *asynq.Task) error {
-				if tt.cancelCtx {
-					c, cancel := context.WithCancel(ctx)
-					cancel()
-					ctx = c
-				}
-				return p.ProcessTask(ctx, task)
-			})
+			w := startWorker(t, canceledIf(tt.cancelCtx, p.ProcessTask))
 			// Several retries are allowed: only an error wrapping SkipRetry archives the task at once.
 			w.enqueue(t, asynq.NewTask(tasks.TypeReport, []byte(tt.payload), asynq.TaskID(id), asynq.Queue(store.ReportQueue), asynq.MaxRetry(3)))
 			var err error

@@ -19,17 +19,14 @@ var statusCommand = command{
 	summary:  "Read a job's status once (a done job shows its result's URL; the report is not fetched).",
 	needArgs: 1,
 	flags: func(*flag.FlagSet) func(context.Context, *env, []string) error {
-		return func(ctx context.Context, e *env, args []string) error {
-			if err := checkID(args[0]); err != nil {
-				return err
-			}
-			st, err := e.client.Status(ctx, args[0])
+		return onJob(func(ctx context.Context, e *env, id string) error {
+			st, err := e.client.Status(ctx, id)
 			if err != nil {
 				return err
 			}
 			printStatus(e.stdout, st)
 			return nil
-		}
+		})
 	},
 }
 
@@ -42,12 +39,9 @@ var resultCommand = command{
 		csv := fs.Bool("csv", false, "the daily table as CSV instead of the report as JSON")
 		indent := fs.Bool("indent", false, "indent the JSON, its keys in the order the service sent them")
 		out := fs.String("o", "", "write to `FILE` instead of stdout (CSV when it is named *.csv)")
-		return func(ctx context.Context, e *env, args []string) error {
-			if err := checkID(args[0]); err != nil {
-				return err
-			}
-			return saveReport(ctx, e, args[0], nil, *out, isCSV(*csv, *out), *indent)
-		}
+		return onJob(func(ctx context.Context, e *env, id string) error {
+			return saveReport(ctx, e, id, nil, *out, isCSV(*csv, *out), *indent)
+		})
 	},
 }
 
@@ -57,11 +51,8 @@ var cancelCommand = command{
 	summary:  "Cancel a pending or running job for good; its status stays readable (canceled) until it expires.",
 	needArgs: 1,
 	flags: func(*flag.FlagSet) func(context.Context, *env, []string) error {
-		return func(ctx context.Context, e *env, args []string) error {
-			if err := checkID(args[0]); err != nil {
-				return err
-			}
-			st, err := e.client.Cancel(ctx, args[0])
+		return onJob(func(ctx context.Context, e *env, id string) error {
+			st, err := e.client.Cancel(ctx, id)
 			if err != nil {
 				return err
 			}
@@ -71,7 +62,7 @@ var cancelCommand = command{
 				fmt.Fprintf(e.stdout, "cancel requested for %s: it is stopping (status %s); its status will say canceled\n", st.ID, st.State)
 			}
 			return nil
-		}
+		})
 	},
 }
 
@@ -81,17 +72,25 @@ var deleteCommand = command{
 	summary:  "Delete a finished job (done, failed or canceled) and its report now; a running one must be canceled first.",
 	needArgs: 1,
 	flags: func(*flag.FlagSet) func(context.Context, *env, []string) error {
-		return func(ctx context.Context, e *env, args []string) error {
-			if err := checkID(args[0]); err != nil {
+		return onJob(func(ctx context.Context, e *env, id string) error {
+			if err := e.client.Delete(ctx, id); err != nil {
 				return err
 			}
-			if err := e.client.Delete(ctx, args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stdout, "deleted %s: it and its report are gone\n", args[0])
+			fmt.Fprintf(e.stdout, "deleted %s: it and its report are gone\n", id)
 			return nil
-		}
+		})
 	},
+}
+
+// onJob is the run of a command whose argument is a job id: it refuses one that cannot be, as a usage
+// error, before do sees it.
+func onJob(do func(ctx context.Context, e *env, id string) error) func(context.Context, *env, []string) error {
+	return func(ctx context.Context, e *env, args []string) error {
+		if err := checkID(args[0]); err != nil {
+			return err
+		}
+		return do(ctx, e, args[0])
+	}
 }
 
 // checkID refuses an argument that cannot be a job id, as a usage error.
@@ -189,12 +188,9 @@ var watchCommand = command{
 	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 		csv := fs.Bool("csv", false, "with -o: the daily table as CSV")
 		out := fs.String("o", "", "also write the report to `FILE` (CSV when it is named *.csv)")
-		return func(ctx context.Context, e *env, args []string) error {
-			if err := checkID(args[0]); err != nil {
-				return err
-			}
-			return watch(ctx, e, args[0], *out, isCSV(*csv, *out))
-		}
+		return onJob(func(ctx context.Context, e *env, id string) error {
+			return watch(ctx, e, id, *out, isCSV(*csv, *out))
+		})
 	},
 }
 

@@ -22,9 +22,7 @@ import (
 // redis-server, REPORTD_DRAIN_JOBS and REPORTD_DRAIN_CONCURRENCY change N and the worker's concurrency
 // (10,000 and 32), and REPORTD_DRAIN_CPUPROFILE=FILE profiles the drain.
 func TestDrain(t *testing.T) {
-	if os.Getenv("REPORTD_MEASURE") != "1" {
-		t.Skip("a measurement, not a test: set REPORTD_MEASURE=1 to run it")
-	}
+	redistest.Measurement(t, "a measurement, not a test")
 	addr := os.Getenv("REPORTD_DRAIN_REDIS")
 	if addr == "" {
 		addr = redistest.StartServer(t).Addr

@@ -113,9 +113,7 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 //     commands each master ran;
 //   - on one uncapped redis-server, 16 shards against 1.
 func TestShardScaling(t *testing.T) {
-	if os.Getenv("REPORTD_MEASURE") != "1" {
-		t.Skip("a measurement, not a test: set REPORTD_MEASURE=1 to run it")
-	}
+	redistest.Measurement(t, "a measurement, not a test")
 	rounds := envInt(t, "REPORTD_SHARDS_ROUNDS", 2)
 	t.Run("cluster", func(t *testing.T) {
 		percent := envInt(t, "REPORTD_SHARDS_CPU", 5)

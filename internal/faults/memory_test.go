@@ -13,6 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/reportd/reportd/internal/redistest"
 	"github.com/reportd/reportd/internal/report"
 	"github.com/reportd/reportd/internal/store"
 	"github.com/reportd/reportd/internal/testkit/reportdproc"
@@ -24,9 +25,7 @@ import (
 // per-job state, so its memory must not grow with the queue: within 20%. It takes about a minute, so it
 // runs with REPORTD_MEASURE=1 (.ci/bench.sh does).
 func TestMemoryFlatWithQueuedJobs(t *testing.T) {
-	if os.Getenv("REPORTD_MEASURE") != "1" {
-		t.Skip("a measurement of about a minute; set REPORTD_MEASURE=1 to run it")
-	}
+	redistest.Measurement(t, "a measurement of about a minute")
 	redisSrv := startRedis(t)
 	api := reportdproc.Start(t, "api", []string{"api"}, reportdVars(redisSrv.URL, nil))
 	rdb := redis.NewClient(&redis.Options{Addr: strings.TrimPrefix(redisSrv.URL, "redis://")})

@@ -123,8 +123,17 @@ func TestFromTask(t *testing.T) {
 	recordedFinish := failedAt.Add(-time.Second + 123456789*time.Nanosecond)
 	finishedProgress := progress
 	finishedProgress.Outcome, finishedProgress.FinishedAt = OutcomeFailed, recordedFinish
+	failedAttempt := progress
+	failedAttempt.Outcome = OutcomeFailed
 	view := func(state State) Job {
 		return Job{ID: testID, State: state, Range: q1, CreatedAt: testCreated, MaxRetry: testPolicy.MaxRetry, inQueue: true, Client: Anonymous}
+	}
+	viewWith := func(state State, p Progress) Job { v := view(state); v.Progress = p; return v }
+	// finished is the view of a job that finished at at, readable until expires.
+	finished := func(state State, p Progress, at, expires time.Time) Job {
+		v := viewWith(state, p)
+		v.FinishedAt, v.ExpiresAt = at, expires
+		return v
 	}
 	const retention = 6 * time.Hour // the policy's, for failed jobs; completed ones keep their task's own
 	endedAt := testNow.Add(-time.Minute)
@@ -142,12 +151,12 @@ func TestFromTask(t *testing.T) {
 		{
 			name: "retry",
 			info: taskInfo(asynq.TaskStateRetry, jobstest.WithProgress(progress), func(i *asynq.TaskInfo) { i.LastErr = "boom" }),
-			want: func() Job { v := view(Pending); v.Progress = progress; return v }(),
+			want: viewWith(Pending, progress),
 		},
 		{
 			name: "active",
 			info: taskInfo(asynq.TaskStateActive, jobstest.WithProgress(progress)),
-			want: func() Job { v := view(Running); v.Progress = progress; return v }(),
+			want: viewWith(Running, progress),
 		},
 		// Taken by a worker whose attempt has not recorded its start yet: nothing is under way yet.
 		{name: "active-not-started", info: taskInfo(asynq.TaskStateActive), want: view(Pending)},
@@ -160,66 +169,46 @@ func TestFromTask(t *testing.T) {
 		{
 			name: "active-retry-started",
 			info: taskInfo(asynq.TaskStateActive, jobstest.WithProgress(progress), func(i *asynq.TaskInfo) { i.Retried = 1 }),
-			want: func() Job { v := view(Running); v.Progress = progress; return v }(),
+			want: viewWith(Running, progress),
 		},
 		{
 			// The last attempt was canceled and said so; asynq has not completed the task yet.
 			name: "active-ended-canceled",
 			info: taskInfo(asynq.TaskStateActive, jobstest.WithProgress(ended(progress, OutcomeCanceled))),
-			want: func() Job {
-				v := view(Canceled)
-				v.Progress, v.FinishedAt, v.ExpiresAt = ended(progress, OutcomeCanceled), endedAt, store.ReadableUntil(endedAt, testPolicy.Retention)
-				return v
-			}(),
+			want: finished(Canceled, ended(progress, OutcomeCanceled), endedAt, store.ReadableUntil(endedAt, testPolicy.Retention)),
 		},
 		{
 			name: "active-ended-failed",
 			info: taskInfo(asynq.TaskStateActive, jobstest.WithProgress(ended(progress, OutcomeFailed))),
-			want: func() Job {
-				v := view(Failed)
-				v.Progress, v.FinishedAt, v.ExpiresAt = ended(progress, OutcomeFailed), endedAt, endedAt.Add(retention)
-				return v
-			}(),
+			want: finished(Failed, ended(progress, OutcomeFailed), endedAt, endedAt.Add(retention)),
 		},
 		{
 			// A done end may yet be rewritten canceled (a cancel that came first): running until asynq completes it.
 			name: "active-ended-done",
 			info: taskInfo(asynq.TaskStateActive, jobstest.WithProgress(ended(progress, ""))),
-			want: func() Job { v := view(Running); v.Progress = ended(progress, ""); return v }(),
+			want: viewWith(Running, ended(progress, "")),
 		},
 		{
 			// A failed attempt that will be retried has no FinishedAt: still running until asynq retries it.
 			name: "active-attempt-failed-not-last",
-			info: taskInfo(asynq.TaskStateActive, jobstest.WithProgress(func() Progress { p := progress; p.Outcome = OutcomeFailed; return p }())),
-			want: func() Job { v := view(Running); v.Progress = progress; v.Progress.Outcome = OutcomeFailed; return v }(),
+			info: taskInfo(asynq.TaskStateActive, jobstest.WithProgress(failedAttempt)),
+			want: viewWith(Running, failedAttempt),
 		},
 		{
 			name: "completed",
 			info: taskInfo(asynq.TaskStateCompleted, jobstest.WithProgress(progress), func(i *asynq.TaskInfo) { i.CompletedAt = completedAt }),
-			want: func() Job {
-				v := view(Done)
-				v.Progress, v.FinishedAt, v.ExpiresAt = progress, completedAt, completedAt.Add(testPolicy.Retention)
-				return v
-			}(),
+			want: finished(Done, progress, completedAt, completedAt.Add(testPolicy.Retention)),
 		},
 		{
 			name: "archived",
 			info: taskInfo(asynq.TaskStateArchived, jobstest.WithProgress(progress), func(i *asynq.TaskInfo) { i.LastErr, i.LastFailedAt = "boom", failedAt }),
-			want: func() Job {
-				v := view(Failed)
-				v.Progress, v.FinishedAt, v.ExpiresAt = progress, failedAt, failedAt.Add(retention)
-				return v
-			}(),
+			want: finished(Failed, progress, failedAt, failedAt.Add(retention)),
 		},
 		{
 			// The worker's record of the finish, not asynq's whole seconds, as for a completed task.
 			name: "archived-with-recorded-finish",
 			info: taskInfo(asynq.TaskStateArchived, jobstest.WithProgress(finishedProgress), func(i *asynq.TaskInfo) { i.LastErr, i.LastFailedAt = "boom", failedAt }),
-			want: func() Job {
-				v := view(Failed)
-				v.Progress, v.FinishedAt, v.ExpiresAt = finishedProgress, recordedFinish, recordedFinish.Add(retention)
-				return v
-			}(),
+			want: finished(Failed, finishedProgress, recordedFinish, recordedFinish.Add(retention)),
 		},
 		{
 			name: "no-created-at-header",
@@ -239,8 +228,8 @@ func TestFromTask(t *testing.T) {
 				i.Result = []byte(`{"outcome":"unreadable"}`)
 			}),
 			want: func() Job {
-				v := view(Failed)
-				v.Range, v.Progress, v.FinishedAt, v.ExpiresAt = report.DateRange{}, Progress{Outcome: OutcomeUnreadable}, failedAt, failedAt.Add(retention)
+				v := finished(Failed, Progress{Outcome: OutcomeUnreadable}, failedAt, failedAt.Add(retention))
+				v.Range = report.DateRange{}
 				return v
 			}(),
 		},

@@ -65,6 +65,14 @@ func runWaiters(t *testing.T, w *Waiters) *fakeEvents {
 	return src
 }
 
+// watch watches job id on w until the test ends.
+func watch(t *testing.T, w *Waiters, id string) <-chan struct{} {
+	t.Helper()
+	c, stop := w.Watch(id)
+	t.Cleanup(stop)
+	return c
+}
+
 // woken reports whether c receives within d.
 func woken(c <-chan struct{}, d time.Duration) bool {
 	select {
@@ -79,12 +87,9 @@ func TestWaitersWakeTheJobsWaiters(t *testing.T) {
 	t.Parallel()
 	w := NewWaiters()
 	src := runWaiters(t, w)
-	a1, stopA1 := w.Watch("a")
-	defer stopA1()
-	a2, stopA2 := w.Watch("a")
-	defer stopA2()
-	b, stopB := w.Watch("b")
-	defer stopB()
+	a1 := watch(t, w, "a")
+	a2 := watch(t, w, "a")
+	b := watch(t, w, "b")
 
 	src.send(t, fakeEvent{id: "a"})
 	if !woken(a1, time.Second) || !woken(a2, time.Second) {
@@ -112,10 +117,8 @@ func TestWaitersWakeAllWhenEventsMayBeLost(t *testing.T) {
 			t.Parallel()
 			w := NewWaiters()
 			src := runWaiters(t, w)
-			a, stopA := w.Watch("a")
-			defer stopA()
-			b, stopB := w.Watch("b")
-			defer stopB()
+			a := watch(t, w, "a")
+			b := watch(t, w, "b")
 			src.send(t, tc.ev)
 			if !woken(a, time.Second) || !woken(b, time.Second) {
 				t.Errorf("%s did not wake every waiter", tc.name)
@@ -133,8 +136,7 @@ func TestWaitersWakeUpIsKeptUntilRead(t *testing.T) {
 	t.Parallel()
 	w := NewWaiters()
 	src := runWaiters(t, w)
-	a, stop := w.Watch("a")
-	defer stop()
+	a := watch(t, w, "a")
 	// Several events before the waiter looks: none blocks Run, and one wake-up is pending.
 	for range 3 {
 		src.send(t, fakeEvent{id: "a"})

@@ -75,13 +75,7 @@ type ClusterOptions struct {
 // skips the test, or fails it when REPORTD_REQUIRE_REDIS=1.
 func StartCluster(tb testing.TB, o ClusterOptions) *Cluster {
 	tb.Helper()
-	cli, err := exec.LookPath("redis-cli")
-	if err != nil {
-		if os.Getenv(RequireEnv) == "1" {
-			tb.Fatalf("redis-cli is not on PATH and %s=1: %v", RequireEnv, err)
-		}
-		tb.Skipf("redis-cli is not on PATH (it comes with redis-server; %s=1 makes this a failure)", RequireEnv)
-	}
+	cli := lookPath(tb, "redis-cli", "it comes with redis-server")
 	if o.Masters < 3 {
 		tb.Fatalf("StartCluster: %d masters; redis-cli --cluster create needs at least 3", o.Masters)
 	}

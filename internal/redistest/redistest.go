@@ -110,14 +110,21 @@ func startProcess(tb testing.TB, s *Server, clusterNode bool) *Server {
 
 func redisServer(tb testing.TB) string {
 	tb.Helper()
-	bin, err := exec.LookPath("redis-server")
+	return lookPath(tb, "redis-server", "install it, e.g. apt-get install redis-server")
+}
+
+// lookPath returns where program is on PATH. Without it, it skips tb, saying how to get it (install),
+// or fails tb when RequireEnv is 1.
+func lookPath(tb testing.TB, program, install string) string {
+	tb.Helper()
+	path, err := exec.LookPath(program)
 	if err != nil {
 		if os.Getenv(RequireEnv) == "1" {
-			tb.Fatalf("redis-server is not on PATH and %s=1: %v", RequireEnv, err)
+			tb.Fatalf("%s is not on PATH and %s=1: %v", program, RequireEnv, err)
 		}
-		tb.Skipf("redis-server is not on PATH (install it, e.g. apt-get install redis-server; %s=1 makes this a failure)", RequireEnv)
+		tb.Skipf("%s is not on PATH (%s; %s=1 makes this a failure)", program, install, RequireEnv)
 	}
-	return bin
+	return path
 }
 
 // start runs redis-server on s.Addr and waits until it answers PING. It returns errPortTaken when
@@ -348,6 +355,18 @@ func Long(tb testing.TB, why string) {
 	tb.Helper()
 	if os.Getenv(LongEnv) != "1" {
 		tb.Skipf("%s; set %s=1 to run it", why, LongEnv)
+	}
+}
+
+// MeasureEnv is the variable that runs the measurements (a drain, shard scaling, memory), which time
+// or size reportd rather than test it; .ci/bench.sh sets it.
+const MeasureEnv = "REPORTD_MEASURE"
+
+// Measurement skips the test unless REPORTD_MEASURE=1, saying what kind of measurement it is.
+func Measurement(tb testing.TB, what string) {
+	tb.Helper()
+	if os.Getenv(MeasureEnv) != "1" {
+		tb.Skipf("%s; set %s=1 to run it", what, MeasureEnv)
 	}
 }
 

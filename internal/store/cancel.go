@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -46,12 +45,9 @@ func (s *Store) CancelRequested(ctx context.Context, id string) (bool, error) {
 
 // CanceledJob returns the record of canceled job id, and false when there is none.
 func (s *Store) CanceledJob(ctx context.Context, id string) (Canceled, bool, error) {
-	b, err := s.rdb.Get(ctx, canceledKey(id)).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return Canceled{}, false, nil
-	}
-	if err != nil {
-		return Canceled{}, false, fmt.Errorf("read canceled job %s: %w", id, err)
+	b, ok, err := s.get(ctx, canceledKey(id), "canceled job", id)
+	if !ok {
+		return Canceled{}, false, err
 	}
 	var c Canceled
 	if err := json.Unmarshal(b, &c); err != nil {

@@ -10,7 +10,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/google/uuid"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/reportd/reportd/internal/redistest"
 )
@@ -146,10 +145,7 @@ func TestClaimIdempotencyKey(t *testing.T) {
 
 func TestClaimIdempotencyKeyUnreachable(t *testing.T) {
 	t.Parallel()
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond, MaxRetries: -1,
-		DialerRetries: 1, DialerRetryTimeout: time.Millisecond})
-	t.Cleanup(func() { _ = rdb.Close() })
-	s := NewStore(rdb, testRetention, testTombstone)
+	s := unreachableStore(t)
 	if _, mine, err := claimKey(context.Background(), s, "alice", "k", submission("fp"), time.Hour); err == nil || mine {
 		t.Errorf("claim without a Redis = %v, %v; want an error", mine, err)
 	}

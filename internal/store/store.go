@@ -32,14 +32,24 @@ func NewStore(rdb redis.UniversalClient, retention, tombstone time.Duration) *St
 // Tombstone returns what is kept of job id once it ended (its owner, and its end record), and false
 // when it never ended here (it was never issued, or has not ended yet) or its tombstone has run out.
 func (s *Store) Tombstone(ctx context.Context, id string) (Tombstone, bool, error) {
-	value, err := s.rdb.Get(ctx, tombstoneKey(id)).Result()
+	value, ok, err := s.get(ctx, tombstoneKey(id), "tombstone of job", id)
+	if !ok {
+		return Tombstone{}, false, err
+	}
+	return parseTombstone(string(value)), true, nil
+}
+
+// get returns key's value, and false when there is none or it cannot be read; the error of a failed
+// read says "read <what> <id>".
+func (s *Store) get(ctx context.Context, key, what, id string) ([]byte, bool, error) {
+	value, err := s.rdb.Get(ctx, key).Bytes()
 	if errors.Is(err, redis.Nil) {
-		return Tombstone{}, false, nil
+		return nil, false, nil
 	}
 	if err != nil {
-		return Tombstone{}, false, fmt.Errorf("read tombstone of job %s: %w", id, err)
+		return nil, false, fmt.Errorf("read %s %s: %w", what, id, err)
 	}
-	return parseTombstone(value), true, nil
+	return value, true, nil
 }
 
 // Report is a done job's report as stored.
@@ -55,12 +65,12 @@ type Report struct {
 
 // Report returns the stored report of job id, in one round trip, or an error wrapping ErrNoReport.
 func (s *Store) Report(ctx context.Context, id string) (Report, error) {
-	value, err := s.rdb.Get(ctx, reportKey(id)).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return Report{}, fmt.Errorf("job %s: %w", id, ErrNoReport)
-	}
+	value, ok, err := s.get(ctx, reportKey(id), "report of job", id)
 	if err != nil {
-		return Report{}, fmt.Errorf("read report of job %s: %w", id, err)
+		return Report{}, err
+	}
+	if !ok {
+		return Report{}, fmt.Errorf("job %s: %w", id, ErrNoReport)
 	}
 	return parseReport(value), nil
 }

@@ -30,6 +30,15 @@ func checkTTL(t *testing.T, rdb redis.UniversalClient, key string, want time.Dur
 	}
 }
 
+// unreachableStore is a Store on a Redis that cannot be reached, whose client gives up at once.
+func unreachableStore(t *testing.T) *Store {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond, MaxRetries: -1,
+		DialerRetries: 1, DialerRetryTimeout: time.Millisecond})
+	t.Cleanup(func() { _ = rdb.Close() })
+	return NewStore(rdb, testRetention, testTombstone)
+}
+
 // TestStore runs the Store's contract against every Redis backend.
 func TestStore(t *testing.T) {
 	t.Parallel()
@@ -138,10 +147,7 @@ func TestStore(t *testing.T) {
 // "no report" or "no tombstone".
 func TestStoreUnreachable(t *testing.T) {
 	t.Parallel()
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond, MaxRetries: -1,
-		DialerRetries: 1, DialerRetryTimeout: time.Millisecond})
-	t.Cleanup(func() { _ = rdb.Close() })
-	s := NewStore(rdb, testRetention, testTombstone)
+	s := unreachableStore(t)
 	ctx := context.Background()
 	if _, err := s.Report(ctx, "x"); err == nil || errors.Is(err, ErrNoReport) {
 		t.Errorf("Report = %v, want an error that is not ErrNoReport", err)

@@ -173,44 +173,50 @@ func (s *repeatState) end(key string, ru *run, now time.Time) *pending {
 	return &p
 }
 
+// locked calls take under the lock with the clock's now, then writes the lines it returned once the
+// lock is released, in the order their failures began.
+func (s *repeatState) locked(take func(now time.Time) []pending) {
+	now := s.now()
+	s.mu.Lock()
+	out := take(now)
+	s.mu.Unlock()
+	writeAll(out)
+}
+
 // Sweep writes, as of the clock's now, the counts that are due and the ends of the failures that
 // ended.
 func (h *Repeats) Sweep() {
 	s := h.s
-	now := s.now()
-	var out []pending
-	s.mu.Lock()
-	for key, ru := range s.runs {
-		switch {
-		case s.over(ru, now):
-			if p := s.end(key, ru, now); p != nil {
-				out = append(out, *p)
+	s.locked(func(now time.Time) (out []pending) {
+		for key, ru := range s.runs {
+			switch {
+			case s.over(ru, now):
+				if p := s.end(key, ru, now); p != nil {
+					out = append(out, *p)
+				}
+			case ru.held > 0 && now.Sub(ru.shown) >= s.interval:
+				out = append(out, ru.line(now))
+				ru.held, ru.shown = 0, now
 			}
-		case ru.held > 0 && now.Sub(ru.shown) >= s.interval:
-			out = append(out, ru.line(now))
-			ru.held, ru.shown = 0, now
 		}
-	}
-	s.mu.Unlock()
-	writeAll(out)
+		return out
+	})
 }
 
 // Close writes the counts of what is held back (not ended: the process stops first) and passes every
 // later line straight on.
 func (h *Repeats) Close() {
 	s := h.s
-	now := s.now()
-	var out []pending
-	s.mu.Lock()
-	for key, ru := range s.runs {
-		if ru.held > 0 {
-			out = append(out, ru.line(now))
+	s.locked(func(now time.Time) (out []pending) {
+		for key, ru := range s.runs {
+			if ru.held > 0 {
+				out = append(out, ru.line(now))
+			}
+			delete(s.runs, key)
 		}
-		delete(s.runs, key)
-	}
-	s.closed = true
-	s.mu.Unlock()
-	writeAll(out)
+		s.closed = true
+		return out
+	})
 }
 
 // Start sweeps five times an interval until stop is called, which then closes h.

@@ -155,72 +155,58 @@ func TestRepeatsOutage(t *testing.T) {
 // TestRepeatsKey: what makes two lines the same failure.
 func TestRepeatsKey(t *testing.T) {
 	t.Parallel()
+	// line is one line to log, through the handler in derives from the Repeats (itself when in is nil).
+	type line struct {
+		in    func(*Repeats) slog.Handler
+		level slog.Level
+		msg   string
+		args  []any
+	}
+	warn := func(msg string, args ...any) line { return line{level: slog.LevelWarn, msg: msg, args: args} }
+	component := func(name string) func(*Repeats) slog.Handler {
+		return func(h *Repeats) slog.Handler { return h.WithAttrs([]slog.Attr{slog.String("component", name)}) }
+	}
 	for _, tt := range []struct {
 		name string
-		a, b func(l *repeatsLog)
+		a, b line
 		same bool
 	}{
-		{"digits in the message", func(l *repeatsLog) {
-			l.log(l.h, slog.LevelWarn, "redis: connection pool: failed to dial after 1 attempts: dial tcp 10.0.0.1:6379: i/o timeout")
-		}, func(l *repeatsLog) {
-			l.log(l.h, slog.LevelWarn, "redis: connection pool: failed to dial after 3 attempts: dial tcp 10.0.0.2:6379: i/o timeout")
-		}, true},
-		{"another message", func(l *repeatsLog) {
-			l.log(l.h, slog.LevelWarn, "Dequeue error")
-		}, func(l *repeatsLog) {
-			l.log(l.h, slog.LevelWarn, "Failed to forward scheduled tasks")
-		}, false},
-		{"another level", func(l *repeatsLog) {
-			l.log(l.h, slog.LevelWarn, "x")
-		}, func(l *repeatsLog) {
-			l.log(l.h, slog.LevelError, "x")
-		}, false},
-		{"another job", func(l *repeatsLog) {
-			l.log(l.h, slog.LevelWarn, "progress not written", "job", "0b3f", "err", errRefused)
-		}, func(l *repeatsLog) {
-			l.log(l.h, slog.LevelWarn, "progress not written", "job", "9c1e", "err", errRefused)
-		}, false},
-		{"an error of another kind", func(l *repeatsLog) {
-			l.log(l.h, slog.LevelWarn, "progress not written", "err", errRefused)
-		}, func(l *repeatsLog) {
-			l.log(l.h, slog.LevelWarn, "progress not written", "err", errors.New("read tcp 127.0.0.1:6379: i/o timeout"))
-		}, false},
-		{"an error's port", func(l *repeatsLog) {
-			l.log(l.h, slog.LevelWarn, "x", "err", errors.New("read tcp 127.0.0.1:51234->127.0.0.1:6379: read: connection reset by peer"))
-		}, func(l *repeatsLog) {
-			l.log(l.h, slog.LevelWarn, "x", "err", errors.New("read tcp 127.0.0.1:40001->127.0.0.1:6379: read: connection reset by peer"))
-		}, true},
-		{"a string that is not an error", func(l *repeatsLog) {
-			l.log(l.h, slog.LevelWarn, "x", "queue", "reports-1")
-		}, func(l *repeatsLog) {
-			l.log(l.h, slog.LevelWarn, "x", "queue", "reports-2")
-		}, false},
-		{"an int", func(l *repeatsLog) {
-			l.log(l.h, slog.LevelWarn, "webhook delivery refused", "status", 500)
-		}, func(l *repeatsLog) {
-			l.log(l.h, slog.LevelWarn, "webhook delivery refused", "status", 404)
-		}, false},
-		{"durations, times and floats", func(l *repeatsLog) {
-			l.log(l.h, slog.LevelWarn, "x", "in", time.Second, "at", time.Unix(1, 0), "ratio", 0.5)
-		}, func(l *repeatsLog) {
-			l.log(l.h, slog.LevelWarn, "x", "in", 2*time.Second, "at", time.Unix(2, 0), "ratio", 0.7)
-		}, true},
-		{"in another group", func(l *repeatsLog) {
-			l.log(l.h.WithGroup("g"), slog.LevelWarn, "x", "k", "v")
-		}, func(l *repeatsLog) {
-			l.log(l.h, slog.LevelWarn, "x", "k", "v")
-		}, false},
-		{"with other attributes", func(l *repeatsLog) {
-			l.log(l.h.WithAttrs([]slog.Attr{slog.String("component", "asynq")}), slog.LevelWarn, "x")
-		}, func(l *repeatsLog) {
-			l.log(l.h.WithAttrs([]slog.Attr{slog.String("component", "go-redis")}), slog.LevelWarn, "x")
-		}, false},
+		{"digits in the message",
+			warn("redis: connection pool: failed to dial after 1 attempts: dial tcp 10.0.0.1:6379: i/o timeout"),
+			warn("redis: connection pool: failed to dial after 3 attempts: dial tcp 10.0.0.2:6379: i/o timeout"), true},
+		{"another message", warn("Dequeue error"), warn("Failed to forward scheduled tasks"), false},
+		{"another level", warn("x"), line{level: slog.LevelError, msg: "x"}, false},
+		{"another job",
+			warn("progress not written", "job", "0b3f", "err", errRefused),
+			warn("progress not written", "job", "9c1e", "err", errRefused), false},
+		{"an error of another kind",
+			warn("progress not written", "err", errRefused),
+			warn("progress not written", "err", errors.New("read tcp 127.0.0.1:6379: i/o timeout")), false},
+		{"an error's port",
+			warn("x", "err", errors.New("read tcp 127.0.0.1:51234->127.0.0.1:6379: read: connection reset by peer")),
+			warn("x", "err", errors.New("read tcp 127.0.0.1:40001->127.0.0.1:6379: read: connection reset by peer")), true},
+		{"a string that is not an error", warn("x", "queue", "reports-1"), warn("x", "queue", "reports-2"), false},
+		{"an int", warn("webhook delivery refused", "status", 500), warn("webhook delivery refused", "status", 404), false},
+		{"durations, times and floats",
+			warn("x", "in", time.Second, "at", time.Unix(1, 0), "ratio", 0.5),
+			warn("x", "in", 2*time.Second, "at", time.Unix(2, 0), "ratio", 0.7), true},
+		{"in another group",
+			line{in: func(h *Repeats) slog.Handler { return h.WithGroup("g") }, level: slog.LevelWarn, msg: "x", args: []any{"k", "v"}},
+			warn("x", "k", "v"), false},
+		{"with other attributes",
+			line{in: component("asynq"), level: slog.LevelWarn, msg: "x"},
+			line{in: component("go-redis"), level: slog.LevelWarn, msg: "x"}, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			l := newRepeatsLog(5 * time.Second)
-			tt.a(l)
-			tt.b(l)
+			for _, ln := range []line{tt.a, tt.b} {
+				var h slog.Handler = l.h
+				if ln.in != nil {
+					h = ln.in(l.h)
+				}
+				l.log(h, ln.level, ln.msg, ln.args...)
+			}
 			n := len(l.lines())
 			if got := n == 1; got != tt.same {
 				t.Errorf("lines written: %d; the same failure: %v, want %v", n, got, tt.same)
