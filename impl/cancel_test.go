@@ -280,3 +280,45 @@ type failingMarker struct{ *fakeStore }
 func (failingMarker) RequestCancel(context.Context, string, time.Duration) error {
 	return errors.New("dial tcp 10.0.0.7:6379: i/o timeout")
 }
+
+func (failingMarker) RequestCancelPending(context.Context, string, time.Duration, store.Canceled) error {
+	return errors.New("dial tcp 10.0.0.7:6379: i/o timeout")
+}
+
+// readOnDelete is a task inspector that, the moment a task is deleted, reads the job as a concurrent
+// status read would, before the cancel that deleted it has recorded the job's end.
+type readOnDelete struct {
+	*fakeTasks
+	read func() (jobs.Job, error)
+	got  *jobs.Job
+	err  *error
+}
+
+func (r readOnDelete) DeleteTask(queue, id string) error {
+	if err := r.fakeTasks.DeleteTask(queue, id); err != nil {
+		return err
+	}
+	*r.got, *r.err = r.read()
+	return nil
+}
+
+// TestCancelPendingReadInBetween: a status read that comes after a pending job's task was taken out of
+// the queue, and before its cancel recorded the end, reads the job canceled, not gone (410).
+func TestCancelPendingReadInBetween(t *testing.T) {
+	t.Parallel()
+	f := newFixture()
+	f.tasks.put(reportInfo(asynq.TaskStatePending))
+	var got jobs.Job
+	var err error
+	var svc *jobs.Service
+	inspector := readOnDelete{fakeTasks: f.tasks, got: &got, err: &err,
+		read: func() (jobs.Job, error) { return svc.Get(context.Background(), jobs.Anonymous, testID.String()) }}
+	svc = jobs.New(jobs.Deps{Queue: f.queue, Inspector: inspector, Store: f.store, Policy: testPolicy,
+		Now: func() time.Time { return testNow }, NewID: func() uuid.UUID { return testID }})
+	if _, cerr := svc.Cancel(context.Background(), jobs.Anonymous, testID.String()); cerr != nil {
+		t.Fatalf("Cancel: %v", cerr)
+	}
+	if err != nil || got.State != jobs.Canceled {
+		t.Errorf("a read between the task's deletion and the cancel's record: %v, %v; want canceled", got.State, err)
+	}
+}

@@ -216,6 +216,28 @@ func (s *fakeStore) RequestCancel(_ context.Context, id string, _ time.Duration)
 	return nil
 }
 
+// RequestCancelPending is RequestCancel with the canceled record written in the same step, as the real
+// one's transaction does.
+func (s *fakeStore) RequestCancelPending(ctx context.Context, id string, lifetime time.Duration, c store.Canceled) error {
+	if err := s.RequestCancel(ctx, id, lifetime); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.canceled == nil {
+		s.canceled = map[string]store.Canceled{}
+	}
+	s.canceled[id] = c
+	return nil
+}
+
+func (s *fakeStore) ForgetCanceled(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.canceled, id)
+	return nil
+}
+
 func (s *fakeStore) CanceledJob(_ context.Context, id string) (store.Canceled, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -29,15 +29,23 @@ func (s *Service) Cancel(ctx context.Context, client, id string) (Job, error) {
 		return j, cannotCancel(j)
 	}
 	// The marker first: whatever happens next (the job starts, finishes, or the cancel message is
-	// lost), the job checks it and gives up without a report.
-	if err := s.store.RequestCancel(ctx, id, s.policy.lifetime()); err != nil {
-		return Job{}, problem.Unavailable(err)
-	}
+	// lost), the job checks it and gives up without a report. A pending job's canceled record comes
+	// with it, before its task goes, so that no read in between finds the job gone.
 	if j.State == Pending {
-		if err := s.inspector.DeleteTask(store.QueueOf(id), id); err == nil {
-			return s.endPending(ctx, j)
+		c := canceledRecord(j, s.now())
+		if err := s.store.RequestCancelPending(ctx, id, s.policy.lifetime(), c); err != nil {
+			return Job{}, problem.Unavailable(err)
 		}
-		// It became active in the meantime (asynq refuses to delete an active task): stop it below.
+		if err := s.inspector.DeleteTask(store.QueueOf(id), id); err == nil {
+			return s.endPending(ctx, j, c)
+		}
+		// It became active in the meantime (asynq refuses to delete an active task): stop it below,
+		// without the record of a job that never ran.
+		if err := s.store.ForgetCanceled(ctx, id); err != nil {
+			return Job{}, problem.Unavailable(err)
+		}
+	} else if err := s.store.RequestCancel(ctx, id, s.policy.lifetime()); err != nil {
+		return Job{}, problem.Unavailable(err)
 	}
 	if err := s.store.PublishCancel(ctx, id); err != nil {
 		return Job{}, problem.Unavailable(err)

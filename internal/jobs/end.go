@@ -133,11 +133,15 @@ func (s *Service) recordEnd(ctx context.Context, e store.EndRecord, outcome Outc
 	return Outcome(recorded), nil
 }
 
-// endPending records the end of pending job j, canceled as its task was taken out of the queue before
-// it ran, and announces it.
-func (s *Service) endPending(ctx context.Context, j Job) (Job, error) {
-	c := store.Canceled{CreatedAt: j.CreatedAt, Range: j.Range.String(), CanceledAt: s.now().UTC(),
+// canceledRecord is the record pending job j leaves when it is canceled at now.
+func canceledRecord(j Job, now time.Time) store.Canceled {
+	return store.Canceled{CreatedAt: j.CreatedAt, Range: j.Range.String(), CanceledAt: now.UTC(),
 		StartedAt: j.Progress.StartedAt, Attempt: j.Progress.Attempt, Progress: j.Progress.Share, CallbackURL: j.CallbackURL, Client: j.Client}
+}
+
+// endPending records the end of pending job j, canceled (record c) as its task was taken out of the
+// queue before it ran, and announces it.
+func (s *Service) endPending(ctx context.Context, j Job, c store.Canceled) (Job, error) {
 	p := j.Progress
 	p.FinishedAt = c.CanceledAt
 	e := store.EndRecord{ID: j.ID, Client: j.Client, Final: true, Canceled: &c, FinishedAt: c.CanceledAt, ExpiresAt: s.expiresAt(c.CanceledAt, false)}

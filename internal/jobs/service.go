@@ -46,6 +46,8 @@ type Store interface {
 	Tombstone(ctx context.Context, id string) (store.Tombstone, bool, error)
 	Report(ctx context.Context, id string) (store.Report, error)
 	RequestCancel(ctx context.Context, id string, lifetime time.Duration) error
+	RequestCancelPending(ctx context.Context, id string, lifetime time.Duration, c store.Canceled) error
+	ForgetCanceled(ctx context.Context, id string) error
 	CancelRequested(ctx context.Context, id string) (bool, error)
 	CanceledJob(ctx context.Context, id string) (store.Canceled, bool, error)
 	DeleteJob(ctx context.Context, id, client string, keep time.Duration) error

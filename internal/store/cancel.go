@@ -34,6 +34,35 @@ func (s *Store) RequestCancel(ctx context.Context, id string, lifetime time.Dura
 	return nil
 }
 
+// RequestCancelPending marks pending job id canceled, as RequestCancel does, and writes c, the record
+// its cancel will leave, in the same round trip, before the job's task is taken out of the queue: a read
+// that finds no task in between finds the record (a job being canceled reads canceled, not gone). If the
+// task cannot be deleted (a worker took it meanwhile), the record is never read: a read finds the task.
+func (s *Store) RequestCancelPending(ctx context.Context, id string, lifetime time.Duration, c Canceled) error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encode canceled job %s: %w", id, err)
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, cancelKey(id), "1", lifetime)
+		p.Set(ctx, canceledKey(id), b, s.retention)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("request cancel of job %s: %w", id, err)
+	}
+	return nil
+}
+
+// ForgetCanceled removes the canceled record RequestCancelPending wrote for job id, when its task could
+// not be taken out of the queue after all: the job runs, and ends as a running job's cancel ends it.
+func (s *Store) ForgetCanceled(ctx context.Context, id string) error {
+	if err := s.rdb.Del(ctx, canceledKey(id)).Err(); err != nil {
+		return fmt.Errorf("forget canceled record of job %s: %w", id, err)
+	}
+	return nil
+}
+
 // CancelRequested reports whether job id was marked canceled.
 func (s *Store) CancelRequested(ctx context.Context, id string) (bool, error) {
 	n, err := s.rdb.Exists(ctx, cancelKey(id)).Result()
