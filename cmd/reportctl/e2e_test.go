@@ -13,11 +13,13 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
 	"github.com/reportd/reportd/gen"
 	"github.com/reportd/reportd/internal/testkit/reportdproc"
 )
@@ -311,11 +313,16 @@ func TestWatchAndList(t *testing.T) {
 		if id, _, _ := strings.Cut(rows[min(1, len(rows)-1)], "  "); id == first || id == second {
 			order = append(order, id)
 		}
-		i := strings.LastIndex(r.stdout, "next page: reportctl list --cursor ")
+		// The next page's command as printed, filter and limit included, is what runs next.
+		const hint = "next page: reportctl "
+		i := strings.LastIndex(r.stdout, hint)
 		if i < 0 || len(order) == 2 {
 			break
 		}
-		args = []string{"list", "--status", "pending", "--limit", "1", "--cursor", strings.TrimSpace(r.stdout[i+len("next page: reportctl list --cursor "):])}
+		args = strings.Fields(r.stdout[i+len(hint):])
+		if want := []string{"list", "--status", "pending", "--limit", "1", "--cursor"}; !slices.Equal(args[:min(len(args), 6)], want) || len(args) != 7 {
+			t.Fatalf("next page hint %q, want %s CURSOR", r.stdout[i:], strings.Join(want, " "))
+		}
 	}
 	if diff := cmp.Diff([]string{second, first}, order); diff != "" {
 		t.Errorf("pending jobs paged one at a time (-want +got):\n%s", diff)

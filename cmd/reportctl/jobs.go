@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -161,7 +162,15 @@ var listCommand = command{
 			}
 			printJobs(e.stdout, page.Jobs)
 			if page.Next != "" {
-				fmt.Fprintf(e.stdout, "next page: reportctl list --cursor %s\n", page.Next)
+				// The cursor holds the place, not the filter: the next page's command repeats both.
+				next := "reportctl list"
+				if *status != "" {
+					next += " --status " + *status
+				}
+				if *limit != 0 {
+					next += " --limit " + strconv.Itoa(*limit)
+				}
+				fmt.Fprintf(e.stdout, "next page: %s --cursor %s\n", next, page.Next)
 			}
 			return nil
 		}

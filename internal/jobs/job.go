@@ -3,6 +3,7 @@ package jobs
 import (
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -69,7 +70,7 @@ func (j Job) Terminal() bool {
 func (j Job) Failure(jobTimeout time.Duration) (problem.Type, string) {
 	switch j.Progress.Outcome {
 	case OutcomeTimedOut:
-		return problem.ReportTimedOut, fmt.Sprintf("The report ran longer than the job time limit of %s; ask for a shorter range.", jobTimeout)
+		return problem.ReportTimedOut, fmt.Sprintf("The report ran longer than the job time limit of %s; ask for a shorter range.", spoken(jobTimeout))
 	case OutcomeUnreadable:
 		return problem.ReportUnreadable, "The job's stored request cannot be read by this version of reportd; submit it again."
 	}
@@ -193,4 +194,16 @@ func ownerOf(recorded string) string {
 		return Anonymous
 	}
 	return recorded
+}
+
+// spoken is d as a person writes it in a sentence: 24h, not 24h0m0s; 1h30m, 90s as 1m30s.
+func spoken(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

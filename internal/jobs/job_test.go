@@ -278,7 +278,7 @@ func TestFailure(t *testing.T) {
 		wantDetail string
 	}{
 		{name: "timeout", outcome: OutcomeTimedOut, lastErr: "summarize 2026-01-01..2026-03-31: day 2026-02-11: context deadline exceeded",
-			wantType: "/problems/report-timeout", wantDetail: "10m0s"},
+			wantType: "/problems/report-timeout", wantDetail: "time limit of 10m;"},
 		{name: "other", outcome: OutcomeFailed, lastErr: "save report of job x: dial tcp 10.0.0.7:6379: connection refused",
 			wantType: "/problems/report-failed", wantDetail: "4 attempts"},
 		{name: "lease-expired", lastErr: "asynq: task lease expired",
@@ -358,5 +358,17 @@ func TestGetCanceledWithoutOutcome(t *testing.T) {
 				t.Errorf("Get = %v, %v; want %s", j.State, err, tc.want)
 			}
 		})
+	}
+}
+
+func TestSpoken(t *testing.T) {
+	t.Parallel()
+	for d, want := range map[time.Duration]string{
+		24 * time.Hour: "24h", 90 * time.Minute: "1h30m", 90 * time.Second: "1m30s", time.Second: "1s",
+		1500 * time.Millisecond: "1.5s", time.Hour + time.Second: "1h0m1s", 10 * time.Minute: "10m",
+	} {
+		if got := spoken(d); got != want {
+			t.Errorf("spoken(%v) = %q, want %q", d, got, want)
+		}
 	}
 }

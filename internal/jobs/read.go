@@ -45,7 +45,7 @@ func (s *Service) Get(ctx context.Context, client, id string) (Job, error) {
 		if !now.Before(j.ExpiresAt.Add(s.policy.Tombstone)) {
 			return Job{}, problem.Errorf(problem.KindNotFound, "Job %s was not found.", id)
 		}
-		return Job{}, problem.Errorf(problem.KindGone, "Job %s has expired; finished jobs are kept for %s.", id, s.policy.Retention)
+		return Job{}, problem.Errorf(problem.KindGone, "Job %s has expired; finished jobs are kept for %s.", id, spoken(s.policy.Retention))
 	}
 	if j.State == Failed && j.Progress.Outcome == "" {
 		// An attempt that could not record how it ended (asynq's own cancel reached it first, or
@@ -82,7 +82,7 @@ func (s *Service) missing(ctx context.Context, client, id string) (Job, error) {
 	case err != nil:
 		return Job{}, problem.Unavailable(err)
 	case issued && ownerOf(tomb.Owner) == client:
-		return Job{}, problem.Errorf(problem.KindGone, "Job %s has expired or was deleted; finished jobs are kept for %s.", id, s.policy.Retention)
+		return Job{}, problem.Errorf(problem.KindGone, "Job %s has expired or was deleted; finished jobs are kept for %s.", id, spoken(s.policy.Retention))
 	default:
 		return Job{}, problem.Errorf(problem.KindNotFound, "Job %s was not found.", id)
 	}
