@@ -22,3 +22,5 @@ echo "=== report queue shards: a 3-master cluster with capped masters (as root; 
 REPORTD_MEASURE=1 go test ./cmd/reportd -run TestShardScaling -count=1 -v | grep -E '^(cluster|single|one)|SKIP|ok|FAIL'
 echo "=== memory with the queue"
 REPORTD_MEASURE=1 go test ./internal/faults -run TestMemoryFlatWithQueuedJobs -count=1 -v | grep -E 'RSS|ok|FAIL'
+echo "=== two workers against one"
+REPORTD_MEASURE=1 go test ./internal/faults -run TestTwoAPIsTwoWorkers -count=1 -v | grep -E 'jobs/s|throughput|ok|FAIL'
