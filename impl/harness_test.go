@@ -294,6 +294,8 @@ type setup struct {
 	Waiters bool
 	// Heartbeat is jobs.Deps.Heartbeat: how often a quiet event stream sends a comment.
 	Heartbeat time.Duration
+	// Fallback is jobs.Deps.Fallback: how often a waiting request or a stream re-reads its job unwoken.
+	Fallback time.Duration
 	// APIKeys and Limits are jobs.Deps'; none means an open API, one anonymous client, without limits.
 	APIKeys []httpapi.APIKey
 	Limits  jobs.Limits
@@ -419,6 +421,7 @@ func serverOptions(s setup, rdb *redis.Client, st *store.Store, log *slog.Logger
 		Log:           log,
 		Now:           time.Now,
 		Heartbeat:     s.Heartbeat,
+		Fallback:      s.Fallback,
 		WrapInspector: s.WrapTasks,
 		Worker: server.Worker{
 			Ledger:          s.Ledger,

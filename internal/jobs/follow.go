@@ -16,7 +16,7 @@ import (
 // its state or progress, at most every EventGap, and one terminal event. Progress reaches the API
 // processes as the worker writes it, by pub/sub (one subscription a process, Followers.Run), and the
 // finish event wakes the stream as it wakes a waiting request: a stream costs Redis nothing a progress
-// tick, a read when its job ends, and one every waitFallback in case a message was lost.
+// tick, a read when its job ends, and one every Deps.Fallback in case a message was lost.
 
 // EventGap is the shortest time between two status events of one stream.
 const EventGap = 250 * time.Millisecond
@@ -223,7 +223,7 @@ func (st *Stream) Follow(ctx context.Context, lastEventID string, emit func(Even
 		if err := send(); err != nil || j.Terminal() {
 			return err
 		}
-		fallback := time.NewTimer(waitFallback/2 + rand.N(waitFallback))
+		fallback := time.NewTimer(s.fallback/2 + rand.N(s.fallback))
 		select {
 		case p := <-st.progress:
 			if p == nil {

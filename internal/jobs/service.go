@@ -131,6 +131,9 @@ type Deps struct {
 	Followers *Followers
 	// Heartbeat is how often a quiet event stream sends a comment; zero means DefaultHeartbeat.
 	Heartbeat time.Duration
+	// Fallback is how often, on average, a waiting request or a stream re-reads its job unwoken; zero
+	// means DefaultFallback.
+	Fallback time.Duration
 	// Shards are the report queues new jobs go to (one by default); their ids carry their shard.
 	Shards store.Shards
 	// Queues are the report queues the Retry-After estimate counts: Shards' and any older ones still
@@ -158,6 +161,7 @@ type Service struct {
 	queues    []string
 	followers *Followers
 	heartbeat time.Duration
+	fallback  time.Duration
 	now       func() time.Time
 	newID     func() uuid.UUID
 }
@@ -166,12 +170,15 @@ type Service struct {
 func New(d Deps) *Service {
 	s := &Service{queue: d.Queue, inspector: d.Inspector, store: d.Store, policy: d.Policy, limits: d.Limits,
 		webhooks: d.Webhooks, log: d.Log, waiters: d.Waiters, estimate: &waitEstimate{}, accepted: d.Accepted,
-		queues: d.Queues, followers: d.Followers, heartbeat: d.Heartbeat, now: d.Now, newID: d.NewID}
+		queues: d.Queues, followers: d.Followers, heartbeat: d.Heartbeat, fallback: d.Fallback, now: d.Now, newID: d.NewID}
 	if s.followers == nil {
 		s.followers = NewFollowers()
 	}
 	if s.heartbeat <= 0 {
 		s.heartbeat = DefaultHeartbeat
+	}
+	if s.fallback <= 0 {
+		s.fallback = DefaultFallback
 	}
 	if s.queues == nil {
 		s.queues = d.Shards.Queues()

@@ -9,14 +9,15 @@ import (
 	"github.com/reportd/reportd/internal/problem"
 )
 
-// waitFallback is how often a waiting request re-reads its job without being woken, so that a lost
-// event cannot strand it; with jitter, so that waiters spread out. A thousand waiters cost Redis
-// about a hundred reads a second this way, not a thousand a tick.
-const waitFallback = 10 * time.Second
+// DefaultFallback is how often a waiting request or an event stream re-reads its job without being
+// woken, so that a lost event cannot strand it; with jitter (from half of it to one and a half), so
+// that waiters spread out. A thousand waiters cost Redis about a hundred reads a second this way, not a
+// thousand a tick.
+const DefaultFallback = 10 * time.Second
 
 // waitFor reads client's job id until it is terminal or d has passed, and returns the last read. It is
 // woken by the job's finish event; it reads the job at the start, after each event, and every
-// waitFallback, and at the start and after an event its end record too while asynq still shows the job
+// Deps.Fallback, and at the start and after an event its end record too while asynq still shows the job
 // unfinished (getWithEnd): an event published just before Watch, or just now, has left one.
 func (s *Service) waitFor(ctx context.Context, client, id string, d time.Duration) (Job, error) {
 	woken, stop := s.waiters.Watch(id) // before the first read, so that no event can fall between
@@ -25,7 +26,7 @@ func (s *Service) waitFor(ctx context.Context, client, id string, d time.Duratio
 	defer deadline.Stop()
 	v, err := s.getWithEnd(ctx, client, id)
 	for err == nil && !v.Terminal() {
-		fallback := time.NewTimer(waitFallback/2 + rand.N(waitFallback))
+		fallback := time.NewTimer(s.fallback/2 + rand.N(s.fallback))
 		select {
 		case <-woken:
 			v, err = s.getWithEnd(ctx, client, id)

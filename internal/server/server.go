@@ -53,10 +53,11 @@ type Options struct {
 	Tracer trace.TracerProvider
 
 	// Now is the clock of the lifecycle (jobs.Deps) and of the report worker, whose reports count the
-	// days up to its today; Heartbeat is jobs.Deps'. Nil and zero mean the real clock and the default
-	// heartbeat.
+	// days up to its today; Heartbeat and Fallback are jobs.Deps'. Nil and zero mean the real clock and
+	// the defaults.
 	Now       func() time.Time
 	Heartbeat time.Duration
+	Fallback  time.Duration
 	// WrapInspector, if set, wraps the lifecycle's reader of asynq's task info (a test counts its
 	// reads with it).
 	WrapInspector func(jobs.Inspector) jobs.Inspector
@@ -142,6 +143,7 @@ func New(o Options) *Service {
 		Queues:    s.opts.Queues,
 		Accepted:  s.apiMetrics.Accepted,
 		Heartbeat: o.Heartbeat,
+		Fallback:  o.Fallback,
 		Now:       o.Now,
 	}
 	if o.WrapInspector != nil {
